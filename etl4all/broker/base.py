@@ -1,0 +1,44 @@
+"""The Broker role: durable queues of batches between the stages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Delivery(Protocol):
+    """One received message."""
+
+    body: bytes
+    headers: dict[str, Any]
+    redelivered: bool
+
+    def ack(self) -> None:
+        """The message's effect is committed: forget it."""
+        ...
+
+    def reject(self, *, requeue: bool, reason: str | None = None) -> None:
+        """Give the message back (``requeue``) or dead-letter it with ``reason``."""
+        ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """Publishes and consumes batches; a context manager."""
+
+    def publish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
+        """Publish persistently; returns only once the broker confirmed the message.
+
+        Raises:
+            BrokerError: not confirmed (unroutable, nacked, connection lost).
+        """
+        ...
+
+    def consume(self, queue: str, *, timeout: float | None = None) -> Iterator[Delivery]:
+        """Deliveries from ``queue``; stops after ``timeout`` idle seconds (None: never)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

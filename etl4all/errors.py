@@ -1,0 +1,124 @@
+"""Every exception class of etl4all.
+
+```
+Etl4allError                          root; class attribute retryable = False
+├── ConfigError (also ValueError)     bad or missing setting or URL
+│   └── UnknownSchemeError            names the known schemes and the closest match
+├── MissingDependencyError (also ImportError)   driver not installed; names the extra
+├── SourceError                       connection or transfer failed              retryable
+├── DataError (also ValueError)       batch fails the frame schema or a warehouse constraint
+├── GeocodeError
+│   ├── GeocodeAuthError              REQUEST_DENIED, bad key: abort the batch
+│   ├── GeocodeQuotaError             daily quota used up: abort the batch
+│   ├── RateLimitedError              OVER_QUERY_LIMIT / 429; carries retry_after    retryable
+│   └── GeocodeUnavailableError (also OSError)   5xx, network               retryable
+│       └── GeocodeTimeoutError (also TimeoutError)
+├── BudgetExceededError               --max-calls would be exceeded: refuse to start
+├── BrokerError                       connection or channel lost                 retryable
+├── StoreError                        state or lookup store failed               retryable
+└── WarehouseError                    connection lost, deadlock, lock timeout    retryable
+```
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class Etl4allError(Exception):
+    """Root of every etl4all error."""
+
+    retryable: bool = False
+
+
+class ConfigError(Etl4allError, ValueError):
+    """A setting or URL is bad or missing."""
+
+
+class UnknownSchemeError(ConfigError):
+    """A URL scheme or backend name that no backend serves."""
+
+    def __init__(self, role: str, scheme: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        close = difflib.get_close_matches(scheme, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        super().__init__(
+            f"unknown {role} {scheme!r}; known: {', '.join(known)}.{hint}"
+        )
+        self.role = role
+        self.scheme = scheme
+
+
+class MissingDependencyError(Etl4allError, ImportError):
+    """A backend's driver is not installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"the Python package {module!r} is not installed; "
+            f"install it with: pip install 'etl4all[{extra}]'"
+        )
+
+
+class SourceError(Etl4allError):
+    """Listing or transferring a source file failed."""
+
+    retryable = True
+
+
+class DataError(Etl4allError, ValueError):
+    """A batch does not fit the frame schema or a warehouse constraint."""
+
+
+class GeocodeError(Etl4allError):
+    """Reverse geocoding failed."""
+
+
+class GeocodeAuthError(GeocodeError):
+    """The provider refused the credentials (REQUEST_DENIED): stop and fix the key."""
+
+
+class GeocodeQuotaError(GeocodeError):
+    """The provider's daily quota is used up: stop until it resets or is raised."""
+
+
+class RateLimitedError(GeocodeError):
+    """The provider asked us to slow down (OVER_QUERY_LIMIT, HTTP 429)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GeocodeUnavailableError(GeocodeError, OSError):
+    """The provider could not be reached or failed (HTTP 5xx, network, UNKNOWN_ERROR)."""
+
+    retryable = True
+
+
+class GeocodeTimeoutError(GeocodeUnavailableError, TimeoutError):
+    """A geocoding request timed out."""
+
+
+class BudgetExceededError(Etl4allError):
+    """The work needs more API calls than --max-calls allows."""
+
+
+class BrokerError(Etl4allError):
+    """The message broker connection or channel failed."""
+
+    retryable = True
+
+
+class StoreError(Etl4allError):
+    """The state store or the lookup store failed."""
+
+    retryable = True
+
+
+class WarehouseError(Etl4allError):
+    """The warehouse failed: connection lost, deadlock, lock timeout."""
+
+    retryable = True

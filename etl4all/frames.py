@@ -1,0 +1,129 @@
+"""Schemas of the frames passed between stages, and the canonical coordinate key.
+
+- points: one row per parsed coordinate record.
+- addresses: points plus the reverse-geocoded address columns.
+- rejects: input that could not be read, with file and line.
+
+Every stage casts what it receives with :func:`cast_frame`, so a batch that does not fit
+fails loudly with :class:`~etl4all.errors.DataError` instead of loading garbage.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from etl4all.errors import DataError
+
+KEY_DECIMALS = 8
+"""A coordinate's identity is (latitude, longitude) at this many decimals."""
+
+POINTS_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "line": pl.UInt32(),
+    "latitude": pl.Float64(),
+    "longitude": pl.Float64(),
+    "distance_km": pl.Float64(),
+    "bearing_deg": pl.Float64(),
+}
+
+GEOCODE_SCHEMA: dict[str, pl.DataType] = {
+    "street": pl.String(),
+    "number": pl.String(),
+    "neighborhood": pl.String(),
+    "city": pl.String(),
+    "postal_code": pl.String(),
+    "state": pl.String(),
+    "country": pl.String(),
+    "formatted_address": pl.String(),
+    "place_id": pl.String(),
+    "location_type": pl.String(),
+    "geocoder": pl.String(),
+    "geocode_status": pl.String(),
+    "geocoded_at": pl.Datetime("us", "UTC"),
+}
+"""Columns a geocoder returns for each key (besides the key's latitude/longitude)."""
+
+ADDRESS_FIELDS = (
+    "street",
+    "number",
+    "neighborhood",
+    "city",
+    "postal_code",
+    "state",
+    "country",
+    "formatted_address",
+    "place_id",
+    "location_type",
+)
+"""The address proper: a row 'changes' only when one of these or the status changes."""
+
+ADDRESSES_SCHEMA: dict[str, pl.DataType] = {**POINTS_SCHEMA, **GEOCODE_SCHEMA}
+
+REJECTS_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "line": pl.UInt32(),
+    "reason": pl.String(),
+    "text": pl.String(),
+}
+
+SCHEMAS = {"points": POINTS_SCHEMA, "addresses": ADDRESSES_SCHEMA, "rejects": REJECTS_SCHEMA}
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty frame with ``schema``."""
+    return pl.DataFrame(schema=schema)
+
+
+def cast_frame(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Select and strictly cast ``frame`` to ``schema``.
+
+    Raises:
+        DataError: a column is missing or a value does not fit its type.
+    """
+    missing = [name for name in schema if name not in frame.columns]
+    if missing:
+        raise DataError(f"batch is missing columns {missing}; has {frame.columns}")
+    try:
+        return frame.select(pl.col(name).cast(dtype, strict=True) for name, dtype in schema.items())
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        raise DataError(f"batch does not fit the frame schema: {exc}") from exc
+
+
+def fixed(expr: pl.Expr, decimals: int) -> pl.Expr:
+    """Format a float expression with exactly ``decimals`` decimals, like ``f"{x:.{d}f}"``."""
+    scaled = (expr * 10**decimals).round(0).cast(pl.Int64)
+    digits = scaled.abs().cast(pl.String).str.zfill(decimals + 1)
+    sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    if decimals == 0:
+        return pl.concat_str(sign, digits)
+    whole = digits.str.head(-decimals)
+    frac = digits.str.tail(decimals)
+    return pl.concat_str(sign, whole, pl.lit("."), frac)
+
+
+def scaled_key(expr: pl.Expr, decimals: int) -> pl.Expr:
+    """The coordinate as an integer count of 10**-decimals degrees (exact join key)."""
+    return (expr * 10**decimals).round(0).cast(pl.Int64)
+
+
+def coordinate_key(
+    lat: pl.Expr | str = "latitude", lon: pl.Expr | str = "longitude", decimals: int = KEY_DECIMALS
+) -> pl.Expr:
+    """The canonical key string ``"-30.04982864,-51.20150245"`` of a coordinate."""
+    lat = pl.col(lat) if isinstance(lat, str) else lat
+    lon = pl.col(lon) if isinstance(lon, str) else lon
+    return pl.concat_str(fixed(lat, decimals), pl.lit(","), fixed(lon, decimals))
+
+
+def canonical(frame: pl.DataFrame) -> pl.DataFrame:
+    """Round coordinates to the key precision and keep one row per coordinate.
+
+    Of several rows with the same coordinate the one with the smallest (source, line) wins,
+    so the result does not depend on the order in which batches arrive.
+    """
+    rounded = frame.with_columns(
+        pl.col("latitude").round(KEY_DECIMALS), pl.col("longitude").round(KEY_DECIMALS)
+    )
+    return rounded.sort("source", "line").unique(
+        subset=["latitude", "longitude"], keep="first", maintain_order=True
+    )

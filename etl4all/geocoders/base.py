@@ -1,0 +1,57 @@
+"""The Geocoder role: reverse-geocode a frame of distinct coordinates."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol, runtime_checkable
+
+import polars as pl
+
+from etl4all import frames
+
+KEYS_SCHEMA: dict[str, pl.DataType] = {"latitude": pl.Float64(), "longitude": pl.Float64()}
+"""What a geocoder receives: distinct coordinates, already rounded to the geocode precision."""
+
+RESULT_SCHEMA: dict[str, pl.DataType] = {**KEYS_SCHEMA, **frames.GEOCODE_SCHEMA}
+"""What a geocoder returns: one row per coordinate it could answer."""
+
+FAILED_SCHEMA: dict[str, pl.DataType] = {**KEYS_SCHEMA, "reason": pl.String(), "text": pl.String()}
+"""Coordinates the provider refused (e.g. INVALID_REQUEST): they become rejects."""
+
+
+@dataclasses.dataclass
+class Geocoded:
+    """The answer of a geocoder for one frame of keys."""
+
+    addresses: pl.DataFrame
+    """``RESULT_SCHEMA`` rows, at most one per key."""
+    failed: pl.DataFrame = dataclasses.field(default_factory=lambda: frames.empty(FAILED_SCHEMA))
+    """``FAILED_SCHEMA`` rows for keys that could not be geocoded."""
+    calls: int = 0
+    """API requests made (including retries)."""
+    retries: int = 0
+    """Requests that were retries of an earlier failed request."""
+    seconds: float = 0.0
+    """Wall time spent calling the API."""
+
+
+@runtime_checkable
+class Geocoder(Protocol):
+    """Turns coordinates into addresses; a context manager."""
+
+    name: str
+    """Provider name, stored in the ``geocoder`` column and in cache keys."""
+    paid: bool
+    """True for API providers: results are cached and calls are counted and budgeted."""
+
+    def reverse(self, keys: pl.DataFrame) -> Geocoded:
+        """Geocode ``keys`` (``KEYS_SCHEMA``, distinct).
+
+        Raises:
+            GeocodeAuthError, GeocodeQuotaError: the whole batch must stop.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release sessions."""
+        ...

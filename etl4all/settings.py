@@ -1,0 +1,182 @@
+"""Settings: built-in defaults < pipeline TOML < ``ETL4ALL_*`` variables < command-line flags.
+
+This is the only module that reads ``os.environ``. Every field is documented below; the
+environment variable of a field is ``ETL4ALL_`` + its name in capitals (``warehouse_url`` →
+``ETL4ALL_WAREHOUSE_URL``), except the Google key, read from ``GOOGLE_MAPS_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from etl4all.errors import ConfigError
+
+SECRET_ENV = {"google_key": "GOOGLE_MAPS_API_KEY"}
+"""Fields read from a variable that is not ``ETL4ALL_<NAME>``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a run or a worker needs to know, resolved once at start-up."""
+
+    source_url: str | None = None
+    """Where coordinate files come from: a folder, ``file:///dir`` or ``ftp://user:pass@host/dir``."""
+    file_pattern: str = "*.txt"
+    """Glob of the file names to take from the source."""
+    settle_seconds: float = 2.0
+    """An FTP file is taken only when its size and mtime stay the same this long."""
+    poll_interval: float = 10.0
+    """Seconds between two listings of the source when polling."""
+    once: bool = False
+    """Process what is there and exit instead of polling (for cron)."""
+    broker_url: str | None = None
+    """``amqp://`` URL of RabbitMQ; in-process when absent."""
+    queue_prefix: str = "etl4all"
+    """Prefix of every queue name (``etl4all.points``, ``etl4all.addresses``, ``etl4all.dead``)."""
+    state_url: str = "sqlite:///.etl4all/state.db"
+    """Files done, claims and the geocode cache: ``redis://`` or ``sqlite:///path``."""
+    lookup_url: str | None = None
+    """``mongodb://host/db`` lookup of loaded keys; the warehouse itself when absent."""
+    warehouse_url: str = "duckdb:///etl4all.duckdb"
+    """``duckdb:///path`` or ``mysql://user:pass@host:3306/db``."""
+    geocoder: str = "offline"
+    """Reverse geocoder: ``offline``, ``google`` or ``nominatim``."""
+    geocode_precision: int = 6
+    """Coordinates are rounded to this many decimals before geocoding (6 ≈ 11 cm)."""
+    google_key: str | None = dataclasses.field(default=None, repr=False)
+    """Google Maps API key (``GOOGLE_MAPS_API_KEY``); never logged."""
+    google_url: str = "https://maps.googleapis.com/maps/api/geocode/json"
+    """Google Geocoding endpoint; override for proxies, tests and compatible servers."""
+    language: str = "pt-BR"
+    """Language of the addresses returned by the API geocoders."""
+    result_type: str | None = None
+    """Google ``result_type`` filter, e.g. ``street_address|route``."""
+    location_type: str | None = None
+    """Google ``location_type`` filter, e.g. ``ROOFTOP``."""
+    nominatim_url: str = "https://nominatim.openstreetmap.org"
+    """Nominatim server (the public one allows 1 request/s and needs a real User-Agent)."""
+    user_agent: str | None = None
+    """Identifying User-Agent for Nominatim, e.g. ``acme-etl/1.0 (ops@acme.example)``."""
+    qps: float | None = None
+    """Max API requests per second per process (default 40 for Google, 1 for public Nominatim)."""
+    concurrency: int = 32
+    """Max API requests in flight per process."""
+    max_attempts: int = 5
+    """Attempts per coordinate on retryable API errors before giving up."""
+    max_calls: int | None = None
+    """Refuse to start work that needs more API calls than this (after dedup and cache)."""
+    request_timeout: float = 10.0
+    """Seconds before one API request is abandoned."""
+    cache_ttl_days: float | None = None
+    """Days a geocode result stays in the cache (default 30 for Google and Nominatim)."""
+    price_per_1000: float = 5.0
+    """USD per 1,000 API calls, for ``etl4all estimate``."""
+    batch_rows: int = 100_000
+    """Max points per batch (memory is bounded by this, not by file size)."""
+    consumers: int = 1
+    """Consumers per ``run-stage`` process."""
+    prefetch: int = 2
+    """Unacknowledged messages a consumer may hold."""
+    max_deliveries: int = 3
+    """A message that fails this many times goes to the dead-letter queue."""
+    lease_seconds: float = 300.0
+    """A claim on a file expires after this long, so another replica can take it over."""
+    log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
+
+    @classmethod
+    def load(
+        cls,
+        pipeline_file: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Resolve settings: defaults < pipeline TOML < environment < ``overrides``.
+
+        Raises:
+            ConfigError: unreadable pipeline file, unknown key or a value of the wrong type.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if pipeline_file is not None:
+            values.update(_read_pipeline(Path(pipeline_file)))
+        for field in dataclasses.fields(cls):
+            name = SECRET_ENV.get(field.name, f"ETL4ALL_{field.name.upper()}")
+            if environ.get(name, "") != "":
+                values[field.name] = _convert(field.name, environ[name], _hint(field.name))
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = _convert(name, value, _hint(name))
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        """Check value ranges; return self.
+
+        Raises:
+            ConfigError: a value out of range.
+        """
+        positive = ("batch_rows", "concurrency", "max_attempts", "consumers", "prefetch")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.geocode_precision <= 8:
+            raise ConfigError(f"geocode_precision must be 0..8, got {self.geocode_precision}")
+        if self.qps is not None and self.qps <= 0:
+            raise ConfigError(f"qps must be positive, got {self.qps}")
+        if self.max_calls is not None and self.max_calls < 0:
+            raise ConfigError(f"max_calls must not be negative, got {self.max_calls}")
+        if self.max_deliveries < 1:
+            raise ConfigError(f"max_deliveries must be at least 1, got {self.max_deliveries}")
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes).validated()
+
+
+_HINTS = typing.get_type_hints(Settings)
+
+
+def _hint(name: str) -> Any:
+    if name not in _HINTS:
+        raise ConfigError(f"unknown setting {name!r}")
+    return _HINTS[name]
+
+
+def _read_pipeline(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read pipeline file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"pipeline file {path} is not valid TOML: {exc}") from exc
+    table = data.get("etl4all", data)
+    return {name: _convert(name, value, _hint(name)) for name, value in table.items()}
+
+
+def _convert(name: str, value: Any, hint: Any) -> Any:
+    """Convert a TOML, environment or flag value to the field's type."""
+    kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    if isinstance(hint, types.UnionType) and value in ("", None):
+        return None
+    kind = kinds[0]
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name} expects {kind.__name__}, got {value!r}") from exc

@@ -1,0 +1,37 @@
+"""The Source role: list coordinate files and read their bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol, runtime_checkable
+
+
+@dataclasses.dataclass(frozen=True)
+class FileRef:
+    """One file of a source, as listed."""
+
+    key: str
+    """Identity for the state store: the source URL without credentials plus the path."""
+    name: str
+    """Path relative to the source root; becomes the ``source`` column of every row."""
+    size: int
+    """Size in bytes when listed."""
+    mtime: float
+    """Modification time (seconds since the epoch) when listed."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Lists and reads coordinate files; a context manager."""
+
+    def list_files(self) -> list[FileRef]:
+        """Fresh listing of the files matching the pattern, sorted by name."""
+        ...
+
+    def read(self, ref: FileRef) -> bytes:
+        """The whole content of ``ref``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,87 @@
+"""URL helpers: pick a backend by scheme, and redact secrets before logging."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from etl4all.errors import ConfigError, MissingDependencyError, UnknownSchemeError
+
+_SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:key|api_key|apikey|token|password)=)[^&;#\s]*", re.I)
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]*(@)", re.I)
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URLs and ``key=`` style query values anywhere in ``text``."""
+    text = _USERINFO.sub(r"\1***\2", text)
+    return _SECRET_QUERY.sub(r"\1***", text)
+
+
+def split(url: str) -> SplitResult:
+    """Split a URL; a plain path becomes ``file://``."""
+    parts = urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:  # "C:\\..." on Windows is a path too
+        return urlsplit("file://" + url) if url.startswith("/") else SplitResult(
+            "file", "", url, "", ""
+        )
+    return parts
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of ``url`` (``file`` for a plain path), lower case."""
+    return split(url).scheme.lower()
+
+
+def load_class(role: str, key: str, table: Mapping[str, tuple[str, str]]) -> Any:
+    """Import the backend class registered under ``key`` in a role's table.
+
+    The table maps a scheme or name to ``("package.module:Class", "extra")``.
+
+    Raises:
+        UnknownSchemeError: ``key`` is not in the table.
+        MissingDependencyError: the backend's driver is not installed.
+    """
+    if key not in table:
+        raise UnknownSchemeError(role, key, table)
+    target, extra = table[key]
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and not exc.name.startswith("etl4all"):
+            raise MissingDependencyError(exc.name, extra) from exc
+        raise
+    return getattr(module, class_name)
+
+
+def file_path(url: str) -> str:
+    """The file path of a ``sqlite:///path`` or ``duckdb:///path`` URL.
+
+    ``duckdb:///tmp/x.duckdb`` is ``/tmp/x.duckdb`` when the top folder (``/tmp``) exists;
+    a bare name (``duckdb:///etl4all.duckdb``) or a top folder that does not exist at the root
+    (``sqlite:///.etl4all/state.db``) is relative to the working directory; four slashes
+    are always absolute and ``///./`` always relative.
+
+    Raises:
+        ConfigError: no path in the URL, or a host in it.
+    """
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ConfigError(f"{redact(url)}: use three slashes, e.g. {parts.scheme}:///data/x.db")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise ConfigError(f"{redact(url)} names no file; e.g. {parts.scheme}:///data/x.db")
+    top, sep, _ = path.partition("/")
+    if path.startswith("/") or (sep and top not in ("", ".", "..") and os.path.isdir("/" + top)):
+        return "/" + path.lstrip("/")
+    return path
+
+
+def with_path(url: str, path: str) -> str:
+    """``url`` with its path replaced."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=path))

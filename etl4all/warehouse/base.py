@@ -1,0 +1,73 @@
+"""The Warehouse role: the ``address`` table, one row per distinct coordinate."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol, runtime_checkable
+
+import polars as pl
+
+from etl4all import frames
+
+LOAD_SCHEMA: dict[str, pl.DataType] = frames.ADDRESSES_SCHEMA
+"""What ``load`` takes: addresses, one row per coordinate at 8 decimals."""
+
+CHANGE_FIELDS = (*frames.ADDRESS_FIELDS, "geocoder", "geocode_status")
+"""A stored row is updated when one of these differs (compared NULL-safely).
+
+The provenance (``source_file``, ``source_line``, ``distance_km``, ``bearing_deg``) always
+follows the smallest (source_file, source_line) seen, so replays in any order agree.
+"""
+
+
+@dataclasses.dataclass
+class LoadResult:
+    """What a load did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: LoadResult) -> LoadResult:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+
+@runtime_checkable
+class Warehouse(Protocol):
+    """The address table; a context manager."""
+
+    def init(self) -> None:
+        """Create the database objects from ``sql/<dialect>/`` (idempotent)."""
+        ...
+
+    def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
+        """Insert new and update known coordinates in one transaction.
+
+        ``inserts`` are rows the lookup thinks are new, ``updates`` rows it thinks exist;
+        the split is only a hint: a stale lookup never creates a duplicate or loses a row.
+        Both frames follow ``LOAD_SCHEMA`` and hold distinct coordinates (``frames.canonical``).
+
+        Raises:
+            DataError: a value the table refuses (nothing is committed).
+            WarehouseError: the database failed (nothing is committed; retry).
+        """
+        ...
+
+    def existing(self, keys: pl.Series) -> pl.Series:
+        """Those canonical coordinate keys (``frames.coordinate_key``) present in the table."""
+        ...
+
+    def count(self) -> int:
+        """Rows in the address table."""
+        ...
+
+    def read(self) -> pl.DataFrame:
+        """The whole address table, for analysis and tests."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
