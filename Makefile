@@ -1,0 +1,42 @@
+# Every target creates and uses .venv by itself.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SOURCE ?= .etl4all/sample
+ARGS   ?=
+
+.PHONY: venv run sample test test-fast lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## run: the whole job on the embedded defaults (sample files, offline geocoder, DuckDB)
+run: venv
+	@test -d $(SOURCE) || $(BIN)/etl4all sample $(SOURCE) --files 5 --points 20000
+	$(BIN)/etl4all run $(SOURCE) $(ARGS)
+
+## test: the whole test suite (needs MariaDB, Redis and RabbitMQ on loopback)
+test: venv
+	$(BIN)/pytest $(ARGS)
+
+## test-fast: unit tests only, no services
+test-fast: venv
+	$(BIN)/pytest -m "not mysql and not redis and not rabbitmq and not slow" $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy etl4all
+
+bench: venv
+	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/geocode.py
+	$(BIN)/python bench/load_mysql.py
+
+clean:
+	rm -rf $(VENV) .etl4all etl4all.duckdb .pytest_cache .mypy_cache .ruff_cache

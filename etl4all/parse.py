@@ -1,0 +1,287 @@
+"""Parse data_points files: bytes in, a points frame and a rejects frame out.
+
+A record is three lines; the decimal at the end of a line is authoritative and the
+degrees-minutes-seconds text, when present, must agree with it within 0.0005°::
+
+    Latitude: 30°02′59″S   -30.04982864
+    Longitude: 51°12′05″W   -51.20150245
+    Distance: 2.2959 km  Bearing: 137.352°
+
+A record starts at a ``Latitude:`` line and needs the ``Longitude:`` line right after it;
+``Distance:`` is optional. Blank lines are ignored. Every other line ends up in a point or a
+reject; a bad record is one reject (at its first line, ``text`` holding all its lines).
+
+Reject reasons:
+    ``missing_longitude``  a Latitude line not followed by a Longitude line
+    ``missing_latitude``   a Longitude line with no Latitude line before it
+    ``orphan_distance``    a Distance line that follows no coordinate
+    ``out_of_range``       latitude outside [-90, 90] or longitude outside [-180, 180]
+    ``dms_mismatch``       the degrees-minutes-seconds text disagrees with the decimal
+    ``unrecognized``       any other line
+
+The work is done with Polars expressions over all lines at once: no Python loop per line.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from etl4all import frames
+
+DMS_TOLERANCE = 0.0005
+"""Degrees the DMS text may differ from the decimal value (a rounded second is 0.00014°)."""
+
+REASONS = (
+    "missing_longitude",
+    "missing_latitude",
+    "orphan_distance",
+    "out_of_range",
+    "dms_mismatch",
+    "unrecognized",
+)
+
+# ASCII classes ([0-9], [ \t]) keep the regex engine several times faster than \d and \s, and
+# so does a mandatory DMS part: lines without DMS text go through a second, rarer pattern.
+_SP = "[ \t]"
+_NUM = r"([-+]?[0-9]+(?:\.[0-9]+)?)"
+_DMS = (
+    rf"([0-9]{{1,3}}){_SP}*°{_SP}*([0-9]{{1,2}}){_SP}*[′']{_SP}*"
+    rf"([0-9]{{1,2}}(?:\.[0-9]+)?){_SP}*(?:″|''|\"){_SP}*(HEMI){_SP}+"
+)
+_PATTERNS = {
+    "lat": (
+        "Latitude",
+        rf"^Latitude{_SP}*:{_SP}*" + _DMS.replace("HEMI", "[NSns]") + _NUM + "$",
+        rf"^Latitude{_SP}*:{_SP}*()()()(){_NUM}$",
+    ),
+    "lon": (
+        "Longitude",
+        rf"^Longitude{_SP}*:{_SP}*" + _DMS.replace("HEMI", "[EWew]") + _NUM + "$",
+        rf"^Longitude{_SP}*:{_SP}*()()()(){_NUM}$",
+    ),
+    "dist": (
+        "Distance",
+        rf"^Distance{_SP}*:{_SP}*{_NUM}{_SP}*km{_SP}+Bearing{_SP}*:{_SP}*{_NUM}{_SP}*°?$",
+        None,
+    ),
+}
+"""Per line kind: its label, its regex, and the regex for the variant without DMS text."""
+_BOM = b"\xef\xbb\xbf"
+
+
+class Parsed(NamedTuple):
+    """The result of parsing: good points and counted rejects."""
+
+    points: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+def decode(data: bytes) -> bytes:
+    """UTF-8 bytes of a file: the BOM removed, latin-1 converted when not valid UTF-8."""
+    data = data.removeprefix(_BOM)
+    try:
+        pl.Series([data], dtype=pl.Binary).cast(pl.String)  # validates without a Python str
+    except pl.exceptions.ComputeError:
+        data = data.decode("latin-1").encode("utf-8")
+    return data
+
+
+def split_lines(data: bytes) -> pl.DataFrame:
+    """One row per line of UTF-8 ``data``: ``line`` (1-based) and ``text``.
+
+    LF, CRLF and lone CR all end a line. The text keeps its line ending (stripped later),
+    which lets the lines be cut out of the buffer without copying it.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    breaks = raw == ord("\n")
+    if data.count(b"\r") != data.count(b"\r\n"):  # some CR ends a line on its own
+        breaks |= (raw == ord("\r")) & ~np.append(breaks[1:], False)
+    ends = np.flatnonzero(breaks) + 1
+    if len(data) and (ends.size == 0 or ends[-1] != len(data)):
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    text = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    return pl.DataFrame({"text": pl.Series(text, dtype=pl.String)}).with_row_index(
+        "line", offset=1
+    )
+
+
+def parse(data: bytes, source: str) -> Parsed:
+    """Parse the bytes of one data_points file named ``source``."""
+    return parse_lines(split_lines(decode(data)), source)
+
+
+def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
+    """Parse a frame of ``line``/``text`` rows (see :func:`split_lines`)."""
+    rows = lines.with_columns(pl.col("text").str.strip_chars()).filter(pl.col("text") != "")
+    rows = rows.with_columns(_fields(rows.get_column("text")))
+    rows = rows.with_columns(
+        kind=pl.when(pl.col("lat").is_not_null())
+        .then(pl.lit("lat"))
+        .when(pl.col("lon").is_not_null())
+        .then(pl.lit("lon"))
+        .when(pl.col("dist").is_not_null())
+        .then(pl.lit("dist"))
+        .otherwise(pl.lit("other"))
+    )
+    groups = _group_starts(rows).with_columns(reason=_reason())
+    points = groups.filter(pl.col("reason").is_null()).select(
+        pl.lit(source).alias("source"),
+        "line",
+        pl.col("lat").alias("latitude"),
+        pl.col("lon_next").alias("longitude"),
+        pl.col("dist_at").alias("distance_km"),
+        pl.col("bearing_at").alias("bearing_deg"),
+    )
+    bad = groups.filter(pl.col("reason").is_not_null())
+    rejects = bad.select(
+        pl.lit(source).alias("source"), "line", "reason", text=_record_text(rows, bad)
+    )
+    return Parsed(
+        frames.cast_frame(points, frames.POINTS_SCHEMA),
+        frames.cast_frame(rejects, frames.REJECTS_SCHEMA),
+    )
+
+
+def _fields(text: pl.Series) -> list[pl.Series]:
+    """Values of each line kind, full length, null where a line is not of that kind.
+
+    Each regex runs only on the lines that start with its label, the kinds in parallel;
+    the results are scattered back to their rows.
+    """
+    where = {kind: text.str.starts_with(label).arg_true() for kind, (label, *_) in _PATTERNS.items()}
+    lines = {kind: text.gather(rows) for kind, rows in where.items()}
+    lat, lon, dist = (
+        _with_plain(found, lines[kind], _PATTERNS[kind][2])
+        for kind, found in zip(
+            _PATTERNS,
+            pl.collect_all(
+                lines[kind].to_frame().lazy().select(pl.col("text").str.extract_groups(regex))
+                for kind, (_, regex, _) in _PATTERNS.items()
+            ),
+            strict=True,
+        )
+    )
+    parts = {
+        "lat": lat.select(_number("5").alias("lat"), _dms("S").alias("lat_dms")),
+        "lon": lon.select(_number("5").alias("lon"), _dms("W").alias("lon_dms")),
+        "dist": dist.select(_number("1").alias("dist"), _number("2").alias("bearing")),
+    }
+    empty = pl.Series([None], dtype=pl.Float64).extend_constant(None, len(text) - 1)
+    return [
+        empty.alias(values.name).scatter(where[kind], values) if len(text) else values
+        for kind, part in parts.items()
+        for values in part.get_columns()
+    ]
+
+
+def _with_plain(found: pl.DataFrame, lines: pl.Series, plain: str | None) -> pl.DataFrame:
+    """Unnest the capture groups, filling the lines the DMS pattern missed from ``plain``."""
+    groups = found.unnest("text")
+    missed = groups.get_column(groups.columns[-1]).is_null()
+    if plain is None or not missed.any():
+        return groups
+    fallback = lines.filter(missed).str.extract_groups(plain).struct.unnest()
+    rows = missed.arg_true()
+    return groups.with_columns(
+        groups.get_column(name).scatter(rows, fallback.get_column(name)) for name in groups.columns
+    )
+
+
+def _number(group: str) -> pl.Expr:
+    """Capture ``group`` as a float; an empty capture (no DMS text) is null."""
+    return pl.col(group).cast(pl.Float64, strict=False)
+
+
+def _dms(negative: str) -> pl.Expr:
+    """Signed decimal degrees of the DMS groups 1-4 (null when the line has no DMS text)."""
+    degrees = _number("1") + _number("2") / 60 + _number("3") / 3600
+    hemisphere = pl.col("4").str.to_uppercase()
+    return pl.when(hemisphere == negative).then(-degrees).otherwise(degrees)
+
+
+def _group_starts(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per record or stray line, with the values of the lines attached to it.
+
+    A Longitude line right after a Latitude line, and a Distance line right after either,
+    belong to the record above them; every other line starts a group of its own.
+    """
+    kind, prev, nxt, after = (
+        pl.col("kind"),
+        pl.col("kind").shift(1),
+        pl.col("kind").shift(-1),
+        pl.col("kind").shift(-2),
+    )
+    attached = ((kind == "lon") & (prev == "lat")) | ((kind == "dist") & prev.is_in(["lat", "lon"]))
+    has_lon = (kind == "lat") & (nxt == "lon")
+    dist_offset = (
+        pl.when(has_lon & (after == "dist"))
+        .then(2)
+        .when(kind.is_in(["lat", "lon"]) & (nxt == "dist"))
+        .then(1)
+        .otherwise(0)
+    )
+
+    def attached_value(column: str) -> pl.Expr:
+        value = pl.col(column)
+        return pl.when(dist_offset == 1).then(value.shift(-1)).when(dist_offset == 2).then(
+            value.shift(-2)
+        )
+
+    return (
+        rows.with_row_index("row")
+        .with_columns(
+            attached=attached.fill_null(False),
+            has_lon=has_lon.fill_null(False),
+            size=1 + has_lon.fill_null(False).cast(pl.UInt32) + (dist_offset > 0).cast(pl.UInt32),
+            lon_next=pl.col("lon").shift(-1),
+            lon_dms_next=pl.col("lon_dms").shift(-1),
+            dist_at=attached_value("dist"),
+            bearing_at=attached_value("bearing"),
+        )
+        .filter(~pl.col("attached"))
+        .drop("text")
+    )
+
+
+def _record_text(rows: pl.DataFrame, groups: pl.DataFrame) -> pl.Series:
+    """The lines of each rejected group, joined with newlines."""
+    text = rows.get_column("text")
+    first = groups.get_column("row")
+    size = groups.get_column("size")
+    joined = text.gather(first)
+    for offset in (1, 2):
+        more = size > offset
+        if more.any():
+            extra = text.gather(first.filter(more) + offset)
+            joined = joined.scatter(
+                more.arg_true(), joined.filter(more) + "\n" + extra
+            )
+    return joined
+
+
+def _reason() -> pl.Expr:
+    """Why a group is rejected, or null for a good point."""
+    lat, lon = pl.col("lat"), pl.col("lon_next")
+
+    def off(dms: str, value: pl.Expr) -> pl.Expr:
+        return ((pl.col(dms) - value).abs() > DMS_TOLERANCE).fill_null(False)
+
+    return (
+        pl.when(pl.col("kind") == "other")
+        .then(pl.lit("unrecognized"))
+        .when(pl.col("kind") == "dist")
+        .then(pl.lit("orphan_distance"))
+        .when(pl.col("kind") == "lon")
+        .then(pl.lit("missing_latitude"))
+        .when(~pl.col("has_lon"))
+        .then(pl.lit("missing_longitude"))
+        .when((lat.abs() > 90) | (lon.abs() > 180))
+        .then(pl.lit("out_of_range"))
+        .when(off("lat_dms", lat) | off("lon_dms_next", lon))
+        .then(pl.lit("dms_mismatch"))
+    )

@@ -1,0 +1,89 @@
+"""Shared fixtures: a clean environment, and the loopback services with unique names.
+
+Service URLs default to the development machine's services and can be overridden with
+``ETL4ALL_TEST_<SERVICE>_URL``. A service that is down fails its tests; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+SERVICE_URLS = {
+    "mysql": os.environ.get("ETL4ALL_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/"),
+    "redis": os.environ.get("ETL4ALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "rabbitmq": os.environ.get("ETL4ALL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+}
+MONGO_URL = os.environ.get("ETL4ALL_MONGO_URL")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's ETL4ALL_* variables or Google key."""
+    for name in list(os.environ):
+        if name.startswith("ETL4ALL_") or name == "GOOGLE_MAPS_API_KEY":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for queue, key and database names."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def mysql_url(unique: str) -> Iterator[str]:
+    """URL of a fresh MySQL database, dropped after the test."""
+    base = SERVICE_URLS["mysql"].rstrip("/")
+    name = f"etl4all_test_{unique}"
+    conn = _mysql_connect(base)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+def _mysql_connect(base: str):  # type: ignore[no-untyped-def]
+    from urllib.parse import urlsplit
+
+    import pymysql
+
+    parts = urlsplit(base)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        autocommit=True,
+    )
+
+
+@pytest.fixture
+def redis_url(unique: str) -> Iterator[str]:
+    """A Redis URL whose keys carry a unique prefix; the keys are deleted after the test."""
+    import redis
+
+    base = SERVICE_URLS["redis"]
+    client = redis.Redis.from_url(base)
+    client.ping()
+    prefix = f"etl4all-test-{unique}:"
+    try:
+        yield f"{base}?prefix={prefix}"
+    finally:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    """The RabbitMQ URL (tests pass a unique queue prefix of their own)."""
+    return SERVICE_URLS["rabbitmq"]
