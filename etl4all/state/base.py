@@ -33,6 +33,10 @@ class State(Protocol):
         """Take a lease on file ``key`` for ``ttl`` seconds; a token, or None if taken."""
         ...
 
+    def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend the lease on ``key`` held by ``token``; False if it was lost."""
+        ...
+
     def release(self, key: str, token: str) -> None:
         """Give up the lease on ``key`` if ``token`` still holds it."""
         ...

@@ -1,0 +1,293 @@
+"""Coordinate files from an FTP server, through ftputil.
+
+URL: ``ftp://user:password@host:21/dir?recursive=yes&timeout=30``
+
+- ``user`` defaults to ``anonymous``, the password to empty, the port to 21. Percent-encode
+  special characters of the user and password (``p%40ss`` for ``p@ss``).
+- ``dir`` is relative to the login folder, as curl reads FTP URLs; start it with ``%2F`` for
+  an absolute path (``ftp://host/%2Fsrv/in``). Empty: the login folder. It may also name a
+  single file, which is then taken whatever its name.
+- Options: ``recursive`` (``yes``/``no``, default ``yes``: sub-folders are listed too, one
+  ``LIST`` per folder; ``FileRef.name`` is the ``/``-separated path relative to ``dir``),
+  ``timeout`` (seconds for the connection and for every command, default 30) and
+  ``utc_offset`` (hours, in quarters, between the server's listing times and UTC, default 0;
+  e.g. ``-3`` for a server that lists times in Brasília time).
+
+Settings read: ``file_pattern`` (see :func:`etl4all.sources.settle.name_matches`).
+Driver: ``ftputil`` (``pip install 'etl4all[ftp]'``) over ``ftplib``, passive mode, UTF-8 paths.
+
+``FileRef.key`` is ``ftp://host:port/dir/name`` without credentials. Every
+:meth:`FtpSource.list_files` call is a fresh listing (ftputil's stat cache is cleared first).
+Sizes are exact; mtimes come from ``LIST`` and are precise to the minute for recent files (to
+the day for files older than six months), read as UTC: check settledness with
+:func:`etl4all.sources.settle.settled` on listings at least ``settle_seconds`` apart.
+
+ftputil hosts are not thread-safe: each thread gets its own connection, opened on first use
+and closed by :meth:`FtpSource.close`. A failed operation drops the calling thread's
+connection, so that a retry by the caller reconnects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import logging
+import os
+import posixpath
+import stat
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+with warnings.catch_warnings():
+    # ftputil warns on import that its default path encoding will change; we always pass one.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import ftputil
+    import ftputil.error
+    import ftputil.session
+
+from etl4all import urls
+from etl4all.errors import ConfigError, SourceError
+from etl4all.sources.base import FileRef
+from etl4all.sources.settle import name_matches
+
+if TYPE_CHECKING:
+    from etl4all.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OPTIONS = ("recursive", "timeout", "utc_offset")
+"""Query options an ``ftp://`` URL may carry."""
+
+_FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+
+FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.all_errors)
+"""Every driver error the source translates into :class:`SourceError`."""
+
+
+class FtpSource:
+    """Files of a folder (or one file) on an FTP server."""
+
+    def __init__(self, *, url: str, settings: Settings) -> None:
+        """Parse and check the URL; connections are opened on first use.
+
+        Raises:
+            ConfigError: not an ``ftp://`` URL, no host, a bad port or option.
+        """
+        self._safe_url = urls.redact(url)
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "ftp":
+            raise ConfigError(f"{self._safe_url}: an FTP source URL starts with ftp://")
+        try:
+            port = parts.port or 21
+        except ValueError as exc:
+            raise ConfigError(f"{self._safe_url}: bad port") from exc
+        if not parts.hostname:
+            raise ConfigError(f"{self._safe_url} names no host, e.g. ftp://user:pass@host/dir")
+        self._hostname = parts.hostname
+        self._port = port
+        self._user = unquote(parts.username) if parts.username else "anonymous"
+        self._password = unquote(parts.password) if parts.password else ""
+        self._recursive, timeout, utc_offset = _options(parts.query, self._safe_url)
+        self._time_shift = utc_offset * 3600.0
+        self._pattern = settings.file_pattern
+        self._dir = unquote(parts.path[1:]).rstrip("/") or "."
+        netloc = f"[{self._hostname}]" if ":" in self._hostname else self._hostname
+        dir_part = "" if self._dir == "." else "/" + quote(self._dir, safe="/")
+        if self._dir.startswith("/"):
+            dir_part = "/%2F" + quote(self._dir[1:], safe="/")
+        self._base_key = f"ftp://{netloc}:{port}{dir_part}"
+        self._factory = _session_factory(port, timeout)
+        self._root: str | None = None
+        self._local = threading.local()
+        self._hosts: list[ftputil.FTPHost] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"FtpSource({self._base_key!r})"
+
+    def list_files(self) -> list[FileRef]:
+        """Fresh listing of the matching files, sorted by name.
+
+        Raises:
+            SourceError: connection, login or listing failed, or ``dir`` does not exist.
+        """
+        with self._errors("listing"):
+            host = self._host()
+            host.stat_cache.clear()
+            root = self._root_of(host)
+            log.debug("LIST %s (recursive=%s)", self._safe_url, self._recursive)
+            if host.path.isfile(root):
+                found = [(root, posixpath.basename(root))]
+                single = True
+            elif host.path.isdir(root):
+                found = list(self._walk(host, root))
+                single = False
+            else:
+                raise SourceError(f"no such folder or file {root!r} on {self._safe_url}")
+            refs = []
+            for path, name in found:
+                if single or name_matches(name, self._pattern):
+                    info = host.stat(path)
+                    key = self._base_key if single else f"{self._base_key}/{quote(name)}"
+                    size, mtime = int(info.st_size or 0), float(info.st_mtime or 0.0)
+                    refs.append(FileRef(key=key, name=name, size=size, mtime=mtime))
+        refs.sort(key=lambda ref: ref.name)
+        log.debug("listed %d files on %s", len(refs), self._safe_url)
+        return refs
+
+    def read(self, ref: FileRef) -> bytes:
+        """Download ``ref`` into memory.
+
+        Raises:
+            SourceError: connection or transfer failed, or the file is gone.
+        """
+        with self._errors(f"download of {ref.name}"):
+            host = self._host()
+            root = self._root_of(host)
+            path = root if ref.key == self._base_key else posixpath.join(root, ref.name)
+            log.debug("RETR %s from %s", path, self._safe_url)
+            with host.open(path, "rb") as remote:
+                data: bytes = remote.read()
+        if len(data) != ref.size:
+            log.debug("%s changed since listed: %d bytes, listed %d", ref.key, len(data), ref.size)
+        return data
+
+    def close(self) -> None:
+        """Close the connections of every thread."""
+        with self._lock:
+            hosts, self._hosts = self._hosts, []
+        for host in hosts:
+            _close_quietly(host, self._safe_url)
+        self._local = threading.local()
+
+    def __enter__(self) -> FtpSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _host(self) -> ftputil.FTPHost:
+        """This thread's connection, opened on first use."""
+        if self._pid != os.getpid():
+            # A forked child must not share its parent's sockets.
+            self._pid, self._local, self._hosts = os.getpid(), threading.local(), []
+        host: ftputil.FTPHost | None = getattr(self._local, "host", None)
+        if host is None:
+            log.debug("connecting to %s", self._safe_url)
+            host = ftputil.FTPHost(
+                self._hostname, self._user, self._password, session_factory=self._factory
+            )
+            host.set_time_shift(self._time_shift)
+            self._local.host = host
+            with self._lock:
+                self._hosts.append(host)
+        return host
+
+    def _drop_host(self) -> None:
+        """Forget and close this thread's connection after an error."""
+        host = getattr(self._local, "host", None)
+        if host is None:
+            return
+        self._local.host = None
+        with self._lock:
+            if host in self._hosts:
+                self._hosts.remove(host)
+        _close_quietly(host, self._safe_url)
+
+    def _root_of(self, host: ftputil.FTPHost) -> str:
+        """The absolute path of ``dir`` (relative paths start at the login folder)."""
+        if self._root is None:
+            self._root = host.path.abspath(self._dir)
+        return self._root
+
+    def _walk(self, host: ftputil.FTPHost, root: str) -> Iterator[tuple[str, str]]:
+        """(absolute path, name relative to ``root``) of the regular files under ``root``."""
+        if not self._recursive:
+            for entry in sorted(host.listdir(root)):
+                path = posixpath.join(root, entry)
+                if stat.S_ISREG(host.stat(path).st_mode):
+                    yield path, entry
+            return
+
+        def fail(exc: BaseException) -> None:
+            raise exc
+
+        for folder, dirs, files in host.walk(root, onerror=fail):
+            dirs.sort()
+            for entry in files:
+                path = posixpath.join(folder, entry)
+                if stat.S_ISREG(host.stat(path).st_mode):
+                    yield path, posixpath.relpath(path, root)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate ftputil, ftplib and socket errors into :class:`SourceError`."""
+        try:
+            yield
+        except FTP_ERRORS as exc:
+            self._drop_host()
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SourceError(
+                f"FTP {action} failed on {self._safe_url}: {urls.redact(text)}; "
+                "check the server, the URL and the credentials"
+            ) from exc
+
+
+def _options(query: str, safe_url: str) -> tuple[bool, float, float]:
+    """``(recursive, timeout, utc_offset)`` from the URL's query string."""
+    try:
+        parsed = parse_qs(query, strict_parsing=True) if query else {}
+    except ValueError as exc:
+        raise ConfigError(f"{safe_url}: malformed query string") from exc
+    values = {name: items[-1] for name, items in parsed.items()}
+    unknown = sorted(set(values) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"{safe_url}: unknown option {unknown[0]!r}; known: {', '.join(OPTIONS)}")
+    flag = values.get("recursive", "yes").lower()
+    if flag not in _FLAGS:
+        raise ConfigError(f"{safe_url}: recursive must be yes or no, got {flag!r}")
+    try:
+        timeout = float(values.get("timeout", "30"))
+    except ValueError as exc:
+        raise ConfigError(f"{safe_url}: timeout must be a number of seconds") from exc
+    if timeout <= 0:
+        raise ConfigError(f"{safe_url}: timeout must be positive, got {timeout}")
+    try:
+        utc_offset = float(values.get("utc_offset", "0"))
+    except ValueError as exc:
+        raise ConfigError(f"{safe_url}: utc_offset must be a number of hours") from exc
+    if abs(utc_offset) > 24 or utc_offset * 4 != round(utc_offset * 4):
+        raise ConfigError(f"{safe_url}: utc_offset must be hours in quarters, -24..24")
+    return _FLAGS[flag], timeout, utc_offset
+
+
+def _session_factory(port: int, timeout: float) -> Callable[..., Any]:
+    """An ftputil session factory: passive mode, UTF-8 paths, ``timeout`` on every socket."""
+
+    class TimeoutFTP(ftplib.FTP):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("timeout", timeout)
+            super().__init__(*args, **kwargs)
+
+    factory: Callable[..., Any] = ftputil.session.session_factory(
+        base_class=TimeoutFTP, port=port, use_passive_mode=True, encoding="utf-8"
+    )
+    return factory
+
+
+def _close_quietly(host: ftputil.FTPHost, safe_url: str) -> None:
+    """Close ``host``; a connection that is already broken cannot be closed cleanly."""
+    try:
+        host.close()
+    except FTP_ERRORS as exc:
+        log.debug("closing a connection to %s failed: %s", safe_url, exc)

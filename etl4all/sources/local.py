@@ -1,0 +1,149 @@
+"""Coordinate files from the local file system.
+
+URL: a plain path (``data/points``, ``/srv/in/day1.txt``) or ``file:///srv/in``
+(percent-encoded; host empty or ``localhost``). No query options.
+
+- A folder is searched recursively for files whose name matches ``settings.file_pattern``
+  (see :func:`etl4all.sources.settle.name_matches`); ``FileRef.name`` is the path relative to
+  the folder, ``/``-separated.
+- A single file is taken whatever its name; ``FileRef.name`` is its base name.
+- ``FileRef.key`` is the absolute path as a ``file://`` URL, so the same file given by a
+  relative or an absolute path is the same file for the state store.
+
+Settings read: ``file_pattern``. Driver: the standard library. One path per instance: build
+one source per path given on the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from etl4all.errors import ConfigError, SourceError
+from etl4all.sources.base import FileRef
+from etl4all.sources.settle import name_matches
+
+if TYPE_CHECKING:
+    from etl4all.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def path_of(url: str) -> Path:
+    """The local path named by a plain path or a ``file://`` URL.
+
+    Raises:
+        ConfigError: a ``file://`` URL with a remote host, or no path at all.
+    """
+    if url[:5].lower() == "file:":
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"{url}: a file URL names a local path, e.g. file:///data/in (three slashes)"
+            )
+        text = unquote(parts.path)
+    else:
+        text = url
+    if not text:
+        raise ConfigError(f"{url!r} names no file or folder")
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+class LocalSource:
+    """Files of a local folder (recursively) or a single local file."""
+
+    def __init__(self, *, url: str, settings: Settings) -> None:
+        """Check that the path exists.
+
+        Raises:
+            ConfigError: the URL is malformed or the path does not exist.
+        """
+        self._url = url
+        self._root = path_of(url)
+        self._pattern = settings.file_pattern
+        if not self._root.exists():
+            raise ConfigError(f"no such file or folder: {self._root} (source {url})")
+        self._single = not self._root.is_dir()
+
+    def __repr__(self) -> str:
+        return f"LocalSource({str(self._root)!r})"
+
+    def list_files(self) -> list[FileRef]:
+        """Fresh listing of the matching files, sorted by name.
+
+        Raises:
+            SourceError: the folder cannot be read.
+        """
+        with self._errors("list"):
+            if self._single:
+                if not self._root.is_file():  # removed since the source was built
+                    return []
+                return [self._ref(self._root, self._root.name)]
+            refs = [ref for ref in self._walk() if name_matches(ref.name, self._pattern)]
+        refs.sort(key=lambda ref: ref.name)
+        log.debug("listed %d files in %s", len(refs), self._root)
+        return refs
+
+    def read(self, ref: FileRef) -> bytes:
+        """The whole content of ``ref``.
+
+        Raises:
+            SourceError: the file cannot be read (removed, no permission).
+        """
+        path = self._root if self._single else self._root.joinpath(*ref.name.split("/"))
+        with self._errors(f"read {ref.name}"):
+            return path.read_bytes()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> LocalSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _walk(self) -> Iterator[FileRef]:
+        """Every file under the root; files removed while listing are left out."""
+
+        def fail(exc: OSError) -> None:
+            raise exc
+
+        for folder, dirs, files in os.walk(self._root, onerror=fail):
+            dirs.sort()
+            relative = Path(folder).relative_to(self._root).as_posix()
+            prefix = "" if relative == "." else relative + "/"
+            for file_name in files:
+                path = Path(folder, file_name)
+                try:
+                    ref = self._ref(path, prefix + file_name) if path.is_file() else None
+                except FileNotFoundError:
+                    ref = None
+                if ref is not None:
+                    yield ref
+
+    @staticmethod
+    def _ref(path: Path, name: str) -> FileRef:
+        stat = path.stat()
+        return FileRef(key=path.as_uri(), name=name, size=stat.st_size, mtime=stat.st_mtime)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate file system errors into :class:`SourceError`."""
+        try:
+            yield
+        except OSError as exc:
+            raise SourceError(
+                f"cannot {action} in local source {self._root}: {exc.strerror or exc}"
+            ) from exc

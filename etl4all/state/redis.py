@@ -1,0 +1,271 @@
+"""State in Redis: shared by every replica of the services mode.
+
+URL: ``redis://[:password@]host:6379/0?prefix=etl4all:`` (``rediss://`` for TLS). Options:
+``prefix`` (default ``etl4all:``; every key starts with it) and redis-py's connection options
+(``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval``…). The socket
+timeouts default to 30 s (commands) and 5 s (connect). Driver: ``redis`` (``pip install
+'etl4all[redis]'``); the client is thread-safe (a connection pool).
+
+Keys:
+
+- ``{prefix}claim:{file key}`` = token: a lease, ``SET NX PX``; released and renewed by Lua
+  scripts that compare the token first, so an expired lease taken over by another worker is
+  never deleted or extended by the old holder.
+- ``{prefix}done`` (a hash): file key → ``size|mtime|sha256``, read with one ``HMGET``.
+- ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.payload`)
+  with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
+
+The lease is an efficiency device (it avoids double downloads), not a correctness guarantee:
+a Redis failover or restart can lose it. The warehouse's unique key is the real guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import secrets
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import polars as pl
+import redis
+import redis.exceptions
+
+from etl4all import frames, urls
+from etl4all.errors import ConfigError, StoreError
+from etl4all.state import payload
+from etl4all.state.base import CACHE_SCHEMA, FileMark
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "etl4all:"
+"""Key prefix when the URL has no ``prefix=`` option."""
+
+CHUNK = 10_000
+"""Keys per MGET command and commands per pipeline round trip."""
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
+"""Every driver error the store translates (ConnectionError, TimeoutError, ResponseError…)."""
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+class RedisState:
+    """Claims, done files and the geocode cache in Redis."""
+
+    def __init__(self, *, url: str) -> None:
+        """Parse the URL and build the client; the connection opens on first use.
+
+        Raises:
+            ConfigError: not a ``redis://`` URL, a bad database number or an unknown option.
+        """
+        self._safe_url = urls.redact(url)
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("redis", "rediss"):
+            raise ConfigError(f"{self._safe_url}: a Redis state URL starts with redis://")
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ConfigError(f"{self._safe_url}: the path is the database number, e.g. /0")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        self.prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
+        driver_url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        try:
+            pool = redis.ConnectionPool.from_url(
+                driver_url, decode_responses=True, socket_timeout=30.0, socket_connect_timeout=5.0
+            )
+            pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self._safe_url}: {urls.redact(str(exc))}") from exc
+        self._client = redis.Redis(connection_pool=pool)
+        self._release = self._client.register_script(_RELEASE)
+        self._renew = self._client.register_script(_RENEW)
+
+    def __repr__(self) -> str:
+        return f"RedisState({self._safe_url!r})"
+
+    # -- claims ---------------------------------------------------------------------------
+
+    def claim(self, key: str, ttl: float) -> str | None:
+        """Take a lease on ``key`` for ``ttl`` seconds; a token, or None if someone holds it."""
+        ttl_ms = _milliseconds(ttl)
+        token = secrets.token_hex(16)
+        log.debug("SET NX %sclaim:%s on %s", self.prefix, key, self._safe_url)
+        with self._errors(f"claim {key}"):
+            won = self._client.set(self._claim_key(key), token, nx=True, px=ttl_ms)
+        return token if won else None
+
+    def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend the lease on ``key`` to ``ttl`` seconds from now if ``token`` still holds it.
+
+        Returns:
+            False when the lease expired or was taken over: give up the work.
+        """
+        ttl_ms = _milliseconds(ttl)
+        log.debug("renew %sclaim:%s on %s", self.prefix, key, self._safe_url)
+        with self._errors(f"renew the claim on {key}"):
+            kept = self._renew(keys=[self._claim_key(key)], args=[token, ttl_ms])
+        return bool(kept)
+
+    def release(self, key: str, token: str) -> None:
+        """Give up the lease on ``key`` if ``token`` still holds it."""
+        log.debug("release %sclaim:%s on %s", self.prefix, key, self._safe_url)
+        with self._errors(f"release the claim on {key}"):
+            self._release(keys=[self._claim_key(key)], args=[token])
+
+    # -- done files -----------------------------------------------------------------------
+
+    def done(self, keys: list[str]) -> dict[str, FileMark]:
+        """The marks of those ``keys`` that are done."""
+        if not keys:
+            return {}
+        log.debug("HMGET %sdone (%d keys) on %s", self.prefix, len(keys), self._safe_url)
+        with self._errors(f"read {len(keys)} done marks"):
+            values = self._client.hmget(self.prefix + "done", keys)
+        marks = {}
+        for key, value in zip(keys, values, strict=True):
+            if value is not None:
+                marks[key] = self._parse_mark(key, str(value))
+        return marks
+
+    def mark_done(self, marks: dict[str, FileMark]) -> None:
+        """Remember files as done (a later mark of the same key replaces the earlier one)."""
+        if not marks:
+            return
+        mapping: dict[Any, str] = {
+            key: f"{m.size}|{m.mtime!r}|{m.sha256}" for key, m in marks.items()
+        }
+        log.debug("HSET %sdone (%d keys) on %s", self.prefix, len(mapping), self._safe_url)
+        with self._errors(f"mark {len(mapping)} files done"):
+            self._client.hset(self.prefix + "done", mapping=mapping)
+
+    # -- geocode cache --------------------------------------------------------------------
+
+    def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
+        """Cached results of ``keys`` in ``scope``: one row per distinct key found.
+
+        Raises:
+            DataError: ``keys`` do not fit ``CACHE_KEYS_SCHEMA``.
+        """
+        wanted = payload.keys_of(keys)
+        if wanted.is_empty():
+            return frames.empty(CACHE_SCHEMA)
+        names = wanted.select(self._geo_key(scope)).to_series().to_list()
+        log.debug("MGET %d cache keys scope=%s on %s", len(names), scope, self._safe_url)
+        with self._errors(f"read {len(names)} cache keys"):
+            pipe = self._client.pipeline(transaction=False)
+            for start in range(0, len(names), CHUNK):
+                pipe.mget(names[start : start + CHUNK])
+            values = [value for chunk in pipe.execute() for value in chunk]
+        found = wanted.with_columns(payload=pl.Series(values, dtype=pl.String)).filter(
+            pl.col("payload").is_not_null()
+        )
+        return payload.decode(found)
+
+    def cache_put(self, scope: str, rows: pl.DataFrame, ttl: float) -> None:
+        """Cache ``rows`` (``CACHE_SCHEMA``) in ``scope`` for ``ttl`` seconds.
+
+        Raises:
+            DataError: ``rows`` do not fit ``CACHE_SCHEMA``.
+        """
+        ttl_ms = _milliseconds(ttl)
+        encoded = payload.encode(rows)
+        names = encoded.select(self._geo_key(scope)).to_series().to_list()
+        values = encoded.get_column("payload").to_list()
+        log.debug("SET PX %d cache keys scope=%s on %s", len(names), scope, self._safe_url)
+        with self._errors(f"cache {len(names)} rows"):
+            for start in range(0, len(names), CHUNK):
+                pipe = self._client.pipeline(transaction=False)
+                for name, value in zip(
+                    names[start : start + CHUNK], values[start : start + CHUNK], strict=True
+                ):
+                    pipe.set(name, value, px=ttl_ms)
+                pipe.execute()
+
+    def cache_size(self) -> int:
+        """Number of cached results (all scopes); a SCAN, meant for status commands."""
+        match = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "geo:*"
+        log.debug("SCAN %s on %s", match, self._safe_url)
+        with self._errors("count the cache"):
+            return sum(1 for _ in self._client.scan_iter(match=match, count=1000))
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> RedisState:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _parse_mark(self, key: str, value: str) -> FileMark:
+        """A ``size|mtime|sha256`` done mark."""
+        try:
+            size, mtime, sha256 = value.split("|")
+            return FileMark(int(size), float(mtime), sha256)
+        except ValueError as exc:
+            raise StoreError(
+                f"Redis state {self._safe_url}: malformed done mark of {key}: {value!r}; "
+                f"delete field {key!r} of hash {self.prefix}done to process the file again"
+            ) from exc
+
+    def _claim_key(self, key: str) -> str:
+        return f"{self.prefix}claim:{key}"
+
+    def _geo_key(self, scope: str) -> pl.Expr:
+        """``{prefix}geo:{scope}:{lat_key}:{lon_key}`` of each row."""
+        return pl.concat_str(
+            pl.lit(f"{self.prefix}geo:{scope}:"),
+            pl.col("lat_key").cast(pl.String),
+            pl.lit(":"),
+            pl.col("lon_key").cast(pl.String),
+        ).alias("name")
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate redis-py errors into :class:`StoreError`, naming the redacted URL."""
+        try:
+            yield
+        except REDIS_ERRORS as exc:
+            hint = "is Redis running and reachable?"
+            if isinstance(
+                exc, redis.exceptions.AuthenticationError | redis.exceptions.NoPermissionError
+            ):
+                hint = "check the user and password in the URL"
+            elif isinstance(exc, redis.exceptions.ResponseError):
+                hint = "check the Redis server's version and configuration"
+            raise StoreError(
+                f"Redis state {self._safe_url} failed to {action}: "
+                f"{type(exc).__name__}: {urls.redact(str(exc))}; {hint}"
+            ) from exc
+
+
+def _milliseconds(ttl: float) -> int:
+    """``ttl`` seconds as whole milliseconds (at least 1)."""
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ConfigError(f"a TTL must be a positive number of seconds, got {ttl!r}")
+    return max(1, round(ttl * 1000))

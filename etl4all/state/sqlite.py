@@ -1,0 +1,309 @@
+"""State in a local SQLite file: the embedded-mode default.
+
+URL: ``sqlite:///path/to/state.db`` (see :func:`etl4all.urls.file_path` for relative and
+absolute paths; ``sqlite:///.etl4all/state.db`` is relative to the working directory). No
+query options. The parent folder is created. In-memory databases are refused, because every
+thread opens its own connection.
+
+Driver: the standard library's ``sqlite3``. The database runs in WAL mode with a 30 s busy
+timeout, and each thread gets its own connection, so several threads and several processes
+of one machine can share the file (not a network file system).
+
+Tables (created when missing):
+
+- ``done_files(key, size, mtime, sha256, done_at)``: files handed off downstream.
+- ``claims(key, token, expires_at)``: leases; a claim is one ``INSERT … ON CONFLICT DO
+  UPDATE … WHERE expires_at <= now`` in a write transaction, so exactly one claimer wins.
+- ``geocode_cache(scope, lat_key, lon_key, payload, expires_at)``: JSON payloads
+  (:mod:`etl4all.state.payload`); expired rows are ignored and purged on the next put.
+
+Times are wall-clock seconds (``time.time()``), shared by the processes of the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from types import TracebackType
+
+import polars as pl
+
+from etl4all import frames, urls
+from etl4all.errors import ConfigError, StoreError
+from etl4all.state import payload
+from etl4all.state.base import CACHE_SCHEMA, FileMark
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT = 30.0
+"""Seconds a statement waits for another writer before failing with StoreError."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS done_files (
+    key TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    done_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS geocode_cache (
+    scope TEXT NOT NULL,
+    lat_key INTEGER NOT NULL,
+    lon_key INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (scope, lat_key, lon_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS geocode_cache_expires ON geocode_cache (expires_at);
+"""
+
+_CLAIM = """
+INSERT INTO claims (key, token, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+WHERE claims.expires_at <= ?
+"""
+
+_PUT = """
+INSERT INTO geocode_cache (scope, lat_key, lon_key, payload, expires_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (scope, lat_key, lon_key)
+DO UPDATE SET payload = excluded.payload, expires_at = excluded.expires_at
+"""
+
+_GET = """
+SELECT c.lat_key, c.lon_key, c.payload
+FROM temp.cache_keys AS k
+JOIN geocode_cache AS c ON c.scope = ? AND c.lat_key = k.lat_key AND c.lon_key = k.lon_key
+WHERE c.expires_at > ?
+ORDER BY k.rowid
+"""
+
+_DONE = """
+SELECT key, size, mtime, sha256 FROM done_files WHERE key IN (SELECT value FROM json_each(?))
+"""
+
+_MARK = """
+INSERT INTO done_files (key, size, mtime, sha256, done_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    size = excluded.size, mtime = excluded.mtime, sha256 = excluded.sha256,
+    done_at = excluded.done_at
+"""
+
+
+class SqliteState:
+    """Claims, done files and the geocode cache in one SQLite file."""
+
+    def __init__(self, *, url: str) -> None:
+        """Create the folder, the file and the tables.
+
+        Raises:
+            ConfigError: the URL names no usable file, or the file cannot be created.
+            StoreError: the database is locked or damaged.
+        """
+        self._safe_url = urls.redact(url)
+        self.path = urls.file_path(url)
+        if self.path in (":memory:", "") or self.path.startswith("file:"):
+            raise ConfigError(
+                f"{self._safe_url}: in-memory SQLite is not shared between threads; "
+                "use a file, e.g. sqlite:///.etl4all/state.db"
+            )
+        folder = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self._safe_url}: cannot create folder {folder}: {exc}") from exc
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        with self._errors("create the tables"):
+            self._conn().executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SqliteState({self.path!r})"
+
+    # -- claims ---------------------------------------------------------------------------
+
+    def claim(self, key: str, ttl: float) -> str | None:
+        """Take a lease on ``key`` for ``ttl`` seconds; a token, or None if someone holds it."""
+        ttl = _positive(ttl)
+        token = secrets.token_hex(16)
+        now = time.time()
+        with self._errors(f"claim {key}"), self._transaction() as conn:
+            won = conn.execute(_CLAIM, (key, token, now + ttl, now)).rowcount == 1
+        log.debug("claim %s on %s: %s", key, self._safe_url, "won" if won else "held")
+        return token if won else None
+
+    def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend the lease on ``key`` to ``ttl`` seconds from now if ``token`` still holds it.
+
+        Returns:
+            False when the lease expired or was taken over: give up the work.
+        """
+        ttl = _positive(ttl)
+        now = time.time()
+        sql = "UPDATE claims SET expires_at = ? WHERE key = ? AND token = ? AND expires_at > ?"
+        with self._errors(f"renew {key}"), self._transaction() as conn:
+            kept = conn.execute(sql, (now + ttl, key, token, now)).rowcount == 1
+        log.debug("renew %s on %s: %s", key, self._safe_url, "kept" if kept else "lost")
+        return kept
+
+    def release(self, key: str, token: str) -> None:
+        """Give up the lease on ``key`` if ``token`` still holds it."""
+        with self._errors(f"release {key}"), self._transaction() as conn:
+            conn.execute("DELETE FROM claims WHERE key = ? AND token = ?", (key, token))
+        log.debug("release %s on %s", key, self._safe_url)
+
+    # -- done files -----------------------------------------------------------------------
+
+    def done(self, keys: list[str]) -> dict[str, FileMark]:
+        """The marks of those ``keys`` that are done."""
+        if not keys:
+            return {}
+        with self._errors(f"read {len(keys)} done marks"):
+            found = self._conn().execute(_DONE, (json.dumps(keys),)).fetchall()
+        return {key: FileMark(size, mtime, sha256) for key, size, mtime, sha256 in found}
+
+    def mark_done(self, marks: dict[str, FileMark]) -> None:
+        """Remember files as done (a later mark of the same key replaces the earlier one)."""
+        now = time.time()
+        rows = [(key, m.size, m.mtime, m.sha256, now) for key, m in marks.items()]
+        with self._errors(f"mark {len(rows)} files done"), self._transaction() as conn:
+            conn.executemany(_MARK, rows)
+
+    # -- geocode cache --------------------------------------------------------------------
+
+    def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
+        """Unexpired cached results of ``keys`` in ``scope``: one row per distinct key found.
+
+        Raises:
+            DataError: ``keys`` do not fit ``CACHE_KEYS_SCHEMA``.
+        """
+        wanted = payload.keys_of(keys)
+        if wanted.is_empty():
+            return frames.empty(CACHE_SCHEMA)
+        action = f"read {wanted.height} cache keys"
+        with self._errors(action), self._transaction("DEFERRED") as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS cache_keys (lat_key INTEGER, lon_key INTEGER)"
+            )
+            conn.execute("DELETE FROM temp.cache_keys")
+            conn.executemany("INSERT INTO temp.cache_keys VALUES (?, ?)", wanted.iter_rows())
+            found = conn.execute(_GET, (scope, time.time())).fetchall()
+            conn.execute("DELETE FROM temp.cache_keys")
+        log.debug("cache get scope=%s: %d of %d keys found", scope, len(found), wanted.height)
+        frame = pl.DataFrame(
+            found,
+            schema={"lat_key": pl.Int64, "lon_key": pl.Int64, "payload": pl.String},
+            orient="row",
+        )
+        return payload.decode(frame)
+
+    def cache_put(self, scope: str, rows: pl.DataFrame, ttl: float) -> None:
+        """Cache ``rows`` (``CACHE_SCHEMA``) in ``scope`` for ``ttl`` seconds.
+
+        Raises:
+            DataError: ``rows`` do not fit ``CACHE_SCHEMA``.
+        """
+        ttl = _positive(ttl)
+        encoded = payload.encode(rows)
+        now = time.time()
+        expires_at = now + ttl
+        values = encoded.with_columns(
+            pl.lit(scope).alias("scope"), pl.lit(expires_at).alias("expires_at")
+        ).select("scope", "lat_key", "lon_key", "payload", "expires_at")
+        with self._errors(f"cache {values.height} rows"), self._transaction() as conn:
+            conn.execute("DELETE FROM geocode_cache WHERE expires_at <= ?", (now,))
+            conn.executemany(_PUT, values.iter_rows())
+        log.debug("cache put scope=%s: %d rows", scope, values.height)
+
+    def cache_size(self) -> int:
+        """Number of unexpired cached results (all scopes)."""
+        sql = "SELECT count(*) FROM geocode_cache WHERE expires_at > ?"
+        with self._errors("count the cache"):
+            (count,) = self._conn().execute(sql, (time.time(),)).fetchone()
+        return int(count)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connections of every thread."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> SqliteState:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        if self._pid != os.getpid():
+            # A forked child must not touch (or close) its parent's connections.
+            self._pid, self._local, self._connections = os.getpid(), threading.local(), []
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """A transaction on this thread's connection; IMMEDIATE takes the write lock at once."""
+        conn = self._conn()
+        conn.execute(f"BEGIN {mode}")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        conn.commit()
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate sqlite3 errors into :class:`StoreError` (:class:`ConfigError` for a
+        file that cannot be opened)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if "unable to open" in str(exc):
+                raise ConfigError(f"cannot open SQLite state {self._safe_url}: {exc}") from exc
+            raise StoreError(
+                f"SQLite state {self._safe_url} failed to {action}: {exc}; "
+                "another process may hold a long write lock, or the file is damaged"
+            ) from exc
+
+
+def _positive(ttl: float) -> float:
+    """``ttl`` if it is a positive finite number of seconds."""
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ConfigError(f"a TTL must be a positive number of seconds, got {ttl!r}")
+    return ttl

@@ -1,0 +1,163 @@
+"""FtpSource against a real pyftpdlib server on loopback."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from ftp_server import FtpTestServer
+
+from etl4all import sources
+from etl4all.errors import ConfigError, SourceError
+from etl4all.settings import Settings
+from etl4all.sources.base import Source
+from etl4all.sources.ftp import FtpSource
+from etl4all.sources.settle import by_key, settled
+
+SETTINGS = Settings()
+
+
+@pytest.fixture
+def files(ftp_server: FtpTestServer) -> FtpTestServer:
+    root = ftp_server.root
+    (root / "in" / "2024").mkdir(parents=True)
+    (root / "in" / "day1.txt").write_bytes(b"Latitude: 30\xc2\xb0S   -30.1\r\nLongitude: x\r\n")
+    (root / "in" / "2024" / "day2.txt").write_bytes(bytes(range(256)) * 40)
+    (root / "in" / "readme.md").write_text("not coordinates")
+    return ftp_server
+
+
+def test_lists_sizes_names_and_keys_without_credentials(files: FtpTestServer) -> None:
+    with FtpSource(url=files.url + "in", settings=SETTINGS) as source:
+        assert isinstance(source, Source)
+        refs = source.list_files()
+    assert [(ref.name, ref.size) for ref in refs] == [("2024/day2.txt", 10240), ("day1.txt", 39)]
+    assert [ref.key for ref in refs] == [
+        f"ftp://127.0.0.1:{files.port}/in/2024/day2.txt",
+        f"ftp://127.0.0.1:{files.port}/in/day1.txt",
+    ]
+    assert all(abs(ref.mtime - time.time()) < 120 for ref in refs)
+
+
+def test_downloads_bytes_exactly(files: FtpTestServer) -> None:
+    with FtpSource(url=files.url + "in/", settings=SETTINGS) as source:
+        for ref in source.list_files():
+            assert source.read(ref) == (files.root / "in" / ref.name).read_bytes()
+
+
+def test_listing_is_fresh_after_a_change(files: FtpTestServer) -> None:
+    with FtpSource(url=files.url + "in", settings=SETTINGS) as source:
+        first = by_key(source.list_files())
+        with open(files.root / "in" / "day1.txt", "ab") as handle:
+            handle.write(b"Distance: 1 km\r\n")
+        (files.root / "in" / "day3.txt").write_text("new")
+        second = source.list_files()
+        assert {ref.name: ref.size for ref in second} == {
+            "2024/day2.txt": 10240,
+            "day1.txt": 55,
+            "day3.txt": 3,
+        }
+        assert [ref.name for ref in settled(first, second)] == ["2024/day2.txt"]
+        third = source.list_files()
+        assert [ref.name for ref in settled(by_key(second), third)] == [
+            "2024/day2.txt",
+            "day1.txt",
+            "day3.txt",
+        ]
+        assert source.read(next(r for r in third if r.name == "day1.txt")).endswith(b"km\r\n")
+
+
+def test_pattern_and_non_recursive_listing(files: FtpTestServer) -> None:
+    md = Settings(file_pattern="*.md")
+    assert [r.name for r in FtpSource(url=files.url + "in", settings=md).list_files()] == [
+        "readme.md"
+    ]
+    flat = FtpSource(url=files.url + "in?recursive=no", settings=SETTINGS)
+    assert [ref.name for ref in flat.list_files()] == ["day1.txt"]
+    flat.close()
+
+
+def test_a_single_file_url(files: FtpTestServer) -> None:
+    with FtpSource(url=files.url + "in/readme.md", settings=SETTINGS) as source:
+        (ref,) = source.list_files()
+        assert ref.name == "readme.md"
+        assert ref.key == f"ftp://127.0.0.1:{files.port}/in/readme.md"
+        assert source.read(ref) == b"not coordinates"
+
+
+def test_one_connection_per_thread(files: FtpTestServer) -> None:
+    source = FtpSource(url=files.url + "in", settings=SETTINGS)
+    refs = source.list_files()
+    results: list[bytes] = []
+
+    def download() -> None:
+        results.extend(source.read(ref) for ref in refs)
+
+    threads = [threading.Thread(target=download) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 6
+    assert len(source._hosts) == 4
+    source.close()
+    assert source._hosts == []
+
+
+def test_wrong_password_is_a_source_error_without_the_password(
+    files: FtpTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    url = f"ftp://user:Wr0ngPa55@127.0.0.1:{files.port}/in"
+    with FtpSource(url=url, settings=SETTINGS) as source, pytest.raises(SourceError) as info:
+        source.list_files()
+    assert "Wr0ngPa55" not in str(info.value)
+    assert "ftp://user:***@127.0.0.1" in str(info.value)
+    assert "530" in str(info.value)
+    assert info.value.retryable
+    assert "Wr0ngPa55" not in caplog.text
+    assert "Wr0ngPa55" not in repr(source)
+
+
+def test_missing_folder_and_vanished_file(files: FtpTestServer) -> None:
+    missing = FtpSource(url=files.url + "nope", settings=SETTINGS)
+    with missing, pytest.raises(SourceError, match="no such folder"):
+        missing.list_files()
+    with FtpSource(url=files.url + "in", settings=SETTINGS) as source:
+        refs = source.list_files()
+        os.remove(files.root / "in" / "day1.txt")
+        with pytest.raises(SourceError, match=r"day1\.txt"):
+            source.read(refs[-1])
+        assert len(source.list_files()) == 1  # the connection recovers after an error
+
+
+def test_server_down_is_a_source_error(files: FtpTestServer) -> None:
+    url = files.url
+    files.stop()
+    with pytest.raises(SourceError, match=r"127\.0\.0\.1"):
+        FtpSource(url=url + "?timeout=2", settings=SETTINGS).list_files()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp:///in",
+        "ftp://host:99999/in",
+        "ftp://host/in?recursive=maybe",
+        "ftp://host/in?timeout=-1",
+        "ftp://host/in?passive=no",
+        "ftp://host/in?utc_offset=-3.1",
+        "sftp://host/in",
+    ],
+)
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        FtpSource(url=url, settings=SETTINGS)
+
+
+def test_built_from_url(files: FtpTestServer) -> None:
+    with sources.from_url(files.url, SETTINGS) as source:
+        assert isinstance(source, FtpSource)
+        assert repr(source) == f"FtpSource('ftp://127.0.0.1:{files.port}')"

@@ -1,0 +1,87 @@
+"""RedisState: the State contract, plus key layout and error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from contracts.state import FILE, SCOPE, StateContract, cache_rows
+
+from etl4all import state as state_role
+from etl4all.errors import ConfigError, StoreError
+from etl4all.settings import Settings
+from etl4all.state.base import FileMark
+from etl4all.state.redis import DEFAULT_PREFIX, RedisState
+
+pytestmark = pytest.mark.redis
+
+
+class TestRedisState(StateContract):
+    @pytest.fixture
+    def state(self, redis_url: str) -> Iterator[RedisState]:
+        with RedisState(url=redis_url) as state:
+            yield state
+
+    @pytest.fixture
+    def other_state(self, redis_url: str) -> Iterator[RedisState]:
+        with RedisState(url=redis_url) as state:
+            yield state
+
+
+def test_key_layout(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url.split("?")[0], decode_responses=True)
+    with RedisState(url=redis_url) as state:
+        prefix = state.prefix
+        assert prefix.startswith("etl4all-test-")
+        token = state.claim(FILE, 30)
+        assert client.get(f"{prefix}claim:{FILE}") == token
+        assert 0 < client.pttl(f"{prefix}claim:{FILE}") <= 30_000
+        state.mark_done({FILE: FileMark(10, 1.5, "ab" * 32)})
+        assert client.hget(f"{prefix}done", FILE) == f"10|1.5|{'ab' * 32}"
+        rows = cache_rows(1)
+        state.cache_put(SCOPE, rows, 60)
+        name = f"{prefix}geo:{SCOPE}:{rows['lat_key'][0]}:{rows['lon_key'][0]}"
+        assert 0 < client.pttl(name) <= 60_000
+    client.close()
+
+
+def test_default_prefix_and_settings() -> None:
+    state = state_role.from_settings(Settings(state_url="redis://127.0.0.1:6379/0"))
+    with state:
+        assert isinstance(state, RedisState)
+        assert state.prefix == DEFAULT_PREFIX == "etl4all:"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/0",
+        "redis://127.0.0.1:6379/zero",
+        "redis://127.0.0.1:6379/0?no_such_option=1",
+        "redis://127.0.0.1:6379/0?socket_timeout=soon",
+    ],
+)
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        RedisState(url=url)
+
+
+def test_unreachable_server_is_a_store_error_without_the_password() -> None:
+    state = RedisState(url="redis://:s3cret@127.0.0.1:1/0?prefix=x:")
+    with state, pytest.raises(StoreError) as info:
+        state.claim(FILE, 30)
+    message = str(info.value)
+    assert "s3cret" not in message
+    assert "redis://:***@127.0.0.1:1/0" in message
+    assert isinstance(info.value.__cause__, redis.exceptions.ConnectionError)
+    assert info.value.retryable
+
+
+def test_malformed_done_mark_is_a_store_error(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url.split("?")[0], decode_responses=True)
+    with RedisState(url=redis_url) as state:
+        client.hset(f"{state.prefix}done", FILE, "garbage")
+        with pytest.raises(StoreError, match="malformed done mark"):
+            state.done([FILE])
+    client.close()

@@ -1,0 +1,87 @@
+"""SqliteState: the State contract, plus what is specific to a local file."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from contracts.state import FILE, StateContract
+
+from etl4all import state as state_role
+from etl4all.errors import ConfigError, StoreError
+from etl4all.settings import Settings
+from etl4all.state.sqlite import SqliteState
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/deep/er/state.db"
+
+
+class TestSqliteState(StateContract):
+    @pytest.fixture
+    def state(self, db_url: str) -> Iterator[SqliteState]:
+        with SqliteState(url=db_url) as state:
+            yield state
+
+    @pytest.fixture
+    def other_state(self, db_url: str) -> Iterator[SqliteState]:
+        with SqliteState(url=db_url) as state:
+            yield state
+
+
+def test_creates_the_folder_in_wal_mode(db_url: str, tmp_path: Path) -> None:
+    with SqliteState(url=db_url):
+        pass
+    path = tmp_path / "deep/er/state.db"
+    assert path.is_file()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_built_from_settings(db_url: str) -> None:
+    state = state_role.from_settings(Settings(state_url=db_url))
+    with state:
+        assert isinstance(state, SqliteState)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite://host/x.db"])
+def test_urls_without_a_file_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        SqliteState(url=url)
+
+
+def test_unusable_folder_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot create folder"):
+        SqliteState(url=f"sqlite:///{tmp_path}/file/state.db")
+
+
+def test_damaged_file_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"state\.db") as info:
+        SqliteState(url=f"sqlite:///{path}")
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    assert info.value.retryable
+
+
+def _claim_many(url: str, keys: list[str], start: multiprocessing.synchronize.Event) -> list[str]:
+    start.wait()
+    with SqliteState(url=url) as state:
+        return [key for key in keys if state.claim(key, 30)]
+
+
+def test_processes_racing_on_claims_one_wins_each(db_url: str) -> None:
+    SqliteState(url=db_url).close()
+    keys = [f"{FILE}.{i}" for i in range(40)]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(3) as pool:
+        start = manager.Event()
+        results = [pool.apply_async(_claim_many, (db_url, keys, start)) for _ in range(3)]
+        start.set()
+        won = [key for result in results for key in result.get(timeout=60)]
+    assert sorted(won) == sorted(keys)
