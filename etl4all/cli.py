@@ -1,0 +1,279 @@
+"""The ``etl4all`` command line.
+
+Exit codes: 0 success, 1 an etl4all error (source, geocoder, broker, warehouse…),
+2 a configuration or usage error. Errors are reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from etl4all import __version__, options, urls
+from etl4all.errors import ConfigError, Etl4allError
+from etl4all.logs import configure_logging
+from etl4all.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli(prog_name="etl4all")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="etl4all")
+def cli() -> None:
+    """etl4all: GPS coordinate files to a warehouse of street addresses.
+
+    Reads data_points files (local folders or FTP), reverse-geocodes every distinct
+    coordinate once (offline, Google or Nominatim) and loads one row per coordinate into
+    DuckDB or MySQL. Settings come from flags > ETL4ALL_* variables > --pipeline TOML >
+    defaults.
+    """
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Map exceptions to exit codes with a one-line reason on stderr."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"error: {urls.redact(str(exc))}", err=True)
+            sys.exit(2)
+        except Etl4allError as exc:
+            click.echo(f"error: {urls.redact(str(exc))}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def load_settings(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Settings:
+    """Settings from the pipeline file, the environment and ``flags``; sets up logging."""
+    settings = Settings.load(pipeline, overrides=flags)
+    level = settings.log_level
+    if quiet:
+        level = "WARNING"
+    elif verbose:
+        level = "DEBUG" if verbose > 1 else "INFO"
+    configure_logging(level.upper())
+    return settings
+
+
+@contextmanager
+def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable[..., None]]]:
+    """(on_start, on_file) callbacks drawing a progress bar of files on a terminal."""
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def on_start(refs: list[Any]) -> None:
+            if enabled and refs:
+                bars.append(
+                    stack.enter_context(
+                        click.progressbar(
+                            length=sum(ref.size for ref in refs),
+                            label="files",
+                            file=sys.stderr,
+                            show_pos=False,
+                            show_percent=True,
+                            show_eta=True,
+                            item_show_func=lambda ref: ref.name if ref else None,
+                        )
+                    )
+                )
+
+        def on_file(ref: Any) -> None:
+            if bars:
+                bars[0].update(ref.size, ref)
+
+        yield on_start, on_file
+
+
+@cli.command()
+@click.argument("sources", nargs=-1)
+@options.WAREHOUSE
+@options.STATE
+@options.LOOKUP
+@options.PATTERN
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def run(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
+
+    Files already done (same size and mtime, or same content) are skipped. Without
+    SOURCES the source_url setting (ETL4ALL_SOURCE_URL) is used.
+    """
+    from etl4all import pipeline as embedded
+
+    interactive = sys.stderr.isatty() and not quiet
+    settings = load_settings(pipeline, verbose if verbose or not interactive else -1, quiet, **flags)
+    if interactive and not verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    paths = list(sources) or ([settings.source_url] if settings.source_url else [])
+    if not paths:
+        raise click.UsageError("give at least one SOURCE (or set ETL4ALL_SOURCE_URL)")
+    with file_progress(interactive) as (on_start, on_file):
+        summary = embedded.run(paths, settings, on_start=on_start, on_file=on_file)
+    print_summary(summary, settings)
+
+
+def print_summary(summary: Any, settings: Settings) -> None:
+    """The final report of ``etl4all run``."""
+    geo, load = summary.geocode, summary.load
+    rejects = sum(summary.rejects.values())
+    reasons = ", ".join(f"{r}={n}" for r, n in sorted(summary.rejects.items())) or "none"
+    lines = [
+        f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
+        + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else ""),
+        f"points      {summary.points}",
+        f"rejects     {rejects} ({reasons})",
+        f"distinct    {geo.distinct} coordinates at {settings.geocode_precision} decimals",
+        f"geocoded    {geo.geocoded} with {settings.geocoder}",
+    ]
+    if settings.geocoder != "offline":
+        lines.append(
+            f"api         {geo.cache_hits} cache hits, {geo.calls} calls, {geo.retries} retries, "
+            f"{geo.zero_results} ZERO_RESULTS, {geo.qps:.1f} QPS"
+        )
+    lines += [
+        f"warehouse   {load.inserted} inserted, {load.updated} updated, "
+        f"{load.unchanged} unchanged → {urls.redact(settings.warehouse_url)}",
+        f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
+    ]
+    click.echo("\n".join(lines))
+
+
+@cli.command("parse")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the points to this Parquet file and the rejects beside it (NAME.rejects.parquet).",
+)
+@handle_errors
+def parse_command(files: tuple[str, ...], output: str | None) -> None:
+    """Parse data_points FILES and report points and rejects per reason."""
+    import polars as pl
+
+    from etl4all import parse
+
+    results = [parse.parse(Path(f).read_bytes(), Path(f).name) for f in files]
+    points = pl.concat([r.points for r in results])
+    rejects = pl.concat([r.rejects for r in results])
+    click.echo(f"points   {points.height}")
+    click.echo(f"rejects  {rejects.height}")
+    for reason, count in sorted(rejects.get_column("reason").value_counts().rows()):
+        click.echo(f"  {reason:<18} {count}")
+    if output:
+        out = Path(output)
+        points.write_parquet(out)
+        rejects_path = out.with_name(out.stem + ".rejects.parquet")
+        rejects.write_parquet(rejects_path)
+        click.echo(f"wrote {out} and {rejects_path}")
+
+
+def _center(value: str) -> tuple[float, float]:
+    try:
+        lat, lon = (float(part) for part in value.split(","))
+    except ValueError as exc:
+        raise click.BadParameter("expected LAT,LNG, e.g. -30.0346,-51.2177") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise click.BadParameter("latitude must be within ±90 and longitude within ±180")
+    return lat, lon
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--files", default=3, show_default=True, type=click.IntRange(min=1), help="Files to write.")
+@click.option(
+    "--points", default=1000, show_default=True, type=click.IntRange(min=0), help="Records per file."
+)
+@click.option(
+    "--center",
+    default="-30.0346,-51.2177",
+    show_default=True,
+    callback=lambda ctx, param, value: _center(value),
+    help="Centre LAT,LNG of the points (default Porto Alegre).",
+)
+@click.option(
+    "--radius-km",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Points lie within this distance of the centre.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same files.")
+@click.option(
+    "--dirty-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of records missing one of their lines.",
+)
+@click.option(
+    "--duplicate-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of coordinates repeating an earlier one.",
+)
+def sample(out_dir: str, center: tuple[float, float], **opts: Any) -> None:
+    """Write realistic data_points files into OUT_DIR (CRLF, DMS text, 8 decimals)."""
+    from etl4all.sample import write_sample
+
+    paths = write_sample(Path(out_dir), center=center, **opts)
+    click.echo(f"wrote {len(paths)} files with {opts['points']} records each to {out_dir}")
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@options.STATE
+@options.PATTERN
+@options.GEOCODING
+@click.option(
+    "--price-per-1000",
+    "price_per_1000",
+    envvar="ETL4ALL_PRICE_PER_1000",
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    default=None,
+    help="USD per 1,000 API calls (default 5.00, Google's list price).",
+)
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def estimate(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Count the API calls and cost of geocoding SOURCES, without calling any API."""
+    from etl4all import geocoders, state
+    from etl4all.estimate import estimate as count
+    from etl4all.pipeline import list_sources
+
+    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    paid = settings.geocoder != "offline"
+    with ExitStack() as stack:
+        store = stack.enter_context(state.from_settings(settings))  # type: ignore[arg-type]
+        result = count(list_sources(sources, settings, stack), store, settings, paid=paid)
+    del geocoders
+    click.echo(f"files          {result.files}")
+    click.echo(f"points         {result.points}")
+    click.echo(f"distinct keys  {result.distinct} at {settings.geocode_precision} decimals")
+    click.echo(f"already cached {result.cached}")
+    click.echo(f"calls needed   {result.calls} ({settings.geocoder})")
+    click.echo(f"estimated cost {result.cost:.2f} USD at {settings.price_per_1000:.2f} per 1000")

@@ -1,0 +1,64 @@
+"""``offline``: nearest known place, computed locally with polars-reverse-geocode.
+
+No network, no key, no cost: fills ``city``, ``state`` and ``country`` (full English name)
+from the GeoNames cities shipped with polars-reverse-geocode, and leaves the street-level
+columns null. Roughly millions of coordinates per second, so results are not cached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import polars as pl
+import polars_reverse_geocode as prg
+import pycountry
+
+from etl4all import frames
+from etl4all.geocoders.base import RESULT_SCHEMA, Geocoded
+from etl4all.settings import Settings
+
+
+@functools.cache
+def country_names() -> dict[str, str]:
+    """ISO 3166 alpha-2 code → common English name (``BR`` → ``Brazil``)."""
+    return {
+        c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries
+    }
+
+
+class OfflineGeocoder:
+    """Reverse-geocodes to city, state and country without any network access."""
+
+    name = "offline"
+    paid = False
+
+    def __init__(self, *, settings: Settings | None = None) -> None:
+        del settings  # nothing to configure
+
+    def reverse(self, keys: pl.DataFrame) -> Geocoded:
+        """City, state and country of each coordinate in ``keys``."""
+        lat, lon = pl.col("latitude"), pl.col("longitude")
+        code = prg.find_closest_country(lat, lon)
+        found = keys.select(
+            "latitude",
+            "longitude",
+            city=prg.find_closest_city(lat, lon),
+            state=prg.find_closest_state(lat, lon),
+            country=code.replace_strict(country_names(), default=code, return_dtype=pl.String),
+            geocoder=pl.lit(self.name),
+            geocode_status=pl.lit("OK"),
+            geocoded_at=pl.lit(dt.datetime.now(dt.UTC)),
+        )
+        missing = [name for name in RESULT_SCHEMA if name not in found.columns]
+        found = found.with_columns(pl.lit(None).alias(name) for name in missing)
+        return Geocoded(addresses=frames.cast_frame(found, RESULT_SCHEMA))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> OfflineGeocoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

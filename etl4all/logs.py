@@ -1,0 +1,35 @@
+"""Logging set-up, called once by the command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from etl4all import urls
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence: no password or ``key=`` value reaches a log handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = urls.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def configure_logging(level: str | int = "INFO") -> None:
+    """Log ``key=value`` lines with a timestamp to stderr at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("pika", "asyncio", "urllib3", "pyftpdlib"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

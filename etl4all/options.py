@@ -1,0 +1,159 @@
+"""Click options shared by the commands, each mapped to a Settings field.
+
+Every option reads its ``ETL4ALL_*`` variable (shown in ``--help``) and defaults to None, so
+``Settings.load`` can apply the order flags > variables > pipeline file > defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from etl4all.settings import SECRET_ENV
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def setting(field: str, *flags: str, help: str, type: Any = None, is_flag: bool = False) -> Decorator:
+    """An option that sets the Settings field ``field``."""
+    envvar = SECRET_ENV.get(field, f"ETL4ALL_{field.upper()}")
+    return click.option(
+        *flags,
+        field,
+        envvar=envvar,
+        show_envvar=True,
+        default=None,
+        type=type,
+        is_flag=is_flag,
+        flag_value=True if is_flag else None,
+        help=help,
+    )
+
+
+def group(*decorators: Decorator) -> Decorator:
+    """Apply several option decorators at once."""
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+PIPELINE = click.option(
+    "--pipeline",
+    "pipeline",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="ETL4ALL_PIPELINE",
+    show_envvar=True,
+    help="Pipeline TOML file with settings (flags and variables override it), "
+    "e.g. pipelines/local.toml.",
+)
+VERBOSITY = group(
+    click.option("-v", "--verbose", count=True, help="More log output (-v: INFO, -vv: DEBUG)."),
+    click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bar."),
+)
+
+WAREHOUSE = setting(
+    "warehouse_url",
+    "--warehouse",
+    help="Warehouse URL: duckdb:///path.duckdb (default duckdb:///etl4all.duckdb) "
+    "or mysql://user:pass@host:3306/db.",
+)
+STATE = setting(
+    "state_url",
+    "--state",
+    help="State URL (files done, claims, geocode cache): sqlite:///path "
+    "(default sqlite:///.etl4all/state.db) or redis://host:6379/0.",
+)
+LOOKUP = setting(
+    "lookup_url",
+    "--lookup",
+    help="Lookup of loaded keys: mongodb://host:27017/db; the warehouse itself when unset.",
+)
+BROKER = setting(
+    "broker_url",
+    "--broker",
+    help="RabbitMQ URL amqp://user:pass@host:5672/; in-process when unset.",
+)
+QUEUE_PREFIX = setting(
+    "queue_prefix", "--queue-prefix", help="Prefix of the queue names (default etl4all)."
+)
+PATTERN = setting(
+    "file_pattern", "--pattern", help="Glob of the file names to take (default *.txt)."
+)
+BATCH = setting(
+    "batch_rows",
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Max points per batch; memory is bounded by this (default 100000).",
+)
+GEOCODING = group(
+    setting(
+        "geocoder",
+        "--geocoder",
+        type=click.Choice(["offline", "google", "nominatim"]),
+        help="Reverse geocoder (default offline: city/state/country, no network).",
+    ),
+    setting(
+        "geocode_precision",
+        "--geocode-precision",
+        type=click.IntRange(0, 8),
+        help="Decimals coordinates are rounded to before geocoding; equal keys are "
+        "geocoded once (default 6, about 11 cm).",
+    ),
+    setting(
+        "google_key",
+        "--google-key",
+        help="Google Maps API key. Prefer the variable: a flag shows in the process list.",
+    ),
+    setting("google_url", "--google-url", help="Google Geocoding endpoint (tests, proxies)."),
+    setting("nominatim_url", "--nominatim-url", help="Nominatim server URL."),
+    setting(
+        "user_agent",
+        "--user-agent",
+        help="Identifying User-Agent for Nominatim, e.g. 'acme-etl/1.0 (ops@acme.example)'.",
+    ),
+    setting("language", "--language", help="Language of the addresses (default pt-BR)."),
+    setting("result_type", "--result-type", help="Google result_type filter, e.g. street_address."),
+    setting("location_type", "--location-type", help="Google location_type filter, e.g. ROOFTOP."),
+    setting(
+        "qps",
+        "--qps",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Max API requests per second per process (default 40 Google, 1 public Nominatim).",
+    ),
+    setting(
+        "concurrency",
+        "--concurrency",
+        type=click.IntRange(min=1),
+        help="Max API requests in flight per process (default 32).",
+    ),
+    setting(
+        "max_attempts",
+        "--max-attempts",
+        type=click.IntRange(min=1),
+        help="Attempts per coordinate on retryable API errors (default 5).",
+    ),
+    setting(
+        "max_calls",
+        "--max-calls",
+        type=click.IntRange(min=0),
+        help="Refuse to start work that needs more API calls than this (after dedup and cache).",
+    ),
+    setting(
+        "request_timeout",
+        "--request-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds before one API request is abandoned (default 10).",
+    ),
+    setting(
+        "cache_ttl_days",
+        "--cache-ttl-days",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Days a geocode result stays cached (default 30, Google's limit).",
+    ),
+)

@@ -1,0 +1,157 @@
+"""Embedded mode: the three stages in one process, for ``etl4all run``.
+
+Files are read from local folders or FTP, each file is parsed, split into batches of at most
+``batch_rows`` points, geocoded and loaded; a file is marked done only after all of its
+batches are committed, so an interrupted run simply redoes the unfinished file.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+
+from etl4all import geocoders, lookup, sources, state, warehouse
+from etl4all.errors import BudgetExceededError
+from etl4all.estimate import estimate
+from etl4all.geocoders.base import Geocoder
+from etl4all.settings import Settings
+from etl4all.sources.base import FileRef, Source
+from etl4all.stages.extract import claimed, extract_file, pending
+from etl4all.stages.load import load_frame
+from etl4all.stages.transform import GeocodeStats, geocode_frame
+from etl4all.warehouse.base import LoadResult
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[FileRef], None]
+"""Called after each file is finished (or skipped while running)."""
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run did, for the final report."""
+
+    files: int = 0
+    processed: int = 0
+    skipped: int = 0
+    busy: int = 0
+    points: int = 0
+    rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
+    load: LoadResult = dataclasses.field(default_factory=LoadResult)
+    seconds: float = 0.0
+
+    @property
+    def points_per_second(self) -> float:
+        """Points processed per second of wall time."""
+        return self.points / self.seconds if self.seconds else 0.0
+
+
+def list_sources(urls: Iterable[str], settings: Settings, stack: ExitStack) -> list[
+    tuple[Source, FileRef]
+]:
+    """Open every source (closed with ``stack``) and list its files."""
+    listed = []
+    for url in urls:
+        source = stack.enter_context(sources.from_url(url, settings))  # type: ignore[arg-type]
+        listed.extend((source, ref) for ref in source.list_files())
+    return listed
+
+
+def run(
+    urls: Iterable[str],
+    settings: Settings,
+    *,
+    on_start: Callable[[list[FileRef]], None] | None = None,
+    on_file: Progress | None = None,
+) -> RunSummary:
+    """Process every file of ``urls`` not done yet.
+
+    Args:
+        on_start: told which files will be processed (for a progress bar).
+        on_file: told when each of them is finished.
+
+    Raises:
+        Etl4allError: a source, geocoder, state or warehouse failure that stops the run.
+    """
+    started = time.perf_counter()
+    summary = RunSummary()
+    with ExitStack() as stack:
+        store = stack.enter_context(state.from_settings(settings))  # type: ignore[arg-type]
+        listed = list_sources(urls, settings, stack)
+        todo, done = pending([ref for _, ref in listed], store)
+        summary.files, summary.skipped = len(listed), len(listed) - len(todo)
+        if summary.skipped:
+            log.info("skipping %d files already done", summary.skipped)
+        geocoder = stack.enter_context(geocoders.from_settings(settings))  # type: ignore[arg-type]
+        wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))  # type: ignore[arg-type]
+        keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))  # type: ignore[arg-type]
+        by_key = {ref.key: source for source, ref in listed}
+        todo_keys = {ref.key for ref in todo}
+        refs = [ref for _, ref in listed if ref.key in todo_keys]
+        if on_start:
+            on_start(refs)
+        remaining = settings.max_calls
+        if remaining is not None and geocoder.paid:
+            _check_budget([(by_key[ref.key], ref) for ref in refs], store, settings, remaining)
+        for ref in refs:
+            with claimed(store, ref, settings.lease_seconds) as mine:
+                if not mine:
+                    log.info("file=%s is being processed by another worker", ref.name)
+                    summary.busy += 1
+                else:
+                    remaining = _process(
+                        by_key[ref.key], ref, done.get(ref.key), store, geocoder, wh, keys,
+                        settings, summary, remaining,
+                    )
+            if on_file:
+                on_file(ref)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _check_budget(
+    files: list[tuple[Source, FileRef]], store: state.base.State, settings: Settings, budget: int
+) -> None:
+    """Refuse to start when the files need more API calls than ``budget``."""
+    needed = estimate(files, store, settings, paid=True)
+    if needed.calls > budget:
+        raise BudgetExceededError(
+            f"these {needed.files} files need {needed.calls} {settings.geocoder} API calls "
+            f"(~{needed.cost:.2f} USD) but --max-calls is {budget}; nothing was geocoded"
+        )
+
+
+def _process(
+    source: Source,
+    ref: FileRef,
+    previous: state.base.FileMark | None,
+    store: state.base.State,
+    geocoder: Geocoder,
+    wh: warehouse.base.Warehouse,
+    keys: lookup.base.Lookup,
+    settings: Settings,
+    summary: RunSummary,
+    remaining: int | None,
+) -> int | None:
+    """Extract, transform and load one file, then mark it done; the calls budget left."""
+    extracted = extract_file(source, ref, previous)
+    if extracted.unchanged:
+        summary.skipped += 1
+    else:
+        summary.processed += 1
+        summary.points += extracted.points.height
+        summary.rejects.update(extracted.rejects.get_column("reason").to_list())
+        for batch in extracted.points.iter_slices(settings.batch_rows):
+            result = geocode_frame(batch, geocoder, store, settings, max_calls=remaining)
+            if remaining is not None:
+                remaining -= result.stats.distinct - result.stats.cache_hits
+            summary.geocode += result.stats
+            summary.rejects.update(result.rejects.get_column("reason").to_list())
+            summary.load += load_frame(result.addresses, wh, keys)
+    store.mark_done({ref.key: extracted.mark})
+    return remaining

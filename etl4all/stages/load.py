@@ -1,0 +1,46 @@
+"""Load stage: addresses → warehouse, one row per distinct coordinate.
+
+The lookup splits a batch into inserts and updates with one query; the warehouse's unique
+key stays the truth, so a stale lookup never creates a duplicate. New keys are recorded in
+the lookup only after the warehouse committed them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import polars as pl
+
+from etl4all import frames
+from etl4all.lookup.base import Lookup
+from etl4all.warehouse.base import LoadResult, Warehouse
+
+log = logging.getLogger(__name__)
+
+
+def load_frame(addresses: pl.DataFrame, warehouse: Warehouse, lookup: Lookup) -> LoadResult:
+    """Insert new coordinates of ``addresses`` and update known ones.
+
+    Raises:
+        DataError: the warehouse refused a value (nothing committed).
+        WarehouseError: the warehouse failed (nothing committed; retry).
+    """
+    if addresses.is_empty():
+        return LoadResult()
+    started = time.perf_counter()
+    rows = frames.canonical(addresses).with_columns(_key=frames.coordinate_key())
+    keys = rows.get_column("_key")
+    known = rows.get_column("_key").is_in(lookup.present(keys).implode())
+    inserts, updates = rows.filter(~known).drop("_key"), rows.filter(known).drop("_key")
+    result = warehouse.load(inserts, updates)
+    lookup.add(keys.filter(~known))
+    log.info(
+        "loaded rows=%d inserted=%d updated=%d unchanged=%d seconds=%.2f",
+        rows.height,
+        result.inserted,
+        result.updated,
+        result.unchanged,
+        time.perf_counter() - started,
+    )
+    return result

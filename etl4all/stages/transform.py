@@ -1,0 +1,180 @@
+"""Transform stage: points → addresses.
+
+Coordinates are rounded to ``geocode_precision`` and deduplicated, the cache answers what it
+knows (paid geocoders only), the geocoder is asked for the rest, and the results are joined
+back onto every point. A coordinate is paid for once, ever, within the cache TTL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import polars as pl
+
+from etl4all import frames
+from etl4all.errors import BudgetExceededError
+from etl4all.geocoders.base import Geocoder
+from etl4all.settings import Settings
+from etl4all.state.base import CACHE_SCHEMA, State
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_DAYS = 30.0
+"""Google's terms allow caching coordinates-derived results for at most 30 days."""
+
+_KEYS = ["lat_key", "lon_key"]
+
+
+@dataclasses.dataclass
+class GeocodeStats:
+    """Counters of the transform stage, summed over batches."""
+
+    points: int = 0
+    distinct: int = 0
+    cache_hits: int = 0
+    geocoded: int = 0
+    calls: int = 0
+    retries: int = 0
+    zero_results: int = 0
+    failed: int = 0
+    api_seconds: float = 0.0
+
+    def __iadd__(self, other: GeocodeStats) -> GeocodeStats:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        return self
+
+    @property
+    def qps(self) -> float:
+        """Achieved API requests per second while calling the API."""
+        return self.calls / self.api_seconds if self.api_seconds else 0.0
+
+
+@dataclasses.dataclass
+class Transformed:
+    """Addresses of a batch, its points that could not be geocoded, and counters."""
+
+    addresses: pl.DataFrame
+    rejects: pl.DataFrame
+    stats: GeocodeStats
+
+
+def cache_scope(settings: Settings) -> str:
+    """The cache namespace: provider, language and precision (``google:pt-BR:6``)."""
+    return f"{settings.geocoder}:{settings.language}:{settings.geocode_precision}"
+
+
+def with_keys(points: pl.DataFrame, precision: int) -> pl.DataFrame:
+    """``points`` plus ``lat_key``/``lon_key``: the coordinate at ``precision`` as integers."""
+    return points.with_columns(
+        lat_key=frames.scaled_key(pl.col("latitude"), precision),
+        lon_key=frames.scaled_key(pl.col("longitude"), precision),
+    )
+
+
+def distinct_keys(points: pl.DataFrame, precision: int) -> pl.DataFrame:
+    """The distinct coordinates of ``points`` at ``precision``, as integer keys."""
+    return with_keys(points, precision).select(_KEYS).unique(maintain_order=True)
+
+
+def uncached_keys(
+    keys: pl.DataFrame, state: State, settings: Settings
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split distinct ``keys`` into (cached results, keys the geocoder must be asked)."""
+    if keys.is_empty():
+        return frames.empty(CACHE_SCHEMA), keys
+    cached = state.cache_get(cache_scope(settings), keys)
+    return cached, keys.join(cached.select(_KEYS), on=_KEYS, how="anti")
+
+
+def geocode_frame(
+    points: pl.DataFrame,
+    geocoder: Geocoder,
+    state: State,
+    settings: Settings,
+    *,
+    max_calls: int | None = None,
+) -> Transformed:
+    """Reverse-geocode ``points`` (points schema) into addresses.
+
+    Args:
+        max_calls: refuse (before any call) when more keys than this need the API.
+
+    Raises:
+        BudgetExceededError: the batch needs more calls than ``max_calls``.
+        GeocodeAuthError, GeocodeQuotaError: the provider refused; nothing was returned.
+    """
+    precision = settings.geocode_precision
+    keyed = with_keys(points, precision)
+    keys = keyed.select(_KEYS).unique(maintain_order=True)
+    if geocoder.paid:
+        cached, todo = uncached_keys(keys, state, settings)
+    else:
+        cached, todo = frames.empty(CACHE_SCHEMA), keys
+    stats = GeocodeStats(points=points.height, distinct=keys.height, cache_hits=cached.height)
+    if geocoder.paid and max_calls is not None and todo.height > max_calls:
+        raise BudgetExceededError(
+            f"{todo.height} coordinates need the {geocoder.name} API but --max-calls allows "
+            f"{max_calls}; raise --max-calls or geocode fewer files"
+        )
+    fresh, failed = _ask(geocoder, todo, precision, stats)
+    if geocoder.paid and not fresh.is_empty():
+        ttl_days = settings.cache_ttl_days or DEFAULT_CACHE_DAYS
+        state.cache_put(cache_scope(settings), fresh, ttl_days * 86400)
+    results = pl.concat([cached, fresh], how="vertical")
+    addresses = keyed.join(results, on=_KEYS, how="inner", maintain_order="left")
+    rejects = _rejects(keyed, results, failed)
+    stats.geocoded = results.height
+    stats.zero_results = int(results.get_column("geocode_status").eq("ZERO_RESULTS").sum())
+    return Transformed(
+        addresses=frames.cast_frame(addresses, frames.ADDRESSES_SCHEMA),
+        rejects=rejects,
+        stats=stats,
+    )
+
+
+def _ask(
+    geocoder: Geocoder, todo: pl.DataFrame, precision: int, stats: GeocodeStats
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Geocode ``todo`` keys: (results as ``CACHE_SCHEMA``, failed keys with reason/text)."""
+    scale = 10**precision
+    if todo.is_empty():
+        return frames.empty(CACHE_SCHEMA), todo.with_columns(
+            reason=pl.lit(None, pl.String), text=pl.lit(None, pl.String)
+        )
+    started = time.perf_counter()
+    answer = geocoder.reverse(
+        todo.select(latitude=pl.col("lat_key") / scale, longitude=pl.col("lon_key") / scale)
+    )
+    if geocoder.paid:
+        log.info(
+            "geocoded %d coordinates calls=%d retries=%d seconds=%.2f",
+            todo.height,
+            answer.calls,
+            answer.retries,
+            time.perf_counter() - started,
+        )
+    stats.calls, stats.retries, stats.api_seconds = answer.calls, answer.retries, answer.seconds
+    stats.failed = answer.failed.height
+
+    fresh = with_keys(answer.addresses, precision).drop("latitude", "longitude")
+    failed = with_keys(answer.failed, precision).drop("latitude", "longitude")
+    return frames.cast_frame(fresh, CACHE_SCHEMA), failed
+
+
+def _rejects(keyed: pl.DataFrame, results: pl.DataFrame, failed: pl.DataFrame) -> pl.DataFrame:
+    """Points whose coordinate the geocoder could not answer, as rejects."""
+    missing = keyed.join(results.select(_KEYS), on=_KEYS, how="anti")
+    if missing.is_empty():
+        return frames.empty(frames.REJECTS_SCHEMA)
+    if failed.height:
+        log.warning("%d coordinates could not be geocoded", failed.height)
+    rejects = missing.join(failed, on=_KEYS, how="left").select(
+        "source",
+        "line",
+        reason=pl.col("reason").fill_null("not_geocoded"),
+        text=pl.format("{},{} {}", "latitude", "longitude", pl.col("text").fill_null("")),
+    )
+    return frames.cast_frame(rejects, frames.REJECTS_SCHEMA)
