@@ -171,9 +171,9 @@ def _fields(text: pl.Series) -> list[pl.Series]:
         "lon": lon.select(_number("5").alias("lon"), _dms("W").alias("lon_dms")),
         "dist": dist.select(_number("1").alias("dist"), _number("2").alias("bearing")),
     }
-    empty = pl.Series([None], dtype=pl.Float64).extend_constant(None, len(text) - 1)
+    empty = pl.repeat(None, len(text), dtype=pl.Float64, eager=True)
     return [
-        empty.alias(values.name).scatter(where[kind], values) if len(text) else values
+        empty.alias(values.name).scatter(where[kind], values)
         for kind, part in parts.items()
         for values in part.get_columns()
     ]

@@ -1,0 +1,126 @@
+"""The command line through CliRunner: an embedded end-to-end run on generated files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from etl4all import __version__, parse
+from etl4all.cli import cli
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run every command from an empty folder (default state and warehouse land there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str) -> click.testing.Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def expected_keys(folder: Path) -> set[tuple[float, float]]:
+    """The distinct valid coordinates of the files in ``folder``."""
+    points = pl.concat(parse.parse(p.read_bytes(), p.name).points for p in folder.glob("*.txt"))
+    return set(points.select("latitude", "longitude").unique().rows())
+
+
+def warehouse_keys(path: Path) -> list[tuple[float, float]]:
+    with duckdb.connect(str(path), read_only=True) as db:
+        rows = db.sql("SELECT latitude::DOUBLE, longitude::DOUBLE FROM address").fetchall()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_run_loads_every_distinct_coordinate_once_and_is_idempotent(workdir: Path) -> None:
+    assert invoke("sample", "in", "--files", "3", "--points", "400", "--dirty-rate", "0.1",
+                  "--duplicate-rate", "0.2").exit_code == 0
+    first = invoke("run", "in", "-q")
+    assert first.exit_code == 0, first.output
+    assert "3 processed, 0 skipped" in first.output
+    assert "rejects     " in first.output and "missing_l" in first.output
+    keys = warehouse_keys(workdir / "etl4all.duckdb")
+    assert len(keys) == len(set(keys)) == len(expected_keys(workdir / "in"))
+    assert set(keys) == expected_keys(workdir / "in")
+
+    second = invoke("run", "in", "-q")
+    assert "0 processed, 3 skipped" in second.output
+    assert warehouse_keys(workdir / "etl4all.duckdb") == keys
+
+
+def test_a_changed_file_is_processed_again(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "50")
+    invoke("run", "in", "-q")
+    changed = workdir / "in" / "data_points_20180101.txt"
+    changed.write_bytes(changed.read_bytes() + b"\r\nLatitude: -29.5\r\nLongitude: -50.5\r\n")
+    result = invoke("run", "in", "-q")
+    assert "1 processed, 1 skipped" in result.output
+    assert "1 inserted" in result.output
+    assert (-29.5, -50.5) in warehouse_keys(workdir / "etl4all.duckdb")
+
+
+def test_touched_file_with_same_content_is_skipped(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "20")
+    invoke("run", "in", "-q")
+    path = workdir / "in" / "data_points_20180101.txt"
+    path.touch()
+    result = invoke("run", "in", "-q")
+    assert "0 processed, 1 skipped" in result.output
+
+
+def test_missing_source_exits_2_with_one_line_reason(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "nowhere", "-q"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("error: no such file or folder")
+
+
+def test_run_without_source_is_a_usage_error(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "-q"])
+    assert result.exit_code == 2 and "SOURCE" in result.output
+
+
+def test_parse_reports_and_writes_points_and_rejects(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "100", "--dirty-rate", "0.3", "--seed", "4")
+    result = invoke("parse", "in/data_points_20180101.txt", "-o", "out.parquet")
+    assert result.exit_code == 0
+    points, rejects = pl.read_parquet("out.parquet"), pl.read_parquet("out.rejects.parquet")
+    assert f"points   {points.height}" in result.output
+    assert f"rejects  {rejects.height}" in result.output and rejects.height > 0
+    assert "missing_longitude" in result.output or "missing_latitude" in result.output
+
+
+def test_estimate_offline_needs_no_calls(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "30", "--duplicate-rate", "0.5")
+    result = invoke("estimate", "in")
+    assert result.exit_code == 0
+    assert "calls needed   0 (offline)" in result.output
+    assert "points         60" in result.output
+
+
+def test_version() -> None:
+    assert __version__ in invoke("--version").output
+
+
+def test_bad_center_is_a_usage_error(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["sample", "x", "--center", "100,1"])
+    assert result.exit_code == 2 and "latitude" in result.output
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    def commands(group: click.Group) -> list[click.Command]:
+        found: list[click.Command] = []
+        for command in group.commands.values():
+            found += commands(command) if isinstance(command, click.Group) else [command]
+        return found
+
+    for command in commands(cli):
+        assert command.help, command.name
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{command.name} {param.opts}"
+        assert CliRunner().invoke(cli, [command.name or "", "--help"]).exit_code == 0

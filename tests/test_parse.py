@@ -1,0 +1,171 @@
+"""The data_points parser: every case of the format, and a property over random input."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etl4all.parse import parse, split_lines
+
+LAT = "Latitude: 30°02′59″S   -30.04982864"
+LON = "Longitude: 51°12′05″W   -51.20150245"
+DIST = "Distance: 2.2959 km  Bearing: 137.352°"
+RECORD = [LAT, LON, DIST]
+
+
+def text(lines: list[str], end: str = "\r\n") -> bytes:
+    return end.join(lines).encode("utf-8")
+
+
+def reasons(data: bytes) -> list[tuple[int, str]]:
+    return parse(data, "f.txt").rejects.select("line", "reason").rows()
+
+
+def test_one_record_gives_its_values() -> None:
+    points = parse(text(RECORD), "f.txt").points
+    assert points.rows() == [("f.txt", 1, -30.04982864, -51.20150245, 2.2959, 137.352)]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_line_endings_are_all_understood(end: str) -> None:
+    parsed = parse(text(RECORD * 2, end) + end.encode(), "f.txt")
+    assert parsed.points.get_column("line").to_list() == [1, 4]
+    assert parsed.rejects.is_empty()
+
+
+def test_mixed_line_endings_keep_line_numbers() -> None:
+    data = (LAT + "\r\n" + LON + "\r" + DIST + "\n" + LAT + "\r\n" + LON).encode()
+    assert parse(data, "f").points.get_column("line").to_list() == [1, 4]
+
+
+def test_bom_is_ignored() -> None:
+    assert parse(b"\xef\xbb\xbf" + text(RECORD), "f").points.height == 1
+
+
+def test_latin1_file_falls_back() -> None:
+    data = "\r\n".join(RECORD).replace("′", "'").replace("″", '"').encode("latin-1")
+    points = parse(data, "f").points
+    assert points.get_column("latitude").to_list() == [-30.04982864]
+
+
+def test_blank_lines_and_stray_spaces_and_tabs() -> None:
+    lines = ["", "  \t" + LAT + "\t ", "", "  " + LON, "\t" + DIST + "  ", "   ", ""]
+    parsed = parse(text(lines), "f")
+    assert parsed.points.select("line", "distance_km").rows() == [(2, 2.2959)]
+    assert parsed.rejects.is_empty()
+
+
+def test_positive_values_north_and_east() -> None:
+    data = text(["Latitude: 10°30′00″N   10.5", "Longitude: 20°15′00″E   20.25"])
+    assert parse(data, "f").points.select("latitude", "longitude").rows() == [(10.5, 20.25)]
+
+
+def test_decimal_only_lines_are_accepted() -> None:
+    data = text(["Latitude: -30.5", "Longitude:   -51.25"])
+    assert parse(data, "f").points.select("latitude", "longitude").rows() == [(-30.5, -51.25)]
+
+
+def test_missing_longitude_is_one_reject_with_its_lines() -> None:
+    parsed = parse(text([LAT, DIST, *RECORD]), "f")
+    assert parsed.rejects.rows() == [("f", 1, "missing_longitude", f"{LAT}\n{DIST}")]
+    assert parsed.points.get_column("line").to_list() == [3]
+
+
+def test_longitude_without_latitude_is_rejected() -> None:
+    assert reasons(text([*RECORD, LON, DIST, *RECORD])) == [(4, "missing_latitude")]
+
+
+def test_missing_distance_gives_a_point_without_distance() -> None:
+    points = parse(text([LAT, LON, *RECORD]), "f").points
+    assert points.select("line", "distance_km", "bearing_deg").rows() == [
+        (1, None, None),
+        (3, 2.2959, 137.352),
+    ]
+
+
+def test_orphan_distance_line_is_rejected() -> None:
+    assert reasons(text([*RECORD, DIST])) == [(4, "orphan_distance")]
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon"),
+    [("-90.5", "-51.2"), ("90.00000001", "10"), ("10", "180.1"), ("10", "-200")],
+)
+def test_out_of_range_coordinates_are_rejected(lat: str, lon: str) -> None:
+    data = text([f"Latitude: {lat}", f"Longitude: {lon}"])
+    assert reasons(data) == [(1, "out_of_range")]
+
+
+def test_edges_of_the_range_are_valid() -> None:
+    data = text(["Latitude: -90", "Longitude: 180", "Latitude: 90", "Longitude: -180"])
+    assert parse(data, "f").points.height == 2
+
+
+def test_dms_that_disagrees_with_the_decimal_is_rejected() -> None:
+    wrong_minute = "Latitude: 30°03′59″S   -30.04982864"
+    wrong_hemisphere = "Longitude: 51°12′05″E   -51.20150245"
+    data = text([wrong_minute, LON, LAT, wrong_hemisphere, *RECORD])
+    assert reasons(data) == [(1, "dms_mismatch"), (3, "dms_mismatch")]
+
+
+def test_dms_within_tolerance_is_accepted() -> None:
+    # 59.9 s off by rounding: 0.0003° < 0.0005°
+    data = text(["Latitude: 30°03′00″S   -30.04982864", LON])
+    assert parse(data, "f").points.height == 1
+
+
+def test_any_other_line_is_unrecognized() -> None:
+    data = text([*RECORD, "hello", "Latitude: abc", *RECORD])
+    assert reasons(data) == [(4, "unrecognized"), (5, "unrecognized")]
+
+
+def test_empty_file_gives_zero_rows() -> None:
+    parsed = parse(b"", "f")
+    assert parsed.points.is_empty() and parsed.rejects.is_empty()
+    assert parsed.points.schema["line"] == pl.UInt32
+
+
+def test_line_numbers_are_one_based_and_count_blank_lines() -> None:
+    assert split_lines(b"a\r\n\r\nb").rows() == [(1, "a\r\n"), (2, "\r\n"), (3, "b")]
+
+
+def accounted(data: bytes) -> tuple[int, int]:
+    """(non-blank lines in the input, lines covered by points and rejects)."""
+    lines = split_lines(data).get_column("text").str.strip_chars()
+    non_blank = int((lines != "").sum())
+    parsed = parse(data, "f")
+    rejected = int(parsed.rejects.get_column("text").str.count_matches("\n").sum())
+    rejected += parsed.rejects.height
+    in_points = 2 * parsed.points.height + int(parsed.points.get_column("distance_km").is_not_null().sum())
+    return non_blank, in_points + rejected
+
+
+line_strategy = st.one_of(
+    st.sampled_from([LAT, LON, DIST, "", "  ", "Latitude: 95", "Longitude: 200", "x"]),
+    st.sampled_from(["Latitude: 30°02′59″N   -30.04982864", "Distance: 1 km"]),
+    st.text(max_size=30).filter(lambda s: "\r" not in s and "\n" not in s),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(line_strategy, max_size=40), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_every_line_is_accounted_for(lines: list[str], end: str) -> None:
+    data = text(lines, end)
+    non_blank, covered = accounted(data)
+    assert covered == non_blank
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    parsed = parse(data, "f")
+    assert set(parsed.rejects.get_column("reason")) <= {
+        "missing_longitude",
+        "missing_latitude",
+        "orphan_distance",
+        "out_of_range",
+        "dms_mismatch",
+        "unrecognized",
+    }

@@ -1,0 +1,71 @@
+"""Settings precedence: flags > ETL4ALL_* variables > pipeline TOML > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from etl4all.errors import ConfigError
+from etl4all.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_the_embedded_ones() -> None:
+    settings = Settings.load(environ={})
+    assert settings.geocoder == "offline"
+    assert settings.warehouse_url.startswith("duckdb:")
+    assert settings.state_url.startswith("sqlite:")
+
+
+def test_local_pipeline_file_holds_the_defaults() -> None:
+    from_file = Settings.load(REPO / "pipelines" / "local.toml", environ={})
+    defaults = Settings.load(environ={})
+    assert from_file == defaults
+
+
+def test_services_pipeline_file_is_valid() -> None:
+    settings = Settings.load(REPO / "pipelines" / "services.toml", environ={})
+    assert settings.broker_url and settings.geocoder == "google"
+
+
+def test_precedence(tmp_path: Path) -> None:
+    toml = tmp_path / "p.toml"
+    toml.write_text('[etl4all]\ngeocoder = "google"\nqps = 10\nbatch_rows = 5\n')
+    environ = {"ETL4ALL_QPS": "20", "ETL4ALL_BATCH_ROWS": "7"}
+    settings = Settings.load(toml, environ=environ, overrides={"batch_rows": 9})
+    assert (settings.geocoder, settings.qps, settings.batch_rows) == ("google", 20.0, 9)
+
+
+def test_google_key_comes_from_its_own_variable_and_is_not_in_repr() -> None:
+    settings = Settings.load(environ={"GOOGLE_MAPS_API_KEY": "AIza-secret"})
+    assert settings.google_key == "AIza-secret"
+    assert "AIza-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"ETL4ALL_BATCH_ROWS": "many"}, "batch_rows expects int"),
+        ({"ETL4ALL_BATCH_ROWS": "0"}, "batch_rows must be at least 1"),
+        ({"ETL4ALL_GEOCODE_PRECISION": "12"}, "geocode_precision"),
+        ({"ETL4ALL_ONCE": "perhaps"}, "once expects bool"),
+    ],
+)
+def test_bad_values_are_config_errors(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(environ=environ)
+
+
+def test_unknown_key_in_pipeline_file(tmp_path: Path) -> None:
+    toml = tmp_path / "p.toml"
+    toml.write_text("[etl4all]\nwarehouse = 'x'\n")
+    with pytest.raises(ConfigError, match="unknown setting 'warehouse'"):
+        Settings.load(toml, environ={})
+
+
+def test_unreadable_pipeline_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("[etl4all\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Settings.load(tmp_path / "bad.toml", environ={})

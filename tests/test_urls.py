@@ -1,0 +1,59 @@
+"""URL helpers: redaction, scheme tables, file paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from etl4all import broker, geocoders, lookup, sources, state, urls, warehouse
+from etl4all.errors import ConfigError, UnknownSchemeError
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("ftp://username:mypass@host:21/dir", "mypass"),
+        ("amqp://guest:s3cr3t@localhost:5672/", "s3cr3t"),
+        ("GET https://maps.example/json?latlng=1,2&key=AIzaSECRET&language=pt", "AIzaSECRET"),
+        ("error at mysql://root:pw@db/etl4all: refused", "pw@"),
+    ],
+)
+def test_redact_hides_secrets(text: str, hidden: str) -> None:
+    clean = urls.redact(text)
+    assert hidden not in clean and "***" in clean
+
+
+def test_redact_keeps_urls_without_secrets() -> None:
+    assert urls.redact("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+def test_unknown_scheme_suggests_the_closest() -> None:
+    with pytest.raises(UnknownSchemeError, match="Did you mean 'mysql'"):
+        urls.load_class("warehouse", "mysq", warehouse.SCHEMES)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("duckdb:///tmp/x.duckdb", "/tmp/x.duckdb"),
+        ("duckdb:///etl4all.duckdb", "etl4all.duckdb"),
+        ("sqlite:///.etl4all/state.db", ".etl4all/state.db"),
+        ("sqlite:////abs/state.db", "/abs/state.db"),
+        ("sqlite:///./tmp/state.db", "./tmp/state.db"),
+    ],
+)
+def test_file_path(url: str, path: str) -> None:
+    assert urls.file_path(url) == path
+
+
+def test_file_path_refuses_a_host() -> None:
+    with pytest.raises(ConfigError, match="three slashes"):
+        urls.file_path("duckdb://host/x.duckdb")
+
+
+@pytest.mark.parametrize(
+    "table", [sources.SCHEMES, geocoders.NAMES, state.SCHEMES, lookup.SCHEMES,
+              warehouse.SCHEMES, broker.SCHEMES],
+)
+def test_every_table_entry_imports(table: dict[str, tuple[str, str]]) -> None:
+    for key in table:
+        assert isinstance(urls.load_class("role", key, table), type)
