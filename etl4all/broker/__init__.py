@@ -20,4 +20,4 @@ def from_settings(settings: Settings) -> Broker:
     """The broker of ``settings.broker_url`` (``memory://`` when unset)."""
     url = settings.broker_url or "memory://"
     cls = urls.load_class("broker", urls.scheme_of(url), SCHEMES)
-    return cls(url=url, settings=settings)  # type: ignore[no-any-return]
+    return cls(url=url, settings=settings)

@@ -1,0 +1,275 @@
+"""AmqpBroker against the loopback RabbitMQ: the Broker contract, plus its fault handling."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pika
+import pika.exceptions
+import polars as pl
+import pytest
+from contracts.broker import BrokerContract, take
+
+from etl4all import batch
+from etl4all import broker as broker_role
+from etl4all.broker import queues
+from etl4all.broker.amqp import AmqpBroker
+from etl4all.broker.memory import ERROR_HEADER
+from etl4all.errors import BrokerError, ConfigError, WarehouseError
+from etl4all.settings import Settings
+from etl4all.stages.worker import run_worker
+
+pytestmark = pytest.mark.rabbitmq
+MakeBroker = Callable[..., AmqpBroker]
+
+
+def with_query(url: str, query: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(query=query))
+
+
+def delete_topology(url: str, prefix: str) -> None:
+    """Delete a test's queues and exchange whatever state its broker object is in."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = conn.channel()
+        for queue in (queues.POINTS, queues.ADDRESSES, queues.DEAD):
+            channel.queue_delete(queues.name(prefix, queue))
+        channel.exchange_delete(f"{prefix}.dlx")
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def make_broker(amqp_url: str, settings: Settings) -> Iterator[MakeBroker]:
+    """Build AmqpBrokers on the test's prefix; close them and delete the queues after."""
+    made: list[AmqpBroker] = []
+
+    def make(query: str = "heartbeat=5") -> AmqpBroker:
+        made.append(AmqpBroker(url=with_query(amqp_url, query), settings=settings))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for broker in made:
+            broker.close()
+        delete_topology(amqp_url, settings.queue_prefix)
+
+
+class TestAmqpBroker(BrokerContract):
+    @pytest.fixture
+    def broker(self, make_broker: MakeBroker) -> AmqpBroker:
+        return make_broker()
+
+
+@pytest.fixture
+def settings(unique: str) -> Settings:
+    return Settings(queue_prefix=f"etl4all-test-{unique}", prefetch=1, max_deliveries=3)
+
+
+@pytest.fixture
+def points(settings: Settings) -> str:
+    return queues.name(settings.queue_prefix, queues.POINTS)
+
+
+def test_built_from_settings(amqp_url: str, settings: Settings) -> None:
+    broker = broker_role.from_settings(settings.replace(broker_url=amqp_url))
+    try:
+        assert isinstance(broker, AmqpBroker)
+    finally:
+        broker.close()
+        delete_topology(amqp_url, settings.queue_prefix)
+
+
+def test_queues_are_durable_quorum_and_messages_persistent(
+    make_broker: MakeBroker, amqp_url: str, settings: Settings, points: str
+) -> None:
+    broker = make_broker()
+    broker.publish(points, b"keep me", {"batch_id": "p1"})
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = conn.channel()
+        _, properties, body = channel.basic_get(points, auto_ack=True)
+        assert body == b"keep me"
+        assert properties.delivery_mode == 2
+        assert properties.message_id == "p1"
+        arguments = {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": f"{settings.queue_prefix}.dlx",
+            "x-delivery-limit": settings.max_deliveries,
+        }
+        channel.queue_declare(points, durable=True, arguments=arguments)  # equivalent: accepted
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="inequivalent"):
+            channel.queue_declare(points, durable=True, arguments={"x-queue-type": "classic"})
+    finally:
+        conn.close()
+
+
+def test_existing_queue_with_other_arguments_is_refused(
+    amqp_url: str, settings: Settings, points: str
+) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        conn.channel().queue_declare(points, durable=True)  # a classic queue in the way
+        with pytest.raises(BrokerError, match="other arguments") as info:
+            AmqpBroker(url=amqp_url, settings=settings)
+        assert info.value.retryable is False
+    finally:
+        conn.close()
+        delete_topology(amqp_url, settings.queue_prefix)
+
+
+def test_wrong_password_fails_fast_without_the_password(amqp_url: str, settings: Settings) -> None:
+    parts = urlsplit(amqp_url)
+    bad = urlunsplit(parts._replace(netloc=f"guest:s3cret-Pw@{parts.hostname}:{parts.port}"))
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as info:
+        AmqpBroker(url=bad, settings=settings)
+    assert time.monotonic() - started < 10
+    assert info.value.retryable is False
+    assert "s3cret-Pw" not in str(info.value)
+    assert "password" in str(info.value)
+
+
+def test_bad_url_is_a_config_error(settings: Settings) -> None:
+    with pytest.raises(ConfigError):
+        AmqpBroker(url="amqp://127.0.0.1/?heartbeat=soon", settings=settings)
+    with pytest.raises(ConfigError):
+        AmqpBroker(url="amqp:///nohost", settings=settings)
+
+
+def test_bad_header_value_fails_in_the_caller(make_broker: MakeBroker, points: str) -> None:
+    broker = make_broker()
+    with pytest.raises(BrokerError, match="header values") as info:
+        broker.publish(points, b"x", {"ratio": 0.5})
+    assert info.value.retryable is False
+    broker.publish(points, b"x", {"ratio": "0.5"})  # the broker is still usable
+
+
+def test_heartbeat_survives_a_handler_longer_than_two_heartbeats(
+    make_broker: MakeBroker, points: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = make_broker("heartbeat=2")
+    broker.publish(points, b"slow", {"batch_id": "h1"})
+    (delivery,) = take(broker, points)
+    time.sleep(5.0)  # 2.5 heartbeats with no call into the broker from this thread
+    delivery.ack()
+    broker.publish(points, b"after", {"batch_id": "h2"})
+    (after,) = take(broker, points)
+    assert after.body == b"after"
+    assert after.redelivered is False
+    after.ack()
+    assert broker.reconnects == 0
+    assert broker.depth(points) == 0
+
+
+def test_reconnects_after_the_connection_is_killed(
+    make_broker: MakeBroker, points: str, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = make_broker("heartbeat=5")
+    broker.publish(points, b"in flight", {"batch_id": "r1"})
+    (delivery,) = take(broker, points)
+    _close_connections(f"etl4all {settings.queue_prefix}")
+    deadline = time.monotonic() + 20
+    while broker.reconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert broker.reconnects == 1
+    with caplog.at_level(logging.WARNING, logger="etl4all.broker.amqp"):
+        delivery.ack()  # stale: a logged no-op, never an "unknown delivery tag" crash
+    assert "requeued it" in caplog.text
+    (again,) = take(broker, points)
+    assert (again.body, again.redelivered) == (b"in flight", True)
+    again.ack()
+    broker.publish(points, b"after", {"batch_id": "r2"})
+    (after,) = take(broker, points)
+    assert (after.body, after.redelivered) == (b"after", False)
+    after.ack()
+
+
+def test_poison_batch_is_dead_lettered_by_the_worker(
+    make_broker: MakeBroker, points: str, settings: Settings
+) -> None:
+    broker = make_broker()
+    frame = pl.DataFrame(
+        {
+            "source": ["a"],
+            "line": [1],
+            "latitude": [1.0],
+            "longitude": [2.0],
+            "distance_km": [None],
+            "bearing_deg": [None],
+        }
+    )
+    good, headers = batch.encode(frame, kind="points", batch_id="ok-00000", source="a")
+    broker.publish(points, good[:-8] + b"garbage!", headers)
+    broker.publish(points, good, headers)
+    handled: list[int] = []
+    stats = run_worker(
+        broker,
+        points,
+        lambda f, h: handled.append(f.height),
+        stop=threading.Event(),
+        settings=settings,
+        idle_timeout=1.0,
+    )
+    assert (stats.acked, stats.dead_lettered, handled) == (1, 1, [1])
+    (letter,) = take(broker, queues.name(settings.queue_prefix, queues.DEAD))
+    assert "sha256" in letter.headers[ERROR_HEADER]
+    letter.ack()
+
+
+def _close_connections(name: str) -> None:
+    """Kill this test's connections from the server side, as a network drop would."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "client_properties"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    wanted = f'{{"connection_name","{name}"}}'
+    pids = [line.split()[0] for line in listing.stdout.splitlines() if wanted in line]
+    assert pids, f"no connection named {name!r}"
+    for pid in pids:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", pid, "test: simulated drop"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+
+def test_worker_dead_letters_before_the_queue_limit(
+    make_broker: MakeBroker, points: str, settings: Settings
+) -> None:
+    """The worker counts x-delivery-count itself, so its dead letter (with a reason) comes
+    before RabbitMQ's delivery-limit backstop (which has none)."""
+    broker = make_broker()
+    broker.publish(points, b"x", {"batch_id": "w1"})
+    calls: list[int] = []
+
+    def handler(body: bytes, headers: dict[str, object]) -> None:
+        calls.append(int(str(headers.get("x-delivery-count") or 0)))
+        raise WarehouseError("deadlock")
+
+    stats = run_worker(
+        broker,
+        points,
+        handler,
+        stop=threading.Event(),
+        settings=settings,
+        idle_timeout=1.0,
+        decode=lambda body, headers: body,
+        retry_delays=(),
+    )
+    assert calls == [0, 1, 2]
+    assert (stats.requeued, stats.dead_lettered) == (2, 1)
+    (letter,) = take(broker, queues.name(settings.queue_prefix, queues.DEAD))
+    assert letter.headers[ERROR_HEADER] == "WarehouseError after 3 tries: deadlock"
+    assert "x-first-death-reason" not in letter.headers
+    letter.ack()

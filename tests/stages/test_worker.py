@@ -1,0 +1,266 @@
+"""The generic worker loop on the in-process broker: acks, retries, dead letters, stopping."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+import pytest
+
+from etl4all import batch, frames
+from etl4all.broker.memory import ERROR_HEADER, QUEUE_HEADER, MemoryBroker
+from etl4all.errors import (
+    BudgetExceededError,
+    DataError,
+    GeocodeAuthError,
+    GeocodeQuotaError,
+    WarehouseError,
+)
+from etl4all.settings import Settings
+from etl4all.stages.worker import install_signal_handlers, run_worker
+
+POINTS, DEAD = "t.points", "t.dead"
+FAST = (0.01, 0.01)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(queue_prefix="t", max_deliveries=3)
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[MemoryBroker]:
+    with MemoryBroker(settings=settings) as broker:
+        yield broker
+
+
+def publish(broker: MemoryBroker, n: int = 1, rows: int = 3) -> None:
+    for i in range(n):
+        frame = pl.DataFrame(
+            {
+                "source": "f.txt",
+                "line": pl.int_range(rows, eager=True),
+                "latitude": -30.0,
+                "longitude": -51.0,
+            }
+        )
+        frame = frame.with_columns(distance_km=None, bearing_deg=None)
+        body, headers = batch.encode(frame, kind="points", batch_id=f"f-{i:05d}", source="f.txt")
+        broker.publish(POINTS, body, headers)
+
+
+def run(broker: MemoryBroker, handler: Any, settings: Settings, **kwargs: Any) -> Any:
+    kwargs = {"idle_timeout": 0.2, "retry_delays": FAST, "poll": 0.1, **kwargs}
+    return run_worker(broker, POINTS, handler, stop=threading.Event(), settings=settings, **kwargs)
+
+
+def dead_letters(broker: MemoryBroker) -> list[dict[str, Any]]:
+    letters = []
+    for delivery in broker.consume(DEAD, timeout=0.05):
+        letters.append(delivery.headers)
+        delivery.ack()
+    return letters
+
+
+def test_success_acks_after_the_handler(broker: MemoryBroker, settings: Settings) -> None:
+    publish(broker, 2, rows=5)
+    seen: list[tuple[str, int, int]] = []
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        assert frame.schema == pl.Schema(frames.POINTS_SCHEMA)
+        seen.append((headers["batch_id"], frame.height, broker.depth(POINTS)))
+
+    stats = run(broker, handler, settings)
+    assert seen == [("f-00000", 5, 1), ("f-00001", 5, 0)]
+    assert (stats.acked, stats.rows, stats.dead_lettered, stats.requeued) == (2, 10, 0, 0)
+    assert broker.depth(POINTS) == 0
+    assert broker._unacked == set()
+    assert dead_letters(broker) == []
+
+
+def test_batch_lines_are_logged(
+    broker: MemoryBroker, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    publish(broker, 1, rows=4)
+    with caplog.at_level(logging.INFO, logger="etl4all.stages.worker"):
+        run(broker, lambda frame, headers: None, settings)
+    assert any(
+        "batch f-00000 done rows=4 seconds=" in record.getMessage() for record in caplog.records
+    )
+
+
+def test_data_error_dead_letters_and_goes_on(broker: MemoryBroker, settings: Settings) -> None:
+    publish(broker, 2)
+    calls: list[str] = []
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        calls.append(headers["batch_id"])
+        if headers["batch_id"] == "f-00000":
+            raise DataError("latitude out of range in f.txt")
+
+    stats = run(broker, handler, settings)
+    assert calls == ["f-00000", "f-00001"]  # not retried
+    assert (stats.acked, stats.dead_lettered) == (1, 1)
+    (letter,) = dead_letters(broker)
+    assert letter["batch_id"] == "f-00000"
+    assert letter[ERROR_HEADER] == "DataError: latitude out of range in f.txt"
+    assert letter[QUEUE_HEADER] == POINTS
+
+
+def test_corrupt_body_never_reaches_the_handler(broker: MemoryBroker, settings: Settings) -> None:
+    broker.publish(POINTS, b"PAR1 garbage", {"batch_id": "bad", "schema": "points", "sha256": "0"})
+    stats = run(broker, lambda frame, headers: pytest.fail("handler called"), settings)
+    assert stats.dead_lettered == 1
+    (letter,) = dead_letters(broker)
+    assert "sha256" in letter[ERROR_HEADER]
+
+
+def test_retryable_error_is_retried_then_requeued_then_dead_lettered(
+    broker: MemoryBroker, settings: Settings
+) -> None:
+    publish(broker)
+    seen: list[tuple[int, int]] = []
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        seen.append((headers.get("x-delivery-count", 0), len(seen)))
+        raise WarehouseError("deadlock found when trying to get lock")
+
+    stats = run(broker, handler, settings)
+    # 3 deliveries (max_deliveries) x 3 calls (1 + 2 in-process retries)
+    assert [count for count, _ in seen] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert (stats.retries, stats.requeued, stats.dead_lettered, stats.acked) == (6, 2, 1, 0)
+    (letter,) = dead_letters(broker)
+    assert letter[ERROR_HEADER].startswith("WarehouseError after 3 tries: deadlock")
+    assert broker.depth(POINTS) == 0
+
+
+def test_retryable_error_that_clears_is_acked(broker: MemoryBroker, settings: Settings) -> None:
+    publish(broker)
+    failures = iter([WarehouseError("lock wait timeout")])
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        if error := next(failures, None):
+            raise error
+
+    stats = run(broker, handler, settings)
+    assert (stats.retries, stats.acked, stats.requeued, stats.dead_lettered) == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        GeocodeAuthError("REQUEST_DENIED: The provided API key is invalid."),
+        GeocodeQuotaError("OVER_DAILY_LIMIT"),
+        BudgetExceededError("needs 12000 calls, --max-calls is 10000"),
+    ],
+)
+def test_circuit_open_requeues_and_stops_the_worker(
+    broker: MemoryBroker, settings: Settings, error: Exception
+) -> None:
+    publish(broker, 2)
+    calls: list[str] = []
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        calls.append(headers["batch_id"])
+        raise error
+
+    with pytest.raises(type(error)):
+        run(broker, handler, settings)
+    assert calls == ["f-00000"]  # no retries, nothing else consumed
+    assert broker.depth(POINTS) == 2  # the message is back, nothing was acked
+    assert broker._unacked == set()
+    assert dead_letters(broker) == []
+
+
+def test_a_bug_is_logged_with_traceback_and_dead_lettered(
+    broker: MemoryBroker, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    publish(broker, 2)
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        if headers["batch_id"] == "f-00000":
+            _ = dict[str, int]()["missing"]
+
+    with caplog.at_level(logging.ERROR, logger="etl4all.stages.worker"):
+        stats = run(broker, handler, settings)
+    assert (stats.dead_lettered, stats.acked) == (1, 1)
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "bug" in record.getMessage() and "f-00000" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+    (letter,) = dead_letters(broker)
+    assert letter[ERROR_HEADER] == "bug: KeyError: 'missing'"
+
+
+def test_stop_finishes_the_current_message_and_returns(
+    broker: MemoryBroker, settings: Settings
+) -> None:
+    publish(broker, 3)
+    stop = threading.Event()
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        stop.set()  # e.g. SIGTERM arrives while the batch is being processed
+        time.sleep(0.05)
+
+    stats = run_worker(broker, POINTS, handler, stop=stop, settings=settings, poll=0.1)
+    assert stats.acked == 1
+    assert broker.depth(POINTS) == 2
+
+
+def test_stop_while_idle_ends_the_loop(broker: MemoryBroker, settings: Settings) -> None:
+    stop = threading.Event()
+    result: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: result.append(
+            run_worker(broker, POINTS, lambda f, h: None, stop=stop, settings=settings, poll=0.1)
+        )
+    )
+    thread.start()
+    time.sleep(0.3)
+    assert thread.is_alive()  # no idle_timeout: it waits for work
+    stop.set()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    assert result[0].acked == 0
+
+
+def test_stop_during_retry_backoff_requeues(broker: MemoryBroker, settings: Settings) -> None:
+    publish(broker)
+    stop = threading.Event()
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        stop.set()
+        raise WarehouseError("connection lost")
+
+    stats = run_worker(broker, POINTS, handler, stop=stop, settings=settings, retry_delays=(30,))
+    assert (stats.requeued, stats.dead_lettered, stats.retries) == (1, 0, 0)
+    assert broker.depth(POINTS) == 1
+
+
+def test_idle_timeout_returns(broker: MemoryBroker, settings: Settings) -> None:
+    started = time.monotonic()
+    stats = run(broker, lambda f, h: None, settings, idle_timeout=0.3)
+    assert stats.acked == 0
+    assert 0.25 < time.monotonic() - started < 2
+
+
+def test_signal_handlers_set_the_stop_event() -> None:
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 2
+        while not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler raises in the main thread
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGTERM) is not None
