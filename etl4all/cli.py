@@ -107,6 +107,8 @@ def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable
 @options.WAREHOUSE
 @options.STATE
 @options.LOOKUP
+@options.BROKER
+@options.QUEUE_PREFIX
 @options.PATTERN
 @options.BATCH
 @options.GEOCODING
@@ -128,6 +130,11 @@ def run(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: boo
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if not paths:
         raise click.UsageError("give at least one SOURCE (or set ETL4ALL_SOURCE_URL)")
+    if settings.broker_url:
+        if len(paths) > 1:
+            raise click.UsageError("with --broker give exactly one SOURCE")
+        run_through_broker(settings.replace(source_url=paths[0], settle_seconds=0))
+        return
     with file_progress(interactive) as (on_start, on_file):
         summary = embedded.run(paths, settings, on_start=on_start, on_file=on_file)
     print_summary(summary, settings)
@@ -277,3 +284,98 @@ def estimate(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet
     click.echo(f"already cached {result.cached}")
     click.echo(f"calls needed   {result.calls} ({settings.geocoder})")
     click.echo(f"estimated cost {result.cost:.2f} USD at {settings.price_per_1000:.2f} per 1000")
+
+
+def run_through_broker(settings: Settings) -> None:
+    """``etl4all run --broker``: the three stages in this process, through RabbitMQ."""
+    import threading
+
+    from etl4all.services import run_all
+
+    report = run_all(settings, threading.Event())
+    extract, transform, load = report["extract"], report["transform"], report["load"]
+    click.echo(
+        f"extract     {extract.files} files, {extract.batches} batches, {extract.points} points, "
+        f"{extract.rejects} rejects, {extract.skipped} unchanged\n"
+        f"transform   {transform.acked} batches, {transform.dead_lettered} dead-lettered\n"
+        f"load        {load.acked} batches, {load.dead_lettered} dead-lettered\n"
+        f"elapsed     {report['seconds']:.2f} s"
+    )
+
+
+@cli.command("run-stage")
+@click.argument("stage", type=click.Choice(["extract", "transform", "load"]))
+@options.SOURCE
+@options.PATTERN
+@options.SERVICES
+@options.STATE
+@options.LOOKUP
+@options.WAREHOUSE
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Run one services-mode STAGE worker: extract, transform or load.
+
+    extract polls the source and publishes point batches; transform geocodes them and
+    publishes address batches; load writes them to the warehouse. Run as many replicas of
+    each as the load needs. SIGTERM/SIGINT finish the current batch and exit 0.
+    """
+    import threading
+
+    from etl4all.services import run_stage as run_one
+    from etl4all.stages.worker import install_signal_handlers
+
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    if settings.broker_url is None:
+        raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    try:
+        run_one(stage, settings, stop)
+    finally:
+        restore()
+
+
+@cli.command("init-db")
+@options.WAREHOUSE
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Create the warehouse database and tables (idempotent; utf8mb4 on MySQL)."""
+    from etl4all import warehouse
+
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    with warehouse.from_url(settings.warehouse_url) as wh:  # type: ignore[attr-defined]
+        wh.init()
+        rows = wh.count()
+    click.echo(f"warehouse ready: {urls.redact(settings.warehouse_url)} ({rows} rows)")
+
+
+@cli.command()
+@options.BROKER
+@options.QUEUE_PREFIX
+@options.STATE
+@options.WAREHOUSE
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Show queue depths (incl. dead letters), warehouse rows, files done and cache size."""
+    from etl4all import broker, state, warehouse
+    from etl4all.broker import queues
+
+    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    if settings.broker_url:
+        with broker.from_settings(settings) as bus:  # type: ignore[attr-defined]
+            for name in (queues.POINTS, queues.ADDRESSES, queues.DEAD):
+                full = queues.name(settings.queue_prefix, name)
+                click.echo(f"queue {full:<24} {bus.depth(full)}")
+    with warehouse.from_url(settings.warehouse_url) as wh:  # type: ignore[attr-defined]
+        click.echo(f"warehouse rows  {wh.count()}  {urls.redact(settings.warehouse_url)}")
+    with state.from_settings(settings) as store:  # type: ignore[attr-defined]
+        click.echo(f"files done      {store.done_count()}")
+        click.echo(f"cache entries   {store.cache_size()}")

@@ -157,3 +157,58 @@ GEOCODING = group(
         help="Days a geocode result stays cached (default 30, Google's limit).",
     ),
 )
+
+SOURCE = setting(
+    "source_url",
+    "--source",
+    help="Where files come from: a folder, file:///dir or ftp://user:pass@host:21/dir.",
+)
+SERVICES = group(
+    BROKER,
+    QUEUE_PREFIX,
+    setting(
+        "once",
+        "--once",
+        is_flag=True,
+        help="Process what is there and exit (cron): the extractor lists twice, --settle "
+        "seconds apart; consumers exit when their queue stays empty.",
+    ),
+    setting(
+        "settle_seconds",
+        "--settle",
+        type=click.FloatRange(min=0),
+        help="A file is taken only when its size and mtime stay unchanged this long (default 2; "
+        "FTP listings have minute precision, so use 60 for uploads that pause).",
+    ),
+    setting(
+        "poll_interval",
+        "--interval",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds between two listings of the source when polling (default 10).",
+    ),
+    setting(
+        "consumers",
+        "--consumers",
+        type=click.IntRange(min=1),
+        help="Consumer threads per transform/load process (default 1; or run more replicas).",
+    ),
+    setting(
+        "prefetch",
+        "--prefetch",
+        type=click.IntRange(min=1),
+        help="Unacknowledged batches one consumer may hold (default 2).",
+    ),
+    setting(
+        "max_deliveries",
+        "--max-deliveries",
+        type=click.IntRange(min=1),
+        help="A batch that fails this many times goes to the dead-letter queue (default 3).",
+    ),
+    setting(
+        "lease_seconds",
+        "--lease",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds a claim on a file lasts before another extractor may take it over "
+        "(default 300; renewed after every published batch).",
+    ),
+)

@@ -99,8 +99,8 @@ def run(
         if remaining is not None and geocoder.paid:
             _check_budget([(by_key[ref.key], ref) for ref in refs], store, settings, remaining)
         for ref in refs:
-            with claimed(store, ref, settings.lease_seconds) as mine:
-                if not mine:
+            with claimed(store, ref, settings.lease_seconds) as token:
+                if token is None:
                     log.info("file=%s is being processed by another worker", ref.name)
                     summary.busy += 1
                 else:

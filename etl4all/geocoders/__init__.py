@@ -20,4 +20,4 @@ NAMES = {
 def from_settings(settings: Settings) -> Geocoder:
     """Build the geocoder named by ``settings.geocoder``."""
     cls = urls.load_class("geocoder", settings.geocoder, NAMES)
-    return cls(settings=settings)  # type: ignore[no-any-return]
+    return cls(settings=settings)

@@ -22,4 +22,4 @@ def from_url(url: str | None, warehouse: Warehouse) -> Lookup:
 
         return WarehouseLookup(warehouse=warehouse)
     cls = urls.load_class("lookup", urls.scheme_of(url), SCHEMES)
-    return cls(url=url)  # type: ignore[no-any-return]
+    return cls(url=url)

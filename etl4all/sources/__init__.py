@@ -19,4 +19,4 @@ SCHEMES = {
 def from_url(url: str, settings: Settings) -> Source:
     """Build the source for ``url`` (a plain path, ``file://`` or ``ftp://``)."""
     cls = urls.load_class("source", urls.scheme_of(url), SCHEMES)
-    return cls(url=url, settings=settings)  # type: ignore[no-any-return]
+    return cls(url=url, settings=settings)

@@ -46,11 +46,11 @@ def pending(refs: list[FileRef], state: State) -> tuple[list[FileRef], dict[str,
 
 
 @contextmanager
-def claimed(state: State, ref: FileRef, lease_seconds: float) -> Iterator[bool]:
-    """Hold the lease on ``ref`` while the block runs; yields False if another worker has it."""
+def claimed(state: State, ref: FileRef, lease_seconds: float) -> Iterator[str | None]:
+    """Hold the lease on ``ref`` while the block runs: its token, or None if another has it."""
     token = state.claim(ref.key, lease_seconds)
     try:
-        yield token is not None
+        yield token
     finally:
         if token is not None:
             state.release(ref.key, token)

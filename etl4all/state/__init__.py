@@ -19,4 +19,4 @@ SCHEMES = {
 def from_settings(settings: Settings) -> State:
     """Build the state store of ``settings.state_url``."""
     cls = urls.load_class("state", urls.scheme_of(settings.state_url), SCHEMES)
-    return cls(url=settings.state_url)  # type: ignore[no-any-return]
+    return cls(url=settings.state_url)

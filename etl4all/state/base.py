@@ -49,6 +49,10 @@ class State(Protocol):
         """Remember files as done."""
         ...
 
+    def done_count(self) -> int:
+        """Number of files done."""
+        ...
+
     def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
         """Cached results (``CACHE_SCHEMA``) of ``keys`` (``CACHE_KEYS_SCHEMA``) in ``scope``.
 

@@ -155,6 +155,11 @@ class RedisState:
         with self._errors(f"mark {len(mapping)} files done"):
             self._client.hset(self.prefix + "done", mapping=mapping)
 
+    def done_count(self) -> int:
+        """Number of files done."""
+        with self._errors("count the done files"):
+            return int(self._client.hlen(self.prefix + "done"))
+
     # -- geocode cache --------------------------------------------------------------------
 
     def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:

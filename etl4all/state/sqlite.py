@@ -183,6 +183,12 @@ class SqliteState:
         with self._errors(f"mark {len(rows)} files done"), self._transaction() as conn:
             conn.executemany(_MARK, rows)
 
+    def done_count(self) -> int:
+        """Number of files done."""
+        with self._errors("count the done files"):
+            (count,) = self._conn().execute("SELECT count(*) FROM done_files").fetchone()
+        return int(count)
+
     # -- geocode cache --------------------------------------------------------------------
 
     def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:

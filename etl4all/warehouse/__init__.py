@@ -18,4 +18,4 @@ SCHEMES = {
 def from_url(url: str) -> Warehouse:
     """Build the warehouse of ``url``."""
     cls = urls.load_class("warehouse", urls.scheme_of(url), SCHEMES)
-    return cls(url=url)  # type: ignore[no-any-return]
+    return cls(url=url)

@@ -162,6 +162,7 @@ class StateContract:
             "file:///x.txt": FileMark(0, 0.0, "00" * 32),
         }
         state.mark_done({})
+        assert state.done_count() == 2
 
     # -- geocode cache --------------------------------------------------------------------
 
