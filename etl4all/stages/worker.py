@@ -1,0 +1,262 @@
+"""The generic loop of every services stage: consume → decode → handle → ack.
+
+``run_worker(broker, queue, handler, stop=..., settings=...)`` takes one message at a time,
+decodes it (:func:`etl4all.batch.decode` by default) and calls ``handler(frame, headers)``,
+which does the stage's work including its downstream publish or commit. The message is acked
+only after the handler returned, so every effect is committed before RabbitMQ forgets it.
+
+Error policy (STYLE.md "Worker policy"):
+
+- a retryable :class:`~etl4all.errors.Etl4allError` (broker, store, warehouse, geocoder
+  outage) is retried in-process with backoff (``retry_delays``); then the message is
+  requeued, or dead-lettered once its delivery count (``x-delivery-count``, kept by RabbitMQ's
+  quorum queues and by the in-process broker) reaches ``settings.max_deliveries``;
+- a non-retryable Etl4allError (a bad message: ``DataError``) is dead-lettered with the
+  reason, logged at ERROR, and the loop goes on;
+- a "circuit open" error (:data:`CIRCUIT_OPEN`: refused API key, quota or budget used up,
+  bad configuration, a non-retryable broker error) requeues the message, acks nothing and
+  re-raises: the worker stops so an operator can act, the batch waits in the queue;
+- any other exception is a bug: its traceback is logged and the message dead-lettered.
+
+``stop`` (set by :func:`install_signal_handlers` on SIGTERM/SIGINT) ends the loop after the
+current message; ``idle_timeout`` ends it once the queue has been empty that long (``--once``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+from etl4all import batch
+from etl4all.broker.base import Broker, Delivery
+from etl4all.errors import (
+    BrokerError,
+    BudgetExceededError,
+    ConfigError,
+    Etl4allError,
+    GeocodeAuthError,
+    GeocodeQuotaError,
+    MissingDependencyError,
+)
+from etl4all.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, dict[str, Any]], None]
+"""``handler(decoded_body, headers)``: does the work; returns once its effect is committed."""
+Decoder = Callable[[bytes, Mapping[str, Any]], Any]
+"""``decode(body, headers)``: the handler's first argument; raises DataError on a bad body."""
+
+CIRCUIT_OPEN: tuple[type[Etl4allError], ...] = (
+    GeocodeAuthError,
+    GeocodeQuotaError,
+    BudgetExceededError,
+    ConfigError,
+    MissingDependencyError,
+)
+"""Errors that no message can get past: requeue the message and stop the worker."""
+
+RETRY_DELAYS = (1.0, 2.0, 4.0)
+"""Seconds between in-process retries of a retryable error, before the message is requeued."""
+_REASON_MAX = 2000
+
+
+@dataclasses.dataclass
+class WorkerStats:
+    """What one :func:`run_worker` call did."""
+
+    acked: int = 0
+    """Messages handled and acked."""
+    rows: int = 0
+    """Rows in the acked messages (their ``rows`` header)."""
+    dead_lettered: int = 0
+    """Messages sent to the dead-letter queue."""
+    requeued: int = 0
+    """Messages given back after retryable errors."""
+    retries: int = 0
+    """In-process retries of the handler."""
+    seconds: float = 0.0
+    """Time spent in decode and handler."""
+
+
+def run_worker(
+    broker: Broker,
+    queue: str,
+    handler: Handler,
+    *,
+    stop: threading.Event,
+    settings: Settings,
+    idle_timeout: float | None = None,
+    decode: Decoder = batch.decode,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
+    poll: float = 1.0,
+) -> WorkerStats:
+    """Consume ``queue`` until ``stop`` is set or it has been idle ``idle_timeout`` seconds.
+
+    Args:
+        broker: where messages come from; the caller opens and closes it.
+        queue: the full queue name, e.g. ``queues.name(settings.queue_prefix, queues.POINTS)``.
+        handler: the stage's work on one decoded message.
+        stop: set it (e.g. from a signal handler) to finish the current message and return.
+        settings: ``max_deliveries`` is read.
+        idle_timeout: return once no message came for this many seconds (None: never).
+        decode: turns the body into the handler's first argument (:func:`batch.decode`).
+        retry_delays: backoff of in-process retries of retryable errors.
+        poll: longest wait for a message before ``stop`` is looked at again.
+
+    Returns:
+        Counts of what was done.
+
+    Raises:
+        Etl4allError: a :data:`CIRCUIT_OPEN` error or a non-retryable BrokerError from the
+            handler (the message was requeued), or the broker failed for good.
+    """
+    stats = WorkerStats()
+    last = time.monotonic()
+    log.info("worker consuming %s", queue)
+    while not stop.is_set():
+        wait = poll
+        if idle_timeout is not None:
+            wait = min(poll, idle_timeout - (time.monotonic() - last))
+        for delivery in broker.consume(queue, timeout=max(wait, 0.05)):
+            _process(delivery, handler, decode, stop, settings, retry_delays, stats)
+            last = time.monotonic()
+            if stop.is_set():
+                break
+        if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+            log.info("queue %s idle for %.1f s; worker exits", queue, idle_timeout)
+            break
+    log.info(
+        "worker on %s done: acked=%d rows=%d dead_lettered=%d requeued=%d retries=%d",
+        queue,
+        stats.acked,
+        stats.rows,
+        stats.dead_lettered,
+        stats.requeued,
+        stats.retries,
+    )
+    return stats
+
+
+def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGTERM and SIGINT set ``stop``; a second signal raises KeyboardInterrupt.
+
+    Call it from the main thread. Returns a function that restores the previous handlers.
+    """
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("%s received; finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _process(
+    delivery: Delivery,
+    handler: Handler,
+    decode: Decoder,
+    stop: threading.Event,
+    settings: Settings,
+    retry_delays: Sequence[float],
+    stats: WorkerStats,
+) -> None:
+    """Handle one delivery and settle it according to the error policy."""
+    headers = dict(delivery.headers)
+    batch_id = headers.get("batch_id", "?")
+    attempt = int(headers.get("x-delivery-count") or 0) + 1
+    if delivery.redelivered:
+        log.info("batch %s redelivered (attempt %d)", batch_id, attempt)
+    started = time.monotonic()
+    try:
+        payload = decode(delivery.body, headers)
+        _call_with_retries(handler, payload, headers, stop, retry_delays, stats)
+    except Etl4allError as exc:
+        stats.seconds += time.monotonic() - started
+        if isinstance(exc, CIRCUIT_OPEN) or (isinstance(exc, BrokerError) and not exc.retryable):
+            log.error("batch %s: %s; requeued, worker stops", batch_id, exc, exc_info=exc)
+            _settle(delivery, stats, requeue=True)
+            raise
+        if not exc.retryable:
+            log.error("batch %s is bad: %s; dead-lettered", batch_id, exc, exc_info=exc)
+            _settle(delivery, stats, reason=f"{type(exc).__name__}: {exc}")
+        elif attempt >= settings.max_deliveries and not stop.is_set():
+            log.error(
+                "batch %s failed %d times: %s; dead-lettered", batch_id, attempt, exc, exc_info=exc
+            )
+            _settle(delivery, stats, reason=f"{type(exc).__name__} after {attempt} tries: {exc}")
+        else:
+            log.warning("batch %s failed (attempt %d): %s; requeued", batch_id, attempt, exc)
+            _settle(delivery, stats, requeue=True)
+    except Exception as exc:  # a bug in a stage: keep the evidence, keep the queue moving
+        stats.seconds += time.monotonic() - started
+        log.exception("bug while handling batch %s; dead-lettered", batch_id)
+        _settle(delivery, stats, reason=f"bug: {type(exc).__name__}: {exc}")
+    else:
+        seconds = time.monotonic() - started
+        stats.seconds += seconds
+        rows = int(headers.get("rows") or getattr(payload, "height", 0) or 0)
+        if _settle(delivery, stats):
+            stats.rows += rows
+        log.info("batch %s done rows=%d seconds=%.3f", batch_id, rows, seconds)
+
+
+def _call_with_retries(
+    handler: Handler,
+    payload: Any,
+    headers: dict[str, Any],
+    stop: threading.Event,
+    retry_delays: Sequence[float],
+    stats: WorkerStats,
+) -> None:
+    """Call the handler; retry retryable errors after each delay while not stopping."""
+    for delay in [*retry_delays, None]:
+        try:
+            handler(payload, headers)
+            return
+        except Etl4allError as exc:
+            if not exc.retryable or delay is None or stop.is_set():
+                raise
+            log.warning(
+                "batch %s: %s; retrying in %.1f s", headers.get("batch_id", "?"), exc, delay
+            )
+            stats.retries += 1
+            if stop.wait(delay):
+                raise
+
+
+def _settle(
+    delivery: Delivery, stats: WorkerStats, *, requeue: bool = False, reason: str | None = None
+) -> bool:
+    """Ack (no reason, no requeue), requeue, or dead-letter; False if the broker failed.
+
+    A failed ack is not fatal: the broker redelivers the message and the stage's effects are
+    idempotent. A broker that is gone for good fails the next consume.
+    """
+    try:
+        if requeue:
+            delivery.reject(requeue=True)
+            stats.requeued += 1
+        elif reason is not None:
+            delivery.reject(requeue=False, reason=reason[:_REASON_MAX])
+            stats.dead_lettered += 1
+        else:
+            delivery.ack()
+            stats.acked += 1
+    except BrokerError as exc:
+        log.warning("could not settle batch %s: %s", delivery.headers.get("batch_id", "?"), exc)
+        return False
+    return True
