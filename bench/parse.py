@@ -50,8 +50,10 @@ def main() -> None:
     assert parsed.points.height == len(pairs)  # type: ignore[union-attr, arg-type]
     print(f"etl4all parser : {records / fast:>12,.0f} records/s ({fast:.2f} s, best of 3)")
     print(f"naive per line : {records / slow:>12,.0f} records/s ({slow:.2f} s)")
-    print(f"ratio          : {slow / fast:.1f}x   budget: 1,000,000 records/s "
-          f"({'met' if records / fast >= 1_000_000 else 'NOT met'})")
+    print(
+        f"ratio          : {slow / fast:.1f}x   budget: 1,000,000 records/s "
+        f"({'met' if records / fast >= 1_000_000 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -115,7 +115,9 @@ def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
-def run(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+def run(
+    sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+) -> None:
     """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
 
     Files already done (same size and mtime, or same content) are skipped. Without
@@ -124,7 +126,9 @@ def run(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: boo
     from etl4all import pipeline as embedded
 
     interactive = sys.stderr.isatty() and not quiet
-    settings = load_settings(pipeline, verbose if verbose or not interactive else -1, quiet, **flags)
+    settings = load_settings(
+        pipeline, verbose if verbose or not interactive else -1, quiet, **flags
+    )
     if interactive and not verbose:
         logging.getLogger().setLevel(logging.WARNING)
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
@@ -208,9 +212,15 @@ def _center(value: str) -> tuple[float, float]:
 
 @cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--files", default=3, show_default=True, type=click.IntRange(min=1), help="Files to write.")
 @click.option(
-    "--points", default=1000, show_default=True, type=click.IntRange(min=0), help="Records per file."
+    "--files", default=3, show_default=True, type=click.IntRange(min=1), help="Files to write."
+)
+@click.option(
+    "--points",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Records per file.",
 )
 @click.option(
     "--center",
@@ -266,7 +276,9 @@ def sample(out_dir: str, center: tuple[float, float], **opts: Any) -> None:
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
-def estimate(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+def estimate(
+    sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+) -> None:
     """Count the API calls and cost of geocoding SOURCES, without calling any API."""
     from etl4all import geocoders, state
     from etl4all.estimate import estimate as count
@@ -275,7 +287,7 @@ def estimate(sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet
     settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
     paid = settings.geocoder != "offline"
     with ExitStack() as stack:
-        store = stack.enter_context(state.from_settings(settings))  # type: ignore[arg-type]
+        store = stack.enter_context(state.from_settings(settings))
         result = count(list_sources(sources, settings, stack), store, settings, paid=paid)
     del geocoders
     click.echo(f"files          {result.files}")
@@ -349,7 +361,7 @@ def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> No
     from etl4all import warehouse
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
-    with warehouse.from_url(settings.warehouse_url) as wh:  # type: ignore[attr-defined]
+    with warehouse.from_url(settings.warehouse_url) as wh:
         wh.init()
         rows = wh.count()
     click.echo(f"warehouse ready: {urls.redact(settings.warehouse_url)} ({rows} rows)")
@@ -370,12 +382,12 @@ def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Non
 
     settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
     if settings.broker_url:
-        with broker.from_settings(settings) as bus:  # type: ignore[attr-defined]
+        with broker.from_settings(settings) as bus:
             for name in (queues.POINTS, queues.ADDRESSES, queues.DEAD):
                 full = queues.name(settings.queue_prefix, name)
                 click.echo(f"queue {full:<24} {bus.depth(full)}")
-    with warehouse.from_url(settings.warehouse_url) as wh:  # type: ignore[attr-defined]
+    with warehouse.from_url(settings.warehouse_url) as wh:
         click.echo(f"warehouse rows  {wh.count()}  {urls.redact(settings.warehouse_url)}")
-    with state.from_settings(settings) as store:  # type: ignore[attr-defined]
+    with state.from_settings(settings) as store:
         click.echo(f"files done      {store.done_count()}")
         click.echo(f"cache entries   {store.cache_size()}")

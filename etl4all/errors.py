@@ -43,9 +43,7 @@ class UnknownSchemeError(ConfigError):
         known = sorted(known)
         close = difflib.get_close_matches(scheme, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        super().__init__(
-            f"unknown {role} {scheme!r}; known: {', '.join(known)}.{hint}"
-        )
+        super().__init__(f"unknown {role} {scheme!r}; known: {', '.join(known)}.{hint}")
         self.role = role
         self.scheme = scheme
 

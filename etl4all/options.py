@@ -16,7 +16,9 @@ from etl4all.settings import SECRET_ENV
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def setting(field: str, *flags: str, help: str, type: Any = None, is_flag: bool = False) -> Decorator:
+def setting(
+    field: str, *flags: str, help: str, type: Any = None, is_flag: bool = False
+) -> Decorator:
     """An option that sets the Settings field ``field``."""
     envvar = SECRET_ENV.get(field, f"ETL4ALL_{field.upper()}")
     return click.option(

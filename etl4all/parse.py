@@ -105,9 +105,7 @@ def split_lines(data: bytes) -> pl.DataFrame:
         ends = np.append(ends, len(data))
     offsets = np.concatenate(([0], ends)).astype(np.int64)
     text = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
-    return pl.DataFrame({"text": pl.Series(text, dtype=pl.String)}).with_row_index(
-        "line", offset=1
-    )
+    return pl.DataFrame({"text": pl.Series(text, dtype=pl.String)}).with_row_index("line", offset=1)
 
 
 def parse(data: bytes, source: str) -> Parsed:
@@ -153,7 +151,9 @@ def _fields(text: pl.Series) -> list[pl.Series]:
     Each regex runs only on the lines that start with its label, the kinds in parallel;
     the results are scattered back to their rows.
     """
-    where = {kind: text.str.starts_with(label).arg_true() for kind, (label, *_) in _PATTERNS.items()}
+    where = {
+        kind: text.str.starts_with(label).arg_true() for kind, (label, *_) in _PATTERNS.items()
+    }
     lines = {kind: text.gather(rows) for kind, rows in where.items()}
     lat, lon, dist = (
         _with_plain(found, lines[kind], _PATTERNS[kind][2])
@@ -228,8 +228,11 @@ def _group_starts(rows: pl.DataFrame) -> pl.DataFrame:
 
     def attached_value(column: str) -> pl.Expr:
         value = pl.col(column)
-        return pl.when(dist_offset == 1).then(value.shift(-1)).when(dist_offset == 2).then(
-            value.shift(-2)
+        return (
+            pl.when(dist_offset == 1)
+            .then(value.shift(-1))
+            .when(dist_offset == 2)
+            .then(value.shift(-2))
         )
 
     return (
@@ -258,9 +261,7 @@ def _record_text(rows: pl.DataFrame, groups: pl.DataFrame) -> pl.Series:
         more = size > offset
         if more.any():
             extra = text.gather(first.filter(more) + offset)
-            joined = joined.scatter(
-                more.arg_true(), joined.filter(more) + "\n" + extra
-            )
+            joined = joined.scatter(more.arg_true(), joined.filter(more) + "\n" + extra)
     return joined
 
 

@@ -51,13 +51,13 @@ class RunSummary:
         return self.points / self.seconds if self.seconds else 0.0
 
 
-def list_sources(urls: Iterable[str], settings: Settings, stack: ExitStack) -> list[
-    tuple[Source, FileRef]
-]:
+def list_sources(
+    urls: Iterable[str], settings: Settings, stack: ExitStack
+) -> list[tuple[Source, FileRef]]:
     """Open every source (closed with ``stack``) and list its files."""
-    listed = []
+    listed: list[tuple[Source, FileRef]] = []
     for url in urls:
-        source = stack.enter_context(sources.from_url(url, settings))  # type: ignore[arg-type]
+        source = stack.enter_context(sources.from_url(url, settings))
         listed.extend((source, ref) for ref in source.list_files())
     return listed
 
@@ -81,15 +81,15 @@ def run(
     started = time.perf_counter()
     summary = RunSummary()
     with ExitStack() as stack:
-        store = stack.enter_context(state.from_settings(settings))  # type: ignore[arg-type]
+        store = stack.enter_context(state.from_settings(settings))
         listed = list_sources(urls, settings, stack)
         todo, done = pending([ref for _, ref in listed], store)
         summary.files, summary.skipped = len(listed), len(listed) - len(todo)
         if summary.skipped:
             log.info("skipping %d files already done", summary.skipped)
-        geocoder = stack.enter_context(geocoders.from_settings(settings))  # type: ignore[arg-type]
-        wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))  # type: ignore[arg-type]
-        keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))  # type: ignore[arg-type]
+        geocoder = stack.enter_context(geocoders.from_settings(settings))
+        wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))
+        keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))
         by_key = {ref.key: source for source, ref in listed}
         todo_keys = {ref.key for ref in todo}
         refs = [ref for _, ref in listed if ref.key in todo_keys]
@@ -105,8 +105,16 @@ def run(
                     summary.busy += 1
                 else:
                     remaining = _process(
-                        by_key[ref.key], ref, done.get(ref.key), store, geocoder, wh, keys,
-                        settings, summary, remaining,
+                        by_key[ref.key],
+                        ref,
+                        done.get(ref.key),
+                        store,
+                        geocoder,
+                        wh,
+                        keys,
+                        settings,
+                        summary,
+                        remaining,
                     )
             if on_file:
                 on_file(ref)

@@ -43,7 +43,7 @@ def records(
     lat, lon = _destination(center, distance, bearing)
 
     repeat = rng.random(n) < duplicate_rate
-    originals_before = np.cumsum(~repeat) - (~repeat)
+    originals_before: np.ndarray = np.cumsum(~repeat) - (~repeat)
     repeat &= originals_before > 0
     originals = np.flatnonzero(~repeat)
     pick = originals[(rng.random(n) * np.maximum(originals_before, 1)).astype(np.int64)]
@@ -52,9 +52,7 @@ def records(
 
     dirty = rng.random(n) < dirty_rate
     which = rng.integers(0, 3, n)
-    drop = pl.Series("drop", np.array(["lat", "lon", "dist"])[which]).set(
-        pl.Series(~dirty), None
-    )
+    drop = pl.Series("drop", np.array(["lat", "lon", "dist"])[which]).set(pl.Series(~dirty), None)
     names = [f"data_points_{FIRST_DAY + dt.timedelta(days=i):%Y%m%d}.txt" for i in range(files)]
     return pl.DataFrame(
         {

@@ -66,7 +66,7 @@ def run_extract(
     if not settings.source_url:
         raise ConfigError("the extract stage needs a source (--source or ETL4ALL_SOURCE_URL)")
     stats = ExtractStats()
-    with sources.from_url(settings.source_url, settings) as source:  # type: ignore[attr-defined]
+    with sources.from_url(settings.source_url, settings) as source:
         previous = by_key(source.list_files())
         while not stop.is_set():
             stop.wait(settings.settle_seconds if settings.once else settings.poll_interval)
@@ -83,7 +83,11 @@ def run_extract(
                 break
     log.info(
         "extract done files=%d batches=%d points=%d rejects=%d skipped=%d",
-        stats.files, stats.batches, stats.points, stats.rejects, stats.skipped,
+        stats.files,
+        stats.batches,
+        stats.points,
+        stats.rejects,
+        stats.skipped,
     )
     return stats
 
@@ -124,8 +128,8 @@ def _extract_one(
 
 def transform_handler(settings: Settings, bus: Broker, stack: ExitStack) -> Any:
     """The transform stage's message handler: geocode, then publish the addresses."""
-    geocoder = stack.enter_context(geocoders.from_settings(settings))  # type: ignore[arg-type]
-    store = stack.enter_context(state.from_settings(settings))  # type: ignore[arg-type]
+    geocoder = stack.enter_context(geocoders.from_settings(settings))
+    store = stack.enter_context(state.from_settings(settings))
     target = queue(settings, queues.ADDRESSES)
 
     def handle(points: pl.DataFrame, headers: dict[str, Any]) -> None:
@@ -141,8 +145,8 @@ def transform_handler(settings: Settings, bus: Broker, stack: ExitStack) -> Any:
 
 def load_handler(settings: Settings, stack: ExitStack) -> Any:
     """The load stage's message handler: commit the addresses to the warehouse."""
-    wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))  # type: ignore[arg-type]
-    keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))  # type: ignore[arg-type]
+    wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))
+    keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))
 
     def handle(addresses: pl.DataFrame, headers: dict[str, Any]) -> None:
         load_frame(addresses, wh, keys)
@@ -155,14 +159,18 @@ def run_consumer(
 ) -> WorkerStats:
     """Consume the input queue of ``stage`` (transform or load) until stopped or idle."""
     with ExitStack() as stack:
-        bus = stack.enter_context(broker.from_settings(settings))  # type: ignore[arg-type]
+        bus = stack.enter_context(broker.from_settings(settings))
         if stage == "transform":
             handler, source_queue = transform_handler(settings, bus, stack), queues.POINTS
         else:
             handler, source_queue = load_handler(settings, stack), queues.ADDRESSES
         return run_worker(
-            bus, queue(settings, source_queue), handler,
-            stop=stop, settings=settings, idle_timeout=idle_timeout,
+            bus,
+            queue(settings, source_queue),
+            handler,
+            stop=stop,
+            settings=settings,
+            idle_timeout=idle_timeout,
         )
 
 
@@ -170,8 +178,8 @@ def run_stage(stage: str, settings: Settings, stop: threading.Event) -> Any:
     """Run one stage with ``settings.consumers`` workers until stopped (or idle with once)."""
     if stage == "extract":
         with ExitStack() as stack:
-            bus = stack.enter_context(broker.from_settings(settings))  # type: ignore[arg-type]
-            store = stack.enter_context(state.from_settings(settings))  # type: ignore[arg-type]
+            bus = stack.enter_context(broker.from_settings(settings))
+            store = stack.enter_context(state.from_settings(settings))
             return run_extract(settings, stop, bus=bus, store=store)
     idle = _idle(settings)
     if settings.consumers == 1:
@@ -185,7 +193,9 @@ def run_stage(stage: str, settings: Settings, stop: threading.Event) -> Any:
             errors.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=worker, name=f"{stage}-{i}") for i in range(settings.consumers)]
+    threads = [
+        threading.Thread(target=worker, name=f"{stage}-{i}") for i in range(settings.consumers)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -25,8 +25,10 @@ def split(url: str) -> SplitResult:
     """Split a URL; a plain path becomes ``file://``."""
     parts = urlsplit(url)
     if not parts.scheme or len(parts.scheme) == 1:  # "C:\\..." on Windows is a path too
-        return urlsplit("file://" + url) if url.startswith("/") else SplitResult(
-            "file", "", url, "", ""
+        return (
+            urlsplit("file://" + url)
+            if url.startswith("/")
+            else SplitResult("file", "", url, "", "")
         )
     return parts
 

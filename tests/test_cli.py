@@ -38,8 +38,21 @@ def warehouse_keys(path: Path) -> list[tuple[float, float]]:
 
 
 def test_run_loads_every_distinct_coordinate_once_and_is_idempotent(workdir: Path) -> None:
-    assert invoke("sample", "in", "--files", "3", "--points", "400", "--dirty-rate", "0.1",
-                  "--duplicate-rate", "0.2").exit_code == 0
+    assert (
+        invoke(
+            "sample",
+            "in",
+            "--files",
+            "3",
+            "--points",
+            "400",
+            "--dirty-rate",
+            "0.1",
+            "--duplicate-rate",
+            "0.2",
+        ).exit_code
+        == 0
+    )
     first = invoke("run", "in", "-q")
     assert first.exit_code == 0, first.output
     assert "3 processed, 0 skipped" in first.output

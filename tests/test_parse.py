@@ -138,7 +138,9 @@ def accounted(data: bytes) -> tuple[int, int]:
     parsed = parse(data, "f")
     rejected = int(parsed.rejects.get_column("text").str.count_matches("\n").sum())
     rejected += parsed.rejects.height
-    in_points = 2 * parsed.points.height + int(parsed.points.get_column("distance_km").is_not_null().sum())
+    in_points = 2 * parsed.points.height + int(
+        parsed.points.get_column("distance_km").is_not_null().sum()
+    )
     return non_blank, in_points + rejected
 
 

@@ -12,9 +12,10 @@ def test_generated_coordinates_parse_back_exactly() -> None:
     for (name,), part in table.group_by("file", maintain_order=True):
         parsed = parse.parse(sample.render(part), str(name))
         expected = part.filter(~pl.col("drop").is_in(["lat", "lon"]).fill_null(False))
-        assert parsed.points.select("latitude", "longitude").rows() == expected.select(
-            "latitude", "longitude"
-        ).rows()
+        assert (
+            parsed.points.select("latitude", "longitude").rows()
+            == expected.select("latitude", "longitude").rows()
+        )
         with_distance = expected.filter(pl.col("drop").ne_missing("dist"))
         assert parsed.points.get_column("distance_km").drop_nulls().to_list() == (
             with_distance.get_column("distance_km").to_list()
@@ -34,7 +35,9 @@ def test_format_matches_the_field_files() -> None:
 
 def test_same_seed_same_files_other_seed_other_files() -> None:
     one = sample.records(files=1, points=50, seed=3, dirty_rate=0.1, duplicate_rate=0.1)
-    assert one.equals(sample.records(files=1, points=50, seed=3, dirty_rate=0.1, duplicate_rate=0.1))
+    assert one.equals(
+        sample.records(files=1, points=50, seed=3, dirty_rate=0.1, duplicate_rate=0.1)
+    )
     assert not one.equals(sample.records(files=1, points=50, seed=4))
 
 

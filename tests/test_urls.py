@@ -51,8 +51,15 @@ def test_file_path_refuses_a_host() -> None:
 
 
 @pytest.mark.parametrize(
-    "table", [sources.SCHEMES, geocoders.NAMES, state.SCHEMES, lookup.SCHEMES,
-              warehouse.SCHEMES, broker.SCHEMES],
+    "table",
+    [
+        sources.SCHEMES,
+        geocoders.NAMES,
+        state.SCHEMES,
+        lookup.SCHEMES,
+        warehouse.SCHEMES,
+        broker.SCHEMES,
+    ],
 )
 def test_every_table_entry_imports(table: dict[str, tuple[str, str]]) -> None:
     for key in table:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 
 @runtime_checkable
@@ -39,6 +39,18 @@ class Broker(Protocol):
         """Deliveries from ``queue``; stops after ``timeout`` idle seconds (None: never)."""
         ...
 
+    def depth(self, queue: str) -> int:
+        """Messages ready in ``queue`` (not counting those held unacknowledged)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def __enter__(self) -> Self:
+        """Use as a context manager: ``close()`` on exit."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
         ...

@@ -22,9 +22,7 @@ from etl4all.settings import Settings
 @functools.cache
 def country_names() -> dict[str, str]:
     """ISO 3166 alpha-2 code → common English name (``BR`` → ``Brazil``)."""
-    return {
-        c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries
-    }
+    return {c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries}
 
 
 class OfflineGeocoder:

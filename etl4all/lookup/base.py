@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
 
@@ -21,4 +21,12 @@ class Lookup(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def __enter__(self) -> Self:
+        """Use as a context manager: ``close()`` on exit."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
         ...

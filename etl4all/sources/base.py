@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,4 +34,12 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def __enter__(self) -> Self:
+        """Use as a context manager: ``close()`` on exit."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
         ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
 
@@ -70,4 +70,12 @@ class Warehouse(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def __enter__(self) -> Self:
+        """Use as a context manager: ``close()`` on exit."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
         ...
