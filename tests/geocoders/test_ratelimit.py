@@ -1,0 +1,113 @@
+"""Unit tests of the shared plumbing: the QPS limiter and the backoff schedule (virtual time)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+import tenacity
+from fake_api import max_in_window
+
+from etl4all.errors import RateLimitedError
+from etl4all.geocoders.http import degrees
+from etl4all.geocoders.ratelimit import RateLimiter, backoff_wait, shared_limiter
+
+
+class VirtualTime:
+    """A clock whose sleep advances it, optionally overshooting like a busy event loop."""
+
+    def __init__(self, overshoot: float = 0.0, seed: int = 7) -> None:
+        self.now = 1000.0
+        self.overshoot = overshoot
+        self._random = random.Random(seed)
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds + self._random.uniform(0, self.overshoot)
+
+
+@pytest.mark.parametrize("qps", [1, 2.5, 20, 200])
+@pytest.mark.parametrize("overshoot", [0.0, 0.02])
+def test_limiter_never_exceeds_qps_in_any_window(qps: float, overshoot: float) -> None:
+    time = VirtualTime(overshoot)
+    limiter = RateLimiter(qps, clock=time.clock, sleep=time.sleep)
+    starts = []
+
+    async def go() -> None:
+        for _ in range(int(qps * 10) + 5):
+            await limiter.acquire()
+            starts.append(time.now)
+
+    asyncio.run(go())
+    assert max_in_window(starts, 1.0) <= qps
+    achieved = (len(starts) - 1) / (starts[-1] - starts[0])
+    if overshoot == 0:
+        assert achieved >= 0.94 * min(qps, max(1, int(qps)))
+
+
+def test_limiter_allows_fractional_rates() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(0.5, clock=time.clock, sleep=time.sleep)
+    starts = []
+
+    async def go() -> None:
+        for _ in range(3):
+            await limiter.acquire()
+            starts.append(time.now)
+
+    asyncio.run(go())
+    assert starts[1] - starts[0] >= 2.0
+    assert starts[2] - starts[1] >= 2.0
+
+
+def test_limiter_first_request_is_not_delayed() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(10, clock=time.clock, sleep=time.sleep)
+    asyncio.run(limiter.acquire())
+    assert time.now == 1000.0
+
+
+def test_limiter_rejects_a_non_positive_rate() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(0)
+
+
+def test_shared_limiter_is_one_per_endpoint_and_rate() -> None:
+    a = shared_limiter("http://unit-test.invalid/x", 7)
+    assert shared_limiter("http://unit-test.invalid/x", 7) is a
+    assert shared_limiter("http://unit-test.invalid/y", 7) is not a
+
+
+def _state(attempt: int, exc: BaseException) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(exc), exc, None))
+    return state
+
+
+def test_backoff_is_full_jitter_exponential_and_capped() -> None:
+    wait = backoff_wait(0.5, 4.0, rng=random.Random(3))
+    error = RateLimitedError("slow down")
+    for attempt, high in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
+        delays = [wait(_state(attempt, error)) for _ in range(200)]
+        assert all(0 <= d <= high for d in delays)
+        assert max(delays) > 0.8 * high  # spread over the whole range: full jitter
+        assert min(delays) < 0.2 * high
+
+
+def test_backoff_honours_retry_after_up_to_the_cap() -> None:
+    wait = backoff_wait(0.5, 30.0)
+    assert wait(_state(1, RateLimitedError("x", retry_after=5))) >= 5
+    assert wait(_state(1, RateLimitedError("x", retry_after=500))) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(-30.04982864, "-30.04982864"), (0.00001, "0.00001"), (-51.2, "-51.2"), (0.0, "0"),
+     (-0.0, "0"), (10.0, "10")],
+)  # fmt: skip
+def test_degrees_never_uses_exponent_notation(value: float, text: str) -> None:
+    assert degrees(value) == text
