@@ -154,7 +154,8 @@ def print_summary(summary: Any, settings: Settings) -> None:
         + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else ""),
         f"points      {summary.points}",
         f"rejects     {rejects} ({reasons})",
-        f"distinct    {geo.distinct} coordinates at {settings.geocode_precision} decimals",
+        f"distinct    {geo.distinct} coordinates at {settings.geocode_precision} decimals "
+        "(counted per batch)",
         f"geocoded    {geo.geocoded} with {settings.geocoder}",
     ]
     if settings.geocoder != "offline":

@@ -1,0 +1,119 @@
+"""`etl4all run --geocoder google` end to end against the fake Google server.
+
+One call per distinct coordinate, street-level columns on every point, zero calls on the
+second run (the cache), a wrong key stops the run and loads nothing, and --max-calls refuses
+to start work it cannot pay for.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from fake_api import FakeApi, expected_row
+
+from etl4all import frames, parse, sample
+from etl4all.cli import cli
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    sample.write_sample(tmp_path / "in", files=3, points=120, seed=3, duplicate_rate=0.3)
+    return tmp_path
+
+
+def run(api: FakeApi, *args: str, key: str | None = None) -> tuple[int, str]:
+    env = {"GOOGLE_MAPS_API_KEY": key or api.key or ""}
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "in",
+            "-q",
+            "--geocoder",
+            "google",
+            "--google-url",
+            api.google_url,
+            "--qps",
+            "200",
+            *args,
+        ],
+        env=env,
+    )
+    return result.exit_code, result.output
+
+
+def distinct_keys(folder: Path) -> set[tuple[float, float]]:
+    points = pl.concat(parse.parse(p.read_bytes(), p.name).points for p in folder.glob("*.txt"))
+    return set(
+        points.select(frames.scaled_key(pl.col(c), 6) for c in ("latitude", "longitude")).rows()
+    )
+
+
+def rows(path: Path) -> pl.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as db:
+        return db.sql("SELECT * FROM address").pl()
+
+
+def test_one_call_per_distinct_coordinate_and_none_the_second_time(
+    fake_api: FakeApi, workdir: Path
+) -> None:
+    code, output = run(fake_api)
+    assert code == 0, output
+    keys = distinct_keys(workdir / "in")
+    assert fake_api.calls == len(keys)
+    assert f" {len(keys)} calls, 0 retries" in output
+    table = rows(workdir / "etl4all.duckdb")
+    assert table.height == len(keys)  # sample coordinates are distinct at 6 decimals too
+    assert table.get_column("street").null_count() == 0
+    assert table.get_column("geocoder").unique().to_list() == ["google"]
+    keyed = table.with_columns(
+        key_lat=frames.scaled_key(pl.col("latitude").cast(pl.Float64), 6) / 1e6,
+        key_lon=frames.scaled_key(pl.col("longitude").cast(pl.Float64), 6) / 1e6,
+    )
+    for row in keyed.iter_rows(named=True):
+        want = expected_row(row["key_lat"], row["key_lon"])
+        assert {k: row[k] for k in want} == want
+
+    # the same coordinates in a new file: all from the cache
+    (workdir / "in" / "copy.txt").write_bytes(
+        (workdir / "in" / "data_points_20180101.txt").read_bytes()
+    )
+    code, output = run(fake_api)
+    assert code == 0 and fake_api.calls == len(keys)
+    assert " 0 calls, 0 retries" in output
+
+
+def test_wrong_key_stops_the_run_loads_nothing_and_never_shows_the_key(
+    fake_api: FakeApi, workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "AIzaWRONGwrongWRONGwrongWRONGwrong1234"
+    caplog.set_level(logging.DEBUG)
+    code, output = run(fake_api, key=secret)
+    assert code == 1
+    assert "REQUEST_DENIED" in output and secret not in output
+    assert all(secret not in record.getMessage() for record in caplog.records)
+    assert not (workdir / "etl4all.duckdb").exists() or rows(workdir / "etl4all.duckdb").is_empty()
+    assert fake_api.calls <= 40  # stopped quickly, not one call per coordinate
+
+
+def test_max_calls_refuses_before_any_call(fake_api: FakeApi, workdir: Path) -> None:
+    code, output = run(fake_api, "--max-calls", "10")
+    assert code == 1 and "--max-calls" in output and "nothing was geocoded" in output
+    assert fake_api.calls == 0
+
+
+def test_estimate_counts_uncached_keys_and_cost(fake_api: FakeApi, workdir: Path) -> None:
+    keys = len(distinct_keys(workdir / "in"))
+    estimate = CliRunner().invoke(cli, ["estimate", "in", "--geocoder", "google"])
+    assert f"calls needed   {keys} (google)" in estimate.output
+    assert f"estimated cost {keys * 5 / 1000:.2f} USD" in estimate.output
+    assert run(fake_api)[0] == 0
+    estimate = CliRunner().invoke(cli, ["estimate", "in", "--geocoder", "google"])
+    assert f"already cached {keys}" in estimate.output and "calls needed   0" in estimate.output
+    assert fake_api.calls == keys  # estimate itself never calls the API
