@@ -1,0 +1,225 @@
+"""DuckDB warehouse: the embedded default, a single file.
+
+URL: ``duckdb:///path/to/etl4all.duckdb`` (see :func:`etl4all.urls.file_path` for relative
+and absolute paths); the parent folder is created. No query options.
+Driver: ``duckdb`` (a core dependency). The tables are created from ``sql/duckdb/`` when
+the warehouse is built, so it is ready to use at once.
+
+A load registers the rows as an Arrow table and runs set-based SQL in one transaction:
+one ``UPDATE ... FROM`` stage for known coordinates, one ``INSERT ... SELECT`` for new ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from etl4all import urls
+from etl4all.errors import ConfigError, DataError, WarehouseError
+from etl4all.warehouse import common
+from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult
+
+log = logging.getLogger(__name__)
+
+_STAGE = "_etl4all_stage"
+_INCOMING = "_etl4all_incoming"
+_KEYS = "_etl4all_keys"
+
+_DATA_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.OutOfRangeException,
+    duckdb.ConstraintException,
+    duckdb.TypeMismatchException,
+    duckdb.InvalidInputException,
+)
+_RETRYABLE_ERRORS = (
+    duckdb.TransactionException,
+    duckdb.IOException,
+    duckdb.ConnectionException,
+    duckdb.OutOfMemoryException,
+    duckdb.InterruptException,
+)
+
+
+@contextlib.contextmanager
+def _errors(what: str, url: str) -> Iterator[None]:
+    """Translate duckdb errors raised by ``what`` on ``url`` into etl4all errors."""
+    try:
+        yield
+    except _DATA_ERRORS as exc:
+        raise DataError(f"{what} on {url}: the table refused a value: {exc}") from exc
+    except duckdb.CatalogException as exc:
+        raise ConfigError(f"{what} on {url}: {exc}; run `etl4all init-db` first") from exc
+    except _RETRYABLE_ERRORS as exc:
+        raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
+
+
+def _changed(new: str, old: str) -> str:
+    """SQL: some CHANGE_FIELDS differ between ``new`` and ``old`` (NULL-safe)."""
+    return " OR ".join(f"{new}.{c} IS DISTINCT FROM {old}.{c}" for c in CHANGE_FIELDS)
+
+
+def _smaller(new: str, old: str) -> str:
+    """SQL: (new.source_file, new.source_line) < (old.source_file, old.source_line)."""
+    return (
+        f"({new}.source_file < {old}.source_file OR ({new}.source_file = {old}.source_file"
+        f" AND {new}.source_line < {old}.source_line))"
+    )
+
+
+_CASTS = {"latitude": "DECIMAL(10,8)", "longitude": "DECIMAL(11,8)", "source_line": "UINTEGER"}
+_STAGE_SQL = (
+    f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS SELECT "
+    + ", ".join(f"CAST({c} AS {_CASTS[c]}) AS {c}" if c in _CASTS else c for c in common.COLUMNS)
+    + f" FROM {_INCOMING}"
+)
+_UPDATE_SQL = (
+    "UPDATE address AS a SET "
+    + ", ".join(f"{c} = s.{c}" for c in CHANGE_FIELDS)
+    + f", geocoded_at = CASE WHEN {_changed('s', 'a')} THEN s.geocoded_at ELSE a.geocoded_at END, "
+    + ", ".join(
+        f"{c} = CASE WHEN {_smaller('s', 'a')} THEN s.{c} ELSE a.{c} END" for c in common.PROVENANCE
+    )
+    + f", updated_at = $now FROM {_STAGE} AS s"
+    " WHERE a.latitude = s.latitude AND a.longitude = s.longitude"
+    f" AND ({_changed('s', 'a')} OR {_smaller('s', 'a')})"
+)
+_INSERT_SQL = (
+    f"INSERT INTO address ({', '.join(common.COLUMNS)}, created_at, updated_at)"
+    f" SELECT {', '.join('s.' + c for c in common.COLUMNS)}, $now, $now FROM {_STAGE} AS s"
+    " WHERE NOT EXISTS (SELECT 1 FROM address AS a"
+    " WHERE a.latitude = s.latitude AND a.longitude = s.longitude)"
+)
+
+
+class DuckdbWarehouse:
+    """The address table in a DuckDB file; a context manager.
+
+    Args:
+        url: ``duckdb:///path``.
+
+    Raises:
+        ConfigError: the URL names no file, or the file cannot be opened.
+        WarehouseError: the file is locked by another process.
+    """
+
+    def __init__(self, *, url: str) -> None:
+        if urls.scheme_of(url) != "duckdb":
+            raise ConfigError(f"{urls.redact(url)} is not a duckdb:///path URL")
+        self._url = url
+        self.path = Path(urls.file_path(url))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the folder of {url}: {exc}") from exc
+        with _errors("opening", url):
+            self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path))
+        self.init()
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise ConfigError(f"the warehouse {self._url} is closed")
+        return self._con
+
+    def init(self) -> None:
+        """Create the sequence and the address table from ``sql/duckdb/`` (idempotent)."""
+        con = self._connection()
+        with _errors("creating the tables", self._url):
+            for statement in common.ddl_statements("duckdb"):
+                con.execute(statement)
+
+    def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
+        """Insert new and update known coordinates in one transaction.
+
+        The split into ``inserts`` and ``updates`` is ignored: every row is matched against
+        the table, so a stale lookup cannot duplicate or lose a row.
+
+        Raises:
+            DataError: a frame does not fit the schema, or a value does not fit the table.
+            WarehouseError: the database failed (nothing is committed).
+        """
+        started = time.perf_counter()
+        new, known = common.load_rows(inserts, updates)
+        rows = pl.concat([new, known])
+        if rows.is_empty():
+            return LoadResult()
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        con = self._connection()
+        with _errors(f"loading {rows.height} rows", self._url):
+            con.begin()
+            try:
+                con.register(_INCOMING, rows.to_arrow())
+                con.execute(_STAGE_SQL)
+                updated = _count(con.execute(_UPDATE_SQL, {"now": now}))
+                inserted = _count(con.execute(_INSERT_SQL, {"now": now}))
+                con.execute(f"DROP TABLE {_STAGE}")
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            finally:
+                con.unregister(_INCOMING)
+        result = LoadResult(inserted, updated, rows.height - inserted - updated)
+        log.info(
+            "loaded %d rows into %s: inserted=%d updated=%d unchanged=%d in %.3fs",
+            rows.height,
+            self.path,
+            result.inserted,
+            result.updated,
+            result.unchanged,
+            time.perf_counter() - started,
+        )
+        return result
+
+    def existing(self, keys: pl.Series) -> pl.Series:
+        """Those canonical coordinate keys present in the table, in the order given."""
+        frame = common.key_frame(keys)
+        if frame.is_empty():
+            return keys.clear()
+        con = self._connection()
+        with _errors(f"looking up {frame.height} keys", self._url):
+            con.register(_KEYS, frame.to_arrow())
+            try:
+                found = con.sql(
+                    f"SELECT k.key FROM {_KEYS} AS k JOIN address AS a"
+                    " ON a.latitude = CAST(k.latitude AS DECIMAL(10,8))"
+                    " AND a.longitude = CAST(k.longitude AS DECIMAL(11,8))"
+                ).pl()
+            finally:
+                con.unregister(_KEYS)
+        return common.present(keys, found["key"])
+
+    def count(self) -> int:
+        """Rows in the address table."""
+        with _errors("counting rows", self._url):
+            return _count(self._connection().execute("SELECT count(*) FROM address"))
+
+    def read(self) -> pl.DataFrame:
+        """The whole address table ordered by ``id`` (coordinates as Float64, UTC times)."""
+        with _errors("reading the table", self._url):
+            frame = self._connection().sql("SELECT * FROM address ORDER BY id").pl()
+        return common.table_frame(frame)
+
+    def close(self) -> None:
+        """Close the database file."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> DuckdbWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _count(relation: duckdb.DuckDBPyConnection) -> int:
+    rows = relation.fetchall()  # to the end: duckdb refuses new work on unfinished results
+    return int(rows[0][0]) if rows else 0

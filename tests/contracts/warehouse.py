@@ -1,0 +1,249 @@
+"""The Warehouse contract: DuckDB and MySQL pass the same tests.
+
+A backend's test module subclasses :class:`WarehouseContract` and overrides the
+``warehouse`` fixture: a fresh, initialised, test-private warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from etl4all import frames
+from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult, Warehouse
+
+NONE = frames.empty(frames.ADDRESSES_SCHEMA)
+AWKWARD = [
+    "tab\there",
+    "line\nfeed",
+    "carriage\rreturn\r\n",
+    "back\\slash \\N \\t \\\\",
+    "quotes ' \" `",
+    "São João, Paraná – Ñandú ✓ 🚀",
+    "",
+    "  trailing spaces  ",
+    "NULL",
+    "\\",
+]
+
+
+def addresses(
+    n: int,
+    *,
+    offset: int = 0,
+    source: str = "data_points_1.txt",
+    street: str | None = "Rua dos Andradas",
+) -> pl.DataFrame:
+    """``n`` address rows with distinct coordinates, following the load schema."""
+    index = list(range(offset, offset + n))
+    frame = pl.DataFrame(
+        {
+            "source": [source] * n,
+            "line": [3 * i + 1 for i in index],
+            "latitude": [-30.04982864 - i * 1e-8 for i in index],
+            "longitude": [-51.20150245 + i * 1e-8 for i in index],
+            "distance_km": [2.2959 + i for i in index],
+            "bearing_deg": [None if i % 2 else 137.352 for i in index],
+            "street": [street] * n,
+            "number": [None if i % 3 == 0 else str(i) for i in index],
+            "neighborhood": ["Centro Histórico"] * n,
+            "city": ["Porto Alegre"] * n,
+            "postal_code": ["90020-004"] * n,
+            "state": ["RS"] * n,
+            "country": ["BR"] * n,
+            "formatted_address": [f"Rua dos Andradas, {i} - Centro, Porto Alegre" for i in index],
+            "place_id": [None] * n,
+            "location_type": ["ROOFTOP"] * n,
+            "geocoder": ["offline"] * n,
+            "geocode_status": ["OK"] * n,
+            "geocoded_at": [
+                dt.datetime(2024, 5, 17, 13, 45, 7, 123456, tzinfo=dt.UTC)
+                + dt.timedelta(microseconds=i)
+                for i in index
+            ],
+        }
+    )
+    return frames.cast_frame(frame, frames.ADDRESSES_SCHEMA)
+
+
+def keys(frame: pl.DataFrame) -> pl.Series:
+    """The canonical coordinate keys of ``frame``."""
+    return frame.select(frames.coordinate_key().alias("key"))["key"]
+
+
+def stored(warehouse: Warehouse) -> pl.DataFrame:
+    """The table as comparable values: keyed, sorted, without ids and load timestamps."""
+    return (
+        warehouse.read()
+        .with_columns(key=frames.coordinate_key())
+        .drop("id", "latitude", "longitude", "created_at", "updated_at")
+        .sort("key")
+    )
+
+
+class WarehouseContract:
+    """Tests every Warehouse backend passes."""
+
+    @pytest.fixture
+    def warehouse(self) -> Warehouse:
+        """A fresh, initialised warehouse; each backend's test module overrides this."""
+        raise NotImplementedError
+
+    def test_satisfies_the_protocol(self, warehouse: Warehouse) -> None:
+        assert isinstance(warehouse, Warehouse)
+
+    def test_insert_then_read(self, warehouse: Warehouse) -> None:
+        rows = addresses(5)
+        assert warehouse.load(rows, NONE) == LoadResult(inserted=5)
+        assert warehouse.count() == 5
+        table = stored(warehouse)
+        assert table["key"].to_list() == sorted(keys(rows).to_list())
+        back = table.sort("source_line")
+        assert back["street"].to_list() == ["Rua dos Andradas"] * 5
+        assert back["source_file"].to_list() == ["data_points_1.txt"] * 5
+        assert back["source_line"].to_list() == [1, 4, 7, 10, 13]
+        assert back["geocoded_at"].to_list() == rows["geocoded_at"].to_list()
+        assert back["geocoded_at"].dtype == pl.Datetime("us", "UTC")
+
+    def test_reload_is_unchanged(self, warehouse: Warehouse) -> None:
+        rows = addresses(4)
+        warehouse.load(rows, NONE)
+        before = stored(warehouse)
+        assert warehouse.load(rows, NONE) == LoadResult(unchanged=4)
+        assert warehouse.load(NONE, rows) == LoadResult(unchanged=4)
+        assert warehouse.count() == 4
+        assert stored(warehouse).equals(before)
+
+    def test_empty_load(self, warehouse: Warehouse) -> None:
+        assert warehouse.load(NONE, NONE) == LoadResult()
+        assert warehouse.count() == 0
+
+    def test_changed_address_is_updated(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(3), NONE)
+        changed = addresses(3).with_columns(
+            street=pl.Series(["Rua Nova", "Rua dos Andradas", "Rua dos Andradas"]),
+            geocoded_at=pl.lit(dt.datetime(2025, 1, 1, tzinfo=dt.UTC)),
+        )
+        assert warehouse.load(NONE, changed) == LoadResult(updated=1, unchanged=2)
+        table = stored(warehouse).sort("source_line")
+        assert table["street"].to_list() == ["Rua Nova", "Rua dos Andradas", "Rua dos Andradas"]
+        # geocoded_at follows the address: only the changed row takes the new time
+        assert table["geocoded_at"][0] == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+        assert table["geocoded_at"][1] == addresses(3)["geocoded_at"][1]
+
+    @pytest.mark.parametrize("field", CHANGE_FIELDS)
+    def test_every_change_field_counts(self, warehouse: Warehouse, field: str) -> None:
+        warehouse.load(addresses(1), NONE)
+        changed = addresses(1).with_columns(pl.lit("changed").alias(field))
+        assert warehouse.load(NONE, changed) == LoadResult(updated=1)
+        assert stored(warehouse)[field].to_list() == ["changed"]
+        # NULL-safe: a value becoming NULL is a change too
+        assert warehouse.load(NONE, changed.with_columns(pl.lit(None).alias(field))).updated == 1
+
+    def test_case_and_trailing_spaces_are_changes(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(1, street="Rua A"), NONE)
+        assert warehouse.load(NONE, addresses(1, street="RUA A")).updated == 1
+        assert warehouse.load(NONE, addresses(1, street="RUA A ")).updated == 1
+        assert stored(warehouse)["street"].to_list() == ["RUA A "]
+
+    @pytest.mark.parametrize("order", ["small first", "big first"])
+    def test_provenance_follows_the_smallest_source(self, warehouse: Warehouse, order: str) -> None:
+        small = addresses(2, source="a.txt").with_columns(distance_km=pl.lit(1.5))
+        big = addresses(2, source="b.txt").with_columns(
+            line=pl.Series([1, 2], dtype=pl.UInt32), distance_km=pl.lit(9.0), bearing_deg=None
+        )
+        first, second = (small, big) if order == "small first" else (big, small)
+        warehouse.load(first, NONE)
+        result = warehouse.load(NONE, second)
+        assert result == (
+            LoadResult(unchanged=2) if order == "small first" else LoadResult(updated=2)
+        )
+        table = stored(warehouse).sort("source_line")
+        assert table["source_file"].to_list() == ["a.txt", "a.txt"]
+        assert table["source_line"].to_list() == [1, 4]
+        assert table["distance_km"].to_list() == [1.5, 1.5]
+        assert table["bearing_deg"].to_list() == [137.352, None]
+
+    def test_provenance_same_file_smaller_line(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(1).with_columns(line=pl.lit(50, pl.UInt32)), NONE)
+        assert (
+            warehouse.load(NONE, addresses(1).with_columns(line=pl.lit(7, pl.UInt32))).updated == 1
+        )
+        assert stored(warehouse)["source_line"].to_list() == [7]
+
+    def test_stale_insert_does_not_duplicate(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(3), NONE)
+        again = addresses(5).with_columns(street=pl.lit("Rua Nova"))  # 3 exist, 2 are new
+        assert warehouse.load(again, NONE) == LoadResult(inserted=2, updated=3)
+        assert warehouse.count() == 5
+        assert set(stored(warehouse)["street"]) == {"Rua Nova"}
+
+    def test_stale_update_is_not_lost(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(2), NONE)
+        assert warehouse.load(NONE, addresses(4)) == LoadResult(inserted=2, unchanged=2)
+        assert warehouse.count() == 4
+        assert stored(warehouse)["key"].to_list() == sorted(keys(addresses(4)).to_list())
+
+    def test_same_coordinate_in_both_frames_is_kept_once(self, warehouse: Warehouse) -> None:
+        one = addresses(1, source="b.txt")
+        other = addresses(1, source="a.txt", street="Rua Outra")
+        result = warehouse.load(one, other)
+        assert result.inserted == 1
+        assert warehouse.count() == 1
+        assert stored(warehouse)["source_file"].to_list() == ["a.txt"]
+
+    def test_existing(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(3), NONE)
+        asked = pl.concat([keys(addresses(2, offset=5)), keys(addresses(3))]).rename("k")
+        found = warehouse.existing(asked)
+        assert found.name == "k"
+        assert found.to_list() == keys(addresses(3)).to_list()
+        assert warehouse.existing(pl.Series("k", [], dtype=pl.String)).to_list() == []
+
+    def test_existing_matches_exact_decimals(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(1), NONE)
+        key = keys(addresses(1))[0]
+        near = key.replace("4,", "5,")  # one unit in the 8th decimal away
+        assert warehouse.existing(pl.Series([key, near])).to_list() == [key]
+
+    def test_nulls_survive(self, warehouse: Warehouse) -> None:
+        rows = (
+            addresses(1)
+            .with_columns(pl.lit(None, pl.String).alias(c) for c in CHANGE_FIELDS)
+            .with_columns(distance_km=None, bearing_deg=None, geocoded_at=None)
+        )
+        warehouse.load(rows, NONE)
+        table = stored(warehouse)
+        for column in (*CHANGE_FIELDS, "distance_km", "bearing_deg", "geocoded_at"):
+            assert table[column].to_list() == [None], column
+
+    def test_awkward_text_round_trips(self, warehouse: Warehouse) -> None:
+        n = len(AWKWARD)
+        rows = addresses(n).with_columns(
+            street=pl.Series(AWKWARD),
+            formatted_address=pl.Series(list(reversed(AWKWARD))),
+            source=pl.Series([f"dir\\{s}" for s in AWKWARD]),
+        )
+        half = n // 2
+        warehouse.load(rows[:half], rows[half:])  # both paths: inserts and stale updates
+        table = stored(warehouse).sort("source_line")
+        assert table["street"].to_list() == AWKWARD
+        assert table["formatted_address"].to_list() == list(reversed(AWKWARD))
+        assert table["source_file"].to_list() == [f"dir\\{s}" for s in AWKWARD]
+        assert warehouse.load(rows, NONE) == LoadResult(unchanged=n)
+
+    def test_numbers_round_trip(self, warehouse: Warehouse) -> None:
+        rows = addresses(3).with_columns(
+            distance_km=pl.Series([1e-7, 12345.678901234567, 0.0]),
+            bearing_deg=pl.Series([359.99999999999, float("nan"), -0.0]),
+            latitude=pl.Series([-90.0, 89.99999999, 0.00000001]),
+            longitude=pl.Series([-180.0, 179.99999999, -0.00000001]),
+        )
+        warehouse.load(rows, NONE)
+        table = stored(warehouse).sort("source_line")
+        assert table["distance_km"].to_list() == [1e-7, 12345.678901234567, 0.0]
+        assert table["bearing_deg"].to_list()[0] == 359.99999999999
+        assert table["bearing_deg"].to_list()[1] is None  # NaN is stored as NULL
+        assert table["key"].to_list() == keys(rows).to_list()

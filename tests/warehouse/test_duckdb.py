@@ -1,0 +1,87 @@
+"""DuckdbWarehouse: the Warehouse contract on a temporary file, plus DuckDB specifics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from contracts.warehouse import NONE, WarehouseContract, addresses
+
+from etl4all import warehouse as warehouse_role
+from etl4all.errors import ConfigError, DataError
+from etl4all.warehouse.duckdb import DuckdbWarehouse
+from etl4all.warehouse.read import read_warehouse
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path}/deep/er/etl4all.duckdb"
+
+
+class TestDuckdbWarehouse(WarehouseContract):
+    @pytest.fixture
+    def warehouse(self, url: str) -> Iterator[DuckdbWarehouse]:
+        with DuckdbWarehouse(url=url) as warehouse:
+            yield warehouse
+
+
+def test_from_url_builds_it_and_creates_the_folder(url: str, tmp_path: Path) -> None:
+    with warehouse_role.from_url(url) as warehouse:
+        assert isinstance(warehouse, DuckdbWarehouse)
+        assert warehouse.count() == 0
+    assert (tmp_path / "deep" / "er" / "etl4all.duckdb").exists()
+
+
+def test_init_is_idempotent_and_data_survives_reopening(url: str) -> None:
+    with DuckdbWarehouse(url=url) as warehouse:
+        warehouse.load(addresses(3), NONE)
+        warehouse.init()
+        warehouse.init()
+    with DuckdbWarehouse(url=url) as warehouse:
+        assert warehouse.count() == 3
+        warehouse.load(NONE, addresses(4))
+        assert warehouse.read()["id"].to_list() == [1, 2, 3, 4]
+
+
+def test_read_warehouse(url: str) -> None:
+    with DuckdbWarehouse(url=url) as warehouse:
+        warehouse.load(addresses(2), NONE)
+        expected = warehouse.read()
+    frame = read_warehouse(url)
+    assert frame.equals(expected)
+    assert frame.schema["latitude"] == pl.Float64
+
+
+def test_bad_value_is_a_data_error_and_nothing_is_committed(url: str) -> None:
+    with DuckdbWarehouse(url=url) as warehouse:
+        good = addresses(2)
+        bad = addresses(1, offset=5).with_columns(latitude=pl.lit(123.0))  # > DECIMAL(10,8)
+        with pytest.raises(DataError):
+            warehouse.load(good, bad)
+        assert warehouse.count() == 0
+
+
+def test_bad_frame_is_a_data_error(url: str) -> None:
+    with DuckdbWarehouse(url=url) as warehouse, pytest.raises(DataError):
+        warehouse.load(addresses(1).drop("street"), NONE)
+
+
+def test_bad_keys_are_a_data_error(url: str) -> None:
+    with DuckdbWarehouse(url=url) as warehouse, pytest.raises(DataError, match="canonical"):
+        warehouse.existing(pl.Series(["-30.1,-51.2"]))
+
+
+@pytest.mark.parametrize("bad", ["duckdb://host/x.duckdb", "duckdb://", "sqlite:///x.db"])
+def test_bad_url_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        DuckdbWarehouse(url=bad)
+
+
+def test_closed_warehouse_refuses_work(url: str) -> None:
+    warehouse = DuckdbWarehouse(url=url)
+    warehouse.close()
+    warehouse.close()
+    with pytest.raises(ConfigError, match="closed"):
+        warehouse.count()

@@ -1,0 +1,244 @@
+"""MySqlWarehouse: the Warehouse contract on a fresh MariaDB/MySQL database, plus the
+LOAD DATA guards (warnings, escaping, local_infile) and reading through connectorx."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import polars as pl
+import pymysql
+import pytest
+from contracts.warehouse import NONE, WarehouseContract, addresses, stored
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etl4all import warehouse as warehouse_role
+from etl4all.errors import ConfigError, DataError, WarehouseError
+from etl4all.warehouse import mysql
+from etl4all.warehouse.base import LoadResult
+from etl4all.warehouse.common import escape_tsv
+from etl4all.warehouse.mysql import MySqlWarehouse
+from etl4all.warehouse.read import read_warehouse
+
+pytestmark = pytest.mark.mysql
+
+
+def _admin(url: str) -> pymysql.Connection:
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        autocommit=True,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_infile_on() -> None:
+    """The server must allow LOAD DATA LOCAL (MariaDB's default; MySQL 8 needs this)."""
+    from conftest import SERVICE_URLS
+
+    conn = _admin(SERVICE_URLS["mysql"])
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.local_infile")
+        if not cur.fetchone()[0]:
+            cur.execute("SET GLOBAL local_infile = 1")
+    conn.close()
+
+
+@pytest.fixture
+def warehouse(mysql_url: str) -> Iterator[MySqlWarehouse]:
+    with MySqlWarehouse(url=mysql_url) as warehouse:
+        warehouse.init()
+        yield warehouse
+
+
+class TestMySqlWarehouse(WarehouseContract):
+    @pytest.fixture
+    def warehouse(self, warehouse: MySqlWarehouse) -> MySqlWarehouse:
+        return warehouse
+
+
+def test_from_url_and_init_twice(mysql_url: str) -> None:
+    with warehouse_role.from_url(mysql_url) as warehouse:
+        assert isinstance(warehouse, MySqlWarehouse)
+        warehouse.init()
+        warehouse.load(addresses(2), NONE)
+        warehouse.init()
+        assert warehouse.count() == 2
+
+
+def test_init_creates_the_database(mysql_url: str) -> None:
+    url = mysql_url + "_new"
+    try:
+        with MySqlWarehouse(url=url) as warehouse:
+            with pytest.raises(ConfigError, match="init-db"):
+                warehouse.count()
+            warehouse.init()
+            assert warehouse.count() == 0
+            conn = warehouse._connection()
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@character_set_database")
+                assert cur.fetchone()[0] == "utf8mb4"
+    finally:
+        with _admin(mysql_url).cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{urlsplit(url).path[1:]}`")
+
+
+def test_too_long_value_fails_the_batch_and_rolls_back(warehouse: MySqlWarehouse) -> None:
+    warehouse.load(addresses(2), NONE)
+    before = stored(warehouse)
+    new = addresses(3, offset=10)
+    bad = addresses(2).with_columns(street=pl.lit("x" * 300))  # VARCHAR(255)
+    with pytest.raises(DataError, match=r"1406|Data too long|truncated") as info:
+        warehouse.load(new, bad)
+    assert "nothing was committed" in str(info.value)
+    assert warehouse.count() == 2
+    assert stored(warehouse).equals(before)
+    # the connection is still usable afterwards
+    assert warehouse.load(new, NONE) == LoadResult(inserted=3)
+
+
+def test_too_long_insert_fails_the_batch(warehouse: MySqlWarehouse) -> None:
+    with pytest.raises(DataError, match="Warning"):
+        warehouse.load(addresses(2).with_columns(number=pl.lit("9" * 40)), NONE)
+    assert warehouse.count() == 0
+
+
+def test_read_warehouse_returns_the_rows(warehouse: MySqlWarehouse, mysql_url: str) -> None:
+    warehouse.load(addresses(3), NONE)
+    frame = read_warehouse(mysql_url)
+    assert frame.height == 3
+    assert frame.schema["latitude"] == pl.Float64
+    assert frame.schema["created_at"] == pl.Datetime("us", "UTC")
+    assert frame.schema["source_line"].is_integer()
+    assert frame["street"].to_list() == ["Rua dos Andradas"] * 3
+    assert frame.columns[:3] == ["id", "latitude", "longitude"]
+
+
+_TEXT = st.one_of(
+    st.none(),
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from(["\t", "\n", "\r", "\\", "\x00", "N", " ", "'", '"', "ã", "🚀"]),
+            st.characters(blacklist_categories=("Cs",), max_codepoint=0x1FFFF),
+            st.sampled_from(string.printable),
+        ),
+        max_size=40,
+    ),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(street=_TEXT, formatted=_TEXT)
+def test_escaping_round_trip(
+    warehouse: MySqlWarehouse, street: str | None, formatted: str | None
+) -> None:
+    rows = addresses(1).with_columns(
+        street=pl.Series([street], dtype=pl.String),
+        formatted_address=pl.Series([formatted], dtype=pl.String),
+    )
+    warehouse.load(NONE, rows)  # upsert: the first example inserts, later ones update
+    table = stored(warehouse)
+    assert table["street"].to_list() == [street]
+    assert table["formatted_address"].to_list() == [formatted]
+
+
+def test_escape_tsv_is_exact() -> None:
+    frame = pl.DataFrame({"s": ["a\\b\tc\nd\re\x00f", None, "\\N", ""], "n": [1.5, None, 2.0, 0.0]})
+    assert escape_tsv(frame).rows() == [
+        ("a\\\\b\\tc\\nd\\re\\0f", "1.5"),
+        ("\\N", "\\N"),
+        ("\\\\N", "2.0"),
+        ("", "0.0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "mysql://root@127.0.0.1:3306/",
+        "mysql://root@127.0.0.1:3306/bad-name",
+        "mysql://root@127.0.0.1:3306/db?bogus=1",
+        "mysql://root@127.0.0.1:port/db",
+        "mysql://root@127.0.0.1:3306/db?connect_timeout=soon",
+    ],
+)
+def test_bad_url_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        MySqlWarehouse(url=bad)
+
+
+def test_unreachable_server_is_retryable_and_hides_the_password() -> None:
+    with pytest.raises(WarehouseError) as info:
+        MySqlWarehouse(url="mysql://root:s3cret@127.0.0.1:1/db?connect_timeout=2")
+    assert info.value.retryable
+    assert "s3cret" not in str(info.value)
+
+
+def test_wrong_password_is_a_config_error_without_the_password(mysql_url: str) -> None:
+    parts = urlsplit(mysql_url)
+    url = f"mysql://nobody_etl4all:s3cret@{parts.hostname}:{parts.port}{parts.path}"
+    with pytest.raises(ConfigError) as info:
+        MySqlWarehouse(url=url)
+    assert "s3cret" not in str(info.value)
+
+
+def _error(cls: type[pymysql.err.MySQLError], code: int) -> pymysql.err.MySQLError:
+    return cls(code, "message")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_error(pymysql.err.OperationalError, 2003), WarehouseError),
+        (_error(pymysql.err.OperationalError, 2006), WarehouseError),
+        (_error(pymysql.err.OperationalError, 2013), WarehouseError),
+        (_error(pymysql.err.OperationalError, 1205), WarehouseError),
+        (_error(pymysql.err.OperationalError, 1213), WarehouseError),
+        (_error(pymysql.err.IntegrityError, 1062), WarehouseError),
+        (_error(pymysql.err.InterfaceError, 0), WarehouseError),
+        (_error(pymysql.err.DataError, 1366), DataError),
+        (_error(pymysql.err.DataError, 1406), DataError),
+        (_error(pymysql.err.DataError, 1264), DataError),
+        (_error(pymysql.err.OperationalError, 3948), ConfigError),
+        (_error(pymysql.err.OperationalError, 1148), ConfigError),
+        (_error(pymysql.err.OperationalError, 1045), ConfigError),
+        (_error(pymysql.err.ProgrammingError, 1146), ConfigError),
+    ],
+)
+def test_driver_errors_are_mapped(error: Exception, expected: type[Exception]) -> None:
+    with pytest.raises(expected) as info, mysql._errors("loading", "mysql://root:***@h/db"):
+        raise error
+    assert info.value.__cause__ is error
+    if isinstance(info.value, ConfigError) and error.args[0] in (3948, 1148):
+        assert "local_infile" in str(info.value)
+        assert "SET GLOBAL local_infile=1" in str(info.value)
+
+
+def test_programming_errors_are_bugs_not_mapped() -> None:
+    with pytest.raises(pymysql.err.ProgrammingError), mysql._errors("x", "mysql://h/db"):
+        raise pymysql.err.ProgrammingError(1064, "syntax")
+
+
+def test_local_infile_off_fails_fast(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server with local_infile=OFF is refused when the warehouse is built.
+
+    The global setting is shared with other tests, so the server's answer is faked
+    at the one query that reads it.
+    """
+    real = pymysql.cursors.Cursor.execute
+
+    def execute(self: pymysql.cursors.Cursor, query: str, args: object = None) -> int:
+        if "local_infile" in query:
+            query = "SELECT 0"
+        return real(self, query, args)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", execute)
+    with pytest.raises(ConfigError, match=r"local_infile.*SET GLOBAL local_infile=1"):
+        MySqlWarehouse(url=mysql_url)
