@@ -20,7 +20,13 @@ from etl4all.estimate import estimate
 from etl4all.geocoders.base import Geocoder
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
-from etl4all.stages.extract import claimed, extract_file, pending
+from etl4all.stages.extract import (
+    claimed,
+    done_mark,
+    extract_file,
+    pending,
+    unchanged_since,
+)
 from etl4all.stages.load import load_frame
 from etl4all.stages.transform import GeocodeStats, geocode_frame
 from etl4all.warehouse.base import LoadResult
@@ -83,7 +89,7 @@ def run(
     with ExitStack() as stack:
         store = stack.enter_context(state.from_settings(settings))
         listed = list_sources(urls, settings, stack)
-        todo, done = pending([ref for _, ref in listed], store)
+        todo = pending([ref for _, ref in listed], store)
         summary.files, summary.skipped = len(listed), len(listed) - len(todo)
         if summary.skipped:
             log.info("skipping %d files already done", summary.skipped)
@@ -103,11 +109,13 @@ def run(
                 if token is None:
                     log.info("file=%s is being processed by another worker", ref.name)
                     summary.busy += 1
+                elif unchanged_since(previous := done_mark(store, ref), ref):
+                    summary.skipped += 1
                 else:
                     remaining = _process(
                         by_key[ref.key],
                         ref,
-                        done.get(ref.key),
+                        previous,
                         store,
                         geocoder,
                         wh,

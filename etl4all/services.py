@@ -28,7 +28,13 @@ from etl4all.errors import ConfigError
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
-from etl4all.stages.extract import claimed, extract_file, pending
+from etl4all.stages.extract import (
+    claimed,
+    done_mark,
+    extract_file,
+    pending,
+    unchanged_since,
+)
 from etl4all.stages.load import load_frame
 from etl4all.stages.transform import geocode_frame
 from etl4all.stages.worker import WorkerStats, run_worker
@@ -73,12 +79,12 @@ def run_extract(
             if stop.is_set():
                 break
             listing = source.list_files()
-            todo, done = pending(settled(previous, listing), store)
+            todo = pending(settled(previous, listing), store)
             previous = by_key(listing)
             for ref in todo:
                 if stop.is_set():
                     break
-                _extract_one(source, ref, done.get(ref.key), settings, bus, store, stats)
+                _extract_one(source, ref, settings, bus, store, stats)
             if settings.once:
                 break
     log.info(
@@ -95,7 +101,6 @@ def run_extract(
 def _extract_one(
     source: Source,
     ref: FileRef,
-    previous: Any,
     settings: Settings,
     bus: Broker,
     store: State,
@@ -105,6 +110,10 @@ def _extract_one(
     with claimed(store, ref, settings.lease_seconds) as token:
         if token is None:
             log.info("file=%s is claimed by another extractor", ref.name)
+            return
+        previous = done_mark(store, ref)
+        if unchanged_since(previous, ref):
+            stats.skipped += 1
             return
         extracted = extract_file(source, ref, previous)
         if extracted.unchanged:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 SCHEMES = {
     "mongodb": ("etl4all.lookup.mongodb:MongoLookup", "mongodb"),
+    "mongomock": ("etl4all.lookup.mongodb:MongomockLookup", "dev"),
 }
 
 

@@ -25,7 +25,7 @@ import pymongo.errors
 from pymongo import uri_parser
 
 from etl4all import urls
-from etl4all.errors import ConfigError, StoreError
+from etl4all.errors import ConfigError, MissingDependencyError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +139,18 @@ def _only_duplicates(details: Mapping[str, Any]) -> bool:
         and all(e.get("code") == _DUPLICATE_KEY for e in errors)
         and not details.get("writeConcernErrors")
     )
+
+
+class MongomockLookup(MongoLookup):
+    """``mongomock://host/db``: the same lookup on an in-process mongomock client.
+
+    For tests and demos of one loader process (the keys live in its memory only).
+    """
+
+    def __init__(self, *, url: str) -> None:
+        try:
+            import mongomock
+        except ModuleNotFoundError as exc:
+            raise MissingDependencyError("mongomock", "dev") from exc
+        real = "mongodb" + url[len("mongomock") :]
+        super().__init__(url=real, client=mongomock.MongoClient())

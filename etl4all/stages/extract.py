@@ -34,15 +34,21 @@ class Extracted:
     """True when the content is the one already done: nothing to publish."""
 
 
-def pending(refs: list[FileRef], state: State) -> tuple[list[FileRef], dict[str, FileMark]]:
-    """The files not yet done with this size and mtime, and the marks of all done files."""
+def unchanged_since(mark: FileMark | None, ref: FileRef) -> bool:
+    """Whether ``ref`` was done with this size and mtime (``mark`` is its done mark)."""
+    return mark is not None and (mark.size, mark.mtime) == (ref.size, ref.mtime)
+
+
+def pending(refs: list[FileRef], state: State) -> list[FileRef]:
+    """The files not yet done with this size and mtime (one state round trip)."""
     done = state.done([ref.key for ref in refs])
-    todo = [
-        ref
-        for ref in refs
-        if (mark := done.get(ref.key)) is None or (mark.size, mark.mtime) != (ref.size, ref.mtime)
-    ]
-    return todo, done
+    return [ref for ref in refs if not unchanged_since(done.get(ref.key), ref)]
+
+
+def done_mark(state: State, ref: FileRef) -> FileMark | None:
+    """The current done mark of ``ref``: read again once claimed, since another worker may
+    have finished the file between the listing and the claim."""
+    return state.done([ref.key]).get(ref.key)
 
 
 @contextmanager

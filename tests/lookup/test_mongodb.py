@@ -163,3 +163,10 @@ def test_live_mongodb() -> None:
             assert lookup.present(pl.Series(KEYS)).to_list() == KEYS
         finally:
             lookup._collection.drop()
+
+
+def test_mongomock_scheme_gives_a_working_in_process_lookup() -> None:
+    with lookup_role.from_url("mongomock://localhost/etl4all", warehouse=None) as keys:  # type: ignore[arg-type]
+        keys.add(pl.Series(["-30.00000000,-51.00000000"]))
+        found = keys.present(pl.Series(["-30.00000000,-51.00000000", "1.00000000,2.00000000"]))
+        assert found.to_list() == ["-30.00000000,-51.00000000"]
