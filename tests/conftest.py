@@ -12,12 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-SERVICE_URLS = {
-    "mysql": os.environ.get("ETL4ALL_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/"),
-    "redis": os.environ.get("ETL4ALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
-    "rabbitmq": os.environ.get("ETL4ALL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-}
-MONGO_URL = os.environ.get("ETL4ALL_MONGO_URL")
+from service_urls import SERVICE_URLS
 
 
 @pytest.fixture(autouse=True)

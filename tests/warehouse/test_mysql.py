@@ -39,7 +39,7 @@ def _admin(url: str) -> pymysql.Connection:
 @pytest.fixture(scope="module", autouse=True)
 def local_infile_on() -> None:
     """The server must allow LOAD DATA LOCAL (MariaDB's default; MySQL 8 needs this)."""
-    from conftest import SERVICE_URLS
+    from service_urls import SERVICE_URLS
 
     conn = _admin(SERVICE_URLS["mysql"])
     with conn.cursor() as cur:
