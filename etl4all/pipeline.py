@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 
+import polars as pl
+
 from etl4all import geocoders, lookup, sources, state, warehouse
 from etl4all.errors import BudgetExceededError
 from etl4all.estimate import estimate
@@ -161,13 +163,21 @@ def _process(
     else:
         summary.processed += 1
         summary.points += extracted.points.height
-        summary.rejects.update(extracted.rejects.get_column("reason").to_list())
+        _record_rejects(extracted.rejects, wh, summary)
         for batch in extracted.points.iter_slices(settings.batch_rows):
             result = geocode_frame(batch, geocoder, store, settings, max_calls=remaining)
             if remaining is not None:
                 remaining -= result.stats.distinct - result.stats.cache_hits
             summary.geocode += result.stats
-            summary.rejects.update(result.rejects.get_column("reason").to_list())
+            _record_rejects(result.rejects, wh, summary)
             summary.load += load_frame(result.addresses, wh, keys)
     store.mark_done({ref.key: extracted.mark})
     return remaining
+
+
+def _record_rejects(
+    rejects: pl.DataFrame, wh: warehouse.base.Warehouse, summary: RunSummary
+) -> None:
+    """Count rejects by reason and keep them in the warehouse's ``reject`` table."""
+    summary.rejects.update(rejects.get_column("reason").to_list())
+    wh.load_rejects(rejects)

@@ -129,6 +129,9 @@ def _extract_one(
                 if not store.renew(ref.key, token, settings.lease_seconds):
                     log.warning("lost the claim on file=%s; another extractor took it", ref.name)
                     return
+            if extracted.rejects.height:
+                bid = batch.batch_id(extracted.mark.sha256, 0) + ".rejects"
+                _publish(bus, settings, extracted.rejects, "rejects", bid, ref.name)
             stats.files += 1
             stats.points += extracted.points.height
             stats.rejects += extracted.rejects.height
@@ -139,26 +142,38 @@ def transform_handler(settings: Settings, bus: Broker, stack: ExitStack) -> Any:
     """The transform stage's message handler: geocode, then publish the addresses."""
     geocoder = stack.enter_context(geocoders.from_settings(settings))
     store = stack.enter_context(state.from_settings(settings))
-    target = queue(settings, queues.ADDRESSES)
 
     def handle(points: pl.DataFrame, headers: dict[str, Any]) -> None:
         result = geocode_frame(points, geocoder, store, settings, max_calls=settings.max_calls)
         parts = batch.chunks(result.addresses, max_rows=max(points.height, 1))
         for index, part in enumerate(parts):
             bid = f"{headers['batch_id']}.{index}"
-            body, out = batch.encode(part, kind="addresses", batch_id=bid, source=headers["source"])
-            bus.publish(target, body, out)
+            _publish(bus, settings, part, "addresses", bid, headers["source"])
+        if result.rejects.height:
+            bid = f"{headers['batch_id']}.rejects"
+            _publish(bus, settings, result.rejects, "rejects", bid, headers["source"])
 
     return handle
 
 
+def _publish(
+    bus: Broker, settings: Settings, frame: pl.DataFrame, kind: str, bid: str, source: str
+) -> None:
+    """Publish ``frame`` to the address queue, which carries addresses and rejects to load."""
+    body, headers = batch.encode(frame, kind=kind, batch_id=bid, source=source)
+    bus.publish(queue(settings, queues.ADDRESSES), body, headers)
+
+
 def load_handler(settings: Settings, stack: ExitStack) -> Any:
-    """The load stage's message handler: commit the addresses to the warehouse."""
+    """The load stage's message handler: commit addresses (or rejects) to the warehouse."""
     wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))
     keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))
 
-    def handle(addresses: pl.DataFrame, headers: dict[str, Any]) -> None:
-        load_frame(addresses, wh, keys)
+    def handle(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        if headers.get("schema") == "rejects":
+            wh.load_rejects(frame)
+        else:
+            load_frame(frame, wh, keys)
 
     return handle
 

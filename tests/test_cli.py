@@ -59,6 +59,9 @@ def test_run_loads_every_distinct_coordinate_once_and_is_idempotent(workdir: Pat
     assert "rejects     " in first.output and "missing_l" in first.output
     keys = warehouse_keys(workdir / "etl4all.duckdb")
     assert len(keys) == len(set(keys)) == len(expected_keys(workdir / "in"))
+    with duckdb.connect(str(workdir / "etl4all.duckdb"), read_only=True) as db:
+        ((stored,),) = db.sql("SELECT count(*) FROM reject").fetchall()
+    assert f"rejects     {stored} (" in first.output and stored > 0
     assert set(keys) == expected_keys(workdir / "in")
 
     second = invoke("run", "in", "-q")

@@ -56,6 +56,13 @@ class Warehouse(Protocol):
         """
         ...
 
+    def load_rejects(self, rejects: pl.DataFrame) -> int:
+        """Record rejects (``frames.REJECTS_SCHEMA``) in the ``reject`` table; rows added.
+
+        A reject already recorded (same file, line and reason) is kept as it is.
+        """
+        ...
+
     def existing(self, keys: pl.Series) -> pl.Series:
         """Those canonical coordinate keys (``frames.coordinate_key``) present in the table."""
         ...

@@ -99,6 +99,13 @@ _INSERT_SQL = (
 )
 
 
+_REJECT_SQL = f"""
+INSERT INTO reject (source_file, source_line, reason, text)
+SELECT source, line, reason, text FROM {_INCOMING}
+ON CONFLICT DO NOTHING
+"""
+
+
 class DuckdbWarehouse:
     """The address table in a DuckDB file; a context manager.
 
@@ -167,7 +174,7 @@ class DuckdbWarehouse:
             finally:
                 con.unregister(_INCOMING)
         result = LoadResult(inserted, updated, rows.height - inserted - updated)
-        log.info(
+        log.debug(
             "loaded %d rows into %s: inserted=%d updated=%d unchanged=%d in %.3fs",
             rows.height,
             self.path,
@@ -177,6 +184,18 @@ class DuckdbWarehouse:
             time.perf_counter() - started,
         )
         return result
+
+    def load_rejects(self, rejects: pl.DataFrame) -> int:
+        """Record rejects in the ``reject`` table; the number of rows added."""
+        if rejects.is_empty():
+            return 0
+        con = self._connection()
+        with _errors(f"recording {rejects.height} rejects", self._url):
+            con.register(_INCOMING, rejects.to_arrow())
+            try:
+                return _count(con.execute(_REJECT_SQL))
+            finally:
+                con.unregister(_INCOMING)
 
     def existing(self, keys: pl.Series) -> pl.Series:
         """Those canonical coordinate keys present in the table, in the order given."""

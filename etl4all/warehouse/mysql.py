@@ -124,6 +124,12 @@ _INSERT_SQL = (
 )
 
 
+_INSERT_REJECT = (
+    "INSERT INTO reject (source_file, source_line, reason, text) VALUES (%s, %s, %s, %s) "
+    "ON DUPLICATE KEY UPDATE id = id"
+)
+
+
 class MySqlWarehouse:
     """The address table in MySQL or MariaDB; a context manager.
 
@@ -250,7 +256,7 @@ class MySqlWarehouse:
                 with contextlib.suppress(pymysql.err.MySQLError, OSError):
                     cur.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
         result.unchanged = total - result.inserted - result.updated
-        log.info(
+        log.debug(
             "loaded %d rows into %s: inserted=%d updated=%d unchanged=%d in %.3fs",
             total,
             self._url,
@@ -351,6 +357,15 @@ class MySqlWarehouse:
             found = pl.Series("key", [row[0] for row in cur.fetchall()], dtype=pl.String)
             cur.execute(f"DROP TEMPORARY TABLE `{table}`")
         return common.present(keys, found)
+
+    def load_rejects(self, rejects: pl.DataFrame) -> int:
+        """Record rejects in the ``reject`` table (one multi-row insert); rows added."""
+        if rejects.is_empty():
+            return 0
+        rows = rejects.select("source", "line", "reason", "text").rows()
+        with self._transaction(f"recording {len(rows)} rejects") as cur:
+            added = cur.executemany(_INSERT_REJECT, rows)
+        return int(added or 0)
 
     def count(self) -> int:
         """Rows in the address table."""

@@ -247,3 +247,18 @@ class WarehouseContract:
         assert table["bearing_deg"].to_list()[0] == 359.99999999999
         assert table["bearing_deg"].to_list()[1] is None  # NaN is stored as NULL
         assert table["key"].to_list() == keys(rows).to_list()
+
+    def test_rejects_are_recorded_once(self, warehouse: Warehouse) -> None:
+        rejects = pl.DataFrame(
+            {
+                "source": ["a.txt", "a.txt", "b.txt"],
+                "line": [4, 9, 1],
+                "reason": ["missing_longitude", "unrecognized", "dms_mismatch"],
+                "text": ["Latitude: -30.1\nDistance: 1 km", "São\tPaulo \\ é", None],
+            },
+            schema=frames.REJECTS_SCHEMA,
+        )
+        assert warehouse.load_rejects(rejects) == 3
+        assert warehouse.load_rejects(rejects) == 0  # a replay adds nothing
+        assert warehouse.load_rejects(rejects.clear()) == 0
+        assert warehouse.load_rejects(rejects.head(1).with_columns(line=pl.lit(5, pl.UInt32))) == 1

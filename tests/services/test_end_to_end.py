@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import polars as pl
 import pytest
@@ -97,6 +98,30 @@ def expected(folder: Path) -> pl.DataFrame:
     return points.select(pl.col("latitude", "longitude").round(8)).unique()
 
 
+def rejected(folder: Path) -> int:
+    """Rejects the parser finds in the files."""
+    return sum(parse.parse(p.read_bytes(), p.name).rejects.height for p in folder.glob("*.txt"))
+
+
+def count(env: dict[str, str], table_name: str) -> int:
+    """Rows of a warehouse table."""
+    import pymysql
+
+    parts = urlsplit(env["ETL4ALL_WAREHOUSE_URL"])
+    with (
+        pymysql.connect(
+            host=parts.hostname,
+            port=parts.port or 3306,
+            user=parts.username or "root",
+            password=parts.password or "",
+            database=parts.path.strip("/"),
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(f"SELECT count(*) FROM `{table_name}`")
+        return int(cur.fetchone()[0])
+
+
 def depths(env: dict[str, str]) -> dict[str, int]:
     settings = Settings.load(environ=env)
     with AmqpBroker(url=env["ETL4ALL_BROKER_URL"], settings=settings) as bus:
@@ -119,6 +144,8 @@ def test_workers_load_each_distinct_coordinate_once(stack: dict[str, str], tmp_p
     assert rows.select("latitude", "longitude").n_unique() == rows.height
     assert set(rows.select(pl.col("latitude", "longitude").round(8)).rows()) == set(want.rows())
     assert depths(stack) == {queues.POINTS: 0, queues.ADDRESSES: 0, queues.DEAD: 0}
+    rejects = rejected(tmp_path / "ftp")
+    assert rejects > 0 and count(stack, "reject") == rejects
 
     # the same warehouse content as the embedded run on the same files
     embedded = tmp_path / "embedded.duckdb"
@@ -162,6 +189,7 @@ def test_workers_load_each_distinct_coordinate_once(stack: dict[str, str], tmp_p
     )
     again = table(stack)
     assert again.drop("updated_at").equals(rows.drop("updated_at"))
+    assert count(stack, "reject") == rejects
 
 
 def test_two_extractors_racing_load_each_file_once(stack: dict[str, str], tmp_path: Path) -> None:
