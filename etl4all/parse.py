@@ -71,6 +71,8 @@ _PATTERNS = {
 }
 """Per line kind: its label, its regex, and the regex for the variant without DMS text."""
 _BOM = b"\xef\xbb\xbf"
+_OTHER_LINE, _LAT_LINE, _LON_LINE, _DIST_LINE = 0, 1, 2, 3
+"""Line kinds, as small integers: cheaper to shift and compare than strings."""
 
 
 class Parsed(NamedTuple):
@@ -119,12 +121,13 @@ def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
     rows = rows.with_columns(_fields(rows.get_column("text")))
     rows = rows.with_columns(
         kind=pl.when(pl.col("lat").is_not_null())
-        .then(pl.lit("lat"))
+        .then(_LAT_LINE)
         .when(pl.col("lon").is_not_null())
-        .then(pl.lit("lon"))
+        .then(_LON_LINE)
         .when(pl.col("dist").is_not_null())
-        .then(pl.lit("dist"))
-        .otherwise(pl.lit("other"))
+        .then(_DIST_LINE)
+        .otherwise(_OTHER_LINE)
+        .cast(pl.UInt8)
     )
     groups = _group_starts(rows).with_columns(reason=_reason())
     points = groups.filter(pl.col("reason").is_null()).select(
@@ -216,12 +219,15 @@ def _group_starts(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("kind").shift(-1),
         pl.col("kind").shift(-2),
     )
-    attached = ((kind == "lon") & (prev == "lat")) | ((kind == "dist") & prev.is_in(["lat", "lon"]))
-    has_lon = (kind == "lat") & (nxt == "lon")
+    coordinate = kind.is_in([_LAT_LINE, _LON_LINE])
+    attached = ((kind == _LON_LINE) & (prev == _LAT_LINE)) | (
+        (kind == _DIST_LINE) & prev.is_in([_LAT_LINE, _LON_LINE])
+    )
+    has_lon = (kind == _LAT_LINE) & (nxt == _LON_LINE)
     dist_offset = (
-        pl.when(has_lon & (after == "dist"))
+        pl.when(has_lon & (after == _DIST_LINE))
         .then(2)
-        .when(kind.is_in(["lat", "lon"]) & (nxt == "dist"))
+        .when(coordinate & (nxt == _DIST_LINE))
         .then(1)
         .otherwise(0)
     )
@@ -273,11 +279,11 @@ def _reason() -> pl.Expr:
         return ((pl.col(dms) - value).abs() > DMS_TOLERANCE).fill_null(False)
 
     return (
-        pl.when(pl.col("kind") == "other")
+        pl.when(pl.col("kind") == _OTHER_LINE)
         .then(pl.lit("unrecognized"))
-        .when(pl.col("kind") == "dist")
+        .when(pl.col("kind") == _DIST_LINE)
         .then(pl.lit("orphan_distance"))
-        .when(pl.col("kind") == "lon")
+        .when(pl.col("kind") == _LON_LINE)
         .then(pl.lit("missing_latitude"))
         .when(~pl.col("has_lon"))
         .then(pl.lit("missing_longitude"))
