@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 ## run: the whole job on the embedded defaults (sample files, offline geocoder, DuckDB)
 run: venv
-	@test -d $(SOURCE) || $(BIN)/etl4all sample $(SOURCE) --files 5 --points 20000
+	@test -d $(SOURCE) || $(BIN)/etl4all sample $(SOURCE) --files 5 --points 20000 --dirty-rate 0.02 --duplicate-rate 0.05
 	$(BIN)/etl4all run $(SOURCE) $(ARGS)
 
 ## test: the whole test suite (needs MariaDB, Redis and RabbitMQ on loopback)
@@ -33,8 +33,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy etl4all
 
+## bench: throughput and memory against the DESIGN.md budget (MySQL bench needs MariaDB)
 bench: venv
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/geocode.py
 	$(BIN)/python bench/load_mysql.py
 
