@@ -37,6 +37,7 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/offline.py
 	$(BIN)/python bench/geocode.py
 	$(BIN)/python bench/load_mysql.py
 
