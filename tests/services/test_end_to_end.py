@@ -8,14 +8,17 @@ a real pyftpdlib server. Queue names, Redis keys and the database are unique per
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import polars as pl
 import pytest
+from geocoders.fake_api import FakeApi
 from sources.ftp_server import FtpTestServer
 
 from etl4all import parse, sample
@@ -228,3 +231,30 @@ def test_poison_message_is_dead_lettered_and_the_worker_goes_on(stack: dict[str,
         assert "sha256" in letter.headers["x-etl4all-error"]
         letter.ack()
     assert table(stack).height > 0  # the good batches after it were loaded
+
+
+def test_sigterm_finishes_and_exits_zero(stack: dict[str, str]) -> None:
+    worker = etl4all(stack, "run-stage", "load")
+    time.sleep(3)  # connected and consuming
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, out
+    assert "worker on" in out and "done" in out
+
+
+def test_wrong_api_key_stops_the_transformer_and_keeps_the_batch(stack: dict[str, str]) -> None:
+    finish(etl4all(stack, "run-stage", "extract", "--once"))
+    before = depths(stack)  # point batches, and the parse rejects on their way to load
+    with FakeApi() as api:
+        env = {
+            **stack,
+            "ETL4ALL_GEOCODER": "google",
+            "ETL4ALL_GOOGLE_URL": api.google_url,
+            "GOOGLE_MAPS_API_KEY": "AIzaWRONG-key-for-this-test-0000000000",
+        }
+        worker = etl4all(env, "run-stage", "transform")
+        out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 1
+    assert "REQUEST_DENIED" in out and "AIzaWRONG" not in out
+    assert before[queues.POINTS] == 4
+    assert depths(stack) == before  # the batch went back, nothing acked or published
