@@ -64,6 +64,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from etl4all import urls
 from etl4all.broker import queues
 from etl4all.broker.memory import ERROR_HEADER, QUEUE_HEADER
+from etl4all.closing import Closing
 from etl4all.errors import BrokerError, ConfigError
 from etl4all.settings import Settings
 
@@ -164,7 +165,7 @@ class AmqpDelivery:
             )
 
 
-class AmqpBroker:
+class AmqpBroker(Closing):
     """RabbitMQ through one connection owned by a private I/O thread; a context manager."""
 
     def __init__(self, *, url: str, settings: Settings) -> None:
@@ -281,12 +282,6 @@ class AmqpBroker:
         self._wake()
         if self._thread is not threading.current_thread():
             self._thread.join()
-
-    def __enter__(self) -> AmqpBroker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- hand-over to the I/O thread ---------------------------------------------------------
 

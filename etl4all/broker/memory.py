@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from etl4all.broker import queues
+from etl4all.closing import Closing
 from etl4all.errors import BrokerError
 from etl4all.settings import Settings
 
@@ -88,7 +89,7 @@ class MemoryDelivery:
         self._settled = True
 
 
-class MemoryBroker:
+class MemoryBroker(Closing):
     """Thread-safe in-process queues named like the RabbitMQ ones; a context manager."""
 
     def __init__(self, *, url: str = "memory://", settings: Settings) -> None:
@@ -164,12 +165,6 @@ class MemoryBroker:
                 self._requeue(delivery._queue, delivery._message, delivery)
             self._closed = True
             self._cond.notify_all()
-
-    def __enter__(self) -> MemoryBroker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _ready(self, queue: str) -> collections.deque[_Message]:
         try:

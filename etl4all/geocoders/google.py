@@ -32,13 +32,13 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 import polars as pl
 
 from etl4all import urls
+from etl4all.closing import Closing
 from etl4all.errors import (
     ConfigError,
     GeocodeAuthError,
@@ -71,7 +71,7 @@ _PRECISE = ("street_address", "premise", "subpremise")
 _DAILY = re.compile(r"daily|per day|per-day", re.I)
 
 
-class GoogleGeocoder:
+class GoogleGeocoder(Closing):
     """Reverse geocoder backed by the Google Geocoding API; a context manager.
 
     Args:
@@ -122,17 +122,6 @@ class GoogleGeocoder:
 
     def __repr__(self) -> str:
         return f"GoogleGeocoder(url={urls.redact(str(self._url))!r}, runner={self._runner!r})"
-
-    def __enter__(self) -> GoogleGeocoder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def reverse(self, keys: pl.DataFrame) -> Geocoded:
         """Geocode distinct ``keys`` (``KEYS_SCHEMA``): one request per key, plus retries.

@@ -27,13 +27,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 import polars as pl
 
 from etl4all import __version__, urls
+from etl4all.closing import Closing
 from etl4all.errors import (
     ConfigError,
     GeocodeAuthError,
@@ -69,7 +69,7 @@ _NEIGHBORHOOD_KEYS = ("suburb", "neighbourhood", "quarter")
 _CITY_KEYS = ("city", "town", "village", "municipality")
 
 
-class NominatimGeocoder:
+class NominatimGeocoder(Closing):
     """Reverse geocoder backed by a Nominatim server; a context manager.
 
     Args:
@@ -133,17 +133,6 @@ class NominatimGeocoder:
 
     def __repr__(self) -> str:
         return f"NominatimGeocoder(url={urls.redact(str(self._url))!r}, runner={self._runner!r})"
-
-    def __enter__(self) -> NominatimGeocoder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def reverse(self, keys: pl.DataFrame) -> Geocoded:
         """Geocode distinct ``keys`` (``KEYS_SCHEMA``): one request per key, plus retries.

@@ -15,6 +15,7 @@ import polars_reverse_geocode as prg
 import pycountry
 
 from etl4all import frames
+from etl4all.closing import Closing
 from etl4all.geocoders.base import RESULT_SCHEMA, Geocoded
 from etl4all.settings import Settings
 
@@ -25,7 +26,7 @@ def country_names() -> dict[str, str]:
     return {c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries}
 
 
-class OfflineGeocoder:
+class OfflineGeocoder(Closing):
     """Reverse-geocodes to city, state and country without any network access."""
 
     name = "offline"
@@ -54,9 +55,3 @@ class OfflineGeocoder:
 
     def close(self) -> None:
         """Nothing to release."""
-
-    def __enter__(self) -> OfflineGeocoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

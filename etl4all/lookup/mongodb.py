@@ -25,6 +25,7 @@ import pymongo.errors
 from pymongo import uri_parser
 
 from etl4all import urls
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError, MissingDependencyError, StoreError
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def _errors(what: str, url: str) -> Iterator[None]:
         raise StoreError(f"{what} on {url} failed: {exc}; retry later") from exc
 
 
-class MongoLookup:
+class MongoLookup(Closing):
     """Canonical coordinate keys in a MongoDB collection; a context manager.
 
     Args:
@@ -123,12 +124,6 @@ class MongoLookup:
         """Close the client (unless it was passed in)."""
         if self._own_client:
             self._client.close()
-
-    def __enter__(self) -> MongoLookup:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _only_duplicates(details: Mapping[str, Any]) -> bool:

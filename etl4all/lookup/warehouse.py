@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from etl4all.closing import Closing
 from etl4all.warehouse.base import Warehouse
 
 
-class WarehouseLookup:
+class WarehouseLookup(Closing):
     """Answers ``present`` from the warehouse's unique key; ``add`` has nothing to do."""
 
     def __init__(self, *, warehouse: Warehouse) -> None:
@@ -22,9 +23,3 @@ class WarehouseLookup:
 
     def close(self) -> None:
         """Nothing to release: the warehouse is closed by its owner."""
-
-    def __enter__(self) -> WarehouseLookup:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

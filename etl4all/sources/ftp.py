@@ -38,7 +38,6 @@ import stat
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -50,6 +49,7 @@ with warnings.catch_warnings():
     import ftputil.session
 
 from etl4all import urls
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceError
 from etl4all.sources.base import FileRef
 from etl4all.sources.settle import name_matches
@@ -68,7 +68,7 @@ FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.a
 """Every driver error the source translates into :class:`SourceError`."""
 
 
-class FtpSource:
+class FtpSource(Closing):
     """Files of a folder (or one file) on an FTP server."""
 
     def __init__(self, *, url: str, settings: Settings) -> None:
@@ -164,17 +164,6 @@ class FtpSource:
         for host in hosts:
             _close_quietly(host, self._safe_url)
         self._local = threading.local()
-
-    def __enter__(self) -> FtpSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _host(self) -> ftputil.FTPHost:
         """This thread's connection, opened on first use."""

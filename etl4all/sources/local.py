@@ -21,10 +21,10 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceError
 from etl4all.sources.base import FileRef
 from etl4all.sources.settle import name_matches
@@ -55,7 +55,7 @@ def path_of(url: str) -> Path:
     return Path(os.path.abspath(os.path.expanduser(text)))
 
 
-class LocalSource:
+class LocalSource(Closing):
     """Files of a local folder (recursively) or a single local file."""
 
     def __init__(self, *, url: str, settings: Settings) -> None:
@@ -102,17 +102,6 @@ class LocalSource:
 
     def close(self) -> None:
         """Nothing to release."""
-
-    def __enter__(self) -> LocalSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _walk(self) -> Iterator[FileRef]:
         """Every file under the root; files removed while listing are left out."""

@@ -27,7 +27,6 @@ import math
 import re
 import secrets
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -36,6 +35,7 @@ import redis
 import redis.exceptions
 
 from etl4all import frames, urls
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreError
 from etl4all.state import payload
 from etl4all.state.base import CACHE_SCHEMA, FileMark
@@ -68,7 +68,7 @@ return 0
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
-class RedisState:
+class RedisState(Closing):
     """Claims, done files and the geocode cache in Redis."""
 
     def __init__(self, *, url: str) -> None:
@@ -215,17 +215,6 @@ class RedisState:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
-
-    def __enter__(self) -> RedisState:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _parse_mark(self, key: str, value: str) -> FileMark:
         """A ``size|mtime|sha256`` done mark."""

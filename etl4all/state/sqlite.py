@@ -32,11 +32,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from types import TracebackType
 
 import polars as pl
 
 from etl4all import frames, urls
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreError
 from etl4all.state import payload
 from etl4all.state.base import CACHE_SCHEMA, FileMark
@@ -102,7 +102,7 @@ ON CONFLICT (key) DO UPDATE SET
 """
 
 
-class SqliteState:
+class SqliteState(Closing):
     """Claims, done files and the geocode cache in one SQLite file."""
 
     def __init__(self, *, url: str) -> None:
@@ -251,17 +251,6 @@ class SqliteState:
         for conn in connections:
             conn.close()
         self._local = threading.local()
-
-    def __enter__(self) -> SqliteState:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""

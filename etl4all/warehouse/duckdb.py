@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 
 from etl4all import urls
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.warehouse import common
 from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult
@@ -106,7 +107,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-class DuckdbWarehouse:
+class DuckdbWarehouse(Closing):
     """The address table in a DuckDB file; a context manager.
 
     Args:
@@ -231,12 +232,6 @@ class DuckdbWarehouse:
         if self._con is not None:
             self._con.close()
             self._con = None
-
-    def __enter__(self) -> DuckdbWarehouse:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _count(relation: duckdb.DuckDBPyConnection) -> int:

@@ -42,6 +42,7 @@ import pymysql
 import pymysql.cursors
 
 from etl4all import urls
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.warehouse import common
 from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult
@@ -130,7 +131,7 @@ _INSERT_REJECT = (
 )
 
 
-class MySqlWarehouse:
+class MySqlWarehouse(Closing):
     """The address table in MySQL or MariaDB; a context manager.
 
     Args:
@@ -392,12 +393,6 @@ class MySqlWarehouse:
     def close(self) -> None:
         """Close the connection."""
         self._drop()
-
-    def __enter__(self) -> MySqlWarehouse:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _execute(cur: pymysql.cursors.Cursor, sql: str) -> int:
