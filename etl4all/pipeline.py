@@ -95,18 +95,22 @@ def run(
         summary.files, summary.skipped = len(listed), len(listed) - len(todo)
         if summary.skipped:
             log.info("skipping %d files already done", summary.skipped)
-        geocoder = stack.enter_context(geocoders.from_settings(settings))
         wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))
-        keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))
-        by_key = {ref.key: source for source, ref in listed}
-        todo_keys = {ref.key for ref in todo}
-        refs = [ref for _, ref in listed if ref.key in todo_keys]
+        job = _Job(
+            settings=settings,
+            store=store,
+            geocoder=stack.enter_context(geocoders.from_settings(settings)),
+            wh=wh,
+            keys=stack.enter_context(lookup.from_url(settings.lookup_url, wh)),
+            summary=summary,
+            remaining=settings.max_calls,
+        )
+        source_of = {ref.key: source for source, ref in listed}
         if on_start:
-            on_start(refs)
-        remaining = settings.max_calls
-        if remaining is not None and geocoder.paid:
-            _check_budget([(by_key[ref.key], ref) for ref in refs], store, settings, remaining)
-        for ref in refs:
+            on_start(todo)
+        if job.remaining is not None and job.geocoder.paid:
+            _check_budget([(source_of[ref.key], ref) for ref in todo], store, settings)
+        for ref in todo:
             with claimed(store, ref, settings.lease_seconds) as token:
                 if token is None:
                     log.info("file=%s is being processed by another worker", ref.name)
@@ -114,18 +118,7 @@ def run(
                 elif unchanged_since(previous := done_mark(store, ref), ref):
                     summary.skipped += 1
                 else:
-                    remaining = _process(
-                        by_key[ref.key],
-                        ref,
-                        previous,
-                        store,
-                        geocoder,
-                        wh,
-                        keys,
-                        settings,
-                        summary,
-                        remaining,
-                    )
+                    job.process(source_of[ref.key], ref, previous)
             if on_file:
                 on_file(ref)
     summary.seconds = time.perf_counter() - started
@@ -133,51 +126,53 @@ def run(
 
 
 def _check_budget(
-    files: list[tuple[Source, FileRef]], store: state.base.State, settings: Settings, budget: int
+    files: list[tuple[Source, FileRef]], store: state.base.State, settings: Settings
 ) -> None:
-    """Refuse to start when the files need more API calls than ``budget``."""
+    """Refuse to start when the files need more API calls than ``--max-calls``."""
     needed = estimate(files, store, settings, paid=True)
-    if needed.calls > budget:
+    if settings.max_calls is not None and needed.calls > settings.max_calls:
         raise BudgetExceededError(
             f"these {needed.files} files need {needed.calls} {settings.geocoder} API calls "
-            f"(~{needed.cost:.2f} USD) but --max-calls is {budget}; nothing was geocoded"
+            f"(~{needed.cost:.2f} USD) but --max-calls is {settings.max_calls}; "
+            "nothing was geocoded"
         )
 
 
-def _process(
-    source: Source,
-    ref: FileRef,
-    previous: state.base.FileMark | None,
-    store: state.base.State,
-    geocoder: Geocoder,
-    wh: warehouse.base.Warehouse,
-    keys: lookup.base.Lookup,
-    settings: Settings,
-    summary: RunSummary,
-    remaining: int | None,
-) -> int | None:
-    """Extract, transform and load one file, then mark it done; the calls budget left."""
-    extracted = extract_file(source, ref, previous)
-    if extracted.unchanged:
-        summary.skipped += 1
-    else:
-        summary.processed += 1
-        summary.points += extracted.points.height
-        _record_rejects(extracted.rejects, wh, summary)
-        for batch in extracted.points.iter_slices(settings.batch_rows):
-            result = geocode_frame(batch, geocoder, store, settings, max_calls=remaining)
-            if remaining is not None:
-                remaining -= result.stats.distinct - result.stats.cache_hits
-            summary.geocode += result.stats
-            _record_rejects(result.rejects, wh, summary)
-            summary.load += load_frame(result.addresses, wh, keys)
-    store.mark_done({ref.key: extracted.mark})
-    return remaining
+@dataclasses.dataclass
+class _Job:
+    """The open backends of one run, and what it did so far."""
 
+    settings: Settings
+    store: state.base.State
+    geocoder: Geocoder
+    wh: warehouse.base.Warehouse
+    keys: lookup.base.Lookup
+    summary: RunSummary
+    remaining: int | None
+    """API calls the --max-calls budget still allows (None: no budget)."""
 
-def _record_rejects(
-    rejects: pl.DataFrame, wh: warehouse.base.Warehouse, summary: RunSummary
-) -> None:
-    """Count rejects by reason and keep them in the warehouse's ``reject`` table."""
-    summary.rejects.update(rejects.get_column("reason").to_list())
-    wh.load_rejects(rejects)
+    def process(self, source: Source, ref: FileRef, previous: state.base.FileMark | None) -> None:
+        """Extract, transform and load one file in batches, then mark it done."""
+        summary = self.summary
+        extracted = extract_file(source, ref, previous)
+        if extracted.unchanged:
+            summary.skipped += 1
+        else:
+            summary.processed += 1
+            summary.points += extracted.points.height
+            self.record_rejects(extracted.rejects)
+            for batch in extracted.points.iter_slices(self.settings.batch_rows):
+                result = geocode_frame(
+                    batch, self.geocoder, self.store, self.settings, max_calls=self.remaining
+                )
+                if self.remaining is not None:
+                    self.remaining -= result.stats.distinct - result.stats.cache_hits
+                summary.geocode += result.stats
+                self.record_rejects(result.rejects)
+                summary.load += load_frame(result.addresses, self.wh, self.keys)
+        self.store.mark_done({ref.key: extracted.mark})
+
+    def record_rejects(self, rejects: pl.DataFrame) -> None:
+        """Count rejects by reason and keep them in the warehouse's ``reject`` table."""
+        self.summary.rejects.update(rejects.get_column("reason").to_list())
+        self.wh.load_rejects(rejects)

@@ -42,8 +42,6 @@ from etl4all.state.base import State
 
 log = logging.getLogger(__name__)
 
-STAGES = ("extract", "transform", "load")
-
 
 @dataclasses.dataclass
 class ExtractStats:
