@@ -5,7 +5,8 @@ URL form (one request per coordinate)::
     GET {google_url}?latlng=LAT,LNG&key=KEY&language=LANG[&result_type=T1|T2][&location_type=L]
 
 Settings read: ``google_key`` (``GOOGLE_MAPS_API_KEY`` or ``--google-key``; required, never
-logged), ``google_url`` (default ``https://maps.googleapis.com/maps/api/geocode/json``;
+logged), ``google_url`` (default ``https://maps.googleapis.com/maps/api/geocode/json``; a URL
+with no path, like ``http://127.0.0.1:8080``, gets Google's path ``/maps/api/geocode/json``;
 override for proxies and tests), ``language`` (default ``pt-BR``), ``result_type`` and
 ``location_type`` (filters applied by Google after the search), ``qps`` (default 40: below
 Google's 3,000 queries per minute), ``concurrency``, ``max_attempts``, ``request_timeout``.
@@ -71,6 +72,10 @@ _PRECISE = ("street_address", "premise", "subpremise")
 _DAILY = re.compile(r"daily|per day|per-day", re.I)
 
 
+GEOCODE_PATH = "/maps/api/geocode/json"
+"""The endpoint's path, appended to a ``google_url`` given without one."""
+
+
 class GoogleGeocoder(Closing):
     """Reverse geocoder backed by the Google Geocoding API; a context manager.
 
@@ -100,6 +105,8 @@ class GoogleGeocoder(Closing):
                 "or pass --google-key (or choose --geocoder offline or nominatim)"
             )
         self._url = http_url(settings.google_url, "google_url")
+        if self._url.path in ("", "/"):  # a bare base URL: Google's own path under it
+            self._url = self._url.with_path(GEOCODE_PATH)
         self._key = key
         self._params = {"language": settings.language}
         if settings.result_type:

@@ -117,3 +117,13 @@ def test_estimate_counts_uncached_keys_and_cost(fake_api: FakeApi, workdir: Path
     estimate = CliRunner().invoke(cli, ["estimate", "in", "--geocoder", "google"])
     assert f"already cached {keys}" in estimate.output and "calls needed   0" in estimate.output
     assert fake_api.calls == keys  # estimate itself never calls the API
+
+
+def test_a_bare_base_url_gets_googles_path(fake_api: FakeApi, workdir: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["run", "in", "-q", "--geocoder", "google", "--google-url", fake_api.base_url],
+        env={"GOOGLE_MAPS_API_KEY": fake_api.key or ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert fake_api.calls == len(distinct_keys(workdir / "in"))
