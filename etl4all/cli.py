@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from etl4all import __version__, options, urls
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.logs import configure_logging
 from etl4all.settings import Settings
+
+if TYPE_CHECKING:
+    from etl4all.pipeline import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +129,8 @@ def run(
     from etl4all import pipeline as embedded
 
     interactive = sys.stderr.isatty() and not quiet
-    settings = load_settings(
-        pipeline, verbose if verbose or not interactive else -1, quiet, **flags
-    )
-    if interactive and not verbose:
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    if interactive and not verbose:  # the progress bar shows what INFO lines would
         logging.getLogger().setLevel(logging.WARNING)
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if not paths:
@@ -144,7 +145,7 @@ def run(
     print_summary(summary, settings)
 
 
-def print_summary(summary: Any, settings: Settings) -> None:
+def print_summary(summary: RunSummary, settings: Settings) -> None:
     """The final report of ``etl4all run``."""
     geo, load = summary.geocode, summary.load
     rejects = sum(summary.rejects.values())
@@ -281,7 +282,7 @@ def estimate(
     sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
 ) -> None:
     """Count the API calls and cost of geocoding SOURCES, without calling any API."""
-    from etl4all import geocoders, state
+    from etl4all import state
     from etl4all.estimate import estimate as count
     from etl4all.pipeline import list_sources
 
@@ -290,7 +291,6 @@ def estimate(
     with ExitStack() as stack:
         store = stack.enter_context(state.from_settings(settings))
         result = count(list_sources(sources, settings, stack), store, settings, paid=paid)
-    del geocoders
     click.echo(f"files          {result.files}")
     click.echo(f"points         {result.points}")
     click.echo(f"distinct keys  {result.distinct} at {settings.geocode_precision} decimals")

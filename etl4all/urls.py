@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 from etl4all.errors import ConfigError, MissingDependencyError, UnknownSchemeError
 
@@ -81,9 +81,3 @@ def file_path(url: str) -> str:
     if path.startswith("/") or (sep and top not in ("", ".", "..") and os.path.isdir("/" + top)):
         return "/" + path.lstrip("/")
     return path
-
-
-def with_path(url: str, path: str) -> str:
-    """``url`` with its path replaced."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=path))
