@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl4all.parse import REASONS, parse, split_lines
+from etl4all.parse import REASONS, decode, parse, split_lines
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
 LON = "Longitude: 51°12′05″W   -51.20150245"
@@ -133,7 +133,7 @@ def test_line_numbers_are_one_based_and_count_blank_lines() -> None:
 
 def accounted(data: bytes) -> tuple[int, int]:
     """(non-blank lines in the input, lines covered by points and rejects)."""
-    lines = split_lines(data).get_column("text").str.strip_chars()
+    lines = split_lines(decode(data)).get_column("text").str.strip_chars()
     non_blank = int((lines != "").sum())
     parsed = parse(data, "f")
     rejected = int(parsed.rejects.get_column("text").str.count_matches("\n").sum())
@@ -161,6 +161,8 @@ def test_every_line_is_accounted_for(lines: list[str], end: str) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
-def test_random_bytes_never_raise(data: bytes) -> None:
+def test_random_bytes_never_raise_and_every_line_is_accounted_for(data: bytes) -> None:
     parsed = parse(data, "f")
     assert set(parsed.rejects.get_column("reason")) <= set(REASONS)
+    non_blank, covered = accounted(data)
+    assert covered == non_blank
