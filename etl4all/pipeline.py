@@ -26,6 +26,7 @@ from etl4all.stages.extract import (
     claimed,
     done_mark,
     extract_file,
+    for_warehouse,
     pending,
     unchanged_since,
 )
@@ -66,7 +67,8 @@ def list_sources(
     listed: list[tuple[Source, FileRef]] = []
     for url in urls:
         source = stack.enter_context(sources.from_url(url, settings))
-        listed.extend((source, ref) for ref in source.list_files())
+        refs = for_warehouse(source.list_files(), settings.warehouse_url)
+        listed.extend((source, ref) for ref in refs)
     return listed
 
 

@@ -32,6 +32,7 @@ from etl4all.stages.extract import (
     claimed,
     done_mark,
     extract_file,
+    for_warehouse,
     pending,
     unchanged_since,
 )
@@ -71,12 +72,12 @@ def run_extract(
         raise ConfigError("the extract stage needs a source (--source or ETL4ALL_SOURCE_URL)")
     stats = ExtractStats()
     with sources.from_url(settings.source_url, settings) as source:
-        previous = by_key(source.list_files())
+        previous = by_key(for_warehouse(source.list_files(), settings.warehouse_url))
         while not stop.is_set():
             stop.wait(settings.settle_seconds if settings.once else settings.poll_interval)
             if stop.is_set():
                 break
-            listing = source.list_files()
+            listing = for_warehouse(source.list_files(), settings.warehouse_url)
             todo = pending(settled(previous, listing), store)
             previous = by_key(listing)
             for ref in todo:

@@ -140,3 +140,11 @@ def test_every_option_of_every_command_has_help() -> None:
             if isinstance(param, click.Option):
                 assert param.help, f"{command.name} {param.opts}"
         assert CliRunner().invoke(cli, [command.name or "", "--help"]).exit_code == 0
+
+
+def test_files_done_for_one_warehouse_are_new_work_for_another(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "30")
+    assert "2 processed" in invoke("run", "in", "-q").output
+    other = invoke("run", "in", "-q", "--warehouse", "duckdb:///other.duckdb")
+    assert "2 processed, 0 skipped" in other.output
+    assert len(warehouse_keys(workdir / "other.duckdb")) == 60

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import polars as pl
 
-from etl4all import parse
+from etl4all import parse, urls
 from etl4all.sources.base import FileRef, Source
 from etl4all.state.base import FileMark, State
 
@@ -32,6 +32,13 @@ class Extracted:
     rejects: pl.DataFrame
     unchanged: bool
     """True when the content is the one already done: nothing to publish."""
+
+
+def for_warehouse(refs: list[FileRef], warehouse_url: str) -> list[FileRef]:
+    """``refs`` with state keys scoped to the warehouse: a file done for one warehouse is
+    still new work for another (the password never enters the key)."""
+    scope = urls.redact(warehouse_url) + " <- "
+    return [dataclasses.replace(ref, key=scope + ref.key) for ref in refs]
 
 
 def unchanged_since(mark: FileMark | None, ref: FileRef) -> bool:
