@@ -1,0 +1,308 @@
+"""The pika side of the RabbitMQ broker: its I/O thread, error mapping and URL parameters.
+
+:class:`IoThread` owns the one pika BlockingConnection of an
+:class:`~etl4all.broker.amqp.AmqpBroker`. pika services a BlockingConnection only while one of
+its methods runs, so a long handler would let the heartbeat lapse; the connection therefore
+lives in a private thread that calls ``process_data_events`` every ``TICK`` seconds. Other
+threads hand it commands with :meth:`IoThread.call` (waking it with
+``add_callback_threadsafe``) and wait for their result, so one connection is used by one
+thread only, as pika requires. When the connection is lost the thread reconnects with
+exponential backoff; refused credentials and other non-retryable errors end it at once.
+
+:func:`mapped` is the one place that turns pika errors into
+:class:`~etl4all.errors.BrokerError`; :func:`parameters` reads the broker URL and
+:func:`message_properties` builds the properties of a persistent message.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import queue as queue_mod
+import random
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pika
+import pika.exceptions as px
+from pika.adapters.blocking_connection import BlockingConnection
+
+from etl4all import urls
+from etl4all.errors import BrokerError, ConfigError
+
+log = logging.getLogger(__name__)
+"""The backend's logger: connection warnings keep the name they had before this module split."""
+
+T = TypeVar("T")
+TICK = 0.2
+"""Seconds the I/O thread waits for network events between two looks at its commands."""
+DEFAULTS = {"heartbeat": "30", "blocked_connection_timeout": "60", "socket_timeout": "10"}
+
+
+@contextlib.contextmanager
+def mapped(url: str, action: str) -> Iterator[None]:
+    """Translate every pika error raised inside into a BrokerError (the only place that does).
+
+    Refused credentials or permissions, topology conflicts and unroutable messages are not
+    retryable: retrying cannot fix them, and the worker stops instead of looping.
+    """
+    try:
+        yield
+    except px.AMQPError as exc:
+        retryable = True
+        hint = "retrying may help"
+        if isinstance(exc, px.ProbableAuthenticationError | px.AuthenticationError):
+            retryable, hint = False, "check the user and password of the broker URL"
+        elif isinstance(exc, px.ProbableAccessDeniedError):
+            retryable, hint = False, "check the vhost and the user's permissions"
+        elif isinstance(exc, px.ConnectionClosedByBroker | px.ChannelClosedByBroker):
+            code = exc.reply_code
+            if code in (403, 530):
+                retryable, hint = False, "check the user's permissions"
+            elif code == 404:
+                retryable, hint = False, "the queue or exchange does not exist"
+            elif code == 406:
+                retryable = False
+                hint = "a queue exists with other arguments; delete it or change queue_prefix"
+        elif isinstance(exc, px.UnsupportedAMQPFieldException):
+            retryable, hint = False, "header values must be str, int, bool, bytes or None"
+            exc = px.UnsupportedAMQPFieldException(repr(exc.args[-1])[:100])
+        elif isinstance(exc, px.UnroutableError):
+            retryable, hint = False, "no queue is bound for it; was the queue deleted?"
+        error = BrokerError(
+            f"RabbitMQ {urls.redact(url)}: {action} failed: {type(exc).__name__}: "
+            f"{urls.redact(str(exc))}; {hint}"
+        )
+        error.retryable = retryable
+        raise error from exc
+
+
+class IoThread:
+    """One BlockingConnection, owned by a private daemon thread; its owner supplies the hooks.
+
+    The hooks run in the I/O thread: ``on_connect(conn)`` after every (re)connection (declare
+    the topology, reopen consumers), ``on_tick()`` after each round of network events,
+    ``on_drop()`` when the connection is forgotten (forget its channels) and
+    ``on_shutdown(error)`` as the thread ends, with the error every later call gets.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        params: pika.URLParameters,
+        reconnect_attempts: int,
+        name: str,
+        on_connect: Callable[[BlockingConnection], None],
+        on_tick: Callable[[], None],
+        on_drop: Callable[[], None],
+        on_shutdown: Callable[[BrokerError], None],
+    ) -> None:
+        """Prepare the thread; :meth:`start` connects. ``url`` must be redacted already."""
+        self.url = url
+        self._params = params
+        self._reconnect_attempts = reconnect_attempts
+        self._on_connect = on_connect
+        self._on_tick = on_tick
+        self._on_drop = on_drop
+        self._on_shutdown = on_shutdown
+        self._commands: queue_mod.SimpleQueue[
+            tuple[Callable[[], Any], concurrent.futures.Future[Any]]
+        ]
+        self._commands = queue_mod.SimpleQueue()
+        self._conn: BlockingConnection | None = None
+        self.closing = threading.Event()
+        """Set once :meth:`close` was called or the thread ended."""
+        self.fatal: BrokerError | None = None
+        """The error that ended the thread, if one did."""
+        self.reconnects = 0
+        """Connections re-established after a loss (0 when the first one held)."""
+        self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread and wait for the first connection.
+
+        Raises:
+            BrokerError: the first connection failed for good.
+        """
+        self._thread.start()
+        try:
+            self._ready.result()
+        except BrokerError:
+            self._thread.join()
+            raise
+
+    def close(self) -> None:
+        """Ask the thread to shut down and wait for it (unless called from it)."""
+        self.closing.set()
+        self._wake()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the thread holds an open connection."""
+        return self._conn is not None and self._conn.is_open
+
+    def live(self) -> BlockingConnection:
+        """The open connection (I/O thread only).
+
+        Raises:
+            BrokerError: not connected.
+        """
+        if self._conn is None or not self._conn.is_open:
+            raise BrokerError(f"RabbitMQ {self.url}: not connected")
+        return self._conn
+
+    # -- hand-over to the I/O thread ---------------------------------------------------------
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the I/O thread and return its result (directly when already in it).
+
+        Raises:
+            BrokerError: raised by ``fn``, or the thread is closed or ended.
+        """
+        if threading.current_thread() is self._thread:
+            return fn()
+        if self.fatal is not None:
+            raise self.fatal
+        if self.closing.is_set():
+            raise BrokerError(f"RabbitMQ {self.url}: the broker object is closed")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._commands.put((fn, future))
+        self._wake()
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except concurrent.futures.TimeoutError:
+                if not self._thread.is_alive() and not future.done():
+                    raise BrokerError(f"RabbitMQ {self.url}: the I/O thread ended") from None
+
+    def _wake(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(px.AMQPError):
+                conn.add_callback_threadsafe(lambda: None)
+
+    # -- I/O thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        ready = self._ready
+        failures = 0
+        try:
+            while not self.closing.is_set():
+                if self._conn is None or not self._conn.is_open:
+                    try:
+                        self._connect()
+                    except BrokerError as exc:
+                        failures += 1
+                        if not exc.retryable or failures > self._reconnect_attempts:
+                            self.fatal = exc
+                            return
+                        delay = min(30.0, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
+                        log.warning("%s; reconnecting in %.1f s", exc, delay)
+                        self.closing.wait(delay)
+                        continue
+                    if ready.done():
+                        self.reconnects += 1
+                        log.warning("reconnected to RabbitMQ %s", self.url)
+                    else:
+                        ready.set_result(None)
+                    failures = 0
+                try:
+                    with mapped(self.url, "processing network events"):
+                        self.live().process_data_events(time_limit=TICK)
+                    self._on_tick()
+                    self._run_commands()
+                except BrokerError as exc:
+                    log.warning("%s", exc)
+                    failures += 1
+                    self._drop()
+        finally:
+            self._shutdown(ready)
+
+    def _run_commands(self) -> None:
+        while self._conn is not None and self._conn.is_open:
+            try:
+                fn, future = self._commands.get_nowait()
+            except queue_mod.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            settled = False
+            try:
+                future.set_result(fn())
+                settled = True
+            except BrokerError as exc:
+                future.set_exception(exc)
+                settled = True
+            finally:
+                if not settled:  # a bug: the exception ends the I/O thread; tell the caller
+                    future.set_exception(BrokerError(f"RabbitMQ {self.url}: I/O thread failed"))
+
+    def _connect(self) -> None:
+        self._drop()
+        with mapped(self.url, "connecting"):
+            self._conn = BlockingConnection(self._params)
+        self._on_connect(self._conn)
+
+    def _drop(self) -> None:
+        """Forget a lost connection; its channels' deliveries have been requeued."""
+        conn, self._conn = self._conn, None
+        self._on_drop()
+        if conn is not None and conn.is_open:
+            with contextlib.suppress(px.AMQPError):
+                conn.close()
+
+    def _shutdown(self, ready: concurrent.futures.Future[None]) -> None:
+        self.closing.set()
+        error = self.fatal or BrokerError(f"RabbitMQ {self.url}: the broker object is closed")
+        if not ready.done():
+            ready.set_exception(error)
+        self._on_shutdown(error)
+        self._drop()
+        while True:
+            try:
+                _, future = self._commands.get_nowait()
+            except queue_mod.Empty:
+                break
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
+
+
+def message_properties(url: str, headers: dict[str, Any]) -> Any:
+    """Persistent message properties; encoded once here so bad header values fail early.
+
+    Raises:
+        BrokerError: a header value AMQP cannot carry.
+    """
+    properties = pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent,
+        headers=dict(headers),
+        message_id=str(headers.get("batch_id") or "") or None,
+    )
+    with mapped(url, "encoding the message headers"):
+        properties.encode()
+    return properties
+
+
+def parameters(url: str) -> tuple[pika.URLParameters, int]:
+    """pika parameters with etl4all's defaults, and the reconnect attempts.
+
+    Raises:
+        ConfigError: a malformed URL or option.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise ConfigError(f"broker URL {urls.redact(url)}: expected amqp://user:pass@host:5672/")
+    options = {**DEFAULTS, **dict(parse_qsl(parts.query))}
+    attempts = options.pop("reconnect_attempts", "8")
+    try:
+        params = pika.URLParameters(urlunsplit(parts._replace(query=urlencode(options))))
+        return params, int(attempts)
+    except ValueError as exc:
+        raise ConfigError(f"broker URL {urls.redact(url)}: {urls.redact(str(exc))}") from exc
