@@ -12,16 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import polars as pl
 import pytest
 from geocoders.fake_api import FakeApi
-from sources.ftp_server import FtpTestServer
+from workers import count, depths, etl4all, expected, finish, pipeline, rejected, table
 
-from etl4all import parse, sample
 from etl4all.broker import queues
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.settings import Settings
@@ -38,104 +35,6 @@ ADDRESS_COLUMNS = [
     "geocoder",
     "geocode_status",
 ]
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path, unique: str, mysql_url: str, redis_url: str, amqp_url: str
-) -> Iterator[dict[str, str]]:
-    """Environment of the workers: FTP with sample files, unique queues, Redis keys and DB."""
-    folder = tmp_path / "ftp"
-    sample.write_sample(folder, files=4, points=300, seed=11, dirty_rate=0.05, duplicate_rate=0.2)
-    with FtpTestServer(folder) as ftp:
-        env = {
-            "ETL4ALL_SOURCE_URL": ftp.url,
-            "ETL4ALL_BROKER_URL": amqp_url,
-            "ETL4ALL_QUEUE_PREFIX": f"etl4all-test-{unique}",
-            "ETL4ALL_STATE_URL": redis_url,
-            "ETL4ALL_WAREHOUSE_URL": mysql_url,
-            "ETL4ALL_LOOKUP_URL": "mongomock://localhost/etl4all",
-            "ETL4ALL_SETTLE_SECONDS": "0.2",
-            "ETL4ALL_POLL_INTERVAL": "1",
-            "ETL4ALL_BATCH_ROWS": "500",
-        }
-        yield env
-        settings = Settings.load(environ=env)
-        with AmqpBroker(url=amqp_url, settings=settings) as bus:
-            bus.delete()
-
-
-def etl4all(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """Start ``etl4all ARGS`` as a separate process with ``env`` added."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "etl4all", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(*processes: subprocess.Popen[str]) -> list[str]:
-    """Wait for ``processes``; each must exit 0. Their output."""
-    outputs = []
-    for process in processes:
-        out, _ = process.communicate(timeout=180)
-        assert process.returncode == 0, out
-        outputs.append(out)
-    return outputs
-
-
-def pipeline(env: dict[str, str], extractors: int = 1) -> None:
-    """Run the extractors, then a transformer and a loader, each until its queue is idle."""
-    finish(*(etl4all(env, "run-stage", "extract", "--once") for _ in range(extractors)))
-    finish(
-        etl4all(env, "run-stage", "transform", "--once"),
-        etl4all(env, "run-stage", "load", "--once"),
-    )
-
-
-def expected(folder: Path) -> pl.DataFrame:
-    """Distinct valid coordinates of the files, at 8 decimals."""
-    points = pl.concat(parse.parse(p.read_bytes(), p.name).points for p in folder.glob("*.txt"))
-    return points.select(pl.col("latitude", "longitude").round(8)).unique()
-
-
-def rejected(folder: Path) -> int:
-    """Rejects the parser finds in the files."""
-    return sum(parse.parse(p.read_bytes(), p.name).rejects.height for p in folder.glob("*.txt"))
-
-
-def count(env: dict[str, str], table_name: str) -> int:
-    """Rows of a warehouse table."""
-    import pymysql
-
-    parts = urlsplit(env["ETL4ALL_WAREHOUSE_URL"])
-    with (
-        pymysql.connect(
-            host=parts.hostname,
-            port=parts.port or 3306,
-            user=parts.username or "root",
-            password=parts.password or "",
-            database=parts.path.strip("/"),
-        ) as conn,
-        conn.cursor() as cur,
-    ):
-        cur.execute(f"SELECT count(*) FROM `{table_name}`")
-        return int(cur.fetchone()[0])
-
-
-def depths(env: dict[str, str]) -> dict[str, int]:
-    settings = Settings.load(environ=env)
-    with AmqpBroker(url=env["ETL4ALL_BROKER_URL"], settings=settings) as bus:
-        return {
-            name: bus.depth(queues.name(settings.queue_prefix, name))
-            for name in (queues.POINTS, queues.ADDRESSES, queues.DEAD)
-        }
-
-
-def table(env: dict[str, str]) -> pl.DataFrame:
-    return read_warehouse(env["ETL4ALL_WAREHOUSE_URL"]).sort("latitude", "longitude")
 
 
 def test_workers_load_each_distinct_coordinate_once(stack: dict[str, str], tmp_path: Path) -> None:
