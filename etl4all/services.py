@@ -38,7 +38,7 @@ from etl4all.stages.extract import (
 )
 from etl4all.stages.load import load_frame
 from etl4all.stages.transform import geocode_frame
-from etl4all.stages.worker import WorkerStats, run_worker
+from etl4all.stages.worker import Handler, WorkerStats, run_worker
 from etl4all.state.base import State
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,10 @@ def run_extract(
     with sources.from_url(settings.source_url, settings) as source:
         previous = by_key(for_warehouse(source.list_files(), settings.warehouse_url))
         while not stop.is_set():
-            stop.wait(settings.settle_seconds if settings.once else settings.poll_interval)
+            # Two listings at least settle_seconds apart tell a finished upload from one
+            # still being written.
+            interval = max(settings.poll_interval, settings.settle_seconds)
+            stop.wait(settings.settle_seconds if settings.once else interval)
             if stop.is_set():
                 break
             listing = for_warehouse(source.list_files(), settings.warehouse_url)
@@ -137,7 +140,7 @@ def _extract_one(
         store.mark_done({ref.key: extracted.mark})
 
 
-def transform_handler(settings: Settings, bus: Broker, stack: ExitStack) -> Any:
+def transform_handler(settings: Settings, bus: Broker, stack: ExitStack) -> Handler:
     """The transform stage's message handler: geocode, then publish the addresses."""
     geocoder = stack.enter_context(geocoders.from_settings(settings))
     store = stack.enter_context(state.from_settings(settings))
@@ -163,7 +166,7 @@ def _publish(
     bus.publish(queue(settings, queues.ADDRESSES), body, headers)
 
 
-def load_handler(settings: Settings, stack: ExitStack) -> Any:
+def load_handler(settings: Settings, stack: ExitStack) -> Handler:
     """The load stage's message handler: commit addresses (or rejects) to the warehouse."""
     wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))
     keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))
