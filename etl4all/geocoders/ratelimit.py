@@ -11,6 +11,8 @@ response; :class:`HttpRunner` does the rest:
   allows an initial burst and loses capacity when the loop wakes up late.
 - **Concurrency.** At most ``concurrency`` requests in flight (an ``asyncio.Semaphore``); a key
   waiting in backoff holds no request slot.
+- **Slow down.** An OVER_QUERY_LIMIT or HTTP 429 pauses the shared limiter (``Retry-After``,
+  else 1 s), so the whole process backs off, not only the coroutine that was told.
 - **Retries.** tenacity, for errors whose class is ``retryable`` (``RateLimitedError``,
   ``GeocodeUnavailableError``, ``GeocodeTimeoutError``): exponential backoff with full jitter
   (``uniform(0, min(cap, base * 2**n))``), at least the server's ``Retry-After``, at most
@@ -44,7 +46,7 @@ import polars as pl
 import tenacity
 
 from etl4all import urls
-from etl4all.errors import GeocodeError
+from etl4all.errors import GeocodeError, RateLimitedError
 from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded
 from etl4all.geocoders.http import Failed, Outcome, RequestFn
 
@@ -57,6 +59,8 @@ BACKOFF_BASE = 0.5
 """Seconds: the first retry waits up to this long (full jitter)."""
 BACKOFF_CAP = 30.0
 """Seconds: no single backoff wait is longer than this."""
+RATE_LIMITED_PAUSE = 1.0
+"""Seconds the whole process stops starting requests after an OVER_QUERY_LIMIT or 429."""
 MAX_RETRY_SECONDS = 120.0
 """Seconds: a key stops being retried once this long has passed since its first request."""
 
@@ -109,6 +113,12 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"RateLimiter(qps={self.qps})"
+
+    def pause(self, seconds: float) -> None:
+        """Start no request for ``seconds``: the provider said slow down (OVER_QUERY_LIMIT,
+        HTTP 429), so every coroutine and thread of the process backs off together."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, self._clock() + seconds)
 
     async def acquire(self) -> None:
         """Wait until one more request may start, and count it as started."""
@@ -265,6 +275,8 @@ class HttpRunner:
                     try:
                         return await request(session, lat, lon)
                     except GeocodeError as exc:  # one place that keeps secrets out of errors
+                        if isinstance(exc, RateLimitedError):
+                            self.limiter.pause(exc.retry_after or RATE_LIMITED_PAUSE)
                         exc.args = tuple(self.safe(str(arg)) for arg in exc.args)
                         raise
 

@@ -111,3 +111,20 @@ def test_backoff_honours_retry_after_up_to_the_cap() -> None:
 )  # fmt: skip
 def test_degrees_never_uses_exponent_notation(value: float, text: str) -> None:
     assert degrees(value) == text
+
+
+def test_pause_holds_back_every_request_after_a_slow_down() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(100, clock=time.clock, sleep=time.sleep)
+    starts = []
+
+    async def go() -> None:
+        await limiter.acquire()
+        limiter.pause(2.0)
+        for _ in range(3):
+            await limiter.acquire()
+            starts.append(time.now)
+
+    asyncio.run(go())
+    assert starts[0] >= 1002.0
+    assert starts[-1] - starts[0] < 0.1  # then the normal rate again

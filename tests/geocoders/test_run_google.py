@@ -122,7 +122,17 @@ def test_estimate_counts_uncached_keys_and_cost(fake_api: FakeApi, workdir: Path
 def test_a_bare_base_url_gets_googles_path(fake_api: FakeApi, workdir: Path) -> None:
     result = CliRunner().invoke(
         cli,
-        ["run", "in", "-q", "--geocoder", "google", "--google-url", fake_api.base_url],
+        [
+            "run",
+            "in",
+            "-q",
+            "--geocoder",
+            "google",
+            "--google-url",
+            fake_api.base_url,
+            "--qps",
+            "200",
+        ],
         env={"GOOGLE_MAPS_API_KEY": fake_api.key or ""},
     )
     assert result.exit_code == 0, result.output
