@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.mysql, pytest.mark.redis, pytest.mark.rabbitmq, pytest
 def test_worker_killed_mid_stream_three_times_loads_everything_once(
     stage: str, queue: str, stack: dict[str, str], tmp_path: Path
 ) -> None:
-    small = {**stack, "ETL4ALL_BATCH_ROWS": "40"}  # many small batches to kill into
+    small = {**stack, "ETL4ALL_BATCH_ROWS": "25"}  # many small batches to kill into
     finish(etl4all(small, "init-db"))
     finish(etl4all(small, "run-stage", "extract", "--once"))
     if stage == "load":
@@ -34,7 +34,7 @@ def test_worker_killed_mid_stream_three_times_loads_everything_once(
         deadline = time.monotonic() + 30
         while depths(small)[queue] >= waiting and time.monotonic() < deadline:
             time.sleep(0.02)  # until it has taken batches: then kill it in the middle of one
-        time.sleep(chance.uniform(0.0, 0.2))
+        time.sleep(chance.uniform(0.0, 0.1))
         worker.send_signal(signal.SIGKILL)
         worker.communicate(timeout=30)
         assert worker.returncode == -signal.SIGKILL
