@@ -27,7 +27,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run(api: FakeApi, *args: str, key: str | None = None) -> tuple[int, str]:
+def run(
+    api: FakeApi, *args: str, key: str | None = None, url: str | None = None
+) -> tuple[int, str]:
     env = {"GOOGLE_MAPS_API_KEY": key or api.key or ""}
     result = CliRunner().invoke(
         cli,
@@ -38,7 +40,7 @@ def run(api: FakeApi, *args: str, key: str | None = None) -> tuple[int, str]:
             "--geocoder",
             "google",
             "--google-url",
-            api.google_url,
+            url or api.google_url,
             "--qps",
             "200",
             *args,
@@ -120,20 +122,6 @@ def test_estimate_counts_uncached_keys_and_cost(fake_api: FakeApi, workdir: Path
 
 
 def test_a_bare_base_url_gets_googles_path(fake_api: FakeApi, workdir: Path) -> None:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "in",
-            "-q",
-            "--geocoder",
-            "google",
-            "--google-url",
-            fake_api.base_url,
-            "--qps",
-            "200",
-        ],
-        env={"GOOGLE_MAPS_API_KEY": fake_api.key or ""},
-    )
-    assert result.exit_code == 0, result.output
+    code, output = run(fake_api, url=fake_api.base_url)
+    assert code == 0, output
     assert fake_api.calls == len(distinct_keys(workdir / "in"))
