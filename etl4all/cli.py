@@ -282,14 +282,14 @@ def estimate(
     sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
 ) -> None:
     """Count the API calls and cost of geocoding SOURCES, without calling any API."""
-    from etl4all import state
     from etl4all.estimate import estimate as count
     from etl4all.pipeline import list_sources
+    from etl4all.runners import wiring
 
     settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
     paid = settings.geocoder != "offline"
     with ExitStack() as stack:
-        store = stack.enter_context(state.from_settings(settings))
+        store = stack.enter_context(wiring.open_state(settings))
         result = count(list_sources(sources, settings, stack), store, settings, paid=paid)
     click.echo(f"files          {result.files}")
     click.echo(f"points         {result.points}")
@@ -359,10 +359,10 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
 @handle_errors
 def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
     """Create the warehouse database and tables (idempotent; utf8mb4 on MySQL)."""
-    from etl4all import warehouse
+    from etl4all.runners import wiring
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
-    with warehouse.from_url(settings.warehouse_url) as wh:
+    with wiring.open_warehouse(settings) as wh:
         wh.init()
         rows = wh.count()
     click.echo(f"warehouse ready: {urls.redact(settings.warehouse_url)} ({rows} rows)")
@@ -378,17 +378,17 @@ def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> No
 @handle_errors
 def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
     """Show queue depths (incl. dead letters), warehouse rows, files done and cache size."""
-    from etl4all import broker, state, warehouse
     from etl4all.broker import queues
+    from etl4all.runners import wiring
 
     settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
     if settings.broker_url:
-        with broker.from_settings(settings) as bus:
+        with wiring.open_broker(settings) as bus:
             for name in (queues.POINTS, queues.ADDRESSES, queues.DEAD):
                 full = queues.name(settings.queue_prefix, name)
                 click.echo(f"queue {full:<24} {bus.depth(full)}")
-    with warehouse.from_url(settings.warehouse_url) as wh:
+    with wiring.open_warehouse(settings) as wh:
         click.echo(f"warehouse rows  {wh.count()}  {urls.redact(settings.warehouse_url)}")
-    with state.from_settings(settings) as store:
+    with wiring.open_state(settings) as store:
         click.echo(f"files done      {store.done_count()}")
         click.echo(f"cache entries   {store.cache_size()}")

@@ -16,10 +16,11 @@ from contextlib import ExitStack
 
 import polars as pl
 
-from etl4all import geocoders, lookup, sources, state, warehouse
+from etl4all import lookup, state, warehouse
 from etl4all.errors import BudgetExceededError
 from etl4all.estimate import estimate
 from etl4all.geocoders.base import Geocoder
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
 from etl4all.stages.extract import (
@@ -66,7 +67,7 @@ def list_sources(
     """Open every source (closed with ``stack``) and list its files."""
     listed: list[tuple[Source, FileRef]] = []
     for url in urls:
-        source = stack.enter_context(sources.from_url(url, settings))
+        source = stack.enter_context(wiring.open_source(url, settings))
         refs = for_warehouse(source.list_files(), settings.warehouse_url)
         listed.extend((source, ref) for ref in refs)
     return listed
@@ -91,19 +92,19 @@ def run(
     started = time.perf_counter()
     summary = RunSummary()
     with ExitStack() as stack:
-        store = stack.enter_context(state.from_settings(settings))
+        store = stack.enter_context(wiring.open_state(settings))
         listed = list_sources(urls, settings, stack)
         todo = pending([ref for _, ref in listed], store)
         summary.files, summary.skipped = len(listed), len(listed) - len(todo)
         if summary.skipped:
             log.info("skipping %d files already done", summary.skipped)
-        wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))
+        wh = stack.enter_context(wiring.open_warehouse(settings))
         job = _Job(
             settings=settings,
             store=store,
-            geocoder=stack.enter_context(geocoders.from_settings(settings)),
+            geocoder=stack.enter_context(wiring.open_geocoder(settings)),
             wh=wh,
-            keys=stack.enter_context(lookup.from_url(settings.lookup_url, wh)),
+            keys=stack.enter_context(wiring.open_lookup(settings, wh)),
             summary=summary,
             remaining=settings.max_calls,
         )

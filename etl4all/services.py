@@ -21,10 +21,11 @@ from typing import Any
 
 import polars as pl
 
-from etl4all import batch, broker, geocoders, lookup, sources, state, warehouse
+from etl4all import batch
 from etl4all.broker import queues
 from etl4all.broker.base import Broker
 from etl4all.errors import ConfigError
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
@@ -71,7 +72,7 @@ def run_extract(
     if not settings.source_url:
         raise ConfigError("the extract stage needs a source (--source or ETL4ALL_SOURCE_URL)")
     stats = ExtractStats()
-    with sources.from_url(settings.source_url, settings) as source:
+    with wiring.open_source(settings.source_url, settings) as source:
         previous = by_key(for_warehouse(source.list_files(), settings.warehouse_url))
         while not stop.is_set():
             # Two listings at least settle_seconds apart tell a finished upload from one
@@ -142,8 +143,8 @@ def _extract_one(
 
 def transform_handler(settings: Settings, bus: Broker, stack: ExitStack) -> Handler:
     """The transform stage's message handler: geocode, then publish the addresses."""
-    geocoder = stack.enter_context(geocoders.from_settings(settings))
-    store = stack.enter_context(state.from_settings(settings))
+    geocoder = stack.enter_context(wiring.open_geocoder(settings))
+    store = stack.enter_context(wiring.open_state(settings))
 
     def handle(points: pl.DataFrame, headers: dict[str, Any]) -> None:
         result = geocode_frame(points, geocoder, store, settings, max_calls=settings.max_calls)
@@ -168,8 +169,8 @@ def _publish(
 
 def load_handler(settings: Settings, stack: ExitStack) -> Handler:
     """The load stage's message handler: commit addresses (or rejects) to the warehouse."""
-    wh = stack.enter_context(warehouse.from_url(settings.warehouse_url))
-    keys = stack.enter_context(lookup.from_url(settings.lookup_url, wh))
+    wh = stack.enter_context(wiring.open_warehouse(settings))
+    keys = stack.enter_context(wiring.open_lookup(settings, wh))
 
     def handle(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
         if headers.get("schema") == "rejects":
@@ -185,7 +186,7 @@ def run_consumer(
 ) -> WorkerStats:
     """Consume the input queue of ``stage`` (transform or load) until stopped or idle."""
     with ExitStack() as stack:
-        bus = stack.enter_context(broker.from_settings(settings))
+        bus = stack.enter_context(wiring.open_broker(settings))
         if stage == "transform":
             handler, source_queue = transform_handler(settings, bus, stack), queues.POINTS
         else:
@@ -204,8 +205,8 @@ def run_stage(stage: str, settings: Settings, stop: threading.Event) -> Any:
     """Run one stage with ``settings.consumers`` workers until stopped (or idle with once)."""
     if stage == "extract":
         with ExitStack() as stack:
-            bus = stack.enter_context(broker.from_settings(settings))
-            store = stack.enter_context(state.from_settings(settings))
+            bus = stack.enter_context(wiring.open_broker(settings))
+            store = stack.enter_context(wiring.open_state(settings))
             return run_extract(settings, stop, bus=bus, store=store)
     idle = _idle(settings)
     if settings.consumers == 1:

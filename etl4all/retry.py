@@ -1,0 +1,125 @@
+"""The one retry policy of etl4all: tenacity, full jitter, retryable errors only.
+
+An error is retried when its class says so (``Etl4allError.retryable``, a class attribute).
+Waits are "full jitter" (``uniform(0, min(cap, base * 2**(n-1)))``, the AWS Architecture Blog's
+recommendation), never shorter than a ``retry_after`` the error carries (a ``Retry-After``
+header), never longer than ``cap``. The same policy serves the HTTP geocoder runner (async,
+per coordinate), the worker (a batch retried in process before it is requeued) and the AMQP
+reconnect loop; each passes its own schedule, clock seams and hooks.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import tenacity
+
+from etl4all.errors import Etl4allError
+
+BACKOFF_BASE = 0.5
+"""Seconds: the first retry waits up to this long."""
+BACKOFF_CAP = 30.0
+"""Seconds: no single wait is longer than this."""
+
+Hook = Callable[[tenacity.RetryCallState], None]
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is an etl4all error whose class is marked retryable."""
+    return isinstance(exc, Etl4allError) and type(exc).retryable
+
+
+def full_jitter(
+    base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP, *, rng: random.Random | None = None
+) -> Callable[[tenacity.RetryCallState], float]:
+    """A tenacity ``wait``: full jitter, at least the error's ``retry_after`` (up to ``cap``)."""
+    uniform = (rng or random.Random()).uniform
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        delay = uniform(0.0, min(cap, base * 2 ** (state.attempt_number - 1)))
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            delay = max(delay, min(float(retry_after), cap))
+        return delay
+
+    return wait
+
+
+def _policy(
+    attempts: int,
+    max_seconds: float | None,
+    base: float,
+    cap: float,
+    stop_event: threading.Event | None,
+    before_sleep: Hook | None,
+) -> dict[str, Any]:
+    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(attempts)
+    if max_seconds is not None:
+        stop = stop | tenacity.stop_after_delay(max_seconds)
+    if stop_event is not None:
+        stop = stop | tenacity.stop_when_event_set(stop_event)
+    return {
+        "stop": stop,
+        "wait": full_jitter(base, cap),
+        "retry": tenacity.retry_if_exception(is_retryable),
+        "before_sleep": before_sleep,
+        "reraise": True,
+    }
+
+
+def retrying(
+    *,
+    attempts: int,
+    max_seconds: float | None = None,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+    stop_event: threading.Event | None = None,
+    before_sleep: Hook | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> tenacity.Retrying:
+    """A synchronous retrier: call it with the function and its arguments.
+
+    Args:
+        attempts: calls at most, the first included.
+        max_seconds: stop retrying once this long has passed since the first call.
+        base, cap: the backoff schedule.
+        stop_event: stop retrying once it is set (the wait ends early too).
+        before_sleep: called before each wait (log, count).
+        sleep: the wait (default: ``stop_event.wait`` when given, else ``time.sleep``).
+
+    The last error is raised as it is once the policy gives up.
+    """
+    if sleep is None:
+        sleep = tenacity.nap.sleep if stop_event is None else _waiter(stop_event)
+    return tenacity.Retrying(
+        sleep=sleep, **_policy(attempts, max_seconds, base, cap, stop_event, before_sleep)
+    )
+
+
+def _waiter(event: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends early when ``event`` is set."""
+
+    def sleep(seconds: float) -> None:
+        event.wait(seconds)
+
+    return sleep
+
+
+def async_retrying(
+    *,
+    attempts: int,
+    max_seconds: float | None = None,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+    before_sleep: Hook | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> tenacity.AsyncRetrying:
+    """The asynchronous twin of :func:`retrying` (``sleep`` defaults to ``asyncio.sleep``)."""
+    extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    return tenacity.AsyncRetrying(
+        **extra, **_policy(attempts, max_seconds, base, cap, None, before_sleep)
+    )

@@ -1,0 +1,1 @@
+"""Drivers of the stages: ``embedded`` (one process) and ``broker`` (services), plus ``wiring``."""
