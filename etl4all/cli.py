@@ -22,7 +22,7 @@ from etl4all.logs import configure_logging
 from etl4all.settings import Settings
 
 if TYPE_CHECKING:
-    from etl4all.pipeline import RunSummary
+    from etl4all.runners.embedded import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def run(
     Files already done (same size and mtime, or same content) are skipped. Without
     SOURCES the source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
-    from etl4all import pipeline as embedded
+    from etl4all.runners import embedded
 
     interactive = sys.stderr.isatty() and not quiet
     settings = load_settings(pipeline, verbose, quiet, **flags)
@@ -282,15 +282,10 @@ def estimate(
     sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
 ) -> None:
     """Count the API calls and cost of geocoding SOURCES, without calling any API."""
-    from etl4all.estimate import estimate as count
-    from etl4all.pipeline import list_sources
-    from etl4all.runners import wiring
+    from etl4all.runners.estimate import estimate as count
 
     settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
-    paid = settings.geocoder != "offline"
-    with ExitStack() as stack:
-        store = stack.enter_context(wiring.open_state(settings))
-        result = count(list_sources(sources, settings, stack), store, settings, paid=paid)
+    result = count(sources, settings)
     click.echo(f"files          {result.files}")
     click.echo(f"points         {result.points}")
     click.echo(f"distinct keys  {result.distinct} at {settings.geocode_precision} decimals")
@@ -303,16 +298,16 @@ def run_through_broker(settings: Settings) -> None:
     """``etl4all run --broker``: the three stages in this process, through RabbitMQ."""
     import threading
 
-    from etl4all.services import run_all
+    from etl4all.runners.broker import run_all
 
     report = run_all(settings, threading.Event())
-    extract, transform, load = report["extract"], report["transform"], report["load"]
+    extract, transform, load = report.extract, report.transform, report.load
     click.echo(
         f"extract     {extract.files} files, {extract.batches} batches, {extract.points} points, "
-        f"{extract.rejects} rejects, {extract.skipped} unchanged\n"
+        f"{sum(extract.rejects.values())} rejects, {extract.skipped} unchanged\n"
         f"transform   {transform.acked} batches, {transform.dead_lettered} dead-lettered\n"
         f"load        {load.acked} batches, {load.dead_lettered} dead-lettered\n"
-        f"elapsed     {report['seconds']:.2f} s"
+        f"elapsed     {report.seconds:.2f} s"
     )
 
 
@@ -338,7 +333,7 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     """
     import threading
 
-    from etl4all.services import run_stage as run_one
+    from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
     settings = load_settings(pipeline, verbose, quiet, **flags)

@@ -7,12 +7,14 @@ small frozen config each, built here too.
 
 from __future__ import annotations
 
-from etl4all import broker, geocoders, lookup, sources, state, warehouse
+from etl4all import broker, geocoders, lookup, sources, state, urls, warehouse
 from etl4all.broker.base import Broker
 from etl4all.geocoders.base import Geocoder
 from etl4all.lookup.base import Lookup
 from etl4all.settings import Settings
 from etl4all.sources.base import Source
+from etl4all.stages.extract import ExtractConfig
+from etl4all.stages.transform import DEFAULT_CACHE_DAYS, TransformConfig
 from etl4all.state.base import State
 from etl4all.warehouse.base import Warehouse
 
@@ -32,6 +34,11 @@ def open_geocoder(settings: Settings) -> Geocoder:
     return geocoders.from_settings(settings)
 
 
+def geocoder_is_paid(settings: Settings) -> bool:
+    """Whether the geocoder named by ``settings.geocoder`` is a paid API (without building it)."""
+    return bool(urls.load_class("geocoder", settings.geocoder, geocoders.NAMES).paid)
+
+
 def open_broker(settings: Settings) -> Broker:
     """The broker of ``settings.broker_url`` (in-process when unset)."""
     return broker.from_settings(settings)
@@ -45,3 +52,24 @@ def open_warehouse(settings: Settings) -> Warehouse:
 def open_lookup(settings: Settings, wh: Warehouse) -> Lookup:
     """The lookup of ``settings.lookup_url``, or one that asks ``wh`` when unset."""
     return lookup.from_url(settings.lookup_url, wh)
+
+
+def extract_config(settings: Settings) -> ExtractConfig:
+    """The extract stage's config."""
+    return ExtractConfig(
+        scope=urls.redact(settings.warehouse_url),
+        batch_rows=settings.batch_rows,
+        lease_seconds=settings.lease_seconds,
+        settle_seconds=settings.settle_seconds,
+        poll_interval=settings.poll_interval,
+        once=settings.once,
+    )
+
+
+def transform_config(settings: Settings) -> TransformConfig:
+    """The transform stage's config."""
+    return TransformConfig(
+        precision=settings.geocode_precision,
+        cache_scope=f"{settings.geocoder}:{settings.language}:{settings.geocode_precision}",
+        cache_ttl_seconds=(settings.cache_ttl_days or DEFAULT_CACHE_DAYS) * 86400,
+    )

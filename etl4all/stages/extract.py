@@ -1,98 +1,230 @@
-"""Extract stage: source files → points and rejects.
+"""Extract stage: a source's files → batches of points. A file's whole life is sequenced here.
 
-A file is skipped without being read when the state remembers it with the same size and
-mtime, and after reading when its content hash is the one already done (a touched file).
+A file is listed → settled (when polling: same size and mtime in two listings) → claimed (a
+lease in the file ledger, renewed after every batch) → its done mark read again (another worker
+may have finished it) → skipped when its size and mtime are those already done → read and
+hashed → skipped when its content is the one already done (only the mark is refreshed) →
+parsed → chunked into :class:`PointBatch` items of at most ``batch_rows`` points whose encoded
+body fits ``max_bytes``, with deterministic ids. The driver processes each batch and calls
+:meth:`PointBatch.commit` once the batch's effects are committed downstream; committing the
+last batch marks the file done. An interrupted file is simply done again: every effect of a
+batch is idempotent.
+
+Both drivers (``runners/embedded.py`` inline, ``runners/broker.py`` behind a queue) iterate
+:meth:`Extractor.batches`; the broker's extractor also polls with :meth:`Extractor.poll`.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 
 import polars as pl
 
-from etl4all import parse, urls
+from etl4all import batch, parse
 from etl4all.sources.base import FileRef, Source
-from etl4all.state.base import FileMark, State
+from etl4all.sources.settle import by_key, settled
+from etl4all.state.base import FileLedger, FileMark
 
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    """What the extract stage needs to know."""
+
+    scope: str
+    """Whose done marks these are: the redacted warehouse URL (a new warehouse redoes all)."""
+    batch_rows: int = 100_000
+    """Max points per batch."""
+    max_bytes: int = batch.MAX_BYTES
+    """Max size of a batch's encoded body."""
+    lease_seconds: float = 300.0
+    """A claim on a file expires after this long unless renewed (after every batch)."""
+    settle_seconds: float = 2.0
+    """When polling, a file is taken once two listings this far apart agree on it."""
+    poll_interval: float = 10.0
+    """Seconds between two listings when polling."""
+    once: bool = False
+    """Poll once (two listings ``settle_seconds`` apart) instead of until stopped."""
+
+
 @dataclasses.dataclass
-class Extracted:
-    """One file read and parsed."""
+class ExtractStats:
+    """What an extractor did."""
+
+    files: int = 0
+    """Files read and parsed."""
+    skipped: int = 0
+    """Files already done with this size and mtime, or this content."""
+    busy: int = 0
+    """Files claimed by another worker."""
+    batches: int = 0
+    points: int = 0
+    rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """Parse rejects by reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PointBatch:
+    """One chunk of a file's points; the first chunk also carries the file's parse rejects."""
 
     ref: FileRef
-    mark: FileMark
+    index: int
+    batch_id: str
+    """Deterministic: the file's content hash and ``index``."""
     points: pl.DataFrame
     rejects: pl.DataFrame
-    unchanged: bool
-    """True when the content is the one already done: nothing to publish."""
+    last: bool
+    """The file's last batch: committing it marks the file done."""
+    mark: FileMark
+    ledger: FileLedger = dataclasses.field(repr=False)
+
+    @property
+    def rejects_id(self) -> str:
+        """The id of this batch's rejects when they travel on their own."""
+        return f"{self.batch_id}.rejects"
+
+    def commit(self) -> None:
+        """Say that this batch's effects are committed; the last one marks the file done."""
+        if self.last:
+            self.ledger.mark_done({self.ref.key: self.mark})
+            log.debug("file=%s done", self.ref.name)
 
 
-def for_warehouse(refs: list[FileRef], warehouse_url: str) -> list[FileRef]:
-    """``refs`` with state keys scoped to the warehouse: a file done for one warehouse is
-    still new work for another (the password never enters the key)."""
-    scope = urls.redact(warehouse_url) + " <- "
-    return [dataclasses.replace(ref, key=scope + ref.key) for ref in refs]
+class Extractor:
+    """The extract stage over one source; see the module docstring.
+
+    Args:
+        source: where the files are; the caller opens and closes it.
+        ledger: claims and done marks.
+        config: batch size, lease and polling times, and the warehouse scope of the marks.
+    """
+
+    def __init__(self, *, source: Source, ledger: FileLedger, config: ExtractConfig) -> None:
+        self.source = source
+        self.ledger = ledger
+        self.config = config
+        self.stats = ExtractStats()
+
+    def listing(self) -> list[FileRef]:
+        """The source's files, their keys scoped to the warehouse (the password never enters
+        a key): a file done for one warehouse is still new work for another."""
+        prefix = self.config.scope + " <- "
+        return [dataclasses.replace(ref, key=prefix + ref.key) for ref in self.source.list_files()]
+
+    def pending(self, refs: list[FileRef]) -> list[FileRef]:
+        """Those of ``refs`` not done with this size and mtime (one ledger round trip)."""
+        done = self.ledger.done([ref.key for ref in refs])
+        todo = [ref for ref in refs if not _same_file(done.get(ref.key), ref)]
+        self.stats.skipped += len(refs) - len(todo)
+        return todo
+
+    def poll(self, stop: threading.Event) -> Iterator[list[FileRef]]:
+        """Pending files that have settled, one list per poll, until ``stop`` is set
+        (or after one poll with ``once``)."""
+        config = self.config
+        # Two listings at least settle_seconds apart tell a finished upload from one still
+        # being written.
+        interval = (
+            config.settle_seconds
+            if config.once
+            else max(config.poll_interval, config.settle_seconds)
+        )
+        previous = by_key(self.listing())
+        while not stop.wait(interval):
+            listing = self.listing()
+            yield self.pending(settled(previous, listing))
+            previous = by_key(listing)
+            if config.once:
+                return
+
+    def batches(self, refs: Iterable[FileRef]) -> Iterator[PointBatch]:
+        """The batches of every file of ``refs`` that is still to do, file after file.
+
+        A file's claim is held while its batches are out and released when the next file
+        starts (or the iterator is closed); a file whose claim is lost midway is left to the
+        worker that took it.
+        """
+        for ref in refs:
+            token = self.ledger.claim(ref.key, self.config.lease_seconds)
+            if token is None:
+                log.info("file=%s is being processed by another worker", ref.name)
+                self.stats.busy += 1
+                continue
+            try:
+                for item in self._file_batches(ref):
+                    yield item
+                    if not item.last and not self.ledger.renew(
+                        ref.key, token, self.config.lease_seconds
+                    ):
+                        log.warning("lost the claim on file=%s; another worker took it", ref.name)
+                        break
+            finally:
+                self.ledger.release(ref.key, token)
+
+    def _file_batches(self, ref: FileRef) -> Iterator[PointBatch]:
+        """The batches of one claimed file, or none when it is already done."""
+        previous = self.ledger.done([ref.key]).get(ref.key)
+        if _same_file(previous, ref):
+            self.stats.skipped += 1
+            return
+        data = self.source.read(ref)
+        mark = FileMark(size=ref.size, mtime=ref.mtime, sha256=hashlib.sha256(data).hexdigest())
+        if previous is not None and previous.sha256 == mark.sha256:
+            log.info("unchanged content file=%s", ref.name)
+            self.ledger.mark_done({ref.key: mark})
+            self.stats.skipped += 1
+            return
+        points, rejects = read_points(data, ref.name)
+        self.stats.files += 1
+        self.stats.points += points.height
+        self.stats.rejects.update(rejects.get_column("reason").to_list())
+        parts = list(
+            batch.chunks(points, max_rows=self.config.batch_rows, max_bytes=self.config.max_bytes)
+        )
+        for index, part in enumerate(parts or [points]):
+            self.stats.batches += 1
+            yield PointBatch(
+                ref=ref,
+                index=index,
+                batch_id=batch.batch_id(mark.sha256, index),
+                points=part,
+                rejects=rejects if index == 0 else rejects.clear(),
+                last=index == max(len(parts), 1) - 1,
+                mark=mark,
+                ledger=self.ledger,
+            )
 
 
-def unchanged_since(mark: FileMark | None, ref: FileRef) -> bool:
-    """Whether ``ref`` was done with this size and mtime (``mark`` is its done mark)."""
-    return mark is not None and (mark.size, mark.mtime) == (ref.size, ref.mtime)
-
-
-def pending(refs: list[FileRef], state: State) -> list[FileRef]:
-    """The files not yet done with this size and mtime (one state round trip)."""
-    done = state.done([ref.key for ref in refs])
-    return [ref for ref in refs if not unchanged_since(done.get(ref.key), ref)]
-
-
-def done_mark(state: State, ref: FileRef) -> FileMark | None:
-    """The current done mark of ``ref``: read again once claimed, since another worker may
-    have finished the file between the listing and the claim."""
-    return state.done([ref.key]).get(ref.key)
-
-
-@contextmanager
-def claimed(state: State, ref: FileRef, lease_seconds: float) -> Iterator[str | None]:
-    """Hold the lease on ``ref`` while the block runs: its token, or None if another has it."""
-    token = state.claim(ref.key, lease_seconds)
-    try:
-        yield token
-    finally:
-        if token is not None:
-            state.release(ref.key, token)
-
-
-def extract_file(source: Source, ref: FileRef, previous: FileMark | None) -> Extracted:
-    """Read, hash and parse ``ref``; ``previous`` is its mark if it was done before."""
+def read_points(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Parse one file's bytes into (points, rejects), logging what was found."""
     started = time.perf_counter()
-    data = source.read(ref)
-    mark = FileMark(size=ref.size, mtime=ref.mtime, sha256=hashlib.sha256(data).hexdigest())
-    if previous is not None and previous.sha256 == mark.sha256:
-        log.info("unchanged content file=%s", ref.name)
-        empty = parse.parse(b"", ref.name)
-        return Extracted(ref, mark, empty.points, empty.rejects, unchanged=True)
-    parsed = parse.parse(data, ref.name)
+    parsed = parse.parse(data, name)
     if parsed.rejects.height:
         counts = parsed.rejects.get_column("reason").value_counts(sort=True).rows()
         log.warning(
             "rejects file=%s count=%d first_line=%d reasons=%s",
-            ref.name,
+            name,
             parsed.rejects.height,
             parsed.rejects.get_column("line").min(),
             ",".join(f"{reason}:{n}" for reason, n in counts),
         )
     log.info(
         "parsed file=%s points=%d rejects=%d seconds=%.3f",
-        ref.name,
+        name,
         parsed.points.height,
         parsed.rejects.height,
         time.perf_counter() - started,
     )
-    return Extracted(ref, mark, parsed.points, parsed.rejects, unchanged=False)
+    return parsed.points, parsed.rejects
+
+
+def _same_file(mark: FileMark | None, ref: FileRef) -> bool:
+    """Whether ``ref`` was done with this size and mtime (``mark`` is its done mark)."""
+    return mark is not None and (mark.size, mark.mtime) == (ref.size, ref.mtime)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 
 import polars as pl
@@ -16,8 +17,7 @@ import polars as pl
 from etl4all import frames
 from etl4all.errors import BudgetExceededError
 from etl4all.geocoders.base import Geocoder
-from etl4all.settings import Settings
-from etl4all.state.base import CACHE_SCHEMA, State
+from etl4all.state.base import CACHE_SCHEMA, GeocodeCache
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,48 @@ DEFAULT_CACHE_DAYS = 30.0
 """Google's terms allow caching coordinates-derived results for at most 30 days."""
 
 _KEYS = ["lat_key", "lon_key"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformConfig:
+    """What the transform stage needs to know."""
+
+    precision: int = 6
+    """Coordinates are rounded to this many decimals before dedup, cache and API."""
+    cache_scope: str = "offline::6"
+    """Cache namespace: provider, language and precision (``google:pt-BR:6``)."""
+    cache_ttl_seconds: float = DEFAULT_CACHE_DAYS * 86400
+    """How long a paid answer stays in the cache."""
+
+
+class CallBudget:
+    """API calls a command may still make (``--max-calls``), shared by its threads.
+
+    Counted in coordinates that need the API, after dedup and cache; retries are not counted.
+    ``limit=None`` means no budget.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def spend(self, calls: int, geocoder: str) -> None:
+        """Take ``calls`` from the budget before making them.
+
+        Raises:
+            BudgetExceededError: fewer than ``calls`` are left; nothing is taken.
+        """
+        with self._lock:
+            if self.limit is not None and self.spent + calls > self.limit:
+                raise BudgetExceededError(
+                    f"the next batch needs {calls} {geocoder} API calls but --max-calls "
+                    f"{self.limit} leaves {self.limit - self.spent} "
+                    f"({self.spent} spent so far; "
+                    f"{'nothing was geocoded' if not self.spent else 'what was paid is cached'}); "
+                    "raise --max-calls, or check first with etl4all estimate"
+                )
+            self.spent += calls
 
 
 @dataclasses.dataclass
@@ -61,11 +103,6 @@ class Transformed:
     stats: GeocodeStats
 
 
-def cache_scope(settings: Settings) -> str:
-    """The cache namespace: provider, language and precision (``google:pt-BR:6``)."""
-    return f"{settings.geocoder}:{settings.language}:{settings.geocode_precision}"
-
-
 def with_keys(points: pl.DataFrame, precision: int) -> pl.DataFrame:
     """``points`` plus ``lat_key``/``lon_key``: the coordinate at ``precision`` as integers."""
     return points.with_columns(
@@ -80,49 +117,45 @@ def distinct_keys(points: pl.DataFrame, precision: int) -> pl.DataFrame:
 
 
 def uncached_keys(
-    keys: pl.DataFrame, state: State, settings: Settings
+    keys: pl.DataFrame, cache: GeocodeCache, config: TransformConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split distinct ``keys`` into (cached results, keys the geocoder must be asked)."""
     if keys.is_empty():
         return frames.empty(CACHE_SCHEMA), keys
-    cached = state.cache_get(cache_scope(settings), keys)
+    cached = cache.cache_get(config.cache_scope, keys)
     return cached, keys.join(cached.select(_KEYS), on=_KEYS, how="anti")
 
 
 def geocode_frame(
     points: pl.DataFrame,
     geocoder: Geocoder,
-    state: State,
-    settings: Settings,
-    *,
-    max_calls: int | None = None,
+    cache: GeocodeCache,
+    config: TransformConfig,
+    budget: CallBudget | None = None,
 ) -> Transformed:
     """Reverse-geocode ``points`` (points schema) into addresses.
 
     Args:
-        max_calls: refuse (before any call) when more keys than this need the API.
+        budget: the command's ``--max-calls`` budget (paid geocoders only), spent before
+            any call of this batch is made.
 
     Raises:
-        BudgetExceededError: the batch needs more calls than ``max_calls``.
+        BudgetExceededError: the batch needs more calls than the budget has left.
         GeocodeAuthError, GeocodeQuotaError: the provider refused; nothing was returned.
     """
-    precision = settings.geocode_precision
+    precision = config.precision
     keyed = with_keys(points, precision)
     keys = keyed.select(_KEYS).unique(maintain_order=True)
-    if geocoder.paid:
-        cached, todo = uncached_keys(keys, state, settings)
+    if geocoder.paid:  # the offline geocoder is faster than any cache
+        cached, todo = uncached_keys(keys, cache, config)
     else:
         cached, todo = frames.empty(CACHE_SCHEMA), keys
     stats = GeocodeStats(points=points.height, distinct=keys.height, cache_hits=cached.height)
-    if geocoder.paid and max_calls is not None and todo.height > max_calls:
-        raise BudgetExceededError(
-            f"{todo.height} coordinates need the {geocoder.name} API but --max-calls allows "
-            f"{max_calls}; raise --max-calls or geocode fewer files"
-        )
+    if geocoder.paid and budget is not None and todo.height:
+        budget.spend(todo.height, geocoder.name)
     fresh, failed = _ask(geocoder, todo, precision, stats)
     if geocoder.paid and not fresh.is_empty():
-        ttl_days = settings.cache_ttl_days or DEFAULT_CACHE_DAYS
-        state.cache_put(cache_scope(settings), fresh, ttl_days * 86400)
+        cache.cache_put(config.cache_scope, fresh, config.cache_ttl_seconds)
     results = pl.concat([cached, fresh], how="vertical")
     addresses = keyed.join(results, on=_KEYS, how="inner", maintain_order="left")
     rejects = _rejects(keyed, results, failed)

@@ -1,6 +1,6 @@
 """The generic loop of every services stage: consume → decode → handle → ack.
 
-``run_worker(broker, queue, handler, stop=..., settings=...)`` takes one message at a time,
+``run_worker(broker, queue, handler, stop=..., max_deliveries=...)`` takes one message at a time,
 decodes it (:func:`etl4all.batch.decode` by default) and calls ``handler(frame, headers)``,
 which does the stage's work including its downstream publish or commit. The message is acked
 only after the handler returned, so every effect is committed before RabbitMQ forgets it.
@@ -8,9 +8,10 @@ only after the handler returned, so every effect is committed before RabbitMQ fo
 Error policy (STYLE.md "Worker policy"):
 
 - a retryable :class:`~etl4all.errors.Etl4allError` (broker, store, warehouse, geocoder
-  outage) is retried in-process with backoff (``retry_delays``); then the message is
-  requeued, or dead-lettered once its delivery count (``x-delivery-count``, kept by RabbitMQ's
-  quorum queues and by the in-process broker) reaches ``settings.max_deliveries``;
+  outage) is retried in-process with :mod:`etl4all.retry`'s backoff (``retry_attempts``
+  calls); then the message is requeued, or dead-lettered once its delivery count
+  (``x-delivery-count``, kept by RabbitMQ's quorum queues and by the in-process broker)
+  reaches ``max_deliveries``;
 - a non-retryable Etl4allError (a bad message: ``DataError``) is dead-lettered with the
   reason, logged at ERROR, and the loop goes on;
 - a "circuit open" error (:data:`CIRCUIT_OPEN`: refused API key, quota or budget used up,
@@ -29,11 +30,13 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from etl4all import batch
+import tenacity
+
+from etl4all import batch, retry
 from etl4all.broker.base import Broker, Delivery
 from etl4all.errors import (
     BrokerError,
@@ -44,7 +47,6 @@ from etl4all.errors import (
     GeocodeQuotaError,
     MissingDependencyError,
 )
-from etl4all.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,10 @@ CIRCUIT_OPEN: tuple[type[Etl4allError], ...] = (
 )
 """Errors that no message can get past: requeue the message and stop the worker."""
 
-RETRY_DELAYS = (1.0, 2.0, 4.0)
-"""Seconds between in-process retries of a retryable error, before the message is requeued."""
+RETRY_ATTEMPTS = 4
+"""Calls of the handler for a retryable error before the message is requeued."""
+RETRY_BASE = 2.0
+"""Seconds: the first in-process retry waits up to this long (full jitter, doubling)."""
 _REASON_MAX = 2000
 
 
@@ -91,23 +95,24 @@ def run_worker(
     handler: Handler,
     *,
     stop: threading.Event,
-    settings: Settings,
+    max_deliveries: int = 3,
     idle_timeout: float | None = None,
     decode: Decoder = batch.decode,
-    retry_delays: Sequence[float] = RETRY_DELAYS,
+    retry_attempts: int = RETRY_ATTEMPTS,
+    retry_base: float = RETRY_BASE,
     poll: float = 1.0,
 ) -> WorkerStats:
     """Consume ``queue`` until ``stop`` is set or it has been idle ``idle_timeout`` seconds.
 
     Args:
         broker: where messages come from; the caller opens and closes it.
-        queue: the full queue name, e.g. ``queues.name(settings.queue_prefix, queues.POINTS)``.
+        queue: the full queue name, e.g. ``etl4all.points``.
         handler: the stage's work on one decoded message.
         stop: set it (e.g. from a signal handler) to finish the current message and return.
-        settings: ``max_deliveries`` is read.
+        max_deliveries: a message that failed this many times is dead-lettered.
         idle_timeout: return once no message came for this many seconds (None: never).
         decode: turns the body into the handler's first argument (:func:`batch.decode`).
-        retry_delays: backoff of in-process retries of retryable errors.
+        retry_attempts, retry_base: in-process retries of retryable errors (full jitter).
         poll: longest wait for a message before ``stop`` is looked at again.
 
     Returns:
@@ -118,6 +123,7 @@ def run_worker(
             handler (the message was requeued), or the broker failed for good.
     """
     stats = WorkerStats()
+    policy = _Policy(max_deliveries, retry_attempts, retry_base)
     last = time.monotonic()
     log.info("worker consuming %s", queue)
     while not stop.is_set():
@@ -125,7 +131,7 @@ def run_worker(
         if idle_timeout is not None:
             wait = min(poll, idle_timeout - (time.monotonic() - last))
         for delivery in broker.consume(queue, timeout=max(wait, 0.05)):
-            _process(delivery, handler, decode, stop, settings, retry_delays, stats)
+            _process(delivery, handler, decode, stop, policy, stats)
             last = time.monotonic()
             if stop.is_set():
                 break
@@ -165,13 +171,19 @@ def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
+@dataclasses.dataclass(frozen=True)
+class _Policy:
+    max_deliveries: int
+    retry_attempts: int
+    retry_base: float
+
+
 def _process(
     delivery: Delivery,
     handler: Handler,
     decode: Decoder,
     stop: threading.Event,
-    settings: Settings,
-    retry_delays: Sequence[float],
+    policy: _Policy,
     stats: WorkerStats,
 ) -> None:
     """Handle one delivery and settle it according to the error policy."""
@@ -183,7 +195,7 @@ def _process(
     started = time.monotonic()
     try:
         payload = decode(delivery.body, headers)
-        _call_with_retries(handler, payload, headers, stop, retry_delays, stats)
+        _call_with_retries(handler, payload, headers, stop, policy, stats)
     except Etl4allError as exc:
         stats.seconds += time.monotonic() - started
         if isinstance(exc, CIRCUIT_OPEN) or (isinstance(exc, BrokerError) and not exc.retryable):
@@ -193,7 +205,7 @@ def _process(
         if not exc.retryable:
             log.error("batch %s is bad: %s; dead-lettered", batch_id, exc, exc_info=exc)
             _settle(delivery, stats, reason=f"{type(exc).__name__}: {exc}")
-        elif attempt >= settings.max_deliveries and not stop.is_set():
+        elif attempt >= policy.max_deliveries and not stop.is_set():
             log.error(
                 "batch %s failed %d times: %s; dead-lettered", batch_id, attempt, exc, exc_info=exc
             )
@@ -219,23 +231,28 @@ def _call_with_retries(
     payload: Any,
     headers: dict[str, Any],
     stop: threading.Event,
-    retry_delays: Sequence[float],
+    policy: _Policy,
     stats: WorkerStats,
 ) -> None:
-    """Call the handler; retry retryable errors after each delay while not stopping."""
-    for delay in [*retry_delays, None]:
-        try:
-            handler(payload, headers)
-            return
-        except Etl4allError as exc:
-            if not exc.retryable or delay is None or stop.is_set():
-                raise
-            log.warning(
-                "batch %s: %s; retrying in %.1f s", headers.get("batch_id", "?"), exc, delay
-            )
-            stats.retries += 1
-            if stop.wait(delay):
-                raise
+    """Call the handler; retry retryable errors with backoff while not stopping."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        stats.retries += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "batch %s: %s; retrying in %.1f s",
+            headers.get("batch_id", "?"),
+            exc,
+            state.upcoming_sleep,
+        )
+
+    retrying = retry.retrying(
+        attempts=policy.retry_attempts,
+        base=policy.retry_base,
+        stop_event=stop,
+        before_sleep=before_sleep,
+    )
+    retrying(handler, payload, headers)
 
 
 def _settle(

@@ -79,3 +79,7 @@ class State(Protocol):
     def __exit__(self, *exc: object) -> None:
         """Close."""
         ...
+
+
+FileLedger = State
+GeocodeCache = State

@@ -214,7 +214,7 @@ def test_poison_batch_is_dead_lettered_by_the_worker(
         points,
         lambda f, h: handled.append(f.height),
         stop=threading.Event(),
-        settings=settings,
+        max_deliveries=settings.max_deliveries,
         idle_timeout=1.0,
     )
     assert (stats.acked, stats.dead_lettered, handled) == (1, 1, [1])
@@ -262,10 +262,10 @@ def test_worker_dead_letters_before_the_queue_limit(
         points,
         handler,
         stop=threading.Event(),
-        settings=settings,
+        max_deliveries=settings.max_deliveries,
         idle_timeout=1.0,
         decode=lambda body, headers: body,
-        retry_delays=(),
+        retry_attempts=1,
     )
     assert calls == [0, 1, 2]
     assert (stats.requeued, stats.dead_lettered) == (2, 1)

@@ -26,7 +26,6 @@ from etl4all.settings import Settings
 from etl4all.stages.worker import install_signal_handlers, run_worker
 
 POINTS, DEAD = "t.points", "t.dead"
-FAST = (0.01, 0.01)
 
 
 @pytest.fixture
@@ -56,8 +55,11 @@ def publish(broker: MemoryBroker, n: int = 1, rows: int = 3) -> None:
 
 
 def run(broker: MemoryBroker, handler: Any, settings: Settings, **kwargs: Any) -> Any:
-    kwargs = {"idle_timeout": 0.2, "retry_delays": FAST, "poll": 0.1, **kwargs}
-    return run_worker(broker, POINTS, handler, stop=threading.Event(), settings=settings, **kwargs)
+    kwargs = {"idle_timeout": 0.2, "retry_attempts": 3, "retry_base": 0.01, "poll": 0.1, **kwargs}
+    stop = threading.Event()
+    return run_worker(
+        broker, POINTS, handler, stop=stop, max_deliveries=settings.max_deliveries, **kwargs
+    )
 
 
 def dead_letters(broker: MemoryBroker) -> list[dict[str, Any]]:
@@ -207,7 +209,7 @@ def test_stop_finishes_the_current_message_and_returns(
         stop.set()  # e.g. SIGTERM arrives while the batch is being processed
         time.sleep(0.05)
 
-    stats = run_worker(broker, POINTS, handler, stop=stop, settings=settings, poll=0.1)
+    stats = run_worker(broker, POINTS, handler, stop=stop, poll=0.1)
     assert stats.acked == 1
     assert broker.depth(POINTS) == 2
 
@@ -217,7 +219,7 @@ def test_stop_while_idle_ends_the_loop(broker: MemoryBroker, settings: Settings)
     result: list[Any] = []
     thread = threading.Thread(
         target=lambda: result.append(
-            run_worker(broker, POINTS, lambda f, h: None, stop=stop, settings=settings, poll=0.1)
+            run_worker(broker, POINTS, lambda f, h: None, stop=stop, poll=0.1)
         )
     )
     thread.start()
@@ -237,7 +239,7 @@ def test_stop_during_retry_backoff_requeues(broker: MemoryBroker, settings: Sett
         stop.set()
         raise WarehouseError("connection lost")
 
-    stats = run_worker(broker, POINTS, handler, stop=stop, settings=settings, retry_delays=(30,))
+    stats = run_worker(broker, POINTS, handler, stop=stop, retry_attempts=2, retry_base=30)
     assert (stats.requeued, stats.dead_lettered, stats.retries) == (1, 0, 0)
     assert broker.depth(POINTS) == 1
 

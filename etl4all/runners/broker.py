@@ -1,0 +1,206 @@
+"""Broker driver (``etl4all run-stage``, ``run --broker``): the same stages behind queues.
+
+- extract publishes every batch of :meth:`Extractor.batches` (points to ``etl4all.points``,
+  parse rejects to ``etl4all.addresses``), each confirmed by the broker, then commits it;
+- transform consumes point batches, geocodes them and publishes addresses (and geocode
+  rejects) to ``etl4all.addresses`` before its input is acked;
+- load consumes address batches and commits them (or rejects) to the warehouse before acking.
+
+Every worker is stateless: run as many replicas of each stage as the load needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import polars as pl
+
+from etl4all import batch, urls
+from etl4all.broker import queues
+from etl4all.broker.base import Broker
+from etl4all.errors import ConfigError
+from etl4all.runners import wiring
+from etl4all.settings import Settings
+from etl4all.stages.extract import Extractor, ExtractStats
+from etl4all.stages.load import load_frame
+from etl4all.stages.transform import CallBudget, geocode_frame
+from etl4all.stages.worker import Handler, WorkerStats, run_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class BrokerRunReport:
+    """What ``run --broker`` did, stage by stage."""
+
+    extract: ExtractStats
+    transform: WorkerStats
+    load: WorkerStats
+    seconds: float
+
+
+class _Publisher:
+    """Publishes frames to the queues of one prefix."""
+
+    def __init__(self, bus: Broker, prefix: str) -> None:
+        self.bus = bus
+        self.prefix = prefix
+
+    def __call__(self, name: str, frame: pl.DataFrame, kind: str, bid: str, source: str) -> None:
+        body, headers = batch.encode(frame, kind=kind, batch_id=bid, source=source)
+        self.bus.publish(queues.name(self.prefix, name), body, headers)
+
+
+def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
+    """Poll the source and publish the batches of every settled file not done yet.
+
+    With ``settings.once`` it polls once (two listings ``settle_seconds`` apart) and returns;
+    otherwise it polls every ``poll_interval`` seconds until ``stop`` is set.
+    """
+    if not settings.source_url:
+        raise ConfigError("the extract stage needs a source (--source or ETL4ALL_SOURCE_URL)")
+    with ExitStack() as stack:
+        publish = _Publisher(
+            stack.enter_context(wiring.open_broker(settings)), settings.queue_prefix
+        )
+        extractor = Extractor(
+            source=stack.enter_context(wiring.open_source(settings.source_url, settings)),
+            ledger=stack.enter_context(wiring.open_state(settings)),
+            config=wiring.extract_config(settings),
+        )
+        log.info(
+            "extract watching %s every %.1f s (a file is taken once unchanged for %.1f s)",
+            urls.redact(settings.source_url),
+            settings.poll_interval,
+            settings.settle_seconds,
+        )
+        for refs in extractor.poll(stop):
+            for ref in refs:
+                if stop.is_set():
+                    break
+                for item in extractor.batches([ref]):
+                    if item.points.height:
+                        publish(queues.POINTS, item.points, "points", item.batch_id, ref.name)
+                    if item.rejects.height:
+                        publish(
+                            queues.ADDRESSES, item.rejects, "rejects", item.rejects_id, ref.name
+                        )
+                    item.commit()
+    stats = extractor.stats
+    log.info(
+        "extract done files=%d batches=%d points=%d rejects=%d skipped=%d busy=%d",
+        stats.files,
+        stats.batches,
+        stats.points,
+        sum(stats.rejects.values()),
+        stats.skipped,
+        stats.busy,
+    )
+    return stats
+
+
+def transform_handler(
+    settings: Settings, bus: Broker, stack: ExitStack, budget: CallBudget
+) -> Handler:
+    """The transform stage's message handler: geocode, then publish the addresses."""
+    publish = _Publisher(bus, settings.queue_prefix)
+    geocoder = stack.enter_context(wiring.open_geocoder(settings))
+    cache = stack.enter_context(wiring.open_state(settings))
+    config = wiring.transform_config(settings)
+
+    def handle(points: pl.DataFrame, headers: dict[str, Any]) -> None:
+        result = geocode_frame(points, geocoder, cache, config, budget)
+        parts = batch.chunks(result.addresses, max_rows=max(points.height, 1))
+        for index, part in enumerate(parts):
+            bid = f"{headers['batch_id']}.{index}"
+            publish(queues.ADDRESSES, part, "addresses", bid, headers["source"])
+        if result.rejects.height:
+            bid = f"{headers['batch_id']}.rejects"
+            publish(queues.ADDRESSES, result.rejects, "rejects", bid, headers["source"])
+
+    return handle
+
+
+def load_handler(settings: Settings, stack: ExitStack) -> Handler:
+    """The load stage's message handler: commit addresses (or rejects) to the warehouse."""
+    wh = stack.enter_context(wiring.open_warehouse(settings))
+    keys = stack.enter_context(wiring.open_lookup(settings, wh))
+
+    def handle(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        if headers.get("schema") == "rejects":
+            wh.load_rejects(frame)
+        else:
+            load_frame(frame, wh, keys)
+
+    return handle
+
+
+def run_consumer(
+    stage: str, settings: Settings, stop: threading.Event, budget: CallBudget
+) -> WorkerStats:
+    """Consume the input queue of ``stage`` (transform or load) until stopped (or idle with
+    ``once``)."""
+    with ExitStack() as stack:
+        bus = stack.enter_context(wiring.open_broker(settings))
+        if stage == "transform":
+            handler, name = transform_handler(settings, bus, stack, budget), queues.POINTS
+        else:
+            handler, name = load_handler(settings, stack), queues.ADDRESSES
+        return run_worker(
+            bus,
+            queues.name(settings.queue_prefix, name),
+            handler,
+            stop=stop,
+            max_deliveries=settings.max_deliveries,
+            idle_timeout=max(2.0, settings.poll_interval / 5) if settings.once else None,
+        )
+
+
+def run_stage(stage: str, settings: Settings, stop: threading.Event) -> None:
+    """Run one stage until stopped (or done with ``once``); transform and load run
+    ``settings.consumers`` consumers, which share one ``--max-calls`` budget."""
+    if stage == "extract":
+        run_extract(settings, stop)
+        return
+    budget = CallBudget(settings.max_calls)
+    if settings.consumers == 1:
+        run_consumer(stage, settings, stop, budget)
+        return
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            run_consumer(stage, settings, stop, budget)
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=consume, name=f"{stage}-{i}") for i in range(settings.consumers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def run_all(settings: Settings, stop: threading.Event) -> BrokerRunReport:
+    """All three stages in one process through the broker: extract, then drain each queue.
+
+    The stages run one after the other (each until its input queue is idle), which keeps one
+    process simple and bounded; for concurrency across stages run ``run-stage`` workers.
+    """
+    once = settings.replace(once=True)
+    budget = CallBudget(settings.max_calls)
+    started = time.perf_counter()
+    extract = run_extract(once, stop)
+    transform = run_consumer("transform", once, stop, budget)
+    load = run_consumer("load", once, stop, budget)
+    return BrokerRunReport(extract, transform, load, time.perf_counter() - started)
