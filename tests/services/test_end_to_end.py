@@ -141,6 +141,34 @@ def test_sigterm_finishes_and_exits_zero(stack: dict[str, str]) -> None:
     assert "worker on" in out and "done" in out
 
 
+def test_sigterm_in_the_middle_of_a_batch_lets_it_finish(stack: dict[str, str]) -> None:
+    finish(etl4all(stack, "run-stage", "extract", "--once"))
+    before = depths(stack)
+    with FakeApi(latency=0.05) as api:
+        env = {
+            **stack,
+            "ETL4ALL_GEOCODER": "google",
+            "ETL4ALL_GOOGLE_URL": api.google_url,
+            "GOOGLE_MAPS_API_KEY": api.key or "",
+            "ETL4ALL_CONCURRENCY": "4",
+        }
+        worker = etl4all(env, "run-stage", "transform")
+        deadline = time.monotonic() + 60
+        while api.calls < 10 and time.monotonic() < deadline:  # the first batch is under way
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGTERM)
+        at_signal = api.calls
+        out, _ = worker.communicate(timeout=120)
+        total = api.calls
+    assert worker.returncode == 0, out
+    assert "SIGTERM received; finishing the current batch" in out
+    assert 10 <= at_signal < total  # the signal came mid-batch, and the batch went on
+    after = depths(stack)
+    assert after[queues.POINTS] == before[queues.POINTS] - 1  # that batch, and only it, acked
+    assert after[queues.ADDRESSES] == before[queues.ADDRESSES] + 1  # its addresses published
+    assert after[queues.DEAD] == 0
+
+
 def test_wrong_api_key_stops_the_transformer_and_keeps_the_batch(stack: dict[str, str]) -> None:
     finish(etl4all(stack, "run-stage", "extract", "--once"))
     before = depths(stack)  # point batches, and the parse rejects on their way to load

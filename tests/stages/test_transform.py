@@ -1,0 +1,116 @@
+"""The transform stage: dedup, cache, budget and join-back, against real geocoders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from geocoders.fake_api import FakeApi
+
+from etl4all import frames, parse, sample
+from etl4all.errors import BudgetExceededError
+from etl4all.geocoders.base import Geocoder
+from etl4all.runners import wiring
+from etl4all.settings import Settings
+from etl4all.stages.transform import CallBudget, geocode_frame
+from etl4all.state.base import GeocodeCache
+
+
+@pytest.fixture
+def points() -> pl.DataFrame:
+    table = sample.records(files=1, points=60, seed=5, duplicate_rate=0.5)
+    return parse.parse(sample.render(table), "a.txt").points
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(state_url=f"sqlite:///{tmp_path}/state.db")
+
+
+@pytest.fixture
+def cache(settings: Settings) -> Iterator[GeocodeCache]:
+    with wiring.open_state(settings) as cache:
+        yield cache
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeApi]:
+    with FakeApi() as api:
+        yield api
+
+
+@pytest.fixture
+def google(fake_api: FakeApi, settings: Settings) -> Iterator[tuple[Geocoder, Settings]]:
+    settings = settings.replace(
+        geocoder="google", google_key=fake_api.key, google_url=fake_api.google_url, qps=500.0
+    )
+    with wiring.open_geocoder(settings) as geocoder:
+        yield geocoder, settings
+
+
+def distinct(points: pl.DataFrame) -> int:
+    keys = points.select(frames.scaled_key(pl.col(c), 6) for c in ("latitude", "longitude"))
+    return keys.unique().height
+
+
+def test_offline_dedups_and_addresses_every_point(
+    points: pl.DataFrame, settings: Settings, cache: GeocodeCache
+) -> None:
+    with wiring.open_geocoder(settings) as offline:
+        result = geocode_frame(points, offline, cache, wiring.transform_config(settings))
+    assert result.addresses.height == points.height and result.rejects.height == 0
+    assert result.stats.distinct == distinct(points) < points.height
+    assert result.addresses.get_column("city").null_count() == 0
+    assert cache.cache_size() == 0  # the offline geocoder is faster than any cache
+
+
+def test_paid_geocoder_is_asked_once_per_distinct_key_then_cached(
+    points: pl.DataFrame, cache: GeocodeCache, google: tuple[Geocoder, Settings], fake_api: FakeApi
+) -> None:
+    geocoder, settings = google
+    config = wiring.transform_config(settings)
+    first = geocode_frame(points, geocoder, cache, config)
+    assert fake_api.calls == first.stats.calls == distinct(points)
+    again = geocode_frame(points, geocoder, cache, config)
+    assert fake_api.calls == distinct(points)
+    assert again.stats.cache_hits == distinct(points) and again.stats.calls == 0
+    columns = ["source", "line", "street", "city"]
+    assert again.addresses.select(columns).equals(first.addresses.select(columns))
+
+
+def test_budget_is_spent_across_batches_and_refuses_before_calling(
+    points: pl.DataFrame, cache: GeocodeCache, google: tuple[Geocoder, Settings], fake_api: FakeApi
+) -> None:
+    geocoder, settings = google
+    config = wiring.transform_config(settings)
+    half = points.height // 2
+    budget = CallBudget(distinct(points[:half]))
+    geocode_frame(points[:half], geocoder, cache, config, budget)
+    spent = fake_api.calls
+    with pytest.raises(BudgetExceededError, match="--max-calls"):
+        geocode_frame(points[half:], geocoder, cache, config, budget)
+    assert fake_api.calls == spent  # nothing of the refused batch was asked
+    assert budget.spent == spent
+
+
+def test_budget_counts_only_what_the_cache_cannot_answer(
+    points: pl.DataFrame, cache: GeocodeCache, google: tuple[Geocoder, Settings]
+) -> None:
+    geocoder, settings = google
+    config = wiring.transform_config(settings)
+    geocode_frame(points, geocoder, cache, config)
+    budget = CallBudget(0)
+    result = geocode_frame(points, geocoder, cache, config, budget)  # all cached: free
+    assert result.addresses.height == points.height and budget.spent == 0
+
+
+def test_call_budget_without_limit_never_refuses() -> None:
+    budget = CallBudget(None)
+    budget.spend(10**9, "google")
+    assert budget.spent == 10**9
+    limited = CallBudget(5)
+    limited.spend(5, "google")
+    with pytest.raises(BudgetExceededError, match="5 spent so far"):
+        limited.spend(1, "google")
