@@ -144,7 +144,9 @@ GEOCODING = group(
         "max_calls",
         "--max-calls",
         type=click.IntRange(min=0),
-        help="Refuse to start work that needs more API calls than this (after dedup and cache).",
+        help="API calls this command may make in all (a run, or a worker's lifetime), counted "
+        "after dedup and cache; a batch that needs more than is left is refused before any "
+        "of its calls, and the command exits 1.",
     ),
     setting(
         "request_timeout",

@@ -71,7 +71,7 @@ class Settings:
     max_attempts: int = 5
     """Attempts per coordinate on retryable API errors before giving up."""
     max_calls: int | None = None
-    """Refuse to start work that needs more API calls than this (after dedup and cache)."""
+    """API calls one command may make (a run, or a worker's lifetime), after dedup and cache."""
     request_timeout: float = 10.0
     """Seconds before one API request is abandoned."""
     cache_ttl_days: float | None = None
