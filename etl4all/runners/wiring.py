@@ -13,7 +13,7 @@ from etl4all.geocoders.base import Geocoder
 from etl4all.lookup.base import Lookup
 from etl4all.settings import Settings
 from etl4all.sources.base import Source
-from etl4all.state.base import State
+from etl4all.state.base import StateStore
 from etl4all.warehouse.base import Warehouse
 
 
@@ -22,9 +22,9 @@ def open_source(url: str, settings: Settings) -> Source:
     return sources.from_url(url, settings)
 
 
-def open_state(settings: Settings) -> State:
+def open_state(settings: Settings) -> StateStore:
     """The state store (file ledger and geocode cache) of ``settings.state_url``."""
-    return state.from_settings(settings)
+    return state.from_url(settings.state_url)
 
 
 def open_geocoder(settings: Settings) -> Geocoder:
