@@ -19,7 +19,7 @@ from etl4all.warehouse.base import Warehouse
 
 def open_source(url: str, settings: Settings) -> Source:
     """The source of ``url`` (a folder, ``file://`` or ``ftp://``)."""
-    return sources.from_url(url, settings)
+    return sources.from_url(url, pattern=settings.file_pattern)
 
 
 def open_state(settings: Settings) -> StateStore:
