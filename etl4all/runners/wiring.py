@@ -15,18 +15,18 @@ from etl4all.settings import Settings
 from etl4all.sources.base import Source
 from etl4all.stages.extract import ExtractConfig
 from etl4all.stages.transform import DEFAULT_CACHE_DAYS, TransformConfig
-from etl4all.state.base import State
+from etl4all.state.base import StateStore
 from etl4all.warehouse.base import Warehouse
 
 
 def open_source(url: str, settings: Settings) -> Source:
     """The source of ``url`` (a folder, ``file://`` or ``ftp://``)."""
-    return sources.from_url(url, settings)
+    return sources.from_url(url, pattern=settings.file_pattern)
 
 
-def open_state(settings: Settings) -> State:
+def open_state(settings: Settings) -> StateStore:
     """The state store (file ledger and geocode cache) of ``settings.state_url``."""
-    return state.from_settings(settings)
+    return state.from_url(settings.state_url)
 
 
 def open_geocoder(settings: Settings) -> Geocoder:

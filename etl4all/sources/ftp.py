@@ -7,13 +7,14 @@ URL: ``ftp://user:password@host:21/dir?recursive=yes&timeout=30``
 - ``dir`` is relative to the login folder, as curl reads FTP URLs; start it with ``%2F`` for
   an absolute path (``ftp://host/%2Fsrv/in``). Empty: the login folder. It may also name a
   single file, which is then taken whatever its name.
-- Options: ``recursive`` (``yes``/``no``, default ``yes``: sub-folders are listed too, one
+- Query options: ``recursive`` (``yes``/``no``, default ``yes``: sub-folders are listed too, one
   ``LIST`` per folder; ``FileRef.name`` is the ``/``-separated path relative to ``dir``),
   ``timeout`` (seconds for the connection and for every command, default 30) and
   ``utc_offset`` (hours, in quarters, between the server's listing times and UTC, default 0;
   e.g. ``-3`` for a server that lists times in Brasília time).
 
-Settings read: ``file_pattern`` (see :func:`etl4all.sources.settle.name_matches`).
+Constructor option: ``pattern`` (default ``*.txt``; see
+:func:`etl4all.sources.settle.name_matches`), which a single-file URL ignores.
 Driver: ``ftputil`` (``pip install 'etl4all[ftp]'``) over ``ftplib``, passive mode, UTF-8 paths.
 
 ``FileRef.key`` is ``ftp://host:port/dir/name`` without credentials. Every
@@ -32,13 +33,11 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import logging
-import os
 import posixpath
 import stat
-import threading
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 with warnings.catch_warnings():
@@ -51,11 +50,9 @@ with warnings.catch_warnings():
 from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceError
+from etl4all.perthread import PerThread
 from etl4all.sources.base import FileRef
 from etl4all.sources.settle import name_matches
-
-if TYPE_CHECKING:
-    from etl4all.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +68,10 @@ FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.a
 class FtpSource(Closing):
     """Files of a folder (or one file) on an FTP server."""
 
-    def __init__(self, *, url: str, settings: Settings) -> None:
-        """Parse and check the URL; connections are opened on first use.
+    def __init__(self, *, url: str, pattern: str = "*.txt") -> None:
+        """Parse and check the URL; a folder's files are those whose name fits ``pattern``.
+
+        Connections are opened on first use.
 
         Raises:
             ConfigError: not an ``ftp://`` URL, no host, a bad port or option.
@@ -93,7 +92,7 @@ class FtpSource(Closing):
         self._password = unquote(parts.password) if parts.password else ""
         self._recursive, timeout, utc_offset = _options(parts.query, self._safe_url)
         self._time_shift = utc_offset * 3600.0
-        self._pattern = settings.file_pattern
+        self._pattern = pattern
         self._dir = unquote(parts.path[1:]).rstrip("/") or "."
         netloc = f"[{self._hostname}]" if ":" in self._hostname else self._hostname
         dir_part = "" if self._dir == "." else "/" + quote(self._dir, safe="/")
@@ -102,10 +101,7 @@ class FtpSource(Closing):
         self._base_key = f"ftp://{netloc}:{port}{dir_part}"
         self._factory = _session_factory(port, timeout)
         self._root: str | None = None
-        self._local = threading.local()
-        self._hosts: list[ftputil.FTPHost] = []
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._hosts = PerThread(self._connect)
 
     def __repr__(self) -> str:
         return f"FtpSource({self._base_key!r})"
@@ -117,7 +113,7 @@ class FtpSource(Closing):
             SourceError: connection, login or listing failed, or ``dir`` does not exist.
         """
         with self._errors("listing"):
-            host = self._host()
+            host = self._hosts.get()
             host.stat_cache.clear()
             root = self._root_of(host)
             log.debug("LIST %s (recursive=%s)", self._safe_url, self._recursive)
@@ -147,7 +143,7 @@ class FtpSource(Closing):
             SourceError: connection or transfer failed, or the file is gone.
         """
         with self._errors(f"download of {ref.name}"):
-            host = self._host()
+            host = self._hosts.get()
             root = self._root_of(host)
             path = root if ref.key == self._base_key else posixpath.join(root, ref.name)
             log.debug("RETR %s from %s", path, self._safe_url)
@@ -159,39 +155,23 @@ class FtpSource(Closing):
 
     def close(self) -> None:
         """Close the connections of every thread."""
-        with self._lock:
-            hosts, self._hosts = self._hosts, []
-        for host in hosts:
+        for host in self._hosts.pop_all():
             _close_quietly(host, self._safe_url)
-        self._local = threading.local()
 
-    def _host(self) -> ftputil.FTPHost:
-        """This thread's connection, opened on first use."""
-        if self._pid != os.getpid():
-            # A forked child must not share its parent's sockets.
-            self._pid, self._local, self._hosts = os.getpid(), threading.local(), []
-        host: ftputil.FTPHost | None = getattr(self._local, "host", None)
-        if host is None:
-            log.debug("connecting to %s", self._safe_url)
-            host = ftputil.FTPHost(
-                self._hostname, self._user, self._password, session_factory=self._factory
-            )
-            host.set_time_shift(self._time_shift)
-            self._local.host = host
-            with self._lock:
-                self._hosts.append(host)
+    def _connect(self) -> ftputil.FTPHost:
+        """A new logged-in connection."""
+        log.debug("connecting to %s", self._safe_url)
+        host = ftputil.FTPHost(
+            self._hostname, self._user, self._password, session_factory=self._factory
+        )
+        host.set_time_shift(self._time_shift)
         return host
 
     def _drop_host(self) -> None:
         """Forget and close this thread's connection after an error."""
-        host = getattr(self._local, "host", None)
-        if host is None:
-            return
-        self._local.host = None
-        with self._lock:
-            if host in self._hosts:
-                self._hosts.remove(host)
-        _close_quietly(host, self._safe_url)
+        host = self._hosts.pop()
+        if host is not None:
+            _close_quietly(host, self._safe_url)
 
     def _root_of(self, host: ftputil.FTPHost) -> str:
         """The absolute path of ``dir`` (relative paths start at the login folder)."""

@@ -3,15 +3,15 @@
 URL: a plain path (``data/points``, ``/srv/in/day1.txt``) or ``file:///srv/in``
 (percent-encoded; host empty or ``localhost``). No query options.
 
-- A folder is searched recursively for files whose name matches ``settings.file_pattern``
-  (see :func:`etl4all.sources.settle.name_matches`); ``FileRef.name`` is the path relative to
-  the folder, ``/``-separated.
+- A folder is searched recursively for files whose name matches ``pattern`` (see
+  :func:`etl4all.sources.settle.name_matches`); ``FileRef.name`` is the path relative to the
+  folder, ``/``-separated.
 - A single file is taken whatever its name; ``FileRef.name`` is its base name.
 - ``FileRef.key`` is the absolute path as a ``file://`` URL, so the same file given by a
   relative or an absolute path is the same file for the state store.
 
-Settings read: ``file_pattern``. Driver: the standard library. One path per instance: build
-one source per path given on the command line.
+Constructor option: ``pattern`` (default ``*.txt``). Driver: the standard library. One path
+per instance: build one source per path given on the command line.
 """
 
 from __future__ import annotations
@@ -21,16 +21,12 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceError
 from etl4all.sources.base import FileRef
 from etl4all.sources.settle import name_matches
-
-if TYPE_CHECKING:
-    from etl4all.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +54,15 @@ def path_of(url: str) -> Path:
 class LocalSource(Closing):
     """Files of a local folder (recursively) or a single local file."""
 
-    def __init__(self, *, url: str, settings: Settings) -> None:
-        """Check that the path exists.
+    def __init__(self, *, url: str, pattern: str = "*.txt") -> None:
+        """Check that the path exists; a folder's files are those whose name fits ``pattern``.
 
         Raises:
             ConfigError: the URL is malformed or the path does not exist.
         """
         self._url = url
         self._root = path_of(url)
-        self._pattern = settings.file_pattern
+        self._pattern = pattern
         if not self._root.exists():
             raise ConfigError(f"no such file or folder: {self._root} (source {url})")
         self._single = not self._root.is_dir()

@@ -1,13 +1,19 @@
-"""The State role: claims and done-marks of files, and the geocode cache."""
+"""The state roles: a file ledger (claims, done marks) and a geocode cache.
+
+A backend may implement both (SQLite and Redis do); the wiring opens one store that serves
+both as a :class:`StateStore`, and each stage sees only the role it uses.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
 
 from etl4all import frames
+from etl4all.errors import ConfigError
 
 CACHE_KEYS_SCHEMA: dict[str, pl.DataType] = {"lat_key": pl.Int64(), "lon_key": pl.Int64()}
 """Cache keys: the coordinate as integers of 10**-precision degrees."""
@@ -25,9 +31,37 @@ class FileMark:
     sha256: str
 
 
+def checked_ttl(ttl: float) -> float:
+    """``ttl`` if it is a positive, finite number of seconds (a lease or a cache entry).
+
+    Raises:
+        ConfigError: ``ttl`` is zero, negative, infinite or NaN.
+    """
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ConfigError(f"a TTL must be a positive number of seconds, got {ttl!r}")
+    return ttl
+
+
 @runtime_checkable
-class State(Protocol):
-    """Shared memory of the workers; a context manager."""
+class _Closes(Protocol):
+    """What both roles share: a context manager that closes on exit."""
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+    def __enter__(self) -> Self:
+        """Use as a context manager: ``close()`` on exit."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
+        ...
+
+
+@runtime_checkable
+class FileLedger(_Closes, Protocol):
+    """Which files are done and which worker holds which file; a context manager."""
 
     def claim(self, key: str, ttl: float) -> str | None:
         """Take a lease on file ``key`` for ``ttl`` seconds; a token, or None if taken."""
@@ -53,10 +87,15 @@ class State(Protocol):
         """Number of files done."""
         ...
 
+
+@runtime_checkable
+class GeocodeCache(_Closes, Protocol):
+    """Geocode results by coordinate key, per scope, with a TTL; a context manager."""
+
     def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
         """Cached results (``CACHE_SCHEMA``) of ``keys`` (``CACHE_KEYS_SCHEMA``) in ``scope``.
 
-        ``scope`` names the provider and precision, e.g. ``"google:6"``.
+        ``scope`` is ``provider:language:precision``, e.g. ``"google:pt-BR:6"``.
         """
         ...
 
@@ -68,18 +107,7 @@ class State(Protocol):
         """Number of cached results (all scopes)."""
         ...
 
-    def close(self) -> None:
-        """Release connections."""
-        ...
 
-    def __enter__(self) -> Self:
-        """Use as a context manager: ``close()`` on exit."""
-        ...
-
-    def __exit__(self, *exc: object) -> None:
-        """Close."""
-        ...
-
-
-FileLedger = State
-GeocodeCache = State
+@runtime_checkable
+class StateStore(FileLedger, GeocodeCache, Protocol):
+    """One store serving both roles, as the wiring opens it."""

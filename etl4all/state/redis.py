@@ -12,7 +12,7 @@ Keys:
   scripts that compare the token first, so an expired lease taken over by another worker is
   never deleted or extended by the old holder.
 - ``{prefix}done`` (a hash): file key → ``size|mtime|sha256``, read with one ``HMGET``.
-- ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.payload`)
+- ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.cache`)
   with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
 
 The lease is an efficiency device (it avoids double downloads), not a correctness guarantee:
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import secrets
 from collections.abc import Iterator
@@ -34,11 +33,11 @@ import polars as pl
 import redis
 import redis.exceptions
 
-from etl4all import frames, urls
+from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreError
-from etl4all.state import payload
-from etl4all.state.base import CACHE_SCHEMA, FileMark
+from etl4all.state.base import FileMark, checked_ttl
+from etl4all.state.cache import PayloadCache
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ return 0
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
-class RedisState(Closing):
+class RedisState(PayloadCache, Closing):
     """Claims, done files and the geocode cache in Redis."""
 
     def __init__(self, *, url: str) -> None:
@@ -162,37 +161,24 @@ class RedisState(Closing):
 
     # -- geocode cache --------------------------------------------------------------------
 
-    def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
-        """Cached results of ``keys`` in ``scope``: one row per distinct key found.
-
-        Raises:
-            DataError: ``keys`` do not fit ``CACHE_KEYS_SCHEMA``.
-        """
-        wanted = payload.keys_of(keys)
-        if wanted.is_empty():
-            return frames.empty(CACHE_SCHEMA)
-        names = wanted.select(self._geo_key(scope)).to_series().to_list()
+    def _fetch(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
+        """The payloads of ``keys`` in ``scope``: pipelined MGETs (Redis expires the rest)."""
+        names = keys.select(self._geo_key(scope)).to_series().to_list()
         log.debug("MGET %d cache keys scope=%s on %s", len(names), scope, self._safe_url)
         with self._errors(f"read {len(names)} cache keys"):
             pipe = self._client.pipeline(transaction=False)
             for start in range(0, len(names), CHUNK):
                 pipe.mget(names[start : start + CHUNK])
             values = [value for chunk in pipe.execute() for value in chunk]
-        found = wanted.with_columns(payload=pl.Series(values, dtype=pl.String)).filter(
+        return keys.with_columns(payload=pl.Series(values, dtype=pl.String)).filter(
             pl.col("payload").is_not_null()
         )
-        return payload.decode(found)
 
-    def cache_put(self, scope: str, rows: pl.DataFrame, ttl: float) -> None:
-        """Cache ``rows`` (``CACHE_SCHEMA``) in ``scope`` for ``ttl`` seconds.
-
-        Raises:
-            DataError: ``rows`` do not fit ``CACHE_SCHEMA``.
-        """
+    def _store(self, scope: str, payloads: pl.DataFrame, ttl: float) -> None:
+        """``SET PX`` each payload in ``scope``, pipelined by ``CHUNK`` commands."""
         ttl_ms = _milliseconds(ttl)
-        encoded = payload.encode(rows)
-        names = encoded.select(self._geo_key(scope)).to_series().to_list()
-        values = encoded.get_column("payload").to_list()
+        names = payloads.select(self._geo_key(scope)).to_series().to_list()
+        values = payloads.get_column("payload").to_list()
         log.debug("SET PX %d cache keys scope=%s on %s", len(names), scope, self._safe_url)
         with self._errors(f"cache {len(names)} rows"):
             for start in range(0, len(names), CHUNK):
@@ -259,7 +245,9 @@ class RedisState(Closing):
 
 
 def _milliseconds(ttl: float) -> int:
-    """``ttl`` seconds as whole milliseconds (at least 1)."""
-    if not (ttl > 0 and math.isfinite(ttl)):
-        raise ConfigError(f"a TTL must be a positive number of seconds, got {ttl!r}")
-    return max(1, round(ttl * 1000))
+    """``ttl`` seconds as whole milliseconds (at least 1).
+
+    Raises:
+        ConfigError: ``ttl`` is not a positive number of seconds.
+    """
+    return max(1, round(checked_ttl(ttl) * 1000))

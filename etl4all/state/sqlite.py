@@ -15,7 +15,7 @@ Tables (created when missing):
 - ``claims(key, token, expires_at)``: leases; a claim is one ``INSERT … ON CONFLICT DO
   UPDATE … WHERE expires_at <= now`` in a write transaction, so exactly one claimer wins.
 - ``geocode_cache(scope, lat_key, lon_key, payload, expires_at)``: JSON payloads
-  (:mod:`etl4all.state.payload`); expired rows are ignored and purged on the next put.
+  (:mod:`etl4all.state.cache`); expired rows are ignored and purged on the next put.
 
 Times are wall-clock seconds (``time.time()``), shared by the processes of the machine.
 """
@@ -25,21 +25,20 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 
 import polars as pl
 
-from etl4all import frames, urls
+from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreError
-from etl4all.state import payload
-from etl4all.state.base import CACHE_SCHEMA, FileMark
+from etl4all.perthread import PerThread
+from etl4all.state.base import FileMark, checked_ttl
+from etl4all.state.cache import PAYLOADS_SCHEMA, PayloadCache
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ ON CONFLICT (key) DO UPDATE SET
 """
 
 
-class SqliteState(Closing):
+class SqliteState(PayloadCache, Closing):
     """Claims, done files and the geocode cache in one SQLite file."""
 
     def __init__(self, *, url: str) -> None:
@@ -124,10 +123,7 @@ class SqliteState(Closing):
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{self._safe_url}: cannot create folder {folder}: {exc}") from exc
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._connections = PerThread(self._connect)
         with self._errors("create the tables"):
             self._conn().executescript(_SCHEMA)
 
@@ -138,7 +134,7 @@ class SqliteState(Closing):
 
     def claim(self, key: str, ttl: float) -> str | None:
         """Take a lease on ``key`` for ``ttl`` seconds; a token, or None if someone holds it."""
-        ttl = _positive(ttl)
+        ttl = checked_ttl(ttl)
         token = secrets.token_hex(16)
         now = time.time()
         with self._errors(f"claim {key}"), self._transaction() as conn:
@@ -152,7 +148,7 @@ class SqliteState(Closing):
         Returns:
             False when the lease expired or was taken over: give up the work.
         """
-        ttl = _positive(ttl)
+        ttl = checked_ttl(ttl)
         now = time.time()
         sql = "UPDATE claims SET expires_at = ? WHERE key = ? AND token = ? AND expires_at > ?"
         with self._errors(f"renew {key}"), self._transaction() as conn:
@@ -191,49 +187,27 @@ class SqliteState(Closing):
 
     # -- geocode cache --------------------------------------------------------------------
 
-    def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
-        """Unexpired cached results of ``keys`` in ``scope``: one row per distinct key found.
-
-        Raises:
-            DataError: ``keys`` do not fit ``CACHE_KEYS_SCHEMA``.
-        """
-        wanted = payload.keys_of(keys)
-        if wanted.is_empty():
-            return frames.empty(CACHE_SCHEMA)
-        action = f"read {wanted.height} cache keys"
-        with self._errors(action), self._transaction("DEFERRED") as conn:
+    def _fetch(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
+        """The unexpired payloads of ``keys`` in ``scope``, joined through a temp table."""
+        with self._errors(f"read {keys.height} cache keys"), self._transaction("DEFERRED") as conn:
             conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS cache_keys (lat_key INTEGER, lon_key INTEGER)"
             )
             conn.execute("DELETE FROM temp.cache_keys")
-            conn.executemany("INSERT INTO temp.cache_keys VALUES (?, ?)", wanted.iter_rows())
+            conn.executemany("INSERT INTO temp.cache_keys VALUES (?, ?)", keys.iter_rows())
             found = conn.execute(_GET, (scope, time.time())).fetchall()
             conn.execute("DELETE FROM temp.cache_keys")
-        log.debug("cache get scope=%s: %d of %d keys found", scope, len(found), wanted.height)
-        frame = pl.DataFrame(
-            found,
-            schema={"lat_key": pl.Int64, "lon_key": pl.Int64, "payload": pl.String},
-            orient="row",
-        )
-        return payload.decode(frame)
+        return pl.DataFrame(found, schema=PAYLOADS_SCHEMA, orient="row")
 
-    def cache_put(self, scope: str, rows: pl.DataFrame, ttl: float) -> None:
-        """Cache ``rows`` (``CACHE_SCHEMA``) in ``scope`` for ``ttl`` seconds.
-
-        Raises:
-            DataError: ``rows`` do not fit ``CACHE_SCHEMA``.
-        """
-        ttl = _positive(ttl)
-        encoded = payload.encode(rows)
+    def _store(self, scope: str, payloads: pl.DataFrame, ttl: float) -> None:
+        """Upsert ``payloads`` in ``scope``, purging expired rows first."""
         now = time.time()
-        expires_at = now + ttl
-        values = encoded.with_columns(
-            pl.lit(scope).alias("scope"), pl.lit(expires_at).alias("expires_at")
+        values = payloads.with_columns(
+            pl.lit(scope).alias("scope"), pl.lit(now + ttl).alias("expires_at")
         ).select("scope", "lat_key", "lon_key", "payload", "expires_at")
         with self._errors(f"cache {values.height} rows"), self._transaction() as conn:
             conn.execute("DELETE FROM geocode_cache WHERE expires_at <= ?", (now,))
             conn.executemany(_PUT, values.iter_rows())
-        log.debug("cache put scope=%s: %d rows", scope, values.height)
 
     def cache_size(self) -> int:
         """Number of unexpired cached results (all scopes)."""
@@ -246,27 +220,20 @@ class SqliteState(Closing):
 
     def close(self) -> None:
         """Close the connections of every thread."""
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
+        for conn in self._connections.pop_all():
             conn.close()
-        self._local = threading.local()
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
-        if self._pid != os.getpid():
-            # A forked child must not touch (or close) its parent's connections.
-            self._pid, self._local, self._connections = os.getpid(), threading.local(), []
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
+        return self._connections.get()
+
+    def _connect(self) -> sqlite3.Connection:
+        """A new connection in WAL mode."""
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
     @contextlib.contextmanager
@@ -295,10 +262,3 @@ class SqliteState(Closing):
                 f"SQLite state {self._safe_url} failed to {action}: {exc}; "
                 "another process may hold a long write lock, or the file is damaged"
             ) from exc
-
-
-def _positive(ttl: float) -> float:
-    """``ttl`` if it is a positive finite number of seconds."""
-    if not (ttl > 0 and math.isfinite(ttl)):
-        raise ConfigError(f"a TTL must be a positive number of seconds, got {ttl!r}")
-    return ttl

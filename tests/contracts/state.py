@@ -1,8 +1,9 @@
-"""The State contract: every state store (SQLite, Redis) passes the same tests.
+"""The state contracts: every state store (SQLite, Redis) passes the same tests.
 
-A backend's test module subclasses :class:`StateContract` and overrides the ``state`` and
-``other_state`` fixtures: two instances on the same (fresh, test-private) store, as two
-workers would see it.
+:class:`LedgerContract` checks the file ledger (claims, done marks), :class:`CacheContract`
+the geocode cache. A backend's test module subclasses each contract it implements and
+provides a ``store_url`` fixture: the URL of a fresh, test-private store. The contracts build
+two instances on it with ``state.from_url``, as two workers would see it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from etl4all import state
 from etl4all.errors import ConfigError, DataError
-from etl4all.state.base import CACHE_KEYS_SCHEMA, CACHE_SCHEMA, FileMark, State
+from etl4all.state.base import (
+    CACHE_KEYS_SCHEMA,
+    CACHE_SCHEMA,
+    FileLedger,
+    FileMark,
+    GeocodeCache,
+    StateStore,
+)
 
-SCOPE = "google:6"
+SCOPE = "google:pt-BR:6"
 FILE = "ftp://127.0.0.1:21/in/São Paulo|day 1.txt"
 
 
@@ -59,70 +68,82 @@ def sorted_rows(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("lat_key", "lon_key")
 
 
-class StateContract:
-    """Behaviour every State backend must have."""
+class StoreFixtures:
+    """Two instances on the backend's ``store_url``; shared by both contracts."""
 
     @pytest.fixture
-    def state(self) -> Iterator[State]:
-        """A store on a fresh, test-private namespace; override in the backend's module."""
-        raise NotImplementedError
+    def store(self, store_url: str) -> Iterator[StateStore]:
+        """A store on the test-private ``store_url``."""
+        with state.from_url(store_url) as store:
+            yield store
 
     @pytest.fixture
-    def other_state(self) -> Iterator[State]:
-        """A second instance on the same store as ``state`` (another worker)."""
-        raise NotImplementedError
+    def other_store(self, store_url: str) -> Iterator[StateStore]:
+        """A second instance on the same store as ``store`` (another worker)."""
+        with state.from_url(store_url) as store:
+            yield store
 
-    def test_satisfies_the_protocol(self, state: State) -> None:
-        assert isinstance(state, State)
+
+class LedgerContract(StoreFixtures):
+    """Behaviour every FileLedger backend must have."""
+
+    def test_satisfies_the_protocol(self, store: FileLedger) -> None:
+        assert isinstance(store, FileLedger)
 
     # -- claims ---------------------------------------------------------------------------
 
-    def test_claim_is_exclusive(self, state: State, other_state: State) -> None:
-        token = state.claim(FILE, 30)
+    def test_claim_is_exclusive(self, store: FileLedger, other_store: FileLedger) -> None:
+        token = store.claim(FILE, 30)
         assert token
-        assert state.claim(FILE, 30) is None
-        assert other_state.claim(FILE, 30) is None
-        assert other_state.claim(FILE + ".other", 30) not in (None, token)
+        assert store.claim(FILE, 30) is None
+        assert other_store.claim(FILE, 30) is None
+        assert other_store.claim(FILE + ".other", 30) not in (None, token)
 
-    def test_expired_claim_can_be_taken_over(self, state: State, other_state: State) -> None:
-        first = state.claim(FILE, 0.2)
+    def test_expired_claim_can_be_taken_over(
+        self, store: FileLedger, other_store: FileLedger
+    ) -> None:
+        first = store.claim(FILE, 0.2)
         assert first
         time.sleep(0.35)
-        second = other_state.claim(FILE, 30)
+        second = other_store.claim(FILE, 30)
         assert second and second != first
 
-    def test_release_only_by_the_holder(self, state: State, other_state: State) -> None:
-        token = state.claim(FILE, 30)
+    def test_release_only_by_the_holder(self, store: FileLedger, other_store: FileLedger) -> None:
+        token = store.claim(FILE, 30)
         assert token
-        other_state.release(FILE, "not-the-token")
-        assert other_state.claim(FILE, 30) is None
-        state.release(FILE, token)
-        assert other_state.claim(FILE, 30)
+        other_store.release(FILE, "not-the-token")
+        assert other_store.claim(FILE, 30) is None
+        store.release(FILE, token)
+        assert other_store.claim(FILE, 30)
 
-    def test_stale_release_keeps_the_new_lease(self, state: State, other_state: State) -> None:
-        stale = state.claim(FILE, 0.2)
+    def test_stale_release_keeps_the_new_lease(
+        self, store: FileLedger, other_store: FileLedger
+    ) -> None:
+        stale = store.claim(FILE, 0.2)
         assert stale
         time.sleep(0.35)
-        assert other_state.claim(FILE, 30)
-        state.release(FILE, stale)
-        assert state.claim(FILE, 30) is None
+        assert other_store.claim(FILE, 30)
+        store.release(FILE, stale)
+        assert store.claim(FILE, 30) is None
 
-    def test_renew_extends_only_the_holders_lease(self, state: State, other_state: State) -> None:
-        token = state.claim(FILE, 0.3)
+    def test_renew_extends_only_the_holders_lease(
+        self, store: FileLedger, other_store: FileLedger
+    ) -> None:
+        token = store.claim(FILE, 0.3)
         assert token
-        assert not other_state.renew(FILE, "not-the-token", 30)  # type: ignore[attr-defined]
-        assert state.renew(FILE, token, 30)  # type: ignore[attr-defined]
+        assert not other_store.renew(FILE, "not-the-token", 30)
+        assert store.renew(FILE, token, 30)
         time.sleep(0.45)
-        assert other_state.claim(FILE, 30) is None
+        assert other_store.claim(FILE, 30) is None
 
-    def test_renew_fails_after_takeover(self, state: State, other_state: State) -> None:
-        token = state.claim(FILE, 0.2)
+    def test_renew_fails_after_takeover(self, store: FileLedger, other_store: FileLedger) -> None:
+        token = store.claim(FILE, 0.2)
         assert token
         time.sleep(0.35)
-        assert other_state.claim(FILE, 30)
-        assert not state.renew(FILE, token, 30)  # type: ignore[attr-defined]
+        assert other_store.claim(FILE, 30)
+        assert not store.renew(FILE, token, 30)
 
-    def test_threads_racing_on_a_claim_one_wins(self, state: State) -> None:
+    def test_threads_racing_on_a_claim_one_wins(self, store: FileLedger) -> None:
         keys = [f"{FILE}.{i}" for i in range(20)]
         winners: dict[str, list[str]] = {key: [] for key in keys}
         barrier = threading.Barrier(4)
@@ -130,7 +151,7 @@ class StateContract:
         def race() -> None:
             barrier.wait()
             for key in keys:
-                token = state.claim(key, 30)
+                token = store.claim(key, 30)
                 if token:
                     winners[key].append(token)
 
@@ -141,90 +162,101 @@ class StateContract:
             thread.join(timeout=30)
         assert {key: len(tokens) for key, tokens in winners.items()} == dict.fromkeys(keys, 1)
 
-    def test_bad_ttl_is_refused(self, state: State) -> None:
+    def test_bad_ttl_is_refused(self, store: FileLedger) -> None:
         with pytest.raises(ConfigError):
-            state.claim(FILE, 0)
-        with pytest.raises(ConfigError):
-            state.cache_put(SCOPE, cache_rows(1), -1)
+            store.claim(FILE, 0)
 
     # -- done files -----------------------------------------------------------------------
 
-    def test_done_marks_round_trip(self, state: State, other_state: State) -> None:
-        assert state.done([]) == {}
-        assert state.done([FILE]) == {}
+    def test_done_marks_round_trip(self, store: FileLedger, other_store: FileLedger) -> None:
+        assert store.done([]) == {}
+        assert store.done([FILE]) == {}
         mark = FileMark(size=123_456_789_012, mtime=1_700_000_000.123456, sha256="ab" * 32)
-        state.mark_done({FILE: mark, "file:///x.txt": FileMark(0, 0.0, "00" * 32)})
-        assert other_state.done([FILE, "file:///missing.txt"]) == {FILE: mark}
+        store.mark_done({FILE: mark, "file:///x.txt": FileMark(0, 0.0, "00" * 32)})
+        assert other_store.done([FILE, "file:///missing.txt"]) == {FILE: mark}
         changed = FileMark(size=1, mtime=1_700_000_060.5, sha256="cd" * 32)
-        other_state.mark_done({FILE: changed})
-        assert state.done([FILE, "file:///x.txt"]) == {
+        other_store.mark_done({FILE: changed})
+        assert store.done([FILE, "file:///x.txt"]) == {
             FILE: changed,
             "file:///x.txt": FileMark(0, 0.0, "00" * 32),
         }
-        state.mark_done({})
-        assert state.done_count() == 2
+        store.mark_done({})
+        assert store.done_count() == 2
 
-    # -- geocode cache --------------------------------------------------------------------
 
-    def test_cache_round_trip_is_exact(self, state: State, other_state: State) -> None:
+class CacheContract(StoreFixtures):
+    """Behaviour every GeocodeCache backend must have."""
+
+    def test_satisfies_the_protocol(self, store: GeocodeCache) -> None:
+        assert isinstance(store, GeocodeCache)
+
+    def test_bad_ttl_is_refused(self, store: GeocodeCache) -> None:
+        with pytest.raises(ConfigError):
+            store.cache_put(SCOPE, cache_rows(1), -1)
+
+    def test_cache_round_trip_is_exact(
+        self, store: GeocodeCache, other_store: GeocodeCache
+    ) -> None:
         rows = cache_rows(50)
-        state.cache_put(SCOPE, rows, 60)
-        got = other_state.cache_get(SCOPE, keys_of(rows))
+        store.cache_put(SCOPE, rows, 60)
+        got = other_store.cache_get(SCOPE, keys_of(rows))
         assert got.schema == pl.Schema(CACHE_SCHEMA)
         assert_frame_equal(sorted_rows(got), sorted_rows(rows))
 
-    def test_cache_miss_and_partial_hit(self, state: State) -> None:
+    def test_cache_miss_and_partial_hit(self, store: GeocodeCache) -> None:
         rows = cache_rows(10)
-        empty = state.cache_get(SCOPE, keys_of(rows))
+        empty = store.cache_get(SCOPE, keys_of(rows))
         assert empty.is_empty() and empty.schema == pl.Schema(CACHE_SCHEMA)
-        state.cache_put(SCOPE, rows.head(4), 60)
+        store.cache_put(SCOPE, rows.head(4), 60)
         wanted = pl.concat([keys_of(rows), keys_of(rows.head(2))])  # duplicates too
-        got = state.cache_get(SCOPE, wanted)
+        got = store.cache_get(SCOPE, wanted)
         assert_frame_equal(sorted_rows(got), sorted_rows(rows.head(4)))
 
-    def test_cache_put_replaces(self, state: State) -> None:
-        state.cache_put(SCOPE, cache_rows(5), 60)
-        state.cache_put(SCOPE, cache_rows(5, city="Canoas"), 60)
-        got = state.cache_get(SCOPE, keys_of(cache_rows(5)))
+    def test_cache_put_replaces(self, store: GeocodeCache) -> None:
+        store.cache_put(SCOPE, cache_rows(5), 60)
+        store.cache_put(SCOPE, cache_rows(5, city="Canoas"), 60)
+        got = store.cache_get(SCOPE, keys_of(cache_rows(5)))
         assert got["city"].to_list() == ["Canoas"] * 5
 
-    def test_cache_entries_expire(self, state: State) -> None:
+    def test_cache_entries_expire(self, store: GeocodeCache) -> None:
         rows = cache_rows(5)
-        state.cache_put(SCOPE, rows, 0.2)
-        state.cache_put(SCOPE, cache_rows(3, offset=100), 60)
-        assert state.cache_get(SCOPE, keys_of(rows)).height == 5
-        assert state.cache_size() == 8
+        store.cache_put(SCOPE, rows, 0.2)
+        store.cache_put(SCOPE, cache_rows(3, offset=100), 60)
+        assert store.cache_get(SCOPE, keys_of(rows)).height == 5
+        assert store.cache_size() == 8
         time.sleep(0.35)
-        assert state.cache_get(SCOPE, keys_of(rows)).is_empty()
-        assert state.cache_size() == 3
+        assert store.cache_get(SCOPE, keys_of(rows)).is_empty()
+        assert store.cache_size() == 3
 
-    def test_scopes_do_not_mix(self, state: State) -> None:
+    def test_scopes_do_not_mix(self, store: GeocodeCache) -> None:
         rows = cache_rows(5)
-        state.cache_put(SCOPE, rows, 60)
-        state.cache_put("nominatim:6", cache_rows(5, city="Outra"), 60)
-        assert state.cache_get("google:5", keys_of(rows)).is_empty()
-        assert state.cache_get(SCOPE, keys_of(rows))["city"].unique().to_list() == ["Porto Alegre"]
-        assert state.cache_get("nominatim:6", keys_of(rows))["city"].unique().to_list() == ["Outra"]
-        assert state.cache_size() == 10
+        store.cache_put(SCOPE, rows, 60)
+        store.cache_put("nominatim:pt-BR:6", cache_rows(5, city="Outra"), 60)
+        assert store.cache_get("google:pt-BR:5", keys_of(rows)).is_empty()
+        assert store.cache_get(SCOPE, keys_of(rows))["city"].unique().to_list() == ["Porto Alegre"]
+        assert store.cache_get("nominatim:pt-BR:6", keys_of(rows))["city"].unique().to_list() == [
+            "Outra"
+        ]
+        assert store.cache_size() == 10
 
-    def test_empty_frames(self, state: State) -> None:
-        state.cache_put(SCOPE, cache_rows(0), 60)
-        got = state.cache_get(SCOPE, pl.DataFrame(schema=CACHE_KEYS_SCHEMA))
+    def test_empty_frames(self, store: GeocodeCache) -> None:
+        store.cache_put(SCOPE, cache_rows(0), 60)
+        got = store.cache_get(SCOPE, pl.DataFrame(schema=CACHE_KEYS_SCHEMA))
         assert got.is_empty() and got.schema == pl.Schema(CACHE_SCHEMA)
-        assert state.cache_size() == 0
+        assert store.cache_size() == 0
 
-    def test_cache_rejects_rows_of_the_wrong_shape(self, state: State) -> None:
+    def test_cache_rejects_rows_of_the_wrong_shape(self, store: GeocodeCache) -> None:
         with pytest.raises(DataError):
-            state.cache_put(SCOPE, cache_rows(2).drop("city"), 60)
+            store.cache_put(SCOPE, cache_rows(2).drop("city"), 60)
         with pytest.raises(DataError):
-            state.cache_get(SCOPE, pl.DataFrame({"lat_key": ["x"], "lon_key": [1]}))
+            store.cache_get(SCOPE, pl.DataFrame({"lat_key": ["x"], "lon_key": [1]}))
 
-    def test_twenty_thousand_keys(self, state: State) -> None:
+    def test_twenty_thousand_keys(self, store: GeocodeCache) -> None:
         rows = cache_rows(20_000)
         started = time.perf_counter()
-        state.cache_put(SCOPE, rows, 600)
-        got = state.cache_get(SCOPE, keys_of(cache_rows(20_500)))
+        store.cache_put(SCOPE, rows, 600)
+        got = store.cache_get(SCOPE, keys_of(cache_rows(20_500)))
         elapsed = time.perf_counter() - started
         assert_frame_equal(sorted_rows(got), sorted_rows(rows))
-        assert state.cache_size() == 20_000
+        assert store.cache_size() == 20_000
         assert elapsed < 10, f"20,000 keys took {elapsed:.1f} s"

@@ -1,32 +1,31 @@
-"""RedisState: the State contract, plus key layout and error mapping."""
+"""RedisState: the ledger and cache contracts, plus key layout and error mapping."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
-from contracts.state import FILE, SCOPE, StateContract, cache_rows
+from contracts.state import FILE, SCOPE, CacheContract, LedgerContract, cache_rows
 
 from etl4all import state as state_role
 from etl4all.errors import ConfigError, StoreError
-from etl4all.settings import Settings
-from etl4all.state.base import FileMark
+from etl4all.state.base import FileMark, StateStore
 from etl4all.state.redis import DEFAULT_PREFIX, RedisState
 
 pytestmark = pytest.mark.redis
 
 
-class TestRedisState(StateContract):
-    @pytest.fixture
-    def state(self, redis_url: str) -> Iterator[RedisState]:
-        with RedisState(url=redis_url) as state:
-            yield state
+@pytest.fixture
+def store_url(redis_url: str) -> str:
+    """The contracts' store: a test-private key prefix."""
+    return redis_url
 
-    @pytest.fixture
-    def other_state(self, redis_url: str) -> Iterator[RedisState]:
-        with RedisState(url=redis_url) as state:
-            yield state
+
+class TestRedisLedger(LedgerContract):
+    """The file ledger contract on Redis."""
+
+
+class TestRedisCache(CacheContract):
+    """The geocode cache contract on Redis."""
 
 
 def test_key_layout(redis_url: str) -> None:
@@ -46,11 +45,13 @@ def test_key_layout(redis_url: str) -> None:
     client.close()
 
 
-def test_default_prefix_and_settings() -> None:
-    state = state_role.from_settings(Settings(state_url="redis://127.0.0.1:6379/0"))
-    with state:
+def test_default_prefix_and_factory() -> None:
+    with state_role.from_url("redis://127.0.0.1:6379/0") as state:
         assert isinstance(state, RedisState)
+        assert isinstance(state, StateStore)
         assert state.prefix == DEFAULT_PREFIX == "etl4all:"
+    with state_role.from_url("rediss://127.0.0.1:6379/0") as tls:
+        assert isinstance(tls, RedisState)
 
 
 @pytest.mark.parametrize(

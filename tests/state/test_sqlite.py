@@ -1,18 +1,17 @@
-"""SqliteState: the State contract, plus what is specific to a local file."""
+"""SqliteState: the ledger and cache contracts, plus what is specific to a local file."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contracts.state import FILE, StateContract
+from contracts.state import FILE, CacheContract, LedgerContract
 
 from etl4all import state as state_role
 from etl4all.errors import ConfigError, StoreError
-from etl4all.settings import Settings
+from etl4all.state.base import StateStore
 from etl4all.state.sqlite import SqliteState
 
 
@@ -21,16 +20,18 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/deep/er/state.db"
 
 
-class TestSqliteState(StateContract):
-    @pytest.fixture
-    def state(self, db_url: str) -> Iterator[SqliteState]:
-        with SqliteState(url=db_url) as state:
-            yield state
+@pytest.fixture
+def store_url(db_url: str) -> str:
+    """The contracts' store: a fresh SQLite file."""
+    return db_url
 
-    @pytest.fixture
-    def other_state(self, db_url: str) -> Iterator[SqliteState]:
-        with SqliteState(url=db_url) as state:
-            yield state
+
+class TestSqliteLedger(LedgerContract):
+    """The file ledger contract on SQLite."""
+
+
+class TestSqliteCache(CacheContract):
+    """The geocode cache contract on SQLite."""
 
 
 def test_creates_the_folder_in_wal_mode(db_url: str, tmp_path: Path) -> None:
@@ -42,10 +43,10 @@ def test_creates_the_folder_in_wal_mode(db_url: str, tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_built_from_settings(db_url: str) -> None:
-    state = state_role.from_settings(Settings(state_url=db_url))
-    with state:
+def test_built_from_url(db_url: str) -> None:
+    with state_role.from_url(db_url) as state:
         assert isinstance(state, SqliteState)
+        assert isinstance(state, StateStore)
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite://host/x.db"])
