@@ -1,7 +1,7 @@
 """Helpers shared by the sources' listings: name matching and the "settled" check.
 
 FTP cannot tell whether a file is still being uploaded. A poller therefore takes a file only
-when two listings, taken ``settings.settle_seconds`` apart, show it with the same size and
+when two listings, taken ``settle_seconds`` apart, show it with the same size and
 mtime (:func:`settled`). Both helpers are pure functions, so the extract stage owns the
 timing and the tests need no clock.
 """
