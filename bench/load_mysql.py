@@ -27,8 +27,7 @@ import polars as pl
 import pymysql
 
 from etl4all import frames
-from etl4all.warehouse import common
-from etl4all.warehouse.common import write_tsv
+from etl4all.warehouse import mysql_load, table
 from etl4all.warehouse.mysql import MySqlWarehouse
 
 
@@ -109,32 +108,32 @@ def _raw_load(
     With ``prefill`` the copy first holds those rows (not timed) and the load is a
     ``REPLACE``: the same work as the loader's, half new rows and half rewritten ones.
     """
-    rows_new, rows_changed = common.load_rows(new, changed)
+    rows_new, rows_changed = table.load_rows(new, changed)
     rows = pl.concat([rows_new, rows_changed])
-    table = f"raw_{uuid.uuid4().hex[:8]}"
+    copy = f"raw_{uuid.uuid4().hex[:8]}"
     mode = "REPLACE" if prefill is not None else ""
     statement = (
         "LOAD DATA LOCAL INFILE %s {mode} INTO TABLE {table} CHARACTER SET utf8mb4"
         " FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
-        f" ({', '.join(common.COLUMNS)})"
+        f" ({', '.join(table.COLUMNS)})"
         " SET created_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6)"
     )
     conn = warehouse._connection()  # the benchmark may peek: same session, same settings
     with tempfile.TemporaryDirectory() as tmp, conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {table} LIKE address")
+        cur.execute(f"CREATE TABLE {copy} LIKE address")
         if prefill is not None:
             first = Path(tmp) / "prefill.tsv"
-            write_tsv(common.load_rows(prefill, prefill.clear())[0], first)
-            cur.execute(statement.format(mode="", table=table), (str(first),))
+            mysql_load.write_tsv(table.load_rows(prefill, prefill.clear())[0], first)
+            cur.execute(statement.format(mode="", table=copy), (str(first),))
         conn.commit()
         path = Path(tmp) / "all.tsv"
-        write_tsv(rows, path)
+        mysql_load.write_tsv(rows, path)
         started = time.perf_counter()
-        cur.execute(statement.format(mode=mode, table=table), (str(path),))
+        cur.execute(statement.format(mode=mode, table=copy), (str(path),))
         conn.commit()
         elapsed = time.perf_counter() - started
         assert not cur.warning_count, conn.show_warnings()
-        cur.execute(f"DROP TABLE {table}")
+        cur.execute(f"DROP TABLE {copy}")
     return elapsed
 
 

@@ -16,8 +16,16 @@ SCHEMES = {
 }
 
 
-def from_url(url: str | None, warehouse: Warehouse) -> Lookup:
-    """The lookup of ``url``, or one that asks ``warehouse`` when ``url`` is None."""
+def from_url(url: str | None, *, warehouse: Warehouse) -> Lookup:
+    """The lookup of ``url``, or one that asks ``warehouse`` when ``url`` is None.
+
+    Only that :class:`~etl4all.lookup.warehouse.WarehouseLookup` uses ``warehouse``.
+
+    Raises:
+        UnknownSchemeError: no backend for the URL's scheme.
+        MissingDependencyError: the backend's driver is not installed.
+        ConfigError: a bad URL.
+    """
     if url is None:
         from etl4all.lookup.warehouse import WarehouseLookup
 

@@ -51,7 +51,7 @@ def open_warehouse(settings: Settings) -> Warehouse:
 
 def open_lookup(settings: Settings, wh: Warehouse) -> Lookup:
     """The lookup of ``settings.lookup_url``, or one that asks ``wh`` when unset."""
-    return lookup.from_url(settings.lookup_url, wh)
+    return lookup.from_url(settings.lookup_url, warehouse=wh)
 
 
 def extract_config(settings: Settings) -> ExtractConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from etl4all import urls
 
@@ -15,7 +15,13 @@ SCHEMES = {
 }
 
 
-def from_url(url: str) -> Warehouse:
-    """Build the warehouse of ``url``."""
+def from_url(url: str, **options: Any) -> Warehouse:
+    """Build the warehouse of ``url`` with the backend's keyword ``options``.
+
+    Raises:
+        UnknownSchemeError: no backend for the URL's scheme.
+        MissingDependencyError: the backend's driver is not installed.
+        ConfigError: a bad URL or option.
+    """
     cls = urls.load_class("warehouse", urls.scheme_of(url), SCHEMES)
-    return cls(url=url)
+    return cls(url=url, **options)

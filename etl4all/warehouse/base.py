@@ -72,7 +72,19 @@ class Warehouse(Protocol):
         ...
 
     def read(self) -> pl.DataFrame:
-        """The whole address table, for analysis and tests."""
+        """The whole address table ordered by ``id``, for analysis and tests.
+
+        Every backend gives the same shape: ``latitude``/``longitude`` as Float64 and the
+        timestamps as ``Datetime("us", "UTC")``.
+        """
+        ...
+
+    @classmethod
+    def read_url(cls, url: str) -> pl.DataFrame:
+        """What :meth:`read` returns, for the warehouse at ``url``, without building one.
+
+        Reads only: no DDL, no write connection (what ``etl4all.read_warehouse`` calls).
+        """
         ...
 
     def close(self) -> None:

@@ -3,7 +3,8 @@
 URL: ``duckdb:///path/to/etl4all.duckdb`` (see :func:`etl4all.urls.file_path` for relative
 and absolute paths); the parent folder is created. No query options.
 Driver: ``duckdb`` (a core dependency). The tables are created from ``sql/duckdb/`` when
-the warehouse is built, so it is ready to use at once.
+the warehouse is built, so it is ready to use at once. :meth:`DuckdbWarehouse.read_url`
+opens the file read-only.
 
 A load registers the rows as an Arrow table and runs set-based SQL in one transaction:
 one ``UPDATE ... FROM`` stage for known coordinates, one ``INSERT ... SELECT`` for new ones.
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +21,8 @@ import duckdb
 import polars as pl
 
 from etl4all import urls
-from etl4all.closing import Closing
 from etl4all.errors import ConfigError, DataError, WarehouseError
-from etl4all.warehouse import common
-from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult
-
-log = logging.getLogger(__name__)
+from etl4all.warehouse import ddl, table
 
 _STAGE = "_etl4all_stage"
 _INCOMING = "_etl4all_incoming"
@@ -62,44 +57,32 @@ def _errors(what: str, url: str) -> Iterator[None]:
         raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
 
 
-def _changed(new: str, old: str) -> str:
-    """SQL: some CHANGE_FIELDS differ between ``new`` and ``old`` (NULL-safe)."""
-    return " OR ".join(f"{new}.{c} IS DISTINCT FROM {old}.{c}" for c in CHANGE_FIELDS)
-
-
-def _smaller(new: str, old: str) -> str:
-    """SQL: (new.source_file, new.source_line) < (old.source_file, old.source_line)."""
-    return (
-        f"({new}.source_file < {old}.source_file OR ({new}.source_file = {old}.source_file"
-        f" AND {new}.source_line < {old}.source_line))"
-    )
-
-
+_CHANGED = table.changed_sql("{s} IS DISTINCT FROM {a}")
+_SMALLER = table.smaller_sql()
 _CASTS = {"latitude": "DECIMAL(10,8)", "longitude": "DECIMAL(11,8)", "source_line": "UINTEGER"}
 _STAGE_SQL = (
     f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS SELECT "
-    + ", ".join(f"CAST({c} AS {_CASTS[c]}) AS {c}" if c in _CASTS else c for c in common.COLUMNS)
+    + ", ".join(f"CAST({c} AS {_CASTS[c]}) AS {c}" if c in _CASTS else c for c in table.COLUMNS)
     + f" FROM {_INCOMING}"
 )
 _UPDATE_SQL = (
     "UPDATE address AS a SET "
-    + ", ".join(f"{c} = s.{c}" for c in CHANGE_FIELDS)
-    + f", geocoded_at = CASE WHEN {_changed('s', 'a')} THEN s.geocoded_at ELSE a.geocoded_at END, "
-    + ", ".join(
-        f"{c} = CASE WHEN {_smaller('s', 'a')} THEN s.{c} ELSE a.{c} END" for c in common.PROVENANCE
-    )
+    + table.merge_sql(stored="a", changed=_CHANGED, smaller=_SMALLER)
     + f", updated_at = $now FROM {_STAGE} AS s"
     " WHERE a.latitude = s.latitude AND a.longitude = s.longitude"
-    f" AND ({_changed('s', 'a')} OR {_smaller('s', 'a')})"
+    f" AND ({_CHANGED} OR {_SMALLER})"
 )
 _INSERT_SQL = (
-    f"INSERT INTO address ({', '.join(common.COLUMNS)}, created_at, updated_at)"
-    f" SELECT {', '.join('s.' + c for c in common.COLUMNS)}, $now, $now FROM {_STAGE} AS s"
+    f"INSERT INTO address ({', '.join(table.COLUMNS)}, created_at, updated_at)"
+    f" SELECT {', '.join('s.' + c for c in table.COLUMNS)}, $now, $now FROM {_STAGE} AS s"
     " WHERE NOT EXISTS (SELECT 1 FROM address AS a"
     " WHERE a.latitude = s.latitude AND a.longitude = s.longitude)"
 )
-
-
+_FIND_SQL = (
+    f"SELECT k.key FROM {_KEYS} AS k JOIN address AS a"
+    " ON a.latitude = CAST(k.latitude AS DECIMAL(10,8))"
+    " AND a.longitude = CAST(k.longitude AS DECIMAL(11,8))"
+)
 _REJECT_SQL = f"""
 INSERT INTO reject (source_file, source_line, reason, text)
 SELECT source, line, reason, text FROM {_INCOMING}
@@ -107,7 +90,18 @@ ON CONFLICT DO NOTHING
 """
 
 
-class DuckdbWarehouse(Closing):
+def _path(url: str) -> Path:
+    """The file of a ``duckdb:///path`` URL.
+
+    Raises:
+        ConfigError: not a duckdb URL, or no file in it.
+    """
+    if urls.scheme_of(url) != "duckdb":
+        raise ConfigError(f"{urls.redact(url)} is not a duckdb:///path URL")
+    return Path(urls.file_path(url))
+
+
+class DuckdbWarehouse(table.SqlWarehouse):
     """The address table in a DuckDB file; a context manager.
 
     Args:
@@ -119,10 +113,8 @@ class DuckdbWarehouse(Closing):
     """
 
     def __init__(self, *, url: str) -> None:
-        if urls.scheme_of(url) != "duckdb":
-            raise ConfigError(f"{urls.redact(url)} is not a duckdb:///path URL")
         self._url = url
-        self.path = Path(urls.file_path(url))
+        self.path = _path(url)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -140,24 +132,12 @@ class DuckdbWarehouse(Closing):
         """Create the sequence and the address table from ``sql/duckdb/`` (idempotent)."""
         con = self._connection()
         with _errors("creating the tables", self._url):
-            for statement in common.ddl_statements("duckdb"):
+            for statement in ddl.statements("duckdb"):
                 con.execute(statement)
 
-    def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
-        """Insert new and update known coordinates in one transaction.
-
-        The split into ``inserts`` and ``updates`` is ignored: every row is matched against
-        the table, so a stale lookup cannot duplicate or lose a row.
-
-        Raises:
-            DataError: a frame does not fit the schema, or a value does not fit the table.
-            WarehouseError: the database failed (nothing is committed).
-        """
-        started = time.perf_counter()
-        new, known = common.load_rows(inserts, updates)
+    def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
+        """One ``UPDATE ... FROM`` and one ``INSERT ... SELECT`` of all rows (split ignored)."""
         rows = pl.concat([new, known])
-        if rows.is_empty():
-            return LoadResult()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         con = self._connection()
         with _errors(f"loading {rows.height} rows", self._url):
@@ -174,17 +154,16 @@ class DuckdbWarehouse(Closing):
                 raise
             finally:
                 con.unregister(_INCOMING)
-        result = LoadResult(inserted, updated, rows.height - inserted - updated)
-        log.debug(
-            "loaded %d rows into %s: inserted=%d updated=%d unchanged=%d in %.3fs",
-            rows.height,
-            self.path,
-            result.inserted,
-            result.updated,
-            result.unchanged,
-            time.perf_counter() - started,
-        )
-        return result
+        return inserted, updated
+
+    def _find(self, keys: pl.DataFrame) -> pl.Series:
+        con = self._connection()
+        with _errors(f"looking up {keys.height} keys", self._url):
+            con.register(_KEYS, keys.to_arrow())
+            try:
+                return con.sql(_FIND_SQL).pl().get_column("key")
+            finally:
+                con.unregister(_KEYS)
 
     def load_rejects(self, rejects: pl.DataFrame) -> int:
         """Record rejects in the ``reject`` table; the number of rows added."""
@@ -198,24 +177,6 @@ class DuckdbWarehouse(Closing):
             finally:
                 con.unregister(_INCOMING)
 
-    def existing(self, keys: pl.Series) -> pl.Series:
-        """Those canonical coordinate keys present in the table, in the order given."""
-        frame = common.key_frame(keys)
-        if frame.is_empty():
-            return keys.clear()
-        con = self._connection()
-        with _errors(f"looking up {frame.height} keys", self._url):
-            con.register(_KEYS, frame.to_arrow())
-            try:
-                found = con.sql(
-                    f"SELECT k.key FROM {_KEYS} AS k JOIN address AS a"
-                    " ON a.latitude = CAST(k.latitude AS DECIMAL(10,8))"
-                    " AND a.longitude = CAST(k.longitude AS DECIMAL(11,8))"
-                ).pl()
-            finally:
-                con.unregister(_KEYS)
-        return common.present(keys, found["key"])
-
     def count(self) -> int:
         """Rows in the address table."""
         with _errors("counting rows", self._url):
@@ -223,15 +184,31 @@ class DuckdbWarehouse(Closing):
 
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id`` (coordinates as Float64, UTC times)."""
-        with _errors("reading the table", self._url):
-            frame = self._connection().sql("SELECT * FROM address ORDER BY id").pl()
-        return common.table_frame(frame)
+        return _read(self._connection(), self._url)
+
+    @classmethod
+    def read_url(cls, url: str) -> pl.DataFrame:
+        """The address table of the file at ``url``, opened read-only.
+
+        Raises:
+            ConfigError: a bad URL, or no address table in the file.
+            WarehouseError: the file is missing or locked by a writer.
+        """
+        path = _path(url)
+        with _errors("opening", url), duckdb.connect(str(path), read_only=True) as con:
+            return _read(con, url)
 
     def close(self) -> None:
         """Close the database file."""
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def _read(con: duckdb.DuckDBPyConnection, url: str) -> pl.DataFrame:
+    """The address table through ``con``, in the common shape."""
+    with _errors("reading the table", url):
+        return table.table_frame(con.sql(table.READ_SQL).pl())
 
 
 def _count(relation: duckdb.DuckDBPyConnection) -> int:

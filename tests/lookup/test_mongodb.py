@@ -1,4 +1,5 @@
-"""MongoLookup on mongomock (a client passed in); a live test when ETL4ALL_MONGO_URL is set."""
+"""MongoLookup: the Lookup contract on mongomock, specifics on a mongomock client passed in,
+and a live test when ETL4ALL_MONGO_URL is set."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import polars as pl
 import pymongo
 import pymongo.errors
 import pytest
+from contracts.lookup import LookupContract
 
 from etl4all import lookup as lookup_role
 from etl4all.errors import ConfigError, StoreError
 from etl4all.lookup import mongodb
-from etl4all.lookup.base import Lookup
-from etl4all.lookup.mongodb import MongoLookup
+from etl4all.lookup.mongodb import MongoLookup, MongomockLookup
 
 URL = "mongodb://127.0.0.1:27017/etl4all_test?collection=keys"
 KEYS = ["-30.04982864,-51.20150245", "-30.04982865,-51.20150246", "0.00000000,-0.50000000"]
@@ -34,8 +35,11 @@ def lookup(client: mongomock.MongoClient) -> Iterator[MongoLookup]:
         yield lookup
 
 
-def test_satisfies_the_protocol(lookup: MongoLookup) -> None:
-    assert isinstance(lookup, Lookup)
+class TestMongomockLookup(LookupContract):
+    @pytest.fixture
+    def lookup(self) -> Iterator[MongomockLookup]:
+        with MongomockLookup(url="mongomock://localhost/etl4all_test") as lookup:
+            yield lookup
 
 
 def test_add_then_present(lookup: MongoLookup, client: mongomock.MongoClient) -> None:
@@ -51,11 +55,6 @@ def test_add_tolerates_duplicates(lookup: MongoLookup, client: mongomock.MongoCl
     lookup.add(pl.Series(KEYS[:2]))
     lookup.add(pl.Series([*KEYS, KEYS[2]]))  # two known, one new, one twice
     assert client.etl4all_test.keys.count_documents({}) == 3
-
-
-def test_empty_keys(lookup: MongoLookup) -> None:
-    lookup.add(pl.Series([], dtype=pl.String))
-    assert lookup.present(pl.Series([], dtype=pl.String)).to_list() == []
 
 
 def test_chunks(lookup: MongoLookup, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from contracts.warehouse import NONE, WarehouseContract, addresses
 
 from etl4all import warehouse as warehouse_role
-from etl4all.errors import ConfigError, DataError
+from etl4all.errors import ConfigError, DataError, UnknownSchemeError
 from etl4all.warehouse.duckdb import DuckdbWarehouse
 from etl4all.warehouse.read import read_warehouse
 
@@ -52,6 +53,17 @@ def test_read_warehouse(url: str) -> None:
     frame = read_warehouse(url)
     assert frame.equals(expected)
     assert frame.schema["latitude"] == pl.Float64
+
+
+def test_read_warehouse_without_the_table_says_init_db(tmp_path: Path) -> None:
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    with pytest.raises(ConfigError, match="init-db"):
+        read_warehouse(f"duckdb:///{tmp_path}/empty.duckdb")
+
+
+def test_read_warehouse_of_an_unknown_scheme_names_the_known_ones() -> None:
+    with pytest.raises(UnknownSchemeError, match="duckdb"):
+        read_warehouse("postgresql://h/db")
 
 
 def test_bad_value_is_a_data_error_and_nothing_is_committed(url: str) -> None:

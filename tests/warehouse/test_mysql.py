@@ -15,10 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl4all import warehouse as warehouse_role
-from etl4all.errors import ConfigError, DataError, WarehouseError
-from etl4all.warehouse import mysql
+from etl4all.errors import ConfigError, DataError
 from etl4all.warehouse.base import LoadResult
-from etl4all.warehouse.common import escape_tsv
 from etl4all.warehouse.mysql import MySqlWarehouse
 from etl4all.warehouse.read import read_warehouse
 
@@ -149,81 +147,12 @@ def test_escaping_round_trip(
     assert table["formatted_address"].to_list() == [formatted]
 
 
-def test_escape_tsv_is_exact() -> None:
-    frame = pl.DataFrame({"s": ["a\\b\tc\nd\re\x00f", None, "\\N", ""], "n": [1.5, None, 2.0, 0.0]})
-    assert escape_tsv(frame).rows() == [
-        ("a\\\\b\\tc\\nd\\re\\0f", "1.5"),
-        ("\\N", "\\N"),
-        ("\\\\N", "2.0"),
-        ("", "0.0"),
-    ]
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        "mysql://root@127.0.0.1:3306/",
-        "mysql://root@127.0.0.1:3306/bad-name",
-        "mysql://root@127.0.0.1:3306/db?bogus=1",
-        "mysql://root@127.0.0.1:port/db",
-        "mysql://root@127.0.0.1:3306/db?connect_timeout=soon",
-    ],
-)
-def test_bad_url_is_a_config_error(bad: str) -> None:
-    with pytest.raises(ConfigError):
-        MySqlWarehouse(url=bad)
-
-
-def test_unreachable_server_is_retryable_and_hides_the_password() -> None:
-    with pytest.raises(WarehouseError) as info:
-        MySqlWarehouse(url="mysql://root:s3cret@127.0.0.1:1/db?connect_timeout=2")
-    assert info.value.retryable
-    assert "s3cret" not in str(info.value)
-
-
 def test_wrong_password_is_a_config_error_without_the_password(mysql_url: str) -> None:
     parts = urlsplit(mysql_url)
     url = f"mysql://nobody_etl4all:s3cret@{parts.hostname}:{parts.port}{parts.path}"
     with pytest.raises(ConfigError) as info:
         MySqlWarehouse(url=url)
     assert "s3cret" not in str(info.value)
-
-
-def _error(cls: type[pymysql.err.MySQLError], code: int) -> pymysql.err.MySQLError:
-    return cls(code, "message")
-
-
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (_error(pymysql.err.OperationalError, 2003), WarehouseError),
-        (_error(pymysql.err.OperationalError, 2006), WarehouseError),
-        (_error(pymysql.err.OperationalError, 2013), WarehouseError),
-        (_error(pymysql.err.OperationalError, 1205), WarehouseError),
-        (_error(pymysql.err.OperationalError, 1213), WarehouseError),
-        (_error(pymysql.err.IntegrityError, 1062), WarehouseError),
-        (_error(pymysql.err.InterfaceError, 0), WarehouseError),
-        (_error(pymysql.err.DataError, 1366), DataError),
-        (_error(pymysql.err.DataError, 1406), DataError),
-        (_error(pymysql.err.DataError, 1264), DataError),
-        (_error(pymysql.err.OperationalError, 3948), ConfigError),
-        (_error(pymysql.err.OperationalError, 1148), ConfigError),
-        (_error(pymysql.err.OperationalError, 1045), ConfigError),
-        (_error(pymysql.err.ProgrammingError, 1146), ConfigError),
-    ],
-)
-def test_driver_errors_are_mapped(error: Exception, expected: type[Exception]) -> None:
-    with pytest.raises(expected) as info, mysql._errors("loading", "mysql://root:***@h/db"):
-        raise error
-    assert info.value.__cause__ is error
-    if isinstance(info.value, ConfigError) and error.args[0] in (3948, 1148):
-        assert "local_infile" in str(info.value)
-        assert "SET GLOBAL local_infile=1" in str(info.value)
-
-
-def test_programming_errors_are_bugs_not_mapped() -> None:
-    with pytest.raises(pymysql.err.ProgrammingError), mysql._errors("x", "mysql://h/db"):
-        raise pymysql.err.ProgrammingError(1064, "syntax")
 
 
 def test_local_infile_off_fails_fast(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

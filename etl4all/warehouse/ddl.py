@@ -1,0 +1,49 @@
+"""The DDL of each warehouse dialect, read from ``sql/<dialect>/NNN_*.sql``.
+
+The repository's ``sql/`` folder is the canonical copy; it is installed with the package as
+data files (``setup.cfg`` ``[options.data_files]``) under ``<prefix>/share/etl4all/sql/``.
+:func:`files` looks in the source checkout first (also what an editable install sees), then
+in the installed data folders. Python never embeds DDL.
+"""
+
+from __future__ import annotations
+
+import site
+import sys
+import sysconfig
+from pathlib import Path
+
+from etl4all.errors import ConfigError
+
+
+def files(dialect: str) -> list[Path]:
+    """The DDL files of ``dialect`` (``mysql``, ``duckdb``), in the order to run them.
+
+    Raises:
+        ConfigError: no folder holds them (a broken installation).
+    """
+    candidates = [Path(__file__).resolve().parents[2] / "sql" / dialect]
+    data_dirs = [sysconfig.get_path("data"), sys.prefix, site.USER_BASE or ""]
+    candidates += [Path(d) / "share" / "etl4all" / "sql" / dialect for d in data_dirs if d]
+    for folder in candidates:
+        found = sorted(folder.glob("*.sql"))
+        if found:
+            return found
+    raise ConfigError(
+        f"no {dialect} DDL files found in {', '.join(map(str, candidates))}; "
+        "reinstall etl4all or run from a source checkout"
+    )
+
+
+def statements(dialect: str) -> list[str]:
+    """The DDL statements of ``dialect``: files split at a semicolon ending a line."""
+    found: list[str] = []
+    for path in files(dialect):
+        lines = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("--")
+        ]
+        text = "\n".join(lines)
+        found += [part.strip() for part in text.split(";\n") if part.strip(" \n;")]
+    return [s.rstrip(";") for s in found]

@@ -1,0 +1,221 @@
+"""MySQL bulk load in the caller's transaction: ``LOAD DATA LOCAL INFILE`` from TSV files.
+
+:func:`merge` loads a batch:
+
+1. the lookup's *inserts* go to ``address`` with one ``LOAD DATA`` from a temporary TSV file;
+   rows the server skips as duplicates (a stale lookup) are staged with the updates;
+2. the *updates* go to a per-batch ``TEMPORARY`` staging table with a second ``LOAD DATA``;
+3. one joined ``UPDATE`` marks each staged row with the id it matches and whether its
+   address changed or its provenance is smaller; a second statement applies the marks,
+   so no assignment depends on the order MySQL evaluates a multi-table ``SET`` in;
+4. staged rows that matched nothing (a stale lookup) are inserted.
+
+:func:`find_keys` loads keys into a temporary table and joins it with ``address``.
+
+Every ``LOAD DATA`` is checked for its affected rows and its warning count: the server
+turns bad values into warnings under ``LOCAL``, so any warning fails the batch with the
+``SHOW WARNINGS`` text, and the caller commits nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+import pymysql
+import pymysql.cursors
+
+from etl4all.errors import DataError
+from etl4all.warehouse import table
+
+_FIELDS = (
+    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
+)
+_NOW = "UTC_TIMESTAMP(6)"
+_DUPLICATE = 1062
+
+_COLUMNS = ", ".join(table.COLUMNS)
+_CHANGED = table.changed_sql("NOT (CAST({s} AS BINARY) <=> CAST({a} AS BINARY))")
+_SMALLER = table.smaller_sql("CAST({} AS BINARY)")
+_MARK_SQL = (
+    "UPDATE `{stage}` AS s JOIN address AS a"
+    " ON a.latitude = s.latitude AND a.longitude = s.longitude"
+    f" SET s.target_id = a.id, s.chg = ({_CHANGED}), s.sm = {_SMALLER}"
+)
+_APPLY_SQL = (
+    f"INSERT INTO address (id, {_COLUMNS}, created_at, updated_at)"
+    f" SELECT s.target_id, {', '.join('s.' + c for c in table.COLUMNS)}, {_NOW}, {_NOW}"
+    " FROM `{stage}` AS s WHERE s.target_id IS NOT NULL AND (s.chg OR s.sm)"
+    " ON DUPLICATE KEY UPDATE "
+    + table.merge_sql(stored="address", changed="s.chg", smaller="s.sm")
+    + f", updated_at = {_NOW}"
+)
+_INSERT_SQL = (
+    f"INSERT INTO address ({_COLUMNS}, created_at, updated_at)"
+    f" SELECT {_COLUMNS}, {_NOW}, {_NOW} FROM `{{stage}}` WHERE target_id IS NULL"
+)
+
+
+def escape_tsv(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` as strings in ``LOAD DATA``'s default escaping (vectorized).
+
+    Backslash, TAB, LF, CR and NUL inside strings are escaped; NULL becomes ``\\N``;
+    datetimes become ``YYYY-MM-DD HH:MM:SS.ffffff``; numbers their shortest exact text.
+    """
+    specials = ["\\", "\t", "\n", "\r", "\x00"]
+    escaped = ["\\\\", "\\t", "\\n", "\\r", "\\0"]
+    columns = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.String:
+            col = col.str.replace_many(specials, escaped)
+        elif isinstance(dtype, pl.Datetime):
+            col = col.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
+        else:
+            col = col.cast(pl.String)
+        columns.append(col.fill_null("\\N").alias(name))
+    return frame.select(columns)
+
+
+def write_tsv(frame: pl.DataFrame, path: Path) -> int:
+    """Write ``frame`` as a ``LOAD DATA`` TSV file (no header); returns the rows written."""
+    escape_tsv(frame).write_csv(
+        path, separator="\t", include_header=False, quote_style="never", line_terminator="\n"
+    )
+    return frame.height
+
+
+def _stage_engine(conn: pymysql.Connection) -> str:
+    """The engine for staging tables: MariaDB's Aria skips InnoDB's undo logging."""
+    return "Aria" if "mariadb" in conn.get_server_info().lower() else "InnoDB"
+
+
+def merge(
+    cur: pymysql.cursors.Cursor, new: pl.DataFrame, known: pl.DataFrame, *, url: str
+) -> tuple[int, int]:
+    """Load the rows of :func:`~etl4all.warehouse.table.load_rows` on ``url``.
+
+    Returns (inserted, updated).
+
+    Raises:
+        DataError: a ``LOAD DATA`` or a statement left a warning (a refused value).
+    """
+    stage = f"_etl4all_stage_{uuid.uuid4().hex[:16]}"
+    with tempfile.TemporaryDirectory(prefix="etl4all-load-") as tmp:
+        cur.execute(
+            f"CREATE TEMPORARY TABLE `{stage}` (target_id BIGINT NULL,"
+            " chg BOOL NOT NULL DEFAULT 0, sm BOOL NOT NULL DEFAULT 0)"
+            f" ENGINE={_stage_engine(cur.connection)} SELECT {_COLUMNS} FROM address LIMIT 0"
+        )
+        try:
+            return _merge_staged(cur, Path(tmp), stage, new, known, url)
+        finally:
+            with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                cur.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
+
+
+def _merge_staged(
+    cur: pymysql.cursors.Cursor,
+    tmp: Path,
+    stage: str,
+    new: pl.DataFrame,
+    known: pl.DataFrame,
+    url: str,
+) -> tuple[int, int]:
+    """The body of :func:`merge`, with the staging table ``stage`` created."""
+    inserted = updated = staged = 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Write the updates' file while the server loads the inserts.
+        known_path = tmp / "updates.tsv"
+        written = pool.submit(write_tsv, known, known_path) if known.height else None
+        if new.height:
+            path = tmp / "inserts.tsv"
+            write_tsv(new, path)
+            inserted = _load_file(cur, path, new.height, "address", url=url, skip_duplicates=True)
+            if inserted < new.height:  # a stale lookup: they exist, maybe changed
+                staged += _load_file(cur, path, new.height, stage, url=url)
+        if written is not None:
+            written.result()
+            staged += _load_file(cur, known_path, known.height, stage, url=url)
+    if staged:
+        matched = _execute(cur, _MARK_SQL.format(stage=stage))
+        # Each row goes down the duplicate-id path: 2 affected rows per updated row.
+        updated = _execute(cur, _APPLY_SQL.format(stage=stage)) // 2
+        if matched < staged:
+            inserted += _execute(cur, _INSERT_SQL.format(stage=stage))
+    return inserted, updated
+
+
+def find_keys(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> pl.Series:
+    """The ``key`` values of :func:`~etl4all.warehouse.table.key_frame` rows stored on ``url``."""
+    name = f"_etl4all_keys_{uuid.uuid4().hex[:16]}"
+    with tempfile.TemporaryDirectory(prefix="etl4all-keys-") as tmp:
+        path = Path(tmp) / "keys.tsv"
+        write_tsv(keys, path)
+        cur.execute(
+            f"CREATE TEMPORARY TABLE `{name}` (`key` VARCHAR(32) NOT NULL,"
+            " latitude DECIMAL(10,8) NOT NULL, longitude DECIMAL(11,8) NOT NULL)"
+        )
+        _load_file(cur, path, keys.height, name, url=url, columns=keys.columns)
+    cur.execute(
+        f"SELECT k.`key` FROM `{name}` AS k JOIN address AS a"
+        " ON a.latitude = k.latitude AND a.longitude = k.longitude"
+    )
+    found = pl.Series("key", [row[0] for row in cur.fetchall()], dtype=pl.String)
+    cur.execute(f"DROP TEMPORARY TABLE `{name}`")
+    return found
+
+
+def _load_file(
+    cur: pymysql.cursors.Cursor,
+    path: Path,
+    rows: int,
+    into: str,
+    *,
+    url: str,
+    columns: Sequence[str] = table.COLUMNS,
+    skip_duplicates: bool = False,
+) -> int:
+    """``LOAD DATA`` the TSV file ``path`` (``rows`` rows of ``columns``) into ``into`` on ``url``.
+
+    Loads into ``address`` also set ``created_at`` and ``updated_at``. Only duplicate-key
+    skips are tolerated, and only when ``skip_duplicates``. Returns the rows loaded.
+
+    Raises:
+        DataError: a warning, or rows missing, with the ``SHOW WARNINGS`` text.
+    """
+    stamps = f" SET created_at = {_NOW}, updated_at = {_NOW}" if into == "address" else ""
+    cur.execute(
+        f"LOAD DATA LOCAL INFILE %s INTO TABLE `{into}` {_FIELDS}"
+        f" ({', '.join(f'`{c}`' for c in columns)}){stamps}",
+        (str(path),),
+    )
+    loaded, warnings = cur.rowcount, cur.warning_count
+    if loaded == rows and not warnings:
+        return loaded
+    shown = cur.connection.show_warnings() if warnings else ()
+    only_duplicates = all(int(w[1]) == _DUPLICATE for w in shown)
+    if skip_duplicates and only_duplicates and warnings == rows - loaded:
+        return loaded
+    detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in shown[:10])
+    raise DataError(
+        f"LOAD DATA into {into} on {url}: {loaded} of {rows} rows loaded, "
+        f"{warnings} warnings: {detail}; nothing was committed"
+    )
+
+
+def _execute(cur: pymysql.cursors.Cursor, sql: str) -> int:
+    """Run ``sql``; its affected rows.
+
+    Raises:
+        DataError: the statement left warnings.
+    """
+    cur.execute(sql)
+    if cur.warning_count:
+        raise DataError(f"{sql.split(' ', 3)[:3]}: {cur.connection.show_warnings()}")
+    return cur.rowcount

@@ -1,0 +1,180 @@
+"""The address table as both SQL warehouses see it, and :class:`SqlWarehouse`, their base.
+
+Here: the columns a load writes, the rows to load built from the load frames, canonical
+keys as exact decimal strings, the shape a read returns, and the update rule written once
+as SQL (each dialect only says how it compares values). No database driver is imported.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from etl4all import frames
+from etl4all.closing import Closing
+from etl4all.errors import DataError
+from etl4all.warehouse.base import CHANGE_FIELDS, LOAD_SCHEMA, LoadResult
+
+KEY = ("latitude", "longitude")
+"""The table's unique business key."""
+
+PROVENANCE = ("source_file", "source_line", "distance_km", "bearing_deg")
+"""Columns that follow the smallest (source_file, source_line) ever loaded."""
+
+COLUMNS = (*KEY, *CHANGE_FIELDS, "geocoded_at", *PROVENANCE)
+"""Columns a load writes, in this order (``id``, ``created_at``, ``updated_at`` aside)."""
+
+READ_SQL = "SELECT * FROM address ORDER BY id"
+"""The query of a whole-table read; its result goes through :func:`table_frame`."""
+
+_KEY_PATTERN = r"^-?\d{1,3}\.\d{8},-?\d{1,3}\.\d{8}$"
+
+
+def load_rows(inserts: pl.DataFrame, updates: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows to load, as table columns (``COLUMNS``), from the two load frames.
+
+    The coordinates become their fixed 8-decimal strings (exact DECIMAL input), floats'
+    NaN becomes NULL, ``geocoded_at`` becomes naive UTC, ``source``/``line`` become
+    ``source_file``/``source_line``. A coordinate present in both frames (or twice) is
+    kept once, the row with the smallest (source, line) winning, as in
+    :func:`etl4all.frames.canonical`; it stays in the frame it came from.
+
+    Raises:
+        DataError: a frame does not fit ``LOAD_SCHEMA``.
+    """
+    both = pl.concat(
+        [
+            frames.cast_frame(inserts, LOAD_SCHEMA).with_columns(_update=pl.lit(False)),
+            frames.cast_frame(updates, LOAD_SCHEMA).with_columns(_update=pl.lit(True)),
+        ]
+    )
+    scaled = [frames.scaled_key(pl.col(c), frames.KEY_DECIMALS).alias(f"_{c}") for c in KEY]
+    both = both.with_columns(scaled)
+    # A hash collision only costs the exact path below, never a wrong answer.
+    if both.select(pl.struct("_latitude", "_longitude").hash().n_unique()).item() < both.height:
+        both = both.sort("source", "line").unique(
+            subset=["_latitude", "_longitude"], keep="first", maintain_order=True
+        )
+    rows = both.select(
+        frames.fixed(pl.col("latitude"), frames.KEY_DECIMALS).alias("latitude"),
+        frames.fixed(pl.col("longitude"), frames.KEY_DECIMALS).alias("longitude"),
+        *CHANGE_FIELDS,
+        pl.col("geocoded_at").dt.convert_time_zone("UTC").dt.replace_time_zone(None),
+        pl.col("source").alias("source_file"),
+        pl.col("line").alias("source_line"),
+        pl.col("distance_km").fill_nan(None),
+        pl.col("bearing_deg").fill_nan(None),
+        "_update",
+    )
+    return (
+        rows.filter(~pl.col("_update")).drop("_update"),
+        rows.filter(pl.col("_update")).drop("_update"),
+    )
+
+
+def key_frame(keys: pl.Series) -> pl.DataFrame:
+    """``keys`` (canonical coordinate strings) as columns ``key``, ``latitude``, ``longitude``.
+
+    The coordinates stay strings, for exact DECIMAL comparison in SQL.
+
+    Raises:
+        DataError: a key is not a canonical coordinate key.
+    """
+    frame = pl.DataFrame({"key": keys.cast(pl.String)}).unique(maintain_order=True)
+    bad = frame.filter(~pl.col("key").str.contains(_KEY_PATTERN) | pl.col("key").is_null())
+    if bad.height:
+        raise DataError(
+            f"{bad.height} keys are not canonical coordinate keys, e.g. {bad['key'][0]!r}; "
+            'expected "-30.04982864,-51.20150245" (frames.coordinate_key)'
+        )
+    parts = pl.col("key").str.split_exact(",", 1)
+    return frame.with_columns(
+        parts.struct.field("field_0").alias("latitude"),
+        parts.struct.field("field_1").alias("longitude"),
+    )
+
+
+def table_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """A read address table in the common shape: float coordinates, UTC timestamps."""
+    stamps = [c for c in ("geocoded_at", "created_at", "updated_at") if c in frame.columns]
+    return frame.with_columns(
+        pl.col("latitude", "longitude").cast(pl.Float64),
+        *(pl.col(c).cast(pl.Datetime("us")).dt.replace_time_zone("UTC") for c in stamps),
+    )
+
+
+def changed_sql(distinct: str) -> str:
+    """SQL: the staged row ``s`` and the stored row ``a`` differ in some ``CHANGE_FIELDS``.
+
+    ``distinct`` is the dialect's NULL-safe, exact inequality of ``{s}`` and ``{a}``.
+    """
+    return " OR ".join(distinct.format(s=f"s.{c}", a=f"a.{c}") for c in CHANGE_FIELDS)
+
+
+def smaller_sql(exact: str = "{}") -> str:
+    """SQL: ``s``'s (source_file, source_line) sorts before ``a``'s.
+
+    ``exact`` wraps a text column so that it compares byte by byte.
+    """
+    new, old = exact.format("s.source_file"), exact.format("a.source_file")
+    return f"({new} < {old} OR ({new} = {old} AND s.source_line < a.source_line))"
+
+
+def merge_sql(*, stored: str, changed: str, smaller: str) -> str:
+    """SQL ``SET`` list that applies the staged row ``s`` to the row ``stored``: the update rule.
+
+    The address fields take the staged values; ``geocoded_at`` too when ``changed``
+    holds; the provenance when ``smaller`` holds (see ``CHANGE_FIELDS``). MySQL lets each
+    assignment see the ones before it, so there the conditions are flags computed beforehand.
+    """
+    return ", ".join(
+        [
+            *(f"{c} = s.{c}" for c in CHANGE_FIELDS),
+            f"geocoded_at = CASE WHEN {changed} THEN s.geocoded_at ELSE {stored}.geocoded_at END",
+            *(f"{c} = CASE WHEN {smaller} THEN s.{c} ELSE {stored}.{c} END" for c in PROVENANCE),
+        ]
+    )
+
+
+class SqlWarehouse(Closing):
+    """What the SQL warehouses share: the frames around a load and around a key lookup.
+
+    A subclass runs the SQL in :meth:`_merge` and :meth:`_find`, and the rest of the
+    ``Warehouse`` protocol.
+    """
+
+    def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
+        """Insert new and update known coordinates in one transaction.
+
+        The split into ``inserts`` and ``updates`` is a hint: every row is matched against
+        the table, so a stale lookup cannot duplicate or lose a row.
+
+        Raises:
+            DataError: a frame does not fit the schema, or a value does not fit the table
+                (nothing is committed).
+            WarehouseError: the database failed (nothing is committed; retry).
+        """
+        new, known = load_rows(inserts, updates)
+        total = new.height + known.height
+        if not total:
+            return LoadResult()
+        inserted, updated = self._merge(new, known)
+        return LoadResult(inserted, updated, total - inserted - updated)
+
+    def existing(self, keys: pl.Series) -> pl.Series:
+        """Those canonical coordinate keys present in the table, in the order given.
+
+        Raises:
+            DataError: a key is not a canonical coordinate key.
+        """
+        frame = key_frame(keys)
+        if frame.is_empty():
+            return keys.clear()
+        return keys.filter(keys.is_in(self._find(frame).implode()))
+
+    def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
+        """Load :func:`load_rows`' two frames in one transaction: (inserted, updated)."""
+        raise NotImplementedError
+
+    def _find(self, keys: pl.DataFrame) -> pl.Series:
+        """The ``key`` values of :func:`key_frame` rows whose coordinates are stored."""
+        raise NotImplementedError

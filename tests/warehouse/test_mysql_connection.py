@@ -1,0 +1,81 @@
+"""The MySQL warehouse's URL parsing and error mapping: unit tests, no server needed."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+
+from etl4all.errors import ConfigError, DataError, WarehouseError
+from etl4all.warehouse import mysql_connection
+from etl4all.warehouse.mysql import MySqlWarehouse
+from etl4all.warehouse.mysql_connection import Dsn
+
+
+def test_dsn_parses_the_url_and_hides_the_password() -> None:
+    dsn = Dsn.parse("mysql://u%40x:p%2Fss@db.example:3307/etl?connect_timeout=3&ssl_ca=/ca.pem")
+    assert (dsn.user, dsn.password, dsn.host, dsn.port) == ("u@x", "p/ss", "db.example", 3307)
+    assert (dsn.database, dsn.connect_timeout, dsn.read_timeout) == ("etl", 3.0, None)
+    assert dsn.ssl_ca == "/ca.pem"
+    assert "p/ss" not in repr(dsn) and "p%2Fss" not in dsn.url
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "mysql://root@127.0.0.1:3306/",
+        "mysql://root@127.0.0.1:3306/bad-name",
+        "mysql://root@127.0.0.1:3306/db?bogus=1",
+        "mysql://root@127.0.0.1:port/db",
+        "mysql://root@127.0.0.1:3306/db?connect_timeout=soon",
+    ],
+)
+def test_bad_url_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        MySqlWarehouse(url=bad)
+
+
+def test_unreachable_server_is_retryable_and_hides_the_password() -> None:
+    with pytest.raises(WarehouseError) as info:
+        MySqlWarehouse(url="mysql://root:s3cret@127.0.0.1:1/db?connect_timeout=2")
+    assert info.value.retryable
+    assert "s3cret" not in str(info.value)
+
+
+def _error(cls: type[pymysql.err.MySQLError], code: int) -> pymysql.err.MySQLError:
+    return cls(code, "message")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_error(pymysql.err.OperationalError, 2003), WarehouseError),
+        (_error(pymysql.err.OperationalError, 2006), WarehouseError),
+        (_error(pymysql.err.OperationalError, 2013), WarehouseError),
+        (_error(pymysql.err.OperationalError, 1205), WarehouseError),
+        (_error(pymysql.err.OperationalError, 1213), WarehouseError),
+        (_error(pymysql.err.IntegrityError, 1062), WarehouseError),
+        (_error(pymysql.err.InterfaceError, 0), WarehouseError),
+        (_error(pymysql.err.DataError, 1366), DataError),
+        (_error(pymysql.err.DataError, 1406), DataError),
+        (_error(pymysql.err.DataError, 1264), DataError),
+        (_error(pymysql.err.OperationalError, 3948), ConfigError),
+        (_error(pymysql.err.OperationalError, 1148), ConfigError),
+        (_error(pymysql.err.OperationalError, 1045), ConfigError),
+        (_error(pymysql.err.ProgrammingError, 1146), ConfigError),
+    ],
+)
+def test_driver_errors_are_mapped(error: Exception, expected: type[Exception]) -> None:
+    with (
+        pytest.raises(expected) as info,
+        mysql_connection.errors("loading", "mysql://root:***@h/db"),
+    ):
+        raise error
+    assert info.value.__cause__ is error
+    if isinstance(info.value, ConfigError) and error.args[0] in (3948, 1148):
+        assert "local_infile" in str(info.value)
+        assert "SET GLOBAL local_infile=1" in str(info.value)
+
+
+def test_programming_errors_are_bugs_not_mapped() -> None:
+    with pytest.raises(pymysql.err.ProgrammingError), mysql_connection.errors("x", "mysql://h/db"):
+        raise pymysql.err.ProgrammingError(1064, "syntax")
