@@ -34,7 +34,13 @@ from types import FrameType
 from typing import Any
 
 from etl4all import batch
-from etl4all.broker.base import Broker, Delivery
+from etl4all.broker.base import (
+    BATCH_ID_HEADER,
+    DELIVERY_COUNT_HEADER,
+    ROWS_HEADER,
+    Broker,
+    Delivery,
+)
 from etl4all.errors import (
     BrokerError,
     BudgetExceededError,
@@ -176,8 +182,8 @@ def _process(
 ) -> None:
     """Handle one delivery and settle it according to the error policy."""
     headers = dict(delivery.headers)
-    batch_id = headers.get("batch_id", "?")
-    attempt = int(headers.get("x-delivery-count") or 0) + 1
+    batch_id = headers.get(BATCH_ID_HEADER, "?")
+    attempt = int(headers.get(DELIVERY_COUNT_HEADER) or 0) + 1
     if delivery.redelivered:
         log.info("batch %s redelivered (attempt %d)", batch_id, attempt)
     started = time.monotonic()
@@ -208,7 +214,7 @@ def _process(
     else:
         seconds = time.monotonic() - started
         stats.seconds += seconds
-        rows = int(headers.get("rows") or getattr(payload, "height", 0) or 0)
+        rows = int(headers.get(ROWS_HEADER) or getattr(payload, "height", 0) or 0)
         if _settle(delivery, stats):
             stats.rows += rows
         log.info("batch %s done rows=%d seconds=%.3f", batch_id, rows, seconds)
@@ -231,7 +237,7 @@ def _call_with_retries(
             if not exc.retryable or delay is None or stop.is_set():
                 raise
             log.warning(
-                "batch %s: %s; retrying in %.1f s", headers.get("batch_id", "?"), exc, delay
+                "batch %s: %s; retrying in %.1f s", headers.get(BATCH_ID_HEADER, "?"), exc, delay
             )
             stats.retries += 1
             if stop.wait(delay):
@@ -257,6 +263,8 @@ def _settle(
             delivery.ack()
             stats.acked += 1
     except BrokerError as exc:
-        log.warning("could not settle batch %s: %s", delivery.headers.get("batch_id", "?"), exc)
+        log.warning(
+            "could not settle batch %s: %s", delivery.headers.get(BATCH_ID_HEADER, "?"), exc
+        )
         return False
     return True
