@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from etl4all import sample
-from etl4all.broker import queues
 from etl4all.broker.memory import MemoryBroker
 from etl4all.services import run_extract
 from etl4all.settings import Settings
@@ -34,12 +33,12 @@ def test_a_file_still_growing_is_left_for_a_later_poll(tmp_path: Path) -> None:
             out.write(b"\r\nLatitude: -30.1\r\nLongitude: -51.1")
 
     writer = threading.Thread(target=upload)
-    with MemoryBroker(settings=settings) as bus, SqliteState(url=settings.state_url) as store:
+    with MemoryBroker() as bus, SqliteState(url=settings.state_url) as store:
         writer.start()
         stats = run_extract(settings, stop, bus=bus, store=store)
         writer.join()
         assert stats.files == 1
-        points = queues.name(settings.queue_prefix, queues.POINTS)
+        points = bus.topology.points
         assert [d.headers["source"] for d in bus.consume(points, timeout=0.1)] == [done.name]
 
         later = run_extract(settings, stop, bus=bus, store=store)  # now it has settled

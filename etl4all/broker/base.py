@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol, Self, runtime_checkable
 
+from etl4all.broker.queues import Topology
+
 BATCH_ID_HEADER = "batch_id"
 """The batch's deterministic id (:func:`etl4all.batch.batch_id`); also the AMQP message id."""
 SOURCE_HEADER = "source"
@@ -49,13 +51,17 @@ class Delivery(Protocol):
 
 @runtime_checkable
 class Broker(Protocol):
-    """Publishes and consumes batches; a context manager."""
+    """Publishes and consumes batches on the queues of its :attr:`topology`; a context manager."""
+
+    topology: Topology
+    """The queue names (``topology.points``, ``.addresses``, ``.dead``) and delivery limit."""
 
     def publish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
         """Publish persistently; returns only once the broker confirmed the message.
 
         Raises:
-            BrokerError: not confirmed (unroutable, nacked, connection lost).
+            BrokerConfigError: unroutable (no such queue).
+            BrokerError: not confirmed (nacked, connection lost).
         """
         ...
 

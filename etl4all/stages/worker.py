@@ -192,7 +192,7 @@ def _process(
         _call_with_retries(handler, payload, headers, stop, retry_delays, stats)
     except Etl4allError as exc:
         stats.seconds += time.monotonic() - started
-        if isinstance(exc, CIRCUIT_OPEN) or (isinstance(exc, BrokerError) and not exc.retryable):
+        if isinstance(exc, CIRCUIT_OPEN):
             log.error("batch %s: %s; requeued, worker stops", batch_id, exc, exc_info=exc)
             _settle(delivery, stats, requeue=True)
             raise
