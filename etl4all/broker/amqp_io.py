@@ -6,9 +6,10 @@ its methods runs, so a long handler would let the heartbeat lapse; the connectio
 lives in a private thread that calls ``process_data_events`` every ``TICK`` seconds. Other
 threads hand it commands with :meth:`IoThread.call` (waking it with
 ``add_callback_threadsafe``) and wait for their result, so one connection is used by one
-thread only, as pika requires. When the connection is lost the thread reconnects with
-exponential backoff; a :class:`~etl4all.errors.BrokerConfigError` (refused credentials, a
-topology conflict) ends it at once.
+thread only, as pika requires. When the connection is lost the thread reconnects through
+:func:`etl4all.retry.retrying` (full-jitter backoff, ``reconnect_attempts`` retries); a
+:class:`~etl4all.errors.BrokerConfigError` (refused credentials, a topology conflict) ends it
+at once.
 
 :func:`mapped` is the one place that turns pika errors into
 :class:`~etl4all.errors.BrokerError` or, when retrying cannot help,
@@ -22,19 +23,21 @@ import concurrent.futures
 import contextlib
 import logging
 import queue as queue_mod
-import random
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingConnection
 
-from etl4all import urls
+from etl4all import retry, urls
 from etl4all.broker.base import BATCH_ID_HEADER
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
+
+if TYPE_CHECKING:
+    import tenacity
 
 log = logging.getLogger(__name__)
 
@@ -202,28 +205,10 @@ class IoThread:
     # -- I/O thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        ready = self._ready
-        failures = 0
         try:
             while not self.closing.is_set():
-                if self._conn is None or not self._conn.is_open:
-                    try:
-                        self._connect()
-                    except BrokerError as exc:
-                        failures += 1
-                        if not exc.retryable or failures > self._reconnect_attempts:
-                            self.fatal = exc
-                            return
-                        delay = min(30.0, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
-                        log.warning("%s; reconnecting in %.1f s", exc, delay)
-                        self.closing.wait(delay)
-                        continue
-                    if ready.done():
-                        self.reconnects += 1
-                        log.warning("reconnected to RabbitMQ %s", self.url)
-                    else:
-                        ready.set_result(None)
-                    failures = 0
+                if not self.connected and not self._reconnect():
+                    return
                 try:
                     with mapped(self.url, "processing network events"):
                         self.live().process_data_events(time_limit=TICK)
@@ -231,10 +216,34 @@ class IoThread:
                     self._run_commands()
                 except BrokerError as exc:
                     log.warning("%s", exc)
-                    failures += 1
                     self._drop()
         finally:
             self._shutdown()
+
+    def _reconnect(self) -> bool:
+        """Connect, retrying with full jitter; False once given up (:attr:`fatal`) or closing."""
+        retrier = retry.retrying(
+            attempts=self._reconnect_attempts + 1,
+            stop_event=self.closing,
+            before_sleep=self._log_retry,
+        )
+        try:
+            retrier(self._connect)
+        except BrokerError as exc:
+            if not self.closing.is_set():
+                self.fatal = exc
+            return False
+        if self._ready.done():
+            self.reconnects += 1
+            log.warning("reconnected to RabbitMQ %s", self.url)
+        else:
+            self._ready.set_result(None)
+        return True
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning("%s; reconnecting in %.1f s", error, delay)
 
     def _run_commands(self) -> None:
         while self._conn is not None and self._conn.is_open:
@@ -256,6 +265,8 @@ class IoThread:
                     future.set_exception(BrokerError(f"RabbitMQ {self.url}: I/O thread failed"))
 
     def _connect(self) -> None:
+        if self.closing.is_set():  # closed during a backoff wait: end the retries
+            raise BrokerError(f"RabbitMQ {self.url}: the broker object is closed")
         self._drop()
         with mapped(self.url, "connecting"):
             self._conn = BlockingConnection(self._params)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from typing import Any
+
 import pika.exceptions as px
 import pytest
 
+from etl4all import urls
 from etl4all.broker import amqp_io
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
@@ -81,3 +87,77 @@ def test_out_of_range_options_are_refused_before_connecting() -> None:
         AmqpBroker(url=URL, prefetch=0)
     with pytest.raises(ConfigError, match="max_deliveries"):
         AmqpBroker(url=URL, max_deliveries=0)
+
+
+class FailingConnection:
+    """Stands in for pika's BlockingConnection: every attempt raises ``error``."""
+
+    attempts = 0
+    error: Exception = px.AMQPConnectionError("refused")
+
+    def __init__(self, params: Any) -> None:
+        type(self).attempts += 1
+        raise type(self).error
+
+
+@pytest.fixture
+def failing(monkeypatch: pytest.MonkeyPatch) -> type[FailingConnection]:
+    class Connection(FailingConnection):
+        pass
+
+    monkeypatch.setattr(amqp_io, "BlockingConnection", Connection)
+    return Connection
+
+
+def test_connection_is_retried_reconnect_attempts_times_with_jitter(
+    failing: type[FailingConnection], caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="etl4all.broker.amqp_io"),
+        pytest.raises(BrokerError, match="refused") as info,
+    ):
+        AmqpBroker(url=URL + "?reconnect_attempts=2")
+    assert type(info.value) is BrokerError
+    assert failing.attempts == 3
+    waits = [r.getMessage() for r in caplog.records if "reconnecting in" in r.getMessage()]
+    assert len(waits) == 2
+
+
+def test_refused_credentials_are_not_retried(failing: type[FailingConnection]) -> None:
+    failing.error = px.ProbableAuthenticationError("ACCESS_REFUSED")
+    with pytest.raises(BrokerConfigError, match="password"):
+        AmqpBroker(url=URL + "?reconnect_attempts=5")
+    assert failing.attempts == 1
+
+
+def test_close_during_the_backoff_ends_the_retries(failing: type[FailingConnection]) -> None:
+    io = amqp_io.IoThread(
+        url=urls.redact(URL),
+        params=amqp_io.parameters(URL)[0],
+        reconnect_attempts=100,
+        name="amqp-test",
+        on_connect=lambda conn: None,
+        on_tick=lambda: None,
+        on_drop=lambda: None,
+        on_shutdown=lambda error: None,
+    )
+    errors: list[BrokerError] = []
+
+    def start() -> None:
+        try:
+            io.start()
+        except BrokerError as exc:
+            errors.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    deadline = time.monotonic() + 5
+    while failing.attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    io.close()
+    starter.join(timeout=5)
+    assert time.monotonic() - started < 2
+    assert [str(e) for e in errors] == [f"RabbitMQ {io.url}: the broker object is closed"]
+    assert io.fatal is None
+    assert failing.attempts <= 2
