@@ -1,6 +1,6 @@
 """A batch on the wire: one frame as a Parquet (zstd) body plus descriptive headers.
 
-Headers of an encoded batch:
+Headers of an encoded batch (their names are constants of :mod:`etl4all.broker.base`):
 
 - ``batch_id``: deterministic, :func:`batch_id` of the source file's sha256 and the chunk index,
   so a replayed file produces the same ids and every downstream effect is idempotent;
@@ -24,6 +24,13 @@ from typing import Any
 import polars as pl
 
 from etl4all import frames
+from etl4all.broker.base import (
+    BATCH_ID_HEADER,
+    ROWS_HEADER,
+    SCHEMA_HEADER,
+    SHA256_HEADER,
+    SOURCE_HEADER,
+)
 from etl4all.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -64,11 +71,11 @@ def encode(
     frame.write_parquet(buffer, compression="zstd", statistics=False)
     body = buffer.getvalue()
     headers: dict[str, Any] = {
-        "batch_id": batch_id,
-        "source": source,
-        "rows": frame.height,
-        "schema": kind,
-        "sha256": hashlib.sha256(body).hexdigest(),
+        BATCH_ID_HEADER: batch_id,
+        SOURCE_HEADER: source,
+        ROWS_HEADER: frame.height,
+        SCHEMA_HEADER: kind,
+        SHA256_HEADER: hashlib.sha256(body).hexdigest(),
     }
     return body, headers
 
@@ -80,8 +87,8 @@ def decode(body: bytes, headers: Mapping[str, Any]) -> pl.DataFrame:
         DataError: missing headers, sha256 mismatch, unreadable Parquet, a row count that
             differs from the ``rows`` header, or columns that do not fit the schema.
     """
-    name = headers.get("batch_id", "?")
-    expected = headers.get("sha256")
+    name = headers.get(BATCH_ID_HEADER, "?")
+    expected = headers.get(SHA256_HEADER)
     if not expected:
         raise DataError(f"batch {name} has no sha256 header; it was not written by etl4all")
     actual = hashlib.sha256(body).hexdigest()
@@ -90,12 +97,12 @@ def decode(body: bytes, headers: Mapping[str, Any]) -> pl.DataFrame:
             f"batch {name}: body sha256 {actual[:16]}… does not match header "
             f"{str(expected)[:16]}…; the message is corrupt"
         )
-    schema = _schema(str(headers.get("schema", "")))
+    schema = _schema(str(headers.get(SCHEMA_HEADER, "")))
     try:
         frame = pl.read_parquet(io.BytesIO(body))
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"batch {name}: body is not readable Parquet: {exc}") from exc
-    rows = headers.get("rows")
+    rows = headers.get(ROWS_HEADER)
     if rows is not None and str(rows) != str(frame.height):
         raise DataError(f"batch {name}: header says {rows} rows, body has {frame.height}")
     return frames.cast_frame(frame, schema)

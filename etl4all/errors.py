@@ -15,6 +15,7 @@ Etl4allError                          root; class attribute retryable = False
 │       └── GeocodeTimeoutError (also TimeoutError)
 ├── BudgetExceededError               --max-calls would be exceeded: refuse to start
 ├── BrokerError                       connection or channel lost                 retryable
+│   └── BrokerConfigError (also ConfigError)   refused login, topology conflict, unroutable
 ├── StoreError                        state or lookup store failed               retryable
 └── WarehouseError                    connection lost, deadlock, lock timeout    retryable
 ```
@@ -108,6 +109,17 @@ class BrokerError(Etl4allError):
     """The message broker connection or channel failed."""
 
     retryable = True
+
+
+class BrokerConfigError(BrokerError, ConfigError):
+    """The broker refused us for a reason that retrying cannot fix.
+
+    Refused credentials, a vhost or permission error, a queue declared elsewhere with other
+    arguments, a header value AMQP cannot carry, an unroutable message (its queue is gone).
+    It is also a ConfigError: the worker stops and the CLI exits with code 2.
+    """
+
+    retryable = False
 
 
 class StoreError(Etl4allError):

@@ -1,23 +1,30 @@
-"""Message brokers, chosen by URL scheme; in-process when no URL is set."""
+"""Message brokers, chosen by URL scheme: ``amqp://`` (RabbitMQ) or ``memory://`` (in-process)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from etl4all import urls
 
 if TYPE_CHECKING:
     from etl4all.broker.base import Broker
-    from etl4all.settings import Settings
 
 SCHEMES = {
     "amqp": ("etl4all.broker.amqp:AmqpBroker", "rabbitmq"),
+    "amqps": ("etl4all.broker.amqp:AmqpBroker", "rabbitmq"),
     "memory": ("etl4all.broker.memory:MemoryBroker", "core"),
 }
 
 
-def from_settings(settings: Settings) -> Broker:
-    """The broker of ``settings.broker_url`` (``memory://`` when unset)."""
-    url = settings.broker_url or "memory://"
+def from_url(url: str, **options: Any) -> Broker:
+    """Build the broker of ``url`` with its keyword ``options``.
+
+    Both take ``prefix`` and ``max_deliveries``; ``amqp://`` also takes ``prefetch``.
+
+    Raises:
+        UnknownSchemeError: no broker serves the URL's scheme.
+        MissingDependencyError: the broker's driver is not installed.
+    """
     cls = urls.load_class("broker", urls.scheme_of(url), SCHEMES)
-    return cls(url=url, settings=settings)
+    broker: Broker = cls(url=url, **options)
+    return broker

@@ -4,19 +4,19 @@ URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS
 URL option works (``heartbeat``, ``blocked_connection_timeout``, ``socket_timeout``,
 ``connection_attempts``, ...); defaults: heartbeat 30 s, blocked_connection_timeout 60 s (a
 publish during a memory/disk alarm fails instead of hanging). etl4all's own option
-``reconnect_attempts`` (default 8) bounds the reconnection loop. Settings read:
-``queue_prefix``, ``prefetch``, ``max_deliveries``. Driver: pika
+``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``
+(default ``etl4all``), ``prefetch`` (2), ``max_deliveries`` (3). Driver: pika
 (``pip install 'etl4all[rabbitmq]'``).
 
-Topology, declared at start and again after every reconnection:
-
-- ``{prefix}.points`` and ``{prefix}.addresses``: durable quorum queues with
-  ``x-dead-letter-exchange={prefix}.dlx`` and ``x-delivery-limit=max_deliveries``;
-- ``{prefix}.dlx``: a durable fanout exchange bound to the quorum queue ``{prefix}.dead``.
+Topology: :class:`~etl4all.broker.queues.Topology` of ``prefix`` and ``max_deliveries``,
+declared at start and again after every reconnection: its queues (durable, with the
+arguments it lists) and ``{prefix}.dlx``, a durable fanout exchange bound to
+``{prefix}.dead``.
 
 Publishing: persistent messages, publisher confirms and ``mandatory=True``; ``publish``
-returns only once RabbitMQ confirmed, and an unroutable or nacked message raises
-:class:`~etl4all.errors.BrokerError`.
+returns only once RabbitMQ confirmed; a nacked message raises
+:class:`~etl4all.errors.BrokerError`, an unroutable one
+:class:`~etl4all.errors.BrokerConfigError`.
 
 Heartbeats: pika services a BlockingConnection only while one of its methods runs, so a
 long handler would let the heartbeat lapse. The connection therefore lives in a private I/O
@@ -37,10 +37,10 @@ dead letter with a reason normally comes first); those carry
 ``x-first-death-reason: delivery_limit``. On RabbitMQ 3.x every return counts, including
 prefetched messages requeued when a consumer stops: keep ``prefetch`` small.
 
-Connection loss: the I/O thread reconnects with exponential backoff, redeclares the topology
-and its consumers. Deliveries from the lost channel were requeued by RabbitMQ; acking them
-is a logged no-op. Refused credentials and topology conflicts raise a non-retryable
-BrokerError at once.
+Connection loss: the I/O thread reconnects with full-jitter backoff (:mod:`etl4all.retry`),
+redeclares the topology and its consumers. Deliveries from the lost channel were requeued by
+RabbitMQ; acking them is a logged no-op. Refused credentials and topology conflicts raise
+:class:`~etl4all.errors.BrokerConfigError` at once.
 """
 
 from __future__ import annotations
@@ -56,11 +56,16 @@ from typing import Any
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from etl4all import urls
-from etl4all.broker import amqp_io, queues
-from etl4all.broker.memory import ERROR_HEADER, QUEUE_HEADER
+from etl4all.broker import amqp_io
+from etl4all.broker.base import (
+    BATCH_ID_HEADER,
+    DELIVERY_COUNT_HEADER,
+    ERROR_HEADER,
+    QUEUE_HEADER,
+)
+from etl4all.broker.queues import Topology
 from etl4all.closing import Closing
-from etl4all.errors import BrokerError
-from etl4all.settings import Settings
+from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -120,38 +125,38 @@ class AmqpDelivery:
 class AmqpBroker(Closing):
     """RabbitMQ through one connection owned by a private I/O thread; a context manager."""
 
-    def __init__(self, *, url: str, settings: Settings) -> None:
+    def __init__(
+        self, *, url: str, prefix: str = "etl4all", prefetch: int = 2, max_deliveries: int = 3
+    ) -> None:
         """Connect and declare the topology.
 
+        Args:
+            url: ``amqp://`` or ``amqps://`` URL with pika's and etl4all's query options.
+            prefix: prefix of every queue and exchange name.
+            prefetch: unacknowledged messages a consumer may hold.
+            max_deliveries: RabbitMQ dead-letters a message returned more often than this.
+
         Raises:
-            ConfigError: the URL is malformed.
-            BrokerError: RabbitMQ is unreachable, refuses the credentials, or holds
-                queues of the same names with other arguments.
+            ConfigError: the URL is malformed, or an option is out of range.
+            BrokerConfigError: RabbitMQ refuses the credentials, or holds queues of the
+                same names with other arguments.
+            BrokerError: RabbitMQ is unreachable.
         """
         self.url = urls.redact(url)
         params, reconnect_attempts = amqp_io.parameters(url)
-        self._prefix = settings.queue_prefix
-        params.client_properties = {"connection_name": f"etl4all {self._prefix}"}
-        self._prefetch = settings.prefetch
-        self._dlx = f"{self._prefix}.dlx"
-        self._dead = queues.name(self._prefix, queues.DEAD)
-        work = {
-            "x-queue-type": "quorum",
-            "x-dead-letter-exchange": self._dlx,
-            "x-delivery-limit": settings.max_deliveries,
-        }
-        self._queues = {
-            queues.name(self._prefix, queues.POINTS): work,
-            queues.name(self._prefix, queues.ADDRESSES): work,
-            self._dead: {"x-queue-type": "quorum"},
-        }
+        if prefetch < 1:
+            raise ConfigError(f"prefetch must be at least 1, got {prefetch}")
+        self.topology = Topology(prefix, max_deliveries)
+        """The queue names and arguments this broker declares."""
+        params.client_properties = {"connection_name": f"etl4all {prefix}"}
+        self._prefetch = prefetch
         self._consumers: dict[str, _Consumer] = {}
         self._publisher: BlockingChannel | None = None
         self._io = amqp_io.IoThread(
             url=self.url,
             params=params,
             reconnect_attempts=reconnect_attempts,
-            name=f"amqp-{self._prefix}",
+            name=f"amqp-{prefix}",
             on_connect=self._declare,
             on_tick=self._check_consumers,
             on_drop=self._forget_channels,
@@ -170,7 +175,8 @@ class AmqpBroker(Closing):
         """Publish a persistent message to ``queue``; return once RabbitMQ confirmed it.
 
         Raises:
-            BrokerError: unroutable (no such queue), nacked, or the connection failed.
+            BrokerConfigError: unroutable (no such queue), or a header value AMQP cannot carry.
+            BrokerError: nacked, or the connection failed.
         """
         properties = amqp_io.message_properties(self.url, headers)
         self._io.call(functools.partial(self._publish, "", queue, body, properties))
@@ -182,7 +188,8 @@ class AmqpBroker(Closing):
         :meth:`close`, so calling this again resumes without losing prefetched messages.
 
         Raises:
-            BrokerError: the queue does not exist, or the connection is lost for good.
+            BrokerConfigError: the queue does not exist.
+            BrokerError: the connection is lost for good.
         """
         consumer = self._io.call(functools.partial(self._ensure_consumer, queue))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -213,7 +220,7 @@ class AmqpBroker(Closing):
         """Messages ready in ``queue`` (passive declare; unacked ones are not counted).
 
         Raises:
-            BrokerError: the queue does not exist.
+            BrokerConfigError: the queue does not exist.
         """
         return self._io.call(functools.partial(self._with_channel, queue, "depth"))
 
@@ -222,7 +229,7 @@ class AmqpBroker(Closing):
         return self._io.call(functools.partial(self._with_channel, queue, "purge"))
 
     def delete(self) -> None:
-        """Delete this prefix's queues and dead-letter exchange (tests, ``etl4all reset``)."""
+        """Delete this prefix's queues and dead-letter exchange (used by tests)."""
         self._io.call(self._delete_topology)
 
     def close(self) -> None:
@@ -233,12 +240,13 @@ class AmqpBroker(Closing):
 
     def _declare(self, conn: BlockingConnection) -> None:
         """Declare the topology on a new connection and reopen the consumers."""
+        topology = self.topology
         with amqp_io.mapped(self.url, "declaring the queues"):
             channel = conn.channel()
-            channel.exchange_declare(self._dlx, "fanout", durable=True)
-            for name, arguments in self._queues.items():
-                channel.queue_declare(name, durable=True, arguments=arguments)
-            channel.queue_bind(self._dead, self._dlx)
+            channel.exchange_declare(topology.dead_letter_exchange, "fanout", durable=True)
+            for spec in topology.queues:
+                channel.queue_declare(spec.name, durable=True, arguments=dict(spec.arguments))
+            channel.queue_bind(topology.dead, topology.dead_letter_exchange)
             channel.close()
         for consumer in self._consumers.values():
             self._open_consumer(consumer)
@@ -283,9 +291,12 @@ class AmqpBroker(Closing):
 
             def cancelled(_frame: Any) -> None:
                 self._consumers.pop(consumer.queue, None)
-                error = BrokerError(f"RabbitMQ cancelled the consumer of {consumer.queue}")
-                error.retryable = False  # the queue was deleted
-                consumer.inbox.put(error)
+                consumer.inbox.put(
+                    BrokerConfigError(
+                        f"RabbitMQ cancelled the consumer of {consumer.queue}; "
+                        "was the queue deleted?"
+                    )
+                )
 
             channel.add_on_cancel_callback(cancelled)
             channel.basic_consume(consumer.queue, deliver, auto_ack=False)
@@ -302,10 +313,11 @@ class AmqpBroker(Closing):
             consumer.channel = None
             try:
                 self._open_consumer(consumer)
+            except BrokerConfigError as exc:  # e.g. the queue is gone: its consumer must know
+                self._consumers.pop(consumer.queue, None)
+                consumer.inbox.put(exc)
             except BrokerError as exc:
-                if not exc.retryable:
-                    self._consumers.pop(consumer.queue, None)
-                    consumer.inbox.put(exc)
+                log.warning("%s; trying again on the next tick", exc)
 
     def _stale(self, delivery: AmqpDelivery) -> bool:
         current = delivery._consumer.channel
@@ -313,7 +325,7 @@ class AmqpBroker(Closing):
             return False
         log.warning(
             "batch %s came on a channel that is gone; RabbitMQ requeued it, it will come again",
-            delivery.headers.get("batch_id", "?"),
+            delivery.headers.get(BATCH_ID_HEADER, "?"),
         )
         return True
 
@@ -329,14 +341,15 @@ class AmqpBroker(Closing):
     def _dead_letter(self, delivery: AmqpDelivery, reason: str) -> None:
         if self._stale(delivery):
             return
-        kept = {k: v for k, v in delivery.headers.items() if k != "x-delivery-count"}
+        kept = {k: v for k, v in delivery.headers.items() if k != DELIVERY_COUNT_HEADER}
         headers = {
             **kept,
             ERROR_HEADER: urls.redact(reason)[:_REASON_MAX],
             QUEUE_HEADER: delivery._consumer.queue,
         }
         properties = amqp_io.message_properties(self.url, headers)
-        self._publish(self._dlx, delivery._consumer.queue, delivery.body, properties)
+        exchange = self.topology.dead_letter_exchange
+        self._publish(exchange, delivery._consumer.queue, delivery.body, properties)
         self._settle(delivery, None)
 
     def _with_channel(self, queue: str, action: str) -> int:
@@ -357,7 +370,7 @@ class AmqpBroker(Closing):
                     consumer.channel.close()
             self._consumers.clear()
             channel = self._io.live().channel()
-            for name in self._queues:
-                channel.queue_delete(name)
-            channel.exchange_delete(self._dlx)
+            for spec in self.topology.queues:
+                channel.queue_delete(spec.name)
+            channel.exchange_delete(self.topology.dead_letter_exchange)
             channel.close()

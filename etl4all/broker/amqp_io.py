@@ -6,11 +6,14 @@ its methods runs, so a long handler would let the heartbeat lapse; the connectio
 lives in a private thread that calls ``process_data_events`` every ``TICK`` seconds. Other
 threads hand it commands with :meth:`IoThread.call` (waking it with
 ``add_callback_threadsafe``) and wait for their result, so one connection is used by one
-thread only, as pika requires. When the connection is lost the thread reconnects with
-exponential backoff; refused credentials and other non-retryable errors end it at once.
+thread only, as pika requires. When the connection is lost the thread reconnects through
+:func:`etl4all.retry.retrying` (full-jitter backoff, ``reconnect_attempts`` retries); a
+:class:`~etl4all.errors.BrokerConfigError` (refused credentials, a topology conflict) ends it
+at once.
 
 :func:`mapped` is the one place that turns pika errors into
-:class:`~etl4all.errors.BrokerError`; :func:`parameters` reads the broker URL and
+:class:`~etl4all.errors.BrokerError` or, when retrying cannot help,
+:class:`~etl4all.errors.BrokerConfigError`; :func:`parameters` reads the broker URL and
 :func:`message_properties` builds the properties of a persistent message.
 """
 
@@ -20,64 +23,75 @@ import concurrent.futures
 import contextlib
 import logging
 import queue as queue_mod
-import random
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingConnection
 
-from etl4all import urls
-from etl4all.errors import BrokerError, ConfigError
+from etl4all import retry, urls
+from etl4all.broker.base import BATCH_ID_HEADER
+from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
+
+if TYPE_CHECKING:
+    import tenacity
 
 log = logging.getLogger(__name__)
-"""The backend's logger: connection warnings keep the name they had before this module split."""
 
 T = TypeVar("T")
 TICK = 0.2
 """Seconds the I/O thread waits for network events between two looks at its commands."""
 DEFAULTS = {"heartbeat": "30", "blocked_connection_timeout": "60", "socket_timeout": "10"}
+"""pika URL options etl4all sets unless the URL does."""
+RECONNECT_ATTEMPTS = 8
+"""Default of the URL option ``reconnect_attempts``: retries of a failed connection."""
+_REPLY_HINTS = {
+    403: "check the user's permissions",
+    530: "check the user's permissions",
+    404: "the queue or exchange does not exist",
+    406: "a queue exists with other arguments; delete it or change queue_prefix",
+}
+"""AMQP reply codes of a broker-closed connection or channel that retrying cannot fix."""
 
 
 @contextlib.contextmanager
 def mapped(url: str, action: str) -> Iterator[None]:
-    """Translate every pika error raised inside into a BrokerError (the only place that does).
+    """Translate every pika error raised inside (the only place that does).
 
-    Refused credentials or permissions, topology conflicts and unroutable messages are not
-    retryable: retrying cannot fix them, and the worker stops instead of looping.
+    Refused credentials or permissions, topology conflicts, bad header values and unroutable
+    messages raise :class:`BrokerConfigError`: retrying cannot fix them, and the worker stops
+    instead of looping. Every other pika error raises a retryable :class:`BrokerError`.
     """
     try:
         yield
     except px.AMQPError as exc:
-        retryable = True
-        hint = "retrying may help"
-        if isinstance(exc, px.ProbableAuthenticationError | px.AuthenticationError):
-            retryable, hint = False, "check the user and password of the broker URL"
-        elif isinstance(exc, px.ProbableAccessDeniedError):
-            retryable, hint = False, "check the vhost and the user's permissions"
-        elif isinstance(exc, px.ConnectionClosedByBroker | px.ChannelClosedByBroker):
-            code = exc.reply_code
-            if code in (403, 530):
-                retryable, hint = False, "check the user's permissions"
-            elif code == 404:
-                retryable, hint = False, "the queue or exchange does not exist"
-            elif code == 406:
-                retryable = False
-                hint = "a queue exists with other arguments; delete it or change queue_prefix"
-        elif isinstance(exc, px.UnsupportedAMQPFieldException):
-            retryable, hint = False, "header values must be str, int, bool, bytes or None"
-            exc = px.UnsupportedAMQPFieldException(repr(exc.args[-1])[:100])
-        elif isinstance(exc, px.UnroutableError):
-            retryable, hint = False, "no queue is bound for it; was the queue deleted?"
-        error = BrokerError(
+        hint = _config_hint(exc)
+        detail = str(exc)
+        if isinstance(exc, px.UnsupportedAMQPFieldException):
+            detail = repr(exc.args[-1])[:100]  # pika's text holds the whole header table
+        cls = BrokerError if hint is None else BrokerConfigError
+        raise cls(
             f"RabbitMQ {urls.redact(url)}: {action} failed: {type(exc).__name__}: "
-            f"{urls.redact(str(exc))}; {hint}"
-        )
-        error.retryable = retryable
-        raise error from exc
+            f"{urls.redact(detail)}; {hint or 'retrying may help'}"
+        ) from exc
+
+
+def _config_hint(exc: px.AMQPError) -> str | None:
+    """What to fix when retrying cannot help with ``exc``; None when it may."""
+    if isinstance(exc, px.ProbableAuthenticationError | px.AuthenticationError):
+        return "check the user and password of the broker URL"
+    if isinstance(exc, px.ProbableAccessDeniedError):
+        return "check the vhost and the user's permissions"
+    if isinstance(exc, px.ConnectionClosedByBroker | px.ChannelClosedByBroker):
+        return _REPLY_HINTS.get(exc.reply_code)
+    if isinstance(exc, px.UnsupportedAMQPFieldException):
+        return "header values must be str, int, bool, bytes or None"
+    if isinstance(exc, px.UnroutableError):
+        return "no queue is bound for it; was the queue deleted?"
+    return None
 
 
 class IoThread:
@@ -191,28 +205,10 @@ class IoThread:
     # -- I/O thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        ready = self._ready
-        failures = 0
         try:
             while not self.closing.is_set():
-                if self._conn is None or not self._conn.is_open:
-                    try:
-                        self._connect()
-                    except BrokerError as exc:
-                        failures += 1
-                        if not exc.retryable or failures > self._reconnect_attempts:
-                            self.fatal = exc
-                            return
-                        delay = min(30.0, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
-                        log.warning("%s; reconnecting in %.1f s", exc, delay)
-                        self.closing.wait(delay)
-                        continue
-                    if ready.done():
-                        self.reconnects += 1
-                        log.warning("reconnected to RabbitMQ %s", self.url)
-                    else:
-                        ready.set_result(None)
-                    failures = 0
+                if not self.connected and not self._reconnect():
+                    return
                 try:
                     with mapped(self.url, "processing network events"):
                         self.live().process_data_events(time_limit=TICK)
@@ -220,10 +216,34 @@ class IoThread:
                     self._run_commands()
                 except BrokerError as exc:
                     log.warning("%s", exc)
-                    failures += 1
                     self._drop()
         finally:
-            self._shutdown(ready)
+            self._shutdown()
+
+    def _reconnect(self) -> bool:
+        """Connect, retrying with full jitter; False once given up (:attr:`fatal`) or closing."""
+        retrier = retry.retrying(
+            attempts=self._reconnect_attempts + 1,
+            stop_event=self.closing,
+            before_sleep=self._log_retry,
+        )
+        try:
+            retrier(self._connect)
+        except BrokerError as exc:
+            if not self.closing.is_set():
+                self.fatal = exc
+            return False
+        if self._ready.done():
+            self.reconnects += 1
+            log.warning("reconnected to RabbitMQ %s", self.url)
+        else:
+            self._ready.set_result(None)
+        return True
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning("%s; reconnecting in %.1f s", error, delay)
 
     def _run_commands(self) -> None:
         while self._conn is not None and self._conn.is_open:
@@ -245,6 +265,8 @@ class IoThread:
                     future.set_exception(BrokerError(f"RabbitMQ {self.url}: I/O thread failed"))
 
     def _connect(self) -> None:
+        if self.closing.is_set():  # closed during a backoff wait: end the retries
+            raise BrokerError(f"RabbitMQ {self.url}: the broker object is closed")
         self._drop()
         with mapped(self.url, "connecting"):
             self._conn = BlockingConnection(self._params)
@@ -258,11 +280,11 @@ class IoThread:
             with contextlib.suppress(px.AMQPError):
                 conn.close()
 
-    def _shutdown(self, ready: concurrent.futures.Future[None]) -> None:
+    def _shutdown(self) -> None:
         self.closing.set()
         error = self.fatal or BrokerError(f"RabbitMQ {self.url}: the broker object is closed")
-        if not ready.done():
-            ready.set_exception(error)
+        if not self._ready.done():
+            self._ready.set_exception(error)
         self._on_shutdown(error)
         self._drop()
         while True:
@@ -283,7 +305,7 @@ def message_properties(url: str, headers: dict[str, Any]) -> Any:
     properties = pika.BasicProperties(
         delivery_mode=pika.DeliveryMode.Persistent,
         headers=dict(headers),
-        message_id=str(headers.get("batch_id") or "") or None,
+        message_id=str(headers.get(BATCH_ID_HEADER) or "") or None,
     )
     with mapped(url, "encoding the message headers"):
         properties.encode()
@@ -291,7 +313,7 @@ def message_properties(url: str, headers: dict[str, Any]) -> Any:
 
 
 def parameters(url: str) -> tuple[pika.URLParameters, int]:
-    """pika parameters with etl4all's defaults, and the reconnect attempts.
+    """pika parameters with etl4all's defaults, and the URL's ``reconnect_attempts``.
 
     Raises:
         ConfigError: a malformed URL or option.
@@ -300,9 +322,12 @@ def parameters(url: str) -> tuple[pika.URLParameters, int]:
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         raise ConfigError(f"broker URL {urls.redact(url)}: expected amqp://user:pass@host:5672/")
     options = {**DEFAULTS, **dict(parse_qsl(parts.query))}
-    attempts = options.pop("reconnect_attempts", "8")
+    attempts = options.pop("reconnect_attempts", str(RECONNECT_ATTEMPTS))
     try:
         params = pika.URLParameters(urlunsplit(parts._replace(query=urlencode(options))))
-        return params, int(attempts)
+        reconnect_attempts = int(attempts)
     except ValueError as exc:
         raise ConfigError(f"broker URL {urls.redact(url)}: {urls.redact(str(exc))}") from exc
+    if reconnect_attempts < 0:
+        raise ConfigError(f"broker URL {urls.redact(url)}: reconnect_attempts must be >= 0")
+    return params, reconnect_attempts

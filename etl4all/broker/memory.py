@@ -1,14 +1,15 @@
 """In-process broker (``memory://``): thread-safe queues with RabbitMQ's delivery semantics.
 
-URL: ``memory://`` (no options). Settings read: ``queue_prefix``, ``max_deliveries``.
-No driver. Used by embedded mode and by the worker-loop tests; messages live only as long
-as the broker object.
+URL: ``memory://`` (no query options). Options: ``prefix`` (default ``etl4all``) and
+``max_deliveries`` (default 3), as for :class:`~etl4all.broker.amqp.AmqpBroker`. No driver.
+Used by embedded mode and by the worker-loop tests; messages live only as long as the broker
+object.
 
-It declares the same queues as :class:`etl4all.broker.amqp.AmqpBroker` and behaves like
-its quorum queues:
+It holds the queues of :class:`~etl4all.broker.queues.Topology` and behaves like RabbitMQ's
+quorum queues:
 
-- publishing to a queue that was not declared raises :class:`~etl4all.errors.BrokerError`
-  (RabbitMQ returns such a message as unroutable);
+- publishing to a queue that is not in the topology raises
+  :class:`~etl4all.errors.BrokerConfigError` (RabbitMQ returns such a message as unroutable);
 - every delivery carries ``x-delivery-count`` (failed deliveries so far); a requeued message
   comes back first with ``redelivered=True``;
 - ``reject(requeue=False, reason=...)`` moves the message to ``{prefix}.dead`` with the reason
@@ -28,17 +29,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from etl4all.broker import queues
+from etl4all.broker.base import (
+    BATCH_ID_HEADER,
+    DEATH_REASON_HEADER,
+    DELIVERY_COUNT_HEADER,
+    ERROR_HEADER,
+    QUEUE_HEADER,
+)
+from etl4all.broker.queues import Topology
 from etl4all.closing import Closing
-from etl4all.errors import BrokerError
-from etl4all.settings import Settings
+from etl4all.errors import BrokerConfigError, BrokerError
 
 log = logging.getLogger(__name__)
-
-ERROR_HEADER = "x-etl4all-error"
-"""Header of a dead letter that holds the reason it was rejected."""
-QUEUE_HEADER = "x-etl4all-queue"
-"""Header of a dead letter that names the queue it was rejected from."""
 
 
 @dataclasses.dataclass
@@ -59,7 +61,7 @@ class MemoryDelivery:
         self._message = message
         self._settled = False
         self.body = message.body
-        self.headers = {**message.headers, "x-delivery-count": message.deliveries}
+        self.headers = {**message.headers, DELIVERY_COUNT_HEADER: message.deliveries}
         self.redelivered = message.delivered
 
     def ack(self) -> None:
@@ -92,14 +94,19 @@ class MemoryDelivery:
 class MemoryBroker(Closing):
     """Thread-safe in-process queues named like the RabbitMQ ones; a context manager."""
 
-    def __init__(self, *, url: str = "memory://", settings: Settings) -> None:
-        """Declare ``{prefix}.points``, ``{prefix}.addresses`` and ``{prefix}.dead``."""
+    def __init__(
+        self, *, url: str = "memory://", prefix: str = "etl4all", max_deliveries: int = 3
+    ) -> None:
+        """Declare the queues of ``Topology(prefix, max_deliveries)``.
+
+        Raises:
+            ConfigError: an empty prefix or ``max_deliveries`` below 1.
+        """
         self.url = url
-        self._limit = settings.max_deliveries
-        self._dead = queues.name(settings.queue_prefix, queues.DEAD)
-        names = [queues.name(settings.queue_prefix, q) for q in (queues.POINTS, queues.ADDRESSES)]
+        self.topology = Topology(prefix, max_deliveries)
+        """The queue names and the delivery limit."""
         self._queues: dict[str, collections.deque[_Message]] = {
-            name: collections.deque() for name in [*names, self._dead]
+            spec.name: collections.deque() for spec in self.topology.queues
         }
         self._unacked: set[MemoryDelivery] = set()
         self._cond = threading.Condition()
@@ -109,7 +116,8 @@ class MemoryBroker(Closing):
         """Append a message to ``queue``.
 
         Raises:
-            BrokerError: ``queue`` is not declared, or the broker is closed.
+            BrokerConfigError: ``queue`` is not declared.
+            BrokerError: the broker is closed.
         """
         with self._cond:
             self._check_open()
@@ -120,7 +128,7 @@ class MemoryBroker(Closing):
         """Deliveries from ``queue`` until ``timeout`` seconds pass without one (None: never).
 
         Raises:
-            BrokerError: ``queue`` is not declared.
+            BrokerConfigError: ``queue`` is not declared.
         """
         while True:
             with self._cond:
@@ -170,7 +178,7 @@ class MemoryBroker(Closing):
         try:
             return self._queues[queue]
         except KeyError:
-            raise BrokerError(
+            raise BrokerConfigError(
                 f"no queue {queue!r} (unroutable); known: {', '.join(sorted(self._queues))}"
             ) from None
 
@@ -186,15 +194,16 @@ class MemoryBroker(Closing):
         with self._cond:
             self._unacked.discard(delivery)
             message.deliveries += 1
-            if queue != self._dead and message.deliveries > self._limit:
+            limit = self.topology.max_deliveries
+            if queue in self.topology.work_queues and message.deliveries > limit:
                 log.error(
                     "batch %s exceeded %d deliveries in %s; dead-lettered",
-                    message.headers.get("batch_id", "?"),
-                    self._limit,
+                    message.headers.get(BATCH_ID_HEADER, "?"),
+                    limit,
                     queue,
                 )
-                headers = {**message.headers, "x-first-death-reason": "delivery_limit"}
-                self._queues[self._dead].append(_Message(message.body, headers))
+                headers = {**message.headers, DEATH_REASON_HEADER: "delivery_limit"}
+                self._queues[self.topology.dead].append(_Message(message.body, headers))
             else:
                 self._queues[queue].appendleft(message)
             self._cond.notify_all()
@@ -204,11 +213,6 @@ class MemoryBroker(Closing):
     ) -> None:
         with self._cond:
             self._unacked.discard(delivery)
-            headers = {
-                **message.headers,
-                ERROR_HEADER: reason,
-                QUEUE_HEADER: queue,
-                "x-first-death-reason": "rejected",
-            }
-            self._queues[self._dead].append(_Message(message.body, headers))
+            headers = {**message.headers, ERROR_HEADER: reason, QUEUE_HEADER: queue}
+            self._queues[self.topology.dead].append(_Message(message.body, headers))
             self._cond.notify_all()

@@ -21,8 +21,7 @@ from typing import Any
 import polars as pl
 
 from etl4all import batch, urls
-from etl4all.broker import queues
-from etl4all.broker.base import Broker
+from etl4all.broker.base import BATCH_ID_HEADER, SCHEMA_HEADER, SOURCE_HEADER, Broker
 from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
@@ -44,16 +43,10 @@ class BrokerRunReport:
     seconds: float
 
 
-class _Publisher:
-    """Publishes frames to the queues of one prefix."""
-
-    def __init__(self, bus: Broker, prefix: str) -> None:
-        self.bus = bus
-        self.prefix = prefix
-
-    def __call__(self, name: str, frame: pl.DataFrame, kind: str, bid: str, source: str) -> None:
-        body, headers = batch.encode(frame, kind=kind, batch_id=bid, source=source)
-        self.bus.publish(queues.name(self.prefix, name), body, headers)
+def _publish(bus: Broker, queue: str, frame: pl.DataFrame, kind: str, bid: str, src: str) -> None:
+    """Encode ``frame`` as a batch and publish it to ``queue`` (confirmed by the broker)."""
+    body, headers = batch.encode(frame, kind=kind, batch_id=bid, source=src)
+    bus.publish(queue, body, headers)
 
 
 def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
@@ -65,9 +58,8 @@ def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
     if not settings.source_url:
         raise ConfigError("the extract stage needs a source (--source or ETL4ALL_SOURCE_URL)")
     with ExitStack() as stack:
-        publish = _Publisher(
-            stack.enter_context(wiring.open_broker(settings)), settings.queue_prefix
-        )
+        bus = stack.enter_context(wiring.open_broker(settings))
+        points, addresses = bus.topology.points, bus.topology.addresses
         extractor = Extractor(
             source=stack.enter_context(wiring.open_source(settings.source_url, settings)),
             ledger=stack.enter_context(wiring.open_state(settings)),
@@ -85,11 +77,9 @@ def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
                     break
                 for item in extractor.batches([ref]):
                     if item.points.height:
-                        publish(queues.POINTS, item.points, "points", item.batch_id, ref.name)
+                        _publish(bus, points, item.points, "points", item.batch_id, ref.name)
                     if item.rejects.height:
-                        publish(
-                            queues.ADDRESSES, item.rejects, "rejects", item.rejects_id, ref.name
-                        )
+                        _publish(bus, addresses, item.rejects, "rejects", item.rejects_id, ref.name)
                     item.commit()
     stats = extractor.stats
     log.info(
@@ -108,7 +98,7 @@ def transform_handler(
     settings: Settings, bus: Broker, stack: ExitStack, budget: CallBudget
 ) -> Handler:
     """The transform stage's message handler: geocode, then publish the addresses."""
-    publish = _Publisher(bus, settings.queue_prefix)
+    addresses = bus.topology.addresses
     geocoder = stack.enter_context(wiring.open_geocoder(settings))
     cache = stack.enter_context(wiring.open_state(settings))
     config = wiring.transform_config(settings)
@@ -116,12 +106,11 @@ def transform_handler(
     def handle(points: pl.DataFrame, headers: dict[str, Any]) -> None:
         result = geocode_frame(points, geocoder, cache, config, budget)
         parts = batch.chunks(result.addresses, max_rows=max(points.height, 1))
+        bid, source = headers[BATCH_ID_HEADER], headers[SOURCE_HEADER]
         for index, part in enumerate(parts):
-            bid = f"{headers['batch_id']}.{index}"
-            publish(queues.ADDRESSES, part, "addresses", bid, headers["source"])
+            _publish(bus, addresses, part, "addresses", f"{bid}.{index}", source)
         if result.rejects.height:
-            bid = f"{headers['batch_id']}.rejects"
-            publish(queues.ADDRESSES, result.rejects, "rejects", bid, headers["source"])
+            _publish(bus, addresses, result.rejects, "rejects", f"{bid}.rejects", source)
 
     return handle
 
@@ -132,7 +121,7 @@ def load_handler(settings: Settings, stack: ExitStack) -> Handler:
     keys = stack.enter_context(wiring.open_lookup(settings, wh))
 
     def handle(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
-        if headers.get("schema") == "rejects":
+        if headers.get(SCHEMA_HEADER) == "rejects":
             wh.load_rejects(frame)
         else:
             load_frame(frame, wh, keys)
@@ -148,15 +137,15 @@ def run_consumer(
     with ExitStack() as stack:
         bus = stack.enter_context(wiring.open_broker(settings))
         if stage == "transform":
-            handler, name = transform_handler(settings, bus, stack, budget), queues.POINTS
+            handler, queue = transform_handler(settings, bus, stack, budget), bus.topology.points
         else:
-            handler, name = load_handler(settings, stack), queues.ADDRESSES
+            handler, queue = load_handler(settings, stack), bus.topology.addresses
         return run_worker(
             bus,
-            queues.name(settings.queue_prefix, name),
+            queue,
             handler,
             stop=stop,
-            max_deliveries=settings.max_deliveries,
+            max_deliveries=bus.topology.max_deliveries,
             idle_timeout=max(2.0, settings.poll_interval / 5) if settings.once else None,
         )
 

@@ -40,8 +40,13 @@ def geocoder_is_paid(settings: Settings) -> bool:
 
 
 def open_broker(settings: Settings) -> Broker:
-    """The broker of ``settings.broker_url`` (in-process when unset)."""
-    return broker.from_settings(settings)
+    """The broker of ``settings.broker_url`` (in-process ``memory://`` when unset)."""
+    url = settings.broker_url or "memory://"
+    # only RabbitMQ has a prefetch window
+    window = {} if url.startswith("memory:") else {"prefetch": settings.prefetch}
+    return broker.from_url(
+        url, prefix=settings.queue_prefix, max_deliveries=settings.max_deliveries, **window
+    )
 
 
 def open_warehouse(settings: Settings) -> Warehouse:

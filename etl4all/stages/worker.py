@@ -37,7 +37,13 @@ from typing import Any
 import tenacity
 
 from etl4all import batch, retry
-from etl4all.broker.base import Broker, Delivery
+from etl4all.broker.base import (
+    BATCH_ID_HEADER,
+    DELIVERY_COUNT_HEADER,
+    ROWS_HEADER,
+    Broker,
+    Delivery,
+)
 from etl4all.errors import (
     BrokerError,
     BudgetExceededError,
@@ -188,8 +194,8 @@ def _process(
 ) -> None:
     """Handle one delivery and settle it according to the error policy."""
     headers = dict(delivery.headers)
-    batch_id = headers.get("batch_id", "?")
-    attempt = int(headers.get("x-delivery-count") or 0) + 1
+    batch_id = headers.get(BATCH_ID_HEADER, "?")
+    attempt = int(headers.get(DELIVERY_COUNT_HEADER) or 0) + 1
     if delivery.redelivered:
         log.info("batch %s redelivered (attempt %d)", batch_id, attempt)
     started = time.monotonic()
@@ -198,7 +204,7 @@ def _process(
         _call_with_retries(handler, payload, headers, stop, policy, stats)
     except Etl4allError as exc:
         stats.seconds += time.monotonic() - started
-        if isinstance(exc, CIRCUIT_OPEN) or (isinstance(exc, BrokerError) and not exc.retryable):
+        if isinstance(exc, CIRCUIT_OPEN):
             log.error("batch %s: %s; requeued, worker stops", batch_id, exc, exc_info=exc)
             _settle(delivery, stats, requeue=True)
             raise
@@ -220,7 +226,7 @@ def _process(
     else:
         seconds = time.monotonic() - started
         stats.seconds += seconds
-        rows = int(headers.get("rows") or getattr(payload, "height", 0) or 0)
+        rows = int(headers.get(ROWS_HEADER) or getattr(payload, "height", 0) or 0)
         if _settle(delivery, stats):
             stats.rows += rows
         log.info("batch %s done rows=%d seconds=%.3f", batch_id, rows, seconds)
@@ -241,7 +247,7 @@ def _call_with_retries(
         exc = state.outcome.exception() if state.outcome is not None else None
         log.warning(
             "batch %s: %s; retrying in %.1f s",
-            headers.get("batch_id", "?"),
+            headers.get(BATCH_ID_HEADER, "?"),
             exc,
             state.upcoming_sleep,
         )
@@ -274,6 +280,8 @@ def _settle(
             delivery.ack()
             stats.acked += 1
     except BrokerError as exc:
-        log.warning("could not settle batch %s: %s", delivery.headers.get("batch_id", "?"), exc)
+        log.warning(
+            "could not settle batch %s: %s", delivery.headers.get(BATCH_ID_HEADER, "?"), exc
+        )
         return False
     return True

@@ -9,39 +9,56 @@ import pytest
 from contracts.broker import BrokerContract, take
 
 from etl4all import broker as broker_role
-from etl4all.broker import queues
 from etl4all.broker.memory import MemoryBroker
-from etl4all.errors import BrokerError
+from etl4all.broker.queues import Topology
+from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 
 
 class TestMemoryBroker(BrokerContract):
     @pytest.fixture
-    def broker(self, settings: Settings) -> Iterator[MemoryBroker]:
-        with MemoryBroker(settings=settings) as broker:
+    def broker(self, topology: Topology) -> Iterator[MemoryBroker]:
+        with MemoryBroker(prefix=topology.prefix, max_deliveries=topology.max_deliveries) as broker:
             yield broker
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(queue_prefix="mem", max_deliveries=2)
+def broker() -> Iterator[MemoryBroker]:
+    with MemoryBroker(prefix="mem", max_deliveries=2) as broker:
+        yield broker
 
 
-def test_is_the_default_broker(settings: Settings) -> None:
-    assert isinstance(broker_role.from_settings(settings), MemoryBroker)
+def test_built_from_url_with_options() -> None:
+    broker = broker_role.from_url("memory://", prefix="mem", max_deliveries=5)
+    assert isinstance(broker, MemoryBroker)
+    assert broker.topology == Topology("mem", 5)
 
 
-def test_settling_twice_raises(settings: Settings) -> None:
-    with MemoryBroker(settings=settings) as broker:
-        broker.publish("mem.points", b"x", {})
-        (delivery,) = take(broker, "mem.points")
-        delivery.ack()
-        with pytest.raises(BrokerError, match="already"):
-            delivery.reject(requeue=True)
+def test_is_the_default_broker() -> None:
+    settings = Settings(queue_prefix="mem", max_deliveries=4, prefetch=7)
+    with wiring.open_broker(settings) as broker:
+        assert isinstance(broker, MemoryBroker)
+        assert broker.topology == Topology("mem", 4)
 
 
-def test_close_requeues_unsettled_deliveries(settings: Settings) -> None:
-    broker = MemoryBroker(settings=settings)
+def test_out_of_range_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="max_deliveries"):
+        MemoryBroker(max_deliveries=0)
+    with pytest.raises(ConfigError, match="prefix"):
+        MemoryBroker(prefix="")
+
+
+def test_settling_twice_raises(broker: MemoryBroker) -> None:
+    broker.publish("mem.points", b"x", {})
+    (delivery,) = take(broker, "mem.points")
+    delivery.ack()
+    with pytest.raises(BrokerError, match="already"):
+        delivery.reject(requeue=True)
+
+
+def test_close_requeues_unsettled_deliveries() -> None:
+    broker = MemoryBroker(prefix="mem")
     broker.publish("mem.points", b"x", {})
     take(broker, "mem.points")
     assert broker.depth("mem.points") == 0
@@ -51,8 +68,8 @@ def test_close_requeues_unsettled_deliveries(settings: Settings) -> None:
         broker.publish("mem.points", b"y", {})
 
 
-def test_close_ends_a_waiting_consumer(settings: Settings) -> None:
-    broker = MemoryBroker(settings=settings)
+def test_close_ends_a_waiting_consumer() -> None:
+    broker = MemoryBroker(prefix="mem")
     got: list[object] = []
     consumer = threading.Thread(target=lambda: got.extend(broker.consume("mem.points")))
     consumer.start()
@@ -62,32 +79,38 @@ def test_close_ends_a_waiting_consumer(settings: Settings) -> None:
     assert got == []
 
 
-def test_consumers_in_threads_share_the_work(settings: Settings) -> None:
+def test_consumers_in_threads_share_the_work(broker: MemoryBroker) -> None:
     """Every message is delivered to exactly one of several concurrent consumers."""
-    with MemoryBroker(settings=settings) as broker:
-        seen: list[bytes] = []
-        lock = threading.Lock()
+    seen: list[bytes] = []
+    lock = threading.Lock()
 
-        def consume() -> None:
-            for delivery in broker.consume("mem.addresses", timeout=0.3):
-                with lock:
-                    seen.append(delivery.body)
-                delivery.ack()
+    def consume() -> None:
+        for delivery in broker.consume("mem.addresses", timeout=0.3):
+            with lock:
+                seen.append(delivery.body)
+            delivery.ack()
 
-        threads = [threading.Thread(target=consume) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for i in range(2000):
-            broker.publish("mem.addresses", str(i).encode(), {})
-        for thread in threads:
-            thread.join(timeout=10)
-        assert sorted(seen, key=int) == [str(i).encode() for i in range(2000)]
+    threads = [threading.Thread(target=consume) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for i in range(2000):
+        broker.publish("mem.addresses", str(i).encode(), {})
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(seen, key=int) == [str(i).encode() for i in range(2000)]
 
 
-def test_purge_and_unknown_queue(settings: Settings) -> None:
-    with MemoryBroker(settings=settings) as broker:
-        broker.publish(queues.name("mem", queues.POINTS), b"x", {})
-        assert broker.purge("mem.points") == 1
-        assert broker.depth("mem.points") == 0
-        with pytest.raises(BrokerError, match=r"mem\.points"):
-            broker.depth("points")
+def test_purge_and_unknown_queue(broker: MemoryBroker) -> None:
+    broker.publish(broker.topology.points, b"x", {})
+    assert broker.purge("mem.points") == 1
+    assert broker.depth("mem.points") == 0
+    with pytest.raises(BrokerConfigError, match=r"mem\.points"):
+        broker.depth("points")
+
+
+def test_dead_letter_queue_has_no_delivery_limit(broker: MemoryBroker) -> None:
+    broker.publish(broker.topology.dead, b"x", {})
+    for _ in range(broker.topology.max_deliveries + 2):
+        (delivery,) = take(broker, "mem.dead")
+        delivery.reject(requeue=True)
+    assert broker.depth("mem.dead") == 1

@@ -1,8 +1,8 @@
 """The Broker contract: the in-process broker and RabbitMQ pass the same tests.
 
 A backend's test module subclasses :class:`BrokerContract` and overrides the ``broker``
-fixture: a broker built with the ``settings`` fixture (a unique queue prefix, prefetch 1,
-max_deliveries 3) whose queues are deleted after the test. Brokers also offer ``depth``.
+fixture: a broker on the ``topology`` fixture (a unique queue prefix, max_deliveries 3; for
+RabbitMQ prefetch 1) whose queues are deleted after the test.
 """
 
 from __future__ import annotations
@@ -15,11 +15,17 @@ import polars as pl
 import pytest
 
 from etl4all import batch
-from etl4all.broker import queues
-from etl4all.broker.base import Broker, Delivery
-from etl4all.broker.memory import ERROR_HEADER, QUEUE_HEADER
-from etl4all.errors import BrokerError
-from etl4all.settings import Settings
+from etl4all.broker.base import (
+    BATCH_ID_HEADER,
+    DEATH_REASON_HEADER,
+    DELIVERY_COUNT_HEADER,
+    ERROR_HEADER,
+    QUEUE_HEADER,
+    Broker,
+    Delivery,
+)
+from etl4all.broker.queues import Topology
+from etl4all.errors import BrokerConfigError
 
 
 def take(broker: Any, queue: str, n: int = 1, *, timeout: float = 5.0) -> list[Delivery]:
@@ -38,23 +44,28 @@ class BrokerContract:
     """Publish, consume, ack, requeue, dead letters and the delivery limit."""
 
     @pytest.fixture
-    def settings(self, unique: str) -> Settings:
-        return Settings(queue_prefix=f"etl4all-test-{unique}", prefetch=1, max_deliveries=3)
+    def topology(self, unique: str) -> Topology:
+        return Topology(prefix=f"etl4all-test-{unique}", max_deliveries=3)
 
     @pytest.fixture
-    def broker(self, settings: Settings) -> Iterator[Any]:
+    def broker(self, topology: Topology) -> Iterator[Any]:
         raise NotImplementedError("a backend's test class provides the broker")
 
     @pytest.fixture
-    def points(self, settings: Settings) -> str:
-        return queues.name(settings.queue_prefix, queues.POINTS)
+    def points(self, topology: Topology) -> str:
+        return topology.points
 
     @pytest.fixture
-    def dead(self, settings: Settings) -> str:
-        return queues.name(settings.queue_prefix, queues.DEAD)
+    def dead(self, topology: Topology) -> str:
+        return topology.dead
 
     def test_satisfies_the_protocol(self, broker: Any) -> None:
         assert isinstance(broker, Broker)
+
+    def test_holds_the_topology_it_was_built_with(self, broker: Any, topology: Topology) -> None:
+        assert broker.topology == topology
+        for spec in topology.queues:
+            assert broker.depth(spec.name) == 0
 
     def test_publish_consume_ack(self, broker: Any, points: str) -> None:
         frame = pl.DataFrame(
@@ -95,7 +106,7 @@ class BrokerContract:
         (second,) = take(broker, points)
         assert second.body == b"again"
         assert second.redelivered is True
-        assert second.headers["x-delivery-count"] == 1
+        assert second.headers[DELIVERY_COUNT_HEADER] == 1
         second.ack()
         assert broker.depth(points) == 0
         assert broker.depth(dead) == 0
@@ -109,30 +120,32 @@ class BrokerContract:
         assert broker.depth(points) == 0
         (letter,) = take(broker, dead)
         assert letter.body == b"poison"
-        assert letter.headers["batch_id"] == "b2"
+        assert letter.headers[BATCH_ID_HEADER] == "b2"
         assert letter.headers["rows"] == 5
         assert letter.headers[ERROR_HEADER] == "DataError: body sha256 does not match"
         assert letter.headers[QUEUE_HEADER] == points
+        assert DEATH_REASON_HEADER not in letter.headers
         letter.ack()
 
-    def test_unroutable_publish_raises(self, broker: Any, settings: Settings) -> None:
-        with pytest.raises(BrokerError, match="nowhere"):
-            broker.publish(f"{settings.queue_prefix}.nowhere", b"x", {"batch_id": "b3"})
+    def test_unroutable_publish_is_a_config_error(self, broker: Any, topology: Topology) -> None:
+        with pytest.raises(BrokerConfigError, match="nowhere") as info:
+            broker.publish(f"{topology.prefix}.nowhere", b"x", {"batch_id": "b3"})
+        assert info.value.retryable is False
 
     def test_delivery_limit_dead_letters(
-        self, broker: Any, points: str, dead: str, settings: Settings
+        self, broker: Any, points: str, dead: str, topology: Topology
     ) -> None:
         """Like RabbitMQ's x-delivery-limit: the (limit+1)th failure dead-letters."""
         broker.publish(points, b"crashy", {"batch_id": "b4"})
         counts = []
         while deliveries := take(broker, points, timeout=1.0):
-            counts.append(deliveries[0].headers.get("x-delivery-count", 0))
+            counts.append(deliveries[0].headers.get(DELIVERY_COUNT_HEADER, 0))
             deliveries[0].reject(requeue=True)
             assert len(counts) <= 10
-        assert counts == list(range(settings.max_deliveries + 1))
+        assert counts == list(range(topology.max_deliveries + 1))
         (letter,) = take(broker, dead)
         assert letter.body == b"crashy"
-        assert letter.headers["x-first-death-reason"] == "delivery_limit"
+        assert letter.headers[DEATH_REASON_HEADER] == "delivery_limit"
         letter.ack()
 
     def test_messages_stay_in_order(self, broker: Any, points: str) -> None:

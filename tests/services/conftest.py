@@ -9,7 +9,7 @@ import pytest
 from sources.ftp_server import FtpTestServer
 
 from etl4all import sample
-from etl4all.broker.amqp import AmqpBroker
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 
 
@@ -34,5 +34,5 @@ def stack(
         }
         yield env
         settings = Settings.load(environ=env)
-        with AmqpBroker(url=amqp_url, settings=settings) as bus:
+        with wiring.open_broker(settings) as bus:
             bus.delete()

@@ -20,7 +20,7 @@ from geocoders.fake_api import FakeApi
 from workers import count, depths, etl4all, expected, finish, pipeline, rejected, table
 
 from etl4all.broker import queues
-from etl4all.broker.amqp import AmqpBroker
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.warehouse.read import read_warehouse
 
@@ -108,7 +108,7 @@ def test_two_extractors_racing_load_each_file_once(stack: dict[str, str], tmp_pa
 def test_poison_message_is_dead_lettered_and_the_worker_goes_on(stack: dict[str, str]) -> None:
     settings = Settings.load(environ=stack)
     points = queues.name(settings.queue_prefix, queues.POINTS)
-    with AmqpBroker(url=stack["ETL4ALL_BROKER_URL"], settings=settings) as bus:
+    with wiring.open_broker(settings) as bus:
         bus.publish(
             points,
             b"not parquet",
@@ -122,7 +122,7 @@ def test_poison_message_is_dead_lettered_and_the_worker_goes_on(stack: dict[str,
         )
     finish(etl4all(stack, "init-db"))
     pipeline(stack)
-    with AmqpBroker(url=stack["ETL4ALL_BROKER_URL"], settings=settings) as bus:
+    with wiring.open_broker(settings) as bus:
         dead = queues.name(settings.queue_prefix, queues.DEAD)
         assert bus.depth(dead) == 1
         letter = next(iter(bus.consume(dead, timeout=5)))

@@ -12,7 +12,7 @@ import polars as pl
 
 from etl4all import parse
 from etl4all.broker import queues
-from etl4all.broker.amqp import AmqpBroker
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.warehouse.read import read_warehouse
 
@@ -80,7 +80,7 @@ def count(env: dict[str, str], table_name: str) -> int:
 def depths(env: dict[str, str]) -> dict[str, int]:
     """Messages ready in the points, addresses and dead-letter queues."""
     settings = Settings.load(environ=env)
-    with AmqpBroker(url=env["ETL4ALL_BROKER_URL"], settings=settings) as bus:
+    with wiring.open_broker(settings) as bus:
         return {
             name: bus.depth(queues.name(settings.queue_prefix, name))
             for name in (queues.POINTS, queues.ADDRESSES, queues.DEAD)

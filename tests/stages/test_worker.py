@@ -14,8 +14,10 @@ import polars as pl
 import pytest
 
 from etl4all import batch, frames
-from etl4all.broker.memory import ERROR_HEADER, QUEUE_HEADER, MemoryBroker
+from etl4all.broker.base import ERROR_HEADER, QUEUE_HEADER
+from etl4all.broker.memory import MemoryBroker
 from etl4all.errors import (
+    BrokerConfigError,
     BudgetExceededError,
     DataError,
     GeocodeAuthError,
@@ -35,7 +37,9 @@ def settings() -> Settings:
 
 @pytest.fixture
 def broker(settings: Settings) -> Iterator[MemoryBroker]:
-    with MemoryBroker(settings=settings) as broker:
+    with MemoryBroker(
+        prefix=settings.queue_prefix, max_deliveries=settings.max_deliveries
+    ) as broker:
         yield broker
 
 
@@ -160,6 +164,7 @@ def test_retryable_error_that_clears_is_acked(broker: MemoryBroker, settings: Se
         GeocodeAuthError("REQUEST_DENIED: The provided API key is invalid."),
         GeocodeQuotaError("OVER_DAILY_LIMIT"),
         BudgetExceededError("needs 12000 calls, --max-calls is 10000"),
+        BrokerConfigError("RabbitMQ amqp://...: publishing failed: UnroutableError"),
     ],
 )
 def test_circuit_open_requeues_and_stops_the_worker(
