@@ -60,6 +60,19 @@ def load_class(role: str, key: str, table: Mapping[str, tuple[str, str]]) -> Any
     return getattr(module, class_name)
 
 
+def build(role: str, url: str, table: Mapping[str, tuple[str, str]], **options: Any) -> Any:
+    """The backend of ``url``'s scheme in a role's table, built as ``Class(url=url, **options)``.
+
+    Every role's ``from_url`` is this call.
+
+    Raises:
+        UnknownSchemeError: no backend serves the URL's scheme.
+        MissingDependencyError: the backend's driver is not installed.
+        ConfigError: the backend refused the URL or an option (checked at construction).
+    """
+    return load_class(role, scheme_of(url), table)(url=url, **options)
+
+
 def file_path(url: str) -> str:
     """The file path of a ``sqlite:///path`` or ``duckdb:///path`` URL.
 

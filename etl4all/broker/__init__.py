@@ -17,14 +17,6 @@ SCHEMES = {
 
 
 def from_url(url: str, **options: Any) -> Broker:
-    """Build the broker of ``url`` with its keyword ``options``.
-
-    Both take ``prefix`` and ``max_deliveries``; ``amqp://`` also takes ``prefetch``.
-
-    Raises:
-        UnknownSchemeError: no broker serves the URL's scheme.
-        MissingDependencyError: the broker's driver is not installed.
-    """
-    cls = urls.load_class("broker", urls.scheme_of(url), SCHEMES)
-    broker: Broker = cls(url=url, **options)
-    return broker
+    """The broker of ``url`` with ``prefix`` and ``max_deliveries`` (``amqp://`` also takes
+    ``prefetch``); see :func:`etl4all.urls.build`."""
+    return urls.build("broker", url, SCHEMES, **options)

@@ -19,16 +19,11 @@ SCHEMES = {
 def from_url(url: str | None, *, warehouse: Warehouse) -> Lookup:
     """The lookup of ``url``, or one that asks ``warehouse`` when ``url`` is None.
 
-    Only that :class:`~etl4all.lookup.warehouse.WarehouseLookup` uses ``warehouse``.
-
-    Raises:
-        UnknownSchemeError: no backend for the URL's scheme.
-        MissingDependencyError: the backend's driver is not installed.
-        ConfigError: a bad URL.
+    Only that :class:`~etl4all.lookup.warehouse.WarehouseLookup` uses ``warehouse``; see
+    :func:`etl4all.urls.build` for the errors.
     """
     if url is None:
         from etl4all.lookup.warehouse import WarehouseLookup
 
         return WarehouseLookup(warehouse=warehouse)
-    cls = urls.load_class("lookup", urls.scheme_of(url), SCHEMES)
-    return cls(url=url)
+    return urls.build("lookup", url, SCHEMES)

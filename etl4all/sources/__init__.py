@@ -16,14 +16,6 @@ SCHEMES = {
 
 
 def from_url(url: str, **options: Any) -> Source:
-    """Build the source for ``url`` (a plain path, ``file://`` or ``ftp://``).
-
-    ``options`` go to the source's constructor (``pattern``, the file name pattern).
-
-    Raises:
-        UnknownSchemeError: no source serves the URL's scheme.
-        MissingDependencyError: the source's driver is not installed.
-        ConfigError: the source refused the URL or an option.
-    """
-    cls = urls.load_class("source", urls.scheme_of(url), SCHEMES)
-    return cls(url=url, **options)
+    """The source of ``url`` (a plain path, ``file://`` or ``ftp://``) with ``pattern``
+    (file name glob); see :func:`etl4all.urls.build`."""
+    return urls.build("source", url, SCHEMES, **options)

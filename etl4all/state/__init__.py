@@ -17,12 +17,5 @@ SCHEMES = {
 
 
 def from_url(url: str, **options: Any) -> StateStore:
-    """Build the state store of ``url``, passing ``options`` to its constructor.
-
-    Raises:
-        UnknownSchemeError: no store serves the URL's scheme.
-        MissingDependencyError: the store's driver is not installed.
-        ConfigError: the store refused the URL or an option.
-    """
-    cls = urls.load_class("state", urls.scheme_of(url), SCHEMES)
-    return cls(url=url, **options)
+    """The state store of ``url`` (see :func:`etl4all.urls.build`); it takes no options."""
+    return urls.build("state", url, SCHEMES, **options)

@@ -16,12 +16,5 @@ SCHEMES = {
 
 
 def from_url(url: str, **options: Any) -> Warehouse:
-    """Build the warehouse of ``url`` with the backend's keyword ``options``.
-
-    Raises:
-        UnknownSchemeError: no backend for the URL's scheme.
-        MissingDependencyError: the backend's driver is not installed.
-        ConfigError: a bad URL or option.
-    """
-    cls = urls.load_class("warehouse", urls.scheme_of(url), SCHEMES)
-    return cls(url=url, **options)
+    """The warehouse of ``url`` (options are URL query options); see :func:`etl4all.urls.build`."""
+    return urls.build("warehouse", url, SCHEMES, **options)
