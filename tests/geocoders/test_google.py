@@ -21,8 +21,6 @@ from etl4all.geocoders import from_name
 from etl4all.geocoders.base import FAILED_SCHEMA, KEYS_SCHEMA, RESULT_SCHEMA, Geocoder
 from etl4all.geocoders.google import GoogleGeocoder
 from etl4all.geocoders.ratelimit import RateLimiter
-from etl4all.runners.wiring import open_geocoder
-from etl4all.settings import Settings
 
 
 def make_keys(n: int, lat0: float = -30.0, lon0: float = -51.2) -> pl.DataFrame:
@@ -116,29 +114,6 @@ def test_built_by_name(fake_api: FakeApi) -> None:
     assert google.name == "google"
     assert google.paid is True
     assert (google.qps, google.concurrency) == (12.0, 3)
-
-
-def test_opened_from_settings(fake_api: FakeApi) -> None:
-    settings = Settings(
-        geocoder="google",
-        google_key="k",
-        google_url=fake_api.google_url,
-        language="en",
-        result_type="route",
-        location_type="ROOFTOP",
-        qps=9.0,
-        concurrency=3,
-        max_attempts=2,
-        request_timeout=4.0,
-    )
-    google = open_geocoder(settings)
-    assert isinstance(google, GoogleGeocoder)
-    assert (google.qps, google.concurrency) == (9.0, 3)
-    assert (google._runner.max_attempts, google._runner.timeout) == (2, 4.0)
-    url = google.request_url(1.0, 2.0)
-    assert url.query["language"] == "en"
-    assert url.query["result_type"] == "route"
-    assert url.query["location_type"] == "ROOFTOP"
 
 
 def test_no_key_is_refused_at_construction() -> None:

@@ -17,8 +17,6 @@ from etl4all.errors import ConfigError, GeocodeAuthError
 from etl4all.geocoders import from_name, nominatim
 from etl4all.geocoders.base import Geocoder
 from etl4all.geocoders.nominatim import NominatimGeocoder
-from etl4all.runners.wiring import open_geocoder
-from etl4all.settings import Settings
 
 AGENT = "etl4all-tests/1.0 (ops@example.com)"
 
@@ -85,25 +83,6 @@ def test_self_hosted_server_uses_the_options() -> None:
     assert geo.concurrency == 8
     assert geo._runner.headers["User-Agent"] == f"etl4all/{__version__}"
     assert NominatimGeocoder(url=url, qps=7.0).qps == 7.0
-
-
-def test_opened_from_settings() -> None:
-    settings = Settings(
-        geocoder="nominatim",
-        nominatim_url="http://nominatim.internal:8080",
-        user_agent=AGENT,
-        language="en",
-        qps=7.0,
-        concurrency=8,
-        max_attempts=2,
-        request_timeout=4.0,
-    )
-    geo = open_geocoder(settings)
-    assert isinstance(geo, NominatimGeocoder)
-    assert (geo.qps, geo.concurrency) == (7.0, 8)
-    assert (geo._runner.max_attempts, geo._runner.timeout) == (2, 4.0)
-    assert geo._runner.headers["User-Agent"] == AGENT
-    assert geo.request_url(1.0, 2.0).query["accept-language"] == "en"
 
 
 def test_a_bad_url_is_refused_at_construction() -> None:
