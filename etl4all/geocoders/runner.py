@@ -4,9 +4,10 @@ A provider gives :meth:`HttpRunner.run` two functions: the request URL of one co
 (:data:`UrlFn`) and the mapping of one response to an :data:`Outcome` (:class:`Interpret`: an
 address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner does the rest:
 
-- **QPS cap.** Every request start waits for the shared :class:`~etl4all.geocoders.ratelimit.
-  RateLimiter`; an OVER_QUERY_LIMIT or HTTP 429 pauses it (``Retry-After``, else 1 s), so the
-  whole process backs off, not only the coroutine that was told.
+- **QPS cap.** Every request start waits for the shared limiter
+  (:mod:`etl4all.geocoders.ratelimit`); an OVER_QUERY_LIMIT or HTTP 429 pauses it
+  (``Retry-After``, else 1 s), so the whole process backs off, not only the coroutine that
+  was told.
 - **Concurrency.** At most ``concurrency`` requests in flight (an ``asyncio.Semaphore``); a key
   waiting in backoff holds no request slot.
 - **Retries.** :func:`etl4all.retry.async_retrying`, for errors whose class is ``retryable``
