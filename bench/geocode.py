@@ -28,7 +28,6 @@ from fake_api import DEFAULT_KEY, GOOGLE_PATH, STATS_PATH, serve_in_process  # n
 
 from etl4all.geocoders.google import GoogleGeocoder  # noqa: E402
 from etl4all.geocoders.ratelimit import RateLimiter  # noqa: E402
-from etl4all.settings import Settings  # noqa: E402
 
 LATENCY = 0.05
 CAP = 200
@@ -62,15 +61,11 @@ def main() -> None:
     # The server runs in its own process, as the real one would: in the same process it would
     # share the GIL with the client, and its stalls would bunch the requests it sees.
     with serve_in_process(latency=LATENCY, qps_cap=CAP) as base_url:
-        settings = Settings(
-            geocoder="google",
-            google_key=DEFAULT_KEY,
-            google_url=base_url + GOOGLE_PATH,
-            qps=float(CAP),
-            concurrency=CONCURRENCY,
+        google = GoogleGeocoder(
+            key=DEFAULT_KEY, url=base_url + GOOGLE_PATH, qps=float(CAP), concurrency=CONCURRENCY
         )
         started = time.perf_counter()
-        result = GoogleGeocoder(settings=settings).reverse(batch)
+        result = google.reverse(batch)
         seconds = time.perf_counter() - started
         stats = _stats(base_url)
     window = stats["max_in_window"]
@@ -79,7 +74,9 @@ def main() -> None:
 
     with serve_in_process(latency=LATENCY) as base_url:
         sequential = GoogleGeocoder(
-            settings=settings.replace(google_url=base_url + GOOGLE_PATH, concurrency=1),
+            key=DEFAULT_KEY,
+            url=base_url + GOOGLE_PATH,
+            concurrency=1,
             limiter=RateLimiter(1_000_000),
         )
         subset = batch.head(args.baseline_keys)

@@ -35,8 +35,11 @@ def is_retryable(exc: BaseException) -> bool:
 def full_jitter(
     base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP, *, rng: random.Random | None = None
 ) -> Callable[[tenacity.RetryCallState], float]:
-    """A tenacity ``wait``: full jitter, at least the error's ``retry_after`` (up to ``cap``)."""
-    uniform = (rng or random.Random()).uniform
+    """A tenacity ``wait``: full jitter, at least the error's ``retry_after`` (up to ``cap``).
+
+    ``rng`` defaults to the ``random`` module's shared generator (no new one per retrier).
+    """
+    uniform = rng.uniform if rng is not None else random.uniform
 
     def wait(state: tenacity.RetryCallState) -> float:
         delay = uniform(0.0, min(cap, base * 2 ** (state.attempt_number - 1)))

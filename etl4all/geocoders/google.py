@@ -2,15 +2,16 @@
 
 URL form (one request per coordinate)::
 
-    GET {google_url}?latlng=LAT,LNG&key=KEY&language=LANG[&result_type=T1|T2][&location_type=L]
+    GET {url}?latlng=LAT,LNG&key=KEY&language=LANG[&result_type=T1|T2][&location_type=L]
 
-Settings read: ``google_key`` (``GOOGLE_MAPS_API_KEY`` or ``--google-key``; required, never
-logged), ``google_url`` (default ``https://maps.googleapis.com/maps/api/geocode/json``; a URL
-with no path, like ``http://127.0.0.1:8080``, gets Google's path ``/maps/api/geocode/json``;
-override for proxies and tests), ``language`` (default ``pt-BR``), ``result_type`` and
-``location_type`` (filters applied by Google after the search), ``qps`` (default 40: below
-Google's 3,000 queries per minute), ``concurrency``, ``max_attempts``, ``request_timeout``.
-Driver: aiohttp (rate limit, concurrency and retries in :mod:`etl4all.geocoders.ratelimit`).
+Options (keyword-only): ``key`` (required, never logged; ``GOOGLE_MAPS_API_KEY`` or
+``--google-key``), ``url`` (default :data:`DEFAULT_URL`; a URL with no path, like
+``http://127.0.0.1:8080``, gets Google's path ``/maps/api/geocode/json``; override for proxies
+and tests), ``language`` (default ``pt-BR``), ``result_type`` and ``location_type`` (filters
+applied by Google after the search), ``qps`` (default 40: below Google's 3,000 queries per
+minute), and the runner options of :class:`~etl4all.geocoders.api.HttpOptions`
+(``concurrency``, ``max_attempts``, ``timeout``, ``sleep``, ``limiter``). Driver: aiohttp
+(base class :mod:`etl4all.geocoders.api`, requests run by :mod:`etl4all.geocoders.runner`).
 
 Status handling (:func:`interpret`, the one place that maps responses to outcomes):
 
@@ -29,17 +30,13 @@ other HTTP 4xx (wrong URL)             GeocodeError: the batch stops
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Unpack
 
-import aiohttp
-import polars as pl
+import yarl
 
-from etl4all import urls
-from etl4all.closing import Closing
 from etl4all.errors import (
     ConfigError,
     GeocodeAuthError,
@@ -48,114 +45,22 @@ from etl4all.errors import (
     GeocodeUnavailableError,
     RateLimitedError,
 )
-from etl4all.geocoders.base import Geocoded
-from etl4all.geocoders.http import (
-    Failed,
-    Outcome,
-    degrees,
-    empty_row,
-    http_url,
-    retry_after_seconds,
-    transport_errors,
-)
-from etl4all.geocoders.ratelimit import HttpRunner, RateLimiter, shared_limiter
-from etl4all.settings import Settings
+from etl4all.geocoders import api
+from etl4all.geocoders.runner import Failed, Outcome
 
 log = logging.getLogger(__name__)
 
+DEFAULT_URL = "https://maps.googleapis.com/maps/api/geocode/json"
+"""Google's endpoint."""
+GEOCODE_PATH = "/maps/api/geocode/json"
+"""The endpoint's path, appended to a ``url`` given without one."""
 DEFAULT_QPS = 40.0
-"""Requests per second when ``settings.qps`` is not set (Google allows 3,000 per minute)."""
+"""Requests per second when ``qps`` is not given (Google allows 3,000 per minute)."""
 GOOGLE_MAX_QPS = 50.0
 """Google's documented limit; a higher ``qps`` only buys OVER_QUERY_LIMIT answers."""
 
 _PRECISE = ("street_address", "premise", "subpremise")
 _DAILY = re.compile(r"daily|per day|per-day", re.I)
-
-
-GEOCODE_PATH = "/maps/api/geocode/json"
-"""The endpoint's path, appended to a ``google_url`` given without one."""
-
-
-class GoogleGeocoder(Closing):
-    """Reverse geocoder backed by the Google Geocoding API; a context manager.
-
-    Args:
-        settings: see the module docstring for the fields read.
-        sleep: async sleep used for backoff waits (tests inject a fast one).
-        limiter: QPS cap; default the process-wide one for ``google_url`` at ``qps``.
-
-    Raises:
-        ConfigError: no API key, or a ``google_url`` that is not an http(s) URL.
-    """
-
-    name = "google"
-    paid = True
-
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        limiter: RateLimiter | None = None,
-    ) -> None:
-        key = (settings.google_key or "").strip()
-        if not key:
-            raise ConfigError(
-                "the google geocoder needs an API key: set GOOGLE_MAPS_API_KEY "
-                "or pass --google-key (or choose --geocoder offline or nominatim)"
-            )
-        self._url = http_url(settings.google_url, "google_url")
-        if self._url.path in ("", "/"):  # a bare base URL: Google's own path under it
-            self._url = self._url.with_path(GEOCODE_PATH)
-        self._key = key
-        self._params = {"language": settings.language}
-        if settings.result_type:
-            self._params["result_type"] = settings.result_type
-        if settings.location_type:
-            self._params["location_type"] = settings.location_type
-        qps = settings.qps or DEFAULT_QPS
-        if qps > GOOGLE_MAX_QPS:
-            log.warning("qps %s is above Google's limit of %s per second", qps, GOOGLE_MAX_QPS)
-        endpoint = str(self._url.with_query(None))
-        self._runner = HttpRunner(
-            name=self.name,
-            limiter=limiter or shared_limiter(endpoint, qps),
-            concurrency=settings.concurrency,
-            max_attempts=settings.max_attempts,
-            timeout=settings.request_timeout,
-            scrub=[key],
-            sleep=sleep,
-        )
-
-    def __repr__(self) -> str:
-        return f"GoogleGeocoder(url={urls.redact(str(self._url))!r}, runner={self._runner!r})"
-
-    def reverse(self, keys: pl.DataFrame) -> Geocoded:
-        """Geocode distinct ``keys`` (``KEYS_SCHEMA``): one request per key, plus retries.
-
-        Raises:
-            GeocodeAuthError: REQUEST_DENIED (bad key, API not enabled, key restrictions).
-            GeocodeQuotaError: OVER_DAILY_LIMIT or the daily quota is used up.
-            GeocodeError: an HTTP 4xx that no retry can fix (wrong ``google_url``).
-        """
-        return self._runner.run(keys, self._request)
-
-    def close(self) -> None:
-        """Nothing to release: each :meth:`reverse` opens and closes its own HTTP session."""
-
-    async def _request(
-        self, session: aiohttp.ClientSession, latitude: float, longitude: float
-    ) -> Outcome:
-        params = {"latlng": f"{degrees(latitude)},{degrees(longitude)}", "key": self._key}
-        url = self._url.update_query({**params, **self._params})
-        shown = urls.redact(str(url))
-        log.debug("google GET %s", shown)
-        with transport_errors(shown):
-            async with session.get(url) as response:
-                body = await response.read()
-        return interpret(
-            response.status, body, retry_after=response.headers.get("Retry-After"), where=shown
-        )
 
 
 def interpret(
@@ -173,7 +78,7 @@ def interpret(
         RateLimitedError, GeocodeUnavailableError: retryable.
         GeocodeAuthError, GeocodeQuotaError, GeocodeError: the batch must stop.
     """
-    data = _json_object(body)
+    data = api.json_object(body)
     status = str(data.get("status") or "") if data is not None else ""
     message = str(data.get("error_message") or "") if data is not None else ""
     said = f"{status}: {message}" if message else status
@@ -187,7 +92,7 @@ def interpret(
     if http_status == 429 or status == "OVER_QUERY_LIMIT":
         raise RateLimitedError(
             f"Google answered {said or f'HTTP {http_status}'} ({where}): over the rate limit",
-            retry_after=retry_after_seconds(retry_after),
+            retry_after=api.retry_after_seconds(retry_after),
         )
     if status == "REQUEST_DENIED" or (not status and http_status in (401, 403)):
         raise GeocodeAuthError(
@@ -208,18 +113,65 @@ def interpret(
     if status == "OK":
         return google_row(data)
     if status == "ZERO_RESULTS":
-        return empty_row("ZERO_RESULTS")
+        return api.empty_row("ZERO_RESULTS")
     if status == "INVALID_REQUEST":
         return Failed("invalid_request", message or status)
     return Failed("unexpected_status", said)
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+class GoogleGeocoder(api.ApiGeocoder):
+    """Reverse geocoder backed by the Google Geocoding API; a context manager.
+
+    Args:
+        key: the API key.
+        url: the endpoint (a bare base URL gets Google's path).
+        language: language of the addresses.
+        result_type, location_type: Google's result filters, if any.
+        qps: requests per second (default :data:`DEFAULT_QPS`).
+        options: see :class:`~etl4all.geocoders.api.HttpOptions`.
+
+    Raises:
+        ConfigError: no API key, or a ``url`` that is not an http(s) URL.
+    """
+
+    name = "google"
+    default_qps = DEFAULT_QPS
+    url_option = "google_url"
+    interpret = staticmethod(interpret)  # the status table above
+
+    def __init__(
+        self,
+        *,
+        key: str | None,
+        url: str = DEFAULT_URL,
+        language: str = "pt-BR",
+        result_type: str | None = None,
+        location_type: str | None = None,
+        qps: float | None = None,
+        **options: Unpack[api.HttpOptions],
+    ) -> None:
+        key = (key or "").strip()
+        if not key:
+            raise ConfigError(
+                "the google geocoder needs an API key: set GOOGLE_MAPS_API_KEY "
+                "or pass --google-key (or choose --geocoder offline or nominatim)"
+            )
+        endpoint = self.check_url(url)
+        if endpoint.path in ("", "/"):  # a bare base URL: Google's own path under it
+            endpoint = endpoint.with_path(GEOCODE_PATH)
+        self._params = {"key": key, "language": language}
+        if result_type:
+            self._params["result_type"] = result_type
+        if location_type:
+            self._params["location_type"] = location_type
+        if (qps or DEFAULT_QPS) > GOOGLE_MAX_QPS:
+            log.warning("qps %s is above Google's limit of %s per second", qps, GOOGLE_MAX_QPS)
+        super().__init__(endpoint=endpoint, qps=qps, secret=key, **options)
+
+    def request_url(self, latitude: float, longitude: float) -> yarl.URL:
+        """``url?latlng=LAT,LNG&key=…&language=…`` plus the filters."""
+        latlng = f"{api.degrees(latitude)},{api.degrees(longitude)}"
+        return self.endpoint.update_query({"latlng": latlng, **self._params})
 
 
 def pick_result(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -243,7 +195,7 @@ def google_row(body: Mapping[str, Any]) -> dict[str, Any]:
     results = [r for r in body.get("results") or () if isinstance(r, dict)]
     result = pick_result(results)
     if result is None:
-        return empty_row("ZERO_RESULTS")
+        return api.empty_row("ZERO_RESULTS")
     names: dict[str, str] = {}
     for component in result.get("address_components") or ():
         if not isinstance(component, dict):

@@ -17,7 +17,6 @@ import pycountry
 from etl4all import frames
 from etl4all.closing import Closing
 from etl4all.geocoders.base import RESULT_SCHEMA, Geocoded
-from etl4all.settings import Settings
 
 
 @functools.cache
@@ -31,9 +30,6 @@ class OfflineGeocoder(Closing):
 
     name = "offline"
     paid = False
-
-    def __init__(self, *, settings: Settings | None = None) -> None:
-        del settings  # nothing to configure
 
     def reverse(self, keys: pl.DataFrame) -> Geocoded:
         """City, state and country of each coordinate in ``keys``."""

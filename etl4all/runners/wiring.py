@@ -7,6 +7,8 @@ small frozen config each, built here too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from etl4all import broker, geocoders, lookup, sources, state, urls, warehouse
 from etl4all.broker.base import Broker
 from etl4all.geocoders.base import Geocoder
@@ -30,8 +32,25 @@ def open_state(settings: Settings) -> StateStore:
 
 
 def open_geocoder(settings: Settings) -> Geocoder:
-    """The geocoder named by ``settings.geocoder``."""
-    return geocoders.from_settings(settings)
+    """The geocoder named by ``settings.geocoder``, with the options of that provider."""
+    http: dict[str, Any] = {
+        "language": settings.language,
+        "qps": settings.qps,
+        "concurrency": settings.concurrency,
+        "max_attempts": settings.max_attempts,
+        "timeout": settings.request_timeout,
+    }
+    options: dict[str, dict[str, Any]] = {
+        "google": {
+            "key": settings.google_key,
+            "url": settings.google_url,
+            "result_type": settings.result_type,
+            "location_type": settings.location_type,
+            **http,
+        },
+        "nominatim": {"url": settings.nominatim_url, "user_agent": settings.user_agent, **http},
+    }
+    return geocoders.from_name(settings.geocoder, **options.get(settings.geocoder, {}))
 
 
 def geocoder_is_paid(settings: Settings) -> bool:

@@ -7,19 +7,20 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 import pytest
+from contracts.geocoder import GeocoderContract
 from fake_api import INVALID_KEY_MESSAGE, FakeApi, coord, expected_row
 
 from etl4all import frames
 from etl4all.errors import ConfigError, GeocodeAuthError, GeocodeQuotaError
-from etl4all.geocoders import from_settings
+from etl4all.geocoders import from_name
 from etl4all.geocoders.base import FAILED_SCHEMA, KEYS_SCHEMA, RESULT_SCHEMA, Geocoder
 from etl4all.geocoders.google import GoogleGeocoder
 from etl4all.geocoders.ratelimit import RateLimiter
-from etl4all.settings import Settings
 
 
 def make_keys(n: int, lat0: float = -30.0, lon0: float = -51.2) -> pl.DataFrame:
@@ -45,17 +46,21 @@ class Sleeps:
 
 def geocoder(api: FakeApi, **changes: Any) -> GoogleGeocoder:
     """A GoogleGeocoder on the fake API; fast rate and no real backoff waits by default."""
-    values: dict[str, Any] = {
-        "geocoder": "google",
-        "google_key": api.key,
-        "google_url": api.google_url,
+    options: dict[str, Any] = {
+        "key": api.key,
+        "url": api.google_url,
         "qps": 500.0,
         "concurrency": 16,
+        "sleep": Sleeps(),
     }
-    sleep = changes.pop("sleep", Sleeps())
-    limiter = changes.pop("limiter", None)
-    values.update(changes)
-    return GoogleGeocoder(settings=Settings(**values), sleep=sleep, limiter=limiter)
+    return GoogleGeocoder(**{**options, **changes})
+
+
+class TestGoogleGeocoder(GeocoderContract):
+    @pytest.fixture
+    def geocoder(self, fake_api: FakeApi) -> Iterator[GoogleGeocoder]:
+        with geocoder(fake_api) as google:
+            yield google
 
 
 def rows_by_key(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
@@ -103,24 +108,24 @@ def test_request_parameters(fake_api: FakeApi) -> None:
     }
 
 
-def test_built_from_settings_by_name(fake_api: FakeApi) -> None:
-    settings = Settings(geocoder="google", google_key="k", google_url=fake_api.google_url)
-    google = from_settings(settings)
+def test_built_by_name(fake_api: FakeApi) -> None:
+    google = from_name("google", key="k", url=fake_api.google_url, qps=12.0, concurrency=3)
     assert isinstance(google, GoogleGeocoder)
     assert google.name == "google"
     assert google.paid is True
+    assert (google.qps, google.concurrency) == (12.0, 3)
 
 
 def test_no_key_is_refused_at_construction() -> None:
     for key in (None, "", "   "):
         with pytest.raises(ConfigError, match=r"GOOGLE_MAPS_API_KEY.*--google-key"):
-            GoogleGeocoder(settings=Settings(geocoder="google", google_key=key))
+            GoogleGeocoder(key=key)
 
 
 def test_a_bad_url_is_refused_at_construction() -> None:
     for url in ("ftp://maps.example/json", "not a url", "http:///json"):
         with pytest.raises(ConfigError, match="google_url"):
-            GoogleGeocoder(settings=Settings(google_key="k", google_url=url))
+            GoogleGeocoder(key="k", url=url)
 
 
 def test_empty_keys_make_no_calls(fake_api: FakeApi) -> None:
@@ -240,7 +245,7 @@ def test_timeouts_and_dropped_connections_are_retried(fake_api: FakeApi) -> None
     fake_api.script[dropped] = ["DROP", "DROP", "DROP"]
     fake_api.script[dead] = ["STALL", "STALL", "STALL"]
     started = time.monotonic()
-    result = geocoder(fake_api, request_timeout=0.3, max_attempts=3).reverse(keys)
+    result = geocoder(fake_api, timeout=0.3, max_attempts=3).reverse(keys)
     assert time.monotonic() - started < 3
     got = rows_by_key(result.addresses)
     assert got[stalled]["geocode_status"] == "OK"
@@ -256,7 +261,7 @@ def test_wrong_key_stops_the_batch_fast_and_never_shows_the_key(
 ) -> None:
     secret = "AIzaSyWRONG-key-0123456789abcdef"
     with FakeApi(latency=0.02) as api:
-        google = geocoder(api, google_key=secret, concurrency=8, qps=200.0)
+        google = geocoder(api, key=secret, concurrency=8, qps=200.0)
         caplog.set_level(logging.DEBUG)
         started = time.monotonic()
         with pytest.raises(GeocodeAuthError) as info:
@@ -349,12 +354,18 @@ def test_one_cap_shared_by_threads_and_geocoders(fake_api: FakeApi) -> None:
 
 
 def test_default_limiter_is_shared_per_endpoint(fake_api: FakeApi) -> None:
-    settings = Settings(google_key="k", google_url=fake_api.google_url + "?x=1", qps=33.0)
-    a = GoogleGeocoder(settings=settings)
-    b = GoogleGeocoder(settings=settings)
+    url = fake_api.google_url + "?x=1"
+    a = GoogleGeocoder(key="k", url=url, qps=33.0)
+    b = GoogleGeocoder(key="k", url=url, qps=33.0)
     assert a._runner.limiter is b._runner.limiter
-    assert a._runner.limiter.qps == 33.0
-    assert GoogleGeocoder(settings=settings.replace(qps=None))._runner.limiter.qps == 40.0
+    assert a.qps == 33.0
+    assert GoogleGeocoder(key="k", url=url).qps == 40.0
+
+
+@pytest.mark.parametrize("option", ["qps", "concurrency", "max_attempts", "timeout"])
+def test_a_non_positive_option_is_refused_at_construction(option: str) -> None:
+    with pytest.raises(ConfigError, match=f"{option} must be positive"):
+        GoogleGeocoder(key="k", **{option: 0})
 
 
 def test_reverse_from_inside_a_running_event_loop(fake_api: FakeApi) -> None:

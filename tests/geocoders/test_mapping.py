@@ -21,7 +21,8 @@ from etl4all.errors import (
     RateLimitedError,
 )
 from etl4all.geocoders import google, nominatim
-from etl4all.geocoders.http import Failed
+from etl4all.geocoders.api import degrees, retry_after_seconds
+from etl4all.geocoders.runner import Failed
 
 
 def comp(long_name: str, *types: str, short: str | None = None) -> dict[str, Any]:
@@ -435,3 +436,22 @@ def test_nominatim_interpret() -> None:
         nominatim.interpret(200, b"<html>maintenance</html>")
     with pytest.raises(GeocodeError, match="nominatim_url"):
         nominatim.interpret(404, b"Not Found")
+
+
+# -- shared helpers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(-30.04982864, "-30.04982864"), (0.00001, "0.00001"), (-51.2, "-51.2"), (0.0, "0"),
+     (-0.0, "0"), (10.0, "10")],
+)  # fmt: skip
+def test_degrees_never_uses_exponent_notation(value: float, text: str) -> None:
+    assert degrees(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(None, None), ("", None), ("7", 7.0), ("-3", 0.0), ("soon", None)]
+)
+def test_retry_after_is_delta_seconds_only(value: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(value) == seconds

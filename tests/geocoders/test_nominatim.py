@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 import pytest
+from contracts.geocoder import GeocoderContract
 from fake_api import FakeApi, coord, expected_row
 
 from etl4all import __version__
 from etl4all.errors import ConfigError, GeocodeAuthError
-from etl4all.geocoders import from_settings, nominatim
+from etl4all.geocoders import from_name, nominatim
 from etl4all.geocoders.base import Geocoder
 from etl4all.geocoders.nominatim import NominatimGeocoder
-from etl4all.settings import Settings
 
 AGENT = "etl4all-tests/1.0 (ops@example.com)"
 
@@ -37,14 +38,20 @@ async def no_wait(seconds: float) -> None:
 
 def geocoder(api: FakeApi, **changes: Any) -> NominatimGeocoder:
     """A NominatimGeocoder on the fake server (a self-hosted server as far as it knows)."""
-    values: dict[str, Any] = {
-        "geocoder": "nominatim",
-        "nominatim_url": api.nominatim_url,
+    options: dict[str, Any] = {
+        "url": api.nominatim_url,
         "user_agent": AGENT,
         "qps": 500.0,
+        "sleep": no_wait,
     }
-    values.update(changes)
-    return NominatimGeocoder(settings=Settings(**values), sleep=no_wait)
+    return NominatimGeocoder(**{**options, **changes})
+
+
+class TestNominatimGeocoder(GeocoderContract):
+    @pytest.fixture
+    def geocoder(self, fake_api: FakeApi) -> Iterator[NominatimGeocoder]:
+        with geocoder(fake_api) as nominatim_geocoder:
+            yield nominatim_geocoder
 
 
 # -- the public server's usage policy, checked at construction (no network) ------------
@@ -53,40 +60,34 @@ def geocoder(api: FakeApi, **changes: Any) -> NominatimGeocoder:
 @pytest.mark.parametrize("agent", [None, "", "  ", "python-requests/2.32", "aiohttp/3.9", "curl/8"])
 def test_public_server_needs_an_identifying_user_agent(agent: str | None) -> None:
     with pytest.raises(ConfigError, match="User-Agent"):
-        NominatimGeocoder(settings=Settings(geocoder="nominatim", user_agent=agent))
+        NominatimGeocoder(user_agent=agent)
 
 
 def test_public_server_is_capped_at_one_request_per_second_one_at_a_time() -> None:
-    settings = Settings(
-        geocoder="nominatim",
-        nominatim_url="https://nominatim.openstreetmap.org/",
-        user_agent=AGENT,
-        qps=50.0,
-        concurrency=32,
-    )
-    geo = from_settings(settings)
+    url = "https://nominatim.openstreetmap.org/"
+    geo = from_name("nominatim", url=url, user_agent=AGENT, qps=50.0, concurrency=32)
     assert isinstance(geo, NominatimGeocoder)
     assert isinstance(geo, Geocoder)
     assert geo.public
     assert geo.qps == 1.0
     assert geo.concurrency == 1
-    slower = NominatimGeocoder(settings=settings.replace(qps=0.5))
+    slower = NominatimGeocoder(url=url, user_agent=AGENT, qps=0.5)
     assert slower.qps == 0.5
 
 
-def test_self_hosted_server_uses_the_settings() -> None:
-    settings = Settings(nominatim_url="http://nominatim.internal:8080", concurrency=8)
-    geo = NominatimGeocoder(settings=settings)
+def test_self_hosted_server_uses_the_options() -> None:
+    url = "http://nominatim.internal:8080"
+    geo = NominatimGeocoder(url=url, concurrency=8)
     assert not geo.public
     assert geo.qps == nominatim.DEFAULT_QPS
     assert geo.concurrency == 8
     assert geo._runner.headers["User-Agent"] == f"etl4all/{__version__}"
-    assert NominatimGeocoder(settings=settings.replace(qps=7.0)).qps == 7.0
+    assert NominatimGeocoder(url=url, qps=7.0).qps == 7.0
 
 
 def test_a_bad_url_is_refused_at_construction() -> None:
     with pytest.raises(ConfigError, match="nominatim_url"):
-        NominatimGeocoder(settings=Settings(nominatim_url="nominatim.internal", user_agent=AGENT))
+        NominatimGeocoder(url="nominatim.internal", user_agent=AGENT)
 
 
 # -- against the fake server ----------------------------------------------------------
@@ -118,9 +119,7 @@ def test_addresses_request_and_user_agent(fake_api: FakeApi) -> None:
 def test_unable_to_geocode_is_zero_results(fake_api: FakeApi) -> None:
     keys = make_keys(3)
     fake_api.zero_results.add(coord(*keys.row(1)))
-    result = NominatimGeocoder(
-        settings=Settings(nominatim_url=fake_api.nominatim_url, user_agent=AGENT)
-    ).reverse(keys)
+    result = NominatimGeocoder(url=fake_api.nominatim_url, user_agent=AGENT).reverse(keys)
     assert result.calls == 3
     statuses = dict(
         zip(result.addresses["latitude"], result.addresses["geocode_status"], strict=True)

@@ -1,4 +1,4 @@
-"""Unit tests of the shared plumbing: the QPS limiter and the backoff schedule (virtual time)."""
+"""Unit tests of the QPS limiter (virtual time)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import asyncio
 import random
 
 import pytest
-import tenacity
 from fake_api import max_in_window
 
-from etl4all.errors import RateLimitedError
-from etl4all.geocoders.http import degrees
-from etl4all.geocoders.ratelimit import RateLimiter, backoff_wait, shared_limiter
+from etl4all.geocoders.ratelimit import RateLimiter, shared_limiter
 
 
 class VirtualTime:
@@ -79,38 +76,6 @@ def test_shared_limiter_is_one_per_endpoint_and_rate() -> None:
     a = shared_limiter("http://unit-test.invalid/x", 7)
     assert shared_limiter("http://unit-test.invalid/x", 7) is a
     assert shared_limiter("http://unit-test.invalid/y", 7) is not a
-
-
-def _state(attempt: int, exc: BaseException) -> tenacity.RetryCallState:
-    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    state.set_exception((type(exc), exc, None))
-    return state
-
-
-def test_backoff_is_full_jitter_exponential_and_capped() -> None:
-    wait = backoff_wait(0.5, 4.0, rng=random.Random(3))
-    error = RateLimitedError("slow down")
-    for attempt, high in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
-        delays = [wait(_state(attempt, error)) for _ in range(200)]
-        assert all(0 <= d <= high for d in delays)
-        assert max(delays) > 0.8 * high  # spread over the whole range: full jitter
-        assert min(delays) < 0.2 * high
-
-
-def test_backoff_honours_retry_after_up_to_the_cap() -> None:
-    wait = backoff_wait(0.5, 30.0)
-    assert wait(_state(1, RateLimitedError("x", retry_after=5))) >= 5
-    assert wait(_state(1, RateLimitedError("x", retry_after=500))) == 30.0
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(-30.04982864, "-30.04982864"), (0.00001, "0.00001"), (-51.2, "-51.2"), (0.0, "0"),
-     (-0.0, "0"), (10.0, "10")],
-)  # fmt: skip
-def test_degrees_never_uses_exponent_notation(value: float, text: str) -> None:
-    assert degrees(value) == text
 
 
 def test_pause_holds_back_every_request_after_a_slow_down() -> None:

@@ -1,0 +1,188 @@
+"""Base of the API geocoders (as geopy's ``Geocoder``), and the helpers their mappings share.
+
+:class:`ApiGeocoder` does what every HTTP provider needs: it checks the endpoint URL, picks
+the QPS cap (the provider's default when unset) and the process-wide limiter, sets up the
+:class:`~etl4all.geocoders.runner.HttpRunner` with the options of :class:`HttpOptions`,
+keeps the API key out of every error text, and implements ``reverse``, ``close`` and
+``repr``. A provider (``google.py``, ``nominatim.py``) keeps only its parameters
+(:meth:`ApiGeocoder.request_url`), its status table (:meth:`ApiGeocoder.interpret`) and its
+response mapping (the row builder).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, TypedDict, Unpack
+
+import polars as pl
+import yarl
+
+from etl4all import frames, urls
+from etl4all.closing import Closing
+from etl4all.errors import ConfigError
+from etl4all.geocoders.base import Geocoded
+from etl4all.geocoders.ratelimit import RateLimiter, Sleep, shared_limiter
+from etl4all.geocoders.runner import HttpRunner, Outcome
+
+DEFAULT_CONCURRENCY = 32
+"""Requests in flight when ``concurrency`` is not given."""
+DEFAULT_MAX_ATTEMPTS = 5
+"""Requests per key (first try included) when ``max_attempts`` is not given."""
+DEFAULT_TIMEOUT = 10.0
+"""Seconds for one request when ``timeout`` is not given."""
+
+
+class HttpOptions(TypedDict, total=False):
+    """The keyword options every API geocoder takes besides its own (all optional)."""
+
+    concurrency: int
+    """Max requests in flight (default :data:`DEFAULT_CONCURRENCY`)."""
+    max_attempts: int
+    """Max requests per key, first try included (default :data:`DEFAULT_MAX_ATTEMPTS`)."""
+    timeout: float
+    """Seconds for one request, connection included (default :data:`DEFAULT_TIMEOUT`)."""
+    sleep: Sleep
+    """Async sleep of the backoff waits (default ``asyncio.sleep``); tests inject a fast one."""
+    limiter: RateLimiter
+    """The QPS cap (default: the process-wide one for the endpoint at ``qps``)."""
+
+
+class ApiGeocoder(Closing):
+    """A reverse geocoder that makes one HTTP GET per coordinate; a context manager.
+
+    Args:
+        endpoint: the provider's request URL without the per-coordinate query (from
+            :meth:`check_url`).
+        qps: requests per second (default: the provider's ``default_qps``).
+        headers: sent with every request (e.g. User-Agent).
+        secret: the API key, blanked out of every error text and failed row.
+        options: see :class:`HttpOptions`.
+
+    Raises:
+        ConfigError: a non-positive ``qps``, ``concurrency``, ``max_attempts`` or ``timeout``.
+    """
+
+    name: ClassVar[str]
+    paid: ClassVar[bool] = True
+    default_qps: ClassVar[float]
+    """Requests per second when ``qps`` is not given."""
+    url_option: ClassVar[str]
+    """The name of the endpoint option, for messages (``google_url``)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: yarl.URL,
+        qps: float | None,
+        headers: dict[str, str] | None = None,
+        secret: str | None = None,
+        **options: Unpack[HttpOptions],
+    ) -> None:
+        rate = self.default_qps if qps is None else qps
+        concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
+        max_attempts = options.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+        timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        for option, value in (
+            ("qps", rate),
+            ("concurrency", concurrency),
+            ("max_attempts", max_attempts),
+            ("timeout", timeout),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{self.name}: {option} must be positive, got {value}")
+        self.endpoint = endpoint
+        self._runner = HttpRunner(
+            name=self.name,
+            limiter=options.get("limiter") or shared_limiter(str(endpoint.with_query(None)), rate),
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            headers=headers,
+            sleep=options.get("sleep"),
+            scrub=[secret] if secret else [],
+        )
+
+    @classmethod
+    def check_url(cls, value: str) -> yarl.URL:
+        """``value`` parsed, once checked to be an absolute http(s) URL.
+
+        Raises:
+            ConfigError: it is not; the message names :attr:`url_option`.
+        """
+        try:
+            url = yarl.URL(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{cls.url_option} is not a URL: {urls.redact(str(value))}") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(
+                f"{cls.url_option} must be an absolute http(s) URL, got {urls.redact(value)}"
+            )
+        return url
+
+    @property
+    def qps(self) -> float:
+        """The effective request rate cap."""
+        return self._runner.limiter.qps
+
+    @property
+    def concurrency(self) -> int:
+        """The effective number of requests in flight."""
+        return self._runner.concurrency
+
+    def __repr__(self) -> str:
+        shown = urls.redact(str(self.endpoint))
+        return f"{type(self).__name__}(url={shown!r}, runner={self._runner!r})"
+
+    def reverse(self, keys: pl.DataFrame) -> Geocoded:
+        """Geocode distinct ``keys`` (``KEYS_SCHEMA``): one request per key, plus retries.
+
+        Raises:
+            GeocodeAuthError: the provider refused the key or blocked the client.
+            GeocodeQuotaError: the daily quota is used up.
+            GeocodeError: an HTTP 4xx that no retry can fix (wrong endpoint URL).
+        """
+        return self._runner.run(keys, self.request_url, self.interpret)
+
+    def close(self) -> None:
+        """Nothing to release: each :meth:`reverse` opens and closes its own HTTP session."""
+
+    def request_url(self, latitude: float, longitude: float) -> yarl.URL:
+        """The provider's request URL for one coordinate (its parameters)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def interpret(
+        http_status: int, body: bytes, *, retry_after: str | None = None, where: str
+    ) -> Outcome:
+        """The provider's status table: one response → a row, a ``Failed`` key or an error."""
+        raise NotImplementedError
+
+
+def empty_row(status: str) -> dict[str, Any]:
+    """A row with every address field null and ``geocode_status`` = ``status``."""
+    return {**dict.fromkeys(frames.ADDRESS_FIELDS), "geocode_status": status}
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` parsed as a JSON object, or None (not JSON, or not an object)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def degrees(value: float) -> str:
+    """A coordinate as plain decimal text (never ``1e-05``), at most 8 decimals."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """The ``Retry-After`` header in seconds (only the delta-seconds form), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,329 @@
+"""The HTTP runner of the API geocoders: session, event loop, concurrency, retries, abort.
+
+A provider gives :meth:`HttpRunner.run` two functions: the request URL of one coordinate
+(:data:`UrlFn`) and the mapping of one response to an :data:`Outcome` (:class:`Interpret`: an
+address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner does the rest:
+
+- **QPS cap.** Every request start waits for the shared limiter
+  (:mod:`etl4all.geocoders.ratelimit`); an OVER_QUERY_LIMIT or HTTP 429 pauses it
+  (``Retry-After``, else 1 s), so the whole process backs off, not only the coroutine that
+  was told.
+- **Concurrency.** At most ``concurrency`` requests in flight (an ``asyncio.Semaphore``); a key
+  waiting in backoff holds no request slot.
+- **Retries.** :func:`etl4all.retry.async_retrying`, for errors whose class is ``retryable``
+  (``RateLimitedError``, ``GeocodeUnavailableError``, ``GeocodeTimeoutError``): full-jitter
+  backoff, at least the server's ``Retry-After``, at most ``max_attempts`` requests per key and
+  ``max_retry_seconds`` per key. A key that still fails becomes a ``failed`` row (reason
+  ``geocode_failed``); the batch goes on.
+- **Abort.** Any non-retryable ``GeocodeError`` (bad key, daily quota, wrong URL) cancels every
+  in-flight request and is raised out of :meth:`HttpRunner.run`.
+- **Secrets.** Transport errors name the redacted URL only; every error text and failed row
+  has ``key=`` values, URL passwords and the ``scrub`` secrets blanked out.
+- **Event loop.** :meth:`HttpRunner.run` is synchronous: it runs its own event loop and aiohttp
+  session, in a helper thread when the calling thread already runs a loop.
+
+Logging: DEBUG per request (URL redacted with :func:`etl4all.urls.redact`), WARNING per retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import aiohttp
+import polars as pl
+import tenacity
+import yarl
+
+from etl4all import retry, urls
+from etl4all.errors import (
+    GeocodeError,
+    GeocodeTimeoutError,
+    GeocodeUnavailableError,
+    RateLimitedError,
+)
+from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded
+from etl4all.geocoders.ratelimit import RateLimiter, Sleep
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED_PAUSE = 1.0
+"""Seconds the whole process stops starting requests after an OVER_QUERY_LIMIT or 429."""
+MAX_RETRY_SECONDS = 120.0
+"""Seconds: a key stops being retried once this long has passed since its first request."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Failed:
+    """A key the provider refused for good (e.g. ``INVALID_REQUEST``): it becomes a reject."""
+
+    reason: str
+    """Short machine-readable reason, e.g. ``invalid_request``."""
+    text: str
+    """What the provider said."""
+
+
+Outcome = dict[str, Any] | Failed
+"""What one response maps to: an address row (``GEOCODE_SCHEMA`` fields except ``geocoder``
+and ``geocoded_at``) or a :class:`Failed`."""
+
+UrlFn = Callable[[float, float], yarl.URL]
+"""The request URL of one coordinate (latitude, longitude)."""
+
+
+class Interpret(Protocol):
+    """A provider's response mapping: raises retryable errors, or fatal ones to abort."""
+
+    def __call__(
+        self, http_status: int, body: bytes, *, retry_after: str | None, where: str
+    ) -> Outcome:
+        """Map one response (``where`` is the redacted request URL, for messages)."""
+        ...
+
+
+@contextlib.contextmanager
+def transport_errors(url: str) -> Iterator[None]:
+    """Map aiohttp and timeout errors of one request to retryable ``errors.py`` classes.
+
+    The messages name the redacted URL only: never the key, never the driver's own text
+    (which may quote the full URL).
+    """
+    # ``from None``: some aiohttp errors quote the full URL, key included, in their text,
+    # and a chained cause would print it in every traceback.
+    try:
+        yield
+    except TimeoutError:
+        raise GeocodeTimeoutError(f"request timed out: {urls.redact(url)}") from None
+    except aiohttp.ClientError as exc:
+        raise GeocodeUnavailableError(
+            f"request failed ({type(exc).__name__}): {urls.redact(url)}"
+        ) from None
+
+
+class HttpRunner:
+    """Runs one GET per key of a frame; see the module docstring.
+
+    Args:
+        name: provider name, stored in the ``geocoder`` column and used in log lines.
+        limiter: the shared QPS cap.
+        concurrency: max requests in flight.
+        max_attempts: max requests per key (first try included).
+        timeout: seconds for one request, connection included.
+        headers: sent with every request (e.g. User-Agent).
+        sleep: async sleep for the backoff waits (default ``asyncio.sleep``); tests inject one.
+        backoff_base, backoff_cap, max_retry_seconds: the backoff schedule.
+        scrub: secrets to blank out of every error text (the API key), besides ``key=``.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        limiter: RateLimiter,
+        concurrency: int,
+        max_attempts: int,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        sleep: Sleep | None = None,
+        backoff_base: float = retry.BACKOFF_BASE,
+        backoff_cap: float = retry.BACKOFF_CAP,
+        max_retry_seconds: float = MAX_RETRY_SECONDS,
+        scrub: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.limiter = limiter
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        self._sleep = sleep or asyncio.sleep
+        self._backoff = (backoff_base, backoff_cap)
+        self._max_retry_seconds = max_retry_seconds
+        self._scrub = [s for s in scrub if s]
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpRunner(name={self.name!r}, limiter={self.limiter!r}, "
+            f"concurrency={self.concurrency}, max_attempts={self.max_attempts})"
+        )
+
+    def safe(self, text: str) -> str:
+        """``text`` with ``key=`` values, URL passwords and the scrubbed secrets hidden."""
+        text = urls.redact(text)
+        for secret in self._scrub:
+            text = text.replace(secret, "***")
+        return text
+
+    def run(self, keys: pl.DataFrame, url_for: UrlFn, interpret: Interpret) -> Geocoded:
+        """GET ``url_for(lat, lon)`` for every key of ``keys`` (``KEYS_SCHEMA``).
+
+        Raises:
+            GeocodeError: a non-retryable error (bad key, quota, wrong URL) stopped the batch.
+        """
+        lats = keys.get_column("latitude").to_list()
+        lons = keys.get_column("longitude").to_list()
+        state = _RunState()
+        started = time.perf_counter()
+        if lats:
+            coroutine = self._run_all(lats, lons, url_for, interpret, state)
+            if _loop_running():  # called from async code: never nest its loop
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    pool.submit(asyncio.run, coroutine).result()
+            else:
+                asyncio.run(coroutine)
+        seconds = time.perf_counter() - started
+        return Geocoded(
+            addresses=pl.DataFrame(state.columns, schema=RESULT_SCHEMA),
+            failed=pl.DataFrame(state.failed, schema=FAILED_SCHEMA),
+            calls=state.calls,
+            retries=state.retries,
+            seconds=seconds,
+        )
+
+    async def _run_all(
+        self,
+        lats: list[float],
+        lons: list[float],
+        url_for: UrlFn,
+        interpret: Interpret,
+        state: _RunState,
+    ) -> None:
+        semaphore = asyncio.Semaphore(self.concurrency)
+        todo = iter(range(len(lats)))
+        async with self._session() as session:
+
+            async def attempt(lat: float, lon: float) -> Outcome:
+                async with semaphore:
+                    await self.limiter.acquire()
+                    state.calls += 1
+                    try:
+                        return await self._get(session, url_for(lat, lon), interpret)
+                    except GeocodeError as exc:  # one place that keeps secrets out of errors
+                        if isinstance(exc, RateLimitedError):
+                            self.limiter.pause(exc.retry_after or RATE_LIMITED_PAUSE)
+                        exc.args = tuple(self.safe(str(arg)) for arg in exc.args)
+                        raise
+
+            async def worker() -> None:
+                for i in todo:  # the workers share one iterator: each key is taken once
+                    await self._one(lats[i], lons[i], attempt, state)
+
+            # Bounded number of tasks (not one per key); a key in backoff keeps its worker
+            # but not its request slot, so spare workers keep the request slots busy.
+            workers = min(len(lats), self.concurrency * 4)
+            tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    error = task.exception()
+                    if error is not None:
+                        raise error
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=self.headers
+        ) as session:
+            yield session
+
+    async def _get(
+        self, session: aiohttp.ClientSession, url: yarl.URL, interpret: Interpret
+    ) -> Outcome:
+        shown = urls.redact(str(url))
+        log.debug("%s GET %s", self.name, shown)
+        with transport_errors(shown):
+            async with session.get(url) as response:
+                body = await response.read()
+        return interpret(
+            response.status, body, retry_after=response.headers.get("Retry-After"), where=shown
+        )
+
+    async def _one(
+        self,
+        lat: float,
+        lon: float,
+        attempt: Callable[[float, float], Awaitable[Outcome]],
+        state: _RunState,
+    ) -> None:
+        def before_sleep(call: tenacity.RetryCallState) -> None:
+            state.retries += 1
+            exc = call.outcome.exception() if call.outcome is not None else None
+            log.warning(
+                "%s retry %d/%d for %r,%r in %.2fs: %s",
+                self.name,
+                call.attempt_number,
+                self.max_attempts - 1,
+                lat,
+                lon,
+                call.upcoming_sleep,
+                self.safe(str(exc)),
+            )
+
+        retrying = retry.async_retrying(  # one per key: tenacity keeps per-call state on it
+            attempts=self.max_attempts,
+            max_seconds=self._max_retry_seconds,
+            base=self._backoff[0],
+            cap=self._backoff[1],
+            before_sleep=before_sleep,
+            sleep=self._sleep,
+        )
+        outcome: Outcome
+        try:
+            outcome = await retrying(attempt, lat, lon)
+        except GeocodeError as exc:
+            if not retry.is_retryable(exc):
+                raise
+            log.warning("%s gave up on %r,%r: %s", self.name, lat, lon, self.safe(str(exc)))
+            outcome = Failed("geocode_failed", str(exc))
+        if isinstance(outcome, Failed):
+            outcome = Failed(outcome.reason, self.safe(outcome.text))
+        state.add(lat, lon, outcome, self.name)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _RunState:
+    """Counters and output columns of one run (one event loop: no locking needed)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.retries = 0
+        self.columns: dict[str, list[Any]] = {name: [] for name in RESULT_SCHEMA}
+        self.failed: dict[str, list[Any]] = {name: [] for name in FAILED_SCHEMA}
+
+    def add(self, lat: float, lon: float, outcome: Outcome, name: str) -> None:
+        """Append one key's outcome to the output columns."""
+        if isinstance(outcome, Failed):
+            for column, value in zip(
+                FAILED_SCHEMA, (lat, lon, outcome.reason, outcome.text), strict=True
+            ):
+                self.failed[column].append(value)
+            return
+        row = {
+            **outcome,
+            "latitude": lat,
+            "longitude": lon,
+            "geocoder": name,
+            "geocoded_at": datetime.now(UTC),
+        }
+        for column, values in self.columns.items():
+            values.append(row.get(column))

@@ -1,0 +1,72 @@
+"""open_geocoder: each provider gets its own options out of Settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from etl4all.errors import ConfigError, UnknownSchemeError
+from etl4all.geocoders.api import ApiGeocoder
+from etl4all.geocoders.google import GoogleGeocoder
+from etl4all.geocoders.nominatim import NominatimGeocoder
+from etl4all.geocoders.offline import OfflineGeocoder
+from etl4all.runners.wiring import open_geocoder
+from etl4all.settings import Settings
+
+AGENT = "etl4all-tests/1.0 (ops@example.com)"
+SHARED = {"language": "en", "qps": 7.0, "concurrency": 3, "max_attempts": 2, "request_timeout": 4.0}
+
+
+def test_offline_needs_nothing() -> None:
+    assert isinstance(open_geocoder(Settings(geocoder="offline")), OfflineGeocoder)
+
+
+@pytest.mark.parametrize("name", ["google", "nominatim"])
+def test_api_geocoders_get_the_shared_options(name: str) -> None:
+    settings = Settings(
+        geocoder=name,
+        google_key="k",
+        nominatim_url="http://nominatim.internal:8080",
+        user_agent=AGENT,
+        **SHARED,  # type: ignore[arg-type]
+    )
+    geocoder = open_geocoder(settings)
+    assert isinstance(geocoder, ApiGeocoder)
+    assert geocoder.name == name
+    assert (geocoder.qps, geocoder.concurrency) == (7.0, 3)
+    assert (geocoder._runner.max_attempts, geocoder._runner.timeout) == (2, 4.0)
+
+
+def test_google_gets_its_key_url_and_filters() -> None:
+    settings = Settings(
+        geocoder="google",
+        google_key="k",
+        google_url="http://127.0.0.1:9/json",
+        language="en",
+        result_type="route",
+        location_type="ROOFTOP",
+    )
+    geocoder = open_geocoder(settings)
+    assert isinstance(geocoder, GoogleGeocoder)
+    query = geocoder.request_url(1.0, 2.0).query
+    assert geocoder.endpoint.port == 9
+    assert (query["key"], query["language"]) == ("k", "en")
+    assert (query["result_type"], query["location_type"]) == ("route", "ROOFTOP")
+    with pytest.raises(ConfigError, match="GOOGLE_MAPS_API_KEY"):
+        open_geocoder(settings.replace(google_key=None))
+
+
+def test_nominatim_gets_its_url_and_user_agent() -> None:
+    settings = Settings(
+        geocoder="nominatim", nominatim_url="http://nominatim.internal", user_agent=AGENT
+    )
+    geocoder = open_geocoder(settings)
+    assert isinstance(geocoder, NominatimGeocoder)
+    assert geocoder._runner.headers["User-Agent"] == AGENT
+    assert str(geocoder.endpoint) == "http://nominatim.internal/reverse"
+    with pytest.raises(ConfigError, match="User-Agent"):
+        open_geocoder(Settings(geocoder="nominatim"))
+
+
+def test_an_unknown_name_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownSchemeError, match="nominatim"):
+        open_geocoder(Settings(geocoder="bing"))
