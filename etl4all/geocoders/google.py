@@ -137,7 +137,7 @@ class GoogleGeocoder(api.ApiGeocoder):
     name = "google"
     default_qps = DEFAULT_QPS
     url_option = "google_url"
-    interpret = staticmethod(interpret)  # the status table above
+    interpret = staticmethod(interpret)
 
     def __init__(
         self,

@@ -116,7 +116,7 @@ class NominatimGeocoder(api.ApiGeocoder):
     name = "nominatim"
     default_qps = DEFAULT_QPS
     url_option = "nominatim_url"
-    interpret = staticmethod(interpret)  # the status table above
+    interpret = staticmethod(interpret)
 
     def __init__(
         self,
