@@ -202,6 +202,8 @@ class HttpRunner:
             async def attempt(lat: float, lon: float) -> Outcome:
                 async with semaphore:
                     await self.limiter.acquire()
+                    if state.fatal is not None:  # the batch is being aborted: no new request
+                        raise state.fatal
                     state.calls += 1
                     try:
                         return await self._get(session, url_for(lat, lon), interpret)
@@ -209,6 +211,8 @@ class HttpRunner:
                         if isinstance(exc, RateLimitedError):
                             self.limiter.pause(exc.retry_after or RATE_LIMITED_PAUSE)
                         exc.args = tuple(self.safe(str(arg)) for arg in exc.args)
+                        if not type(exc).retryable:
+                            state.fatal = exc
                         raise
 
             async def worker() -> None:
@@ -307,6 +311,8 @@ class _RunState:
     def __init__(self) -> None:
         self.calls = 0
         self.retries = 0
+        self.fatal: GeocodeError | None = None
+        """The non-retryable error that aborts the run, once one came."""
         self.columns: dict[str, list[Any]] = {name: [] for name in RESULT_SCHEMA}
         self.failed: dict[str, list[Any]] = {name: [] for name in FAILED_SCHEMA}
 
