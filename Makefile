@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-SOURCE ?= .etl4all/sample
+SAMPLE  = .etl4all/sample
+SOURCE ?= $(SAMPLE)
 ARGS   ?=
 
 .PHONY: venv run sample test test-fast lint bench clean
@@ -15,9 +16,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-## run: the whole job on the embedded defaults (sample files, offline geocoder, DuckDB)
+## run: the whole job on the embedded defaults (sample files, offline geocoder, DuckDB);
+## sample files are generated only for the default SOURCE, never into a folder you name
 run: venv
-	@test -d $(SOURCE) || $(BIN)/etl4all sample $(SOURCE) --files 5 --points 20000 --dirty-rate 0.02 --duplicate-rate 0.05
+	@if [ "$(SOURCE)" = "$(SAMPLE)" ] && [ ! -d $(SAMPLE) ]; then \
+	  $(BIN)/etl4all sample $(SAMPLE) --files 5 --points 20000 --dirty-rate 0.02 --duplicate-rate 0.05; \
+	fi
 	$(BIN)/etl4all run $(SOURCE) $(ARGS)
 
 ## test: the whole test suite (needs MariaDB, Redis and RabbitMQ on loopback)
