@@ -12,7 +12,9 @@ from urllib.parse import SplitResult, urlsplit
 from etl4all.errors import ConfigError, MissingDependencyError, UnknownSchemeError
 
 _SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:key|api_key|apikey|token|password)=)[^&;#\s]*", re.I)
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]*(@)", re.I)
+# The password runs to the last "@" of the URL: a password with an unencoded "/" or "@" is
+# hidden too (over-hiding a path that holds an "@" is the safe side).
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*(@)", re.I)
 
 
 def redact(text: str) -> str:
@@ -70,7 +72,27 @@ def build(role: str, url: str, table: Mapping[str, tuple[str, str]], **options: 
         MissingDependencyError: the backend's driver is not installed.
         ConfigError: the backend refused the URL or an option (checked at construction).
     """
+    check_userinfo(url)
     return load_class(role, scheme_of(url), table)(url=url, **options)
+
+
+def check_userinfo(url: str) -> None:
+    """Refuse a URL whose user or password holds an unencoded ``/``, ``?`` or ``#``.
+
+    Such a URL splits in the wrong place (the password's tail becomes the path), so every
+    later error would point the wrong way.
+
+    Raises:
+        ConfigError: naming the fix, percent-encoding, with the password hidden.
+    """
+    parts = urlsplit(url)
+    rest = url.partition("://")[2][len(parts.netloc) :]
+    cut = parts.netloc.rpartition(":")[2]  # "user:Pa" of "user:Pa/ss@host", not "host:21"
+    if "@" not in parts.netloc and ":" in parts.netloc and not cut.isdigit() and "@" in rest:
+        raise ConfigError(
+            f"{redact(url)}: the user or password holds a '/', '?' or '#'; percent-encode "
+            "them in the URL (/ as %2F, ? as %3F, # as %23, @ as %40)"
+        )
 
 
 def file_path(url: str) -> str:

@@ -64,3 +64,29 @@ def test_file_path_refuses_a_host() -> None:
 def test_every_table_entry_imports(table: dict[str, tuple[str, str]]) -> None:
     for key in table:
         assert isinstance(urls.load_class("role", key, table), type)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://etl:Pa/ss@db:3306/etl4all", "ftp://u:p#1@h/in", "redis://:a?b@h:6379/0"],
+)
+def test_unencoded_password_is_refused_with_the_fix_and_hidden(url: str) -> None:
+    with pytest.raises(ConfigError, match="percent-encode") as caught:
+        urls.check_userinfo(url)
+    assert url.split("//")[1].split(":")[1].split("@")[0] not in str(caught.value)
+    assert "***" in urls.redact(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://etl:Pa%2Fss@db/etl4all", "ftp://h:21/dir@2024", "file:///a@b", "redis://h:6379/0"],
+)
+def test_encoded_passwords_ports_and_paths_pass(url: str) -> None:
+    urls.check_userinfo(url)
+
+
+def test_a_percent_encoded_password_reaches_the_driver_decoded() -> None:
+    from etl4all.warehouse.mysql_connection import Dsn
+
+    dsn = Dsn.parse("mysql://etl:Pa%2Fss%40x@db:3306/etl4all")
+    assert dsn.password == "Pa/ss@x" and "Pa" not in repr(dsn)
