@@ -66,6 +66,21 @@ REJECTS_SCHEMA: dict[str, pl.DataType] = {
     "text": pl.String(),
 }
 
+REJECT_TEXT_CHARS = 2000
+"""A reject keeps at most this many characters of its text (a garbage line can be megabytes;
+MySQL's TEXT column holds 64 KiB); a cut text ends with ``…``."""
+
+
+def reject_text(text: pl.Expr) -> pl.Expr:
+    """``text`` cut to :data:`REJECT_TEXT_CHARS` characters, marked with ``…`` when cut."""
+    keep = REJECT_TEXT_CHARS - 1
+    return (
+        pl.when(text.str.len_chars() > REJECT_TEXT_CHARS)
+        .then(text.str.slice(0, keep) + "…")
+        .otherwise(text)
+    )
+
+
 SCHEMAS = {"points": POINTS_SCHEMA, "addresses": ADDRESSES_SCHEMA, "rejects": REJECTS_SCHEMA}
 
 

@@ -139,8 +139,8 @@ def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
         pl.col("bearing_at").alias("bearing_deg"),
     )
     bad = groups.filter(pl.col("reason").is_not_null())
-    rejects = bad.select(
-        pl.lit(source).alias("source"), "line", "reason", text=_record_text(rows, bad)
+    rejects = bad.select(pl.lit(source).alias("source"), "line", "reason").with_columns(
+        text=frames.reject_text(pl.lit(_record_text(rows, bad)))
     )
     return Parsed(
         frames.cast_frame(points, frames.POINTS_SCHEMA),

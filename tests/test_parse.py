@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from etl4all import frames
 from etl4all.parse import REASONS, decode, parse, split_lines
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
@@ -166,3 +167,12 @@ def test_random_bytes_never_raise_and_every_line_is_accounted_for(data: bytes) -
     assert set(parsed.rejects.get_column("reason")) <= set(REASONS)
     non_blank, covered = accounted(data)
     assert covered == non_blank
+
+
+def test_a_huge_garbage_line_is_one_reject_cut_to_size() -> None:
+    data = b"Latitude: -30.1\r\n" + b"x" * 100_000 + b"\r\nLatitude: 30\r\nLongitude: 51\r\n"
+    parsed = parse(data, "a.txt")
+    assert parsed.points.height == 1
+    text = parsed.rejects.filter(pl.col("reason") == "unrecognized").get_column("text")
+    assert text.str.len_chars().to_list() == [frames.REJECT_TEXT_CHARS]
+    assert text[0].startswith("xxx") and text[0].endswith("…")

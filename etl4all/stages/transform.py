@@ -208,6 +208,8 @@ def _rejects(keyed: pl.DataFrame, results: pl.DataFrame, failed: pl.DataFrame) -
         "source",
         "line",
         reason=pl.col("reason").fill_null("not_geocoded"),
-        text=pl.format("{},{} {}", "latitude", "longitude", pl.col("text").fill_null("")),
+        text=frames.reject_text(
+            pl.format("{},{} {}", "latitude", "longitude", pl.col("text").fill_null(""))
+        ),
     )
     return frames.cast_frame(rejects, frames.REJECTS_SCHEMA)

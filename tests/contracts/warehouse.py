@@ -11,7 +11,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from etl4all import frames
+from etl4all import frames, parse
 from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult, Warehouse
 
 NONE = frames.empty(frames.ADDRESSES_SCHEMA)
@@ -262,3 +262,8 @@ class WarehouseContract:
         assert warehouse.load_rejects(rejects) == 0  # a replay adds nothing
         assert warehouse.load_rejects(rejects.clear()) == 0
         assert warehouse.load_rejects(rejects.head(1).with_columns(line=pl.lit(5, pl.UInt32))) == 1
+
+    def test_a_reject_of_a_huge_garbage_line_is_kept(self, warehouse: Warehouse) -> None:
+        garbage = ("é" * 100_000 + "\n").encode()  # 200 KB of two-byte characters
+        rejects = parse.parse(garbage, "junk.txt").rejects
+        assert warehouse.load_rejects(rejects) == 1
