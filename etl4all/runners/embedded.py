@@ -82,8 +82,10 @@ def run(
             source = stack.enter_context(wiring.open_source(url, settings))
             extractor = Extractor(source=source, ledger=store, config=config)
             listed = extractor.listing()
+            todo = extractor.pending(listed)
             summary.files += len(listed)
-            work.append((extractor, extractor.pending(listed)))
+            summary.skipped += len(listed) - len(todo)
+            work.append((extractor, todo))
         wh = stack.enter_context(wiring.open_warehouse(settings))
         job = _Job(
             geocoder=stack.enter_context(wiring.open_geocoder(settings)),

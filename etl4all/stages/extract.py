@@ -61,7 +61,8 @@ class ExtractStats:
     files: int = 0
     """Files read and parsed."""
     skipped: int = 0
-    """Files already done with this size and mtime, or this content."""
+    """Files found done once claimed (another worker finished them, or same content);
+    files already done at listing time are left out by :meth:`Extractor.pending`."""
     busy: int = 0
     """Files claimed by another worker."""
     batches: int = 0
@@ -121,9 +122,7 @@ class Extractor:
     def pending(self, refs: list[FileRef]) -> list[FileRef]:
         """Those of ``refs`` not done with this size and mtime (one ledger round trip)."""
         done = self.ledger.done([ref.key for ref in refs])
-        todo = [ref for ref in refs if not _same_file(done.get(ref.key), ref)]
-        self.stats.skipped += len(refs) - len(todo)
-        return todo
+        return [ref for ref in refs if not _same_file(done.get(ref.key), ref)]
 
     def poll(self, stop: threading.Event) -> Iterator[list[FileRef]]:
         """Pending files that have settled, one list per poll, until ``stop`` is set
