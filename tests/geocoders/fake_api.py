@@ -20,12 +20,17 @@ Usage::
   daily-quota message, or ``OVER_DAILY_LIMIT`` when ``over_daily_limit``); ``zero_results``
   and ``invalid`` (sets of coordinates, see :func:`coord`); ``script`` (per coordinate, the
   answers of its first calls, e.g. ``["UNKNOWN_ERROR", 503]``); ``error_rate`` with
-  ``error_kinds`` (seeded random transient faults).
+  ``error_kinds`` (seeded random transient faults, e.g. ``error_rate=0.4`` with
+  ``error_kinds=(500, 500, 500, "OVER_QUERY_LIMIT")``: 30 % HTTP 500 and 10 % OVER_QUERY_LIMIT);
+  :meth:`FakeApi.go_down` / :meth:`FakeApi.come_back` (connections refused, open ones
+  dropped, then the same port serves again).
 - Answers understood in ``script``/``error_kinds``: "OK", "ZERO_RESULTS", "INVALID_REQUEST",
   "UNKNOWN_ERROR", "OVER_QUERY_LIMIT", "DAILY_QUOTA", "OVER_DAILY_LIMIT", "REQUEST_DENIED",
   an HTTP status (429, 500, 503, ...), "NOT_JSON" (200 with an HTML body), "DROP" (connection
   closed without an answer), "STALL" (answers after ``stall_seconds``).
-- Every request is recorded (:class:`Recorded`: monotonic time, API, params, headers, answer).
+- Every request is recorded (:class:`Recorded`: monotonic time, API, params, headers, answer);
+  :meth:`FakeApi.calls_by_coord` counts them per coordinate and :attr:`FakeApi.answered` counts
+  the calls that got a final answer (OK, ZERO_RESULTS, INVALID_REQUEST).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ DEFAULT_KEY = "fake-key-Zq8wX3vY"
 INVALID_KEY_MESSAGE = "The provided API key is invalid."
 DAILY_QUOTA_MESSAGE = "You have exceeded your daily request quota for this API."
 RATE_MESSAGE = "You have exceeded your rate-limit for this API."
+FINAL_ANSWERS = frozenset({"OK", "ZERO_RESULTS", "INVALID_REQUEST"})
+"""Answers that settle a coordinate (a client has no reason to ask again)."""
 LICENCE = "Data © OpenStreetMap contributors, ODbL 1.0. http://osm.org/copyright"
 
 # (municipality, state, UF, has a locality component, CEP prefix, bairros)
@@ -308,12 +315,16 @@ class FakeApi:
         self.deny_from_call: int | None = None
         self.stall_seconds = 5.0
         self.requests: list[Recorded] = []
+        self._per_coord: collections.Counter[str] = collections.Counter()
+        self._answered = 0
+        self._down = False
         self._random = random.Random(seed)
         self._accepted = 0
         self._window: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -342,8 +353,8 @@ class FakeApi:
             app.router.add_get(STATS_PATH, self._stats)
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
+            self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await self._site.start()
             self.port = self._runner.addresses[0][1]
             ready.set()
 
@@ -370,6 +381,35 @@ class FakeApi:
         self._loop.close()
         self._loop = None
 
+    def go_down(self) -> None:
+        """Stop listening (new connections are refused) and drop every open connection:
+        requests in flight and kept-alive connections see the connection closed."""
+        assert self._loop is not None and self._runner is not None
+        self._down = True
+
+        async def down() -> None:
+            if self._site is not None:
+                await self._site.stop()
+                self._site = None
+            server = self._runner.server if self._runner is not None else None
+            for handler in list(server.connections if server is not None else []):
+                if handler.transport is not None:
+                    handler.transport.abort()
+
+        asyncio.run_coroutine_threadsafe(down(), self._loop).result(10)
+
+    def come_back(self) -> None:
+        """Listen again on the same port after :meth:`go_down`."""
+        assert self._loop is not None and self._runner is not None
+
+        async def up() -> None:
+            assert self._runner is not None
+            self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+            await self._site.start()
+
+        asyncio.run_coroutine_threadsafe(up(), self._loop).result(10)
+        self._down = False
+
     # -- what tests read -----------------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -391,10 +431,19 @@ class FakeApi:
         """Requests received so far (every answer counts)."""
         return len(self.requests)
 
+    @property
+    def answered(self) -> int:
+        """Requests that got a final answer (:data:`FINAL_ANSWERS`)."""
+        return self._answered
+
     def calls_for(self, lat: float, lon: float) -> int:
         """Requests received for one coordinate."""
-        wanted = coord(lat, lon)
-        return sum(1 for r in self.requests if _request_coord(r.params) == wanted)
+        return self._per_coord[coord(lat, lon)]
+
+    def calls_by_coord(self) -> collections.Counter[str]:
+        """Requests received per coordinate (keys as :func:`coord` writes them)."""
+        with self._lock:
+            return collections.Counter(self._per_coord)
 
     def answers(self) -> collections.Counter[str]:
         """How many times each answer was given."""
@@ -412,6 +461,8 @@ class FakeApi:
         """Forget recorded requests and counters (not the configuration)."""
         with self._lock:
             self.requests.clear()
+            self._per_coord.clear()
+            self._answered = 0
             self._accepted = 0
             self._window.clear()
 
@@ -450,8 +501,13 @@ class FakeApi:
     def _record(self, request: web.Request, api: str, answer: str | int, t: float) -> None:
         headers = dict(request.headers)
         name = answer if isinstance(answer, str) else f"HTTP {answer}"
+        key = _request_coord(dict(request.query))
         with self._lock:
             self.requests.append(Recorded(t, api, dict(request.query), headers, name))
+            if key is not None:
+                self._per_coord[key] += 1
+            if name in FINAL_ANSWERS:
+                self._answered += 1
 
     def _over_cap(self, now: float) -> bool:
         if self.qps_cap is None:
@@ -479,6 +535,10 @@ class FakeApi:
 
     async def _answer(self, request: web.Request, api: str) -> web.StreamResponse:
         t = time.monotonic()
+        if self._down:  # a request on a connection opened just before go_down
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=204)
         params = dict(request.query)
         answer = self._decide(api, params)
         self._record(request, api, answer, t)

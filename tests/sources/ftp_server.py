@@ -6,7 +6,8 @@ Usage::
         url = server.url            # ftp://user:password@127.0.0.1:PORT/
         (server.root / "a.txt").write_text("...")
 
-Listings use GMT times (pyftpdlib's default, matching ftputil's UTC assumption).
+Listings use GMT times (pyftpdlib's default, matching ftputil's UTC assumption). Uploads are
+written unbuffered, so a listing shows a file being uploaded as far as it has arrived.
 """
 
 from __future__ import annotations
@@ -21,8 +22,17 @@ with warnings.catch_warnings():
     # pyftpdlib still imports asyncore/asynchat, deprecated since Python 3.11.
     warnings.simplefilter("ignore", DeprecationWarning)
     from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.filesystems import AbstractedFS
     from pyftpdlib.handlers import FTPHandler
     from pyftpdlib.servers import FTPServer
+
+
+class _UnbufferedFS(AbstractedFS):  # type: ignore[misc]
+    """Files opened without a write buffer: what a client sent is on disk at once."""
+
+    def open(self, filename: str, mode: str):  # type: ignore[no-untyped-def]
+        return open(filename, mode, buffering=0)  # pyftpdlib opens files in binary mode only
+
 
 USER = "user"
 PASSWORD = "password"
@@ -44,6 +54,7 @@ class FtpTestServer:
             (FTPHandler,),
             {
                 "authorizer": authorizer,
+                "abstracted_fs": _UnbufferedFS,
                 "use_gmt_times": True,
                 "banner": "etl4all test FTP",
                 "auth_failed_timeout": 0.05,  # answer a wrong password at once, not after 3 s

@@ -1,0 +1,71 @@
+"""Fault scenarios: a backend goes away mid-run and comes back.
+
+- RabbitMQ: every connection through a TCP proxy (:mod:`tcp_proxy`) is reset and new ones
+  are refused for 10 s; files keep arriving meanwhile, so the extractor meets the outage too;
+- MariaDB: the loader's connections are cut the same way for 20 s, and for 60 s, which is
+  longer than any retry budget: the loader holds its batch, nothing is dead-lettered;
+- Redis: the state database is flushed (FLUSHDB of the test's own database) once 40 % of the
+  rows are in: claims, done marks and the paid cache are gone, so files are redone and
+  coordinates paid again, but no row is duplicated.
+
+Each outage starts once a quarter of the rows are loaded, so it hits work in progress.
+"""
+
+from __future__ import annotations
+
+import pytest
+from harness import MARKS, Pipeline, figure
+from tcp_proxy import TcpProxy
+
+pytestmark = MARKS
+
+
+def test_broker_connections_cut_for_ten_seconds(pipeline: Pipeline) -> None:
+    pipeline.put_files(files=10, points=300, seed=41)
+    late = pipeline.stage_files(files=2, points=300, seed=42, prefix="late")
+    broker = pipeline.urls["broker"]
+    with TcpProxy.to_url(broker) as proxy:
+        pipeline.env["ETL4ALL_BROKER_URL"] = proxy.url(broker)
+        pipeline.start()
+        pipeline.wait_loaded(0.25)
+        proxy.cut()
+        rows = pipeline.rows()
+        for path in late:  # new uploads: the extractor must publish during the outage
+            pipeline.publish(path)
+        pipeline.hold(10, "the broker outage to end")
+        proxy.restore()
+        pipeline.drain()
+    figures = pipeline.verify()
+    pipeline.report(f"outage=10s rows_at_cut={figure(rows)} {figures}")
+
+
+@pytest.mark.parametrize("seconds", [20, 60])
+@pytest.mark.timeout(240)
+def test_database_unreachable(pipeline: Pipeline, seconds: int) -> None:
+    pipeline.put_files(files=10, points=300, seed=43)
+    warehouse = pipeline.urls["warehouse"]
+    with TcpProxy.to_url(warehouse) as proxy:
+        pipeline.env["ETL4ALL_WAREHOUSE_URL"] = proxy.url(warehouse)
+        pipeline.start()
+        pipeline.wait_loaded(0.25)
+        proxy.cut()
+        rows = pipeline.rows()
+        pipeline.hold(seconds, "the database outage to end")
+        proxy.restore()
+        pipeline.drain()
+    figures = pipeline.verify()
+    pipeline.report(f"outage={seconds}s rows_at_cut={figure(rows)} {figures}")
+
+
+def test_redis_flushed_mid_run(pipeline: Pipeline) -> None:
+    pipeline.put_files(files=12, points=300, seed=44)
+    pipeline.start()
+    pipeline.wait_loaded(0.4)
+    rows = pipeline.rows()
+    pipeline.probe.redis.flushdb()
+    pipeline.drain()
+    # The flush forgets the paid cache too: a coordinate paid before it is paid once more
+    # when its file is redone, so the bound is twice the usual one.
+    figures = pipeline.verify(calls_per_key=2 * 1.05)
+    extracted = pipeline.extracted()
+    pipeline.report(f"flushed_at={figure(rows)} rows extracted={extracted}/12 files {figures}")
