@@ -176,12 +176,6 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def degrees(value: float) -> str:
-    """A coordinate as plain decimal text (never ``1e-05``), at most 8 decimals."""
-    text = f"{value:.8f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
 def retry_after_seconds(value: str | None) -> float | None:
     """The ``Retry-After`` header in seconds (only the delta-seconds form), or None."""
     if not value:

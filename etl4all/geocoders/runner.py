@@ -28,12 +28,15 @@ address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner d
 - **Event loop.** :meth:`HttpRunner.run` is synchronous: it runs its own event loop and aiohttp
   session, in a helper thread when the calling thread already runs a loop.
 
-Logging: DEBUG per request (URL redacted with :func:`etl4all.urls.redact`), WARNING per retry.
+Logging: DEBUG per request and per retry (URL redacted with :func:`etl4all.urls.redact`);
+one WARNING per batch that needed retries, with the count by cause. Coordinates are printed as
+they are sent (``-30.029928``), never as float reprs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -193,11 +196,22 @@ class HttpRunner:
         started = time.perf_counter()
         if lats:
             coroutine = self._run_all(lats, lons, url_for, interpret, state)
-            if _loop_running():  # called from async code: never nest its loop
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    pool.submit(asyncio.run, coroutine).result()
-            else:
-                asyncio.run(coroutine)
+            try:
+                if _loop_running():  # called from async code: never nest its loop
+                    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                        pool.submit(asyncio.run, coroutine).result()
+                else:
+                    asyncio.run(coroutine)
+            finally:
+                if state.retries:
+                    log.warning(
+                        "%s: %d retries for %d of %d coordinates (%s)",
+                        self.name,
+                        state.retries,
+                        state.retried_keys,
+                        len(lats),
+                        ", ".join(f"{n} {cause}" for cause, n in state.causes.most_common()),
+                    )
         seconds = time.perf_counter() - started
         return Geocoded(
             addresses=pl.DataFrame(state.columns, schema=RESULT_SCHEMA),
@@ -285,15 +299,16 @@ class HttpRunner:
         state: _RunState,
     ) -> None:
         def before_sleep(call: tenacity.RetryCallState) -> None:
-            state.retries += 1
             exc = call.outcome.exception() if call.outcome is not None else None
-            log.warning(
-                "%s retry %d/%d for %r,%r in %.2fs: %s",
+            state.retries += 1
+            state.retried_keys += call.attempt_number == 1
+            state.causes[cause(exc)] += 1
+            log.debug(
+                "%s retry %d/%d for %s in %.2fs: %s",
                 self.name,
                 call.attempt_number,
                 self.max_attempts - 1,
-                lat,
-                lon,
+                shown(lat, lon),
                 call.upcoming_sleep,
                 self.safe(str(exc)),
             )
@@ -312,7 +327,7 @@ class HttpRunner:
         except GeocodeError as exc:
             if retry.is_retryable(exc) and state.fatal is None:
                 exc.args = (
-                    f"{self.name} unavailable: gave up on {lat!r},{lon!r} after "
+                    f"{self.name} unavailable: gave up on {shown(lat, lon)} after "
                     f"{call_attempts(retrying)} requests: {exc}",
                 )
                 state.fatal = exc
@@ -320,6 +335,28 @@ class HttpRunner:
         if isinstance(outcome, Failed):
             outcome = Failed(outcome.reason, self.safe(outcome.text))
         state.add(lat, lon, outcome, self.name)
+
+
+def degrees(value: float) -> str:
+    """A coordinate as plain decimal text (never ``1e-05``), at most 8 decimals."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def shown(lat: float, lon: float) -> str:
+    """A coordinate as it is sent to the provider: ``-30.029928,-51.2``."""
+    return f"{degrees(lat)},{degrees(lon)}"
+
+
+def cause(exc: BaseException | None) -> str:
+    """A short name of why a request failed, for the per-batch retry summary."""
+    if isinstance(exc, GeocodeTimeoutError):
+        return "timeouts"
+    if isinstance(exc, RateLimitedError):
+        return "rate limited"
+    text = str(exc)
+    http = text.find("HTTP ")
+    return text[http : http + 8] if http >= 0 else type(exc).__name__
 
 
 class _Aborted(Exception):
@@ -345,6 +382,8 @@ class _RunState:
     def __init__(self, on_results: ResultSink | None = None) -> None:
         self.calls = 0
         self.retries = 0
+        self.retried_keys = 0
+        self.causes: collections.Counter[str] = collections.Counter()
         self.fatal: GeocodeError | None = None
         """The error that aborts the run, once one came."""
         self.columns: dict[str, list[Any]] = {name: [] for name in RESULT_SCHEMA}
