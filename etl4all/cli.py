@@ -120,6 +120,7 @@ def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable
 @options.QUEUE_PREFIX
 @options.PATTERN
 @options.BATCH
+@options.FINAL
 @options.GEOCODING
 @options.PIPELINE
 @options.VERBOSITY
@@ -158,7 +159,8 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
     reasons = ", ".join(f"{r}={n}" for r, n in sorted(summary.rejects.items())) or "none"
     lines = [
         f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
-        + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else ""),
+        + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
+        + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
         f"points      {summary.points}",
         f"rejects     {rejects} ({reasons})",
         f"distinct    {geo.distinct} coordinates at {settings.geocode_precision} decimals "
@@ -172,7 +174,9 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         )
     lines += [
         f"warehouse   {load.inserted} inserted, {load.updated} updated, "
-        f"{load.unchanged} unchanged → {urls.redact(settings.warehouse_url)}",
+        f"{load.unchanged} unchanged"
+        + (f", {summary.pruned} pruned (gone from a changed file)" if summary.pruned else "")
+        + f" → {urls.redact(settings.warehouse_url)}",
         f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
     ]
     click.echo("\n".join(lines))

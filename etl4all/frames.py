@@ -3,6 +3,8 @@
 - points: one row per parsed coordinate record.
 - addresses: points plus the reverse-geocoded address columns.
 - rejects: input that could not be read, with file and line.
+- prune: the coordinates a changed file still holds (``prune_rejects``: the parse rejects it
+  still has, in the rejects schema).
 
 Every stage casts what it receives with :func:`cast_frame`, so a batch that does not fit
 fails loudly with :class:`~etl4all.errors.DataError` instead of loading garbage.
@@ -97,7 +99,20 @@ def _cut_text(value: str) -> str:
     return value[: REJECT_TEXT_CHARS - len(mark)] + mark
 
 
-SCHEMAS = {"points": POINTS_SCHEMA, "addresses": ADDRESSES_SCHEMA, "rejects": REJECTS_SCHEMA}
+PRUNE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "latitude": pl.Float64(),
+    "longitude": pl.Float64(),
+}
+"""The coordinates a changed file still holds, in one key range (:mod:`etl4all.stages.prune`)."""
+
+SCHEMAS = {
+    "points": POINTS_SCHEMA,
+    "addresses": ADDRESSES_SCHEMA,
+    "rejects": REJECTS_SCHEMA,
+    "prune": PRUNE_SCHEMA,
+    "prune_rejects": REJECTS_SCHEMA,
+}
 
 
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -162,6 +162,15 @@ GEOCODING = group(
     ),
 )
 
+FINAL = setting(
+    "final_seconds",
+    "--final-seconds",
+    type=click.FloatRange(min=0),
+    help="A file unchanged this long is final (default 300). Before, a file whose last record "
+    "is cut off (no Distance line or next record after it yet: an upload that stalled) is "
+    "loaded without that record and taken again once it changes or is final; 0 takes every "
+    "file whole at once.",
+)
 SOURCE = setting(
     "source_url",
     "--source",
@@ -184,6 +193,7 @@ SERVICES = group(
         help="A file is taken only when its size and mtime stay unchanged this long (default 2; "
         "FTP listings have minute precision, so use 60 for uploads that pause).",
     ),
+    FINAL,
     setting(
         "poll_interval",
         "--interval",

@@ -53,7 +53,7 @@ def test_run_loads_every_distinct_coordinate_once_and_is_idempotent(workdir: Pat
         ).exit_code
         == 0
     )
-    first = invoke("run", "in", "-q")
+    first = invoke("run", "in", "-q", "--final-seconds", "0")  # the files are complete
     assert first.exit_code == 0, first.output
     assert "3 processed, 0 skipped" in first.output
     assert "rejects     " in first.output and "missing_l" in first.output
@@ -73,10 +73,24 @@ def test_a_changed_file_is_processed_again(workdir: Path) -> None:
     invoke("sample", "in", "--files", "2", "--points", "50")
     invoke("run", "in", "-q")
     changed = workdir / "in" / "data_points_20180101.txt"
-    changed.write_bytes(changed.read_bytes() + b"\r\nLatitude: -29.5\r\nLongitude: -50.5\r\n")
+    record = b"\r\nLatitude: -29.5\r\nLongitude: -50.5\r\n"
+    changed.write_bytes(changed.read_bytes() + record + b"Distance: 1 km  Bearing: 2\xc2\xb0")
     result = invoke("run", "in", "-q")
     assert "1 processed, 1 skipped" in result.output
     assert "1 inserted" in result.output
+    assert (-29.5, -50.5) in warehouse_keys(workdir / "etl4all.duckdb")
+
+
+def test_a_cut_off_last_record_waits_until_the_file_is_final(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    path = workdir / "in" / "data_points_20180101.txt"
+    path.write_bytes(path.read_bytes() + b"\r\nLatitude: -29.5\r\nLongitude: -50.5")
+    first = invoke("run", "in", "-q")
+    assert "1 processed, 0 skipped (already done), 1 without a cut-off last record" in first.output
+    assert "5 inserted" in first.output
+    assert invoke("run", "in", "-q").output.startswith("files       0 processed, 1 skipped")
+    final = invoke("run", "in", "-q", "--final-seconds", "0")  # unchanged long enough
+    assert "1 processed" in final.output and "1 inserted" in final.output
     assert (-29.5, -50.5) in warehouse_keys(workdir / "etl4all.duckdb")
 
 

@@ -11,7 +11,8 @@ Keys:
 - ``{prefix}claim:{file key}`` = token: a lease, ``SET NX PX``; released and renewed by Lua
   scripts that compare the token first, so an expired lease taken over by another worker is
   never deleted or extended by the old holder.
-- ``{prefix}done`` (a hash): file key → ``size|mtime|sha256``, read with one ``HMGET``.
+- ``{prefix}done`` (a hash): file key → ``size|mtime|sha256``, with ``|partial_since`` for a
+  file done without its cut-off last record; read with one ``HMGET``.
 - ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.cache`)
   with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
 
@@ -148,7 +149,9 @@ class RedisState(PayloadCache, Closing):
         if not marks:
             return
         mapping: dict[Any, str] = {
-            key: f"{m.size}|{m.mtime!r}|{m.sha256}" for key, m in marks.items()
+            key: f"{m.size}|{m.mtime!r}|{m.sha256}"
+            + ("" if m.partial_since is None else f"|{m.partial_since!r}")
+            for key, m in marks.items()
         }
         log.debug("HSET %sdone (%d keys) on %s", self.prefix, len(mapping), self._safe_url)
         with self._errors(f"mark {len(mapping)} files done"):
@@ -203,10 +206,13 @@ class RedisState(PayloadCache, Closing):
         self._client.close()
 
     def _parse_mark(self, key: str, value: str) -> FileMark:
-        """A ``size|mtime|sha256`` done mark."""
+        """A ``size|mtime|sha256[|partial_since]`` done mark."""
         try:
-            size, mtime, sha256 = value.split("|")
-            return FileMark(int(size), float(mtime), sha256)
+            size, mtime, sha256, *partial = value.split("|")
+            if len(partial) > 1:
+                raise ValueError("too many fields")
+            since = float(partial[0]) if partial else None
+            return FileMark(int(size), float(mtime), sha256, since)
         except ValueError as exc:
             raise StoreError(
                 f"Redis state {self._safe_url}: malformed done mark of {key}: {value!r}; "

@@ -147,7 +147,7 @@ def test_a_file_still_growing_is_left_for_a_later_poll(
     def upload() -> None:  # another record arrives while the extractor waits
         time.sleep(0.3)
         with growing.open("ab") as out:
-            out.write(b"\r\nLatitude: -30.1\r\nLongitude: -51.1")
+            out.write(b"\r\nLatitude: -30.1\r\nLongitude: -51.1\r\nDistance: 1 km  Bearing: 2\xc2\xb0")
 
     writer = threading.Thread(target=upload)
     writer.start()
