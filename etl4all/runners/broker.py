@@ -96,13 +96,16 @@ def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
                     item.commit()
     stats = extractor.stats
     log.info(
-        "extract done files=%d batches=%d points=%d rejects=%d skipped=%d busy=%d",
+        "extract done files=%d batches=%d points=%d rejects=%d skipped=%d busy=%d partial=%d "
+        "pruned=%d",
         stats.files,
         stats.batches,
         stats.points,
         sum(stats.rejects.values()),
         stats.skipped,
         stats.busy,
+        stats.partial,
+        stats.pruned,
     )
     return stats
 

@@ -229,7 +229,8 @@ class Extractor:
         seen_since = previous.partial_since if same and previous is not None else None
         end = len(data) if self._final(ref, seen_since, now) else parse.complete_end(data)
         partial_since = None if end == len(data) else seen_since or now
-        mark = FileMark(ref.size, ref.mtime, sha256, partial_since)
+        # The size read (not the one listed): what _grown compares with the next version.
+        mark = FileMark(len(data), ref.mtime, sha256, partial_since)
         if same and (seen_since is None or partial_since is not None):
             log.info("unchanged content file=%s", ref.name)
             self.ledger.mark_done({ref.key: dataclasses.replace(mark, partial_since=seen_since)})

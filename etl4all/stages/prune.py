@@ -12,7 +12,9 @@ version's rows are loaded, any number of times. It is cut into :class:`KeyRange`
 coordinate (latitude, then longitude): each part holds the new version's coordinates within
 its range and deletes only within it, so any file's prune fits in messages of bounded size and
 the parts are independent. The embedded run applies them inline with :func:`prune_file`; the
-broker extractor publishes them to the addresses queue and the loader applies each one.
+broker extractor publishes them to the addresses queue and the loader applies each one. The
+lookup may still list a pruned key; that is harmless, as for any stale lookup: a later load of
+that coordinate goes down the update path and is inserted.
 
 Limits, kept on purpose (the cheap cases are covered, these would need a per-file index):
 - the warehouse keeps one provenance per coordinate, the smallest (file, line): a coordinate

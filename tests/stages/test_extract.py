@@ -314,3 +314,18 @@ def test_a_final_cut_off_tail_that_grows_later_is_pruned(
     (last,) = take(ex)
     assert last.prune is not None  # its -51.201 must go
     assert (-30.04982864, -51.201) not in last.prune.points.select("latitude", "longitude").rows()
+
+
+def test_a_file_that_grew_between_listing_and_reading_needs_no_prune_later(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, FIRST.encode(), clock.now - 15)
+    ex = extractor(source, ledger, clock, final_seconds=300)
+    listed = ex.pending(ex.listing())
+    write(path, STALLED, clock.now - 10)  # more arrives before the file is read
+    for item in ex.batches(listed):
+        item.commit()
+    write(path, FINISHED, clock.now)
+    (last,) = take(ex)
+    assert last.prune is None and len(coordinates([last])) == 2
