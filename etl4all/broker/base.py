@@ -70,21 +70,20 @@ class DeadLetter:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, Any]) -> DeadLetter:
-        """Read a dead letter's headers (either kind of death, see the module docstring)."""
+        """Read a dead letter's headers (either kind of death); odd values never fail it."""
         x_death = _x_death(headers)
         queue = headers.get(QUEUE_HEADER) or headers.get(DEATH_QUEUE_HEADER)
         if not queue and x_death:
             queue = x_death[0].get("queue")
         reason = headers.get(ERROR_HEADER) or headers.get(DEATH_REASON_HEADER) or "?"
-        native = sum(int(entry.get("count") or 0) for entry in x_death)
-        rows = headers.get(ROWS_HEADER)
+        native = sum(_int(entry.get("count")) or 0 for entry in x_death)
         return cls(
             queue=_text(queue),
             source=_text(headers.get(SOURCE_HEADER)),
             batch_id=_text(headers.get(BATCH_ID_HEADER)),
-            rows=None if rows is None else int(rows),
+            rows=_int(headers.get(ROWS_HEADER)),
             reason=_text(reason) or "?",
-            deaths=int(headers.get(DEATHS_HEADER) or 0) + max(native, 1),
+            deaths=(_int(headers.get(DEATHS_HEADER)) or 0) + max(native, 1),
         )
 
     def shown(self) -> dict[str, Any]:
@@ -135,6 +134,13 @@ def _x_death(headers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(entries, list):
         return []
     return [entry for entry in entries if isinstance(entry, Mapping)]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:

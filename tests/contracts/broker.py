@@ -255,9 +255,9 @@ class BrokerContract:
     def test_replay_leaves_a_dead_letter_whose_queue_is_unknown(
         self, broker: Any, dead: str
     ) -> None:
-        broker.publish(dead, b"orphan", {"batch_id": "o1", "source": "o.txt"})
+        broker.publish(dead, b"orphan", {"batch_id": "o1", "source": "o.txt", "rows": "many"})
         (letter,) = broker.dead_letters()
-        assert (letter.queue, letter.reason) == (None, "?")
+        assert (letter.queue, letter.reason, letter.rows) == (None, "?", None)
         assert broker.replay(dead_letters.everything) == Replayed(stranded=1)
         assert broker.replay(dead_letters.matching(batch_ids=["zz"])) == Replayed()
         assert broker.depth(dead) == 1
