@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 EXIT_DEAD_LETTERS = 3
 """Exit code of ``status`` when dead letters wait."""
+RETRY_HINT = (
+    "; nothing of the failed batch was committed: run the same command again once the "
+    "service is back (finished files are skipped, paid answers are cached)"
+)
 
 
 def main() -> None:
@@ -62,7 +66,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {urls.redact(str(exc))}", err=True)
             sys.exit(2)
         except Etl4allError as exc:
-            click.echo(f"error: {urls.redact(str(exc))}", err=True)
+            hint = RETRY_HINT if exc.retryable else ""
+            click.echo(f"error: {urls.redact(str(exc))}{hint}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -206,7 +206,8 @@ SERVICES = group(
         "max_deliveries",
         "--max-deliveries",
         type=click.IntRange(min=1),
-        help="A batch that fails this many times goes to the dead-letter queue (default 3).",
+        help="A batch whose worker died this many times holding it (killed, out of memory) "
+        "goes to the dead-letter queue (default 3); temporary faults never count.",
     ),
     setting(
         "lease_seconds",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -175,4 +177,5 @@ def test_a_huge_garbage_line_is_one_reject_cut_to_size() -> None:
     assert parsed.points.height == 1
     text = parsed.rejects.filter(pl.col("reason") == "unrecognized").get_column("text")
     assert text.str.len_chars().to_list() == [frames.REJECT_TEXT_CHARS]
-    assert text[0].startswith("xxx") and text[0].endswith("…")
+    whole = hashlib.sha256(b"x" * 100_000).hexdigest()
+    assert text[0].startswith("xxx") and text[0].endswith(f"… [cut: 100000 chars, sha256 {whole}]")

@@ -46,7 +46,7 @@ from etl4all.errors import (
     RateLimitedError,
 )
 from etl4all.geocoders import api
-from etl4all.geocoders.runner import Failed, Outcome
+from etl4all.geocoders.runner import Failed, Outcome, degrees
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class GoogleGeocoder(api.ApiGeocoder):
 
     def request_url(self, latitude: float, longitude: float) -> yarl.URL:
         """``url?latlng=LAT,LNG&key=…&language=…`` plus the filters."""
-        latlng = f"{api.degrees(latitude)},{api.degrees(longitude)}"
+        latlng = f"{degrees(latitude)},{degrees(longitude)}"
         return self.endpoint.update_query({"latlng": latlng, **self._params})
 
 

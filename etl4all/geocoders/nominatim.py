@@ -40,7 +40,7 @@ from etl4all.errors import (
     RateLimitedError,
 )
 from etl4all.geocoders import api
-from etl4all.geocoders.runner import Failed, Outcome
+from etl4all.geocoders.runner import Failed, Outcome, degrees
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ class NominatimGeocoder(api.ApiGeocoder):
         """``url/reverse?format=jsonv2&lat=…&lon=…&addressdetails=1[&accept-language=…]``."""
         params = {
             "format": "jsonv2",
-            "lat": api.degrees(latitude),
-            "lon": api.degrees(longitude),
+            "lat": degrees(latitude),
+            "lon": degrees(longitude),
             "addressdetails": "1",
         }
         if self._language:

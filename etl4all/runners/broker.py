@@ -28,7 +28,7 @@ from etl4all.settings import Settings
 from etl4all.stages.extract import Extractor, ExtractStats
 from etl4all.stages.load import load_frame
 from etl4all.stages.transform import CallBudget, geocode_frame
-from etl4all.stages.worker import Handler, WorkerStats, run_worker
+from etl4all.stages.worker import RETRY_ATTEMPTS, Handler, WorkerStats, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,8 @@ def run_consumer(
             queue,
             handler,
             stop=stop,
-            max_deliveries=bus.topology.max_deliveries,
             idle_timeout=max(2.0, settings.poll_interval / 5) if settings.once else None,
+            retry_attempts=RETRY_ATTEMPTS if settings.once else None,
         )
 
 

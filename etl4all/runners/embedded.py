@@ -124,13 +124,14 @@ class _Job:
     summary: RunSummary
 
     def file(self, extractor: Extractor, ref: FileRef) -> None:
-        """Extract, transform and load one file, batch after batch."""
+        """Extract, transform and load one file, batch after batch; a batch that fails
+        leaves nothing in the warehouse (its paid answers stay cached)."""
         for batch in extractor.batches([ref]):
-            self.keep_rejects(batch.rejects)
             result = geocode_frame(
                 batch.points, self.geocoder, self.store, self.config, self.budget
             )
             self.summary.geocode += result.stats
+            self.keep_rejects(batch.rejects)
             self.keep_rejects(result.rejects)
             self.summary.load += load_frame(result.addresses, self.wh, self.keys)
             batch.commit()

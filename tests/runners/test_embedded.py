@@ -7,10 +7,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from geocoders.fake_api import FakeApi
+from geocoders.fake_api import FakeApi, coord
 
 from etl4all import frames, parse, sample, urls
-from etl4all.errors import BudgetExceededError
+from etl4all.errors import BudgetExceededError, GeocodeUnavailableError
 from etl4all.runners.embedded import run
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
@@ -66,3 +66,34 @@ def test_a_run_stopped_by_the_budget_leaves_its_file_to_the_next_run(
         assert rest.skipped + rest.processed == 3 and rest.processed >= 1
         assert api.calls == distinct  # what the stopped run paid for came from the cache
     assert read_warehouse(settings.warehouse_url).height == distinct
+
+
+def test_a_geocoder_outage_fails_the_run_and_loses_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 8, failure 1: the API unreachable is an error, not `geocode_failed` rejects."""
+    one = settings.replace(batch_rows=10_000)  # each file is one batch
+    first = min((tmp_path / "in").glob("*.txt"))  # the run's first file
+    points = parse.parse(first.read_bytes(), first.name).points
+    with FakeApi() as api:
+        google = one.replace(
+            geocoder="google",
+            google_key=api.key,
+            google_url=api.google_url,
+            qps=500.0,
+            max_attempts=2,
+        )
+        down = points.row(0, named=True)  # this coordinate keeps failing: the API is "down"
+        api.script[coord(down["latitude"], down["longitude"])] = [503] * 2
+        with pytest.raises(GeocodeUnavailableError, match="google unavailable: gave up on"):
+            run(["in"], google)
+        paid = api.calls - 2
+        assert read_warehouse(one.warehouse_url).height == 0  # the failing batch left nothing
+        with duckdb.connect(urls.file_path(one.warehouse_url)) as db:
+            (kept,) = db.execute("SELECT count(*) FROM reject").fetchone() or (0,)
+        assert kept == 0
+        again = run(["in"], google)  # the API is back: the same command finishes the job
+        assert again.processed == 3 and not again.rejects.get("geocode_failed")
+        _, distinct = parsed(tmp_path / "in")
+        assert api.calls - 2 - paid == distinct - paid  # answers of the failed run were kept
+    assert read_warehouse(one.warehouse_url).height == distinct
