@@ -142,18 +142,22 @@ def test_bad_center_is_a_usage_error(workdir: Path) -> None:
 
 
 def test_every_option_of_every_command_has_help() -> None:
-    def commands(group: click.Group) -> list[click.Command]:
-        found: list[click.Command] = []
-        for command in group.commands.values():
-            found += commands(command) if isinstance(command, click.Group) else [command]
+    def commands(group: click.Group, path: list[str]) -> list[tuple[list[str], click.Command]]:
+        found: list[tuple[list[str], click.Command]] = []
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                assert command.help, name
+                found += commands(command, [*path, name])
+            else:
+                found.append(([*path, name], command))
         return found
 
-    for command in commands(cli):
-        assert command.help, command.name
+    for path, command in commands(cli, []):
+        assert command.help, path
         for param in command.params:
             if isinstance(param, click.Option):
-                assert param.help, f"{command.name} {param.opts}"
-        assert CliRunner().invoke(cli, [command.name or "", "--help"]).exit_code == 0
+                assert param.help, f"{path} {param.opts}"
+        assert CliRunner().invoke(cli, [*path, "--help"]).exit_code == 0, path
 
 
 def test_files_done_for_one_warehouse_are_new_work_for_another(workdir: Path) -> None:
@@ -162,3 +166,16 @@ def test_files_done_for_one_warehouse_are_new_work_for_another(workdir: Path) ->
     other = invoke("run", "in", "-q", "--warehouse", "duckdb:///other.duckdb")
     assert "2 processed, 0 skipped" in other.output
     assert len(warehouse_keys(workdir / "other.duckdb")) == 60
+
+
+def test_dead_letters_need_a_broker(workdir: Path) -> None:
+    for args in (["list"], ["replay"], ["purge", "--yes"]):
+        result = CliRunner().invoke(cli, ["dead-letters", *args])
+        assert result.exit_code == 2, result.output
+        assert "needs a broker" in result.output
+
+
+def test_status_without_a_broker_shows_no_dead_letters_and_exits_0(workdir: Path) -> None:
+    result = invoke("status")
+    assert result.exit_code == 0
+    assert "files done      0" in result.output and "dead letters" not in result.output

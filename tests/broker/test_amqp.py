@@ -13,11 +13,13 @@ import pika
 import pika.exceptions
 import polars as pl
 import pytest
-from contracts.broker import BrokerContract, take
+from contracts.broker import BrokerContract, dead_letter, take
 
 from etl4all import batch
+from etl4all.broker import amqp
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.broker.base import DELIVERY_COUNT_HEADER, ERROR_HEADER
+from etl4all.broker.dead import everything, matching
 from etl4all.broker.queues import Topology
 from etl4all.errors import BrokerConfigError, WarehouseError
 from etl4all.runners import wiring
@@ -272,3 +274,41 @@ def _close_connections(name: str) -> None:
             capture_output=True,
             timeout=30,
         )
+
+
+def test_reading_dead_letters_often_keeps_them_and_their_order(
+    make_broker: MakeBroker, points: str, topology: Topology
+) -> None:
+    """RabbitMQ 4 drops a message returned 20 times from a quorum queue without a limit of
+    its own; a read republishes a dead letter before its delivery count gets near that."""
+    broker = make_broker()
+    for name in ("r1", "r2"):
+        dead_letter(broker, points, name, "r.txt", "DataError: bad")
+    for _ in range(3 * amqp._REFRESH_AFTER):
+        assert [letter.batch_id for letter in broker.dead_letters()] == ["r1", "r2"]
+    counts = []
+    for delivery in broker.consume(topology.dead, timeout=2.0):
+        counts.append(int(delivery.headers.get(DELIVERY_COUNT_HEADER, 0)))
+        assert delivery.headers[ERROR_HEADER] == "DataError: bad"
+        delivery.ack()
+        if len(counts) == 2:
+            break
+    assert len(counts) == 2 and max(counts) <= amqp._REFRESH_AFTER
+
+
+def test_replay_to_a_deleted_queue_keeps_the_dead_letter(
+    make_broker: MakeBroker, amqp_url: str, points: str, topology: Topology
+) -> None:
+    broker = make_broker()
+    dead_letter(broker, points, "g1", "g.txt", "DataError: bad")
+    dead_letter(broker, topology.addresses, "g2", "g.txt", "DataError: bad")
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        conn.channel().queue_delete(points)
+    finally:
+        conn.close()
+    with pytest.raises(BrokerConfigError, match="no queue is bound"):
+        broker.replay(everything)
+    assert [letter.batch_id for letter in broker.dead_letters()] == ["g1", "g2"]
+    assert broker.replay(matching(batch_ids=["g2"])).sent == {topology.addresses: 1}
+    assert [letter.batch_id for letter in broker.dead_letters()] == ["g1"]
