@@ -27,8 +27,15 @@ def redact(text: str) -> str:
 
 
 def split(url: str) -> SplitResult:
-    """Split a URL; a plain path becomes ``file://``."""
-    parts = urlsplit(url)
+    """Split a URL; a plain path becomes ``file://``.
+
+    Raises:
+        ConfigError: ``urlsplit`` refuses it (an unclosed ``[`` of an IPv6 host).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"{redact(url)} is not a valid URL: {exc}") from exc
     if not parts.scheme or len(parts.scheme) == 1:  # "C:\\..." on Windows is a path too
         return (
             urlsplit("file://" + url)

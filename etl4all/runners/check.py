@@ -299,9 +299,12 @@ def _resolve(role: str, url: str) -> None:
         ConfigError: the name server does not know the host.
         Etl4allError: the role's retryable error, when the name server fails for a while.
     """
-    netloc = urlsplit(url).netloc.rpartition("@")[2]
-    host = urlsplit(url).hostname
-    if not host or "," in netloc:  # no host, or several (a MongoDB replica set)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a malformed URL: its backend says what is wrong with it
+        return
+    if not host or "," in parts.netloc.rpartition("@")[2]:  # several (a MongoDB replica set)
         return
     try:
         socket.getaddrinfo(host, None)

@@ -230,3 +230,13 @@ def test_config_faults_outrank_outages_in_the_exit_code() -> None:
     assert check.exit_code([fine]) == 0
     assert check.exit_code([fine, outage]) == 1
     assert check.exit_code([outage, fault, fine]) == 2
+
+
+def test_hosts_that_cannot_be_resolved_alone_are_left_to_their_backend(
+    settings: Settings,
+) -> None:
+    replica_set = settings.replace(lookup_url="mongomock://localhost,other-host.invalid/etl4all")
+    assert "unknown host" not in only(check.run_checks(replica_set, ["lookup"])).detail
+    broken = settings.replace(warehouse_url="mysql://root@[::1/etl4all")
+    result = only(check.run_checks(broken, ["warehouse"]))
+    assert result.config_fault and "unknown host" not in result.detail
