@@ -256,10 +256,8 @@ def _geocoder(settings: Settings) -> Callable[[], tuple[str, int]]:
                 pl.DataFrame({"latitude": [lat], "longitude": [lon]}, schema=KEYS_SCHEMA)
             )
         calls = answer.calls
-        if answer.failed.height:
+        if answer.failed.height:  # INVALID_REQUEST for a valid coordinate: not our request
             reason, text = answer.failed.row(0)[2:]
-            if reason == "geocode_failed":  # retried, then given up: an outage
-                raise GeocodeUnavailableError(f"{settings.geocoder}: {text}")
             raise ConfigError(
                 f"{settings.geocoder} refused a valid coordinate ({reason}: {text}); "
                 "is its URL right?"

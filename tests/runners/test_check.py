@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from geocoders.fake_api import FakeApi
+from geocoders.fake_api import FakeApi, coord
 from sources.ftp_server import FtpTestServer
 
 from etl4all import sample
@@ -240,3 +240,9 @@ def test_hosts_that_cannot_be_resolved_alone_are_left_to_their_backend(
     broken = settings.replace(warehouse_url="mysql://root@[::1/etl4all")
     result = only(check.run_checks(broken, ["warehouse"]))
     assert result.config_fault and "unknown host" not in result.detail
+
+
+def test_a_refused_check_coordinate_is_a_config_fault(settings: Settings, api: FakeApi) -> None:
+    api.invalid = {coord(*check.CHECK_POINT)}
+    result = only(check.run_checks(google(settings, api), ["geocoder"]))
+    assert result.config_fault and "invalid_request" in result.detail
