@@ -1,8 +1,9 @@
 """Start-up checks: one cheap, real request per backend, before any work is taken.
 
-Every command checks the backends it uses (:data:`ROLES`) before it claims a file or takes a
-message, and ``etl4all check`` runs the same checks and prints one line per backend. A check
-opens its backend through :mod:`etl4all.runners.wiring`, as the command will, then:
+Every command checks the backends it uses (:data:`RUN`, :data:`RUN_BROKER`, :data:`STAGES`)
+before it claims a file or takes a message, and ``etl4all check`` runs the same checks and
+prints one line per backend. A check opens its backend through :mod:`etl4all.runners.wiring`,
+as the command will, then:
 
 - ``source``: lists it once (each source of ``etl4all run``);
 - ``state``: counts the done files (Redis ``HLEN``, a SQLite ``COUNT``);
