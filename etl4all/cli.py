@@ -139,7 +139,7 @@ def run(
     Files already done (same size and mtime, or same content) are skipped. Without
     SOURCES the source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
-    from etl4all.runners import embedded
+    from etl4all.runners import check, embedded
 
     interactive = sys.stderr.isatty() and not quiet
     settings = load_settings(pipeline, verbose, quiet, **flags)
@@ -151,8 +151,11 @@ def run(
     if settings.broker_url:
         if len(paths) > 1:
             raise click.UsageError("with --broker give exactly one SOURCE")
-        run_through_broker(settings.replace(source_url=paths[0], settle_seconds=0))
+        settings = settings.replace(source_url=paths[0], settle_seconds=0)
+        check.require(settings, check.RUN_BROKER)
+        run_through_broker(settings)
         return
+    check.require(settings, check.RUN, sources=paths)
     with file_progress(interactive) as (on_start, on_file):
         summary = embedded.run(paths, settings, on_start=on_start, on_file=on_file)
     print_summary(summary, settings)
@@ -349,18 +352,72 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     """
     import threading
 
+    from etl4all.runners import check
     from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
     if settings.broker_url is None:
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
+    check.require(settings, check.STAGES[stage])  # before any message is taken
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
         run_one(stage, settings, stop)
     finally:
         restore()
+
+
+@cli.command("check")
+@click.argument("sources", nargs=-1)
+@click.option(
+    "--stage",
+    type=click.Choice(["extract", "transform", "load"]),
+    help="Check only what this run-stage worker uses (it needs a broker; extract a source).",
+)
+@options.SOURCE
+@options.PATTERN
+@options.SERVICES
+@options.STATE
+@options.LOOKUP
+@options.WAREHOUSE
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def check_command(
+    sources: tuple[str, ...],
+    stage: str | None,
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Check every backend with one cheap real request; print one line per backend.
+
+    The checks every command runs at start-up: SOURCES (or --source) are listed, the state
+    store and the lookup answer, the broker's queues are declared, the warehouse's tables
+    exist, and an API geocoder answers one coordinate (one paid request). The source and the
+    broker are checked when given. Exit 0 if all pass, 2 if any setting is wrong (bad key or
+    password, unknown host, missing tables), else 1 (a server down).
+    """
+    from etl4all.runners import check
+
+    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    paths = list(sources) or ([settings.source_url] if settings.source_url else [])
+    if stage is not None:
+        if settings.broker_url is None:
+            raise ConfigError("a run-stage worker needs a broker: --broker or ETL4ALL_BROKER_URL")
+        roles: tuple[str, ...] = check.STAGES[stage]
+    else:
+        skip = {"source"} if not paths else set()
+        skip |= {"broker"} if settings.broker_url is None else set()
+        roles = tuple(role for role in check.RUN_BROKER if role not in skip)
+    results = check.run_checks(settings, roles, sources=paths, quick=True)
+    for result in results:
+        click.echo(result.line())
+    sys.exit(check.exit_code(results))
 
 
 @cli.command("init-db")

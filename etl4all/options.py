@@ -146,7 +146,8 @@ GEOCODING = group(
         type=click.IntRange(min=0),
         help="API calls this command may make in all (a run, or a worker's lifetime), counted "
         "after dedup and cache; a batch that needs more than is left is refused before any "
-        "of its calls, and the command exits 1.",
+        "of its calls, and the command exits 1. The start-up check's one request is not "
+        "counted; with 0 it is not made.",
     ),
     setting(
         "request_timeout",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from geocoders.fake_api import FakeApi
 
 from etl4all import __version__, parse
 from etl4all.cli import cli
@@ -179,3 +181,64 @@ def test_status_without_a_broker_shows_no_dead_letters_and_exits_0(workdir: Path
     result = invoke("status")
     assert result.exit_code == 0
     assert "files done      0" in result.output and "dead letters" not in result.output
+
+
+def test_check_prints_one_line_per_backend_and_exits_0(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "10")
+    result = invoke("check", "in")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["ok", "source"],
+        ["ok", "state"],
+        ["ok", "warehouse"],
+        ["ok", "lookup"],
+        ["ok", "geocoder"],
+    ]
+    assert lines[0] == "ok   source in (2 files)"
+
+
+def test_check_with_a_wrong_key_exits_2_without_showing_it(workdir: Path) -> None:
+    with FakeApi() as api:
+        result = CliRunner().invoke(
+            cli,
+            ["check", "--geocoder", "google", "--google-url", api.google_url],
+            env={"GOOGLE_MAPS_API_KEY": "AIzaWRONG-cli-key"},
+        )
+        assert api.calls == 1
+    assert result.exit_code == 2, result.output
+    assert f"FAIL geocoder google {api.google_url}: Google refused" in result.output
+    assert "ok   state" in result.output  # the other backends are still reported
+    assert "AIzaWRONG" not in result.output
+
+
+def test_check_of_a_stage_needs_a_broker(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["check", "--stage", "load"])
+    assert result.exit_code == 2 and "needs a broker" in result.output
+
+
+def test_run_with_a_wrong_key_stops_before_claiming_any_file(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "10")
+    with FakeApi() as api:
+        result = CliRunner().invoke(
+            cli,
+            ["run", "in", "-q", "--geocoder", "google", "--google-url", api.google_url],
+            env={"GOOGLE_MAPS_API_KEY": "AIzaWRONG-cli-key"},
+        )
+        assert api.calls == 1  # the start-up check, no batch
+    assert result.exit_code == 2, result.output
+    assert "REQUEST_DENIED" in result.output and "AIzaWRONG" not in result.output
+    assert "files" not in result.output  # no summary: nothing ran
+    assert warehouse_keys(workdir / "etl4all.duckdb") == []
+    with sqlite3.connect(workdir / ".etl4all" / "state.db") as db:
+        assert db.execute("SELECT count(*) FROM done_files").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM claims").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("flag", ["--warehouse", "--state", "--broker"])
+def test_a_one_slash_url_is_refused_not_taken_as_localhost(workdir: Path, flag: str) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    value = {"--warehouse": "mysql:/x", "--state": "redis:/x", "--broker": "amqp:/x"}[flag]
+    result = CliRunner().invoke(cli, ["run", "in", "-q", flag, value])
+    assert result.exit_code == 2
+    assert "is not a valid URL" in result.output and "://host/" in result.output

@@ -143,7 +143,7 @@ class ApiGeocoder(Closing):
             GeocodeUnavailableError: a coordinate still failed after its retries (retryable).
             GeocodeAuthError: the provider refused the key or blocked the client.
             GeocodeQuotaError: the daily quota is used up.
-            GeocodeError: an HTTP 4xx that no retry can fix (wrong endpoint URL).
+            GeocodeEndpointError: an HTTP 4xx that no retry can fix (wrong endpoint URL).
         """
         return self._runner.run(keys, self.request_url, self.interpret, on_results)
 

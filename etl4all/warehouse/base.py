@@ -44,6 +44,16 @@ class Warehouse(Protocol):
         """Create the database objects from ``sql/<dialect>/`` (idempotent)."""
         ...
 
+    def missing_tables(self) -> list[str]:
+        """The tables of ``sql/<dialect>/`` the database lacks; empty when it is ready.
+
+        One cheap catalogue query: the start-up check (``etl4all check``) calls it.
+
+        Raises:
+            WarehouseError: the database cannot be reached.
+        """
+        ...
+
     def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
         """Insert new and update known coordinates in one transaction.
 

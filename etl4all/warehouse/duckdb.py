@@ -155,6 +155,13 @@ class DuckdbWarehouse(table.SqlWarehouse):
             for statement in ddl.statements("duckdb"):
                 con.execute(statement)
 
+    def missing_tables(self) -> list[str]:
+        """The tables of ``sql/duckdb/`` not in the file (none: they are made when it opens)."""
+        with _errors("looking for the tables", self._url):
+            rows = self._connection().execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        present = {str(row[0]) for row in rows}
+        return [name for name in ddl.tables("duckdb") if name not in present]
+
     def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
         """One ``UPDATE ... FROM`` and one ``INSERT ... SELECT`` of all rows (split ignored)."""
         rows = pl.concat([new, known])

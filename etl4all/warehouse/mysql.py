@@ -89,6 +89,16 @@ class MySqlWarehouse(SqlWarehouse):
             for statement in ddl.statements("mysql"):
                 cur.execute(statement)
 
+    def missing_tables(self) -> list[str]:
+        """The tables of ``sql/mysql/`` not in the database (all of them without a database)."""
+        with self._transaction("looking for the tables") as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (self._dsn.database,),
+            )
+            present = {str(row[0]).lower() for row in cur.fetchall()}
+        return [name for name in ddl.tables("mysql") if name.lower() not in present]
+
     def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
         """:func:`mysql_load.merge` in one transaction."""
         with self._transaction(f"loading {new.height + known.height} rows") as cur:

@@ -95,6 +95,9 @@ class WarehouseContract:
     def test_satisfies_the_protocol(self, warehouse: Warehouse) -> None:
         assert isinstance(warehouse, Warehouse)
 
+    def test_an_initialised_warehouse_misses_no_table(self, warehouse: Warehouse) -> None:
+        assert warehouse.missing_tables() == []
+
     def test_insert_then_read(self, warehouse: Warehouse) -> None:
         rows = addresses(5)
         assert warehouse.load(rows, NONE) == LoadResult(inserted=5)
