@@ -123,10 +123,14 @@ def write_files(
     """Write ``files`` sample files (:func:`etl4all.sample.records`) named ``PREFIX_...``.
 
     Each file is written beside its final name and renamed into place, so a poller never
-    sees it half written. ``options``: ``dirty_rate``, ``duplicate_rate``.
+    sees it half written, and its last record is whole (with its Distance line), so the
+    file is complete as soon as it is there. ``options``: ``dirty_rate``, ``duplicate_rate``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     table = sample.records(files=files, points=points, seed=seed, **options)
+    last = pl.int_range(pl.len()).over("file") == pl.len().over("file") - 1
+    # a file ending in a record without its Distance line is complete only once final
+    table = table.with_columns(drop=pl.when(last).then(None).otherwise(pl.col("drop")))
     paths = []
     for (name,), part in table.group_by("file", maintain_order=True):
         path = folder / f"{prefix}_{name}"
@@ -377,12 +381,13 @@ class Probe:
         return int(self.redis.hlen(f"{self.prefix}done"))
 
     def done_sizes(self) -> dict[str, int]:
-        """File name → size of the version marked done (the mark is ``size|mtime|sha256``)."""
-        marks = self.redis.hgetall(f"{self.prefix}done")
-        return {
-            key.decode().rpartition("/")[2]: int(value.decode().partition("|")[0])
-            for key, value in marks.items()
+        """File name → size of the version marked done as a whole (the mark is
+        ``size|mtime|sha256``; a fourth field marks a file done without its cut-off tail)."""
+        marks = {
+            key.decode().rpartition("/")[2]: value.decode().split("|")
+            for key, value in self.redis.hgetall(f"{self.prefix}done").items()
         }
+        return {name: int(mark[0]) for name, mark in marks.items() if len(mark) == 3}
 
     def is_done(self, name: str) -> bool:
         """Whether the file called ``name`` is marked done (in any version)."""

@@ -29,9 +29,10 @@ FAILURE_RATE = 0.4
 
 
 def test_geocoder_down_for_thirty_seconds(pipeline: Pipeline) -> None:
-    pipeline.put_files(files=10, points=300, seed=61)
+    pipeline.put_files(files=8, points=250, seed=61)
     pipeline.start()
-    pipeline.wait_for("a quarter of the API calls", lambda: pipeline.api.calls >= 700, 60)
+    quarter = pipeline.expected().keys / 4
+    pipeline.wait_for("a quarter of the API calls", lambda: pipeline.api.calls >= quarter, 60)
     pipeline.api.go_down()
     calls = pipeline.api.calls
     pipeline.hold(30, "the API outage to end")
