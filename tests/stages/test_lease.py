@@ -138,13 +138,15 @@ def test_a_lease_is_released_when_its_file_ends(
     with open_ledger(state_url) as ledger:
         ex = extractor(source, ledger)
         ref = only_file(ex)
+        before = set(threading.enumerate())
         items = ex.batches([ref])
         next(items)
         assert ledger.claim(ref.key, LEASE) is None
+        heartbeats = [t for t in set(threading.enumerate()) - before if t.name.startswith("lease")]
+        assert len(heartbeats) == 1
         items.close()
-        token = ledger.claim(ref.key, LEASE)
-        assert token is not None
-        assert not [t for t in threading.enumerate() if t.name.startswith("lease ")]
+        assert ledger.claim(ref.key, LEASE) is not None
+        assert not heartbeats[0].is_alive()
 
 
 HOLDER = textwrap.dedent(
