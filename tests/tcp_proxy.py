@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 TICK = 0.05
 """Seconds a pump waits for data before it looks at the cut and stop flags again."""
-DEFAULT_PORTS = {"redis": 6379, "amqp": 5672, "mysql": 3306, "ftp": 21, "http": 80}
+DEFAULT_PORTS = {"redis": 6379, "amqp": 5672, "mysql": 3306, "ftp": 21, "http": 80, "https": 443}
 """Ports assumed by :meth:`TcpProxy.to_url` when the URL names none."""
 
 
@@ -84,8 +84,7 @@ class TcpProxy:
     def to_url(cls, url: str) -> TcpProxy:
         """A proxy to the host and port of ``url`` (its scheme's usual port when it has none)."""
         parts = urlsplit(url)
-        scheme = parts.scheme.rstrip("s") if parts.scheme != "redis" else "redis"
-        port = parts.port or DEFAULT_PORTS[scheme]
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
         return cls(parts.hostname or "127.0.0.1", port)
 
     def url(self, url: str) -> str:
