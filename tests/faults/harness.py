@@ -79,6 +79,8 @@ PRECISION = 6
 """The workers' geocode precision (the default): API calls are counted against these keys."""
 POLL = 0.1
 """Seconds between two looks of a wait."""
+QUIET = 1.5
+"""Seconds nothing may move (queues, rows, API calls) before the pipeline counts as idle."""
 
 
 def figure(n: float) -> str:
@@ -596,9 +598,11 @@ class Pipeline:
         self.wait_for(f"{fraction:.0%} of the rows", lambda: self.rows() >= want, timeout)
 
     def drain(self, timeout: float = 120) -> None:
-        """Wait until every file is done in its current version, stop the extractors, wait
-        until the queues are empty and every row is loaded, then stop the transformers and
-        loaders (SIGTERM: each must exit 0)."""
+        """Wait until every file is done in its current version and stop the extractors;
+        wait until the queues are empty, every row is loaded and nothing has moved for
+        :data:`QUIET` seconds (a worker may still hold a redelivered batch); then stop the
+        transformers, and the loaders once the address queue is empty (SIGTERM: each must
+        exit 0)."""
         assert self.fleet is not None
         want = Expected.of(self.folder)
         files = {path.name: path.stat().st_size for path in self.folder.glob("*.txt")}
@@ -609,17 +613,25 @@ class Pipeline:
 
         self.wait_for(f"{want.files} files done as they are now", done, timeout)
         self.fleet.stop("extract")
+        last: list[Any] = [None, 0.0]
 
-        def loaded() -> bool:
+        def quiet() -> bool:
             rejects = self.probe.count("reject")
             assert rejects <= want.rejects.height, (
                 f"{rejects} rejects, the files have {want.rejects.height}\n{self.describe()}"
             )
             depths = self.probe.depths()
-            empty = depths["points"] == 0 and depths["addresses"] == 0
-            return empty and self.rows() >= want.coordinates.height
+            now = (depths["points"], depths["addresses"], self.rows(), rejects, self.api.calls)
+            if now != last[0]:
+                last[:] = [now, time.monotonic()]
+            finished = now[:2] == (0, 0) and now[2] >= want.coordinates.height
+            return finished and time.monotonic() - last[1] >= QUIET
 
-        self.wait_for("the queues to drain and every row to load", loaded, timeout)
+        self.wait_for("the queues to drain and every row to load", quiet, timeout)
+        self.fleet.stop("transform")
+        self.wait_for(
+            "the address queue to drain", lambda: self.probe.depths()["addresses"] == 0, timeout
+        )
         self.fleet.stop()
 
     def describe(self) -> str:
