@@ -1,7 +1,8 @@
 """Fixtures of the fault suite: a Redis database of its own, the pipeline, the figures summary.
 
-Every scenario prints one line of figures; they are also recorded as the ``figures`` property
-of the test (junit XML) and listed together at the end of the terminal report.
+Every scenario prints one line of figures; they are also listed together at the end of the
+terminal report ("fault suite figures") and recorded in the JUnit XML as properties of the
+test suite (``figures <test name>``; per-test properties are not valid xunit2).
 """
 
 from __future__ import annotations
@@ -52,27 +53,26 @@ def redis_db(unique: str) -> Iterator[str]:
 
 @pytest.fixture
 def pipeline(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     unique: str,
     mysql_url: str,
     redis_db: str,
     amqp_url: str,
-    record_property: Callable[[str, object], None],
+    record_testsuite_property: Callable[[str, object], None],
 ) -> Iterator[Pipeline]:
     """The services pipeline of a fault test (workers not started yet)."""
+    name = request.node.name
+
+    def record(line: str) -> None:
+        record_testsuite_property(f"figures {name}", line)
+        _FIGURES.append((name, line))
+
     with Pipeline(
         tmp_path, unique=unique, mysql_url=mysql_url, redis_url=redis_db, amqp_url=amqp_url
     ) as line:
-        line.record = record_property
+        line.record = record
         yield line
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Collect the figures of the fault tests for the terminal summary."""
-    if report.when == "call":
-        for name, value in report.user_properties:
-            if name == "figures":
-                _FIGURES.append((report.nodeid.rpartition("::")[2], f"{value}"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -40,12 +40,13 @@ import polars as pl
 import pymysql
 import pytest
 import redis
-from geocoders.fake_api import FakeApi, expected_row
+from geocoders.fake_api import FINAL_ANSWERS, FakeApi, coord, expected_row
 from sources.ftp_server import FtpTestServer
 
 from etl4all import frames, parse, sample
 from etl4all.broker.base import BATCH_ID_HEADER, ERROR_HEADER
 from etl4all.runners import wiring
+from etl4all.runners.check import CHECK_POINT
 from etl4all.settings import Settings
 from etl4all.stages.transform import distinct_keys
 from etl4all.warehouse.read import read_warehouse
@@ -465,8 +466,8 @@ class Pipeline:
             wh.init()
         self.probe = self._stack.enter_context(contextlib.closing(Probe(direct)))
         self.fleet: Fleet | None = None
-        self.record: Callable[[str, object], None] = lambda name, value: None
-        """Where :meth:`report` records the figures (the ``record_property`` fixture)."""
+        self.record: Callable[[str], None] = lambda line: None
+        """Where :meth:`report` records the figures line (for the report and the JUnit XML)."""
 
     def __enter__(self) -> Pipeline:
         return self
@@ -654,7 +655,8 @@ class Pipeline:
         """The checks every scenario ends with (after :meth:`drain`); the figures.
 
         Args:
-            calls_per_key: API calls allowed per distinct key (at the geocode precision).
+            calls_per_key: API calls allowed per distinct key (at the geocode precision); the
+                workers' start-up checks are counted apart (``checks=``).
             answered: count only the calls that got a final answer (OK, ZERO_RESULTS,
                 INVALID_REQUEST) against the bound, for scenarios that inject errors.
 
@@ -668,14 +670,14 @@ class Pipeline:
         missing = want.coordinates.join(got, on=["latitude", "longitude"], how="anti")
         extra = got.join(want.coordinates, on=["latitude", "longitude"], how="anti")
         depths = self.probe.depths()
-        calls = self.api.answered if answered else self.api.calls
+        calls, checks = self.calls()
+        counted = self.calls(answered=True)[0] if answered else calls
         figures = (
             f"rows={figure(table.height)}/{figure(want.coordinates.height)} "
             f"dup={duplicates} rejects={figure(self.probe.count('reject'))}/"
-            f"{figure(want.rejects.height)} dead={depths['dead']} "
-            f"calls={figure(self.api.calls)}"
-            + (f" answered={figure(self.api.answered)}" if answered else "")
-            + f" keys={figure(want.keys)} ({calls / max(want.keys, 1):.3f}×)"
+            f"{figure(want.rejects.height)} dead={depths['dead']} calls={figure(calls)}"
+            + (f" answered={figure(counted)}" if answered else "")
+            + f" keys={figure(want.keys)} ({counted / max(want.keys, 1):.3f}×) checks={checks}"
         )
         assert duplicates == 0, figures
         assert missing.is_empty() and extra.is_empty(), (
@@ -690,18 +692,32 @@ class Pipeline:
         assert depths == {"points": 0, "addresses": 0, "dead": self.expected_dead}, (
             f"{figures}; queues not as expected: {depths} {self.probe.dead_letters()}"
         )
-        assert calls <= calls_per_key * want.keys, (
+        assert counted <= calls_per_key * want.keys, (
             f"{figures}: more than {calls_per_key} calls per key; most asked: "
             f"{self.api.calls_by_coord().most_common(3)}"
         )
         return figures
+
+    def calls(self, *, answered: bool = False) -> tuple[int, int]:
+        """API calls (all, or those that got a final answer) for the data, and for the
+        workers' start-up checks (they geocode :data:`~etl4all.runners.check.CHECK_POINT`)."""
+        check = coord(*CHECK_POINT)
+        data = checks = 0
+        for request in list(self.api.requests):
+            if answered and request.answer not in FINAL_ANSWERS:
+                continue
+            if coord(*request.params.get("latlng", "nan,nan").split(",")) == check:
+                checks += 1
+            else:
+                data += 1
+        return data, checks
 
     def report(self, figures: str) -> None:
         """Print the scenario's figures line (with its wall time) and record it for the
         terminal summary and the junit report."""
         line = f"{figures} wall={time.monotonic() - self.started:.0f}s"
         print(line)
-        self.record("figures", line)
+        self.record(line)
 
 
 def wrong_addresses(table: pl.DataFrame) -> pl.DataFrame:

@@ -56,7 +56,7 @@ def test_http_500_and_over_query_limit(pipeline: Pipeline) -> None:
     pipeline.drain()
     figures = pipeline.verify(answered=True)
     keys = pipeline.expected().keys
-    assert pipeline.api.calls <= 1.05 * keys / (1 - FAILURE_RATE) + 2 * len(streak), figures
+    assert pipeline.calls()[0] <= 1.05 * keys / (1 - FAILURE_RATE) + 2 * len(streak), figures
     answers = pipeline.api.answers()
     pipeline.report(
         f"http500={answers['HTTP 500']} over_query_limit={answers['OVER_QUERY_LIMIT']} {figures}"

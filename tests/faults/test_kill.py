@@ -62,7 +62,7 @@ def test_sigkill_of_a_random_worker_ten_times(pipeline: Pipeline) -> None:
     pipeline.drain()
     figures = pipeline.verify(calls_per_key=math.inf)
     pipeline.report(f"kills={sum(kills.values())} ({dict(kills)}) {figures}")
-    ratio = pipeline.api.calls / pipeline.expected().keys
+    ratio = pipeline.calls()[0] / pipeline.expected().keys
     if ratio > CALLS_PER_KEY:  # every other check above holds; only the bound waits
         pytest.xfail(
             f"needs lead: answers cached within a fraction of a second; with FLUSH_SECONDS=1 "
