@@ -80,7 +80,7 @@ PRECISION = 6
 """The workers' geocode precision (the default): API calls are counted against these keys."""
 POLL = 0.1
 """Seconds between two looks of a wait."""
-QUIET = 1.5
+QUIET = 1.0
 """Seconds nothing may move (queues, rows, API calls) before the pipeline counts as idle."""
 
 

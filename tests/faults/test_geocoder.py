@@ -29,7 +29,7 @@ FAILURE_RATE = 0.4
 
 
 def test_geocoder_down_for_thirty_seconds(pipeline: Pipeline) -> None:
-    pipeline.put_files(files=8, points=250, seed=61)
+    pipeline.put_files(files=6, points=250, seed=61)
     pipeline.start()
     quarter = pipeline.expected().keys / 4
     pipeline.wait_for("a quarter of the API calls", lambda: pipeline.api.calls >= quarter, 60)
@@ -64,7 +64,7 @@ def test_http_500_and_over_query_limit(pipeline: Pipeline) -> None:
 
 
 def test_wrong_key_five_restarts_then_the_right_key(pipeline: Pipeline) -> None:
-    pipeline.put_files(files=6, points=300, seed=63)
+    pipeline.put_files(files=4, points=300, seed=63)
     right = pipeline.api.key
     pipeline.api.key = "a-key-that-is-not-the-workers"  # their key is refused: REQUEST_DENIED
     fixed = float("inf")
