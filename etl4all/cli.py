@@ -115,6 +115,7 @@ def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable
 @options.PATTERN
 @options.BATCH
 @options.GEOCODING
+@options.FORCE
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
@@ -123,8 +124,9 @@ def run(
 ) -> None:
     """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
 
-    Files already done (same size and mtime, or same content) are skipped. Without
-    SOURCES the source_url setting (ETL4ALL_SOURCE_URL) is used.
+    Files already done (same size and mtime, or same content) are skipped, unless --force
+    (all of them) or --force-file NAME (those named) redoes them. Without SOURCES the
+    source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
     from etl4all.runners import embedded
 

@@ -162,6 +162,25 @@ GEOCODING = group(
     ),
 )
 
+FORCE = group(
+    click.option(
+        "--force",
+        "force",
+        is_flag=True,
+        default=None,
+        help="Redo every file of SOURCES even when done: the same rows again (the load is "
+        "idempotent), paid answers from the cache. A flag only, no variable.",
+    ),
+    click.option(
+        "--force-file",
+        "force_files",
+        multiple=True,
+        metavar="NAME",
+        help="Redo the files whose name (as listed: the source_file column) matches NAME, a "
+        "glob such as 'day_*.txt'; repeatable. A NAME matching no file is an error.",
+    ),
+)
+
 SOURCE = setting(
     "source_url",
     "--source",

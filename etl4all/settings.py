@@ -2,7 +2,8 @@
 
 This is the only module that reads ``os.environ``. Every field is documented below; the
 environment variable of a field is ``ETL4ALL_`` + its name in capitals (``warehouse_url`` →
-``ETL4ALL_WAREHOUSE_URL``), except the Google key, read from ``GOOGLE_MAPS_API_KEY``.
+``ETL4ALL_WAREHOUSE_URL``), except the Google key, read from ``GOOGLE_MAPS_API_KEY``, and
+the one-off fields of :data:`FLAGS_ONLY`, which only a command-line flag sets.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from etl4all.errors import ConfigError
 SECRET_ENV = {"google_key": "GOOGLE_MAPS_API_KEY"}
 """Fields read from a variable that is not ``ETL4ALL_<NAME>``."""
 
+FLAGS_ONLY = ("force", "force_files")
+"""Fields no variable or pipeline file sets: a forced run is a one-off, never a standing setting."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -36,6 +40,10 @@ class Settings:
     """Seconds between two listings of the source when polling."""
     once: bool = False
     """Process what is there and exit instead of polling (for cron)."""
+    force: bool = False
+    """Redo every file of the sources even when done (``run --force``; a flag only)."""
+    force_files: tuple[str, ...] = ()
+    """Globs of file names to redo even when done (``run --force-file``; a flag only)."""
     broker_url: str | None = None
     """``amqp://`` URL of RabbitMQ; in-process when absent."""
     queue_prefix: str = "etl4all"
@@ -108,6 +116,8 @@ class Settings:
         if pipeline_file is not None:
             values.update(_read_pipeline(Path(pipeline_file)))
         for field in dataclasses.fields(cls):
+            if field.name in FLAGS_ONLY:
+                continue
             name = SECRET_ENV.get(field.name, f"ETL4ALL_{field.name.upper()}")
             if environ.get(name, "") != "":
                 values[field.name] = _convert(field.name, environ[name], _hint(field.name))
@@ -158,6 +168,8 @@ def _read_pipeline(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"pipeline file {path} is not valid TOML: {exc}") from exc
     table = data.get("etl4all", data)
+    if one_off := sorted(set(table) & set(FLAGS_ONLY)):
+        raise ConfigError(f"pipeline file {path}: {', '.join(one_off)} can only be given as flags")
     return {name: _convert(name, value, _hint(name)) for name, value in table.items()}
 
 
@@ -167,6 +179,8 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
     if isinstance(hint, types.UnionType) and value in ("", None):
         return None
     kind = kinds[0]
+    if typing.get_origin(hint) is tuple:  # a repeatable flag's values
+        return tuple(str(item) for item in value)
     try:
         if kind is bool:
             if isinstance(value, bool):

@@ -148,3 +148,14 @@ def test_files_done_for_one_warehouse_are_new_work_for_another(workdir: Path) ->
     other = invoke("run", "in", "-q", "--warehouse", "duckdb:///other.duckdb")
     assert "2 processed, 0 skipped" in other.output
     assert len(warehouse_keys(workdir / "other.duckdb")) == 60
+
+
+def test_force_redoes_done_files_and_a_typo_is_an_error(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "30")
+    invoke("run", "in", "-q")
+    every = invoke("run", "in", "-q", "--force")
+    assert "2 processed, 0 skipped" in every.output and "0 inserted, 0 updated" in every.output
+    one = invoke("run", "in", "-q", "--force-file", "data_points_20180101.txt")
+    assert "1 processed, 1 skipped" in one.output
+    typo = CliRunner().invoke(cli, ["run", "in", "-q", "--force-file", "data_point_*"])
+    assert typo.exit_code == 2 and "--force-file data_point_* matches no file" in typo.output

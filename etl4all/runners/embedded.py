@@ -20,7 +20,7 @@ from etl4all.lookup.base import Lookup
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
-from etl4all.stages.extract import Extractor, ExtractStats
+from etl4all.stages.extract import Extractor, ExtractStats, check_forced
 from etl4all.stages.load import load_frame
 from etl4all.stages.transform import CallBudget, GeocodeStats, TransformConfig, geocode_frame
 from etl4all.state.base import GeocodeCache
@@ -62,13 +62,15 @@ def run(
     on_start: Callable[[list[FileRef]], None] | None = None,
     on_file: Callable[[FileRef], None] | None = None,
 ) -> RunSummary:
-    """Process every file of ``urls`` not done yet.
+    """Process every file of ``urls`` not done yet, and those forced (``settings.force``,
+    ``settings.force_files``) whatever their done marks say.
 
     Args:
         on_start: told which files will be processed (for a progress bar).
         on_file: told when each of them is finished or skipped.
 
     Raises:
+        ConfigError: a ``force_files`` glob matches no listed file (nothing was processed).
         Etl4allError: a source, geocoder, state or warehouse failure, or the ``--max-calls``
             budget, stopped the run; the current file is not marked done.
     """
@@ -78,6 +80,7 @@ def run(
         store = stack.enter_context(wiring.open_state(settings))
         config = wiring.extract_config(settings)
         work: list[tuple[Extractor, list[FileRef]]] = []
+        every: list[FileRef] = []
         for url in urls:
             source = stack.enter_context(wiring.open_source(url, settings))
             extractor = Extractor(source=source, ledger=store, config=config)
@@ -86,6 +89,8 @@ def run(
             summary.files += len(listed)
             summary.skipped += len(listed) - len(todo)
             work.append((extractor, todo))
+            every += listed
+        check_forced(config.force_files, every)
         wh = stack.enter_context(wiring.open_warehouse(settings))
         job = _Job(
             geocoder=stack.enter_context(wiring.open_geocoder(settings)),

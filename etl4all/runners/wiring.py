@@ -87,6 +87,8 @@ def extract_config(settings: Settings) -> ExtractConfig:
         settle_seconds=settings.settle_seconds,
         poll_interval=settings.poll_interval,
         once=settings.once,
+        force_all=settings.force,
+        force_files=settings.force_files,
     )
 
 

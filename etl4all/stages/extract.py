@@ -10,6 +10,11 @@ body fits ``max_bytes``, with deterministic ids. The driver processes each batch
 last batch marks the file done. An interrupted file is simply done again: every effect of a
 batch is idempotent.
 
+A *forced* file (``run --force``, ``--force-file NAME``) skips both done checks: it is read and
+loaded again whatever its mark says, which leaves the same rows (the load is idempotent) and
+pays nothing twice (the geocode cache answers); its claim still applies. A poller never
+forces: a forced file would be redone on every poll.
+
 Both drivers (``runners/embedded.py`` inline, ``runners/broker.py`` behind a queue) iterate
 :meth:`Extractor.batches`; the broker's extractor also polls with :meth:`Extractor.poll`.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fnmatch
 import hashlib
 import logging
 import threading
@@ -27,6 +33,7 @@ from collections.abc import Iterable, Iterator
 import polars as pl
 
 from etl4all import batch, parse
+from etl4all.errors import ConfigError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
 from etl4all.state.base import FileLedger, FileMark
@@ -52,6 +59,10 @@ class ExtractConfig:
     """Seconds between two listings when polling."""
     once: bool = False
     """Poll once (two listings ``settle_seconds`` apart) instead of until stopped."""
+    force_all: bool = False
+    """Redo every file even when its done mark says done (``run --force``)."""
+    force_files: tuple[str, ...] = ()
+    """Globs of file names (``FileRef.name``) to redo even when done (``run --force-file``)."""
 
 
 @dataclasses.dataclass
@@ -120,14 +131,29 @@ class Extractor:
         return [dataclasses.replace(ref, key=prefix + ref.key) for ref in self.source.list_files()]
 
     def pending(self, refs: list[FileRef]) -> list[FileRef]:
-        """Those of ``refs`` not done with this size and mtime (one ledger round trip)."""
+        """Those of ``refs`` forced or not done with this size and mtime (one ledger round
+        trip)."""
         done = self.ledger.done([ref.key for ref in refs])
-        return [ref for ref in refs if not _same_file(done.get(ref.key), ref)]
+        return [ref for ref in refs if self.forced(ref) or not _same_file(done.get(ref.key), ref)]
+
+    def forced(self, ref: FileRef) -> bool:
+        """Whether ``ref`` is to be redone whatever its done mark says."""
+        config = self.config
+        return config.force_all or any(
+            fnmatch.fnmatchcase(ref.name, pattern) for pattern in config.force_files
+        )
 
     def poll(self, stop: threading.Event) -> Iterator[list[FileRef]]:
         """Pending files that have settled, one list per poll, until ``stop`` is set
-        (or after one poll with ``once``)."""
+        (or after one poll with ``once``).
+
+        Raises:
+            ConfigError: forced files without ``once`` (they would be redone on every poll),
+                or a ``force_files`` glob that matches no file.
+        """
         config = self.config
+        if (config.force_all or config.force_files) and not config.once:
+            raise ConfigError("forcing files needs one poll (--once): a poller would redo them")
         # Two listings at least settle_seconds apart tell a finished upload from one still
         # being written.
         interval = (
@@ -136,6 +162,7 @@ class Extractor:
             else max(config.poll_interval, config.settle_seconds)
         )
         previous = by_key(self.listing())
+        check_forced(config.force_files, list(previous.values()))
         while not stop.wait(interval):
             listing = self.listing()
             yield self.pending(settled(previous, listing))
@@ -168,8 +195,12 @@ class Extractor:
                 self.ledger.release(ref.key, token)
 
     def _file_batches(self, ref: FileRef) -> Iterator[PointBatch]:
-        """The batches of one claimed file, or none when it is already done."""
-        previous = self.ledger.done([ref.key]).get(ref.key)
+        """The batches of one claimed file, or none when it is already done (and not forced)."""
+        if self.forced(ref):
+            log.info("forced file=%s: redone whatever its done mark says", ref.name)
+            previous = None
+        else:
+            previous = self.ledger.done([ref.key]).get(ref.key)
         if _same_file(previous, ref):
             self.stats.skipped += 1
             return
@@ -199,6 +230,21 @@ class Extractor:
                 mark=mark,
                 ledger=self.ledger,
             )
+
+
+def check_forced(patterns: tuple[str, ...], refs: list[FileRef]) -> None:
+    """Refuse a ``--force-file`` glob that matches none of ``refs`` (a typo would redo nothing).
+
+    Raises:
+        ConfigError: naming the globs that match no file.
+    """
+    names = [ref.name for ref in refs]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if unmatched:
+        raise ConfigError(
+            f"--force-file {', '.join(unmatched)} matches no file of the sources "
+            f"({len(names)} listed); give a name as listed (the source_file column) or a glob"
+        )
 
 
 def read_points(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -10,7 +10,7 @@ import pytest
 from geocoders.fake_api import FakeApi
 
 from etl4all import frames, parse, sample, urls
-from etl4all.errors import BudgetExceededError
+from etl4all.errors import BudgetExceededError, ConfigError
 from etl4all.runners.embedded import run
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
@@ -66,3 +66,32 @@ def test_a_run_stopped_by_the_budget_leaves_its_file_to_the_next_run(
         assert rest.skipped + rest.processed == 3 and rest.processed >= 1
         assert api.calls == distinct  # what the stopped run paid for came from the cache
     assert read_warehouse(settings.warehouse_url).height == distinct
+
+
+def test_a_forced_rerun_leaves_the_same_rows_and_pays_nothing_twice(
+    settings: Settings, tmp_path: Path
+) -> None:
+    _, distinct = parsed(tmp_path / "in")
+    with FakeApi() as api:
+        google = settings.replace(
+            geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
+        )
+        run(["in"], google)
+        before = read_warehouse(settings.warehouse_url)
+        assert api.calls == distinct
+        again = run(["in"], google.replace(force=True))
+        assert (again.processed, again.skipped) == (3, 0)
+        assert again.geocode.cache_hits == again.geocode.distinct > 0
+        assert api.calls == distinct  # every answer came from the cache
+    assert (again.load.inserted, again.load.updated) == (0, 0)
+    assert again.load.unchanged == before.height
+    assert read_warehouse(settings.warehouse_url).equals(before)
+
+
+def test_force_files_redo_only_the_files_named(settings: Settings, tmp_path: Path) -> None:
+    run(["in"], settings)
+    first = sorted(p.name for p in (tmp_path / "in").glob("*.txt"))[0]
+    again = run(["in"], settings.replace(force_files=(first,)))
+    assert (again.processed, again.skipped) == (1, 2)
+    with pytest.raises(ConfigError, match="--force-file nothing\\* matches no file"):
+        run(["in"], settings.replace(force_files=(first, "nothing*")))

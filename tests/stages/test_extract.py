@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from etl4all import sample
+from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import Source
-from etl4all.stages.extract import ExtractConfig, Extractor
+from etl4all.stages.extract import ExtractConfig, Extractor, check_forced
 from etl4all.state.base import FileLedger
 
 
@@ -168,3 +169,45 @@ def test_poll_returns_when_stopped(source: Source, ledger: FileLedger) -> None:
     started = time.monotonic()
     assert list(extractor(source, ledger, poll_interval=30).poll(stop)) == []
     assert time.monotonic() - started < 5
+
+
+def test_a_forced_file_is_redone_whatever_its_mark_says(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    first, second = sample.write_sample(folder, files=2, points=5, seed=3)
+    ex = extractor(source, ledger)
+    for item in ex.batches(ex.pending(ex.listing())):
+        item.commit()
+    forced = extractor(source, ledger, force_files=(first.name,))
+    todo = forced.pending(forced.listing())
+    assert [ref.name for ref in todo] == [first.name]
+    items = list(forced.batches(todo))
+    assert sum(b.points.height for b in items) == 5 and forced.stats.files == 1
+    every = extractor(source, ledger, force_all=True)
+    assert [ref.name for ref in every.pending(every.listing())] == [first.name, second.name]
+
+
+def test_a_forced_file_claimed_by_another_worker_is_still_left_alone(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    sample.write_sample(folder, files=1, points=5, seed=3)
+    ex = extractor(source, ledger, force_all=True)
+    (ref,) = ex.pending(ex.listing())
+    assert ledger.claim(ref.key, 60) is not None
+    assert list(ex.batches([ref])) == [] and ex.stats.busy == 1
+
+
+def test_force_file_globs_must_match_a_file(folder: Path, source: Source) -> None:
+    (path,) = sample.write_sample(folder, files=1, points=5, seed=3)
+    refs = source.list_files()
+    check_forced(("data_points_*.txt", path.name), refs)
+    with pytest.raises(ConfigError, match=r"--force-file typo\.txt matches no file"):
+        check_forced((path.name, "typo.txt"), refs)
+
+
+def test_a_poller_refuses_to_force(source: Source, ledger: FileLedger) -> None:
+    with pytest.raises(ConfigError, match="--once"):
+        list(extractor(source, ledger, force_all=True).poll(threading.Event()))
+    with pytest.raises(ConfigError, match="matches no file"):
+        once = extractor(source, ledger, force_files=("x*",), once=True, settle_seconds=0)
+        list(once.poll(threading.Event()))
