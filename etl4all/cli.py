@@ -296,6 +296,83 @@ def estimate(
     click.echo(f"estimated cost {result.cost:.2f} USD at {settings.price_per_1000:.2f} per 1000")
 
 
+@cli.command()
+@click.option(
+    "--from-geocoder",
+    "from_geocoders",
+    multiple=True,
+    metavar="NAME",
+    help="Choose the rows this geocoder answered (the geocoder column: offline, google, "
+    "nominatim); repeatable.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    help="Choose the rows with this geocode_status (OK, ZERO_RESULTS), or 'failed': the "
+    "points no geocoder answered (kept as rejects, whatever geocoder); repeatable.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Only count the chosen rows and the API calls they need."
+)
+@options.WAREHOUSE
+@options.STATE
+@options.LOOKUP
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def regeocode(
+    from_geocoders: tuple[str, ...],
+    statuses: tuple[str, ...],
+    dry_run: bool,
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Geocode rows already in the warehouse again, with --geocoder, and load them back.
+
+    Rows are chosen by --from-geocoder and/or --status (both given: rows matching both),
+    e.g. every offline row after switching to Google: --from-geocoder offline --geocoder
+    google. The address columns take the new answers; file, line, distance and bearing stay.
+    Cached answers cost nothing; --max-calls caps the rest. Run it again after a stop.
+    """
+    from etl4all.runners import regeocode as driver
+
+    if not (from_geocoders or statuses):
+        raise click.UsageError("choose the rows with --from-geocoder and/or --status")
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    selection = driver.Selection(geocoders=from_geocoders, statuses=statuses)
+    if dry_run:
+        found = driver.plan(selection, settings)
+        click.echo(f"chosen      {found.rows} rows, {found.failed} failed points")
+        click.echo(
+            f"distinct    {found.distinct} coordinates at {settings.geocode_precision} decimals"
+        )
+        click.echo(f"cached      {found.cached}")
+        click.echo(f"calls       {found.calls} ({settings.geocoder}); nothing was changed")
+        return
+    done = driver.regeocode(selection, settings)
+    geo, load = done.geocode, done.load
+    lines = [
+        f"chosen      {done.rows} rows, {done.failed} failed points",
+        f"geocoded    {geo.geocoded} coordinates with {settings.geocoder}, "
+        f"{done.rejects} points not answered (kept as rejects)",
+    ]
+    if settings.geocoder != "offline":
+        lines.append(
+            f"api         {geo.cache_hits} cache hits, {geo.calls} calls, {geo.retries} retries"
+        )
+    lines.append(
+        f"warehouse   {load.updated} updated, {load.inserted} inserted, {load.unchanged} "
+        f"unchanged → {urls.redact(settings.warehouse_url)}"
+    )
+    click.echo("\n".join(lines))
+
+
 def run_through_broker(settings: Settings) -> None:
     """``etl4all run --broker``: the three stages in this process, through RabbitMQ."""
     import threading

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -164,6 +165,10 @@ class DuckdbWarehouse(table.SqlWarehouse):
                 return con.sql(_FIND_SQL).pl().get_column("key")
             finally:
                 con.unregister(_KEYS)
+
+    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
+        with _errors(what, self._url):
+            return self._connection().sql(sql, params=params).pl()
 
     def load_rejects(self, rejects: pl.DataFrame) -> int:
         """Record rejects in the ``reject`` table; the number of rows added."""

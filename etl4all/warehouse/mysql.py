@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import polars as pl
 import pymysql
@@ -96,6 +97,16 @@ class MySqlWarehouse(SqlWarehouse):
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         with self._transaction(f"looking up {keys.height} keys") as cur:
             return mysql_load.find_keys(cur, keys, url=self._url)
+
+    _MARK = "%s"
+
+    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
+        with self._transaction(what) as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+            names = [column[0] for column in cur.description or ()]
+        # DECIMAL arrives as Decimal; table_frame casts the coordinates to Float64
+        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
     def load_rejects(self, rejects: pl.DataFrame) -> int:
         """Record rejects in the ``reject`` table (one multi-row insert); rows added."""
