@@ -11,14 +11,20 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 class RedactingFilter(logging.Filter):
-    """Last line of defence: no password or ``key=`` value reaches a log handler."""
+    """Last line of defence: no password or ``key=`` value reaches a log handler, neither in
+    the message nor in the traceback of a record logged with ``exc_info`` (drivers' messages)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = urls.redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:  # formatted once, then reused by Formatter
+            record.exc_text = urls.redact(_TRACEBACKS.formatException(record.exc_info))
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def configure_logging(level: str | int = "INFO") -> None:

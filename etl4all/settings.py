@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from etl4all import urls
 from etl4all.errors import ConfigError
 
 SECRET_ENV = {"google_key": "GOOGLE_MAPS_API_KEY"}
@@ -146,12 +147,25 @@ class Settings:
             raise ConfigError(f"max_deliveries must be at least 1, got {self.max_deliveries}")
         return self
 
+    def __repr__(self) -> str:
+        """The fields, URL passwords and ``key=`` values hidden, secret fields left out."""
+        shown = (
+            f"{f.name}={_redacted(getattr(self, f.name))!r}"
+            for f in dataclasses.fields(self)
+            if f.repr
+        )
+        return f"Settings({', '.join(shown)})"
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and validated."""
         return dataclasses.replace(self, **changes).validated()
 
 
 _HINTS = typing.get_type_hints(Settings)
+
+
+def _redacted(value: Any) -> Any:
+    return urls.redact(value) if isinstance(value, str) else value
 
 
 def _hint(name: str) -> Any:
