@@ -42,6 +42,7 @@ from sources.ftp_server import FtpTestServer
 from etl4all import broker, geocoders, logs, lookup, sample, sources, state, urls, warehouse
 from etl4all.cli import cli
 from etl4all.settings import Settings
+from etl4all.warehouse.read import read_warehouse
 
 OTHER = "~" * 8
 """The other password each output is compared with."""
@@ -314,6 +315,7 @@ def test_a_percent_encoded_password_logs_in_to_mariadb(mysql_url: str, unique: s
         with warehouse.from_url(link) as wh:
             wh.init()
             assert wh.count() == 0
+        assert read_warehouse(link).height == 0  # connectorx logs in with it too
     finally:
         with admin.cursor() as cur:
             cur.execute("DROP USER IF EXISTS %s@'%%'", (name,))
