@@ -1,12 +1,15 @@
 """The ``etl4all`` command line.
 
 Exit codes: 0 success, 1 an etl4all error (source, geocoder, broker, warehouse…),
-2 a configuration or usage error. Errors are reported as one line on stderr.
+2 a configuration or usage error, 3 (``status`` only) dead letters wait in the dead-letter
+queue, so cron can alert (``etl4all dead-letters list`` shows them). Errors are reported as
+one line on stderr.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -22,9 +25,17 @@ from etl4all.logs import configure_logging
 from etl4all.settings import Settings
 
 if TYPE_CHECKING:
+    from etl4all.broker.base import Broker
     from etl4all.runners.embedded import RunSummary
 
 log = logging.getLogger(__name__)
+
+EXIT_DEAD_LETTERS = 3
+"""Exit code of ``status`` when dead letters wait."""
+RETRY_HINT = (
+    "; nothing of the failed batch was committed: run the same command again once the "
+    "service is back (finished files are skipped, paid answers are cached)"
+)
 
 
 def main() -> None:
@@ -55,7 +66,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {urls.redact(str(exc))}", err=True)
             sys.exit(2)
         except Etl4allError as exc:
-            click.echo(f"error: {urls.redact(str(exc))}", err=True)
+            hint = RETRY_HINT if exc.retryable else ""
+            click.echo(f"error: {urls.redact(str(exc))}{hint}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -114,6 +126,7 @@ def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable
 @options.QUEUE_PREFIX
 @options.PATTERN
 @options.BATCH
+@options.FINAL
 @options.GEOCODING
 @options.FORCE
 @options.PIPELINE
@@ -128,7 +141,7 @@ def run(
     (all of them) or --force-file NAME (those named) redoes them. Without SOURCES the
     source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
-    from etl4all.runners import embedded
+    from etl4all.runners import check, embedded
 
     interactive = sys.stderr.isatty() and not quiet
     settings = load_settings(pipeline, verbose, quiet, **flags)
@@ -140,8 +153,11 @@ def run(
     if settings.broker_url:
         if len(paths) > 1:
             raise click.UsageError("with --broker give exactly one SOURCE")
-        run_through_broker(settings.replace(source_url=paths[0], settle_seconds=0))
+        settings = settings.replace(source_url=paths[0], settle_seconds=0)
+        check.require(settings, check.RUN_BROKER)
+        run_through_broker(settings)
         return
+    check.require(settings, check.RUN, sources=paths)
     with file_progress(interactive) as (on_start, on_file):
         summary = embedded.run(paths, settings, on_start=on_start, on_file=on_file)
     print_summary(summary, settings)
@@ -154,7 +170,8 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
     reasons = ", ".join(f"{r}={n}" for r, n in sorted(summary.rejects.items())) or "none"
     lines = [
         f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
-        + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else ""),
+        + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
+        + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
         f"points      {summary.points}",
         f"rejects     {rejects} ({reasons})",
         f"distinct    {geo.distinct} coordinates at {settings.geocode_precision} decimals "
@@ -168,7 +185,9 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         )
     lines += [
         f"warehouse   {load.inserted} inserted, {load.updated} updated, "
-        f"{load.unchanged} unchanged → {urls.redact(settings.warehouse_url)}",
+        f"{load.unchanged} unchanged"
+        + (f", {summary.pruned} pruned (gone from a changed file)" if summary.pruned else "")
+        + f" → {urls.redact(settings.warehouse_url)}",
         f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
     ]
     click.echo("\n".join(lines))
@@ -412,18 +431,72 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     """
     import threading
 
+    from etl4all.runners import check
     from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
     if settings.broker_url is None:
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
+    check.require(settings, check.STAGES[stage])  # before any message is taken
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
         run_one(stage, settings, stop)
     finally:
         restore()
+
+
+@cli.command("check")
+@click.argument("sources", nargs=-1)
+@click.option(
+    "--stage",
+    type=click.Choice(["extract", "transform", "load"]),
+    help="Check only what this run-stage worker uses (it needs a broker; extract a source).",
+)
+@options.SOURCE
+@options.PATTERN
+@options.SERVICES
+@options.STATE
+@options.LOOKUP
+@options.WAREHOUSE
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def check_command(
+    sources: tuple[str, ...],
+    stage: str | None,
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Check every backend with one cheap real request; print one line per backend.
+
+    The checks every command runs at start-up: SOURCES (or --source) are listed, the state
+    store and the lookup answer, the broker's queues are declared, the warehouse's tables
+    exist, and an API geocoder answers one coordinate (one paid request). The source and the
+    broker are checked when given. Exit 0 if all pass, 2 if any setting is wrong (bad key or
+    password, unknown host, missing tables), else 1 (a server down).
+    """
+    from etl4all.runners import check
+
+    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    paths = list(sources) or ([settings.source_url] if settings.source_url else [])
+    if stage is not None:
+        if settings.broker_url is None:
+            raise ConfigError("a run-stage worker needs a broker: --broker or ETL4ALL_BROKER_URL")
+        roles: tuple[str, ...] = check.STAGES[stage]
+    else:
+        skip = {"source"} if not paths else set()
+        skip |= {"broker"} if settings.broker_url is None else set()
+        roles = tuple(role for role in check.RUN_BROKER if role not in skip)
+    results = check.run_checks(settings, roles, sources=paths, quick=True)
+    for result in results:
+        click.echo(result.line())
+    sys.exit(check.exit_code(results))
 
 
 @cli.command("init-db")
@@ -451,18 +524,165 @@ def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> No
 @options.VERBOSITY
 @handle_errors
 def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
-    """Show queue depths (incl. dead letters), warehouse rows, files done and cache size."""
+    """Show queue depths (incl. dead letters), warehouse rows, files done and cache size.
+
+    Exits 3 when dead letters wait (for cron to alert); `etl4all dead-letters` handles them.
+    """
     from etl4all.broker import queues
     from etl4all.runners import wiring
 
     settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    dead = 0
     if settings.broker_url:
         with wiring.open_broker(settings) as bus:
-            for name in (queues.POINTS, queues.ADDRESSES, queues.DEAD):
-                full = queues.name(settings.queue_prefix, name)
-                click.echo(f"queue {full:<24} {bus.depth(full)}")
+            names = (queues.POINTS, queues.ADDRESSES, queues.DEAD)
+            depths = {name: bus.depth(queues.name(settings.queue_prefix, name)) for name in names}
+        for name, depth in depths.items():
+            click.echo(f"queue {queues.name(settings.queue_prefix, name):<24} {depth}")
+        dead = depths[queues.DEAD]
     with wiring.open_warehouse(settings) as wh:
         click.echo(f"warehouse rows  {wh.count()}  {urls.redact(settings.warehouse_url)}")
     with wiring.open_state(settings) as store:
         click.echo(f"files done      {store.done_count()}")
         click.echo(f"cache entries   {store.cache_size()}")
+    if settings.broker_url:
+        hint = "; see `etl4all dead-letters list`" if dead else ""
+        click.echo(f"dead letters    {dead}{hint}")
+    if dead:
+        sys.exit(EXIT_DEAD_LETTERS)
+
+
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """List, replay or purge the dead letters of the services mode (PREFIX.dead).
+
+    A batch is dead-lettered when a worker rejects it (the reason says why) or after too many
+    failed deliveries (reason delivery_limit). Fix the cause, then replay it.
+    """
+
+
+DEAD_LETTER_OPTIONS = options.group(
+    options.setting("broker_url", "--broker", help="RabbitMQ URL amqp://user:pass@host:5672/."),
+    options.QUEUE_PREFIX,
+    options.PIPELINE,
+    options.VERBOSITY,
+)
+
+
+def open_dead_letters(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Broker:
+    """The broker whose dead letters a ``dead-letters`` command works on."""
+    from etl4all.runners import wiring
+
+    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    if settings.broker_url is None:
+        raise ConfigError("dead-letters needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
+    return wiring.open_broker(settings)
+
+
+def dead_letter_count(count: int) -> str:
+    """``1 dead letter``, ``2 dead letters``."""
+    return f"{count} dead letter{'' if count == 1 else 's'}"
+
+
+def dead_letter_table(letters: list[dict[str, Any]], queue: str) -> str:
+    """The dead letters as a table, one line each, the reason last and whole."""
+    if not letters:
+        return f"no dead letters in {queue}"
+    columns = {"queue": "QUEUE", "source": "FILE", "batch_id": "BATCH", "rows": "ROWS"}
+    columns |= {"deaths": "DEATHS", "reason": "REASON"}
+    rows = [list(columns.values())] + [
+        ["-" if letter[key] is None else " ".join(str(letter[key]).split()) for key in columns]
+        for letter in letters
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns) - 1)]
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
+        for row in rows
+    ]
+    lines.append(f"{dead_letter_count(len(letters))} in {queue}")
+    return "\n".join(lines)
+
+
+@dead_letters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@DEAD_LETTER_OPTIONS
+@handle_errors
+def list_dead_letters(
+    as_json: bool, pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+) -> None:
+    """Show each dead letter: original queue, file, batch id, rows, times dead and reason.
+
+    Reading leaves them in the queue, in their order. Secrets in the texts are redacted.
+    """
+    with open_dead_letters(pipeline, verbose, quiet, **flags) as bus:
+        letters = [letter.shown() for letter in bus.dead_letters()]
+        queue = bus.topology.dead
+    if as_json:
+        click.echo(json.dumps(letters, indent=2, ensure_ascii=False))
+    else:
+        click.echo(dead_letter_table(letters, queue))
+
+
+@dead_letters.command("replay")
+@click.option(
+    "--batch",
+    "batch_ids",
+    multiple=True,
+    metavar="ID",
+    help="Only the dead letters of this batch id (repeatable).",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="FILE",
+    help="Only the dead letters of this file, as `list` shows it (repeatable).",
+)
+@DEAD_LETTER_OPTIONS
+@handle_errors
+def replay_dead_letters(
+    batch_ids: tuple[str, ...],
+    sources: tuple[str, ...],
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Send dead letters back to the queue each came from (all, or those of --batch/--source).
+
+    Each is published again (confirmed by the broker) before it leaves the dead-letter queue,
+    without its death headers; exits 1 when some have no known queue (they stay).
+    """
+    from etl4all.broker import dead
+
+    with open_dead_letters(pipeline, verbose, quiet, **flags) as bus:
+        replayed = bus.replay(dead.matching(batch_ids, sources))
+        queue = bus.topology.dead
+    for target, count in sorted(replayed.sent.items()):
+        click.echo(f"sent {dead_letter_count(count)} back to {target}")
+    if not replayed.sent and not replayed.stranded:
+        click.echo(f"no dead letter in {queue} matched")
+    if replayed.stranded:
+        click.echo(
+            f"error: left {dead_letter_count(replayed.stranded)} in {queue}: no header names "
+            "their queue (see `etl4all dead-letters list`)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@dead_letters.command("purge")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@DEAD_LETTER_OPTIONS
+@handle_errors
+def purge_dead_letters(
+    yes: bool, pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+) -> None:
+    """Delete every dead letter for good; asks first unless --yes."""
+    with open_dead_letters(pipeline, verbose, quiet, **flags) as bus:
+        queue = bus.topology.dead
+        waiting = bus.depth(queue)
+        if waiting and not yes:
+            click.confirm(f"Delete {dead_letter_count(waiting)} of {queue} for good?", abort=True)
+        purged = bus.purge(queue) if waiting else 0
+    click.echo(f"purged {dead_letter_count(purged)} from {queue}")

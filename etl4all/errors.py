@@ -6,10 +6,12 @@ Etl4allError                          root; class attribute retryable = False
 │   └── UnknownSchemeError            names the known schemes and the closest match
 ├── MissingDependencyError (also ImportError)   driver not installed; names the extra
 ├── SourceError                       connection or transfer failed              retryable
+│   └── SourceConfigError (also ConfigError)   the server refused the login
 ├── DataError (also ValueError)       batch fails the frame schema or a warehouse constraint
 ├── GeocodeError
-│   ├── GeocodeAuthError              REQUEST_DENIED, bad key: abort the batch
-│   ├── GeocodeQuotaError             daily quota used up: abort the batch
+│   ├── GeocodeAuthError (also ConfigError)      REQUEST_DENIED, bad key: abort; exit 2
+│   ├── GeocodeEndpointError (also ConfigError)  other HTTP 4xx, wrong URL: abort; exit 2
+│   ├── GeocodeQuotaError             daily quota used up: abort the batch; exit 1 (see class)
 │   ├── RateLimitedError              OVER_QUERY_LIMIT / 429; carries retry_after    retryable
 │   └── GeocodeUnavailableError (also OSError)   5xx, network               retryable
 │       └── GeocodeTimeoutError (also TimeoutError)
@@ -17,6 +19,7 @@ Etl4allError                          root; class attribute retryable = False
 ├── BrokerError                       connection or channel lost                 retryable
 │   └── BrokerConfigError (also ConfigError)   refused login, topology conflict, unroutable
 ├── StoreError                        state or lookup store failed               retryable
+│   └── StoreConfigError (also ConfigError)    refused credentials or permissions
 └── WarehouseError                    connection lost, deadlock, lock timeout    retryable
 ```
 """
@@ -65,6 +68,15 @@ class SourceError(Etl4allError):
     retryable = True
 
 
+class SourceConfigError(SourceError, ConfigError):
+    """The source refused us for a reason that retrying cannot fix: the login (FTP 530).
+
+    It is also a ConfigError: the command stops and the CLI exits with code 2.
+    """
+
+    retryable = False
+
+
 class DataError(Etl4allError, ValueError):
     """A batch does not fit the frame schema or a warehouse constraint."""
 
@@ -73,12 +85,27 @@ class GeocodeError(Etl4allError):
     """Reverse geocoding failed."""
 
 
-class GeocodeAuthError(GeocodeError):
-    """The provider refused the credentials (REQUEST_DENIED): stop and fix the key."""
+class GeocodeAuthError(GeocodeError, ConfigError):
+    """The provider refused the credentials (REQUEST_DENIED): stop and fix the key.
+
+    It is also a ConfigError: the start-up check finds it before any work is taken, and the
+    CLI exits with code 2.
+    """
+
+
+class GeocodeEndpointError(GeocodeError, ConfigError):
+    """The endpoint answered an HTTP 4xx that no retry can fix: the URL is wrong.
+
+    It is also a ConfigError (exit code 2), like :class:`GeocodeAuthError`.
+    """
 
 
 class GeocodeQuotaError(GeocodeError):
-    """The provider's daily quota is used up: stop until it resets or is raised."""
+    """The provider's daily quota is used up: stop until it resets or is raised.
+
+    Not a ConfigError: no setting is wrong, the quota comes back by itself (Google's at
+    midnight Pacific time), so the CLI exits with code 1, like other operational failures.
+    """
 
 
 class RateLimitedError(GeocodeError):
@@ -126,6 +153,16 @@ class StoreError(Etl4allError):
     """The state store or the lookup store failed."""
 
     retryable = True
+
+
+class StoreConfigError(StoreError, ConfigError):
+    """The state or lookup store refused us for a reason that retrying cannot fix.
+
+    Refused credentials or permissions. It is also a ConfigError: the worker stops and the
+    CLI exits with code 2.
+    """
+
+    retryable = False
 
 
 class WarehouseError(Etl4allError):

@@ -3,12 +3,16 @@
 - points: one row per parsed coordinate record.
 - addresses: points plus the reverse-geocoded address columns.
 - rejects: input that could not be read, with file and line.
+- prune: the coordinates a changed file still holds (``prune_rejects``: the parse rejects it
+  still has, in the rejects schema).
 
 Every stage casts what it receives with :func:`cast_frame`, so a batch that does not fit
 fails loudly with :class:`~etl4all.errors.DataError` instead of loading garbage.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import polars as pl
 
@@ -68,20 +72,47 @@ REJECTS_SCHEMA: dict[str, pl.DataType] = {
 
 REJECT_TEXT_CHARS = 2000
 """A reject keeps at most this many characters of its text (a garbage line can be megabytes;
-MySQL's TEXT column holds 64 KiB); a cut text ends with ``…``."""
+MySQL's TEXT column holds 64 KiB)."""
 
 
 def reject_text(text: pl.Expr) -> pl.Expr:
-    """``text`` cut to :data:`REJECT_TEXT_CHARS` characters, marked with ``…`` when cut."""
-    keep = REJECT_TEXT_CHARS - 1
-    return (
-        pl.when(text.str.len_chars() > REJECT_TEXT_CHARS)
-        .then(text.str.slice(0, keep) + "…")
-        .otherwise(text)
-    )
+    """``text`` cut to at most :data:`REJECT_TEXT_CHARS` characters.
+
+    A cut text ends with ``… [cut: N chars, sha256 H]``: its full length and the hash of the
+    whole text (UTF-8), so the original line can still be told apart and found.
+    """
+    return text.map_batches(_cut_long_texts, return_dtype=pl.String())
 
 
-SCHEMAS = {"points": POINTS_SCHEMA, "addresses": ADDRESSES_SCHEMA, "rejects": REJECTS_SCHEMA}
+def _cut_long_texts(texts: pl.Series) -> pl.Series:
+    """:func:`reject_text` on a Series: only the (rare) long texts are touched, in Python."""
+    long = texts.str.len_chars() > REJECT_TEXT_CHARS
+    if not long.any():
+        return texts
+    cut = [_cut_text(value) for value in texts.filter(long)]
+    return texts.scatter(long.arg_true(), cut)
+
+
+def _cut_text(value: str) -> str:
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    mark = f"… [cut: {len(value)} chars, sha256 {digest}]"
+    return value[: REJECT_TEXT_CHARS - len(mark)] + mark
+
+
+PRUNE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "latitude": pl.Float64(),
+    "longitude": pl.Float64(),
+}
+"""The coordinates a changed file still holds, in one key range (:mod:`etl4all.stages.prune`)."""
+
+SCHEMAS = {
+    "points": POINTS_SCHEMA,
+    "addresses": ADDRESSES_SCHEMA,
+    "rejects": REJECTS_SCHEMA,
+    "prune": PRUNE_SCHEMA,
+    "prune_rejects": REJECTS_SCHEMA,
+}
 
 
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:

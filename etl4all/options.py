@@ -146,7 +146,8 @@ GEOCODING = group(
         type=click.IntRange(min=0),
         help="API calls this command may make in all (a run, or a worker's lifetime), counted "
         "after dedup and cache; a batch that needs more than is left is refused before any "
-        "of its calls, and the command exits 1.",
+        "of its calls, and the command exits 1. The start-up check's one request is not "
+        "counted; with 0 it is not made.",
     ),
     setting(
         "request_timeout",
@@ -160,6 +161,16 @@ GEOCODING = group(
         type=click.FloatRange(min=0, min_open=True),
         help="Days a geocode result stays cached (default 30, Google's limit).",
     ),
+)
+
+FINAL = setting(
+    "final_seconds",
+    "--final-seconds",
+    type=click.FloatRange(min=0),
+    help="A file unchanged this long is final (default 300). Before, a file whose last record "
+    "is cut off (no Distance line or next record after it yet: an upload that stalled) is "
+    "loaded without that record and taken again once it changes or is final; 0 takes every "
+    "file whole at once.",
 )
 
 FORCE = group(
@@ -180,7 +191,6 @@ FORCE = group(
         "glob such as 'day_*.txt'; repeatable. A NAME matching no file is an error.",
     ),
 )
-
 SOURCE = setting(
     "source_url",
     "--source",
@@ -203,6 +213,7 @@ SERVICES = group(
         help="A file is taken only when its size and mtime stay unchanged this long (default 2; "
         "FTP listings have minute precision, so use 60 for uploads that pause).",
     ),
+    FINAL,
     setting(
         "poll_interval",
         "--interval",
@@ -225,7 +236,8 @@ SERVICES = group(
         "max_deliveries",
         "--max-deliveries",
         type=click.IntRange(min=1),
-        help="A batch that fails this many times goes to the dead-letter queue (default 3).",
+        help="A batch whose worker died this many times holding it (killed, out of memory) "
+        "goes to the dead-letter queue (default 3); temporary faults never count.",
     ),
     setting(
         "lease_seconds",

@@ -53,14 +53,16 @@ def full_jitter(
 
 
 def _policy(
-    attempts: int,
+    attempts: int | None,
     max_seconds: float | None,
     base: float,
     cap: float,
     stop_event: threading.Event | None,
     before_sleep: Hook | None,
 ) -> dict[str, Any]:
-    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(attempts)
+    stop: tenacity.stop.stop_base = tenacity.stop_never
+    if attempts is not None:
+        stop = stop | tenacity.stop_after_attempt(attempts)
     if max_seconds is not None:
         stop = stop | tenacity.stop_after_delay(max_seconds)
     if stop_event is not None:
@@ -76,7 +78,7 @@ def _policy(
 
 def retrying(
     *,
-    attempts: int,
+    attempts: int | None,
     max_seconds: float | None = None,
     base: float = BACKOFF_BASE,
     cap: float = BACKOFF_CAP,
@@ -87,7 +89,7 @@ def retrying(
     """A synchronous retrier: call it with the function and its arguments.
 
     Args:
-        attempts: calls at most, the first included.
+        attempts: calls at most, the first included (None: no limit; give a ``stop_event``).
         max_seconds: stop retrying once this long has passed since the first call.
         base, cap: the backoff schedule.
         stop_event: stop retrying once it is set (the wait ends early too).

@@ -39,6 +39,8 @@ class Settings:
     """An FTP file is taken only when its size and mtime stay the same this long."""
     poll_interval: float = 10.0
     """Seconds between two listings of the source when polling."""
+    final_seconds: float = 300.0
+    """A file unchanged this long is final; before, a cut-off last record is left out."""
     once: bool = False
     """Process what is there and exit instead of polling (for cron)."""
     force: bool = False
@@ -143,6 +145,8 @@ class Settings:
             raise ConfigError(f"qps must be positive, got {self.qps}")
         if self.max_calls is not None and self.max_calls < 0:
             raise ConfigError(f"max_calls must not be negative, got {self.max_calls}")
+        if not self.final_seconds >= 0:
+            raise ConfigError(f"final_seconds must not be negative, got {self.final_seconds}")
         if self.max_deliveries < 1:
             raise ConfigError(f"max_deliveries must be at least 1, got {self.max_deliveries}")
         return self

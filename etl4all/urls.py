@@ -18,6 +18,9 @@ _SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:key|api_key|apikey|token|password)=)
 # hidden too (over-hiding a path that holds an "@" is the safe side).
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*(@)", re.I)
 
+FILE_SCHEMES = ("sqlite", "duckdb")
+"""Schemes whose URL names a local file (:func:`file_path`): ``sqlite:///path``."""
+
 
 def redact(text: str) -> str:
     """Hide passwords in URLs and ``key=`` style query values anywhere in ``text``.
@@ -106,8 +109,31 @@ def build(role: str, url: str, table: Mapping[str, tuple[str, str]], **options: 
         MissingDependencyError: the backend's driver is not installed.
         ConfigError: the backend refused the URL or an option (checked at construction).
     """
+    cls = load_class(role, scheme_of(url), table)
+    check_form(url)
     check_userinfo(url)
-    return load_class(role, scheme_of(url), table)(url=url, **options)
+    return cls(url=url, **options)
+
+
+def check_form(url: str) -> None:
+    """Refuse a URL whose scheme is not followed by ``//`` (``mysql:/db``, ``redis:0``).
+
+    ``urlsplit`` reads ``mysql:/x`` as a path with no host, which a driver would then take
+    as localhost. Plain paths and ``file:`` URLs (``file:/srv/in`` is valid) are let through.
+
+    Raises:
+        ConfigError: naming the form the URL needs, with the password hidden.
+    """
+    scheme = split(url).scheme.lower()
+    if scheme == "file" or url[len(scheme) + 1 :].startswith("//"):
+        return
+    form = f"{scheme}:///path" if scheme in FILE_SCHEMES else f"{scheme}://host/..."
+    # redact() knows user:password@ only after "//": hide all before the last "@" here
+    shown = f"{scheme}:***@{url.rpartition('@')[2]}" if "@" in url else redact(url)
+    raise ConfigError(
+        f"{shown} is not a valid URL: write {form} (with the slashes: after "
+        f"'{scheme}:' one slash or none would make the rest a path)"
+    )
 
 
 def check_userinfo(url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from geocoders.fake_api import FakeApi
 
 from etl4all import __version__, parse
 from etl4all.cli import cli
@@ -53,7 +55,7 @@ def test_run_loads_every_distinct_coordinate_once_and_is_idempotent(workdir: Pat
         ).exit_code
         == 0
     )
-    first = invoke("run", "in", "-q")
+    first = invoke("run", "in", "-q", "--final-seconds", "0")  # the files are complete
     assert first.exit_code == 0, first.output
     assert "3 processed, 0 skipped" in first.output
     assert "rejects     " in first.output and "missing_l" in first.output
@@ -73,10 +75,24 @@ def test_a_changed_file_is_processed_again(workdir: Path) -> None:
     invoke("sample", "in", "--files", "2", "--points", "50")
     invoke("run", "in", "-q")
     changed = workdir / "in" / "data_points_20180101.txt"
-    changed.write_bytes(changed.read_bytes() + b"\r\nLatitude: -29.5\r\nLongitude: -50.5\r\n")
+    record = b"\r\nLatitude: -29.5\r\nLongitude: -50.5\r\n"
+    changed.write_bytes(changed.read_bytes() + record + b"Distance: 1 km  Bearing: 2\xc2\xb0")
     result = invoke("run", "in", "-q")
     assert "1 processed, 1 skipped" in result.output
     assert "1 inserted" in result.output
+    assert (-29.5, -50.5) in warehouse_keys(workdir / "etl4all.duckdb")
+
+
+def test_a_cut_off_last_record_waits_until_the_file_is_final(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    path = workdir / "in" / "data_points_20180101.txt"
+    path.write_bytes(path.read_bytes() + b"\r\nLatitude: -29.5\r\nLongitude: -50.5")
+    first = invoke("run", "in", "-q")
+    assert "1 processed, 0 skipped (already done), 1 without a cut-off last record" in first.output
+    assert "5 inserted" in first.output
+    assert invoke("run", "in", "-q").output.startswith("files       0 processed, 1 skipped")
+    final = invoke("run", "in", "-q", "--final-seconds", "0")  # unchanged long enough
+    assert "1 processed" in final.output and "1 inserted" in final.output
     assert (-29.5, -50.5) in warehouse_keys(workdir / "etl4all.duckdb")
 
 
@@ -128,18 +144,22 @@ def test_bad_center_is_a_usage_error(workdir: Path) -> None:
 
 
 def test_every_option_of_every_command_has_help() -> None:
-    def commands(group: click.Group) -> list[click.Command]:
-        found: list[click.Command] = []
-        for command in group.commands.values():
-            found += commands(command) if isinstance(command, click.Group) else [command]
+    def commands(group: click.Group, path: list[str]) -> list[tuple[list[str], click.Command]]:
+        found: list[tuple[list[str], click.Command]] = []
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                assert command.help, name
+                found += commands(command, [*path, name])
+            else:
+                found.append(([*path, name], command))
         return found
 
-    for command in commands(cli):
-        assert command.help, command.name
+    for path, command in commands(cli, []):
+        assert command.help, path
         for param in command.params:
             if isinstance(param, click.Option):
-                assert param.help, f"{command.name} {param.opts}"
-        assert CliRunner().invoke(cli, [command.name or "", "--help"]).exit_code == 0
+                assert param.help, f"{path} {param.opts}"
+        assert CliRunner().invoke(cli, [*path, "--help"]).exit_code == 0, path
 
 
 def test_files_done_for_one_warehouse_are_new_work_for_another(workdir: Path) -> None:
@@ -148,6 +168,80 @@ def test_files_done_for_one_warehouse_are_new_work_for_another(workdir: Path) ->
     other = invoke("run", "in", "-q", "--warehouse", "duckdb:///other.duckdb")
     assert "2 processed, 0 skipped" in other.output
     assert len(warehouse_keys(workdir / "other.duckdb")) == 60
+
+
+def test_dead_letters_need_a_broker(workdir: Path) -> None:
+    for args in (["list"], ["replay"], ["purge", "--yes"]):
+        result = CliRunner().invoke(cli, ["dead-letters", *args])
+        assert result.exit_code == 2, result.output
+        assert "needs a broker" in result.output
+
+
+def test_status_without_a_broker_shows_no_dead_letters_and_exits_0(workdir: Path) -> None:
+    result = invoke("status")
+    assert result.exit_code == 0
+    assert "files done      0" in result.output and "dead letters" not in result.output
+
+
+def test_check_prints_one_line_per_backend_and_exits_0(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "10")
+    result = invoke("check", "in")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["ok", "source"],
+        ["ok", "state"],
+        ["ok", "warehouse"],
+        ["ok", "lookup"],
+        ["ok", "geocoder"],
+    ]
+    assert lines[0] == "ok   source in (2 files)"
+
+
+def test_check_with_a_wrong_key_exits_2_without_showing_it(workdir: Path) -> None:
+    with FakeApi() as api:
+        result = CliRunner().invoke(
+            cli,
+            ["check", "--geocoder", "google", "--google-url", api.google_url],
+            env={"GOOGLE_MAPS_API_KEY": "AIzaWRONG-cli-key"},
+        )
+        assert api.calls == 1
+    assert result.exit_code == 2, result.output
+    assert f"FAIL geocoder google {api.google_url}: Google refused" in result.output
+    assert "ok   state" in result.output  # the other backends are still reported
+    assert "AIzaWRONG" not in result.output
+
+
+def test_check_of_a_stage_needs_a_broker(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["check", "--stage", "load"])
+    assert result.exit_code == 2 and "needs a broker" in result.output
+
+
+def test_run_with_a_wrong_key_stops_before_claiming_any_file(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "10")
+    with FakeApi() as api:
+        result = CliRunner().invoke(
+            cli,
+            ["run", "in", "-q", "--geocoder", "google", "--google-url", api.google_url],
+            env={"GOOGLE_MAPS_API_KEY": "AIzaWRONG-cli-key"},
+        )
+        assert api.calls == 1  # the start-up check, no batch
+    assert result.exit_code == 2, result.output
+    assert "REQUEST_DENIED" in result.output and "AIzaWRONG" not in result.output
+    assert "files" not in result.output  # no summary: nothing ran
+    assert warehouse_keys(workdir / "etl4all.duckdb") == []
+    with sqlite3.connect(workdir / ".etl4all" / "state.db") as db:
+        assert db.execute("SELECT count(*) FROM done_files").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM claims").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("flag", ["--warehouse", "--state", "--broker"])
+def test_a_one_slash_url_is_refused_not_taken_as_localhost(workdir: Path, flag: str) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    value = {"--warehouse": "mysql:/x", "--state": "redis:/x", "--broker": "amqp:/x"}[flag]
+    result = CliRunner().invoke(cli, ["run", "in", "-q", flag, value])
+    assert result.exit_code == 2
+    assert "is not a valid URL" in result.output and "://host/" in result.output
 
 
 def test_force_redoes_done_files_and_a_typo_is_an_error(workdir: Path) -> None:

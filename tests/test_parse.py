@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl4all import frames
-from etl4all.parse import REASONS, decode, parse, split_lines
+from etl4all.parse import REASONS, complete_end, decode, parse, split_lines
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
 LON = "Longitude: 51°12′05″W   -51.20150245"
@@ -175,4 +177,72 @@ def test_a_huge_garbage_line_is_one_reject_cut_to_size() -> None:
     assert parsed.points.height == 1
     text = parsed.rejects.filter(pl.col("reason") == "unrecognized").get_column("text")
     assert text.str.len_chars().to_list() == [frames.REJECT_TEXT_CHARS]
-    assert text[0].startswith("xxx") and text[0].endswith("…")
+    whole = hashlib.sha256(b"x" * 100_000).hexdigest()
+    assert text[0].startswith("xxx") and text[0].endswith(f"… [cut: 100000 chars, sha256 {whole}]")
+
+
+# -- complete_end: where the complete records of a file still uploading end ----------------
+
+RECORD_TEXT = "\r\n".join(RECORD)
+
+
+@pytest.mark.parametrize(
+    ("data", "tail"),
+    [
+        (RECORD_TEXT, ""),  # a last Distance line closed by its °, as the devices write it
+        (RECORD_TEXT + "\r\n", ""),
+        (RECORD_TEXT + "\r\n\r\n  \t", ""),  # trailing blanks are no tail
+        (RECORD_TEXT + "\r\n" + LAT + "\r\n" + LON[:-5], LAT + "\r\n" + LON[:-5]),  # -51.201
+        (RECORD_TEXT + "\r\n" + LAT + "\r\n" + LON + "\r\n", LAT + "\r\n" + LON + "\r\n"),
+        (RECORD_TEXT + "\r\n" + LAT + "\r\n" + LON + "\r\n" + DIST[:-4], None),  # 137.3
+        (RECORD_TEXT + "\r\n" + LAT + "\r\n" + LON + "\r\n" + DIST[:-1], None),  # no °
+        (RECORD_TEXT + "\r\nLat", "Lat"),
+        (RECORD_TEXT + "\r\n" + LAT, LAT),
+        (RECORD_TEXT + "\r\nx\r\n", ""),  # a finished garbage line is complete (a reject)
+        (RECORD_TEXT + "\r\nx", "x"),
+        (LAT + "\n" + LON + "\n" + LAT + "\n" + LON + "\n", LAT + "\n" + LON + "\n"),
+        (LAT + "\r" + LON + "\r" + "  " + LAT + "\r", "  " + LAT + "\r"),  # CR only, indented
+        ("\ufeff" + LAT + "\r\n" + LON, "\ufeff" + LAT + "\r\n" + LON),
+        (LAT + "\r\n" + DIST + "\r\n", ""),  # closed, though it lacks its longitude
+        ("x Latitude: 1\r\nLongitude: 2\r\nDistance: 1 km  Bearing: 2°", ""),
+        ("", ""),
+    ],
+)
+def test_complete_end_leaves_out_exactly_the_cut_off_tail(data: str, tail: str | None) -> None:
+    raw = data.encode("utf-8")
+    if tail is None:  # the whole last record
+        tail = data[len(RECORD_TEXT) + 2 :]
+    assert raw[complete_end(raw) :] == tail.encode("utf-8")
+
+
+def test_a_file_cut_in_a_number_gives_no_point_for_it() -> None:
+    cut = text([*RECORD, LAT, LON[:-5]])  # ... -51.201
+    assert parse(cut, "f.txt").points.height == 2  # what a plain parse loads: a wrong point
+    assert parse(cut[: complete_end(cut)], "f.txt").points.height == 1
+
+
+def test_complete_end_is_linear_in_a_file_of_long_lines() -> None:
+    garbage = ("x Latitude " * 200_000 + "\n").encode() * 5
+    assert complete_end(garbage) == len(garbage)
+
+
+upload_strategy = st.lists(
+    st.sampled_from(
+        [RECORD, RECORD, [LAT, LON], [LAT, DIST], [LON, DIST], [LON], [DIST], ["x"], [""]]
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(upload_strategy, st.sampled_from(["\n", "\r\n", "\r"]), st.data())
+def test_the_complete_part_of_any_cut_reads_as_in_the_finished_file(
+    records: list[list[str]], end: str, data: st.DataObject
+) -> None:
+    full = text([line for record in records for line in record], end)
+    cut = full[: data.draw(st.integers(0, len(full)))]
+    done, whole = parse(cut[: complete_end(cut)], "f.txt"), parse(full, "f.txt")
+    assert set(done.points.rows()) <= set(whole.points.rows())
+    assert set(done.rejects.select("line", "reason").rows()) <= set(
+        whole.rejects.select("line", "reason").rows()
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 
 import pytest
 
@@ -100,3 +101,47 @@ def test_a_percent_encoded_password_reaches_the_driver_decoded() -> None:
 
     dsn = Dsn.parse("mysql://etl:Pa%2Fss%40x@db:3306/etl4all")
     assert dsn.password == "Pa/ss@x" and "Pa" not in repr(dsn)
+
+
+@pytest.mark.parametrize(
+    ("url", "form"),
+    [
+        ("mysql:/etl4all", "mysql://host/"),
+        ("redis:/0", "redis://host/"),
+        ("amqp:/x", "amqp://host/"),
+        ("mongodb:db", "mongodb://host/"),
+        ("duckdb:/x.duckdb", "duckdb:///path"),
+    ],
+)
+def test_a_scheme_without_two_slashes_is_refused_with_its_form(url: str, form: str) -> None:
+    with pytest.raises(ConfigError, match=form):
+        urls.check_form(url)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: warehouse.from_url("mysql:/x"),
+        lambda: state.from_url("redis:/x"),
+        lambda: state.from_url("sqlite:x.db"),
+        lambda: broker.from_url("amqp:/x", prefix="x", max_deliveries=3),
+        lambda: lookup.from_url("mongodb:/x", warehouse=None),  # type: ignore[arg-type]
+    ],
+    ids=["mysql", "redis", "sqlite", "amqp", "mongodb"],
+)
+def test_every_factory_refuses_a_one_slash_url(build: Callable[[], object]) -> None:
+    with pytest.raises(ConfigError, match="not a valid URL"):
+        build()
+
+
+def test_a_one_slash_url_hides_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        urls.check_form("mysql:/root:S3cret@db/etl4all")
+    assert "S3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["/srv/in", "data/in", "file:/srv/in", "file:///srv/in", "memory://"]
+)
+def test_paths_and_file_urls_pass_the_form_check(url: str) -> None:
+    urls.check_form(url)

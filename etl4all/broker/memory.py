@@ -15,7 +15,9 @@ quorum queues:
 - ``reject(requeue=False, reason=...)`` moves the message to ``{prefix}.dead`` with the reason
   in ``x-etl4all-error`` and the origin queue in ``x-etl4all-queue``;
 - a message requeued more than ``max_deliveries`` times (RabbitMQ's ``x-delivery-limit``) is
-  dead-lettered with ``x-first-death-reason: delivery_limit``;
+  dead-lettered with ``x-first-death-reason: delivery_limit`` and ``x-first-death-queue``;
+- ``dead_letters()`` reads the dead-letter queue without taking anything; ``replay()`` moves
+  dead letters to the tail of their work queue (:mod:`etl4all.broker.dead`);
 - deliveries not settled when the broker closes are requeued, as when a channel closes.
 """
 
@@ -29,12 +31,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from etl4all.broker import dead
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
+    DEATH_QUEUE_HEADER,
     DEATH_REASON_HEADER,
     DELIVERY_COUNT_HEADER,
     ERROR_HEADER,
     QUEUE_HEADER,
+    DeadLetter,
+    Replayed,
+    Select,
 )
 from etl4all.broker.queues import Topology
 from etl4all.closing import Closing
@@ -151,6 +158,35 @@ class MemoryBroker(Closing):
         with self._cond:
             return len(self._ready(queue))
 
+    def dead_letters(self) -> list[DeadLetter]:
+        """The dead letters ready in ``topology.dead``, in order; they stay there."""
+        with self._cond:
+            return [
+                DeadLetter.from_headers(message.headers)
+                for message in self._queues[self.topology.dead]
+            ]
+
+    def replay(self, select: Select) -> Replayed:
+        """Move the ``select``-ed dead letters to the tail of the work queue each died in."""
+        replayed = Replayed()
+        with self._cond:
+            self._check_open()
+            letters = self._queues[self.topology.dead]
+            kept = []
+            for message in letters:
+                letter = DeadLetter.from_headers(message.headers)
+                queue = replayed.target(letter, select, self.topology.work_queues)
+                if queue is None:
+                    kept.append(message)
+                    continue
+                headers = dead.replay_headers(message.headers, letter)
+                self._queues[queue].append(_Message(message.body, headers))
+                replayed.count(letter, queue)
+            letters.clear()
+            letters.extend(kept)
+            self._cond.notify_all()
+        return replayed
+
     def purge(self, queue: str) -> int:
         """Drop the ready messages of ``queue``; return how many there were."""
         with self._cond:
@@ -202,7 +238,11 @@ class MemoryBroker(Closing):
                     limit,
                     queue,
                 )
-                headers = {**message.headers, DEATH_REASON_HEADER: "delivery_limit"}
+                headers = {
+                    **message.headers,
+                    DEATH_REASON_HEADER: "delivery_limit",
+                    DEATH_QUEUE_HEADER: queue,
+                }
                 self._queues[self.topology.dead].append(_Message(message.body, headers))
             else:
                 self._queues[queue].appendleft(message)

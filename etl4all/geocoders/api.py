@@ -20,7 +20,7 @@ import yarl
 from etl4all import frames, urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError
-from etl4all.geocoders.base import Geocoded
+from etl4all.geocoders.base import Geocoded, ResultSink
 from etl4all.geocoders.ratelimit import RateLimiter, Sleep, shared_limiter
 from etl4all.geocoders.runner import HttpRunner, Outcome
 
@@ -133,15 +133,19 @@ class ApiGeocoder(Closing):
         shown = urls.redact(str(self.endpoint))
         return f"{type(self).__name__}(url={shown!r}, runner={self._runner!r})"
 
-    def reverse(self, keys: pl.DataFrame) -> Geocoded:
+    def reverse(self, keys: pl.DataFrame, on_results: ResultSink | None = None) -> Geocoded:
         """Geocode distinct ``keys`` (``KEYS_SCHEMA``): one request per key, plus retries.
 
+        Args:
+            on_results: given the answers as they arrive, at least every second.
+
         Raises:
+            GeocodeUnavailableError: a coordinate still failed after its retries (retryable).
             GeocodeAuthError: the provider refused the key or blocked the client.
             GeocodeQuotaError: the daily quota is used up.
-            GeocodeError: an HTTP 4xx that no retry can fix (wrong endpoint URL).
+            GeocodeEndpointError: an HTTP 4xx that no retry can fix (wrong endpoint URL).
         """
-        return self._runner.run(keys, self.request_url, self.interpret)
+        return self._runner.run(keys, self.request_url, self.interpret, on_results)
 
     def close(self) -> None:
         """Nothing to release: each :meth:`reverse` opens and closes its own HTTP session."""
@@ -170,12 +174,6 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def degrees(value: float) -> str:
-    """A coordinate as plain decimal text (never ``1e-05``), at most 8 decimals."""
-    text = f"{value:.8f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
@@ -17,6 +18,10 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {**KEYS_SCHEMA, **frames.GEOCODE_SCHEMA}
 
 FAILED_SCHEMA: dict[str, pl.DataType] = {**KEYS_SCHEMA, "reason": pl.String(), "text": pl.String()}
 """Coordinates the provider refused (e.g. INVALID_REQUEST): they become rejects."""
+
+
+ResultSink = Callable[[pl.DataFrame], None]
+"""``on_results(rows)``: a geocoder's answers as they arrive (``RESULT_SCHEMA``)."""
 
 
 @dataclasses.dataclass
@@ -44,10 +49,16 @@ class Geocoder(Protocol):
     paid: bool
     """True for API providers: results are cached and calls are counted and budgeted."""
 
-    def reverse(self, keys: pl.DataFrame) -> Geocoded:
+    def reverse(self, keys: pl.DataFrame, on_results: ResultSink | None = None) -> Geocoded:
         """Geocode ``keys`` (``KEYS_SCHEMA``, distinct).
 
+        Args:
+            on_results: given the answers as they arrive (``RESULT_SCHEMA``), at least every
+                second and before ``reverse`` returns or raises, so a caller can cache what was
+                paid for even when the batch fails or is interrupted.
+
         Raises:
+            GeocodeUnavailableError: the provider stayed unavailable (retryable).
             GeocodeAuthError, GeocodeQuotaError: the whole batch must stop.
         """
         ...

@@ -24,7 +24,7 @@ Status handling (:func:`interpret`, the one place that maps responses to outcome
 ``OVER_DAILY_LIMIT``                   GeocodeQuotaError: the batch stops
 ``REQUEST_DENIED``, HTTP 401/403       GeocodeAuthError: the batch stops
 ``UNKNOWN_ERROR``, 5xx, non-JSON body  GeocodeUnavailableError (retried with backoff)
-other HTTP 4xx (wrong URL)             GeocodeError: the batch stops
+other HTTP 4xx (wrong URL)             GeocodeEndpointError: the batch stops
 =====================================  ==============================================
 """
 
@@ -40,13 +40,13 @@ import yarl
 from etl4all.errors import (
     ConfigError,
     GeocodeAuthError,
-    GeocodeError,
+    GeocodeEndpointError,
     GeocodeQuotaError,
     GeocodeUnavailableError,
     RateLimitedError,
 )
 from etl4all.geocoders import api
-from etl4all.geocoders.runner import Failed, Outcome
+from etl4all.geocoders.runner import Failed, Outcome, degrees
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def interpret(
 
     Raises:
         RateLimitedError, GeocodeUnavailableError: retryable.
-        GeocodeAuthError, GeocodeQuotaError, GeocodeError: the batch must stop.
+        GeocodeAuthError, GeocodeQuotaError, GeocodeEndpointError: the batch must stop.
     """
     data = api.json_object(body)
     status = str(data.get("status") or "") if data is not None else ""
@@ -105,7 +105,7 @@ def interpret(
             f"Google failed: {said or f'HTTP {http_status}'} ({where}); retrying may help"
         )
     if http_status != 200 and status != "INVALID_REQUEST":
-        raise GeocodeError(
+        raise GeocodeEndpointError(
             f"HTTP {http_status} from {where}: is google_url (--google-url) right? {said}".rstrip()
         )
     if data is None or not status:
@@ -170,7 +170,7 @@ class GoogleGeocoder(api.ApiGeocoder):
 
     def request_url(self, latitude: float, longitude: float) -> yarl.URL:
         """``url?latlng=LAT,LNG&key=…&language=…`` plus the filters."""
-        latlng = f"{api.degrees(latitude)},{api.degrees(longitude)}"
+        latlng = f"{degrees(latitude)},{degrees(longitude)}"
         return self.endpoint.update_query({"latlng": latlng, **self._params})
 
 

@@ -20,7 +20,7 @@ Status handling (:func:`interpret`): 200 → :func:`nominatim_row`; ``{"error": 
 geocode"}`` → a ZERO_RESULTS row; HTTP 400 → failed row ``invalid_request``; 403 →
 GeocodeAuthError (blocked: check the User-Agent and the usage policy); 429 →
 RateLimitedError; 5xx or a body that is not JSON → GeocodeUnavailableError (both retried);
-other 4xx → GeocodeError (wrong URL: the batch stops).
+other 4xx → GeocodeEndpointError (wrong URL: the batch stops).
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from etl4all import __version__
 from etl4all.errors import (
     ConfigError,
     GeocodeAuthError,
-    GeocodeError,
+    GeocodeEndpointError,
     GeocodeUnavailableError,
     RateLimitedError,
 )
 from etl4all.geocoders import api
-from etl4all.geocoders.runner import Failed, Outcome
+from etl4all.geocoders.runner import Failed, Outcome, degrees
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def interpret(
 
     Raises:
         RateLimitedError, GeocodeUnavailableError: retryable.
-        GeocodeAuthError, GeocodeError: the batch must stop.
+        GeocodeAuthError, GeocodeEndpointError: the batch must stop.
     """
     if http_status == 429:
         raise RateLimitedError(
@@ -85,7 +85,7 @@ def interpret(
     if http_status == 400:
         return Failed("invalid_request", _error_text(data) or "HTTP 400")
     if http_status != 200:
-        raise GeocodeError(
+        raise GeocodeEndpointError(
             f"HTTP {http_status} from {where}: is nominatim_url (ETL4ALL_NOMINATIM_URL) right?"
         )
     if data is None:
@@ -153,8 +153,8 @@ class NominatimGeocoder(api.ApiGeocoder):
         """``url/reverse?format=jsonv2&lat=…&lon=…&addressdetails=1[&accept-language=…]``."""
         params = {
             "format": "jsonv2",
-            "lat": api.degrees(latitude),
-            "lon": api.degrees(longitude),
+            "lat": degrees(latitude),
+            "lon": degrees(longitude),
             "addressdetails": "1",
         }
         if self._language:

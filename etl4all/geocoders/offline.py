@@ -16,7 +16,7 @@ import pycountry
 
 from etl4all import frames
 from etl4all.closing import Closing
-from etl4all.geocoders.base import RESULT_SCHEMA, Geocoded
+from etl4all.geocoders.base import RESULT_SCHEMA, Geocoded, ResultSink
 
 
 @functools.cache
@@ -31,8 +31,8 @@ class OfflineGeocoder(Closing):
     name = "offline"
     paid = False
 
-    def reverse(self, keys: pl.DataFrame) -> Geocoded:
-        """City, state and country of each coordinate in ``keys``."""
+    def reverse(self, keys: pl.DataFrame, on_results: ResultSink | None = None) -> Geocoded:
+        """City, state and country of each coordinate in ``keys`` (all at once)."""
         lat, lon = pl.col("latitude"), pl.col("longitude")
         code = prg.find_closest_country(lat, lon)
         found = keys.select(
@@ -46,8 +46,12 @@ class OfflineGeocoder(Closing):
             geocoded_at=pl.lit(dt.datetime.now(dt.UTC)),
         )
         missing = [name for name in RESULT_SCHEMA if name not in found.columns]
-        found = found.with_columns(pl.lit(None).alias(name) for name in missing)
-        return Geocoded(addresses=frames.cast_frame(found, RESULT_SCHEMA))
+        found = frames.cast_frame(
+            found.with_columns(pl.lit(None).alias(name) for name in missing), RESULT_SCHEMA
+        )
+        if on_results is not None:
+            on_results(found)
+        return Geocoded(addresses=found)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -13,21 +13,30 @@ address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner d
 - **Retries.** :func:`etl4all.retry.async_retrying`, for errors whose class is ``retryable``
   (``RateLimitedError``, ``GeocodeUnavailableError``, ``GeocodeTimeoutError``): full-jitter
   backoff, at least the server's ``Retry-After``, at most ``max_attempts`` requests per key and
-  ``max_retry_seconds`` per key. A key that still fails becomes a ``failed`` row (reason
-  ``geocode_failed``); the batch goes on.
-- **Abort.** Any non-retryable ``GeocodeError`` (bad key, daily quota, wrong URL) cancels every
-  in-flight request and is raised out of :meth:`HttpRunner.run`.
+  ``max_retry_seconds`` per key.
+- **Abort.** A key whose retries are used up means the provider is unavailable: the whole
+  batch fails with that (retryable) error, so it is retried later rather than stored as
+  failed. A non-retryable ``GeocodeError`` (bad key, daily quota, wrong URL) fails it too.
+  Either way no new request starts, in-flight ones are cancelled and the error is raised out
+  of :meth:`HttpRunner.run`. Only a provider's per-coordinate answer (``INVALID_REQUEST``)
+  becomes a ``failed`` row.
+- **Pay once.** Answers are handed to ``on_results`` as they arrive, at least every
+  :data:`FLUSH_SECONDS` and when the run ends, aborted or interrupted (Ctrl-C) included, so
+  the caller can cache them: a killed process loses at most that many seconds of answers.
 - **Secrets.** Transport errors name the redacted URL only; every error text and failed row
   has ``key=`` values, URL passwords and the ``scrub`` secrets blanked out.
 - **Event loop.** :meth:`HttpRunner.run` is synchronous: it runs its own event loop and aiohttp
   session, in a helper thread when the calling thread already runs a loop.
 
-Logging: DEBUG per request (URL redacted with :func:`etl4all.urls.redact`), WARNING per retry.
+Logging: DEBUG per request and per retry (URL redacted with :func:`etl4all.urls.redact`);
+one WARNING per batch that needed retries, with the count by cause. Coordinates are printed as
+they are sent (``-30.029928``), never as float reprs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -49,7 +58,7 @@ from etl4all.errors import (
     GeocodeUnavailableError,
     RateLimitedError,
 )
-from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded
+from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded, ResultSink
 from etl4all.geocoders.ratelimit import RateLimiter, Sleep
 
 log = logging.getLogger(__name__)
@@ -58,6 +67,10 @@ RATE_LIMITED_PAUSE = 1.0
 """Seconds the whole process stops starting requests after an OVER_QUERY_LIMIT or 429."""
 MAX_RETRY_SECONDS = 120.0
 """Seconds: a key stops being retried once this long has passed since its first request."""
+FLUSH_SECONDS = 1.0
+"""Seconds: answers wait at most this long before they are handed to ``on_results``."""
+FLUSH_ROWS = 1000
+"""Answers handed to ``on_results`` at once when they arrive faster."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,23 +174,44 @@ class HttpRunner:
             text = text.replace(secret, "***")
         return text
 
-    def run(self, keys: pl.DataFrame, url_for: UrlFn, interpret: Interpret) -> Geocoded:
+    def run(
+        self,
+        keys: pl.DataFrame,
+        url_for: UrlFn,
+        interpret: Interpret,
+        on_results: ResultSink | None = None,
+    ) -> Geocoded:
         """GET ``url_for(lat, lon)`` for every key of ``keys`` (``KEYS_SCHEMA``).
 
+        Args:
+            on_results: given the answers as they arrive (see the module docstring).
+
         Raises:
-            GeocodeError: a non-retryable error (bad key, quota, wrong URL) stopped the batch.
+            GeocodeError: the batch failed: the provider is unavailable (retryable), or
+                refused us (bad key, quota, wrong URL).
         """
         lats = keys.get_column("latitude").to_list()
         lons = keys.get_column("longitude").to_list()
-        state = _RunState()
+        state = _RunState(on_results)
         started = time.perf_counter()
         if lats:
             coroutine = self._run_all(lats, lons, url_for, interpret, state)
-            if _loop_running():  # called from async code: never nest its loop
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    pool.submit(asyncio.run, coroutine).result()
-            else:
-                asyncio.run(coroutine)
+            try:
+                if _loop_running():  # called from async code: never nest its loop
+                    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                        pool.submit(asyncio.run, coroutine).result()
+                else:
+                    asyncio.run(coroutine)
+            finally:
+                if state.retries:
+                    log.warning(
+                        "%s: %d retries for %d of %d coordinates (%s)",
+                        self.name,
+                        state.retries,
+                        state.retried_keys,
+                        len(lats),
+                        ", ".join(f"{n} {cause}" for cause, n in state.causes.most_common()),
+                    )
         seconds = time.perf_counter() - started
         return Geocoded(
             addresses=pl.DataFrame(state.columns, schema=RESULT_SCHEMA),
@@ -203,7 +237,7 @@ class HttpRunner:
                 async with semaphore:
                     await self.limiter.acquire()
                     if state.fatal is not None:  # the batch is being aborted: no new request
-                        raise state.fatal
+                        raise _Aborted
                     state.calls += 1
                     try:
                         return await self._get(session, url_for(lat, lon), interpret)
@@ -223,16 +257,18 @@ class HttpRunner:
             # but not its request slot, so spare workers keep the request slots busy.
             workers = min(len(lats), self.concurrency * 4)
             tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+            flusher = asyncio.create_task(state.flush_every(FLUSH_SECONDS))
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
                     error = task.exception()
                     if error is not None:
-                        raise error
+                        raise state.fatal or error
             finally:
-                for task in tasks:
+                for task in (*tasks, flusher):
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*tasks, flusher, return_exceptions=True)
+                state.flush()
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
@@ -263,15 +299,16 @@ class HttpRunner:
         state: _RunState,
     ) -> None:
         def before_sleep(call: tenacity.RetryCallState) -> None:
-            state.retries += 1
             exc = call.outcome.exception() if call.outcome is not None else None
-            log.warning(
-                "%s retry %d/%d for %r,%r in %.2fs: %s",
+            state.retries += 1
+            state.retried_keys += call.attempt_number == 1
+            state.causes[cause(exc)] += 1
+            log.debug(
+                "%s retry %d/%d for %s in %.2fs: %s",
                 self.name,
                 call.attempt_number,
                 self.max_attempts - 1,
-                lat,
-                lon,
+                shown(lat, lon),
                 call.upcoming_sleep,
                 self.safe(str(exc)),
             )
@@ -288,13 +325,47 @@ class HttpRunner:
         try:
             outcome = await retrying(attempt, lat, lon)
         except GeocodeError as exc:
-            if not retry.is_retryable(exc):
-                raise
-            log.warning("%s gave up on %r,%r: %s", self.name, lat, lon, self.safe(str(exc)))
-            outcome = Failed("geocode_failed", str(exc))
+            if retry.is_retryable(exc) and state.fatal is None:
+                exc.args = (
+                    f"{self.name} unavailable: gave up on {shown(lat, lon)} after "
+                    f"{call_attempts(retrying)} requests: {exc}",
+                )
+                state.fatal = exc
+            raise
         if isinstance(outcome, Failed):
             outcome = Failed(outcome.reason, self.safe(outcome.text))
         state.add(lat, lon, outcome, self.name)
+
+
+def degrees(value: float) -> str:
+    """A coordinate as plain decimal text (never ``1e-05``), at most 8 decimals."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def shown(lat: float, lon: float) -> str:
+    """A coordinate as it is sent to the provider: ``-30.029928,-51.2``."""
+    return f"{degrees(lat)},{degrees(lon)}"
+
+
+def cause(exc: BaseException | None) -> str:
+    """A short name of why a request failed, for the per-batch retry summary."""
+    if isinstance(exc, GeocodeTimeoutError):
+        return "timeouts"
+    if isinstance(exc, RateLimitedError):
+        return "rate limited"
+    text = str(exc)
+    http = text.find("HTTP ")
+    return text[http : http + 8] if http >= 0 else type(exc).__name__
+
+
+class _Aborted(Exception):
+    """Raised instead of a request once the batch is being aborted (never retried)."""
+
+
+def call_attempts(retrying: tenacity.AsyncRetrying) -> int:
+    """Requests made for the key of ``retrying`` (its last attempt number)."""
+    return int(retrying.statistics.get("attempt_number", 1))
 
 
 def _loop_running() -> bool:
@@ -308,13 +379,32 @@ def _loop_running() -> bool:
 class _RunState:
     """Counters and output columns of one run (one event loop: no locking needed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_results: ResultSink | None = None) -> None:
         self.calls = 0
         self.retries = 0
+        self.retried_keys = 0
+        self.causes: collections.Counter[str] = collections.Counter()
         self.fatal: GeocodeError | None = None
-        """The non-retryable error that aborts the run, once one came."""
+        """The error that aborts the run, once one came."""
         self.columns: dict[str, list[Any]] = {name: [] for name in RESULT_SCHEMA}
         self.failed: dict[str, list[Any]] = {name: [] for name in FAILED_SCHEMA}
+        self._on_results = on_results
+        self._flushed = 0
+
+    async def flush_every(self, seconds: float) -> None:
+        """Hand new answers to ``on_results`` every ``seconds``, until cancelled."""
+        while self._on_results is not None:
+            await asyncio.sleep(seconds)
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the answers not handed yet to ``on_results``."""
+        end = len(self.columns["latitude"])
+        if self._on_results is None or end == self._flushed:
+            return
+        rows = {name: values[self._flushed : end] for name, values in self.columns.items()}
+        self._on_results(pl.DataFrame(rows, schema=RESULT_SCHEMA))
+        self._flushed = end
 
     def add(self, lat: float, lon: float, outcome: Outcome, name: str) -> None:
         """Append one key's outcome to the output columns."""
@@ -333,3 +423,5 @@ class _RunState:
         }
         for column, values in self.columns.items():
             values.append(row.get(column))
+        if len(self.columns["latitude"]) - self._flushed >= FLUSH_ROWS:
+            self.flush()

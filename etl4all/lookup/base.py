@@ -19,6 +19,15 @@ class Lookup(Protocol):
         """Record ``keys`` (duplicates are tolerated)."""
         ...
 
+    def ping(self) -> None:
+        """One cheap round trip to the store (the start-up check calls it).
+
+        Raises:
+            ConfigError: the store refused the credentials.
+            StoreError: the store cannot be reached.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

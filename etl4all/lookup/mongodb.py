@@ -120,6 +120,11 @@ class MongoLookup(Closing):
                     if not _only_duplicates(exc.details):
                         raise
 
+    def ping(self) -> None:
+        """The server's ``ping`` command (waits up to ``serverSelectionTimeoutMS``)."""
+        with _errors("ping", self._url):
+            self._client.admin.command("ping")
+
     def close(self) -> None:
         """Close the client (unless it was passed in)."""
         if self._own_client:

@@ -21,5 +21,8 @@ class WarehouseLookup(Closing):
     def add(self, keys: pl.Series) -> None:
         """Nothing: the warehouse already holds what it loaded."""
 
+    def ping(self) -> None:
+        """Nothing: the warehouse has its own check."""
+
     def close(self) -> None:
         """Nothing to release: the warehouse is closed by its owner."""

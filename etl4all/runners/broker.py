@@ -1,10 +1,13 @@
 """Broker driver (``etl4all run-stage``, ``run --broker``): the same stages behind queues.
 
 - extract publishes every batch of :meth:`Extractor.batches` (points to ``etl4all.points``,
-  parse rejects to ``etl4all.addresses``), each confirmed by the broker, then commits it;
+  parse rejects to ``etl4all.addresses``), each confirmed by the broker, then commits it; the
+  prune of a file that changed after it was loaded goes to ``etl4all.addresses`` too, in
+  key-range parts (``prune``) and one ``prune_rejects`` batch, before the last commit;
 - transform consumes point batches, geocodes them and publishes addresses (and geocode
   rejects) to ``etl4all.addresses`` before its input is acked;
-- load consumes address batches and commits them (or rejects) to the warehouse before acking.
+- load consumes address batches and commits them (or rejects, or prunes) to the warehouse
+  before acking.
 
 Every worker is stateless: run as many replicas of each stage as the load needs.
 """
@@ -21,14 +24,22 @@ from typing import Any
 import polars as pl
 
 from etl4all import batch, urls
-from etl4all.broker.base import BATCH_ID_HEADER, SCHEMA_HEADER, SOURCE_HEADER, Broker
+from etl4all.broker.base import (
+    BATCH_ID_HEADER,
+    PRUNE_HIGH_HEADER,
+    PRUNE_LOW_HEADER,
+    SCHEMA_HEADER,
+    SOURCE_HEADER,
+    Broker,
+)
 from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.stages.extract import Extractor, ExtractStats
 from etl4all.stages.load import load_frame
+from etl4all.stages.prune import KeyRange, Prune, key_ranges, prune_range, prune_rejects
 from etl4all.stages.transform import CallBudget, geocode_frame
-from etl4all.stages.worker import Handler, WorkerStats, run_worker
+from etl4all.stages.worker import RETRY_ATTEMPTS, Handler, WorkerStats, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +91,36 @@ def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
                         _publish(bus, points, item.points, "points", item.batch_id, ref.name)
                     if item.rejects.height:
                         _publish(bus, addresses, item.rejects, "rejects", item.rejects_id, ref.name)
+                    if item.prune is not None:
+                        _publish_prune(bus, addresses, item.prune, item.batch_id, settings)
                     item.commit()
     stats = extractor.stats
     log.info(
-        "extract done files=%d batches=%d points=%d rejects=%d skipped=%d busy=%d",
+        "extract done files=%d batches=%d points=%d rejects=%d skipped=%d busy=%d partial=%d "
+        "pruned=%d",
         stats.files,
         stats.batches,
         stats.points,
         sum(stats.rejects.values()),
         stats.skipped,
         stats.busy,
+        stats.partial,
+        stats.pruned,
     )
     return stats
+
+
+def _publish_prune(bus: Broker, queue: str, prune: Prune, bid: str, settings: Settings) -> None:
+    """Publish ``prune`` to ``queue``: its key ranges, then the parse rejects it keeps."""
+    for index, part in enumerate(key_ranges(prune, max_rows=settings.batch_rows)):
+        body, headers = batch.encode(
+            part.keys, kind="prune", batch_id=f"{bid}.prune.{index}", source=prune.source
+        )
+        bounds = {PRUNE_LOW_HEADER: part.low, PRUNE_HIGH_HEADER: part.high}
+        headers.update({name: key for name, key in bounds.items() if key is not None})
+        bus.publish(queue, body, headers)
+    kept = prune.rejects.with_columns(text=pl.lit(None, pl.String))
+    _publish(bus, queue, kept, "prune_rejects", f"{bid}.prune.rejects", prune.source)
 
 
 def transform_handler(
@@ -121,8 +150,15 @@ def load_handler(settings: Settings, stack: ExitStack) -> Handler:
     keys = stack.enter_context(wiring.open_lookup(settings, wh))
 
     def handle(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
-        if headers.get(SCHEMA_HEADER) == "rejects":
+        kind, source = headers.get(SCHEMA_HEADER), str(headers.get(SOURCE_HEADER))
+        if kind == "rejects":
             wh.load_rejects(frame)
+        elif kind == "prune":
+            low, high = headers.get(PRUNE_LOW_HEADER), headers.get(PRUNE_HIGH_HEADER)
+            part = KeyRange(frame, low and str(low), high and str(high))
+            prune_range(wh, source, part)
+        elif kind == "prune_rejects":
+            prune_rejects(wh, source, frame)
         else:
             load_frame(frame, wh, keys)
 
@@ -145,8 +181,8 @@ def run_consumer(
             queue,
             handler,
             stop=stop,
-            max_deliveries=bus.topology.max_deliveries,
             idle_timeout=max(2.0, settings.poll_interval / 5) if settings.once else None,
+            retry_attempts=RETRY_ATTEMPTS if settings.once else None,
         )
 
 

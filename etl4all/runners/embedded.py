@@ -1,7 +1,8 @@
 """Embedded driver (``etl4all run``): the three stages inline, in one process.
 
 For every batch of :class:`~etl4all.stages.extract.Extractor`: keep its parse rejects,
-geocode it, load it, then commit it (the last batch of a file marks the file done). A failure
+geocode it, load it, apply its prune if it carries one (a file that changed after it was
+loaded), then commit it (the last batch of a file marks the file done). A failure
 stops the run with the file unfinished; the next run redoes it, and its effects are idempotent.
 """
 
@@ -22,6 +23,7 @@ from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
 from etl4all.stages.extract import Extractor, ExtractStats, check_forced
 from etl4all.stages.load import load_frame
+from etl4all.stages.prune import prune_file
 from etl4all.stages.transform import CallBudget, GeocodeStats, TransformConfig, geocode_frame
 from etl4all.state.base import GeocodeCache
 from etl4all.warehouse.base import LoadResult, Warehouse
@@ -36,6 +38,10 @@ class RunSummary:
     processed: int = 0
     skipped: int = 0
     busy: int = 0
+    partial: int = 0
+    """Files read without their cut-off last record (not final yet)."""
+    pruned: int = 0
+    """Address rows deleted: their file changed and no longer holds them."""
     points: int = 0
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
@@ -47,6 +53,7 @@ class RunSummary:
         self.processed += extracted.files
         self.skipped += extracted.skipped
         self.busy += extracted.busy
+        self.partial += extracted.partial
         self.points += extracted.points
 
     @property
@@ -129,15 +136,19 @@ class _Job:
     summary: RunSummary
 
     def file(self, extractor: Extractor, ref: FileRef) -> None:
-        """Extract, transform and load one file, batch after batch."""
+        """Extract, transform and load one file, batch after batch; a batch that fails
+        leaves nothing in the warehouse (its paid answers stay cached)."""
         for batch in extractor.batches([ref]):
-            self.keep_rejects(batch.rejects)
             result = geocode_frame(
                 batch.points, self.geocoder, self.store, self.config, self.budget
             )
             self.summary.geocode += result.stats
+            self.keep_rejects(batch.rejects)
             self.keep_rejects(result.rejects)
             self.summary.load += load_frame(result.addresses, self.wh, self.keys)
+            if batch.prune is not None:
+                rows, _ = prune_file(batch.prune, self.wh, max_rows=extractor.config.batch_rows)
+                self.summary.pruned += rows
             batch.commit()
 
     def keep_rejects(self, rejects: pl.DataFrame) -> None:

@@ -87,6 +87,7 @@ def extract_config(settings: Settings) -> ExtractConfig:
         settle_seconds=settings.settle_seconds,
         poll_interval=settings.poll_interval,
         once=settings.once,
+        final_seconds=settings.final_seconds,
         force_all=settings.force,
         force_files=settings.force_files,
     )

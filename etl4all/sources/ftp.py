@@ -25,7 +25,9 @@ the day for files older than six months), read as UTC: check settledness with
 
 ftputil hosts are not thread-safe: each thread gets its own connection, opened on first use
 and closed by :meth:`FtpSource.close`. A failed operation drops the calling thread's
-connection, so that a retry by the caller reconnects.
+connection, so that a retry by the caller reconnects. Errors become a retryable
+:class:`~etl4all.errors.SourceError`, except a refused login (reply 530), which retrying cannot
+fix: :class:`~etl4all.errors.SourceConfigError`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ with warnings.catch_warnings():
 
 from etl4all import urls
 from etl4all.closing import Closing
-from etl4all.errors import ConfigError, SourceError
+from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.perthread import PerThread
 from etl4all.sources.base import FileRef
 from etl4all.sources.settle import name_matches
@@ -63,6 +65,8 @@ _FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0"
 
 FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.all_errors)
 """Every driver error the source translates into :class:`SourceError`."""
+LOGIN_REFUSED = "530"
+"""The FTP reply to a refused login: a :class:`SourceConfigError`, not retried."""
 
 
 class FtpSource(Closing):
@@ -206,6 +210,11 @@ class FtpSource(Closing):
         except FTP_ERRORS as exc:
             self._drop_host()
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if text.startswith(LOGIN_REFUSED):
+                raise SourceConfigError(
+                    f"FTP {action} failed on {self._safe_url}: {urls.redact(text)}; "
+                    "check the user and password in the URL"
+                ) from exc
             raise SourceError(
                 f"FTP {action} failed on {self._safe_url}: {urls.redact(text)}; "
                 "check the server, the URL and the credentials"

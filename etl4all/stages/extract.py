@@ -10,6 +10,17 @@ body fits ``max_bytes``, with deterministic ids. The driver processes each batch
 last batch marks the file done. An interrupted file is simply done again: every effect of a
 batch is idempotent.
 
+Uploads that stall. Settling cannot tell a finished file from an upload paused for longer
+than ``settle_seconds``, and such a file may end in the middle of a record, even of a number.
+So a file is taken whole only once it is *final*: unchanged for ``final_seconds``, by its
+mtime or by how long the ledger has seen this content. Before that, only its complete records
+are read (:func:`etl4all.parse.complete_end`) and its done mark says *partial*
+(``FileMark.partial_since``): :meth:`Extractor.pending` offers the file again as soon as it
+changes or becomes final, and then the cut-off tail is read as it is (a point or a reject).
+When a file is read again with content other than its done mark recorded, its last batch
+carries a :class:`~etl4all.stages.prune.Prune` that removes what only the earlier version
+produced (see :mod:`etl4all.stages.prune`); an upload that merely grew needs none.
+
 A *forced* file (``run --force``, ``--force-file NAME``) skips both done checks: it is read and
 loaded again whatever its mark says, which leaves the same rows (the load is idempotent) and
 pays nothing twice (the geocode cache answers); its claim still applies. A poller never
@@ -28,7 +39,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import polars as pl
 
@@ -36,6 +47,7 @@ from etl4all import batch, parse
 from etl4all.errors import ConfigError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
+from etl4all.stages.prune import Prune
 from etl4all.state.base import FileLedger, FileMark
 
 log = logging.getLogger(__name__)
@@ -59,6 +71,9 @@ class ExtractConfig:
     """Seconds between two listings when polling."""
     once: bool = False
     """Poll once (two listings ``settle_seconds`` apart) instead of until stopped."""
+    final_seconds: float = 300.0
+    """A file unchanged this long is final: its cut-off last record is read as it is. Before,
+    only its complete records are (0: every file is final at once)."""
     force_all: bool = False
     """Redo every file even when its done mark says done (``run --force``)."""
     force_files: tuple[str, ...] = ()
@@ -76,6 +91,10 @@ class ExtractStats:
     files already done at listing time are left out by :meth:`Extractor.pending`."""
     busy: int = 0
     """Files claimed by another worker."""
+    partial: int = 0
+    """Files read without their cut-off last record (not final yet)."""
+    pruned: int = 0
+    """Files read again with other content, whose earlier version's leftovers are pruned."""
     batches: int = 0
     points: int = 0
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
@@ -96,6 +115,9 @@ class PointBatch:
     """The file's last batch: committing it marks the file done."""
     mark: FileMark
     ledger: FileLedger = dataclasses.field(repr=False)
+    prune: Prune | None = None
+    """On the last batch of a file that changed after it was loaded: apply it (after or
+    before this batch's rows, either way) before committing."""
 
     @property
     def rejects_id(self) -> str:
@@ -116,13 +138,22 @@ class Extractor:
         source: where the files are; the caller opens and closes it.
         ledger: claims and done marks.
         config: batch size, lease and polling times, and the warehouse scope of the marks.
+        clock: wall-clock seconds, as file mtimes count them (tests pass their own).
     """
 
-    def __init__(self, *, source: Source, ledger: FileLedger, config: ExtractConfig) -> None:
+    def __init__(
+        self,
+        *,
+        source: Source,
+        ledger: FileLedger,
+        config: ExtractConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.source = source
         self.ledger = ledger
         self.config = config
         self.stats = ExtractStats()
+        self._clock = clock
 
     def listing(self) -> list[FileRef]:
         """The source's files, their keys scoped to the warehouse (the password never enters
@@ -131,10 +162,15 @@ class Extractor:
         return [dataclasses.replace(ref, key=prefix + ref.key) for ref in self.source.list_files()]
 
     def pending(self, refs: list[FileRef]) -> list[FileRef]:
-        """Those of ``refs`` forced or not done with this size and mtime (one ledger round
-        trip)."""
+        """Those of ``refs`` forced, not done with this size and mtime, or done without a
+        cut-off last record and final now (one ledger round trip)."""
         done = self.ledger.done([ref.key for ref in refs])
-        return [ref for ref in refs if self.forced(ref) or not _same_file(done.get(ref.key), ref)]
+        now = self._clock()
+        return [
+            ref
+            for ref in refs
+            if self.forced(ref) or not self._is_done(done.get(ref.key), ref, now)
+        ]
 
     def forced(self, ref: FileRef) -> bool:
         """Whether ``ref`` is to be redone whatever its done mark says."""
@@ -142,6 +178,22 @@ class Extractor:
         return config.force_all or any(
             fnmatch.fnmatchcase(ref.name, pattern) for pattern in config.force_files
         )
+
+    def _is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
+        """Whether ``ref`` (done mark ``mark``) needs no work at ``now``."""
+        if mark is None or not _same_file(mark, ref):
+            return False
+        return mark.partial_since is None or not self._final(ref, mark.partial_since, now)
+
+    def _final(self, ref: FileRef, seen_since: float | None, now: float) -> bool:
+        """Whether ``ref`` is final at ``now``: its mtime, or ``seen_since`` (when the ledger
+        first saw this content, if it did), is at least ``final_seconds`` old.
+
+        The ledger's time keeps a file whose mtime lies in the future (a server clock ahead,
+        a wrong FTP ``utc_offset``) from waiting for ever.
+        """
+        wait = self.config.final_seconds
+        return now - ref.mtime >= wait or (seen_since is not None and now - seen_since >= wait)
 
     def poll(self, stop: threading.Event) -> Iterator[list[FileRef]]:
         """Pending files that have settled, one list per poll, until ``stop`` is set
@@ -196,22 +248,41 @@ class Extractor:
 
     def _file_batches(self, ref: FileRef) -> Iterator[PointBatch]:
         """The batches of one claimed file, or none when it is already done (and not forced)."""
-        if self.forced(ref):
+        now = self._clock()
+        previous = self.ledger.done([ref.key]).get(ref.key)
+        forced = self.forced(ref)
+        if forced:
             log.info("forced file=%s: redone whatever its done mark says", ref.name)
-            previous = None
-        else:
-            previous = self.ledger.done([ref.key]).get(ref.key)
-        if _same_file(previous, ref):
+        elif self._is_done(previous, ref, now):
             self.stats.skipped += 1
             return
         data = self.source.read(ref)
-        mark = FileMark(size=ref.size, mtime=ref.mtime, sha256=hashlib.sha256(data).hexdigest())
-        if previous is not None and previous.sha256 == mark.sha256:
+        sha256 = hashlib.sha256(data).hexdigest()
+        same = previous is not None and previous.sha256 == sha256
+        seen_since = previous.partial_since if same and previous is not None else None
+        end = len(data) if self._final(ref, seen_since, now) else parse.complete_end(data)
+        partial_since = None if end == len(data) else seen_since or now
+        # The size read (not the one listed): what _grown compares with the next version.
+        mark = FileMark(len(data), ref.mtime, sha256, partial_since)
+        if same and not forced and (seen_since is None or partial_since is not None):
             log.info("unchanged content file=%s", ref.name)
-            self.ledger.mark_done({ref.key: mark})
+            self.ledger.mark_done({ref.key: dataclasses.replace(mark, partial_since=seen_since)})
             self.stats.skipped += 1
             return
-        points, rejects = read_points(data, ref.name)
+        points, rejects = read_points(data[:end], ref.name)
+        if partial_since is not None:
+            log.info(
+                "file=%s: its last record is cut off (%d bytes); read without it until the "
+                "file is final (unchanged for %.0f s)",
+                ref.name,
+                len(data) - end,
+                self.config.final_seconds,
+            )
+            self.stats.partial += 1
+        prune = None
+        if previous is not None and not same and not _grown(previous, data):
+            prune = Prune(ref.name, points, rejects)
+            self.stats.pruned += 1
         self.stats.files += 1
         self.stats.points += points.height
         self.stats.rejects.update(rejects.get_column("reason").to_list())
@@ -229,6 +300,7 @@ class Extractor:
                 last=index == max(len(parts), 1) - 1,
                 mark=mark,
                 ledger=self.ledger,
+                prune=prune if index == max(len(parts), 1) - 1 else None,
             )
 
 
@@ -268,6 +340,18 @@ def read_points(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         time.perf_counter() - started,
     )
     return parsed.points, parsed.rejects
+
+
+def _grown(previous: FileMark, data: bytes) -> bool:
+    """Whether ``data`` only appends to the version ``previous`` describes, and every record
+    loaded from that version stands unchanged in it: the version was read without its cut-off
+    tail, or had none. Then nothing of it needs pruning."""
+    if previous.size > len(data):
+        return False
+    before = data[: previous.size]
+    if hashlib.sha256(before).hexdigest() != previous.sha256:
+        return False
+    return previous.partial_since is not None or parse.complete_end(before) == len(before)
 
 
 def _same_file(mark: FileMark | None, ref: FileRef) -> bool:

@@ -16,7 +16,7 @@ import polars as pl
 
 from etl4all import frames
 from etl4all.errors import BudgetExceededError
-from etl4all.geocoders.base import Geocoder
+from etl4all.geocoders.base import Geocoder, ResultSink
 from etl4all.state.base import CACHE_SCHEMA, GeocodeCache
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,12 @@ def geocode_frame(
         budget: the command's ``--max-calls`` budget (paid geocoders only), spent before
             any call of this batch is made.
 
+    Paid answers go to the cache as they arrive (not at the end), so a batch that fails or
+    is interrupted halfway has paid for what it got once: its retry asks only for the rest.
+
     Raises:
         BudgetExceededError: the batch needs more calls than the budget has left.
+        GeocodeUnavailableError: the provider stayed unavailable; retry the batch later.
         GeocodeAuthError, GeocodeQuotaError: the provider refused; nothing was returned.
     """
     precision = config.precision
@@ -153,9 +157,8 @@ def geocode_frame(
     stats = GeocodeStats(points=points.height, distinct=keys.height, cache_hits=cached.height)
     if geocoder.paid and budget is not None and todo.height:
         budget.spend(todo.height, geocoder.name)
-    fresh, failed = _ask(geocoder, todo, precision, stats)
-    if geocoder.paid and not fresh.is_empty():
-        cache.cache_put(config.cache_scope, fresh, config.cache_ttl_seconds)
+    writer = _cache_writer(cache, config) if geocoder.paid else None
+    fresh, failed = _ask(geocoder, todo, precision, stats, writer)
     results = pl.concat([cached, fresh], how="vertical")
     addresses = keyed.join(results, on=_KEYS, how="inner", maintain_order="left")
     rejects = _rejects(keyed, results, failed)
@@ -168,8 +171,24 @@ def geocode_frame(
     )
 
 
+def _cache_writer(cache: GeocodeCache, config: TransformConfig) -> ResultSink:
+    """A geocoder's ``on_results`` that puts answers in the cache as they arrive."""
+
+    def put(rows: pl.DataFrame) -> None:
+        keyed = with_keys(rows, config.precision).drop("latitude", "longitude")
+        cache.cache_put(
+            config.cache_scope, frames.cast_frame(keyed, CACHE_SCHEMA), config.cache_ttl_seconds
+        )
+
+    return put
+
+
 def _ask(
-    geocoder: Geocoder, todo: pl.DataFrame, precision: int, stats: GeocodeStats
+    geocoder: Geocoder,
+    todo: pl.DataFrame,
+    precision: int,
+    stats: GeocodeStats,
+    on_results: ResultSink | None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Geocode ``todo`` keys: (results as ``CACHE_SCHEMA``, failed keys with reason/text)."""
     scale = 10**precision
@@ -179,7 +198,8 @@ def _ask(
         )
     started = time.perf_counter()
     answer = geocoder.reverse(
-        todo.select(latitude=pl.col("lat_key") / scale, longitude=pl.col("lon_key") / scale)
+        todo.select(latitude=pl.col("lat_key") / scale, longitude=pl.col("lon_key") / scale),
+        on_results,
     )
     if geocoder.paid:
         log.info(

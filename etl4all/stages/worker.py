@@ -1,26 +1,30 @@
 """The generic loop of every services stage: consume → decode → handle → ack.
 
-``run_worker(broker, queue, handler, stop=..., max_deliveries=...)`` takes one message at a time,
-decodes it (:func:`etl4all.batch.decode` by default) and calls ``handler(frame, headers)``,
-which does the stage's work including its downstream publish or commit. The message is acked
-only after the handler returned, so every effect is committed before RabbitMQ forgets it.
+``run_worker(broker, queue, handler, stop=...)`` takes one message at a time, decodes it
+(:func:`etl4all.batch.decode` by default) and calls ``handler(frame, headers)``, which does the
+stage's work including its downstream publish or commit. The message is acked only after the
+handler returned, so every effect is committed before RabbitMQ forgets it.
 
-Error policy (STYLE.md "Worker policy"):
+Error policy (STYLE.md "Worker policy", issue 8's failure taxonomy):
 
-- a retryable :class:`~etl4all.errors.Etl4allError` (broker, store, warehouse, geocoder
-  outage) is retried in-process with :mod:`etl4all.retry`'s backoff (``retry_attempts``
-  calls); then the message is requeued, or dead-lettered once its delivery count
-  (``x-delivery-count``, kept by RabbitMQ's quorum queues and by the in-process broker)
-  reaches ``max_deliveries``;
+- a retryable :class:`~etl4all.errors.Etl4allError` (broker, store, warehouse or geocoder
+  outage) is transient: the worker keeps the message and retries it in process with
+  :mod:`etl4all.retry`'s backoff (capped at 30 s) for as long as it takes, so an outage of any
+  length dead-letters nothing. With ``retry_attempts`` set (``--once`` runs), a batch still
+  failing after that many calls is given back and the worker stops with the error;
 - a non-retryable Etl4allError (a bad message: ``DataError``) is dead-lettered with the
   reason, logged at ERROR, and the loop goes on;
 - a "circuit open" error (:data:`CIRCUIT_OPEN`: refused API key, quota or budget used up,
-  bad configuration, a non-retryable broker error) requeues the message, acks nothing and
-  re-raises: the worker stops so an operator can act, the batch waits in the queue;
+  bad configuration, a non-retryable broker error) gives the message back and re-raises: the
+  worker stops so an operator can act, the batch waits in the queue;
 - any other exception is a bug: its traceback is logged and the message dead-lettered.
 
-``stop`` (set by :func:`install_signal_handlers` on SIGTERM/SIGINT) ends the loop after the
-current message; ``idle_timeout`` ends it once the queue has been empty that long (``--once``).
+"Given back" means republished to the same queue (confirmed) and then acked, so RabbitMQ does
+not count it as a failed delivery: only a worker that dies holding a message (killed, lost
+connection) counts towards the queue's delivery limit, after which the broker dead-letters it
+as poison. ``stop`` (set by :func:`install_signal_handlers` on SIGTERM/SIGINT) ends the loop
+after the current message, or gives a message waiting for a retry back; ``idle_timeout`` ends
+it once the queue has been empty that long (``--once``).
 """
 
 from __future__ import annotations
@@ -71,10 +75,22 @@ CIRCUIT_OPEN: tuple[type[Etl4allError], ...] = (
 """Errors that no message can get past: requeue the message and stop the worker."""
 
 RETRY_ATTEMPTS = 4
-"""Calls of the handler for a retryable error before the message is requeued."""
+"""Calls of the handler for a retryable error in a ``--once`` run before the worker stops."""
 RETRY_BASE = 2.0
 """Seconds: the first in-process retry waits up to this long (full jitter, doubling)."""
+RETRY_CAP = 30.0
+"""Seconds: the longest wait between two in-process retries."""
 _REASON_MAX = 2000
+_BROKER_HEADERS = frozenset(
+    {
+        DELIVERY_COUNT_HEADER,
+        "x-death",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-first-death-exchange",
+    }
+)
+"""Headers the broker sets on delivery: a message given back starts without them."""
 
 
 @dataclasses.dataclass
@@ -88,7 +104,7 @@ class WorkerStats:
     dead_lettered: int = 0
     """Messages sent to the dead-letter queue."""
     requeued: int = 0
-    """Messages given back after retryable errors."""
+    """Messages given back (stopping, circuit open, retries used up)."""
     retries: int = 0
     """In-process retries of the handler."""
     seconds: float = 0.0
@@ -101,10 +117,9 @@ def run_worker(
     handler: Handler,
     *,
     stop: threading.Event,
-    max_deliveries: int = 3,
     idle_timeout: float | None = None,
     decode: Decoder = batch.decode,
-    retry_attempts: int = RETRY_ATTEMPTS,
+    retry_attempts: int | None = None,
     retry_base: float = RETRY_BASE,
     poll: float = 1.0,
 ) -> WorkerStats:
@@ -115,21 +130,23 @@ def run_worker(
         queue: the full queue name, e.g. ``etl4all.points``.
         handler: the stage's work on one decoded message.
         stop: set it (e.g. from a signal handler) to finish the current message and return.
-        max_deliveries: a message that failed this many times is dead-lettered.
         idle_timeout: return once no message came for this many seconds (None: never).
         decode: turns the body into the handler's first argument (:func:`batch.decode`).
-        retry_attempts, retry_base: in-process retries of retryable errors (full jitter).
+        retry_attempts: calls of the handler for a retryable error before the message is
+            given back and the error raised (None: retry until it works or ``stop`` is set).
+        retry_base: the first in-process retry waits up to this long (full jitter).
         poll: longest wait for a message before ``stop`` is looked at again.
 
     Returns:
         Counts of what was done.
 
     Raises:
-        Etl4allError: a :data:`CIRCUIT_OPEN` error or a non-retryable BrokerError from the
-            handler (the message was requeued), or the broker failed for good.
+        Etl4allError: a :data:`CIRCUIT_OPEN` error from the handler, or a retryable one that
+            outlived ``retry_attempts`` (the message was given back), or the broker failed
+            for good.
     """
     stats = WorkerStats()
-    policy = _Policy(max_deliveries, retry_attempts, retry_base)
+    policy = _Policy(queue, retry_attempts, retry_base)
     last = time.monotonic()
     log.info("worker consuming %s", queue)
     while not stop.is_set():
@@ -137,7 +154,7 @@ def run_worker(
         if idle_timeout is not None:
             wait = min(poll, idle_timeout - (time.monotonic() - last))
         for delivery in broker.consume(queue, timeout=max(wait, 0.05)):
-            _process(delivery, handler, decode, stop, policy, stats)
+            _process(broker, delivery, handler, decode, stop, policy, stats)
             last = time.monotonic()
             if stop.is_set():
                 break
@@ -179,12 +196,13 @@ def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
 
 @dataclasses.dataclass(frozen=True)
 class _Policy:
-    max_deliveries: int
-    retry_attempts: int
+    queue: str
+    retry_attempts: int | None
     retry_base: float
 
 
 def _process(
+    broker: Broker,
     delivery: Delivery,
     handler: Handler,
     decode: Decoder,
@@ -195,9 +213,9 @@ def _process(
     """Handle one delivery and settle it according to the error policy."""
     headers = dict(delivery.headers)
     batch_id = headers.get(BATCH_ID_HEADER, "?")
-    attempt = int(headers.get(DELIVERY_COUNT_HEADER) or 0) + 1
     if delivery.redelivered:
-        log.info("batch %s redelivered (attempt %d)", batch_id, attempt)
+        attempt = int(headers.get(DELIVERY_COUNT_HEADER) or 0) + 1
+        log.info("batch %s redelivered (delivery %d)", batch_id, attempt)
     started = time.monotonic()
     try:
         payload = decode(delivery.body, headers)
@@ -205,20 +223,24 @@ def _process(
     except Etl4allError as exc:
         stats.seconds += time.monotonic() - started
         if isinstance(exc, CIRCUIT_OPEN):
-            log.error("batch %s: %s; requeued, worker stops", batch_id, exc, exc_info=exc)
-            _settle(delivery, stats, requeue=True)
+            log.error("batch %s: %s; given back, worker stops", batch_id, exc)
+            _give_back(broker, policy.queue, delivery, stats)
             raise
         if not exc.retryable:
             log.error("batch %s is bad: %s; dead-lettered", batch_id, exc, exc_info=exc)
             _settle(delivery, stats, reason=f"{type(exc).__name__}: {exc}")
-        elif attempt >= policy.max_deliveries and not stop.is_set():
-            log.error(
-                "batch %s failed %d times: %s; dead-lettered", batch_id, attempt, exc, exc_info=exc
-            )
-            _settle(delivery, stats, reason=f"{type(exc).__name__} after {attempt} tries: {exc}")
-        else:
-            log.warning("batch %s failed (attempt %d): %s; requeued", batch_id, attempt, exc)
-            _settle(delivery, stats, requeue=True)
+            return
+        _give_back(broker, policy.queue, delivery, stats)
+        if stop.is_set():
+            log.warning("batch %s: %s; given back as the worker stops", batch_id, exc)
+            return
+        log.error(
+            "batch %s: %s; given back after %s tries, worker stops",
+            batch_id,
+            exc,
+            policy.retry_attempts,
+        )
+        raise
     except Exception as exc:  # a bug in a stage: keep the evidence, keep the queue moving
         stats.seconds += time.monotonic() - started
         log.exception("bug while handling batch %s; dead-lettered", batch_id)
@@ -255,10 +277,28 @@ def _call_with_retries(
     retrying = retry.retrying(
         attempts=policy.retry_attempts,
         base=policy.retry_base,
+        cap=RETRY_CAP,
         stop_event=stop,
         before_sleep=before_sleep,
     )
     retrying(handler, payload, headers)
+
+
+def _give_back(broker: Broker, queue: str, delivery: Delivery, stats: WorkerStats) -> None:
+    """Put the message back on ``queue`` without counting a failed delivery.
+
+    It is republished (confirmed) and then acked; if the broker fails in between, the
+    original is requeued by RabbitMQ when the connection drops, and handling is idempotent.
+    """
+    headers = {k: v for k, v in delivery.headers.items() if k not in _BROKER_HEADERS}
+    try:
+        broker.publish(queue, delivery.body, headers)
+        delivery.ack()
+    except BrokerError as exc:
+        log.warning("could not give back batch %s: %s", headers.get(BATCH_ID_HEADER, "?"), exc)
+        _settle(delivery, stats, requeue=True)
+        return
+    stats.requeued += 1
 
 
 def _settle(

@@ -29,6 +29,9 @@ class FileMark:
     size: int
     mtime: float
     sha256: str
+    partial_since: float | None = None
+    """Set when the file was done without its cut-off last record (not final yet): since
+    when (``time.time()``) this content has been seen. None: done completely."""
 
 
 def checked_ttl(ttl: float) -> float:

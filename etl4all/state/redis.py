@@ -11,9 +11,13 @@ Keys:
 - ``{prefix}claim:{file key}`` = token: a lease, ``SET NX PX``; released and renewed by Lua
   scripts that compare the token first, so an expired lease taken over by another worker is
   never deleted or extended by the old holder.
-- ``{prefix}done`` (a hash): file key → ``size|mtime|sha256``, read with one ``HMGET``.
+- ``{prefix}done`` (a hash): file key → ``size|mtime|sha256``, with ``|partial_since`` for a
+  file done without its cut-off last record; read with one ``HMGET``.
 - ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.cache`)
   with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
+
+Errors: redis-py's errors become a retryable :class:`~etl4all.errors.StoreError`, except
+refused credentials or permissions: :class:`~etl4all.errors.StoreConfigError`.
 
 The lease is an efficiency device (it avoids double downloads), not a correctness guarantee:
 a Redis failover or restart can lose it. The warehouse's unique key is the real guard.
@@ -35,7 +39,7 @@ import redis.exceptions
 
 from etl4all import urls
 from etl4all.closing import Closing
-from etl4all.errors import ConfigError, StoreError
+from etl4all.errors import ConfigError, StoreConfigError, StoreError
 from etl4all.state.base import FileMark, checked_ttl
 from etl4all.state.cache import PayloadCache
 
@@ -49,6 +53,8 @@ CHUNK = 10_000
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
 """Every driver error the store translates (ConnectionError, TimeoutError, ResponseError…)."""
+_REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError)
+"""Driver errors that retrying cannot fix: StoreConfigError (a ConfigError)."""
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -80,6 +86,8 @@ class RedisState(PayloadCache, Closing):
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("redis", "rediss"):
             raise ConfigError(f"{self._safe_url}: a Redis state URL starts with redis://")
+        if not parts.hostname:
+            raise ConfigError(f"{self._safe_url} names no host: write redis://host:6379/0")
         if parts.path.strip("/") and not parts.path.strip("/").isdigit():
             raise ConfigError(f"{self._safe_url}: the path is the database number, e.g. /0")
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -148,7 +156,9 @@ class RedisState(PayloadCache, Closing):
         if not marks:
             return
         mapping: dict[Any, str] = {
-            key: f"{m.size}|{m.mtime!r}|{m.sha256}" for key, m in marks.items()
+            key: f"{m.size}|{m.mtime!r}|{m.sha256}"
+            + ("" if m.partial_since is None else f"|{m.partial_since!r}")
+            for key, m in marks.items()
         }
         log.debug("HSET %sdone (%d keys) on %s", self.prefix, len(mapping), self._safe_url)
         with self._errors(f"mark {len(mapping)} files done"):
@@ -203,10 +213,13 @@ class RedisState(PayloadCache, Closing):
         self._client.close()
 
     def _parse_mark(self, key: str, value: str) -> FileMark:
-        """A ``size|mtime|sha256`` done mark."""
+        """A ``size|mtime|sha256[|partial_since]`` done mark."""
         try:
-            size, mtime, sha256 = value.split("|")
-            return FileMark(int(size), float(mtime), sha256)
+            size, mtime, sha256, *partial = value.split("|")
+            if len(partial) > 1:
+                raise ValueError("too many fields")
+            since = float(partial[0]) if partial else None
+            return FileMark(int(size), float(mtime), sha256, since)
         except ValueError as exc:
             raise StoreError(
                 f"Redis state {self._safe_url}: malformed done mark of {key}: {value!r}; "
@@ -231,14 +244,12 @@ class RedisState(PayloadCache, Closing):
         try:
             yield
         except REDIS_ERRORS as exc:
-            hint = "is Redis running and reachable?"
-            if isinstance(
-                exc, redis.exceptions.AuthenticationError | redis.exceptions.NoPermissionError
-            ):
-                hint = "check the user and password in the URL"
+            cls, hint = StoreError, "is Redis running and reachable?"
+            if isinstance(exc, _REFUSED):
+                cls, hint = StoreConfigError, "check the user and password in the URL"
             elif isinstance(exc, redis.exceptions.ResponseError):
                 hint = "check the Redis server's version and configuration"
-            raise StoreError(
+            raise cls(
                 f"Redis state {self._safe_url} failed to {action}: "
                 f"{type(exc).__name__}: {urls.redact(str(exc))}; {hint}"
             ) from exc

@@ -11,7 +11,8 @@ of one machine can share the file (not a network file system).
 
 Tables (created when missing):
 
-- ``done_files(key, size, mtime, sha256, done_at)``: files handed off downstream.
+- ``done_files(key, size, mtime, sha256, done_at, partial_since)``: files handed off
+  downstream (``partial_since`` is added to a table made by an older version).
 - ``claims(key, token, expires_at)``: leases; a claim is one ``INSERT … ON CONFLICT DO
   UPDATE … WHERE expires_at <= now`` in a write transaction, so exactly one claimer wins.
 - ``geocode_cache(scope, lat_key, lon_key, payload, expires_at)``: JSON payloads
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS done_files (
     size INTEGER NOT NULL,
     mtime REAL NOT NULL,
     sha256 TEXT NOT NULL,
-    done_at REAL NOT NULL
+    done_at REAL NOT NULL,
+    partial_since REAL
 );
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
@@ -90,14 +92,16 @@ ORDER BY k.rowid
 """
 
 _DONE = """
-SELECT key, size, mtime, sha256 FROM done_files WHERE key IN (SELECT value FROM json_each(?))
+SELECT key, size, mtime, sha256, partial_since FROM done_files
+WHERE key IN (SELECT value FROM json_each(?))
 """
 
 _MARK = """
-INSERT INTO done_files (key, size, mtime, sha256, done_at) VALUES (?, ?, ?, ?, ?)
+INSERT INTO done_files (key, size, mtime, sha256, done_at, partial_since)
+VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     size = excluded.size, mtime = excluded.mtime, sha256 = excluded.sha256,
-    done_at = excluded.done_at
+    done_at = excluded.done_at, partial_since = excluded.partial_since
 """
 
 
@@ -125,7 +129,11 @@ class SqliteState(PayloadCache, Closing):
             raise ConfigError(f"{self._safe_url}: cannot create folder {folder}: {exc}") from exc
         self._connections = PerThread(self._connect)
         with self._errors("create the tables"):
-            self._conn().executescript(_SCHEMA)
+            conn = self._conn()
+            conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(done_files)")}
+            if "partial_since" not in columns:
+                conn.execute("ALTER TABLE done_files ADD COLUMN partial_since REAL")
 
     def __repr__(self) -> str:
         return f"SqliteState({self.path!r})"
@@ -170,12 +178,12 @@ class SqliteState(PayloadCache, Closing):
             return {}
         with self._errors(f"read {len(keys)} done marks"):
             found = self._conn().execute(_DONE, (json.dumps(keys),)).fetchall()
-        return {key: FileMark(size, mtime, sha256) for key, size, mtime, sha256 in found}
+        return {key: FileMark(*mark) for key, *mark in found}
 
     def mark_done(self, marks: dict[str, FileMark]) -> None:
         """Remember files as done (a later mark of the same key replaces the earlier one)."""
         now = time.time()
-        rows = [(key, m.size, m.mtime, m.sha256, now) for key, m in marks.items()]
+        rows = [(key, m.size, m.mtime, m.sha256, now, m.partial_since) for key, m in marks.items()]
         with self._errors(f"mark {len(rows)} files done"), self._transaction() as conn:
             conn.executemany(_MARK, rows)
 

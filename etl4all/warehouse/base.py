@@ -44,6 +44,16 @@ class Warehouse(Protocol):
         """Create the database objects from ``sql/<dialect>/`` (idempotent)."""
         ...
 
+    def missing_tables(self) -> list[str]:
+        """The tables of ``sql/<dialect>/`` the database lacks; empty when it is ready.
+
+        One cheap catalogue query: the start-up check (``etl4all check``) calls it.
+
+        Raises:
+            WarehouseError: the database cannot be reached.
+        """
+        ...
+
     def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
         """Insert new and update known coordinates in one transaction.
 
@@ -61,6 +71,31 @@ class Warehouse(Protocol):
         """Record rejects (``frames.REJECTS_SCHEMA``) in the ``reject`` table; rows added.
 
         A reject already recorded (same file, line and reason) is kept as it is.
+        """
+        ...
+
+    def prune(
+        self, source: str, keep: pl.Series, *, low: str | None = None, high: str | None = None
+    ) -> int:
+        """Delete the rows whose provenance is file ``source`` and whose key is not in ``keep``.
+
+        Only keys ``k`` with ``low <= k < high`` are looked at (ordered by latitude, then
+        longitude; None leaves that end open), so a big file's prune can come in independent
+        parts. ``keep``, ``low`` and ``high`` are canonical keys (``frames.coordinate_key``).
+        Returns the rows deleted (one transaction).
+
+        Raises:
+            DataError: a key is not canonical.
+            WarehouseError: the database failed (nothing is committed; retry).
+        """
+        ...
+
+    def prune_rejects(self, source: str, keep: pl.DataFrame, reasons: Sequence[str]) -> int:
+        """Delete the rejects of file ``source`` with one of ``reasons`` whose (line, reason)
+        ``keep`` (``frames.REJECTS_SCHEMA``) does not have; the rows deleted.
+
+        Raises:
+            WarehouseError: the database failed (nothing is committed; retry).
         """
         ...
 

@@ -8,12 +8,15 @@ in the installed data folders. Python never embeds DDL.
 
 from __future__ import annotations
 
+import re
 import site
 import sys
 import sysconfig
 from pathlib import Path
 
 from etl4all.errors import ConfigError
+
+_CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?", re.I)
 
 
 def files(dialect: str) -> list[Path]:
@@ -47,3 +50,9 @@ def statements(dialect: str) -> list[str]:
         text = "\n".join(lines)
         found += [part.strip() for part in text.split(";\n") if part.strip(" \n;")]
     return [s.rstrip(";") for s in found]
+
+
+def tables(dialect: str) -> list[str]:
+    """The tables the DDL of ``dialect`` creates (``address``, ``reject``), in file order."""
+    found = (_CREATE_TABLE.match(statement) for statement in statements(dialect))
+    return [match.group(1) for match in found if match]

@@ -8,13 +8,14 @@ opens the file read-only.
 
 A load registers the rows as an Arrow table and runs set-based SQL in one transaction:
 one ``UPDATE ... FROM`` stage for known coordinates, one ``INSERT ... SELECT`` for new ones.
+A prune is one ``DELETE`` anti-joined with the registered keys a file still holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,25 @@ _FIND_SQL = (
     " ON a.latitude = CAST(k.latitude AS DECIMAL(10,8))"
     " AND a.longitude = CAST(k.longitude AS DECIMAL(11,8))"
 )
+_PRUNE_SQL = f"""
+DELETE FROM address AS a
+WHERE a.source_file = $source
+  AND (a.latitude > CAST($low_lat AS DECIMAL(10,8))
+       OR (a.latitude = CAST($low_lat AS DECIMAL(10,8))
+           AND a.longitude >= CAST($low_lon AS DECIMAL(11,8))))
+  AND (a.latitude < CAST($high_lat AS DECIMAL(10,8))
+       OR (a.latitude = CAST($high_lat AS DECIMAL(10,8))
+           AND a.longitude < CAST($high_lon AS DECIMAL(11,8))))
+  AND NOT EXISTS (SELECT 1 FROM {_KEYS} AS k
+                  WHERE a.latitude = CAST(k.latitude AS DECIMAL(10,8))
+                  AND a.longitude = CAST(k.longitude AS DECIMAL(11,8)))
+"""
+_PRUNE_REJECTS_SQL = f"""
+DELETE FROM reject AS r
+WHERE r.source_file = $source AND list_contains($reasons, r.reason)
+  AND NOT EXISTS (SELECT 1 FROM {_INCOMING} AS k
+                  WHERE k.line = r.source_line AND k.reason = r.reason)
+"""
 _REJECT_SQL = f"""
 INSERT INTO reject (source_file, source_line, reason, text)
 SELECT source, line, reason, text FROM {_INCOMING}
@@ -136,6 +156,13 @@ class DuckdbWarehouse(table.SqlWarehouse):
             for statement in ddl.statements("duckdb"):
                 con.execute(statement)
 
+    def missing_tables(self) -> list[str]:
+        """The tables of ``sql/duckdb/`` not in the file (none: they are made when it opens)."""
+        with _errors("looking for the tables", self._url):
+            rows = self._connection().execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        present = {str(row[0]) for row in rows}
+        return [name for name in ddl.tables("duckdb") if name not in present]
+
     def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
         """One ``UPDATE ... FROM`` and one ``INSERT ... SELECT`` of all rows (split ignored)."""
         rows = pl.concat([new, known])
@@ -165,6 +192,29 @@ class DuckdbWarehouse(table.SqlWarehouse):
                 return con.sql(_FIND_SQL).pl().get_column("key")
             finally:
                 con.unregister(_KEYS)
+
+    def _prune(self, source: str, keep: pl.DataFrame, bounds: tuple[str, str, str, str]) -> int:
+        """One ``DELETE`` anti-joined with ``keep``, registered as an Arrow table."""
+        names = ("low_lat", "low_lon", "high_lat", "high_lon")
+        con = self._connection()
+        with _errors(f"pruning {source}", self._url):
+            con.register(_KEYS, keep.to_arrow())
+            try:
+                params = {"source": source, **dict(zip(names, bounds, strict=True))}
+                return _count(con.execute(_PRUNE_SQL, params))
+            finally:
+                con.unregister(_KEYS)
+
+    def prune_rejects(self, source: str, keep: pl.DataFrame, reasons: Sequence[str]) -> int:
+        """Delete the ``reasons`` rejects of ``source`` that ``keep`` lacks; the rows deleted."""
+        con = self._connection()
+        with _errors(f"pruning the rejects of {source}", self._url):
+            con.register(_INCOMING, keep.select("line", "reason").to_arrow())
+            try:
+                params = {"source": source, "reasons": list(reasons)}
+                return _count(con.execute(_PRUNE_REJECTS_SQL, params))
+            finally:
+                con.unregister(_INCOMING)
 
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
         with _errors(what, self._url):

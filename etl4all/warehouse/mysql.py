@@ -11,14 +11,15 @@ warehouse is built. ``local_infile`` is enabled on this class's own connection o
 the server decides which client file is sent: connect only to a server you trust.
 
 A load is one transaction of ``LOAD DATA`` statements, a staging table and a joined update
-(:mod:`etl4all.warehouse.mysql_load`); any warning fails it and nothing is committed.
+(:mod:`etl4all.warehouse.mysql_load`); any warning fails it and nothing is committed. A prune
+is one anti-joined ``DELETE`` (:mod:`etl4all.warehouse.mysql_prune`).
 Connecting, reading and error mapping are in :mod:`etl4all.warehouse.mysql_connection`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -26,7 +27,7 @@ import pymysql
 import pymysql.cursors
 
 from etl4all.errors import WarehouseError
-from etl4all.warehouse import ddl, mysql_load
+from etl4all.warehouse import ddl, mysql_load, mysql_prune
 from etl4all.warehouse.mysql_connection import Dsn, connect, errors, read_table
 from etl4all.warehouse.table import SqlWarehouse
 
@@ -89,6 +90,16 @@ class MySqlWarehouse(SqlWarehouse):
             for statement in ddl.statements("mysql"):
                 cur.execute(statement)
 
+    def missing_tables(self) -> list[str]:
+        """The tables of ``sql/mysql/`` not in the database (all of them without a database)."""
+        with self._transaction("looking for the tables") as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (self._dsn.database,),
+            )
+            present = {str(row[0]).lower() for row in cur.fetchall()}
+        return [name for name in ddl.tables("mysql") if name.lower() not in present]
+
     def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
         """:func:`mysql_load.merge` in one transaction."""
         with self._transaction(f"loading {new.height + known.height} rows") as cur:
@@ -97,6 +108,16 @@ class MySqlWarehouse(SqlWarehouse):
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         with self._transaction(f"looking up {keys.height} keys") as cur:
             return mysql_load.find_keys(cur, keys, url=self._url)
+
+    def _prune(self, source: str, keep: pl.DataFrame, bounds: tuple[str, str, str, str]) -> int:
+        """:func:`mysql_prune.prune` in one transaction."""
+        with self._transaction(f"pruning {source}") as cur:
+            return mysql_prune.prune(cur, source, keep, bounds, url=self._url)
+
+    def prune_rejects(self, source: str, keep: pl.DataFrame, reasons: Sequence[str]) -> int:
+        """Delete the ``reasons`` rejects of ``source`` that ``keep`` lacks; the rows deleted."""
+        with self._transaction(f"pruning the rejects of {source}") as cur:
+            return mysql_prune.prune_rejects(cur, source, keep, reasons)
 
     _MARK = "%s"
 

@@ -43,9 +43,10 @@ def errors(what: str, url: str) -> Iterator[None]:
         yield
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-        text = f"{what} on {url} failed: {exc}"
+        said = describe(exc)
+        text = f"{what} on {url} failed: {said}"
         if code in _LOCAL_INFILE:
-            raise ConfigError(f"{what} on {url}: {LOCAL_INFILE_HINT} ({exc})") from exc
+            raise ConfigError(f"{what} on {url}: {LOCAL_INFILE_HINT} ({said})") from exc
         if code in _SETUP:
             raise ConfigError(f"{text}; check the user's grants and run `etl4all init-db`") from exc
         if code in _RETRYABLE:
@@ -57,6 +58,13 @@ def errors(what: str, url: str) -> Iterator[None]:
         raise
     except OSError as exc:
         raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
+
+
+def describe(exc: pymysql.err.MySQLError) -> str:
+    """``MySQL error 1045: Access denied ...`` rather than the driver's bare args tuple."""
+    if len(exc.args) == 2 and isinstance(exc.args[0], int):
+        return f"MySQL error {exc.args[0]}: {urls.redact(str(exc.args[1]))}"
+    return urls.redact(str(exc)) or type(exc).__name__
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +87,16 @@ class Dsn:
         """The parts of ``url``.
 
         Raises:
-            ConfigError: not a ``mysql://`` URL, no valid database name, or a bad option.
+            ConfigError: not a ``mysql://`` URL, no host, no valid database name, or a bad
+                option.
         """
         parts = urls.split(url)
         redacted = urls.redact(url)
         if parts.scheme != "mysql":
             raise ConfigError(f"{redacted} is not a mysql://user:password@host/db URL")
+        urls.check_form(url)
+        if not parts.hostname:
+            raise ConfigError(f"{redacted} names no host: write mysql://user:password@host/db")
         database = parts.path.lstrip("/")
         if not _DATABASE.match(database):
             raise ConfigError(f"{redacted}: name a database (letters, digits, _ and $)")
@@ -95,7 +107,7 @@ class Dsn:
             return cls(
                 url=redacted,
                 database=database,
-                host=parts.hostname or "127.0.0.1",
+                host=parts.hostname,
                 port=parts.port or 3306,
                 user=unquote(parts.username or "root"),
                 password=unquote(parts.password or ""),

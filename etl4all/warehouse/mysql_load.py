@@ -10,7 +10,8 @@
    so no assignment depends on the order MySQL evaluates a multi-table ``SET`` in;
 4. staged rows that matched nothing (a stale lookup) are inserted.
 
-:func:`find_keys` loads keys into a temporary table and joins it with ``address``.
+:func:`find_keys` loads keys into a temporary table (:func:`keys_table`) and joins it with
+``address``.
 
 Every ``LOAD DATA`` is checked for its affected rows and its warning count: the server
 turns bad values into warnings under ``LOCAL``, so any warning fails the batch with the
@@ -151,17 +152,27 @@ def _merge_staged(
     return inserted, updated
 
 
+def keys_table(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> str:
+    """A new temporary table holding :func:`~etl4all.warehouse.table.key_frame` rows; its name.
+
+    The caller drops it.
+    """
+    name = f"_etl4all_keys_{uuid.uuid4().hex[:16]}"
+    cur.execute(
+        f"CREATE TEMPORARY TABLE `{name}` (`key` VARCHAR(32) NOT NULL,"
+        " latitude DECIMAL(10,8) NOT NULL, longitude DECIMAL(11,8) NOT NULL)"
+    )
+    if keys.height:
+        with tempfile.TemporaryDirectory(prefix="etl4all-keys-") as tmp:
+            path = Path(tmp) / "keys.tsv"
+            write_tsv(keys, path)
+            _load_file(cur, path, keys.height, name, url=url, columns=keys.columns)
+    return name
+
+
 def find_keys(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> pl.Series:
     """The ``key`` values of :func:`~etl4all.warehouse.table.key_frame` rows stored on ``url``."""
-    name = f"_etl4all_keys_{uuid.uuid4().hex[:16]}"
-    with tempfile.TemporaryDirectory(prefix="etl4all-keys-") as tmp:
-        path = Path(tmp) / "keys.tsv"
-        write_tsv(keys, path)
-        cur.execute(
-            f"CREATE TEMPORARY TABLE `{name}` (`key` VARCHAR(32) NOT NULL,"
-            " latitude DECIMAL(10,8) NOT NULL, longitude DECIMAL(11,8) NOT NULL)"
-        )
-        _load_file(cur, path, keys.height, name, url=url, columns=keys.columns)
+    name = keys_table(cur, keys, url=url)
     cur.execute(
         f"SELECT k.`key` FROM `{name}` AS k JOIN address AS a"
         " ON a.latitude = k.latitude AND a.longitude = k.longitude"

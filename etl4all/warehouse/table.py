@@ -36,6 +36,9 @@ SELECTABLE = {
 """The tables :meth:`SqlWarehouse.select` reads, and the columns it may filter on."""
 
 _KEY_PATTERN = r"^-?\d{1,3}\.\d{8},-?\d{1,3}\.\d{8}$"
+_BELOW_ALL = "-99.99999999,-999.99999999"
+_ABOVE_ALL = "99.99999999,999.99999999"
+"""Open ends of a key range: beyond every coordinate, and still a DECIMAL(10,8)/(11,8)."""
 
 
 def load_rows(inserts: pl.DataFrame, updates: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -100,6 +103,20 @@ def key_frame(keys: pl.Series) -> pl.DataFrame:
         parts.struct.field("field_0").alias("latitude"),
         parts.struct.field("field_1").alias("longitude"),
     )
+
+
+def key_range(low: str | None, high: str | None) -> tuple[str, str, str, str]:
+    """``(low_lat, low_lon, high_lat, high_lon)`` of the key range ``low <= key < high``,
+    as exact decimal strings; an open end (None) lies beyond every coordinate.
+
+    Raises:
+        DataError: a bound is not a canonical coordinate key.
+    """
+    bounds = key_frame(pl.Series([low or _BELOW_ALL, high or _ABOVE_ALL]))
+    if bounds.height < 2:
+        raise DataError(f"empty key range: low {low!r} is not below high {high!r}")
+    (low_lat, low_lon), (high_lat, high_lon) = bounds.select("latitude", "longitude").rows()
+    return low_lat, low_lon, high_lat, high_lon
 
 
 def table_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -219,6 +236,22 @@ class SqlWarehouse(Closing):
 
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
         """The rows of one parameterized query, as a frame."""
+        raise NotImplementedError
+
+    def prune(
+        self, source: str, keep: pl.Series, *, low: str | None = None, high: str | None = None
+    ) -> int:
+        """Delete the rows of file ``source`` whose key is not in ``keep``, among the keys
+        ``low <= k < high``; the rows deleted (see the ``Warehouse`` protocol).
+
+        Raises:
+            DataError: a key is not canonical.
+        """
+        return self._prune(source, key_frame(keep), key_range(low, high))
+
+    def _prune(self, source: str, keep: pl.DataFrame, bounds: tuple[str, str, str, str]) -> int:
+        """Delete the rows of ``source`` in the :func:`key_range` ``bounds`` whose coordinate
+        is not one of the :func:`key_frame` rows ``keep``, in one transaction."""
         raise NotImplementedError
 
     def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:

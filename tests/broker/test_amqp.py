@@ -13,11 +13,13 @@ import pika
 import pika.exceptions
 import polars as pl
 import pytest
-from contracts.broker import BrokerContract, take
+from contracts.broker import BrokerContract, dead_letter, take
 
 from etl4all import batch
+from etl4all.broker import amqp
 from etl4all.broker.amqp import AmqpBroker
-from etl4all.broker.base import DEATH_REASON_HEADER, DELIVERY_COUNT_HEADER, ERROR_HEADER
+from etl4all.broker.base import DELIVERY_COUNT_HEADER, ERROR_HEADER
+from etl4all.broker.dead import everything, matching
 from etl4all.broker.queues import Topology
 from etl4all.errors import BrokerConfigError, WarehouseError
 from etl4all.runners import wiring
@@ -216,13 +218,41 @@ def test_poison_batch_is_dead_lettered_by_the_worker(
         points,
         lambda f, h: handled.append(f.height),
         stop=threading.Event(),
-        max_deliveries=topology.max_deliveries,
         idle_timeout=1.0,
     )
     assert (stats.acked, stats.dead_lettered, handled) == (1, 1, [1])
     (letter,) = take(broker, topology.dead)
     assert "sha256" in letter.headers[ERROR_HEADER]
     letter.ack()
+
+
+def test_a_batch_given_back_is_not_counted_as_a_failed_delivery(
+    make_broker: MakeBroker, points: str, topology: Topology
+) -> None:
+    """A stopped worker (bad key, outage at shutdown) never moves a batch towards the dead
+    letters, however often it is restarted (issue 8, failure 2)."""
+    broker = make_broker()
+    broker.publish(points, b"body", {"batch_id": "b-00000"})
+
+    def refuse(_frame: object, _headers: object) -> None:
+        raise WarehouseError("Can't connect to MySQL server")
+
+    for _ in range(topology.max_deliveries + 2):
+        with pytest.raises(WarehouseError):
+            run_worker(
+                broker,
+                points,
+                refuse,
+                stop=threading.Event(),
+                decode=lambda body, headers: body,
+                retry_attempts=1,
+                idle_timeout=1.0,
+            )
+    (delivery,) = take(broker, points)
+    assert delivery.body == b"body" and not delivery.redelivered
+    assert not delivery.headers.get(DELIVERY_COUNT_HEADER)
+    delivery.ack()
+    assert take(broker, topology.dead, timeout=0.5) == []
 
 
 def _close_connections(name: str) -> None:
@@ -246,32 +276,39 @@ def _close_connections(name: str) -> None:
         )
 
 
-def test_worker_dead_letters_before_the_queue_limit(
+def test_reading_dead_letters_often_keeps_them_and_their_order(
     make_broker: MakeBroker, points: str, topology: Topology
 ) -> None:
-    """The worker counts x-delivery-count itself, so its dead letter (with a reason) comes
-    before RabbitMQ's delivery-limit backstop (which has none)."""
+    """RabbitMQ 4 drops a message returned 20 times from a quorum queue without a limit of
+    its own; a read republishes a dead letter before its delivery count gets near that."""
     broker = make_broker()
-    broker.publish(points, b"x", {"batch_id": "w1"})
-    calls: list[int] = []
+    for name in ("r1", "r2"):
+        dead_letter(broker, points, name, "r.txt", "DataError: bad")
+    for _ in range(3 * amqp._REFRESH_AFTER):
+        assert [letter.batch_id for letter in broker.dead_letters()] == ["r1", "r2"]
+    counts = []
+    for delivery in broker.consume(topology.dead, timeout=2.0):
+        counts.append(int(delivery.headers.get(DELIVERY_COUNT_HEADER, 0)))
+        assert delivery.headers[ERROR_HEADER] == "DataError: bad"
+        delivery.ack()
+        if len(counts) == 2:
+            break
+    assert len(counts) == 2 and max(counts) <= amqp._REFRESH_AFTER
 
-    def handler(body: bytes, headers: dict[str, object]) -> None:
-        calls.append(int(str(headers.get(DELIVERY_COUNT_HEADER) or 0)))
-        raise WarehouseError("deadlock")
 
-    stats = run_worker(
-        broker,
-        points,
-        handler,
-        stop=threading.Event(),
-        max_deliveries=topology.max_deliveries,
-        idle_timeout=1.0,
-        decode=lambda body, headers: body,
-        retry_attempts=1,
-    )
-    assert calls == [0, 1, 2]
-    assert (stats.requeued, stats.dead_lettered) == (2, 1)
-    (letter,) = take(broker, topology.dead)
-    assert letter.headers[ERROR_HEADER] == "WarehouseError after 3 tries: deadlock"
-    assert DEATH_REASON_HEADER not in letter.headers
-    letter.ack()
+def test_replay_to_a_deleted_queue_keeps_the_dead_letter(
+    make_broker: MakeBroker, amqp_url: str, points: str, topology: Topology
+) -> None:
+    broker = make_broker()
+    dead_letter(broker, points, "g1", "g.txt", "DataError: bad")
+    dead_letter(broker, topology.addresses, "g2", "g.txt", "DataError: bad")
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        conn.channel().queue_delete(points)
+    finally:
+        conn.close()
+    with pytest.raises(BrokerConfigError, match="no queue is bound"):
+        broker.replay(everything)
+    assert [letter.batch_id for letter in broker.dead_letters()] == ["g1", "g2"]
+    assert broker.replay(matching(batch_ids=["g2"])).sent == {topology.addresses: 1}
+    assert [letter.batch_id for letter in broker.dead_letters()] == ["g1"]

@@ -15,14 +15,19 @@ import polars as pl
 import pytest
 
 from etl4all import batch
+from etl4all.broker import dead as dead_letters
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
+    DEATH_QUEUE_HEADER,
     DEATH_REASON_HEADER,
+    DEATHS_HEADER,
     DELIVERY_COUNT_HEADER,
     ERROR_HEADER,
     QUEUE_HEADER,
     Broker,
+    DeadLetter,
     Delivery,
+    Replayed,
 )
 from etl4all.broker.queues import Topology
 from etl4all.errors import BrokerConfigError
@@ -38,6 +43,24 @@ def take(broker: Any, queue: str, n: int = 1, *, timeout: float = 5.0) -> list[D
         if len(out) == n:
             break
     return out
+
+
+def dead_letter(broker: Any, queue: str, batch_id: str, source: str, reason: str) -> bytes:
+    """Publish a batch to ``queue``, take it and reject it with ``reason``; its body."""
+    body = f"body of {batch_id}".encode()
+    broker.publish(queue, body, {"batch_id": batch_id, "source": source, "rows": 7})
+    (delivery,) = take(broker, queue)
+    assert delivery.headers["batch_id"] == batch_id
+    delivery.reject(requeue=False, reason=reason)
+    return body
+
+
+def exhaust(broker: Any, queue: str, limit: int) -> None:
+    """Requeue the one message of ``queue`` until the broker dead-letters it itself."""
+    for _ in range(limit + 1):
+        (delivery,) = take(broker, queue)
+        delivery.reject(requeue=True)
+    assert take(broker, queue, timeout=0.5) == []
 
 
 class BrokerContract:
@@ -158,3 +181,90 @@ class BrokerContract:
             if len(got) == 5:
                 break
         assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+    def test_dead_letters_are_read_and_left_in_place(
+        self, broker: Any, points: str, dead: str, topology: Topology
+    ) -> None:
+        for i in range(3):
+            dead_letter(broker, points, f"d{i}", f"f{i}.txt", f"DataError: bad {i}")
+        dead_letter(broker, topology.addresses, "a0", "g.txt", "bug: KeyError: 'city'")
+        first = broker.dead_letters()
+        assert broker.dead_letters() == first
+        assert [letter.batch_id for letter in first] == ["d0", "d1", "d2", "a0"]
+        assert first[1] == DeadLetter(
+            queue=points,
+            source="f1.txt",
+            batch_id="d1",
+            rows=7,
+            reason="DataError: bad 1",
+            deaths=1,
+        )
+        assert first[3].queue == topology.addresses
+        assert broker.depth(dead) == 4
+        order = []
+        for delivery in broker.consume(dead, timeout=2.0):
+            order.append(delivery.headers["batch_id"])
+            delivery.ack()
+            if len(order) == 4:
+                break
+        assert order == ["d0", "d1", "d2", "a0"]
+
+    def test_replay_sends_the_selected_back_with_their_batch_headers(
+        self, broker: Any, points: str, dead: str, topology: Topology
+    ) -> None:
+        body = dead_letter(broker, points, "b1", "x.txt", "WarehouseError after 3 tries: down")
+        dead_letter(broker, points, "b2", "y.txt", "DataError: bad")
+        dead_letter(broker, topology.addresses, "b3", "x.txt", "DataError: bad")
+        replayed = broker.replay(dead_letters.matching(sources=["x.txt"]))
+        assert replayed == Replayed(sent={points: 1, topology.addresses: 1})
+        assert [letter.batch_id for letter in broker.dead_letters()] == ["b2"]
+        (back,) = take(broker, points)
+        assert back.body == body
+        assert {k: back.headers[k] for k in ("batch_id", "source", "rows")} == {
+            "batch_id": "b1",
+            "source": "x.txt",
+            "rows": 7,
+        }
+        assert ERROR_HEADER not in back.headers and QUEUE_HEADER not in back.headers
+        assert not any(key.startswith(("x-death", "x-first-death")) for key in back.headers)
+        assert back.headers.get(DELIVERY_COUNT_HEADER, 0) == 0
+        assert back.headers[DEATHS_HEADER] == 1
+        back.reject(requeue=False, reason="DataError: still bad")
+        letters = {letter.batch_id: letter for letter in broker.dead_letters()}
+        assert (letters["b1"].deaths, letters["b1"].reason) == (2, "DataError: still bad")
+        assert letters["b2"].deaths == 1
+        (other,) = take(broker, topology.addresses)
+        assert other.headers["batch_id"] == "b3"
+        other.ack()
+
+    def test_replay_of_a_message_the_broker_dead_lettered(
+        self, broker: Any, points: str, topology: Topology
+    ) -> None:
+        broker.publish(points, b"crashy", {"batch_id": "c1", "source": "c.txt"})
+        exhaust(broker, points, topology.max_deliveries)
+        (letter,) = broker.dead_letters()
+        assert (letter.queue, letter.reason, letter.deaths) == (points, "delivery_limit", 1)
+        assert broker.replay(dead_letters.everything).sent == {points: 1}
+        (back,) = take(broker, points)
+        assert back.body == b"crashy"
+        assert back.headers.get(DELIVERY_COUNT_HEADER, 0) == 0
+        assert DEATH_REASON_HEADER not in back.headers and DEATH_QUEUE_HEADER not in back.headers
+        back.ack()
+        assert broker.dead_letters() == []
+
+    def test_replay_leaves_a_dead_letter_whose_queue_is_unknown(
+        self, broker: Any, dead: str
+    ) -> None:
+        broker.publish(dead, b"orphan", {"batch_id": "o1", "source": "o.txt", "rows": "many"})
+        (letter,) = broker.dead_letters()
+        assert (letter.queue, letter.reason, letter.rows) == (None, "?", None)
+        assert broker.replay(dead_letters.everything) == Replayed(stranded=1)
+        assert broker.replay(dead_letters.matching(batch_ids=["zz"])) == Replayed()
+        assert broker.depth(dead) == 1
+
+    def test_purge_drops_the_dead_letters(self, broker: Any, points: str, dead: str) -> None:
+        dead_letter(broker, points, "p1", "p.txt", "DataError: bad")
+        dead_letter(broker, points, "p2", "p.txt", "DataError: bad")
+        assert broker.purge(dead) == 2
+        assert broker.dead_letters() == []
+        assert broker.depth(points) == 0

@@ -43,6 +43,9 @@ class LookupContract:
     def test_satisfies_the_protocol(self, lookup: Lookup) -> None:
         assert isinstance(lookup, Lookup)
 
+    def test_ping_answers(self, lookup: Lookup) -> None:
+        lookup.ping()
+
     def test_nothing_is_present_at_first(self, lookup: Lookup) -> None:
         assert lookup.present(keys(addresses(3))).to_list() == []
 

@@ -183,6 +183,14 @@ class LedgerContract(StoreFixtures):
         store.mark_done({})
         assert store.done_count() == 2
 
+    def test_partial_marks_round_trip(self, store: FileLedger, other_store: FileLedger) -> None:
+        partial = FileMark(size=10, mtime=1_700_000_000.5, sha256="ab" * 32, partial_since=1.25e9)
+        store.mark_done({FILE: partial})
+        assert other_store.done([FILE]) == {FILE: partial}
+        complete = FileMark(size=12, mtime=1_700_000_001.5, sha256="cd" * 32)
+        other_store.mark_done({FILE: complete})
+        assert store.done([FILE]) == {FILE: complete}
+
 
 class CacheContract(StoreFixtures):
     """Behaviour every GeocodeCache backend must have."""

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from etl4all import frames, parse
-from etl4all.errors import ConfigError
+from etl4all.errors import ConfigError, DataError
 from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult, Warehouse
 
 NONE = frames.empty(frames.ADDRESSES_SCHEMA)
@@ -94,6 +94,9 @@ class WarehouseContract:
 
     def test_satisfies_the_protocol(self, warehouse: Warehouse) -> None:
         assert isinstance(warehouse, Warehouse)
+
+    def test_an_initialised_warehouse_misses_no_table(self, warehouse: Warehouse) -> None:
+        assert warehouse.missing_tables() == []
 
     def test_insert_then_read(self, warehouse: Warehouse) -> None:
         rows = addresses(5)
@@ -268,6 +271,64 @@ class WarehouseContract:
         garbage = ("é" * 100_000 + "\n").encode()  # 200 KB of two-byte characters
         rejects = parse.parse(garbage, "junk.txt").rejects
         assert warehouse.load_rejects(rejects) == 1
+
+    # -- prune: what a changed file no longer holds goes ----------------------------------
+
+    def test_prune_deletes_only_the_files_rows_it_no_longer_holds(
+        self, warehouse: Warehouse
+    ) -> None:
+        mine, other = addresses(6), addresses(3, offset=10, source="data_points_2.txt")
+        warehouse.load(pl.concat([mine, other]), NONE)
+        kept = keys(mine).head(4)
+        assert warehouse.prune("data_points_1.txt", kept) == 2
+        assert warehouse.prune("data_points_1.txt", kept) == 0  # a replay deletes nothing more
+        assert set(stored(warehouse)["key"]) == set(kept) | set(keys(other))
+        assert warehouse.prune("Data_points_2.txt", keys(mine).clear()) == 0  # names are exact
+        assert warehouse.prune("data_points_2.txt", keys(mine).clear()) == 3
+        assert set(stored(warehouse)["key"]) == set(kept)
+
+    def test_prune_in_key_ranges_looks_only_inside_its_range(self, warehouse: Warehouse) -> None:
+        rows = addresses(6)  # latitudes fall as the index grows, longitudes rise
+        warehouse.load(rows, NONE)
+        ordered = keys(rows).reverse().to_list()  # ascending (latitude, longitude)
+        low, high = ordered[2], ordered[4]
+        assert (
+            warehouse.prune("data_points_1.txt", pl.Series([ordered[3]]), low=low, high=high) == 1
+        )
+        assert set(stored(warehouse)["key"]) == set(ordered) - {ordered[2]}
+        assert warehouse.prune("data_points_1.txt", pl.Series([], dtype=pl.String), high=low) == 2
+        assert warehouse.prune("data_points_1.txt", pl.Series([], dtype=pl.String), low=high) == 2
+        assert stored(warehouse)["key"].to_list() == [ordered[3]]
+
+    def test_prune_refuses_keys_that_are_not_canonical(self, warehouse: Warehouse) -> None:
+        with pytest.raises(DataError):
+            warehouse.prune("a.txt", pl.Series(["-30.1,-51.2"]))
+        with pytest.raises(DataError):
+            warehouse.prune("a.txt", pl.Series([], dtype=pl.String), low="x")
+
+    def test_prune_rejects_keeps_what_the_file_still_has_and_other_reasons(
+        self, warehouse: Warehouse
+    ) -> None:
+        rejects = pl.DataFrame(
+            {
+                "source": ["a.txt"] * 4 + ["b.txt"],
+                "line": [4, 9, 12, 20, 4],
+                "reason": [
+                    "missing_longitude",
+                    "unrecognized",
+                    "dms_mismatch",
+                    "geocode_failed",
+                    "unrecognized",
+                ],
+                "text": [None] * 5,
+            },
+            schema=frames.REJECTS_SCHEMA,
+        )
+        warehouse.load_rejects(rejects)
+        still = rejects.filter(pl.col("line") == 9, pl.col("source") == "a.txt")
+        assert warehouse.prune_rejects("a.txt", still, parse.REASONS) == 2
+        assert warehouse.prune_rejects("a.txt", still, parse.REASONS) == 0
+        assert warehouse.load_rejects(rejects) == 2  # exactly the two pruned come back
 
     def test_select_pages_through_the_chosen_rows(self, warehouse: Warehouse) -> None:
         rows = addresses(7).with_columns(

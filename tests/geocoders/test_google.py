@@ -16,7 +16,12 @@ from contracts.geocoder import GeocoderContract
 from fake_api import INVALID_KEY_MESSAGE, FakeApi, coord, expected_row
 
 from etl4all import frames
-from etl4all.errors import ConfigError, GeocodeAuthError, GeocodeQuotaError
+from etl4all.errors import (
+    ConfigError,
+    GeocodeAuthError,
+    GeocodeQuotaError,
+    GeocodeUnavailableError,
+)
 from etl4all.geocoders import from_name
 from etl4all.geocoders.base import FAILED_SCHEMA, KEYS_SCHEMA, RESULT_SCHEMA, Geocoder
 from etl4all.geocoders.google import GoogleGeocoder
@@ -208,7 +213,10 @@ def test_scripted_transient_faults_all_recover(
     assert result.calls == fake_api.calls == 100 + extra
     assert result.retries == extra
     assert max(fake_api.calls_for(lat, lon) for lat, lon in keys.iter_rows()) <= 5
-    assert sum("retry" in r.getMessage() for r in caplog.records) == extra
+    # one WARNING for the batch, not one per retry, with the causes counted
+    (summary,) = [r.getMessage() for r in caplog.records if "retries" in r.getMessage()]
+    assert summary.startswith(f"google: {extra} retries for 25 of 100 coordinates (")
+    assert "HTTP 500" in summary and "rate limited" in summary
 
 
 def test_random_transient_faults_all_recover(fake_api: FakeApi) -> None:
@@ -222,38 +230,65 @@ def test_random_transient_faults_all_recover(fake_api: FakeApi) -> None:
     assert result.calls == fake_api.calls == 150 + result.retries
 
 
-def test_a_key_that_keeps_failing_becomes_a_failed_row(fake_api: FakeApi) -> None:
+def test_a_key_that_keeps_failing_fails_the_batch_and_the_answers_are_kept(
+    fake_api: FakeApi,
+) -> None:
     keys = make_keys(6)
     lat, lon = keys.row(1)
     fake_api.script[coord(lat, lon)] = [500] * 10
-    result = geocoder(fake_api, max_attempts=3).reverse(keys)
+    answered: list[pl.DataFrame] = []
+    with pytest.raises(GeocodeUnavailableError) as info:
+        geocoder(fake_api, max_attempts=3, concurrency=1).reverse(keys, answered.append)
+    assert info.value.retryable  # the batch is retried later, never stored as failed
     assert fake_api.calls_for(lat, lon) == 3
-    assert result.calls == 5 + 3
-    assert result.addresses.height == 5
-    (failed,) = result.failed.iter_rows(named=True)
-    assert (failed["latitude"], failed["longitude"]) == (lat, lon)
-    assert failed["reason"] == "geocode_failed"
-    assert "HTTP 500" in failed["text"]
-    assert fake_api.key not in failed["text"]
+    message = str(info.value)
+    assert "google unavailable: gave up on" in message and "after 3 requests" in message
+    assert "HTTP 500" in message and fake_api.key not in message
+    # the other keys were answered while the failing one waited in backoff: what was paid
+    # for was handed over (to be cached) although the batch failed
+    got = pl.concat(answered)
+    assert got.height == 5 and (lat, lon) not in set(
+        got.select("latitude", "longitude").iter_rows()
+    )
+    assert fake_api.calls == 5 + 3
+
+
+def test_answers_are_handed_over_as_they_arrive(fake_api: FakeApi) -> None:
+    fake_api.latency = 0.05
+    keys = make_keys(60)
+    seen: list[tuple[float, int]] = []
+    started = time.monotonic()
+    result = geocoder(fake_api, concurrency=2, qps=1000.0).reverse(
+        keys, lambda rows: seen.append((time.monotonic() - started, rows.height))
+    )
+    assert result.addresses.height == 60
+    assert sum(n for _, n in seen) == 60  # every answer once
+    assert len(seen) >= 2 and seen[0][0] < seen[-1][0]  # not all at the end
 
 
 def test_timeouts_and_dropped_connections_are_retried(fake_api: FakeApi) -> None:
     fake_api.stall_seconds = 1.0
-    keys = make_keys(4)
-    stalled, dropped, dead = (coord(*keys.row(i)) for i in range(3))
+    keys = make_keys(3)
+    stalled, dropped, slow = (coord(*keys.row(i)) for i in range(3))
     fake_api.script[stalled] = ["STALL"]
-    fake_api.script[dropped] = ["DROP", "DROP", "DROP"]
-    fake_api.script[dead] = ["STALL", "STALL", "STALL"]
+    fake_api.script[dropped] = ["DROP", "DROP"]
+    fake_api.script[slow] = ["STALL", "STALL"]
     started = time.monotonic()
     result = geocoder(fake_api, timeout=0.3, max_attempts=3).reverse(keys)
     assert time.monotonic() - started < 3
     got = rows_by_key(result.addresses)
-    assert got[stalled]["geocode_status"] == "OK"
-    assert got[dropped]["geocode_status"] == "OK"
-    (failed,) = result.failed.iter_rows(named=True)
-    assert coord(failed["latitude"], failed["longitude"]) == dead
-    assert failed["reason"] == "geocode_failed"
-    assert "timed out" in failed["text"]
+    assert {got[k]["geocode_status"] for k in (stalled, dropped, slow)} == {"OK"}
+    assert result.failed.is_empty()
+
+
+def test_a_key_that_keeps_timing_out_fails_the_batch(fake_api: FakeApi) -> None:
+    fake_api.stall_seconds = 1.0
+    keys = make_keys(2)
+    fake_api.script[coord(*keys.row(0))] = ["STALL"] * 3
+    started = time.monotonic()
+    with pytest.raises(GeocodeUnavailableError, match="timed out"):
+        geocoder(fake_api, timeout=0.3, max_attempts=3).reverse(keys)
+    assert time.monotonic() - started < 3
 
 
 def test_wrong_key_stops_the_batch_fast_and_never_shows_the_key(
@@ -295,12 +330,13 @@ def test_the_key_is_never_logged_during_retries(
     keys = make_keys(3)
     fake_api.script[coord(*keys.row(0))] = [500, "NOT_JSON", "DROP", 429]
     fake_api.script[coord(*keys.row(1))] = [500] * 9
-    result = geocoder(fake_api, max_attempts=4).reverse(keys)
+    with pytest.raises(GeocodeUnavailableError) as info:
+        geocoder(fake_api, max_attempts=4).reverse(keys)
     assert caplog.records
     assert fake_api.key
     for record in caplog.records:
         assert fake_api.key not in record.getMessage()
-    assert fake_api.key not in str(result.failed.to_dicts())
+    assert fake_api.key not in str(info.value)
 
 
 def test_request_denied_on_call_three_stops_within_a_second(fake_api: FakeApi) -> None:

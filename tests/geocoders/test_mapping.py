@@ -21,8 +21,8 @@ from etl4all.errors import (
     RateLimitedError,
 )
 from etl4all.geocoders import google, nominatim
-from etl4all.geocoders.api import degrees, retry_after_seconds
-from etl4all.geocoders.runner import Failed
+from etl4all.geocoders.api import retry_after_seconds
+from etl4all.geocoders.runner import Failed, degrees
 
 
 def comp(long_name: str, *types: str, short: str | None = None) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 One call per distinct coordinate, street-level columns on every point, zero calls on the
 second run (the cache), a wrong key stops the run and loads nothing, and --max-calls refuses
-to start work it cannot pay for.
+to start work it cannot pay for. Every run also makes the one request of its start-up check
+(:data:`CHECK`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from fake_api import FakeApi, expected_row
 
 from etl4all import frames, parse, sample
 from etl4all.cli import cli
+
+CHECK = 1
+"""API requests of a run's start-up check (one coordinate, outside the batch counts)."""
 
 
 @pytest.fixture
@@ -68,7 +72,7 @@ def test_one_call_per_distinct_coordinate_and_none_the_second_time(
     code, output = run(fake_api)
     assert code == 0, output
     keys = distinct_keys(workdir / "in")
-    assert fake_api.calls == len(keys)
+    assert fake_api.calls == len(keys) + CHECK
     assert f" {len(keys)} calls, 0 retries" in output
     table = rows(workdir / "etl4all.duckdb")
     assert table.height == len(keys)  # sample coordinates are distinct at 6 decimals too
@@ -87,7 +91,7 @@ def test_one_call_per_distinct_coordinate_and_none_the_second_time(
         (workdir / "in" / "data_points_20180101.txt").read_bytes()
     )
     code, output = run(fake_api)
-    assert code == 0 and fake_api.calls == len(keys)
+    assert code == 0 and fake_api.calls == len(keys) + 2 * CHECK
     assert " 0 calls, 0 retries" in output
 
 
@@ -97,17 +101,17 @@ def test_wrong_key_stops_the_run_loads_nothing_and_never_shows_the_key(
     secret = "AIzaWRONGwrongWRONGwrongWRONGwrong1234"
     caplog.set_level(logging.DEBUG)
     code, output = run(fake_api, key=secret)
-    assert code == 1
+    assert code == 2  # a configuration fault
     assert "REQUEST_DENIED" in output and secret not in output
     assert all(secret not in record.getMessage() for record in caplog.records)
     assert not (workdir / "etl4all.duckdb").exists() or rows(workdir / "etl4all.duckdb").is_empty()
-    assert fake_api.calls <= 40  # stopped quickly, not one call per coordinate
+    assert fake_api.calls == CHECK  # stopped by the start-up check, before any batch
 
 
 def test_max_calls_refuses_before_any_call(fake_api: FakeApi, workdir: Path) -> None:
     code, output = run(fake_api, "--max-calls", "10")
     assert code == 1 and "--max-calls" in output and "nothing was geocoded" in output
-    assert fake_api.calls == 0
+    assert fake_api.calls == CHECK  # none for the batch
 
 
 def test_estimate_counts_uncached_keys_and_cost(fake_api: FakeApi, workdir: Path) -> None:
@@ -118,10 +122,10 @@ def test_estimate_counts_uncached_keys_and_cost(fake_api: FakeApi, workdir: Path
     assert run(fake_api)[0] == 0
     estimate = CliRunner().invoke(cli, ["estimate", "in", "--geocoder", "google"])
     assert f"already cached {keys}" in estimate.output and "calls needed   0" in estimate.output
-    assert fake_api.calls == keys  # estimate itself never calls the API
+    assert fake_api.calls == keys + CHECK  # estimate itself never calls the API
 
 
 def test_a_bare_base_url_gets_googles_path(fake_api: FakeApi, workdir: Path) -> None:
     code, output = run(fake_api, url=fake_api.base_url)
     assert code == 0, output
-    assert fake_api.calls == len(distinct_keys(workdir / "in"))
+    assert fake_api.calls == len(distinct_keys(workdir / "in")) + CHECK

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
-from geocoders.fake_api import FakeApi
+from geocoders.fake_api import FakeApi, coord
+from sources.ftp_server import FtpTestServer
 
 from etl4all import frames, parse, sample, urls
-from etl4all.errors import BudgetExceededError, ConfigError
+from etl4all.errors import BudgetExceededError, ConfigError, GeocodeUnavailableError
 from etl4all.runners.embedded import run
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
@@ -66,6 +68,136 @@ def test_a_run_stopped_by_the_budget_leaves_its_file_to_the_next_run(
         assert rest.skipped + rest.processed == 3 and rest.processed >= 1
         assert api.calls == distinct  # what the stopped run paid for came from the cache
     assert read_warehouse(settings.warehouse_url).height == distinct
+
+
+def test_a_geocoder_outage_fails_the_run_and_loses_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 8, failure 1: the API unreachable is an error, not `geocode_failed` rejects."""
+    one = settings.replace(batch_rows=10_000)  # each file is one batch
+    first = min((tmp_path / "in").glob("*.txt"))  # the run's first file
+    points = parse.parse(first.read_bytes(), first.name).points
+    with FakeApi() as api:
+        google = one.replace(
+            geocoder="google",
+            google_key=api.key,
+            google_url=api.google_url,
+            qps=500.0,
+            max_attempts=2,
+        )
+        down = points.row(0, named=True)  # this coordinate keeps failing: the API is "down"
+        api.script[coord(down["latitude"], down["longitude"])] = [503] * 2
+        with pytest.raises(GeocodeUnavailableError, match="google unavailable: gave up on"):
+            run(["in"], google)
+        paid = api.calls - 2
+        assert read_warehouse(one.warehouse_url).height == 0  # the failing batch left nothing
+        with duckdb.connect(urls.file_path(one.warehouse_url)) as db:
+            (kept,) = db.execute("SELECT count(*) FROM reject").fetchone() or (0,)
+        assert kept == 0
+        again = run(["in"], google)  # the API is back: the same command finishes the job
+        assert again.processed == 3 and not again.rejects.get("geocode_failed")
+        _, distinct = parsed(tmp_path / "in")
+        assert api.calls - 2 - paid == distinct - paid  # answers of the failed run were kept
+    assert read_warehouse(one.warehouse_url).height == distinct
+
+
+# -- an upload that stalls in the middle of a number (issue 8, item 8) ---------------------
+
+RECORDS = [
+    ("30°01′12″S   -30.01986809", "51°11′12″W   -51.18678828", "3.397 km  Bearing: 61.067°"),
+    ("30°00′24″S   -30.00657367", "51°15′27″W   -51.25739042", "4.9387 km  Bearing: 309.206°"),
+    ("30°02′59″S   -30.04982864", "51°12′05″W   -51.20150245", "2.2959 km  Bearing: 137.352°"),
+]
+
+
+def upload(records: list[tuple[str, str, str]]) -> bytes:
+    """The bytes of a file of ``records``, CRLF, ending without a line break."""
+    labels = ("Latitude", "Longitude", "Distance")
+    lines = [f"{k}: {v}" for r in records for k, v in zip(labels, r, strict=True)]
+    return "\r\n".join(lines).encode()
+
+
+FINISHED = upload(RECORDS)
+STALLED = FINISHED[: FINISHED.rindex(b"-51.201") + len(b"-51.201")]
+
+
+def coordinates(settings: Settings) -> set[tuple[float, float]]:
+    table = read_warehouse(settings.warehouse_url)
+    return set(table.select(pl.col("latitude", "longitude").round(8)).rows())
+
+
+def rejects_of(settings: Settings) -> list[tuple[int, str]]:
+    with duckdb.connect(urls.file_path(settings.warehouse_url)) as db:
+        return db.execute("SELECT source_line, reason FROM reject ORDER BY 1").fetchall()
+
+
+@pytest.fixture
+def stall(tmp_path: Path) -> Settings:
+    return Settings(
+        warehouse_url=f"duckdb:///{tmp_path}/stall.duckdb",
+        state_url=f"sqlite:///{tmp_path}/stall.db",
+    )
+
+
+@pytest.mark.parametrize("where", ["local", "ftp"])
+def test_an_upload_stalled_in_a_number_loads_only_the_finished_coordinates(
+    stall: Settings, tmp_path: Path, where: str
+) -> None:
+    folder = tmp_path / "up"
+    folder.mkdir()
+    path = folder / "data_points_20180101.txt"
+    with contextlib.ExitStack() as stack:
+        url = str(folder)
+        if where == "ftp":
+            url = stack.enter_context(FtpTestServer(folder)).url
+        path.write_bytes(STALLED)  # the upload pauses in -51.20150245 and the run starts
+        first = run([url], stall)
+        assert first.partial == 1 and first.load.inserted == 2
+        assert (-30.04982864, -51.201) not in coordinates(stall)
+        assert run([url], stall).processed == 0  # unchanged, not final: left alone
+        path.write_bytes(FINISHED)  # the upload resumes and ends
+        second = run([url], stall)
+    assert second.processed == 1 and second.partial == 0 and second.load.inserted == 1
+    assert coordinates(stall) == set(
+        parse.parse(FINISHED, path.name).points.select("latitude", "longitude").rows()
+    )
+    assert rejects_of(stall) == []
+
+
+def test_rows_of_a_cut_off_tail_loaded_as_final_are_pruned_when_the_file_grows(
+    stall: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "up"
+    folder.mkdir()
+    path = folder / "f.txt"
+    path.write_bytes(STALLED)
+    assert run([str(folder)], stall.replace(final_seconds=0)).load.inserted == 3
+    assert (-30.04982864, -51.201) in coordinates(stall)  # a stall longer than final_seconds
+    path.write_bytes(FINISHED)
+    again = run([str(folder)], stall)
+    assert again.pruned == 1
+    assert coordinates(stall) == {
+        (-30.01986809, -51.18678828),
+        (-30.00657367, -51.25739042),
+        (-30.04982864, -51.20150245),
+    }
+
+
+def test_a_rewritten_file_keeps_no_rows_or_rejects_of_its_earlier_version(
+    stall: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "up"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(upload(RECORDS[:2]) + b"\r\ngarbage\r\n" + upload(RECORDS[2:]))
+    (folder / "b.txt").write_bytes(upload(RECORDS[1:2]))  # shares a coordinate with a.txt
+    run([str(folder)], stall)
+    assert len(coordinates(stall)) == 3 and rejects_of(stall) == [(7, "unrecognized")]
+    (folder / "a.txt").write_bytes(upload(RECORDS[2:]) + b"\r\nx\r\n")
+    again = run([str(folder)], stall)
+    assert again.pruned == 2  # the first two records of a.txt are gone from it
+    # b.txt's coordinate had a.txt as provenance: it goes too until b.txt is loaded again
+    assert coordinates(stall) == {(-30.04982864, -51.20150245)}
+    assert rejects_of(stall) == [(4, "unrecognized")]
 
 
 def test_a_forced_rerun_leaves_the_same_rows_and_pays_nothing_twice(

@@ -12,7 +12,7 @@ from contracts.source import SourceContract
 from ftp_server import FtpTestServer
 
 from etl4all import sources
-from etl4all.errors import ConfigError, SourceError
+from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.sources.ftp import FtpSource
 from etl4all.sources.settle import by_key, settled
 
@@ -99,17 +99,17 @@ def test_one_connection_per_thread(files: FtpTestServer) -> None:
     assert len(source._hosts) == 0
 
 
-def test_wrong_password_is_a_source_error_without_the_password(
+def test_wrong_password_is_a_config_error_without_the_password(
     files: FtpTestServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
     url = f"ftp://user:Wr0ngPa55@127.0.0.1:{files.port}/in"
-    with FtpSource(url=url) as source, pytest.raises(SourceError) as info:
+    with FtpSource(url=url) as source, pytest.raises(SourceConfigError) as info:
         source.list_files()
     assert "Wr0ngPa55" not in str(info.value)
     assert "ftp://user:***@127.0.0.1" in str(info.value)
     assert "530" in str(info.value)
-    assert info.value.retryable
+    assert isinstance(info.value, ConfigError) and not info.value.retryable  # exit 2, no retry
     assert "Wr0ngPa55" not in caplog.text
     assert "Wr0ngPa55" not in repr(source)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import Source
-from etl4all.stages.extract import ExtractConfig, Extractor, check_forced
+from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch, check_forced
 from etl4all.state.base import FileLedger
 
 
@@ -37,9 +37,14 @@ def ledger(tmp_path: Path) -> Iterator[FileLedger]:
         yield ledger
 
 
-def extractor(source: Source, ledger: FileLedger, **config: object) -> Extractor:
+def extractor(
+    source: Source, ledger: FileLedger, clock: Callable[[], float] = time.time, **config: object
+) -> Extractor:
     return Extractor(
-        source=source, ledger=ledger, config=ExtractConfig(scope="duckdb:///t", **config)
+        source=source,
+        ledger=ledger,
+        config=ExtractConfig(scope="duckdb:///t", **config),
+        clock=clock,
     )
 
 
@@ -148,7 +153,9 @@ def test_a_file_still_growing_is_left_for_a_later_poll(
     def upload() -> None:  # another record arrives while the extractor waits
         time.sleep(0.3)
         with growing.open("ab") as out:
-            out.write(b"\r\nLatitude: -30.1\r\nLongitude: -51.1")
+            out.write(
+                b"\r\nLatitude: -30.1\r\nLongitude: -51.1\r\nDistance: 1 km  Bearing: 2\xc2\xb0"
+            )
 
     writer = threading.Thread(target=upload)
     writer.start()
@@ -169,6 +176,160 @@ def test_poll_returns_when_stopped(source: Source, ledger: FileLedger) -> None:
     started = time.monotonic()
     assert list(extractor(source, ledger, poll_interval=30).poll(stop)) == []
     assert time.monotonic() - started < 5
+
+
+# -- uploads that stall: cut-off last records, partial marks, prunes ------------------------
+
+LAT = "Latitude: 30°02′59″S   -30.04982864"
+LON = "Longitude: 51°12′05″W   -51.20150245"
+DIST = "Distance: 2.2959 km  Bearing: 137.352°"
+FIRST = "\r\n".join(
+    ["Latitude: 30°01′12″S   -30.01986809", "Longitude: 51°11′12″W   -51.18678828", DIST]
+)
+STALLED = (FIRST + "\r\n" + LAT + "\r\n" + LON[:-5]).encode()  # cut in -51.20150245
+FINISHED = (FIRST + "\r\n" + LAT + "\r\n" + LON + "\r\n" + DIST).encode()
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write(path: Path, data: bytes, mtime: float) -> None:
+    path.write_bytes(data)
+    os.utime(path, (mtime, mtime))
+
+
+def take(ex: Extractor) -> list[PointBatch]:
+    """Every batch of the pending files, each committed."""
+    items = list(ex.batches(ex.pending(ex.listing())))
+    for item in items:
+        item.commit()
+    return items
+
+
+def coordinates(items: list[PointBatch]) -> list[tuple[float, float]]:
+    return [row for b in items for row in b.points.select("latitude", "longitude").rows()]
+
+
+def test_a_stalled_upload_is_read_without_its_cut_off_record(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, STALLED, clock.now - 15)  # settled, not final
+    ex = extractor(source, ledger, clock, final_seconds=300)
+    (only,) = take(ex)
+    assert coordinates([only]) == [(-30.01986809, -51.18678828)]  # no -51.201
+    assert only.rejects.is_empty() and only.prune is None
+    assert only.mark.partial_since == clock.now
+    assert ex.stats.partial == 1
+    clock.now += 200
+    assert ex.pending(ex.listing()) == []  # unchanged and not final: nothing to do
+
+    write(path, FINISHED, clock.now)  # the upload resumes and ends
+    (done,) = take(ex)
+    assert coordinates([done]) == [(-30.01986809, -51.18678828), (-30.04982864, -51.20150245)]
+    assert done.mark.partial_since is None
+    assert done.prune is None  # it only grew: nothing of the first read is stale
+    assert ex.pending(ex.listing()) == []
+
+
+def test_a_partial_record_without_distance_is_read_once_the_file_is_final(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, (FIRST + "\r\n" + LAT + "\r\n" + LON).encode(), clock.now - 15)
+    ex = extractor(source, ledger, clock, final_seconds=300)
+    assert len(coordinates(take(ex))) == 1
+    clock.now += 284
+    assert ex.pending(ex.listing()) == []
+    clock.now += 1  # 300 s after the last change: final
+    (final,) = take(ex)
+    assert coordinates([final])[-1] == (-30.04982864, -51.20150245)
+    assert final.mark.partial_since is None and final.prune is None
+    assert ex.pending(ex.listing()) == []
+
+
+def test_a_final_file_with_a_cut_off_tail_reads_it_as_it_is(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, STALLED, clock.now - 300)
+    (only,) = take(extractor(source, ledger, clock, final_seconds=300))
+    assert coordinates([only])[-1] == (-30.04982864, -51.201)  # all the file ever said
+    assert only.mark.partial_since is None
+
+
+def test_a_file_dated_in_the_future_is_final_by_the_ledgers_time(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, STALLED, clock.now + 86_400)  # a server clock a day ahead
+    ex = extractor(source, ledger, clock, final_seconds=300)
+    assert len(coordinates(take(ex))) == 1
+    clock.now += 299
+    os.utime(path, (clock.now + 86_400, clock.now + 86_400))  # touched, same bytes
+    assert list(ex.batches(ex.pending(ex.listing()))) == []  # still partial, same age
+    clock.now += 1
+    assert len(coordinates(take(ex))) == 2
+
+
+def test_final_seconds_zero_takes_every_file_whole(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    write(folder / "f.txt", STALLED, time.time())
+    (only,) = take(extractor(source, ledger, final_seconds=0))
+    assert len(coordinates([only])) == 2 and only.mark.partial_since is None
+
+
+def test_a_rewritten_file_carries_a_prune_of_its_new_version(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, FINISHED, clock.now - 400)
+    ex = extractor(source, ledger, clock, batch_rows=1, final_seconds=300)
+    assert [b.prune for b in take(ex)] == [None, None]  # first read: nothing to prune
+    write(path, (LAT + "\r\n" + LON + "\r\nx\r\n").encode(), clock.now - 300)
+    items = take(ex)
+    assert [b.prune is None for b in items] == [False]  # on the last batch only
+    prune = items[-1].prune
+    assert prune is not None and prune.source == "f.txt"
+    assert prune.points.select("latitude", "longitude").rows() == [(-30.04982864, -51.20150245)]
+    assert prune.rejects.select("line", "reason").rows() == [(3, "unrecognized")]
+    assert ex.stats.pruned == 1
+
+
+def test_a_final_cut_off_tail_that_grows_later_is_pruned(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, STALLED, clock.now - 300)  # final: -51.201 is read
+    ex = extractor(source, ledger, clock, final_seconds=300)
+    take(ex)
+    write(path, FINISHED, clock.now)  # the upload resumed after all
+    (last,) = take(ex)
+    assert last.prune is not None  # its -51.201 must go
+    assert (-30.04982864, -51.201) not in last.prune.points.select("latitude", "longitude").rows()
+
+
+def test_a_file_that_grew_between_listing_and_reading_needs_no_prune_later(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
+    write(path, FIRST.encode(), clock.now - 15)
+    ex = extractor(source, ledger, clock, final_seconds=300)
+    listed = ex.pending(ex.listing())
+    write(path, STALLED, clock.now - 10)  # more arrives before the file is read
+    for item in ex.batches(listed):
+        item.commit()
+    write(path, FINISHED, clock.now)
+    (last,) = take(ex)
+    assert last.prune is None and len(coordinates([last])) == 2
 
 
 def test_a_forced_file_is_redone_whatever_its_mark_says(

@@ -61,9 +61,7 @@ def publish(broker: MemoryBroker, n: int = 1, rows: int = 3) -> None:
 def run(broker: MemoryBroker, handler: Any, settings: Settings, **kwargs: Any) -> Any:
     kwargs = {"idle_timeout": 0.2, "retry_attempts": 3, "retry_base": 0.01, "poll": 0.1, **kwargs}
     stop = threading.Event()
-    return run_worker(
-        broker, POINTS, handler, stop=stop, max_deliveries=settings.max_deliveries, **kwargs
-    )
+    return run_worker(broker, POINTS, handler, stop=stop, **kwargs)
 
 
 def dead_letters(broker: MemoryBroker) -> list[dict[str, Any]]:
@@ -127,23 +125,41 @@ def test_corrupt_body_never_reaches_the_handler(broker: MemoryBroker, settings: 
     assert "sha256" in letter[ERROR_HEADER]
 
 
-def test_retryable_error_is_retried_then_requeued_then_dead_lettered(
+def test_retryable_error_outliving_the_retries_gives_the_batch_back_uncounted(
     broker: MemoryBroker, settings: Settings
 ) -> None:
     publish(broker)
-    seen: list[tuple[int, int]] = []
+    seen: list[int] = []
 
     def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
-        seen.append((headers.get("x-delivery-count", 0), len(seen)))
+        seen.append(headers.get("x-delivery-count", 0))
         raise WarehouseError("deadlock found when trying to get lock")
 
-    stats = run(broker, handler, settings)
-    # 3 deliveries (max_deliveries) x 3 calls (1 + 2 in-process retries)
-    assert [count for count, _ in seen] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    assert (stats.retries, stats.requeued, stats.dead_lettered, stats.acked) == (6, 2, 1, 0)
-    (letter,) = dead_letters(broker)
-    assert letter[ERROR_HEADER].startswith("WarehouseError after 3 tries: deadlock")
+    with pytest.raises(WarehouseError, match="deadlock"):
+        run(broker, handler, settings)  # retry_attempts=3: a --once run stops
+    assert seen == [0, 0, 0]
+    for _ in range(2):  # every later worker finds it as new, never closer to the dead letters
+        with pytest.raises(WarehouseError):
+            run(broker, handler, settings)
+    assert seen == [0] * 9
+    assert broker.depth(POINTS) == 1
+    assert dead_letters(broker) == []
+
+
+def test_an_outage_of_any_length_is_waited_out_without_dead_letters(
+    broker: MemoryBroker, settings: Settings
+) -> None:
+    publish(broker, 2)
+    failures = iter([WarehouseError("Can't connect to MySQL server")] * 12)
+
+    def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        if error := next(failures, None):
+            raise error
+
+    stats = run(broker, handler, settings, retry_attempts=None)  # a long-running worker
+    assert (stats.retries, stats.acked, stats.requeued, stats.dead_lettered) == (12, 2, 0, 0)
     assert broker.depth(POINTS) == 0
+    assert dead_letters(broker) == []
 
 
 def test_retryable_error_that_clears_is_acked(broker: MemoryBroker, settings: Settings) -> None:
@@ -167,7 +183,7 @@ def test_retryable_error_that_clears_is_acked(broker: MemoryBroker, settings: Se
         BrokerConfigError("RabbitMQ amqp://...: publishing failed: UnroutableError"),
     ],
 )
-def test_circuit_open_requeues_and_stops_the_worker(
+def test_circuit_open_gives_the_batch_back_uncounted_and_stops_the_worker(
     broker: MemoryBroker, settings: Settings, error: Exception
 ) -> None:
     publish(broker, 2)
@@ -180,9 +196,16 @@ def test_circuit_open_requeues_and_stops_the_worker(
     with pytest.raises(type(error)):
         run(broker, handler, settings)
     assert calls == ["f-00000"]  # no retries, nothing else consumed
-    assert broker.depth(POINTS) == 2  # the message is back, nothing was acked
+    assert broker.depth(POINTS) == 2  # the message is back
     assert broker._unacked == set()
     assert dead_letters(broker) == []
+    for _ in range(5):  # five restarts with the fault still there: never a dead letter
+        with pytest.raises(type(error)):
+            run(broker, handler, settings)
+    assert broker.depth(POINTS) == 2
+    assert dead_letters(broker) == []
+    counts = [d.headers.get("x-delivery-count", 0) for d in broker.consume(POINTS, timeout=0.05)]
+    assert counts == [0, 0]
 
 
 def test_a_bug_is_logged_with_traceback_and_dead_lettered(
@@ -236,7 +259,9 @@ def test_stop_while_idle_ends_the_loop(broker: MemoryBroker, settings: Settings)
     assert result[0].acked == 0
 
 
-def test_stop_during_retry_backoff_requeues(broker: MemoryBroker, settings: Settings) -> None:
+def test_stop_during_retry_backoff_gives_the_batch_back(
+    broker: MemoryBroker, settings: Settings
+) -> None:
     publish(broker)
     stop = threading.Event()
 

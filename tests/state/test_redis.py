@@ -7,7 +7,7 @@ import redis
 from contracts.state import FILE, SCOPE, CacheContract, LedgerContract, cache_rows
 
 from etl4all import state as state_role
-from etl4all.errors import ConfigError, StoreError
+from etl4all.errors import ConfigError, StoreConfigError, StoreError
 from etl4all.state.base import FileMark, StateStore
 from etl4all.state.redis import DEFAULT_PREFIX, RedisState
 
@@ -61,6 +61,7 @@ def test_default_prefix_and_factory() -> None:
         "redis://127.0.0.1:6379/zero",
         "redis://127.0.0.1:6379/0?no_such_option=1",
         "redis://127.0.0.1:6379/0?socket_timeout=soon",
+        "redis:///0",
     ],
 )
 def test_bad_urls_are_refused(url: str) -> None:
@@ -77,6 +78,15 @@ def test_unreachable_server_is_a_store_error_without_the_password() -> None:
     assert "redis://:***@127.0.0.1:1/0" in message
     assert isinstance(info.value.__cause__, redis.exceptions.ConnectionError)
     assert info.value.retryable
+
+
+def test_refused_credentials_are_a_config_error_without_the_password(redis_url: str) -> None:
+    url = redis_url.replace("redis://", "redis://nobody-etl4all:s3cret@")
+    state = RedisState(url=url)
+    with state, pytest.raises(StoreConfigError) as info:
+        state.done_count()
+    assert isinstance(info.value, ConfigError) and not info.value.retryable
+    assert "s3cret" not in str(info.value) and "check the user and password" in str(info.value)
 
 
 def test_malformed_done_mark_is_a_store_error(redis_url: str) -> None:

@@ -11,7 +11,7 @@ from contracts.state import FILE, CacheContract, LedgerContract
 
 from etl4all import state as state_role
 from etl4all.errors import ConfigError, StoreError
-from etl4all.state.base import StateStore
+from etl4all.state.base import FileMark, StateStore
 from etl4all.state.sqlite import SqliteState
 
 
@@ -86,3 +86,18 @@ def test_processes_racing_on_claims_one_wins_each(db_url: str) -> None:
         start.set()
         won = [key for result in results for key in result.get(timeout=60)]
     assert sorted(won) == sorted(keys)
+
+
+def test_done_marks_of_an_older_version_are_read_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # done_files as versions before partial marks made it
+        old.execute(
+            "CREATE TABLE done_files (key TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+            " mtime REAL NOT NULL, sha256 TEXT NOT NULL, done_at REAL NOT NULL)"
+        )
+        old.execute("INSERT INTO done_files VALUES (?, 3, 4.5, 'ab', 6.0)", (FILE,))
+    old.close()
+    with SqliteState(url=f"sqlite:///{path}") as store:
+        assert store.done([FILE]) == {FILE: FileMark(3, 4.5, "ab")}
+        store.mark_done({FILE: FileMark(3, 4.5, "ab", partial_since=7.0)})
+        assert store.done([FILE])[FILE].partial_since == 7.0

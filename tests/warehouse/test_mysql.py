@@ -171,3 +171,12 @@ def test_local_infile_off_fails_fast(mysql_url: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(pymysql.cursors.Cursor, "execute", execute)
     with pytest.raises(ConfigError, match=r"local_infile.*SET GLOBAL local_infile=1"):
         MySqlWarehouse(url=mysql_url)
+
+
+def test_missing_tables_are_named_before_init_db(mysql_url: str) -> None:
+    with MySqlWarehouse(url=mysql_url) as fresh:
+        assert fresh.missing_tables() == ["address", "reject"]
+        fresh.init()
+        assert fresh.missing_tables() == []
+    with MySqlWarehouse(url=mysql_url + "_no_such_db") as nowhere:
+        assert nowhere.missing_tables() == ["address", "reject"]

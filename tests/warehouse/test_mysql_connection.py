@@ -76,6 +76,22 @@ def test_driver_errors_are_mapped(error: Exception, expected: type[Exception]) -
         assert "SET GLOBAL local_infile=1" in str(info.value)
 
 
+def test_messages_name_the_error_not_the_drivers_tuple() -> None:
+    with (
+        pytest.raises(ConfigError) as info,
+        mysql_connection.errors("counting rows", "mysql://root@h/db"),
+    ):
+        raise pymysql.err.OperationalError(1046, "No database selected")
+    assert "MySQL error 1046: No database selected" in str(info.value)
+    assert "(1046," not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["mysql:/etl4all", "mysql:etl4all", "mysql:///etl4all"])
+def test_a_url_without_a_host_is_refused_not_taken_as_localhost(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"mysql://"):
+        mysql_connection.Dsn.parse(url)
+
+
 def test_programming_errors_are_bugs_not_mapped() -> None:
     with pytest.raises(pymysql.err.ProgrammingError), mysql_connection.errors("x", "mysql://h/db"):
         raise pymysql.err.ProgrammingError(1064, "syntax")

@@ -1,0 +1,322 @@
+"""Start-up checks: one cheap, real request per backend, before any work is taken.
+
+Every command checks the backends it uses (:data:`RUN`, :data:`RUN_BROKER`, :data:`STAGES`)
+before it claims a file or takes a message, and ``etl4all check`` runs the same checks and
+prints one line per backend. A check opens its backend through :mod:`etl4all.runners.wiring`,
+as the command will, then:
+
+- ``source``: lists it once (each source of ``etl4all run``);
+- ``state``: counts the done files (Redis ``HLEN``, a SQLite ``COUNT``);
+- ``broker``: connects and declares the topology (what opening it does), reads a queue depth;
+- ``warehouse``: looks for its tables (:meth:`Warehouse.missing_tables`); missing ones are a
+  ConfigError that names ``etl4all init-db`` (DuckDB makes them when it opens);
+- ``lookup``: pings it (the warehouse lookup has nothing of its own to ping);
+- ``geocoder``: an API geocoder geocodes :data:`CHECK_POINT` through the same runner and
+  status table as a batch: one paid request per check, which ``--max-calls`` does not count
+  (it counts coordinates, as it does not count retries); with ``--max-calls 0`` no request is
+  made. ``offline`` has nothing to check.
+
+A network backend's host name is resolved first: an unknown host is a ConfigError at once,
+not a connection retried with backoff.
+
+Verdicts: a :class:`~etl4all.errors.ConfigError` (missing or refused key, refused login,
+unknown host, missing tables, a wrong endpoint) is a configuration fault, exit code 2; any
+other :class:`~etl4all.errors.Etl4allError` (a server down, a used-up quota) is not, exit 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import polars as pl
+
+from etl4all import urls
+from etl4all.errors import (
+    BrokerError,
+    ConfigError,
+    Etl4allError,
+    GeocodeUnavailableError,
+    SourceError,
+    StoreError,
+    WarehouseError,
+)
+from etl4all.geocoders.base import KEYS_SCHEMA
+from etl4all.runners import wiring
+from etl4all.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RUN = ("source", "state", "warehouse", "lookup", "geocoder")
+"""The roles ``etl4all run`` checks (the paid geocoder last: nothing is paid for if another
+check fails)."""
+RUN_BROKER = ("source", "state", "broker", "warehouse", "lookup", "geocoder")
+"""The roles ``etl4all run --broker`` checks."""
+STAGES = {
+    "extract": ("source", "state", "broker"),
+    "transform": ("state", "broker", "geocoder"),
+    "load": ("broker", "warehouse", "lookup"),
+}
+"""The roles each ``etl4all run-stage`` worker checks."""
+
+CHECK_POINT = (-30.0346, -51.2177)
+"""The coordinate the geocoder check asks for (central Porto Alegre: an address exists)."""
+
+_UNKNOWN_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+_OUTAGE: dict[str, type[Etl4allError]] = {
+    "source": SourceError,
+    "state": StoreError,
+    "lookup": StoreError,
+    "broker": BrokerError,
+    "warehouse": WarehouseError,
+    "geocoder": GeocodeUnavailableError,
+}
+"""The retryable error of each role, for a name server that fails for a while."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """The verdict of one backend's check."""
+
+    role: str
+    """``source``, ``state``, ``broker``, ``warehouse``, ``lookup`` or ``geocoder``."""
+    target: str
+    """What was checked: a redacted URL, or a geocoder's name and endpoint."""
+    detail: str
+    """What the check found (``12 files``) or, when it failed, the error's message."""
+    error: Etl4allError | None = None
+    """The failure, if any."""
+    calls: int = 0
+    """Paid API requests the check made."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the backend passed."""
+        return self.error is None
+
+    @property
+    def config_fault(self) -> bool:
+        """Whether it failed on a configuration fault (exit code 2)."""
+        return isinstance(self.error, ConfigError)
+
+    def line(self) -> str:
+        """``ok   geocoder google https://… (1 request)`` or ``FAIL warehouse mysql://…: why``."""
+        if self.ok:
+            return f"ok   {self.role} {self.target} ({self.detail})"
+        return f"FAIL {self.role} {self.target}: {self.detail.removeprefix(self.target + ': ')}"
+
+
+def run_checks(
+    settings: Settings,
+    roles: Sequence[str],
+    *,
+    sources: Sequence[str] | None = None,
+    stop_at_failure: bool = False,
+    quick: bool = False,
+) -> list[Result]:
+    """Check the backends of ``roles``, in that order; every failure becomes a Result.
+
+    Args:
+        sources: the sources to list for ``source`` (default: ``settings.source_url``).
+        stop_at_failure: return at the first failure (a start-up check).
+        quick: a broker that does not answer fails at once instead of after the
+            reconnection backoff (unless its URL sets ``reconnect_attempts``).
+    """
+    if sources is None:
+        sources = [settings.source_url] if settings.source_url else []
+    opened = settings
+    broker_url = settings.broker_url
+    if quick and broker_url and urls.scheme_of(broker_url) in ("amqp", "amqps"):
+        opened = settings.replace(broker_url=_no_reconnect(broker_url))
+    todo: list[tuple[str, str, Callable[[], tuple[str, int]]]] = []
+    for role in roles:
+        if role == "source":
+            todo += [("source", urls.redact(url), _source(settings, url)) for url in sources]
+            if not sources:
+                todo.append(("source", "(none)", _no_source))
+        else:
+            todo.append((role, _target(settings, role), _CHECKS[role](opened)))
+    results = []
+    for role, target, check in todo:
+        try:
+            detail, calls = check()
+        except Etl4allError as exc:
+            results.append(Result(role, target, urls.redact(str(exc)), exc))
+            if stop_at_failure:
+                break
+        else:
+            results.append(Result(role, target, detail, calls=calls))
+    return results
+
+
+def require(
+    settings: Settings, roles: Sequence[str], *, sources: Sequence[str] | None = None
+) -> None:
+    """The start-up check of a command: raise the first failure, else log what was found.
+
+    Raises:
+        ConfigError: a configuration fault (exit code 2).
+        Etl4allError: a backend is down or refused for another reason (exit code 1).
+    """
+    results = run_checks(settings, roles, sources=sources, stop_at_failure=True)
+    for result in results:
+        if result.error is not None:
+            raise result.error
+        log.info("check %s", result.line())
+
+
+def exit_code(results: Sequence[Result]) -> int:
+    """0 when every check passed, 2 if any failed on a configuration fault, else 1."""
+    if any(result.config_fault for result in results):
+        return 2
+    return 0 if all(result.ok for result in results) else 1
+
+
+# -- the checks: each returns (what it found, paid requests) ------------------------------
+
+
+def _source(settings: Settings, url: str) -> Callable[[], tuple[str, int]]:
+    def check() -> tuple[str, int]:
+        _resolve("source", url)
+        with wiring.open_source(url, settings) as source:
+            files = len(source.list_files())
+        return f"{files} file{'s' if files != 1 else ''}", 0
+
+    return check
+
+
+def _no_source() -> tuple[str, int]:
+    raise ConfigError("no source: give one (--source) or set ETL4ALL_SOURCE_URL")
+
+
+def _state(settings: Settings) -> Callable[[], tuple[str, int]]:
+    def check() -> tuple[str, int]:
+        _resolve("state", settings.state_url)
+        with wiring.open_state(settings) as store:
+            done = store.done_count()
+        return f"{done} files done", 0
+
+    return check
+
+
+def _broker(settings: Settings) -> Callable[[], tuple[str, int]]:
+    def check() -> tuple[str, int]:
+        if settings.broker_url:
+            _resolve("broker", settings.broker_url)
+        with wiring.open_broker(settings) as bus:
+            points = bus.topology.points
+            waiting = bus.depth(points)
+        return f"queues declared, {waiting} batches waiting in {points}", 0
+
+    return check
+
+
+def _warehouse(settings: Settings) -> Callable[[], tuple[str, int]]:
+    def check() -> tuple[str, int]:
+        _resolve("warehouse", settings.warehouse_url)
+        with wiring.open_warehouse(settings) as wh:
+            missing = wh.missing_tables()
+        if missing:
+            raise ConfigError(
+                f"{urls.redact(settings.warehouse_url)}: tables missing ({', '.join(missing)}); "
+                "create them with `etl4all init-db`"
+            )
+        return "tables present", 0
+
+    return check
+
+
+def _lookup(settings: Settings) -> Callable[[], tuple[str, int]]:
+    def check() -> tuple[str, int]:
+        if settings.lookup_url is None:
+            return "no lookup URL: the warehouse's unique key serves", 0
+        _resolve("lookup", settings.lookup_url)
+        # only the warehouse lookup uses the warehouse, and it is not built here
+        with wiring.open_lookup(settings, None) as keys:  # type: ignore[arg-type]
+            keys.ping()
+        return "ping answered", 0
+
+    return check
+
+
+def _geocoder(settings: Settings) -> Callable[[], tuple[str, int]]:
+    def check() -> tuple[str, int]:
+        with wiring.open_geocoder(settings) as geocoder:
+            if not geocoder.paid:
+                return "no network: nothing to check", 0
+            if settings.max_calls == 0:
+                return "--max-calls 0: no request made", 0
+            endpoint = getattr(geocoder, "endpoint", None)
+            if endpoint is not None:
+                _resolve("geocoder", str(endpoint))
+            lat, lon = CHECK_POINT
+            answer = geocoder.reverse(
+                pl.DataFrame({"latitude": [lat], "longitude": [lon]}, schema=KEYS_SCHEMA)
+            )
+        calls = answer.calls
+        if answer.failed.height:  # INVALID_REQUEST for a valid coordinate: not our request
+            reason, text = answer.failed.row(0)[2:]
+            raise ConfigError(
+                f"{settings.geocoder} refused a valid coordinate ({reason}: {text}); "
+                "is its URL right?"
+            )
+        return f"{calls} request{'s' if calls != 1 else ''}", calls
+
+    return check
+
+
+_CHECKS: dict[str, Callable[[Settings], Callable[[], tuple[str, int]]]] = {
+    "state": _state,
+    "broker": _broker,
+    "warehouse": _warehouse,
+    "lookup": _lookup,
+    "geocoder": _geocoder,
+}
+
+
+def _target(settings: Settings, role: str) -> str:
+    """What the check of ``role`` looks at, for its line (secrets redacted)."""
+    if role == "geocoder":
+        url = {"google": settings.google_url, "nominatim": settings.nominatim_url}
+        return f"{settings.geocoder} {urls.redact(url.get(settings.geocoder, ''))}".rstrip()
+    url_of = {
+        "state": settings.state_url,
+        "broker": settings.broker_url or "memory://",
+        "warehouse": settings.warehouse_url,
+        "lookup": settings.lookup_url or "warehouse",
+    }
+    return urls.redact(url_of[role])
+
+
+def _resolve(role: str, url: str) -> None:
+    """Resolve the one host of ``url`` (if it names one).
+
+    Raises:
+        ConfigError: the name server does not know the host.
+        Etl4allError: the role's retryable error, when the name server fails for a while.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a malformed URL: its backend says what is wrong with it
+        return
+    if not host or "," in parts.netloc.rpartition("@")[2]:  # several (a MongoDB replica set)
+        return
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        if exc.errno in _UNKNOWN_HOST:
+            raise ConfigError(f"unknown host {host!r} in {urls.redact(url)}") from exc
+        raise _OUTAGE[role](f"cannot resolve {host!r} in {urls.redact(url)}: {exc}") from exc
+
+
+def _no_reconnect(url: str) -> str:
+    """``url`` with ``reconnect_attempts=0`` unless it sets it: fail at once when down."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "reconnect_attempts" for name, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode([*query, ("reconnect_attempts", "0")])))

@@ -1,0 +1,136 @@
+"""Start-up checks against the real services: a configuration fault stops a command before it
+takes a message or claims a file, so restarts never count deliveries and nothing is marked done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+from geocoders.fake_api import FakeApi
+from workers import depths, etl4all, expected, finish, table
+
+from etl4all.broker import queues
+from etl4all.broker.base import DELIVERY_COUNT_HEADER
+from etl4all.cli import cli
+from etl4all.runners import wiring
+from etl4all.settings import Settings
+
+pytestmark = [pytest.mark.mysql, pytest.mark.redis, pytest.mark.rabbitmq]
+
+WRONG_KEY = "AIzaWRONG-key-for-the-check-test-000000"
+
+
+def google(env: dict[str, str], api: FakeApi, key: str | None = WRONG_KEY) -> dict[str, str]:
+    return {
+        **env,
+        "ETL4ALL_GEOCODER": "google",
+        "ETL4ALL_GOOGLE_URL": api.google_url,
+        "GOOGLE_MAPS_API_KEY": key or "",
+        "ETL4ALL_QPS": "1000",
+    }
+
+
+def claims_and_done(env: dict[str, str]) -> tuple[int, int]:
+    """(claims held, files marked done) in the Redis state of ``env``."""
+    settings = Settings.load(environ=env)
+    prefix = env["ETL4ALL_STATE_URL"].rpartition("prefix=")[2]
+    client = redis.Redis.from_url(env["ETL4ALL_STATE_URL"].partition("?")[0])
+    try:
+        claims = sum(1 for _ in client.scan_iter(match=f"{prefix}claim:*"))
+    finally:
+        client.close()
+    with wiring.open_state(settings) as store:
+        return claims, store.done_count()
+
+
+@pytest.mark.slow
+def test_a_transformer_with_a_wrong_key_exits_2_at_start_and_takes_no_message(
+    stack: dict[str, str],
+) -> None:
+    finish(etl4all(stack, "run-stage", "extract", "--once"))
+    before = depths(stack)
+    assert before[queues.POINTS] == 4
+    with FakeApi() as api:
+        for _ in range(3):  # as compose restarts it
+            worker = etl4all(google(stack, api), "run-stage", "transform")
+            out, _ = worker.communicate(timeout=60)
+            assert worker.returncode == 2, out
+        assert api.calls == 3  # the start-up check of each start; no batch was geocoded
+    assert "REQUEST_DENIED" in out and WRONG_KEY not in out
+    assert "worker consuming" not in out
+    assert depths(stack) == before
+    settings = Settings.load(environ=stack)
+    with wiring.open_broker(settings) as bus:
+        taken = []
+        for delivery in bus.consume(bus.topology.points, timeout=3):
+            taken.append((delivery.redelivered, delivery.headers.get(DELIVERY_COUNT_HEADER)))
+            delivery.ack()
+    assert taken == [(False, None)] * 4  # never delivered before: no restart counted
+
+
+@pytest.mark.slow
+def test_the_right_key_after_wrong_key_restarts_loads_everything(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    finish(etl4all(stack, "init-db"))
+    finish(etl4all(stack, "run-stage", "extract", "--once"))
+    with FakeApi() as api:
+        for _ in range(3):  # restarted by compose; none may count a delivery
+            worker = etl4all(google(stack, api), "run-stage", "transform")
+            out, _ = worker.communicate(timeout=60)
+            assert worker.returncode == 2, out
+        right = google(stack, api, key=api.key)
+        finish(etl4all(right, "run-stage", "transform", "--once"))
+    finish(etl4all(stack, "run-stage", "load", "--once"))
+    assert depths(stack) == {queues.POINTS: 0, queues.ADDRESSES: 0, queues.DEAD: 0}
+    assert table(stack).height == expected(tmp_path / "ftp").height
+
+
+@pytest.mark.slow
+def test_a_loader_before_init_db_exits_2_naming_it(stack: dict[str, str]) -> None:
+    finish(etl4all(stack, "run-stage", "extract", "--once"))
+    finish(etl4all(stack, "run-stage", "transform", "--once"))
+    before = depths(stack)
+    assert before[queues.ADDRESSES] > 0
+    worker = etl4all(stack, "run-stage", "load")
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 2, out
+    assert "tables missing (address, reject)" in out and "etl4all init-db" in out
+    assert "(1046" not in out and "(1146" not in out
+    assert depths(stack) == before
+
+
+def test_run_through_the_broker_with_a_wrong_key_publishes_nothing(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    finish(etl4all(stack, "init-db"))
+    with FakeApi() as api:
+        result = CliRunner().invoke(cli, ["run", "-q"], env=google(stack, api))
+        assert api.calls == 1
+    assert result.exit_code == 2, result.output
+    assert "REQUEST_DENIED" in result.output and WRONG_KEY not in result.output
+    assert depths(stack) == {queues.POINTS: 0, queues.ADDRESSES: 0, queues.DEAD: 0}
+    assert claims_and_done(stack) == (0, 0)
+
+
+@pytest.mark.parametrize("fault", ["tables", "key"])
+def test_an_embedded_run_stops_before_claiming_any_file(stack: dict[str, str], fault: str) -> None:
+    embedded = {k: v for k, v in stack.items() if k != "ETL4ALL_BROKER_URL"}
+    with FakeApi() as api:
+        if fault == "key":
+            finish(etl4all(stack, "init-db"))
+            env = google(embedded, api)
+        else:
+            env = google(embedded, api, key=api.key)
+        result = CliRunner().invoke(cli, ["run", "-q"], env=env)
+        calls = api.calls
+    assert result.exit_code == 2, result.output
+    if fault == "tables":
+        assert "tables missing" in result.output and "etl4all init-db" in result.output
+        assert calls == 0  # the paid check comes last, after the free ones
+    else:
+        assert "REQUEST_DENIED" in result.output and calls == 1
+    assert claims_and_done(stack) == (0, 0)
