@@ -359,12 +359,14 @@ def regeocode(
     google. The address columns take the new answers; file, line, distance and bearing stay.
     Cached answers cost nothing; --max-calls caps the rest. Run it again after a stop.
     """
+    from etl4all.runners import check
     from etl4all.runners import regeocode as driver
 
     if not (from_geocoders or statuses):
         raise click.UsageError("choose the rows with --from-geocoder and/or --status")
     settings = load_settings(pipeline, verbose, quiet, **flags)
     selection = driver.Selection(geocoders=from_geocoders, statuses=statuses)
+    check.require(settings, driver.DRY_RUN_CHECKS if dry_run else driver.CHECKS)
     if dry_run:
         found = driver.plan(selection, settings)
         click.echo(f"chosen      {found.rows} rows, {found.failed} failed points")

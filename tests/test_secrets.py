@@ -257,7 +257,7 @@ def test_the_google_key_shows_nowhere(password: str) -> None:
     assert_hidden(password, shown, "google")
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=10)  # each example runs eleven commands
 @given(password=PASSWORDS)
 def test_commands_show_no_password(password: str, tmp_path: Path) -> None:
     work = tmp_path / "work"  # the same paths for every password: only it differs
@@ -271,10 +271,15 @@ def test_commands_show_no_password(password: str, tmp_path: Path) -> None:
             "--state": url("redis", secret, CLOSED, "0"),
             "--broker": url("amqp", secret, CLOSED, "?reconnect_attempts=0"),
         }
+        bad["--lookup"] = url("mongodb", secret, CLOSED, "etl4all?serverSelectionTimeoutMS=100")
         said = [
-            CliRunner().invoke(cli, ["status", *local, option, value]).output
+            CliRunner().invoke(cli, [command, *local, option, value]).output
             for option, value in bad.items()
+            for command in ("status", "check")
+            if (command, option) != ("status", "--lookup")
         ]
+        source = url("ftp", secret, CLOSED, "in?timeout=5")
+        said.append(CliRunner().invoke(cli, ["check", source, *local]).output)
         google = [
             "--geocoder",
             "google",
@@ -282,9 +287,12 @@ def test_commands_show_no_password(password: str, tmp_path: Path) -> None:
             secret,
             "--google-url",
             f"http://{CLOSED}",
+            "--max-attempts",
+            "1",
         ]
-        run = ["run", str(work / "in"), *local, *google, "--max-attempts", "1", "-vv"]
+        run = ["run", str(work / "in"), *local, *google, "-vv"]
         said.append(CliRunner().invoke(cli, run).output)
+        said.append(CliRunner().invoke(cli, ["check", *local, *google, "-vv"]).output)
         with warehouse.from_url(f"duckdb:///{work}/w.db") as wh:  # what the rejects keep
             said.append(repr(wh.select("reject", {}, after_id=0, limit=100).rows()))
         return "\n".join(said)

@@ -48,6 +48,11 @@ FAILED = "failed"
 FAILED_REASONS = ("geocode_failed", "invalid_request", "unexpected_status", "not_geocoded")
 """Reject reasons of points that reached a geocoder and got no address."""
 
+CHECKS = ("state", "warehouse", "lookup", "geocoder")
+"""The backends ``etl4all regeocode`` checks at start-up (see :mod:`etl4all.runners.check`)."""
+DRY_RUN_CHECKS = ("state", "warehouse")
+"""Those ``regeocode --dry-run`` checks: it calls no geocoder and loads nothing."""
+
 _COORDINATES = r"^([-+0-9.eE]+),([-+0-9.eE]+)(?:\s|$)"
 """A geocode reject's text starts with ``latitude,longitude``."""
 

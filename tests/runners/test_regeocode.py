@@ -174,3 +174,22 @@ def test_a_selection_needs_a_geocoder_or_a_status() -> None:
         "geocoder": ("offline",),
         "geocode_status": ("OK",),
     }
+
+
+def test_a_wrong_key_stops_the_command_before_any_row_changes(
+    settings: Settings, api: FakeApi
+) -> None:
+    before = read_warehouse(settings.warehouse_url)
+    common = ["--warehouse", settings.warehouse_url, "--state", settings.state_url]
+    wrong = [
+        "--geocoder",
+        "google",
+        "--google-key",
+        "AIzaWRONG-key",
+        "--google-url",
+        api.google_url,
+    ]
+    result = CliRunner().invoke(cli, ["regeocode", *common, *wrong, "--from-geocoder", "offline"])
+    assert result.exit_code == 2 and "REQUEST_DENIED" in result.output
+    assert api.calls == 1 and "AIzaWRONG" not in result.output  # the start-up check only
+    assert read_warehouse(settings.warehouse_url).equals(before)
