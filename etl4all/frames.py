@@ -2,7 +2,8 @@
 
 - points: one row per parsed coordinate record.
 - addresses: points plus the reverse-geocoded address columns.
-- rejects: input that could not be read, with file and line.
+- rejects: input that could not be read, with file and line; a batch row whose coordinate is
+  not a real one becomes a reject too (:func:`split_invalid_coordinates`).
 - prune: the coordinates a changed file still holds (``prune_rejects``: the parse rejects it
   still has, in the rejects schema).
 
@@ -97,6 +98,35 @@ def _cut_text(value: str) -> str:
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     mark = f"… [cut: {len(value)} chars, sha256 {digest}]"
     return value[: REJECT_TEXT_CHARS - len(mark)] + mark
+
+
+INVALID_COORDINATE = "invalid_coordinate"
+"""Reject reason of a batch row whose coordinate is null, NaN, infinite or out of range."""
+
+
+def split_invalid_coordinates(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows of ``frame`` with a real coordinate, the others as :data:`INVALID_COORDINATE`
+    rejects).
+
+    A real coordinate is finite, its latitude in [-90, 90] and its longitude in [-180, 180].
+    The parser never produces another, but a batch from elsewhere may: one bad row must not
+    take its whole batch down with it.
+    """
+    valid = frame.select(
+        (pl.col("latitude").is_between(-90, 90) & pl.col("longitude").is_between(-180, 180))
+        .fill_null(False)
+        .alias("valid")
+    ).to_series()
+    if valid.all():
+        return frame, empty(REJECTS_SCHEMA)
+    as_text = [pl.col(c).cast(pl.String).fill_null("null") for c in ("latitude", "longitude")]
+    rejects = frame.filter(~valid).select(
+        "source",
+        "line",
+        reason=pl.lit(INVALID_COORDINATE),
+        text=reject_text(pl.concat_str(as_text[0], pl.lit(","), as_text[1])),
+    )
+    return frame.filter(valid), cast_frame(rejects, REJECTS_SCHEMA)
 
 
 PRUNE_SCHEMA: dict[str, pl.DataType] = {

@@ -243,7 +243,8 @@ SERVICES = group(
         "lease_seconds",
         "--lease",
         type=click.FloatRange(min=0, min_open=True),
-        help="Seconds a claim on a file lasts before another extractor may take it over "
-        "(default 300; renewed after every published batch).",
+        help="Seconds a claim on a file lasts unless renewed: a crashed extractor's file is "
+        "taken over after this long (default 30; renewed every third of it while the file is "
+        "worked on).",
     ),
 )

@@ -97,8 +97,9 @@ class Settings:
     """Unacknowledged messages a consumer may hold."""
     max_deliveries: int = 3
     """A message that fails this many times goes to the dead-letter queue."""
-    lease_seconds: float = 300.0
-    """A claim on a file expires after this long, so another replica can take it over."""
+    lease_seconds: float = 30.0
+    """A claim on a file expires after this long unless renewed (a heartbeat renews it every
+    third of that while the file is worked on), so another replica takes a crashed one's file."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
 

@@ -177,3 +177,12 @@ def test_runbook_scale_example_stays_within_the_google_quota() -> None:
         qps = re.search(r"ETL4ALL_QPS=(\d+)", line)
         assert qps, f"the scale example must set ETL4ALL_QPS: {line}"
         assert replicas * int(qps[1]) <= GOOGLE_QPS_QUOTA, line
+
+
+def test_redis_keeps_the_paid_cache_and_the_done_marks_on_disk(config: dict[str, Any]) -> None:
+    redis = config["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    (volume,) = redis["volumes"]
+    source, target = volume.split(":")[:2]
+    assert target == "/data" and source in config["volumes"]

@@ -38,3 +38,16 @@ def test_a_forked_child_opens_its_own() -> None:
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
     assert conns.pop_all() == [0]
+
+
+def test_connections_of_ended_threads_are_closed_when_another_opens() -> None:
+    counter = itertools.count()
+    closed: list[int] = []
+    conns = PerThread(lambda: next(counter), closed.append)
+    for _ in range(3):  # e.g. one heartbeat thread per file
+        thread = threading.Thread(target=conns.get)
+        thread.start()
+        thread.join()
+    assert closed == [0, 1] and len(conns) == 1
+    assert conns.get() == 3 and closed == [0, 1, 2]
+    assert conns.pop_all() == [3]

@@ -398,8 +398,9 @@ class AmqpBroker(Closing):
         replayed = Replayed()
         with amqp_io.mapped(self.url, f"reading the dead letters of {queue}"):
             channel = self._io.live().channel()
+            ready = channel.queue_declare(queue, passive=True).method.message_count
             try:
-                for _ in range(channel.queue_declare(queue, passive=True).method.message_count):
+                for _ in range(ready):
                     method, properties, body = channel.basic_get(queue, auto_ack=False)
                     if method is None:
                         break
@@ -418,10 +419,10 @@ class AmqpBroker(Closing):
                         del headers[DELIVERY_COUNT_HEADER]
                         self._republish(queue, body, headers)
                         channel.basic_ack(method.delivery_tag)
-                channel.basic_nack(0, multiple=True, requeue=True)
-                self._await_ready(channel, queue, len(kept))
             finally:
-                if channel.is_open:  # returns whatever it still holds, after a failure too
+                if channel.is_open:  # return what it still holds, after a failure too
+                    channel.basic_nack(0, multiple=True, requeue=True)
+                    self._await_ready(channel, queue, ready - sum(replayed.sent.values()))
                     channel.close()
         return kept, replayed
 

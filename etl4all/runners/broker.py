@@ -4,6 +4,7 @@
   parse rejects to ``etl4all.addresses``), each confirmed by the broker, then commits it; the
   prune of a file that changed after it was loaded goes to ``etl4all.addresses`` too, in
   key-range parts (``prune``) and one ``prune_rejects`` batch, before the last commit;
+  long-running, it retries a failed poll with backoff and reopens a broker that gave up;
 - transform consumes point batches, geocodes them and publishes addresses (and geocode
   rejects) to ``etl4all.addresses`` before its input is acked;
 - load consumes address batches and commits them (or rejects, or prunes) to the warehouse
@@ -14,12 +15,14 @@ Every worker is stateless: run as many replicas of each stage as the load needs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import time
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -32,9 +35,11 @@ from etl4all.broker.base import (
     SOURCE_HEADER,
     Broker,
 )
-from etl4all.errors import ConfigError
+from etl4all.closing import Closing
+from etl4all.errors import BrokerError, ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
+from etl4all.sources.base import FileRef
 from etl4all.stages.extract import Extractor, ExtractStats
 from etl4all.stages.load import load_frame
 from etl4all.stages.prune import KeyRange, Prune, key_ranges, prune_range, prune_rejects
@@ -54,23 +59,66 @@ class BrokerRunReport:
     seconds: float
 
 
-def _publish(bus: Broker, queue: str, frame: pl.DataFrame, kind: str, bid: str, src: str) -> None:
+class _Publisher(Protocol):
+    """What publishing needs of a broker."""
+
+    def publish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
+        """Publish one message; return once the broker confirmed it."""
+        ...
+
+
+def _publish(
+    bus: _Publisher, queue: str, frame: pl.DataFrame, kind: str, bid: str, src: str
+) -> None:
     """Encode ``frame`` as a batch and publish it to ``queue`` (confirmed by the broker)."""
     body, headers = batch.encode(frame, kind=kind, batch_id=bid, source=src)
     bus.publish(queue, body, headers)
+
+
+class _Outbox(Closing):
+    """The extractor's broker, opened again after it failed.
+
+    An AMQP connection reconnects by itself for a while (``reconnect_attempts``), then gives
+    up for good; a long-running extractor outlives any outage, so after a retryable
+    BrokerError the broker is closed and the next publish opens a new one.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._bus: Broker | None = wiring.open_broker(settings)
+        self.topology = self._bus.topology
+
+    def publish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
+        """Publish on the broker, opened first if the last one failed."""
+        if self._bus is None:
+            self._bus = wiring.open_broker(self._settings)
+        try:
+            self._bus.publish(queue, body, headers)
+        except BrokerError as error:
+            if error.retryable:
+                self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the broker (if open)."""
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            with contextlib.suppress(BrokerError):
+                bus.close()
 
 
 def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
     """Poll the source and publish the batches of every settled file not done yet.
 
     With ``settings.once`` it polls once (two listings ``settle_seconds`` apart) and returns;
-    otherwise it polls every ``poll_interval`` seconds until ``stop`` is set.
+    otherwise it polls every ``poll_interval`` seconds until ``stop`` is set, and outlives
+    outages of the source, the state store and the broker (see :meth:`Extractor.poll`). A
+    file is marked done only after the broker confirmed every one of its batches.
     """
     if not settings.source_url:
         raise ConfigError("the extract stage needs a source (--source or ETL4ALL_SOURCE_URL)")
     with ExitStack() as stack:
-        bus = stack.enter_context(wiring.open_broker(settings))
-        points, addresses = bus.topology.points, bus.topology.addresses
+        outbox = stack.enter_context(_Outbox(settings))
         extractor = Extractor(
             source=stack.enter_context(wiring.open_source(settings.source_url, settings)),
             ledger=stack.enter_context(wiring.open_state(settings)),
@@ -82,18 +130,7 @@ def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
             settings.poll_interval,
             settings.settle_seconds,
         )
-        for refs in extractor.poll(stop):
-            for ref in refs:
-                if stop.is_set():
-                    break
-                for item in extractor.batches([ref]):
-                    if item.points.height:
-                        _publish(bus, points, item.points, "points", item.batch_id, ref.name)
-                    if item.rejects.height:
-                        _publish(bus, addresses, item.rejects, "rejects", item.rejects_id, ref.name)
-                    if item.prune is not None:
-                        _publish_prune(bus, addresses, item.prune, item.batch_id, settings)
-                    item.commit()
+        extractor.poll(stop, functools.partial(_publish_files, extractor, outbox, stop, settings))
     stats = extractor.stats
     log.info(
         "extract done files=%d batches=%d points=%d rejects=%d skipped=%d busy=%d partial=%d "
@@ -110,7 +147,30 @@ def run_extract(settings: Settings, stop: threading.Event) -> ExtractStats:
     return stats
 
 
-def _publish_prune(bus: Broker, queue: str, prune: Prune, bid: str, settings: Settings) -> None:
+def _publish_files(
+    extractor: Extractor,
+    outbox: _Outbox,
+    stop: threading.Event,
+    settings: Settings,
+    refs: list[FileRef],
+) -> None:
+    """Publish the batches of ``refs``, file after file, each committed once confirmed."""
+    points, addresses = outbox.topology.points, outbox.topology.addresses
+    for ref in refs:
+        if stop.is_set():
+            return
+        with contextlib.closing(extractor.batches([ref])) as items:
+            for item in items:
+                if item.points.height:
+                    _publish(outbox, points, item.points, "points", item.batch_id, ref.name)
+                if item.rejects.height:
+                    _publish(outbox, addresses, item.rejects, "rejects", item.rejects_id, ref.name)
+                if item.prune is not None:
+                    _publish_prune(outbox, addresses, item.prune, item.batch_id, settings)
+                item.commit()
+
+
+def _publish_prune(bus: _Publisher, queue: str, prune: Prune, bid: str, settings: Settings) -> None:
     """Publish ``prune`` to ``queue``: its key ranges, then the parse rejects it keeps."""
     for index, part in enumerate(key_ranges(prune, max_rows=settings.batch_rows)):
         body, headers = batch.encode(

@@ -1,11 +1,12 @@
 """Extract stage: a source's files → batches of points. A file's whole life is sequenced here.
 
 A file is listed → settled (when polling: same size and mtime in two listings) → claimed (a
-lease in the file ledger, renewed after every batch) → its done mark read again (another worker
-may have finished it) → skipped when its size and mtime are those already done → read and
-hashed → skipped when its content is the one already done (only the mark is refreshed) →
-parsed → chunked into :class:`PointBatch` items of at most ``batch_rows`` points whose encoded
-body fits ``max_bytes``, with deterministic ids. The driver processes each batch and calls
+short lease in the file ledger, renewed by a heartbeat thread while the file is worked on:
+:mod:`etl4all.stages.lease`) → its done mark read again (another worker may have finished it) →
+skipped when its size and mtime are those already done → read and hashed → skipped when its
+content is the one already done (only the mark is refreshed) → parsed → chunked into
+:class:`PointBatch` items of at most ``batch_rows`` points whose encoded body fits
+``max_bytes``, with deterministic ids. The driver processes each batch and calls
 :meth:`PointBatch.commit` once the batch's effects are committed downstream; committing the
 last batch marks the file done. An interrupted file is simply done again: every effect of a
 batch is idempotent.
@@ -27,7 +28,8 @@ pays nothing twice (the geocode cache answers); its claim still applies. A polle
 forces: a forced file would be redone on every poll.
 
 Both drivers (``runners/embedded.py`` inline, ``runners/broker.py`` behind a queue) iterate
-:meth:`Extractor.batches`; the broker's extractor also polls with :meth:`Extractor.poll`.
+:meth:`Extractor.batches`; the broker's extractor also polls with :meth:`Extractor.poll`,
+which outlives outages of the source, the state store and the broker when long-running.
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 import polars as pl
+import tenacity
 
-from etl4all import batch, parse
-from etl4all.errors import ConfigError
+from etl4all import batch, parse, retry
+from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
+from etl4all.stages.lease import Lease
 from etl4all.stages.prune import Prune
 from etl4all.state.base import FileLedger, FileMark
 
@@ -63,8 +67,9 @@ class ExtractConfig:
     """Max points per batch."""
     max_bytes: int = batch.MAX_BYTES
     """Max size of a batch's encoded body."""
-    lease_seconds: float = 300.0
-    """A claim on a file expires after this long unless renewed (after every batch)."""
+    lease_seconds: float = 30.0
+    """A claim on a file expires after this long unless renewed; a heartbeat renews it every
+    third of that while the file is worked on, so a crashed worker's file waits this long."""
     settle_seconds: float = 2.0
     """When polling, a file is taken once two listings this far apart agree on it."""
     poll_interval: float = 10.0
@@ -195,11 +200,20 @@ class Extractor:
         wait = self.config.final_seconds
         return now - ref.mtime >= wait or (seen_since is not None and now - seen_since >= wait)
 
-    def poll(self, stop: threading.Event) -> Iterator[list[FileRef]]:
-        """Pending files that have settled, one list per poll, until ``stop`` is set
-        (or after one poll with ``once``).
+    def poll(self, stop: threading.Event, work: Callable[[list[FileRef]], None]) -> None:
+        """Call ``work`` with the pending files that have settled, once per poll, until
+        ``stop`` is set (after one poll with ``once``).
+
+        A poll lists the source and hands ``work`` the pending files that two listings at
+        least ``settle_seconds`` apart agree on. Long-running (without ``once``), a poll that
+        fails with a retryable error (the source, the state store or the broker is down) is
+        logged, one WARNING per failure, and done again after a full-jitter backoff until it
+        succeeds or ``stop`` is set; its listing is compared with that of the last poll that
+        succeeded, so the settle rule holds across an outage.
 
         Raises:
+            Etl4allError: a non-retryable error (a configuration fault), or any error with
+                ``once``.
             ConfigError: forced files without ``once`` (they would be redone on every poll),
                 or a ``force_files`` glob that matches no file.
         """
@@ -213,38 +227,55 @@ class Extractor:
             if config.once
             else max(config.poll_interval, config.settle_seconds)
         )
-        previous = by_key(self.listing())
-        check_forced(config.force_files, list(previous.values()))
-        while not stop.wait(interval):
-            listing = self.listing()
-            yield self.pending(settled(previous, listing))
-            previous = by_key(listing)
-            if config.once:
-                return
+        previous: dict[str, FileRef] | None = None
 
-    def batches(self, refs: Iterable[FileRef]) -> Iterator[PointBatch]:
+        def one_poll() -> None:
+            nonlocal previous
+            listing = self.listing()
+            if previous is None:
+                check_forced(config.force_files, listing)
+            if previous is not None:
+                work(self.pending(settled(previous, listing)))
+            previous = by_key(listing)
+
+        if config.once:
+            one_poll()
+            if not stop.wait(interval):
+                one_poll()
+            return
+        retrier = retry.retrying(
+            attempts=None,  # until the poll succeeds or stop is set
+            stop_event=stop,
+            before_sleep=_log_failed_poll,
+        )
+        try:
+            retrier(one_poll)
+            while not stop.wait(interval):
+                retrier(one_poll)
+        except Etl4allError as error:
+            if not (error.retryable and stop.is_set()):
+                raise
+            log.info("stopped while a poll was failing: %s", error)
+
+    def batches(self, refs: Iterable[FileRef]) -> Generator[PointBatch, None, None]:
         """The batches of every file of ``refs`` that is still to do, file after file.
 
-        A file's claim is held while its batches are out and released when the next file
-        starts (or the iterator is closed); a file whose claim is lost midway is left to the
-        worker that took it.
+        A file's claim (a :class:`~etl4all.stages.lease.Lease`, renewed by a heartbeat) is held
+        while its batches are out and released when the next file starts (or the iterator is
+        closed); a file whose claim is lost midway is left to the worker that took it.
         """
         for ref in refs:
-            token = self.ledger.claim(ref.key, self.config.lease_seconds)
-            if token is None:
+            lease = Lease.take(self.ledger, ref.key, self.config.lease_seconds, name=ref.name)
+            if lease is None:
                 log.info("file=%s is being processed by another worker", ref.name)
                 self.stats.busy += 1
                 continue
-            try:
+            with lease:
                 for item in self._file_batches(ref):
-                    yield item
-                    if not item.last and not self.ledger.renew(
-                        ref.key, token, self.config.lease_seconds
-                    ):
-                        log.warning("lost the claim on file=%s; another worker took it", ref.name)
+                    if lease.lost:
+                        log.warning("stopped file=%s: its claim is lost", ref.name)
                         break
-            finally:
-                self.ledger.release(ref.key, token)
+                    yield item
 
     def _file_batches(self, ref: FileRef) -> Iterator[PointBatch]:
         """The batches of one claimed file, or none when it is already done (and not forced)."""
@@ -317,6 +348,17 @@ def check_forced(patterns: tuple[str, ...], refs: list[FileRef]) -> None:
             f"--force-file {', '.join(unmatched)} matches no file of the sources "
             f"({len(names)} listed); give a name as listed (the source_file column) or a glob"
         )
+
+
+def _log_failed_poll(state: tenacity.RetryCallState) -> None:
+    """One WARNING per failed poll, saying when the next one is."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "poll failed (%d in a row): %s; polling again in %.1f s",
+        state.attempt_number,
+        error,
+        state.upcoming_sleep,
+    )
 
 
 def read_points(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -22,10 +22,17 @@ log = logging.getLogger(__name__)
 def load_frame(addresses: pl.DataFrame, warehouse: Warehouse, lookup: Lookup) -> LoadResult:
     """Insert new coordinates of ``addresses`` and update known ones.
 
+    Rows whose coordinate is not a real one (NaN, infinite, out of range) are kept in the
+    ``reject`` table (``invalid_coordinate``) instead; the rest of the batch is loaded.
+
     Raises:
         DataError: the warehouse refused a value (nothing committed).
         WarehouseError: the warehouse failed (nothing committed; retry).
     """
+    addresses, invalid = frames.split_invalid_coordinates(addresses)
+    if invalid.height:
+        log.warning("%d rows have an invalid coordinate; rejected", invalid.height)
+        warehouse.load_rejects(invalid)
     if addresses.is_empty():
         return LoadResult()
     started = time.perf_counter()

@@ -141,12 +141,17 @@ def geocode_frame(
 
     Paid answers go to the cache as they arrive (not at the end), so a batch that fails or
     is interrupted halfway has paid for what it got once: its retry asks only for the rest.
+    Rows whose coordinate is not a real one (NaN, infinite, out of range) are rejected
+    (``invalid_coordinate``); the rest of the batch goes on.
 
     Raises:
         BudgetExceededError: the batch needs more calls than the budget has left.
         GeocodeUnavailableError: the provider stayed unavailable; retry the batch later.
         GeocodeAuthError, GeocodeQuotaError: the provider refused; nothing was returned.
     """
+    points, invalid = frames.split_invalid_coordinates(points)
+    if invalid.height:
+        log.warning("%d points have an invalid coordinate; rejected", invalid.height)
     precision = config.precision
     keyed = with_keys(points, precision)
     keys = keyed.select(_KEYS).unique(maintain_order=True)
@@ -161,7 +166,7 @@ def geocode_frame(
     fresh, failed = _ask(geocoder, todo, precision, stats, writer)
     results = pl.concat([cached, fresh], how="vertical")
     addresses = keyed.join(results, on=_KEYS, how="inner", maintain_order="left")
-    rejects = _rejects(keyed, results, failed)
+    rejects = pl.concat([invalid, _rejects(keyed, results, failed)])
     stats.geocoded = results.height
     stats.zero_results = int(results.get_column("geocode_status").eq("ZERO_RESULTS").sum())
     return Transformed(

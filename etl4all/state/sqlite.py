@@ -127,7 +127,7 @@ class SqliteState(PayloadCache, Closing):
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{self._safe_url}: cannot create folder {folder}: {exc}") from exc
-        self._connections = PerThread(self._connect)
+        self._connections = PerThread(self._connect, sqlite3.Connection.close)
         with self._errors("create the tables"):
             conn = self._conn()
             conn.executescript(_SCHEMA)

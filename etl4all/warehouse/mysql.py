@@ -27,7 +27,7 @@ import pymysql
 import pymysql.cursors
 
 from etl4all.errors import WarehouseError
-from etl4all.warehouse import ddl, mysql_load, mysql_prune
+from etl4all.warehouse import ddl, mysql_load, mysql_prune, spool
 from etl4all.warehouse.mysql_connection import Dsn, connect, errors, read_table
 from etl4all.warehouse.table import SqlWarehouse
 
@@ -44,7 +44,8 @@ class MySqlWarehouse(SqlWarehouse):
         url: ``mysql://user:password@host:port/database[?options]``.
 
     Raises:
-        ConfigError: a bad URL, bad credentials, or ``local_infile`` off on the server.
+        ConfigError: a bad URL, bad credentials, ``local_infile`` off on the server, or a
+            spool folder (:mod:`etl4all.warehouse.spool`) that is not this user's.
         WarehouseError: the server cannot be reached.
     """
 
@@ -53,6 +54,7 @@ class MySqlWarehouse(SqlWarehouse):
         self._url = self._dsn.url
         self._conn: pymysql.Connection | None = None
         self._connection()
+        spool.sweep()  # the TSV files of loaders that died mid-load hold address data
 
     def _connection(self) -> pymysql.Connection:
         """The open connection; a new one when needed."""

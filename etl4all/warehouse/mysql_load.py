@@ -2,7 +2,8 @@
 
 :func:`merge` loads a batch:
 
-1. the lookup's *inserts* go to ``address`` with one ``LOAD DATA`` from a temporary TSV file;
+1. the lookup's *inserts* go to ``address`` with one ``LOAD DATA`` from a TSV file (in a
+   private folder of :mod:`etl4all.warehouse.spool`, removed after the load);
    rows the server skips as duplicates (a stale lookup) are staged with the updates;
 2. the *updates* go to a per-batch ``TEMPORARY`` staging table with a second ``LOAD DATA``;
 3. one joined ``UPDATE`` marks each staged row with the id it matches and whether its
@@ -21,7 +22,6 @@ turns bad values into warnings under ``LOCAL``, so any warning fails the batch w
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +32,7 @@ import pymysql
 import pymysql.cursors
 
 from etl4all.errors import DataError
-from etl4all.warehouse import table
+from etl4all.warehouse import spool, table
 
 _FIELDS = (
     "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
@@ -84,10 +84,12 @@ def escape_tsv(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_tsv(frame: pl.DataFrame, path: Path) -> int:
-    """Write ``frame`` as a ``LOAD DATA`` TSV file (no header); returns the rows written."""
-    escape_tsv(frame).write_csv(
-        path, separator="\t", include_header=False, quote_style="never", line_terminator="\n"
-    )
+    """Write ``frame`` as a new ``LOAD DATA`` TSV file (no header, mode 0600); the rows
+    written."""
+    with open(spool.private_file(path), "wb") as out:
+        escape_tsv(frame).write_csv(
+            out, separator="\t", include_header=False, quote_style="never", line_terminator="\n"
+        )
     return frame.height
 
 
@@ -107,14 +109,14 @@ def merge(
         DataError: a ``LOAD DATA`` or a statement left a warning (a refused value).
     """
     stage = f"_etl4all_stage_{uuid.uuid4().hex[:16]}"
-    with tempfile.TemporaryDirectory(prefix="etl4all-load-") as tmp:
+    with spool.load_folder() as tmp:
         cur.execute(
             f"CREATE TEMPORARY TABLE `{stage}` (target_id BIGINT NULL,"
             " chg BOOL NOT NULL DEFAULT 0, sm BOOL NOT NULL DEFAULT 0)"
             f" ENGINE={_stage_engine(cur.connection)} SELECT {_COLUMNS} FROM address LIMIT 0"
         )
         try:
-            return _merge_staged(cur, Path(tmp), stage, new, known, url)
+            return _merge_staged(cur, tmp, stage, new, known, url)
         finally:
             with contextlib.suppress(pymysql.err.MySQLError, OSError):
                 cur.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
@@ -163,8 +165,8 @@ def keys_table(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> 
         " latitude DECIMAL(10,8) NOT NULL, longitude DECIMAL(11,8) NOT NULL)"
     )
     if keys.height:
-        with tempfile.TemporaryDirectory(prefix="etl4all-keys-") as tmp:
-            path = Path(tmp) / "keys.tsv"
+        with spool.load_folder() as tmp:
+            path = tmp / "keys.tsv"
             write_tsv(keys, path)
             _load_file(cur, path, keys.height, name, url=url, columns=keys.columns)
     return name

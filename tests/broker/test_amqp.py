@@ -309,6 +309,7 @@ def test_replay_to_a_deleted_queue_keeps_the_dead_letter(
         conn.close()
     with pytest.raises(BrokerConfigError, match="no queue is bound"):
         broker.replay(everything)
-    assert [letter.batch_id for letter in broker.dead_letters()] == ["g1", "g2"]
+    # both stay (in any order: the one the failed replay held went back behind the other)
+    assert sorted(letter.batch_id for letter in broker.dead_letters()) == ["g1", "g2"]
     assert broker.replay(matching(batch_ids=["g2"])).sent == {topology.addresses: 1}
     assert [letter.batch_id for letter in broker.dead_letters()] == ["g1"]

@@ -14,7 +14,7 @@ from etl4all import sample
 from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
-from etl4all.sources.base import Source
+from etl4all.sources.base import FileRef, Source
 from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch, check_forced
 from etl4all.state.base import FileLedger
 
@@ -159,13 +159,17 @@ def test_a_file_still_growing_is_left_for_a_later_poll(
 
     writer = threading.Thread(target=upload)
     writer.start()
-    (settled,) = list(ex.poll(threading.Event()))
+    polls: list[list[FileRef]] = []
+    ex.poll(threading.Event(), polls.append)
     writer.join()
+    (settled,) = polls
     assert [ref.name for ref in settled] == [done.name]
     for item in ex.batches(settled):
         item.commit()
 
-    (later,) = list(ex.poll(threading.Event()))  # now it has settled
+    polls.clear()
+    ex.poll(threading.Event(), polls.append)
+    (later,) = polls  # now it has settled
     assert [ref.name for ref in later] == [growing.name]
     assert sum(b.points.height for b in ex.batches(later)) == 51
 
@@ -174,7 +178,9 @@ def test_poll_returns_when_stopped(source: Source, ledger: FileLedger) -> None:
     stop = threading.Event()
     threading.Timer(0.2, stop.set).start()
     started = time.monotonic()
-    assert list(extractor(source, ledger, poll_interval=30).poll(stop)) == []
+    polls: list[list[FileRef]] = []
+    extractor(source, ledger, poll_interval=30).poll(stop, polls.append)
+    assert polls == []
     assert time.monotonic() - started < 5
 
 
@@ -367,8 +373,10 @@ def test_force_file_globs_must_match_a_file(folder: Path, source: Source) -> Non
 
 
 def test_a_poller_refuses_to_force(source: Source, ledger: FileLedger) -> None:
+    found: list[list[FileRef]] = []
     with pytest.raises(ConfigError, match="--once"):
-        list(extractor(source, ledger, force_all=True).poll(threading.Event()))
+        extractor(source, ledger, force_all=True).poll(threading.Event(), found.append)
     with pytest.raises(ConfigError, match="matches no file"):
         once = extractor(source, ledger, force_files=("x*",), once=True, settle_seconds=0)
-        list(once.poll(threading.Event()))
+        once.poll(threading.Event(), found.append)
+    assert found == []

@@ -61,3 +61,22 @@ def test_an_empty_batch_is_a_no_op(backends: tuple[Warehouse, Lookup]) -> None:
     wh, keys = backends
     assert load_frame(addresses(1).clear(), wh, keys) == LoadResult()
     assert wh.count() == 0
+
+
+def test_a_row_with_an_invalid_coordinate_is_kept_as_a_reject(
+    backends: tuple[Warehouse, Lookup],
+) -> None:
+    wh, keys = backends
+    rows = addresses(1)
+    bad = rows.with_columns(
+        latitude=pl.when(pl.int_range(pl.len()) == 0).then(float("nan")).otherwise("latitude")
+    )
+    result = load_frame(bad, wh, keys)
+    distinct = rows[1:].select("latitude", "longitude").unique().height
+    assert result.inserted == distinct and wh.count() == distinct
+    reject = pl.DataFrame(
+        {"source": [rows["source"][0]], "line": [rows["line"][0]]},
+        schema_overrides={"line": pl.UInt32},
+    ).with_columns(reason=pl.lit("invalid_coordinate"), text=pl.lit("NaN"))
+    assert wh.load_rejects(reject) == 0  # recorded already, by load_frame
+    assert wh.load_rejects(reject.with_columns(reason=pl.lit("other"))) == 1

@@ -114,3 +114,40 @@ def test_call_budget_without_limit_never_refuses() -> None:
     limited.spend(5, "google")
     with pytest.raises(BudgetExceededError, match="5 spent so far"):
         limited.spend(1, "google")
+
+
+def spoiled(points: pl.DataFrame) -> pl.DataFrame:
+    """``points`` with a NaN latitude in row 3 and an infinite longitude in row 5."""
+    row = pl.int_range(pl.len())
+    return points.with_columns(
+        latitude=pl.when(row == 3).then(float("nan")).otherwise("latitude"),
+        longitude=pl.when(row == 5).then(float("inf")).otherwise("longitude"),
+    )
+
+
+def test_a_row_with_an_invalid_coordinate_is_rejected_and_the_rest_goes_on(
+    points: pl.DataFrame, cache: GeocodeCache, google: tuple[Geocoder, Settings], fake_api: FakeApi
+) -> None:
+    geocoder, settings = google
+    bad = spoiled(points)
+    result = geocode_frame(bad, geocoder, cache, wiring.transform_config(settings))
+    good = points.filter(~pl.int_range(pl.len()).is_in([3, 5]))
+    assert result.addresses.select("source", "line").equals(good.select("source", "line"))
+    assert result.rejects.select("line", "reason").rows() == [
+        (bad["line"][3], "invalid_coordinate"),
+        (bad["line"][5], "invalid_coordinate"),
+    ]
+    assert result.rejects["text"][0] == f"NaN,{bad['longitude'][3]}"
+    assert result.rejects["text"][1] == f"{bad['latitude'][5]},inf"
+    assert fake_api.calls == distinct(good)  # nothing invalid was sent to the API
+
+
+def test_a_batch_of_only_invalid_coordinates_is_all_rejects(
+    points: pl.DataFrame, settings: Settings, cache: GeocodeCache
+) -> None:
+    bad = points[:4].with_columns(latitude=pl.Series([None, 90.5, -91.0, float("-inf")]))
+    with wiring.open_geocoder(settings) as offline:
+        result = geocode_frame(bad, offline, cache, wiring.transform_config(settings))
+    assert result.addresses.height == 0
+    assert result.rejects["reason"].to_list() == ["invalid_coordinate"] * 4
+    assert result.rejects["text"][0].startswith("null,")

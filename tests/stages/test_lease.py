@@ -1,0 +1,205 @@
+"""File leases: short, kept alive by a heartbeat, taken over soon after their holder died.
+
+Leases here last about a second so that a test waits a few seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from tcp_proxy import TcpProxy
+
+from etl4all import sample
+from etl4all.runners import wiring
+from etl4all.settings import Settings
+from etl4all.sources.base import FileRef, Source
+from etl4all.stages.extract import ExtractConfig, Extractor
+from etl4all.stages.lease import Lease
+from etl4all.state.base import FileLedger
+
+LEASE = 1.0
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "in"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def source(folder: Path) -> Iterator[Source]:
+    with wiring.open_source(str(folder), Settings()) as source:
+        yield source
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return str(request.getfixturevalue("redis_url"))
+
+
+def open_ledger(url: str) -> FileLedger:
+    return wiring.open_state(Settings(state_url=url))
+
+
+def extractor(source: Source, ledger: FileLedger, **config: object) -> Extractor:
+    config = {"batch_rows": 10, "lease_seconds": LEASE, **config}
+    return Extractor(source=source, ledger=ledger, config=ExtractConfig(scope="t", **config))
+
+
+def only_file(ex: Extractor) -> FileRef:
+    (ref,) = ex.pending(ex.listing())
+    return ref
+
+
+def test_a_slow_file_keeps_its_claim_for_longer_than_a_lease(
+    folder: Path, source: Source, state_url: str
+) -> None:
+    sample.write_sample(folder, files=1, points=30, seed=1)  # 3 batches
+    with open_ledger(state_url) as ledger, open_ledger(state_url) as other_ledger:
+        slow, rival = extractor(source, ledger), extractor(source, other_ledger)
+        ref = only_file(slow)
+        stolen: list[int] = []
+        finished = threading.Event()
+
+        def try_to_steal() -> None:
+            while not finished.is_set():
+                stolen.extend(b.points.height for b in rival.batches([ref]))
+                time.sleep(LEASE / 10)
+
+        thief = threading.Thread(target=try_to_steal)
+        sizes = []
+        for item in slow.batches([ref]):
+            if not thief.is_alive():
+                thief.start()
+            time.sleep(1.5 * LEASE)  # each batch takes longer downstream than a lease
+            sizes.append(item.points.height)
+            item.commit()
+        finished.set()
+        thief.join()
+    assert sizes == [10, 10, 10] and slow.pending(slow.listing()) == []
+    assert stolen == [] and rival.stats.busy > 10
+
+
+def test_a_claim_taken_over_stops_the_file(
+    folder: Path, source: Source, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sample.write_sample(folder, files=1, points=80, seed=1)
+    client = redis.Redis.from_url(redis_url.split("?")[0])
+    prefix = redis_url.split("prefix=")[1]
+    with open_ledger(redis_url) as ledger:
+        ex = extractor(source, ledger)
+        ref = only_file(ex)
+        items = ex.batches([ref])
+        next(items).commit()
+        # The lease ran out (a long GC pause, a frozen VM) and another worker claimed the file.
+        client.set(f"{prefix}claim:{ref.key}", "another-worker", px=60_000)
+        time.sleep(LEASE)  # a heartbeat renewal finds it gone
+        rest = list(items)
+    client.close()
+    assert rest == []
+    assert ex.pending(ex.listing()) == [ref]  # not done: the other worker finishes it
+    assert "lost the claim on file=" in caplog.text
+
+
+def test_a_lease_not_renewed_for_a_whole_lease_is_lost(redis_url: str) -> None:
+    """The store is unreachable: the lease may have run out, so the holder stops."""
+    with TcpProxy.to_url(redis_url) as proxy, open_ledger(proxy.url(redis_url)) as ledger:
+        lease = Lease.take(ledger, "file", LEASE, name="file")
+        assert lease is not None
+        with lease:
+            time.sleep(2 * LEASE)
+            assert not lease.lost  # the heartbeat renews it
+            proxy.cut()
+            deadline = time.monotonic() + 10 * LEASE
+            while not lease.lost and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert lease.lost
+            proxy.restore()
+
+
+def test_a_lease_is_released_when_its_file_ends(
+    folder: Path, source: Source, state_url: str
+) -> None:
+    sample.write_sample(folder, files=1, points=15, seed=1)
+    with open_ledger(state_url) as ledger:
+        ex = extractor(source, ledger)
+        ref = only_file(ex)
+        before = set(threading.enumerate())
+        items = ex.batches([ref])
+        next(items)
+        assert ledger.claim(ref.key, LEASE) is None
+        heartbeats = [t for t in set(threading.enumerate()) - before if t.name.startswith("lease")]
+        assert len(heartbeats) == 1
+        items.close()
+        assert ledger.claim(ref.key, LEASE) is not None
+        assert not heartbeats[0].is_alive()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from etl4all.runners import wiring
+    from etl4all.settings import Settings
+    from etl4all.stages.extract import ExtractConfig, Extractor
+
+    folder, url, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    source = wiring.open_source(folder, Settings())
+    ledger = wiring.open_state(Settings(state_url=url))
+    config = ExtractConfig(scope="t", batch_rows=10, lease_seconds=lease)
+    ex = Extractor(source=source, ledger=ledger, config=config)
+    items = ex.batches(ex.pending(ex.listing()))
+    next(items)
+    print("claimed", flush=True)
+    time.sleep(600)  # working on the first batch for a long time, until killed
+    """
+)
+
+
+def test_a_killed_extractors_file_is_taken_over_within_about_a_lease(
+    folder: Path, source: Source, state_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    sample.write_sample(folder, files=1, points=30, seed=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder), state_url, str(LEASE)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "claimed\n"
+        with open_ledger(state_url) as ledger:
+            ex = extractor(source, ledger)
+            ref = only_file(ex)
+            time.sleep(3 * LEASE)  # the live holder's heartbeat keeps it
+            assert list(ex.batches([ref])) == [] and ex.stats.busy == 1
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=30)
+            killed = time.monotonic()
+            taken: list[int] = []
+            while not taken and time.monotonic() - killed < 20 * LEASE:
+                time.sleep(LEASE / 10)
+                for item in ex.batches([ref]):
+                    taken.append(item.points.height)
+                    item.commit()
+            waited = time.monotonic() - killed
+    finally:
+        holder.kill()
+        holder.wait()
+    assert taken == [10, 10, 10]
+    assert waited < 5 * LEASE  # about one lease (the old default was 300 s)
+    assert ex.pending(ex.listing()) == []
