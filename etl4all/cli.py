@@ -12,8 +12,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ import click
 from etl4all import __version__, options, urls
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.logs import configure_logging
+from etl4all.progress import run_bar
 from etl4all.settings import Settings
 
 if TYPE_CHECKING:
@@ -76,45 +76,26 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def load_settings(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Settings:
-    """Settings from the pipeline file, the environment and ``flags``; sets up logging."""
+LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def load_settings(
+    pipeline: str | None, verbose: int, quiet: bool, *, base: str = "WARNING", **flags: Any
+) -> Settings:
+    """Settings from the pipeline file, the environment and ``flags``; sets up logging.
+
+    The log level is ``log_level`` if set, else ``base`` (WARNING; INFO for workers); each
+    ``-v`` makes it one step more verbose, ``-q`` shows warnings and errors only.
+    """
     settings = Settings.load(pipeline, overrides=flags)
-    level = settings.log_level
+    level = (settings.log_level or base).upper()
     if quiet:
         level = "WARNING"
     elif verbose:
-        level = "DEBUG" if verbose > 1 else "INFO"
-    configure_logging(level.upper())
+        start = LEVELS.index(level) if level in LEVELS else 1
+        level = LEVELS[min(start + verbose, len(LEVELS) - 1)]
+    configure_logging(level)
     return settings
-
-
-@contextmanager
-def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable[..., None]]]:
-    """(on_start, on_file) callbacks drawing a progress bar of files on a terminal."""
-    with ExitStack() as stack:
-        bars: list[Any] = []
-
-        def on_start(refs: list[Any]) -> None:
-            if enabled and refs:
-                bars.append(
-                    stack.enter_context(
-                        click.progressbar(
-                            length=sum(ref.size for ref in refs),
-                            label="files",
-                            file=sys.stderr,
-                            show_pos=False,
-                            show_percent=True,
-                            show_eta=True,
-                            item_show_func=lambda ref: ref.name if ref else None,
-                        )
-                    )
-                )
-
-        def on_file(ref: Any) -> None:
-            if bars:
-                bars[0].update(ref.size, ref)
-
-        yield on_start, on_file
 
 
 @cli.command()
@@ -145,8 +126,6 @@ def run(
 
     interactive = sys.stderr.isatty() and not quiet
     settings = load_settings(pipeline, verbose, quiet, **flags)
-    if interactive and not verbose:  # the progress bar shows what INFO lines would
-        logging.getLogger().setLevel(logging.WARNING)
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if not paths:
         raise click.UsageError("give at least one SOURCE (or set ETL4ALL_SOURCE_URL)")
@@ -158,8 +137,8 @@ def run(
         run_through_broker(settings)
         return
     check.require(settings, check.RUN, sources=paths)
-    with file_progress(interactive) as (on_start, on_file):
-        summary = embedded.run(paths, settings, on_start=on_start, on_file=on_file)
+    with run_bar(interactive, paid=settings.geocoder != "offline") as bar:
+        summary = embedded.run(paths, settings, progress=bar)
     print_summary(summary, settings)
 
 
@@ -172,20 +151,20 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
         + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
         + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
-        f"points      {summary.points}",
+        f"points      {summary.points} ({summary.distinct} distinct coordinates, "
+        f"{summary.repeats} repeat an earlier point)",
         f"rejects     {rejects} ({reasons})",
-        f"distinct    {geo.distinct} coordinates at {settings.geocode_precision} decimals "
-        "(counted per batch)",
-        f"geocoded    {geo.geocoded} with {settings.geocoder}",
+        f"geocoded    {geo.geocoded} keys at {settings.geocode_precision} decimals "
+        f"with {settings.geocoder}",
     ]
     if settings.geocoder != "offline":
         lines.append(
-            f"api         {geo.cache_hits} cache hits, {geo.calls} calls, {geo.retries} retries, "
-            f"{geo.zero_results} ZERO_RESULTS, {geo.qps:.1f} QPS"
+            f"api         {geo.cache_hits} from the cache, {geo.calls} calls, {geo.retries} "
+            f"retries, {geo.zero_results} ZERO_RESULTS, {geo.qps:.1f} QPS"
         )
     lines += [
         f"warehouse   {load.inserted} inserted, {load.updated} updated, "
-        f"{load.unchanged} unchanged"
+        f"{load.unchanged - summary.reloaded} unchanged (already there)"
         + (f", {summary.pruned} pruned (gone from a changed file)" if summary.pruned else "")
         + f" → {urls.redact(settings.warehouse_url)}",
         f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
@@ -305,7 +284,7 @@ def estimate(
     """Count the API calls and cost of geocoding SOURCES, without calling any API."""
     from etl4all.runners.estimate import estimate as count
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     result = count(sources, settings)
     click.echo(f"files          {result.files}")
     click.echo(f"points         {result.points}")
@@ -437,7 +416,7 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
-    settings = load_settings(pipeline, verbose, quiet, **flags)
+    settings = load_settings(pipeline, verbose, quiet, base="INFO", **flags)
     if settings.broker_url is None:
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     check.require(settings, check.STAGES[stage])  # before any message is taken
@@ -485,7 +464,7 @@ def check_command(
     """
     from etl4all.runners import check
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if stage is not None:
         if settings.broker_url is None:
@@ -533,7 +512,7 @@ def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Non
     from etl4all.broker import queues
     from etl4all.runners import wiring
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     dead = 0
     if settings.broker_url:
         with wiring.open_broker(settings) as bus:
@@ -575,7 +554,7 @@ def open_dead_letters(pipeline: str | None, verbose: int, quiet: bool, **flags: 
     """The broker whose dead letters a ``dead-letters`` command works on."""
     from etl4all.runners import wiring
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     if settings.broker_url is None:
         raise ConfigError("dead-letters needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     return wiring.open_broker(settings)

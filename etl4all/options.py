@@ -55,7 +55,13 @@ PIPELINE = click.option(
     "e.g. pipelines/local.toml.",
 )
 VERBOSITY = group(
-    click.option("-v", "--verbose", count=True, help="More log output (-v: INFO, -vv: DEBUG)."),
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="More log output: each -v one level more (WARNING → INFO → DEBUG; workers "
+        "start at INFO).",
+    ),
     click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bar."),
 )
 

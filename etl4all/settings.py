@@ -100,8 +100,8 @@ class Settings:
     lease_seconds: float = 30.0
     """A claim on a file expires after this long unless renewed (a heartbeat renews it every
     third of that while the file is worked on), so another replica takes a crashed one's file."""
-    log_level: str = "INFO"
-    """DEBUG, INFO, WARNING or ERROR."""
+    log_level: str | None = None
+    """DEBUG, INFO, WARNING or ERROR; None: the command's own (WARNING, INFO for workers)."""
 
     @classmethod
     def load(

@@ -118,6 +118,8 @@ class PointBatch:
     rejects: pl.DataFrame
     last: bool
     """The file's last batch: committing it marks the file done."""
+    count: int
+    """Batches of the file."""
     mark: FileMark
     ledger: FileLedger = dataclasses.field(repr=False)
     prune: Prune | None = None
@@ -329,6 +331,7 @@ class Extractor:
                 points=part,
                 rejects=rejects if index == 0 else rejects.clear(),
                 last=index == max(len(parts), 1) - 1,
+                count=max(len(parts), 1),
                 mark=mark,
                 ledger=self.ledger,
                 prune=prune if index == max(len(parts), 1) - 1 else None,
