@@ -172,13 +172,18 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
     click.echo("\n".join(lines))
 
 
+WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".ndjson": "write_ndjson"}
+"""The formats ``parse -o`` writes, by file suffix."""
+
+
 @cli.command("parse")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    help="Write the points to this Parquet file and the rejects beside it (NAME.rejects.parquet).",
+    help="Write the points to this file, in the format its suffix names (.parquet, .csv or "
+    ".ndjson), and the rejects beside it (NAME.rejects.SUFFIX). Its folder must exist.",
 )
 @handle_errors
 def parse_command(files: tuple[str, ...], output: str | None) -> None:
@@ -187,6 +192,14 @@ def parse_command(files: tuple[str, ...], output: str | None) -> None:
 
     from etl4all import parse
 
+    out = Path(output) if output else None
+    if out is not None:
+        if out.suffix.lower() not in WRITERS:
+            raise ConfigError(
+                f"-o {out}: name a .parquet, .csv or .ndjson file (the suffix picks the format)"
+            )
+        if not out.parent.is_dir():
+            raise ConfigError(f"-o {out}: the folder {out.parent} does not exist; create it first")
     results = [parse.parse(Path(f).read_bytes(), Path(f).name) for f in files]
     points = pl.concat([r.points for r in results])
     rejects = pl.concat([r.rejects for r in results])
@@ -194,11 +207,11 @@ def parse_command(files: tuple[str, ...], output: str | None) -> None:
     click.echo(f"rejects  {rejects.height}")
     for reason, count in sorted(rejects.get_column("reason").value_counts().rows()):
         click.echo(f"  {reason:<18} {count}")
-    if output:
-        out = Path(output)
-        points.write_parquet(out)
-        rejects_path = out.with_name(out.stem + ".rejects.parquet")
-        rejects.write_parquet(rejects_path)
+    if out is not None:
+        write = WRITERS[out.suffix.lower()]
+        rejects_path = out.with_name(out.stem + ".rejects" + out.suffix)
+        getattr(points, write)(out)
+        getattr(rejects, write)(rejects_path)
         click.echo(f"wrote {out} and {rejects_path}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -124,6 +125,36 @@ def test_parse_reports_and_writes_points_and_rejects(workdir: Path) -> None:
     assert f"points   {points.height}" in result.output
     assert f"rejects  {rejects.height}" in result.output and rejects.height > 0
     assert "missing_longitude" in result.output or "missing_latitude" in result.output
+
+
+@pytest.mark.parametrize(
+    ("suffix", "read"),
+    [(".csv", pl.read_csv), (".ndjson", pl.read_ndjson), (".PARQUET", pl.read_parquet)],
+)
+def test_parse_writes_the_format_its_suffix_names(
+    workdir: Path, suffix: str, read: Callable[[Path], pl.DataFrame]
+) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "50", "--dirty-rate", "0.2", "--seed", "4")
+    result = invoke("parse", "in/data_points_20180101.txt", "-o", f"out{suffix}")
+    assert result.exit_code == 0, result.output
+    points = read(workdir / f"out{suffix}")
+    rejects = read(workdir / f"out.rejects{suffix}")
+    assert f"points   {points.height}" in result.output and points.height > 0
+    assert f"rejects  {rejects.height}" in result.output and rejects.height > 0
+
+
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [("p.txt", "name a .parquet, .csv or .ndjson file"), ("missing/p.csv", "does not exist")],
+)
+def test_parse_refuses_an_output_it_cannot_write_in_one_line(
+    workdir: Path, output: str, says: str
+) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    result = CliRunner().invoke(cli, ["parse", "in/data_points_20180101.txt", "-o", output])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and says in result.output
+    assert "Traceback" not in result.output and not (workdir / "missing").exists()
 
 
 def test_estimate_offline_needs_no_calls(workdir: Path) -> None:
