@@ -110,11 +110,24 @@ def load_settings(
 @options.FINAL
 @options.GEOCODING
 @options.FORCE
+@click.option(
+    "--fail-on-rejects",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    metavar="RATE",
+    help="Exit 1 when more than RATE (0..1) of the records read were rejected, e.g. 0.05; "
+    "everything valid is loaded all the same.",
+)
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
 def run(
-    sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+    sources: tuple[str, ...],
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    fail_on_rejects: float | None,
+    **flags: Any,
 ) -> None:
     """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
 
@@ -140,6 +153,21 @@ def run(
     with run_bar(interactive, paid=settings.geocoder != "offline") as bar:
         summary = embedded.run(paths, settings, progress=bar)
     print_summary(summary, settings)
+    if not summary.files:
+        click.echo(
+            f"warning: no file matches {settings.file_pattern!r} in {', '.join(paths)} "
+            "(--pattern sets what to match)",
+            err=True,
+        )
+    rejects = sum(summary.rejects.values())
+    share = rejects / (rejects + summary.points) if rejects else 0.0
+    if fail_on_rejects is not None and share > fail_on_rejects:
+        click.echo(
+            f"error: {share:.1%} of the records read were rejected ({rejects}), above "
+            f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def print_summary(summary: RunSummary, settings: Settings) -> None:

@@ -284,3 +284,25 @@ def test_force_redoes_done_files_and_a_typo_is_an_error(workdir: Path) -> None:
     assert "1 processed, 1 skipped" in one.output
     typo = CliRunner().invoke(cli, ["run", "in", "-q", "--force-file", "data_point_*"])
     assert typo.exit_code == 2 and "--force-file data_point_* matches no file" in typo.output
+
+
+def test_a_folder_with_no_matching_file_says_so(workdir: Path) -> None:
+    (workdir / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["run", "empty", "-q"])
+    assert result.exit_code == 0
+    assert "warning: no file matches '*.txt' in empty" in result.output
+
+
+def test_fail_on_rejects_exits_1_above_the_rate_and_loads_the_rest(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "100", "--dirty-rate", "0.3", "--seed", "4")
+    result = CliRunner().invoke(cli, ["run", "in", "-q", "--fail-on-rejects", "0.01"])
+    assert result.exit_code == 1
+    assert "of the records read were rejected" in result.output
+    assert "above --fail-on-rejects 0.01" in result.output
+    assert len(warehouse_keys(workdir / "etl4all.duckdb")) > 0  # the valid ones are loaded
+    (workdir / "in2").mkdir()
+    (workdir / "in2" / "f.txt").write_bytes(
+        (workdir / "in" / "data_points_20180101.txt").read_bytes()
+    )
+    relaxed = CliRunner().invoke(cli, ["run", "in2", "-q", "--fail-on-rejects", "0.9"])
+    assert relaxed.exit_code == 0, relaxed.output
