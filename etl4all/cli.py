@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 EXIT_DEAD_LETTERS = 3
 """Exit code of ``status`` when dead letters wait."""
 RETRY_HINT = (
-    "; nothing of the failed batch was committed: run the same command again once the "
-    "service is back (finished files are skipped, paid answers are cached)"
+    "; a temporary fault: run the same command again once the service is back (nothing is "
+    "lost: a failed batch is not committed, finished files are skipped, paid answers are cached)"
 )
 
 
@@ -55,8 +55,15 @@ def cli() -> None:
     """
 
 
+def moves_data(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a command that processes data: a temporary fault's message says to rerun it."""
+    func.moves_data = True  # type: ignore[attr-defined]
+    return func
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Map exceptions to exit codes with a one-line reason on stderr."""
+    hint_on_retryable = getattr(func, "moves_data", False)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -66,7 +73,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {urls.redact(str(exc))}", err=True)
             sys.exit(2)
         except Etl4allError as exc:
-            hint = RETRY_HINT if exc.retryable else ""
+            hint = RETRY_HINT if exc.retryable and hint_on_retryable else ""
             click.echo(f"error: {urls.redact(str(exc))}{hint}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
@@ -121,6 +128,7 @@ def load_settings(
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
+@moves_data
 def run(
     sources: tuple[str, ...],
     pipeline: str | None,
@@ -363,6 +371,7 @@ def estimate(
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
+@moves_data
 def regeocode(
     from_geocoders: tuple[str, ...],
     statuses: tuple[str, ...],
@@ -444,6 +453,7 @@ def run_through_broker(settings: Settings) -> None:
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
+@moves_data
 def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
     """Run one services-mode STAGE worker: extract, transform or load.
 

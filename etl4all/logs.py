@@ -53,3 +53,7 @@ def configure_logging(level: str | int = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("pika", "asyncio", "urllib3", "pyftpdlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # pika logs every failed connection attempt with a traceback; etl4all reports the same
+    # error once, with the host and the cause (debug shows pika's own lines)
+    if root.level > logging.DEBUG:
+        logging.getLogger("pika").setLevel(logging.CRITICAL)

@@ -82,10 +82,19 @@ LOOKUP = setting(
     "--lookup",
     help="Lookup of loaded keys: mongodb://host:27017/db; the warehouse itself when unset.",
 )
-BROKER = setting(
-    "broker_url",
-    "--broker",
-    help="RabbitMQ URL amqp://user:pass@host:5672/; in-process when unset.",
+BROKER = group(
+    setting(
+        "broker_url",
+        "--broker",
+        help="RabbitMQ URL amqp://user:pass@host:5672/; in-process when unset.",
+    ),
+    setting(
+        "connect_timeout",
+        "--connect-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds to keep trying to reach RabbitMQ at start before giving up (default "
+        "30); a connection lost later is retried with backoff.",
+    ),
 )
 QUEUE_PREFIX = setting(
     "queue_prefix", "--queue-prefix", help="Prefix of the queue names (default etl4all)."

@@ -94,6 +94,8 @@ class Settings:
     consumers: int = 1
     """Consumers per ``run-stage`` process."""
     prefetch: int = 2
+    connect_timeout: float = 30.0
+    """Seconds a command keeps trying to reach RabbitMQ at start."""
     """Unacknowledged messages a consumer may hold."""
     max_deliveries: int = 3
     """A message that fails this many times goes to the dead-letter queue."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -306,3 +307,24 @@ def test_fail_on_rejects_exits_1_above_the_rate_and_loads_the_rest(workdir: Path
     )
     relaxed = CliRunner().invoke(cli, ["run", "in2", "-q", "--fail-on-rejects", "0.9"])
     assert relaxed.exit_code == 0, relaxed.output
+
+
+def test_a_broker_that_is_down_is_one_line_naming_host_and_cause(workdir: Path) -> None:
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"amqp://guest:s3cret@127.0.0.1:{port}/"
+    result = CliRunner().invoke(cli, ["status", "--broker", url, "--connect-timeout", "0.5"])
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: RabbitMQ amqp://guest:***@127.0.0.1:{port}/")
+    assert "Connection refused" in last and "run the same command" not in last
+    assert "Traceback" not in result.output and "s3cret" not in result.output
+
+
+def test_a_broker_host_that_does_not_resolve_exits_2(workdir: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["status", "--broker", "amqp://guest:guest@nohost.invalid:5672/"]
+    )
+    assert result.exit_code == 2
+    assert "cannot resolve the host" in result.output and "Traceback" not in result.output
