@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import socket
 import logging
 import queue as queue_mod
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
