@@ -230,6 +230,7 @@ class Extractor:
             else max(config.poll_interval, config.settle_seconds)
         )
         previous: dict[str, FileRef] | None = None
+        heartbeat = _Heartbeat(self.source)
 
         def one_poll() -> None:
             nonlocal previous
@@ -237,7 +238,9 @@ class Extractor:
             if previous is None:
                 check_forced(config.force_files, listing)
             if previous is not None:
-                work(self.pending(settled(previous, listing)))
+                todo = self.pending(settled(previous, listing))
+                heartbeat.polled(len(listing), len(todo))
+                work(todo)
             previous = by_key(listing)
 
         if config.once:
@@ -351,6 +354,35 @@ def check_forced(patterns: tuple[str, ...], refs: list[FileRef]) -> None:
             f"--force-file {', '.join(unmatched)} matches no file of the sources "
             f"({len(names)} listed); give a name as listed (the source_file column) or a glob"
         )
+
+
+HEARTBEAT_SECONDS = 300.0
+"""A polling extractor says it is alive at INFO this often (every poll is logged at DEBUG)."""
+
+
+class _Heartbeat:
+    """Logs each poll at DEBUG and, every :data:`HEARTBEAT_SECONDS`, a summary at INFO."""
+
+    def __init__(self, source: object) -> None:
+        self._source = source
+        self._since = time.monotonic()
+        self._polls = self._taken = 0
+
+    def polled(self, listed: int, taken: int) -> None:
+        self._polls += 1
+        self._taken += taken
+        log.debug("poll: %d files listed, %d to do", listed, taken)
+        if time.monotonic() - self._since >= HEARTBEAT_SECONDS:
+            log.info(
+                "still watching %s: %d polls, %d files taken in the last %.0f s; %d listed now",
+                self._source,
+                self._polls,
+                self._taken,
+                time.monotonic() - self._since,
+                listed,
+            )
+            self._since = time.monotonic()
+            self._polls = self._taken = 0
 
 
 def _log_failed_poll(state: tenacity.RetryCallState) -> None:

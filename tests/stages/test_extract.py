@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
+from etl4all.stages import extract
 from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch, check_forced
 from etl4all.state.base import FileLedger
 
@@ -182,6 +184,28 @@ def test_poll_returns_when_stopped(source: Source, ledger: FileLedger) -> None:
     extractor(source, ledger, poll_interval=30).poll(stop, polls.append)
     assert polls == []
     assert time.monotonic() - started < 5
+
+
+def test_a_polling_extractor_says_it_is_alive_while_nothing_comes(
+    source: Source,
+    ledger: FileLedger,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(extract, "HEARTBEAT_SECONDS", 0.0)
+    stop = threading.Event()
+    polls: list[list[FileRef]] = []
+
+    def work(refs: list[FileRef]) -> None:
+        polls.append(refs)
+        if len(polls) == 2:
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="etl4all.stages.extract"):
+        extractor(source, ledger, poll_interval=0.01, settle_seconds=0.0).poll(stop, work)
+    beats = [r.getMessage() for r in caplog.records if r.getMessage().startswith("still watching")]
+    assert polls == [[], []] and len(beats) == 2
+    assert str(source) in beats[0] and "0 files taken" in beats[0]
 
 
 # -- uploads that stall: cut-off last records, partial marks, prunes ------------------------
