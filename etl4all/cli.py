@@ -12,8 +12,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ import click
 from etl4all import __version__, options, urls
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.logs import configure_logging
+from etl4all.progress import run_bar
 from etl4all.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 EXIT_DEAD_LETTERS = 3
 """Exit code of ``status`` when dead letters wait."""
 RETRY_HINT = (
-    "; nothing of the failed batch was committed: run the same command again once the "
-    "service is back (finished files are skipped, paid answers are cached)"
+    "; a temporary fault: run the same command again once the service is back (nothing is "
+    "lost: a failed batch is not committed, finished files are skipped, paid answers are cached)"
 )
 
 
@@ -55,8 +55,15 @@ def cli() -> None:
     """
 
 
+def moves_data(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a command that processes data: a temporary fault's message says to rerun it."""
+    func.moves_data = True  # type: ignore[attr-defined]
+    return func
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Map exceptions to exit codes with a one-line reason on stderr."""
+    hint_on_retryable = getattr(func, "moves_data", False)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -66,7 +73,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {urls.redact(str(exc))}", err=True)
             sys.exit(2)
         except Etl4allError as exc:
-            hint = RETRY_HINT if exc.retryable else ""
+            hint = RETRY_HINT if exc.retryable and hint_on_retryable else ""
             click.echo(f"error: {urls.redact(str(exc))}{hint}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
@@ -76,45 +83,26 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def load_settings(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Settings:
-    """Settings from the pipeline file, the environment and ``flags``; sets up logging."""
+LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def load_settings(
+    pipeline: str | None, verbose: int, quiet: bool, *, base: str = "WARNING", **flags: Any
+) -> Settings:
+    """Settings from the pipeline file, the environment and ``flags``; sets up logging.
+
+    The log level is ``log_level`` if set, else ``base`` (WARNING; INFO for workers); each
+    ``-v`` makes it one step more verbose, ``-q`` shows warnings and errors only.
+    """
     settings = Settings.load(pipeline, overrides=flags)
-    level = settings.log_level
+    level = (settings.log_level or base).upper()
     if quiet:
         level = "WARNING"
     elif verbose:
-        level = "DEBUG" if verbose > 1 else "INFO"
-    configure_logging(level.upper())
+        start = LEVELS.index(level) if level in LEVELS else 1
+        level = LEVELS[min(start + verbose, len(LEVELS) - 1)]
+    configure_logging(level)
     return settings
-
-
-@contextmanager
-def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable[..., None]]]:
-    """(on_start, on_file) callbacks drawing a progress bar of files on a terminal."""
-    with ExitStack() as stack:
-        bars: list[Any] = []
-
-        def on_start(refs: list[Any]) -> None:
-            if enabled and refs:
-                bars.append(
-                    stack.enter_context(
-                        click.progressbar(
-                            length=sum(ref.size for ref in refs),
-                            label="files",
-                            file=sys.stderr,
-                            show_pos=False,
-                            show_percent=True,
-                            show_eta=True,
-                            item_show_func=lambda ref: ref.name if ref else None,
-                        )
-                    )
-                )
-
-        def on_file(ref: Any) -> None:
-            if bars:
-                bars[0].update(ref.size, ref)
-
-        yield on_start, on_file
 
 
 @cli.command()
@@ -128,23 +116,37 @@ def file_progress(enabled: bool) -> Iterator[tuple[Callable[..., None], Callable
 @options.BATCH
 @options.FINAL
 @options.GEOCODING
+@options.FORCE
+@click.option(
+    "--fail-on-rejects",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    metavar="RATE",
+    help="Exit 1 when more than RATE (0..1) of the records read were rejected, e.g. 0.05; "
+    "everything valid is loaded all the same.",
+)
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
+@moves_data
 def run(
-    sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+    sources: tuple[str, ...],
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    fail_on_rejects: float | None,
+    **flags: Any,
 ) -> None:
     """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
 
-    Files already done (same size and mtime, or same content) are skipped. Without
-    SOURCES the source_url setting (ETL4ALL_SOURCE_URL) is used.
+    Files already done (same size and mtime, or same content) are skipped, unless --force
+    (all of them) or --force-file NAME (those named) redoes them. Without SOURCES the
+    source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
     from etl4all.runners import check, embedded
 
     interactive = sys.stderr.isatty() and not quiet
     settings = load_settings(pipeline, verbose, quiet, **flags)
-    if interactive and not verbose:  # the progress bar shows what INFO lines would
-        logging.getLogger().setLevel(logging.WARNING)
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if not paths:
         raise click.UsageError("give at least one SOURCE (or set ETL4ALL_SOURCE_URL)")
@@ -156,9 +158,24 @@ def run(
         run_through_broker(settings)
         return
     check.require(settings, check.RUN, sources=paths)
-    with file_progress(interactive) as (on_start, on_file):
-        summary = embedded.run(paths, settings, on_start=on_start, on_file=on_file)
+    with run_bar(interactive, paid=settings.geocoder != "offline") as bar:
+        summary = embedded.run(paths, settings, progress=bar)
     print_summary(summary, settings)
+    if not summary.files:
+        click.echo(
+            f"warning: no file matches {settings.file_pattern!r} in {', '.join(paths)} "
+            "(--pattern sets what to match)",
+            err=True,
+        )
+    rejects = sum(summary.rejects.values())
+    share = rejects / (rejects + summary.points) if rejects else 0.0
+    if fail_on_rejects is not None and share > fail_on_rejects:
+        click.echo(
+            f"error: {share:.1%} of the records read were rejected ({rejects}), above "
+            f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def print_summary(summary: RunSummary, settings: Settings) -> None:
@@ -170,25 +187,29 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
         + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
         + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
-        f"points      {summary.points}",
+        f"points      {summary.points} ({summary.distinct} distinct coordinates, "
+        f"{summary.repeats} repeat an earlier point)",
         f"rejects     {rejects} ({reasons})",
-        f"distinct    {geo.distinct} coordinates at {settings.geocode_precision} decimals "
-        "(counted per batch)",
-        f"geocoded    {geo.geocoded} with {settings.geocoder}",
+        f"geocoded    {geo.geocoded} keys at {settings.geocode_precision} decimals "
+        f"with {settings.geocoder}",
     ]
     if settings.geocoder != "offline":
         lines.append(
-            f"api         {geo.cache_hits} cache hits, {geo.calls} calls, {geo.retries} retries, "
-            f"{geo.zero_results} ZERO_RESULTS, {geo.qps:.1f} QPS"
+            f"api         {geo.cache_hits} from the cache, {geo.calls} calls, {geo.retries} "
+            f"retries, {geo.zero_results} ZERO_RESULTS, {geo.qps:.1f} QPS"
         )
     lines += [
         f"warehouse   {load.inserted} inserted, {load.updated} updated, "
-        f"{load.unchanged} unchanged"
+        f"{load.unchanged - summary.reloaded} unchanged (already there)"
         + (f", {summary.pruned} pruned (gone from a changed file)" if summary.pruned else "")
         + f" → {urls.redact(settings.warehouse_url)}",
         f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
     ]
     click.echo("\n".join(lines))
+
+
+WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".ndjson": "write_ndjson"}
+"""The formats ``parse -o`` writes, by file suffix."""
 
 
 @cli.command("parse")
@@ -197,7 +218,8 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    help="Write the points to this Parquet file and the rejects beside it (NAME.rejects.parquet).",
+    help="Write the points to this file, in the format its suffix names (.parquet, .csv or "
+    ".ndjson), and the rejects beside it (NAME.rejects.SUFFIX). Its folder must exist.",
 )
 @handle_errors
 def parse_command(files: tuple[str, ...], output: str | None) -> None:
@@ -206,6 +228,14 @@ def parse_command(files: tuple[str, ...], output: str | None) -> None:
 
     from etl4all import parse
 
+    out = Path(output) if output else None
+    if out is not None:
+        if out.suffix.lower() not in WRITERS:
+            raise ConfigError(
+                f"-o {out}: name a .parquet, .csv or .ndjson file (the suffix picks the format)"
+            )
+        if not out.parent.is_dir():
+            raise ConfigError(f"-o {out}: the folder {out.parent} does not exist; create it first")
     results = [parse.parse(Path(f).read_bytes(), Path(f).name) for f in files]
     points = pl.concat([r.points for r in results])
     rejects = pl.concat([r.rejects for r in results])
@@ -213,11 +243,11 @@ def parse_command(files: tuple[str, ...], output: str | None) -> None:
     click.echo(f"rejects  {rejects.height}")
     for reason, count in sorted(rejects.get_column("reason").value_counts().rows()):
         click.echo(f"  {reason:<18} {count}")
-    if output:
-        out = Path(output)
-        points.write_parquet(out)
-        rejects_path = out.with_name(out.stem + ".rejects.parquet")
-        rejects.write_parquet(rejects_path)
+    if out is not None:
+        write = WRITERS[out.suffix.lower()]
+        rejects_path = out.with_name(out.stem + ".rejects" + out.suffix)
+        getattr(points, write)(out)
+        getattr(rejects, write)(rejects_path)
         click.echo(f"wrote {out} and {rejects_path}")
 
 
@@ -303,7 +333,7 @@ def estimate(
     """Count the API calls and cost of geocoding SOURCES, without calling any API."""
     from etl4all.runners.estimate import estimate as count
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     result = count(sources, settings)
     click.echo(f"files          {result.files}")
     click.echo(f"points         {result.points}")
@@ -311,6 +341,86 @@ def estimate(
     click.echo(f"already cached {result.cached}")
     click.echo(f"calls needed   {result.calls} ({settings.geocoder})")
     click.echo(f"estimated cost {result.cost:.2f} USD at {settings.price_per_1000:.2f} per 1000")
+
+
+@cli.command()
+@click.option(
+    "--from-geocoder",
+    "from_geocoders",
+    multiple=True,
+    metavar="NAME",
+    help="Choose the rows this geocoder answered (the geocoder column: offline, google, "
+    "nominatim); repeatable.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    help="Choose the rows with this geocode_status (OK, ZERO_RESULTS), or 'failed': the "
+    "points no geocoder answered (kept as rejects, whatever geocoder); repeatable.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Only count the chosen rows and the API calls they need."
+)
+@options.WAREHOUSE
+@options.STATE
+@options.LOOKUP
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+@moves_data
+def regeocode(
+    from_geocoders: tuple[str, ...],
+    statuses: tuple[str, ...],
+    dry_run: bool,
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Geocode rows already in the warehouse again, with --geocoder, and load them back.
+
+    Rows are chosen by --from-geocoder and/or --status (both given: rows matching both),
+    e.g. every offline row after switching to Google: --from-geocoder offline --geocoder
+    google. The address columns take the new answers; file, line, distance and bearing stay.
+    Cached answers cost nothing; --max-calls caps the rest. Run it again after a stop.
+    """
+    from etl4all.runners import check
+    from etl4all.runners import regeocode as driver
+
+    if not (from_geocoders or statuses):
+        raise click.UsageError("choose the rows with --from-geocoder and/or --status")
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    selection = driver.Selection(geocoders=from_geocoders, statuses=statuses)
+    check.require(settings, driver.DRY_RUN_CHECKS if dry_run else driver.CHECKS)
+    if dry_run:
+        found = driver.plan(selection, settings)
+        click.echo(f"chosen      {found.rows} rows, {found.failed} failed points")
+        click.echo(
+            f"distinct    {found.distinct} coordinates at {settings.geocode_precision} decimals"
+        )
+        click.echo(f"cached      {found.cached}")
+        click.echo(f"calls       {found.calls} ({settings.geocoder}); nothing was changed")
+        return
+    done = driver.regeocode(selection, settings)
+    geo, load = done.geocode, done.load
+    lines = [
+        f"chosen      {done.rows} rows, {done.failed} failed points",
+        f"geocoded    {geo.geocoded} coordinates with {settings.geocoder}, "
+        f"{done.rejects} points not answered (kept as rejects)",
+    ]
+    if settings.geocoder != "offline":
+        lines.append(
+            f"api         {geo.cache_hits} cache hits, {geo.calls} calls, {geo.retries} retries"
+        )
+    lines.append(
+        f"warehouse   {load.updated} updated, {load.inserted} inserted, {load.unchanged} "
+        f"unchanged → {urls.redact(settings.warehouse_url)}"
+    )
+    click.echo("\n".join(lines))
 
 
 def run_through_broker(settings: Settings) -> None:
@@ -343,6 +453,7 @@ def run_through_broker(settings: Settings) -> None:
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
+@moves_data
 def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
     """Run one services-mode STAGE worker: extract, transform or load.
 
@@ -356,7 +467,7 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
-    settings = load_settings(pipeline, verbose, quiet, **flags)
+    settings = load_settings(pipeline, verbose, quiet, base="INFO", **flags)
     if settings.broker_url is None:
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     check.require(settings, check.STAGES[stage])  # before any message is taken
@@ -404,7 +515,7 @@ def check_command(
     """
     from etl4all.runners import check
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if stage is not None:
         if settings.broker_url is None:
@@ -452,7 +563,7 @@ def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Non
     from etl4all.broker import queues
     from etl4all.runners import wiring
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     dead = 0
     if settings.broker_url:
         with wiring.open_broker(settings) as bus:
@@ -494,7 +605,7 @@ def open_dead_letters(pipeline: str | None, verbose: int, quiet: bool, **flags: 
     """The broker whose dead letters a ``dead-letters`` command works on."""
     from etl4all.runners import wiring
 
-    settings = load_settings(pipeline, verbose, quiet or not verbose, **flags)
+    settings = load_settings(pipeline, verbose, quiet, **flags)
     if settings.broker_url is None:
         raise ConfigError("dead-letters needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     return wiring.open_broker(settings)

@@ -55,7 +55,13 @@ PIPELINE = click.option(
     "e.g. pipelines/local.toml.",
 )
 VERBOSITY = group(
-    click.option("-v", "--verbose", count=True, help="More log output (-v: INFO, -vv: DEBUG)."),
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="More log output: each -v one level more (WARNING → INFO → DEBUG; workers "
+        "start at INFO).",
+    ),
     click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bar."),
 )
 
@@ -76,10 +82,19 @@ LOOKUP = setting(
     "--lookup",
     help="Lookup of loaded keys: mongodb://host:27017/db; the warehouse itself when unset.",
 )
-BROKER = setting(
-    "broker_url",
-    "--broker",
-    help="RabbitMQ URL amqp://user:pass@host:5672/; in-process when unset.",
+BROKER = group(
+    setting(
+        "broker_url",
+        "--broker",
+        help="RabbitMQ URL amqp://user:pass@host:5672/; in-process when unset.",
+    ),
+    setting(
+        "connect_timeout",
+        "--connect-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds to keep trying to reach RabbitMQ at start before giving up (default "
+        "30); a connection lost later is retried with backoff.",
+    ),
 )
 QUEUE_PREFIX = setting(
     "queue_prefix", "--queue-prefix", help="Prefix of the queue names (default etl4all)."
@@ -171,6 +186,25 @@ FINAL = setting(
     "is cut off (no Distance line or next record after it yet: an upload that stalled) is "
     "loaded without that record and taken again once it changes or is final; 0 takes every "
     "file whole at once.",
+)
+
+FORCE = group(
+    click.option(
+        "--force",
+        "force",
+        is_flag=True,
+        default=None,
+        help="Redo every file of SOURCES even when done: the same rows again (the load is "
+        "idempotent), paid answers from the cache. A flag only, no variable.",
+    ),
+    click.option(
+        "--force-file",
+        "force_files",
+        multiple=True,
+        metavar="NAME",
+        help="Redo the files whose name (as listed: the source_file column) matches NAME, a "
+        "glob such as 'day_*.txt'; repeatable. A NAME matching no file is an error.",
+    ),
 )
 SOURCE = setting(
     "source_url",

@@ -2,7 +2,8 @@
 
 This is the only module that reads ``os.environ``. Every field is documented below; the
 environment variable of a field is ``ETL4ALL_`` + its name in capitals (``warehouse_url`` →
-``ETL4ALL_WAREHOUSE_URL``), except the Google key, read from ``GOOGLE_MAPS_API_KEY``.
+``ETL4ALL_WAREHOUSE_URL``), except the Google key, read from ``GOOGLE_MAPS_API_KEY``, and
+the one-off fields of :data:`FLAGS_ONLY`, which only a command-line flag sets.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from etl4all import urls
 from etl4all.errors import ConfigError
 
 SECRET_ENV = {"google_key": "GOOGLE_MAPS_API_KEY"}
 """Fields read from a variable that is not ``ETL4ALL_<NAME>``."""
+
+FLAGS_ONLY = ("force", "force_files")
+"""Fields no variable or pipeline file sets: a forced run is a one-off, never a standing setting."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +43,10 @@ class Settings:
     """A file unchanged this long is final; before, a cut-off last record is left out."""
     once: bool = False
     """Process what is there and exit instead of polling (for cron)."""
+    force: bool = False
+    """Redo every file of the sources even when done (``run --force``; a flag only)."""
+    force_files: tuple[str, ...] = ()
+    """Globs of file names to redo even when done (``run --force-file``; a flag only)."""
     broker_url: str | None = None
     """``amqp://`` URL of RabbitMQ; in-process when absent."""
     queue_prefix: str = "etl4all"
@@ -85,14 +94,16 @@ class Settings:
     consumers: int = 1
     """Consumers per ``run-stage`` process."""
     prefetch: int = 2
+    connect_timeout: float = 30.0
+    """Seconds a command keeps trying to reach RabbitMQ at start."""
     """Unacknowledged messages a consumer may hold."""
     max_deliveries: int = 3
     """A message that fails this many times goes to the dead-letter queue."""
     lease_seconds: float = 30.0
     """A claim on a file expires after this long unless renewed (a heartbeat renews it every
     third of that while the file is worked on), so another replica takes a crashed one's file."""
-    log_level: str = "INFO"
-    """DEBUG, INFO, WARNING or ERROR."""
+    log_level: str | None = None
+    """DEBUG, INFO, WARNING or ERROR; None: the command's own (WARNING, INFO for workers)."""
 
     @classmethod
     def load(
@@ -111,6 +122,8 @@ class Settings:
         if pipeline_file is not None:
             values.update(_read_pipeline(Path(pipeline_file)))
         for field in dataclasses.fields(cls):
+            if field.name in FLAGS_ONLY:
+                continue
             name = SECRET_ENV.get(field.name, f"ETL4ALL_{field.name.upper()}")
             if environ.get(name, "") != "":
                 values[field.name] = _convert(field.name, environ[name], _hint(field.name))
@@ -141,12 +154,25 @@ class Settings:
             raise ConfigError(f"max_deliveries must be at least 1, got {self.max_deliveries}")
         return self
 
+    def __repr__(self) -> str:
+        """The fields, URL passwords and ``key=`` values hidden, secret fields left out."""
+        shown = (
+            f"{f.name}={_redacted(getattr(self, f.name))!r}"
+            for f in dataclasses.fields(self)
+            if f.repr
+        )
+        return f"Settings({', '.join(shown)})"
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and validated."""
         return dataclasses.replace(self, **changes).validated()
 
 
 _HINTS = typing.get_type_hints(Settings)
+
+
+def _redacted(value: Any) -> Any:
+    return urls.redact(value) if isinstance(value, str) else value
 
 
 def _hint(name: str) -> Any:
@@ -163,6 +189,8 @@ def _read_pipeline(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"pipeline file {path} is not valid TOML: {exc}") from exc
     table = data.get("etl4all", data)
+    if one_off := sorted(set(table) & set(FLAGS_ONLY)):
+        raise ConfigError(f"pipeline file {path}: {', '.join(one_off)} can only be given as flags")
     return {name: _convert(name, value, _hint(name)) for name, value in table.items()}
 
 
@@ -172,6 +200,8 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
     if isinstance(hint, types.UnionType) and value in ("", None):
         return None
     kind = kinds[0]
+    if typing.get_origin(hint) is tuple:  # a repeatable flag's values
+        return tuple(str(item) for item in value)
     try:
         if kind is bool:
             if isinstance(value, bool):

@@ -11,7 +11,9 @@ from urllib.parse import SplitResult, urlsplit
 
 from etl4all.errors import ConfigError, MissingDependencyError, UnknownSchemeError
 
-_SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:key|api_key|apikey|token|password)=)[^&;#\s]*", re.I)
+# A secret query value runs to the next "&", "#" or space: encoders escape those inside a
+# value, but not ";", "/", "?", ":" or "@" (yarl sends a key "a;b@c" as such).
+_SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:key|api_key|apikey|token|password)=)[^&#\s]*", re.I)
 # The password runs to the last "@" of the URL: a password with an unencoded "/" or "@" is
 # hidden too (over-hiding a path that holds an "@" is the safe side).
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*(@)", re.I)
@@ -21,21 +23,46 @@ FILE_SCHEMES = ("sqlite", "duckdb")
 
 
 def redact(text: str) -> str:
-    """Hide passwords in URLs and ``key=`` style query values anywhere in ``text``."""
-    text = _USERINFO.sub(r"\1***\2", text)
-    return _SECRET_QUERY.sub(r"\1***", text)
+    """Hide passwords in URLs and ``key=`` style query values anywhere in ``text``.
+
+    Both patterns are matched on the original text and every character either covers is
+    hidden, so neither can hide the other's start (an ``@`` in a key, a ``key=`` in a path)
+    and leave the rest of a secret in view.
+    """
+    spans = [(m.end(1), m.start(2)) for m in _USERINFO.finditer(text)]
+    spans += [(m.end(1), m.end()) for m in _SECRET_QUERY.finditer(text)]
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts, shown = [], 0
+    for start, end in merged:
+        parts += [text[shown:start], "***"]
+        shown = end
+    return "".join(parts) + text[shown:]
+
+
+def _urlsplit(url: str) -> SplitResult:
+    """``urlsplit``, its ValueError (an unencoded "[" or "]") a ConfigError that shows no
+    part of the URL's password (the driver's message quotes the text between brackets)."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        raise ConfigError(
+            f"{redact(url)} is not a valid URL: percent-encode the user's and password's special "
+            "characters ([ as %5B, ] as %5D, / as %2F, @ as %40)"
+        ) from None
 
 
 def split(url: str) -> SplitResult:
     """Split a URL; a plain path becomes ``file://``.
 
     Raises:
-        ConfigError: ``urlsplit`` refuses it (an unclosed ``[`` of an IPv6 host).
+        ConfigError: ``url`` is not a valid URL.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConfigError(f"{redact(url)} is not a valid URL: {exc}") from exc
+    parts = _urlsplit(url)
     if not parts.scheme or len(parts.scheme) == 1:  # "C:\\..." on Windows is a path too
         return (
             urlsplit("file://" + url)
@@ -118,7 +145,7 @@ def check_userinfo(url: str) -> None:
     Raises:
         ConfigError: naming the fix, percent-encoding, with the password hidden.
     """
-    parts = urlsplit(url)
+    parts = _urlsplit(url)
     rest = url.partition("://")[2][len(parts.netloc) :]
     cut = parts.netloc.rpartition(":")[2]  # "user:Pa" of "user:Pa/ss@host", not "host:21"
     if "@" not in parts.netloc and ":" in parts.netloc and not cut.isdigit() and "@" in rest:
@@ -139,7 +166,7 @@ def file_path(url: str) -> str:
     Raises:
         ConfigError: no path in the URL, or a host in it.
     """
-    parts = urlsplit(url)
+    parts = _urlsplit(url)
     if parts.netloc:
         raise ConfigError(f"{redact(url)}: use three slashes, e.g. {parts.scheme}:///data/x.db")
     path = parts.path[1:] if parts.path.startswith("/") else parts.path

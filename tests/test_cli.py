@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -126,6 +128,36 @@ def test_parse_reports_and_writes_points_and_rejects(workdir: Path) -> None:
     assert "missing_longitude" in result.output or "missing_latitude" in result.output
 
 
+@pytest.mark.parametrize(
+    ("suffix", "read"),
+    [(".csv", pl.read_csv), (".ndjson", pl.read_ndjson), (".PARQUET", pl.read_parquet)],
+)
+def test_parse_writes_the_format_its_suffix_names(
+    workdir: Path, suffix: str, read: Callable[[Path], pl.DataFrame]
+) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "50", "--dirty-rate", "0.2", "--seed", "4")
+    result = invoke("parse", "in/data_points_20180101.txt", "-o", f"out{suffix}")
+    assert result.exit_code == 0, result.output
+    points = read(workdir / f"out{suffix}")
+    rejects = read(workdir / f"out.rejects{suffix}")
+    assert f"points   {points.height}" in result.output and points.height > 0
+    assert f"rejects  {rejects.height}" in result.output and rejects.height > 0
+
+
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [("p.txt", "name a .parquet, .csv or .ndjson file"), ("missing/p.csv", "does not exist")],
+)
+def test_parse_refuses_an_output_it_cannot_write_in_one_line(
+    workdir: Path, output: str, says: str
+) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    result = CliRunner().invoke(cli, ["parse", "in/data_points_20180101.txt", "-o", output])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and says in result.output
+    assert "Traceback" not in result.output and not (workdir / "missing").exists()
+
+
 def test_estimate_offline_needs_no_calls(workdir: Path) -> None:
     invoke("sample", "in", "--files", "2", "--points", "30", "--duplicate-rate", "0.5")
     result = invoke("estimate", "in")
@@ -242,3 +274,57 @@ def test_a_one_slash_url_is_refused_not_taken_as_localhost(workdir: Path, flag: 
     result = CliRunner().invoke(cli, ["run", "in", "-q", flag, value])
     assert result.exit_code == 2
     assert "is not a valid URL" in result.output and "://host/" in result.output
+
+
+def test_force_redoes_done_files_and_a_typo_is_an_error(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "30")
+    invoke("run", "in", "-q")
+    every = invoke("run", "in", "-q", "--force")
+    assert "2 processed, 0 skipped" in every.output and "0 inserted, 0 updated" in every.output
+    one = invoke("run", "in", "-q", "--force-file", "data_points_20180101.txt")
+    assert "1 processed, 1 skipped" in one.output
+    typo = CliRunner().invoke(cli, ["run", "in", "-q", "--force-file", "data_point_*"])
+    assert typo.exit_code == 2 and "--force-file data_point_* matches no file" in typo.output
+
+
+def test_a_folder_with_no_matching_file_says_so(workdir: Path) -> None:
+    (workdir / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["run", "empty", "-q"])
+    assert result.exit_code == 0
+    assert "warning: no file matches '*.txt' in empty" in result.output
+
+
+def test_fail_on_rejects_exits_1_above_the_rate_and_loads_the_rest(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "100", "--dirty-rate", "0.3", "--seed", "4")
+    result = CliRunner().invoke(cli, ["run", "in", "-q", "--fail-on-rejects", "0.01"])
+    assert result.exit_code == 1
+    assert "of the records read were rejected" in result.output
+    assert "above --fail-on-rejects 0.01" in result.output
+    assert len(warehouse_keys(workdir / "etl4all.duckdb")) > 0  # the valid ones are loaded
+    (workdir / "in2").mkdir()
+    (workdir / "in2" / "f.txt").write_bytes(
+        (workdir / "in" / "data_points_20180101.txt").read_bytes()
+    )
+    relaxed = CliRunner().invoke(cli, ["run", "in2", "-q", "--fail-on-rejects", "0.9"])
+    assert relaxed.exit_code == 0, relaxed.output
+
+
+def test_a_broker_that_is_down_is_one_line_naming_host_and_cause(workdir: Path) -> None:
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"amqp://guest:s3cret@127.0.0.1:{port}/"
+    result = CliRunner().invoke(cli, ["status", "--broker", url, "--connect-timeout", "0.5"])
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: RabbitMQ amqp://guest:***@127.0.0.1:{port}/")
+    assert "Connection refused" in last and "run the same command" not in last
+    assert "Traceback" not in result.output and "s3cret" not in result.output
+
+
+def test_a_broker_host_that_does_not_resolve_exits_2(workdir: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["status", "--broker", "amqp://guest:guest@nohost.invalid:5672/"]
+    )
+    assert result.exit_code == 2
+    assert "cannot resolve the host" in result.output and "Traceback" not in result.output

@@ -69,3 +69,14 @@ def test_unreadable_pipeline_file(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[etl4all\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         Settings.load(tmp_path / "bad.toml", environ={})
+
+
+def test_force_is_a_flag_only(tmp_path: Path) -> None:
+    environ = {"ETL4ALL_FORCE": "1", "ETL4ALL_FORCE_FILES": "a.txt"}
+    assert Settings.load(environ=environ) == Settings.load(environ={})
+    flags = Settings.load(environ={}, overrides={"force": True, "force_files": ("a*", "b.txt")})
+    assert flags.force and flags.force_files == ("a*", "b.txt")
+    toml = tmp_path / "p.toml"
+    toml.write_text("[etl4all]\nforce = true\n")
+    with pytest.raises(ConfigError, match="force can only be given as flags"):
+        Settings.load(toml, environ={})

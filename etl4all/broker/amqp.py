@@ -148,7 +148,13 @@ class AmqpBroker(Closing):
     """RabbitMQ through one connection owned by a private I/O thread; a context manager."""
 
     def __init__(
-        self, *, url: str, prefix: str = "etl4all", prefetch: int = 2, max_deliveries: int = 3
+        self,
+        *,
+        url: str,
+        prefix: str = "etl4all",
+        prefetch: int = 2,
+        max_deliveries: int = 3,
+        connect_timeout: float = 30.0,
     ) -> None:
         """Connect and declare the topology.
 
@@ -157,6 +163,8 @@ class AmqpBroker(Closing):
             prefix: prefix of every queue and exchange name.
             prefetch: unacknowledged messages a consumer may hold.
             max_deliveries: RabbitMQ dead-letters a message returned more often than this.
+            connect_timeout: seconds to keep trying the first connection (later ones are
+                retried ``reconnect_attempts`` times).
 
         Raises:
             ConfigError: the URL is malformed, or an option is out of range.
@@ -178,6 +186,7 @@ class AmqpBroker(Closing):
             url=self.url,
             params=params,
             reconnect_attempts=reconnect_attempts,
+            connect_timeout=connect_timeout,
             name=f"amqp-{prefix}",
             on_connect=self._declare,
             on_tick=self._check_consumers,

@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import logging
 import queue as queue_mod
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -69,7 +70,7 @@ def mapped(url: str, action: str) -> Iterator[None]:
         yield
     except px.AMQPError as exc:
         hint = _config_hint(exc)
-        detail = str(exc)
+        detail = _cause(exc)
         if isinstance(exc, px.UnsupportedAMQPFieldException):
             detail = repr(exc.args[-1])[:100]  # pika's text holds the whole header table
         cls = BrokerError if hint is None else BrokerConfigError
@@ -77,6 +78,35 @@ def mapped(url: str, action: str) -> Iterator[None]:
             f"RabbitMQ {urls.redact(url)}: {action} failed: {type(exc).__name__}: "
             f"{urls.redact(detail)}; {hint or 'retrying may help'}"
         ) from exc
+    except socket.gaierror as exc:  # pika lets a failed name lookup through as it is
+        raise BrokerConfigError(
+            f"RabbitMQ {urls.redact(url)}: {action} failed: cannot resolve the host "
+            f"({exc.strerror}); check the broker URL"
+        ) from exc
+    except OSError as exc:
+        raise BrokerError(
+            f"RabbitMQ {urls.redact(url)}: {action} failed: {exc.strerror or exc}; "
+            "retrying may help"
+        ) from exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The text of ``exc``, or of the error it wraps: pika's connection errors are often
+    empty and carry the socket error (``Connection refused``) as an argument or as
+    ``.exception`` / ``.exceptions``."""
+    for _ in range(5):
+        if str(exc) and not (exc.args and isinstance(exc.args[0], BaseException)):
+            break
+        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        inner = inner or getattr(exc, "exception", None)
+        inner = inner or (getattr(exc, "exceptions", None) or [None])[-1]
+        if not isinstance(inner, BaseException):
+            return str(exc) or type(exc).__name__
+        exc = inner
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    return text or type(exc).__name__
 
 
 def _config_hint(exc: px.AMQPError) -> str | None:
@@ -109,6 +139,7 @@ class IoThread:
         url: str,
         params: pika.URLParameters,
         reconnect_attempts: int,
+        connect_timeout: float,
         name: str,
         on_connect: Callable[[BlockingConnection], None],
         on_tick: Callable[[], None],
@@ -119,6 +150,7 @@ class IoThread:
         self.url = url
         self._params = params
         self._reconnect_attempts = reconnect_attempts
+        self._connect_timeout = connect_timeout
         self._on_connect = on_connect
         self._on_tick = on_tick
         self._on_drop = on_drop
@@ -222,8 +254,10 @@ class IoThread:
 
     def _reconnect(self) -> bool:
         """Connect, retrying with full jitter; False once given up (:attr:`fatal`) or closing."""
+        first = not self._ready.done()  # the first connection is bounded in time too
         retrier = retry.retrying(
             attempts=self._reconnect_attempts + 1,
+            max_seconds=self._connect_timeout if first else None,
             stop_event=self.closing,
             before_sleep=self._log_retry,
         )

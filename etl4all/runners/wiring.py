@@ -61,8 +61,12 @@ def geocoder_is_paid(settings: Settings) -> bool:
 def open_broker(settings: Settings) -> Broker:
     """The broker of ``settings.broker_url`` (in-process ``memory://`` when unset)."""
     url = settings.broker_url or "memory://"
-    # only RabbitMQ has a prefetch window
-    window = {} if url.startswith("memory:") else {"prefetch": settings.prefetch}
+    # only RabbitMQ has a prefetch window and a connection to wait for
+    window: dict[str, Any] = (
+        {}
+        if url.startswith("memory:")
+        else {"prefetch": settings.prefetch, "connect_timeout": settings.connect_timeout}
+    )
     return broker.from_url(
         url, prefix=settings.queue_prefix, max_deliveries=settings.max_deliveries, **window
     )
@@ -88,6 +92,8 @@ def extract_config(settings: Settings) -> ExtractConfig:
         poll_interval=settings.poll_interval,
         once=settings.once,
         final_seconds=settings.final_seconds,
+        force_all=settings.force,
+        force_files=settings.force_files,
     )
 
 

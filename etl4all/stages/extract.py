@@ -22,6 +22,11 @@ When a file is read again with content other than its done mark recorded, its la
 carries a :class:`~etl4all.stages.prune.Prune` that removes what only the earlier version
 produced (see :mod:`etl4all.stages.prune`); an upload that merely grew needs none.
 
+A *forced* file (``run --force``, ``--force-file NAME``) skips both done checks: it is read and
+loaded again whatever its mark says, which leaves the same rows (the load is idempotent) and
+pays nothing twice (the geocode cache answers); its claim still applies. A poller never
+forces: a forced file would be redone on every poll.
+
 Both drivers (``runners/embedded.py`` inline, ``runners/broker.py`` behind a queue) iterate
 :meth:`Extractor.batches`; the broker's extractor also polls with :meth:`Extractor.poll`,
 which outlives outages of the source, the state store and the broker when long-running.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fnmatch
 import hashlib
 import logging
 import threading
@@ -41,7 +47,7 @@ import polars as pl
 import tenacity
 
 from etl4all import batch, parse, retry
-from etl4all.errors import Etl4allError
+from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
 from etl4all.stages.lease import Lease
@@ -73,6 +79,10 @@ class ExtractConfig:
     final_seconds: float = 300.0
     """A file unchanged this long is final: its cut-off last record is read as it is. Before,
     only its complete records are (0: every file is final at once)."""
+    force_all: bool = False
+    """Redo every file even when its done mark says done (``run --force``)."""
+    force_files: tuple[str, ...] = ()
+    """Globs of file names (``FileRef.name``) to redo even when done (``run --force-file``)."""
 
 
 @dataclasses.dataclass
@@ -108,6 +118,8 @@ class PointBatch:
     rejects: pl.DataFrame
     last: bool
     """The file's last batch: committing it marks the file done."""
+    count: int
+    """Batches of the file."""
     mark: FileMark
     ledger: FileLedger = dataclasses.field(repr=False)
     prune: Prune | None = None
@@ -157,11 +169,22 @@ class Extractor:
         return [dataclasses.replace(ref, key=prefix + ref.key) for ref in self.source.list_files()]
 
     def pending(self, refs: list[FileRef]) -> list[FileRef]:
-        """Those of ``refs`` not done with this size and mtime, or done without a cut-off
-        last record and final now (one ledger round trip)."""
+        """Those of ``refs`` forced, not done with this size and mtime, or done without a
+        cut-off last record and final now (one ledger round trip)."""
         done = self.ledger.done([ref.key for ref in refs])
         now = self._clock()
-        return [ref for ref in refs if not self._is_done(done.get(ref.key), ref, now)]
+        return [
+            ref
+            for ref in refs
+            if self.forced(ref) or not self._is_done(done.get(ref.key), ref, now)
+        ]
+
+    def forced(self, ref: FileRef) -> bool:
+        """Whether ``ref`` is to be redone whatever its done mark says."""
+        config = self.config
+        return config.force_all or any(
+            fnmatch.fnmatchcase(ref.name, pattern) for pattern in config.force_files
+        )
 
     def _is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
         """Whether ``ref`` (done mark ``mark``) needs no work at ``now``."""
@@ -193,8 +216,12 @@ class Extractor:
         Raises:
             Etl4allError: a non-retryable error (a configuration fault), or any error with
                 ``once``.
+            ConfigError: forced files without ``once`` (they would be redone on every poll),
+                or a ``force_files`` glob that matches no file.
         """
         config = self.config
+        if (config.force_all or config.force_files) and not config.once:
+            raise ConfigError("forcing files needs one poll (--once): a poller would redo them")
         # Two listings at least settle_seconds apart tell a finished upload from one still
         # being written.
         interval = (
@@ -203,12 +230,17 @@ class Extractor:
             else max(config.poll_interval, config.settle_seconds)
         )
         previous: dict[str, FileRef] | None = None
+        heartbeat = _Heartbeat(self.source)
 
         def one_poll() -> None:
             nonlocal previous
             listing = self.listing()
+            if previous is None:
+                check_forced(config.force_files, listing)
             if previous is not None:
-                work(self.pending(settled(previous, listing)))
+                todo = self.pending(settled(previous, listing))
+                heartbeat.polled(len(listing), len(todo))
+                work(todo)
             previous = by_key(listing)
 
         if config.once:
@@ -251,10 +283,13 @@ class Extractor:
                     yield item
 
     def _file_batches(self, ref: FileRef) -> Iterator[PointBatch]:
-        """The batches of one claimed file, or none when it is already done."""
+        """The batches of one claimed file, or none when it is already done (and not forced)."""
         now = self._clock()
         previous = self.ledger.done([ref.key]).get(ref.key)
-        if self._is_done(previous, ref, now):
+        forced = self.forced(ref)
+        if forced:
+            log.info("forced file=%s: redone whatever its done mark says", ref.name)
+        elif self._is_done(previous, ref, now):
             self.stats.skipped += 1
             return
         data = self.source.read(ref)
@@ -265,7 +300,7 @@ class Extractor:
         partial_since = None if end == len(data) else seen_since or now
         # The size read (not the one listed): what _grown compares with the next version.
         mark = FileMark(len(data), ref.mtime, sha256, partial_since)
-        if same and (seen_since is None or partial_since is not None):
+        if same and not forced and (seen_since is None or partial_since is not None):
             log.info("unchanged content file=%s", ref.name)
             self.ledger.mark_done({ref.key: dataclasses.replace(mark, partial_since=seen_since)})
             self.stats.skipped += 1
@@ -299,10 +334,55 @@ class Extractor:
                 points=part,
                 rejects=rejects if index == 0 else rejects.clear(),
                 last=index == max(len(parts), 1) - 1,
+                count=max(len(parts), 1),
                 mark=mark,
                 ledger=self.ledger,
                 prune=prune if index == max(len(parts), 1) - 1 else None,
             )
+
+
+def check_forced(patterns: tuple[str, ...], refs: list[FileRef]) -> None:
+    """Refuse a ``--force-file`` glob that matches none of ``refs`` (a typo would redo nothing).
+
+    Raises:
+        ConfigError: naming the globs that match no file.
+    """
+    names = [ref.name for ref in refs]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if unmatched:
+        raise ConfigError(
+            f"--force-file {', '.join(unmatched)} matches no file of the sources "
+            f"({len(names)} listed); give a name as listed (the source_file column) or a glob"
+        )
+
+
+HEARTBEAT_SECONDS = 300.0
+"""A polling extractor says it is alive at INFO this often (every poll is logged at DEBUG)."""
+
+
+class _Heartbeat:
+    """Logs each poll at DEBUG and, every :data:`HEARTBEAT_SECONDS`, a summary at INFO."""
+
+    def __init__(self, source: object) -> None:
+        self._source = source
+        self._since = time.monotonic()
+        self._polls = self._taken = 0
+
+    def polled(self, listed: int, taken: int) -> None:
+        self._polls += 1
+        self._taken += taken
+        log.debug("poll: %d files listed, %d to do", listed, taken)
+        if time.monotonic() - self._since >= HEARTBEAT_SECONDS:
+            log.info(
+                "still watching %s: %d polls, %d files taken in the last %.0f s; %d listed now",
+                self._source,
+                self._polls,
+                self._taken,
+                time.monotonic() - self._since,
+                listed,
+            )
+            self._since = time.monotonic()
+            self._polls = self._taken = 0
 
 
 def _log_failed_poll(state: tenacity.RetryCallState) -> None:

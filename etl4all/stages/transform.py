@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import polars as pl
 
@@ -132,12 +133,15 @@ def geocode_frame(
     cache: GeocodeCache,
     config: TransformConfig,
     budget: CallBudget | None = None,
+    on_answers: Callable[[int], None] | None = None,
 ) -> Transformed:
     """Reverse-geocode ``points`` (points schema) into addresses.
 
     Args:
         budget: the command's ``--max-calls`` budget (paid geocoders only), spent before
             any call of this batch is made.
+        on_answers: told how many more coordinates the geocoder answered, as they arrive
+            (for a progress display).
 
     Paid answers go to the cache as they arrive (not at the end), so a batch that fails or
     is interrupted halfway has paid for what it got once: its retry asks only for the rest.
@@ -162,8 +166,9 @@ def geocode_frame(
     stats = GeocodeStats(points=points.height, distinct=keys.height, cache_hits=cached.height)
     if geocoder.paid and budget is not None and todo.height:
         budget.spend(todo.height, geocoder.name)
-    writer = _cache_writer(cache, config) if geocoder.paid else None
-    fresh, failed = _ask(geocoder, todo, precision, stats, writer)
+    fresh, failed = _ask(
+        geocoder, todo, precision, stats, _sink(geocoder, cache, config, on_answers)
+    )
     results = pl.concat([cached, fresh], how="vertical")
     addresses = keyed.join(results, on=_KEYS, how="inner", maintain_order="left")
     rejects = pl.concat([invalid, _rejects(keyed, results, failed)])
@@ -176,14 +181,24 @@ def geocode_frame(
     )
 
 
-def _cache_writer(cache: GeocodeCache, config: TransformConfig) -> ResultSink:
-    """A geocoder's ``on_results`` that puts answers in the cache as they arrive."""
+def _sink(
+    geocoder: Geocoder,
+    cache: GeocodeCache,
+    config: TransformConfig,
+    on_answers: Callable[[int], None] | None,
+) -> ResultSink:
+    """A geocoder's ``on_results``: paid answers go to the cache as they arrive."""
 
     def put(rows: pl.DataFrame) -> None:
-        keyed = with_keys(rows, config.precision).drop("latitude", "longitude")
-        cache.cache_put(
-            config.cache_scope, frames.cast_frame(keyed, CACHE_SCHEMA), config.cache_ttl_seconds
-        )
+        if geocoder.paid:
+            keyed = with_keys(rows, config.precision).drop("latitude", "longitude")
+            cache.cache_put(
+                config.cache_scope,
+                frames.cast_frame(keyed, CACHE_SCHEMA),
+                config.cache_ttl_seconds,
+            )
+        if on_answers is not None:
+            on_answers(rows.height)
 
     return put
 
@@ -193,7 +208,7 @@ def _ask(
     todo: pl.DataFrame,
     precision: int,
     stats: GeocodeStats,
-    on_results: ResultSink | None,
+    on_results: ResultSink,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Geocode ``todo`` keys: (results as ``CACHE_SCHEMA``, failed keys with reason/text)."""
     scale = 10**precision

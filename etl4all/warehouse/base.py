@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
@@ -105,6 +105,21 @@ class Warehouse(Protocol):
 
     def count(self) -> int:
         """Rows in the address table."""
+        ...
+
+    def select(
+        self, table: str, where: Mapping[str, Sequence[str]], *, after_id: int, limit: int
+    ) -> pl.DataFrame:
+        """A page of chosen rows: at most ``limit`` rows of ``table`` (``address`` or
+        ``reject``) whose ``id`` is above ``after_id`` and whose every column named in
+        ``where`` holds one of its values, ordered by ``id`` (values are query parameters).
+
+        Address rows come in the shape of :meth:`read`; reject rows as stored.
+
+        Raises:
+            ConfigError: an unknown table or column, or a column with no values.
+            WarehouseError: the database failed.
+        """
         ...
 
     def read(self) -> pl.DataFrame:

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -214,6 +215,10 @@ class DuckdbWarehouse(table.SqlWarehouse):
                 return _count(con.execute(_PRUNE_REJECTS_SQL, params))
             finally:
                 con.unregister(_INCOMING)
+
+    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
+        with _errors(what, self._url):
+            return self._connection().sql(sql, params=params).pl()
 
     def load_rejects(self, rejects: pl.DataFrame) -> int:
         """Record rejects in the ``reject`` table; the number of rows added."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import polars as pl
 import pymysql
@@ -119,6 +120,16 @@ class MySqlWarehouse(SqlWarehouse):
         """Delete the ``reasons`` rejects of ``source`` that ``keep`` lacks; the rows deleted."""
         with self._transaction(f"pruning the rejects of {source}") as cur:
             return mysql_prune.prune_rejects(cur, source, keep, reasons)
+
+    _MARK = "%s"
+
+    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
+        with self._transaction(what) as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+            names = [column[0] for column in cur.description or ()]
+        # DECIMAL arrives as Decimal; table_frame casts the coordinates to Float64
+        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
     def load_rejects(self, rejects: pl.DataFrame) -> int:
         """Record rejects in the ``reject`` table (one multi-row insert); rows added."""

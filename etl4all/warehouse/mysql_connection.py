@@ -134,7 +134,7 @@ def connect(dsn: Dsn) -> pymysql.Connection:
             host=dsn.host,
             port=dsn.port,
             user=dsn.user,
-            password=dsn.password,
+            password=dsn.password.encode(),  # UTF-8, as the server hashed it (PyMySQL: latin-1)
             connect_timeout=dsn.connect_timeout,
             read_timeout=dsn.read_timeout,
             **ssl,

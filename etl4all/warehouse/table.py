@@ -7,11 +7,14 @@ as SQL (each dialect only says how it compares values). No database driver is im
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import polars as pl
 
 from etl4all import frames
 from etl4all.closing import Closing
-from etl4all.errors import DataError
+from etl4all.errors import ConfigError, DataError
 from etl4all.warehouse.base import CHANGE_FIELDS, LOAD_SCHEMA, LoadResult
 
 KEY = ("latitude", "longitude")
@@ -25,6 +28,12 @@ COLUMNS = (*KEY, *CHANGE_FIELDS, "geocoded_at", *PROVENANCE)
 
 READ_SQL = "SELECT * FROM address ORDER BY id"
 """The query of a whole-table read; its result goes through :func:`table_frame`."""
+
+SELECTABLE = {
+    "address": (*COLUMNS, "id", "created_at", "updated_at"),
+    "reject": ("id", "source_file", "source_line", "reason", "text", "created_at"),
+}
+"""The tables :meth:`SqlWarehouse.select` reads, and the columns it may filter on."""
 
 _KEY_PATTERN = r"^-?\d{1,3}\.\d{8},-?\d{1,3}\.\d{8}$"
 _BELOW_ALL = "-99.99999999,-999.99999999"
@@ -119,6 +128,27 @@ def table_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def select_sql(table: str, where: Mapping[str, Sequence[str]], mark: str) -> tuple[str, list[Any]]:
+    """SQL and parameters of a page of chosen rows (see ``Warehouse.select``), the dialect's
+    parameter ``mark`` (``?`` or ``%s``) standing for ``after_id``, every value and ``limit``.
+
+    Raises:
+        ConfigError: an unknown table or column, or a column with no values.
+    """
+    if table not in SELECTABLE:
+        raise ConfigError(f"cannot select from table {table!r}; known: {sorted(SELECTABLE)}")
+    conditions, params = [f"id > {mark}"], []
+    for column, values in where.items():
+        if column not in SELECTABLE[table]:
+            raise ConfigError(f"table {table} has no column {column!r} to select on")
+        if not values:
+            raise ConfigError(f"no values to select {table}.{column} on")
+        conditions.append(f"{column} IN ({', '.join([mark] * len(values))})")
+        params += list(values)
+    sql = f"SELECT * FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {mark}"
+    return sql, params
+
+
 def changed_sql(distinct: str) -> str:
     """SQL: the staged row ``s`` and the stored row ``a`` differ in some ``CHANGE_FIELDS``.
 
@@ -187,6 +217,26 @@ class SqlWarehouse(Closing):
         if frame.is_empty():
             return keys.clear()
         return keys.filter(keys.is_in(self._find(frame).implode()))
+
+    def select(
+        self, table: str, where: Mapping[str, Sequence[str]], *, after_id: int, limit: int
+    ) -> pl.DataFrame:
+        """A page of chosen rows of ``table``, ordered by ``id`` (see ``Warehouse.select``).
+
+        Raises:
+            ConfigError: an unknown table or column, or a column with no values.
+            WarehouseError: the database failed.
+        """
+        sql, params = select_sql(table, where, self._MARK)
+        frame = self._query(f"selecting {table} rows", sql, [after_id, *params, limit])
+        return table_frame(frame) if table == "address" else frame
+
+    _MARK = "?"
+    """The dialect's query parameter mark."""
+
+    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
+        """The rows of one parameterized query, as a frame."""
+        raise NotImplementedError
 
     def prune(
         self, source: str, keep: pl.Series, *, low: str | None = None, high: str | None = None

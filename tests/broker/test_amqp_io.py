@@ -135,6 +135,7 @@ def test_close_during_the_backoff_ends_the_retries(failing: type[FailingConnecti
         url=urls.redact(URL),
         params=amqp_io.parameters(URL)[0],
         reconnect_attempts=100,
+        connect_timeout=60.0,
         name="amqp-test",
         on_connect=lambda conn: None,
         on_tick=lambda: None,

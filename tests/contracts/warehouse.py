@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from etl4all import frames, parse
-from etl4all.errors import DataError
+from etl4all.errors import ConfigError, DataError
 from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult, Warehouse
 
 NONE = frames.empty(frames.ADDRESSES_SCHEMA)
@@ -329,3 +329,49 @@ class WarehouseContract:
         assert warehouse.prune_rejects("a.txt", still, parse.REASONS) == 2
         assert warehouse.prune_rejects("a.txt", still, parse.REASONS) == 0
         assert warehouse.load_rejects(rejects) == 2  # exactly the two pruned come back
+
+    def test_select_pages_through_the_chosen_rows(self, warehouse: Warehouse) -> None:
+        rows = addresses(7).with_columns(
+            geocoder=pl.Series(["offline", "google"] * 3 + ["offline"]),
+            geocode_status=pl.Series(["OK", "OK", "ZERO_RESULTS"] * 2 + ["OK"]),
+        )
+        warehouse.load(rows, NONE)
+        where = {"geocoder": ["offline"], "geocode_status": ["OK", "ZERO_RESULTS"]}
+        first = warehouse.select("address", where, after_id=0, limit=2)
+        rest = warehouse.select("address", where, after_id=first["id"].max(), limit=10)
+        chosen = pl.concat([first, rest])
+        assert first.height == 2 and rest.height == 2
+        assert chosen["id"].is_sorted() and chosen["geocoder"].unique().to_list() == ["offline"]
+        assert set(keys(chosen)) == set(keys(rows.filter(pl.col("geocoder") == "offline")))
+        assert chosen.columns == warehouse.read().columns
+        assert chosen["latitude"].dtype == pl.Float64
+        everything = warehouse.select("address", {}, after_id=0, limit=100)
+        assert everything.height == 7
+        assert warehouse.select("address", where, after_id=chosen["id"].max(), limit=5).height == 0
+
+    def test_select_rejects_by_reason(self, warehouse: Warehouse) -> None:
+        rejects = pl.DataFrame(
+            {
+                "source": ["a.txt", "a.txt", "b.txt"],
+                "line": [4, 9, 1],
+                "reason": ["geocode_failed", "unrecognized", "geocode_failed"],
+                "text": ["-30.1,-51.2 timeout", "x", "'; DROP TABLE reject; --"],
+            },
+            schema=frames.REJECTS_SCHEMA,
+        )
+        warehouse.load_rejects(rejects)
+        chosen = warehouse.select("reject", {"reason": ["geocode_failed"]}, after_id=0, limit=9)
+        assert chosen["source_file"].to_list() == ["a.txt", "b.txt"]
+        assert chosen["text"].to_list() == ["-30.1,-51.2 timeout", "'; DROP TABLE reject; --"]
+        quoted = warehouse.select(
+            "reject", {"text": ["'; DROP TABLE reject; --"]}, after_id=0, limit=9
+        )
+        assert quoted["source_line"].to_list() == [1]
+
+    def test_select_refuses_unknown_tables_and_columns(self, warehouse: Warehouse) -> None:
+        with pytest.raises(ConfigError, match="no column"):
+            warehouse.select("address", {"id; DROP TABLE address": ["1"]}, after_id=0, limit=1)
+        with pytest.raises(ConfigError, match="cannot select"):
+            warehouse.select("users", {}, after_id=0, limit=1)
+        with pytest.raises(ConfigError, match="no values"):
+            warehouse.select("address", {"geocoder": []}, after_id=0, limit=1)

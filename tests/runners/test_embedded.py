@@ -12,10 +12,11 @@ from geocoders.fake_api import FakeApi, coord
 from sources.ftp_server import FtpTestServer
 
 from etl4all import frames, parse, sample, urls
-from etl4all.errors import BudgetExceededError, GeocodeUnavailableError
+from etl4all.errors import BudgetExceededError, ConfigError, GeocodeUnavailableError
 from etl4all.runners.embedded import run
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
+from etl4all.stages.extract import PointBatch
 from etl4all.warehouse.read import read_warehouse
 
 
@@ -30,6 +31,32 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     )
 
 
+class Recorder:
+    """A RunProgress that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.started: list[FileRef] = []
+        self.finished: list[FileRef] = []
+        self.batches = self.points = self.answers_seen = 0
+        self.file_points: dict[str, int] = {}
+
+    def files(self, refs: list[FileRef]) -> None:
+        self.started.extend(refs)
+
+    def batch(self, batch: PointBatch) -> None:
+        self.batches += 1
+        self.points += batch.points.height
+        self.file_points[batch.ref.name] = (
+            self.file_points.get(batch.ref.name, 0) + batch.points.height
+        )
+
+    def answers(self, count: int) -> None:
+        self.answers_seen += count
+
+    def file(self, ref: FileRef) -> None:
+        self.finished.append(ref)
+
+
 def parsed(folder: Path) -> tuple[int, int]:
     """(points, distinct coordinates at 6 decimals) of the files in ``folder``."""
     points = pl.concat(parse.parse(p.read_bytes(), p.name).points for p in folder.glob("*.txt"))
@@ -38,12 +65,14 @@ def parsed(folder: Path) -> tuple[int, int]:
 
 
 def test_every_file_is_processed_once_and_reported(settings: Settings, tmp_path: Path) -> None:
-    started: list[FileRef] = []
-    finished: list[FileRef] = []
-    summary = run(["in"], settings, on_start=started.extend, on_file=finished.append)
+    seen = Recorder()
+    summary = run(["in"], settings, progress=seen)
     assert summary.files == summary.processed == 3 and summary.skipped == 0
-    assert finished == started and len(started) == 3
-    assert summary.points == parsed(tmp_path / "in")[0]
+    assert seen.finished == seen.started and len(seen.started) == 3
+    assert summary.points == parsed(tmp_path / "in")[0] == seen.points
+    assert seen.batches == sum(-(-n // 30) for n in seen.file_points.values())  # batch_rows 30
+    assert summary.distinct == read_warehouse(settings.warehouse_url).height
+    assert summary.repeats == summary.points - summary.distinct
     assert summary.load.inserted == read_warehouse(settings.warehouse_url).height
     with duckdb.connect(urls.file_path(settings.warehouse_url)) as db:
         (kept,) = db.execute("SELECT count(*) FROM reject").fetchone() or (0,)
@@ -198,3 +227,32 @@ def test_a_rewritten_file_keeps_no_rows_or_rejects_of_its_earlier_version(
     # b.txt's coordinate had a.txt as provenance: it goes too until b.txt is loaded again
     assert coordinates(stall) == {(-30.04982864, -51.20150245)}
     assert rejects_of(stall) == [(4, "unrecognized")]
+
+
+def test_a_forced_rerun_leaves_the_same_rows_and_pays_nothing_twice(
+    settings: Settings, tmp_path: Path
+) -> None:
+    _, distinct = parsed(tmp_path / "in")
+    with FakeApi() as api:
+        google = settings.replace(
+            geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
+        )
+        run(["in"], google)
+        before = read_warehouse(settings.warehouse_url)
+        assert api.calls == distinct
+        again = run(["in"], google.replace(force=True))
+        assert (again.processed, again.skipped) == (3, 0)
+        assert again.geocode.cache_hits == again.geocode.distinct > 0
+        assert api.calls == distinct  # every answer came from the cache
+    assert (again.load.inserted, again.load.updated) == (0, 0)
+    assert again.load.unchanged == before.height
+    assert read_warehouse(settings.warehouse_url).equals(before)
+
+
+def test_force_files_redo_only_the_files_named(settings: Settings, tmp_path: Path) -> None:
+    run(["in"], settings)
+    first = sorted(p.name for p in (tmp_path / "in").glob("*.txt"))[0]
+    again = run(["in"], settings.replace(force_files=(first,)))
+    assert (again.processed, again.skipped) == (1, 2)
+    with pytest.raises(ConfigError, match="--force-file nothing\\* matches no file"):
+        run(["in"], settings.replace(force_files=(first, "nothing*")))

@@ -41,3 +41,6 @@ def test_run_through_the_broker_in_one_process(stack: dict[str, str], tmp_path: 
     code, output = invoke(env, "run", str(tmp_path / "ftp"), "-q")
     assert "extract     0 files" in output
     assert table(stack).height == rows.height
+    code, output = invoke(env, "run", str(tmp_path / "ftp"), "-q", "--force-file", "*0101.txt")
+    assert code == 0 and "extract     1 files" in output, output
+    assert table(stack).equals(rows)  # the same rows, not even touched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -11,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from etl4all import sample
+from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
-from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch
+from etl4all.stages import extract
+from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch, check_forced
 from etl4all.state.base import FileLedger
 
 
@@ -183,6 +186,28 @@ def test_poll_returns_when_stopped(source: Source, ledger: FileLedger) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_polling_extractor_says_it_is_alive_while_nothing_comes(
+    source: Source,
+    ledger: FileLedger,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(extract, "HEARTBEAT_SECONDS", 0.0)
+    stop = threading.Event()
+    polls: list[list[FileRef]] = []
+
+    def work(refs: list[FileRef]) -> None:
+        polls.append(refs)
+        if len(polls) == 2:
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="etl4all.stages.extract"):
+        extractor(source, ledger, poll_interval=0.01, settle_seconds=0.0).poll(stop, work)
+    beats = [r.getMessage() for r in caplog.records if r.getMessage().startswith("still watching")]
+    assert polls == [[], []] and len(beats) == 2
+    assert str(source) in beats[0] and "0 files taken" in beats[0]
+
+
 # -- uploads that stall: cut-off last records, partial marks, prunes ------------------------
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
@@ -335,3 +360,47 @@ def test_a_file_that_grew_between_listing_and_reading_needs_no_prune_later(
     write(path, FINISHED, clock.now)
     (last,) = take(ex)
     assert last.prune is None and len(coordinates([last])) == 2
+
+
+def test_a_forced_file_is_redone_whatever_its_mark_says(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    first, second = sample.write_sample(folder, files=2, points=5, seed=3)
+    ex = extractor(source, ledger)
+    for item in ex.batches(ex.pending(ex.listing())):
+        item.commit()
+    forced = extractor(source, ledger, force_files=(first.name,))
+    todo = forced.pending(forced.listing())
+    assert [ref.name for ref in todo] == [first.name]
+    items = list(forced.batches(todo))
+    assert sum(b.points.height for b in items) == 5 and forced.stats.files == 1
+    every = extractor(source, ledger, force_all=True)
+    assert [ref.name for ref in every.pending(every.listing())] == [first.name, second.name]
+
+
+def test_a_forced_file_claimed_by_another_worker_is_still_left_alone(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    sample.write_sample(folder, files=1, points=5, seed=3)
+    ex = extractor(source, ledger, force_all=True)
+    (ref,) = ex.pending(ex.listing())
+    assert ledger.claim(ref.key, 60) is not None
+    assert list(ex.batches([ref])) == [] and ex.stats.busy == 1
+
+
+def test_force_file_globs_must_match_a_file(folder: Path, source: Source) -> None:
+    (path,) = sample.write_sample(folder, files=1, points=5, seed=3)
+    refs = source.list_files()
+    check_forced(("data_points_*.txt", path.name), refs)
+    with pytest.raises(ConfigError, match=r"--force-file typo\.txt matches no file"):
+        check_forced((path.name, "typo.txt"), refs)
+
+
+def test_a_poller_refuses_to_force(source: Source, ledger: FileLedger) -> None:
+    found: list[list[FileRef]] = []
+    with pytest.raises(ConfigError, match="--once"):
+        extractor(source, ledger, force_all=True).poll(threading.Event(), found.append)
+    with pytest.raises(ConfigError, match="matches no file"):
+        once = extractor(source, ledger, force_files=("x*",), once=True, settle_seconds=0)
+        once.poll(threading.Event(), found.append)
+    assert found == []

@@ -150,14 +150,14 @@ def test_an_outage_of_any_length_is_waited_out_without_dead_letters(
     broker: MemoryBroker, settings: Settings
 ) -> None:
     publish(broker, 2)
-    failures = iter([WarehouseError("Can't connect to MySQL server")] * 12)
+    failures = iter([WarehouseError("Can't connect to MySQL server")] * 6)
 
     def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
         if error := next(failures, None):
             raise error
 
     stats = run(broker, handler, settings, retry_attempts=None)  # a long-running worker
-    assert (stats.retries, stats.acked, stats.requeued, stats.dead_lettered) == (12, 2, 0, 0)
+    assert (stats.retries, stats.acked, stats.requeued, stats.dead_lettered) == (6, 2, 0, 0)
     assert broker.depth(POINTS) == 0
     assert dead_letters(broker) == []
 
