@@ -83,9 +83,11 @@ def mapped(url: str, action: str) -> Iterator[None]:
             f"RabbitMQ {urls.redact(url)}: {action} failed: cannot resolve the host "
             f"({exc.strerror}); check the broker URL"
         ) from exc
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # pika lets socket errors through while connecting
+        # ("Expected connected socket, but getpeername() failed" is a ValueError)
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BrokerError(
-            f"RabbitMQ {urls.redact(url)}: {action} failed: {exc.strerror or exc}; "
+            f"RabbitMQ {urls.redact(url)}: {action} failed: {urls.redact(detail)}; "
             "retrying may help"
         ) from exc
 

@@ -137,7 +137,7 @@ class ApiGeocoder(Closing):
         """Geocode distinct ``keys`` (``KEYS_SCHEMA``): one request per key, plus retries.
 
         Args:
-            on_results: given the answers as they arrive, at least every second.
+            on_results: given the answers as they arrive, at least 4 times a second.
 
         Raises:
             GeocodeUnavailableError: a coordinate still failed after its retries (retryable).

@@ -54,8 +54,8 @@ class Geocoder(Protocol):
 
         Args:
             on_results: given the answers as they arrive (``RESULT_SCHEMA``), at least every
-                second and before ``reverse`` returns or raises, so a caller can cache what was
-                paid for even when the batch fails or is interrupted.
+                quarter second and before ``reverse`` returns or raises, so a caller can cache
+                what was paid for even when the batch fails or is interrupted.
 
         Raises:
             GeocodeUnavailableError: the provider stayed unavailable (retryable).

@@ -67,9 +67,9 @@ RATE_LIMITED_PAUSE = 1.0
 """Seconds the whole process stops starting requests after an OVER_QUERY_LIMIT or 429."""
 MAX_RETRY_SECONDS = 120.0
 """Seconds: a key stops being retried once this long has passed since its first request."""
-FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 0.25
 """Seconds: answers wait at most this long before they are handed to ``on_results``."""
-FLUSH_ROWS = 1000
+FLUSH_ROWS = 200
 """Answers handed to ``on_results`` at once when they arrive faster."""
 
 

@@ -89,7 +89,7 @@ class RunProgress(Protocol):
         """``batch`` is loaded and committed."""
 
     def answers(self, count: int) -> None:
-        """The geocoder answered ``count`` more coordinates (at least every second)."""
+        """The geocoder answered ``count`` more coordinates (at least 4 times a second)."""
 
     def file(self, ref: FileRef) -> None:
         """``ref`` is finished (or was found done by another worker)."""

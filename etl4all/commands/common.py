@@ -1,0 +1,79 @@
+"""What every command shares: error handling, exit codes, settings and logging."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from etl4all import urls
+from etl4all.errors import ConfigError, Etl4allError
+from etl4all.logs import configure_logging
+from etl4all.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+EXIT_DEAD_LETTERS = 3
+"""Exit code of ``status`` when dead letters wait."""
+RETRY_HINT = (
+    "; a temporary fault: run the same command again once the service is back (nothing is "
+    "lost: a failed batch is not committed, finished files are skipped, paid answers are cached)"
+)
+
+
+def moves_data(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a command that processes data: a temporary fault's message says to rerun it."""
+    func.moves_data = True  # type: ignore[attr-defined]
+    return func
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Map exceptions to exit codes with a one-line reason on stderr."""
+    hint_on_retryable = getattr(func, "moves_data", False)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"error: {urls.redact(str(exc))}", err=True)
+            sys.exit(2)
+        except Etl4allError as exc:
+            hint = RETRY_HINT if exc.retryable and hint_on_retryable else ""
+            click.echo(f"error: {urls.redact(str(exc))}{hint}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def load_settings(
+    pipeline: str | None, verbose: int, quiet: bool, *, base: str = "WARNING", **flags: Any
+) -> Settings:
+    """Settings from the pipeline file, the environment and ``flags``; sets up logging.
+
+    The log level is ``log_level`` if set, else ``base`` (WARNING; INFO for workers); each
+    ``-v`` makes it one step more verbose, ``-q`` shows warnings and errors only.
+    """
+    settings = Settings.load(pipeline, overrides=flags)
+    level = (settings.log_level or base).upper()
+    if quiet:
+        level = "WARNING"
+    elif verbose:
+        start = LEVELS.index(level) if level in LEVELS else 1
+        level = LEVELS[min(start + verbose, len(LEVELS) - 1)]
+    configure_logging(level)
+    return settings

@@ -1,0 +1,256 @@
+"""``etl4all run``, ``estimate`` and ``regeocode``: the commands that geocode and load."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from etl4all import options, urls
+from etl4all.commands.common import (
+    handle_errors,
+    load_settings,
+    moves_data,
+)
+from etl4all.progress import run_bar
+from etl4all.settings import Settings
+
+if TYPE_CHECKING:
+    from etl4all.runners.embedded import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.argument("sources", nargs=-1)
+@options.WAREHOUSE
+@options.STATE
+@options.LOOKUP
+@options.BROKER
+@options.QUEUE_PREFIX
+@options.PATTERN
+@options.BATCH
+@options.FINAL
+@options.GEOCODING
+@options.FORCE
+@click.option(
+    "--fail-on-rejects",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    metavar="RATE",
+    help="Exit 1 when more than RATE (0..1) of the records read were rejected, e.g. 0.05; "
+    "everything valid is loaded all the same.",
+)
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+@moves_data
+def run(
+    sources: tuple[str, ...],
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    fail_on_rejects: float | None,
+    **flags: Any,
+) -> None:
+    """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
+
+    Files already done (same size and mtime, or same content) are skipped, unless --force
+    (all of them) or --force-file NAME (those named) redoes them. Without SOURCES the
+    source_url setting (ETL4ALL_SOURCE_URL) is used.
+    """
+    from etl4all.runners import check, embedded
+
+    interactive = sys.stderr.isatty() and not quiet
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    paths = list(sources) or ([settings.source_url] if settings.source_url else [])
+    if not paths:
+        raise click.UsageError("give at least one SOURCE (or set ETL4ALL_SOURCE_URL)")
+    if settings.broker_url:
+        if len(paths) > 1:
+            raise click.UsageError("with --broker give exactly one SOURCE")
+        settings = settings.replace(source_url=paths[0], settle_seconds=0)
+        check.require(settings, check.RUN_BROKER)
+        run_through_broker(settings)
+        return
+    check.require(settings, check.RUN, sources=paths)
+    with run_bar(interactive, paid=settings.geocoder != "offline") as bar:
+        summary = embedded.run(paths, settings, progress=bar)
+    print_summary(summary, settings)
+    if not summary.files:
+        click.echo(
+            f"warning: no file matches {settings.file_pattern!r} in {', '.join(paths)} "
+            "(--pattern sets what to match)",
+            err=True,
+        )
+    rejects = sum(summary.rejects.values())
+    share = rejects / (rejects + summary.points) if rejects else 0.0
+    if fail_on_rejects is not None and share > fail_on_rejects:
+        click.echo(
+            f"error: {share:.1%} of the records read were rejected ({rejects}), above "
+            f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def print_summary(summary: RunSummary, settings: Settings) -> None:
+    """The final report of ``etl4all run``."""
+    geo, load = summary.geocode, summary.load
+    rejects = sum(summary.rejects.values())
+    reasons = ", ".join(f"{r}={n}" for r, n in sorted(summary.rejects.items())) or "none"
+    lines = [
+        f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
+        + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
+        + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
+        f"points      {summary.points} ({summary.distinct} distinct coordinates, "
+        f"{summary.repeats} repeat an earlier point)",
+        f"rejects     {rejects} ({reasons})",
+        f"geocoded    {geo.geocoded} keys at {settings.geocode_precision} decimals "
+        f"with {settings.geocoder}",
+    ]
+    if settings.geocoder != "offline":
+        lines.append(
+            f"api         {geo.cache_hits} from the cache, {geo.calls} calls, {geo.retries} "
+            f"retries, {geo.zero_results} ZERO_RESULTS, {geo.qps:.1f} QPS"
+        )
+    lines += [
+        f"warehouse   {load.inserted} inserted, {load.updated} updated, "
+        f"{load.unchanged - summary.reloaded} unchanged (already there)"
+        + (f", {summary.pruned} pruned (gone from a changed file)" if summary.pruned else "")
+        + f" → {urls.redact(settings.warehouse_url)}",
+        f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
+    ]
+    click.echo("\n".join(lines))
+
+
+def run_through_broker(settings: Settings) -> None:
+    """``etl4all run --broker``: the three stages in this process, through RabbitMQ."""
+    import threading
+
+    from etl4all.runners.broker import run_all
+
+    report = run_all(settings, threading.Event())
+    extract, transform, load = report.extract, report.transform, report.load
+    click.echo(
+        f"extract     {extract.files} files, {extract.batches} batches, {extract.points} points, "
+        f"{sum(extract.rejects.values())} rejects, {extract.skipped} unchanged\n"
+        f"transform   {transform.acked} batches, {transform.dead_lettered} dead-lettered\n"
+        f"load        {load.acked} batches, {load.dead_lettered} dead-lettered\n"
+        f"elapsed     {report.seconds:.2f} s"
+    )
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@options.STATE
+@options.PATTERN
+@options.GEOCODING
+@click.option(
+    "--price-per-1000",
+    "price_per_1000",
+    envvar="ETL4ALL_PRICE_PER_1000",
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    default=None,
+    help="USD per 1,000 API calls (default 5.00, Google's list price).",
+)
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def estimate(
+    sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+) -> None:
+    """Count the API calls and cost of geocoding SOURCES, without calling any API."""
+    from etl4all.runners.estimate import estimate as count
+
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    result = count(sources, settings)
+    click.echo(f"files          {result.files}")
+    click.echo(f"points         {result.points}")
+    click.echo(f"distinct keys  {result.distinct} at {settings.geocode_precision} decimals")
+    click.echo(f"already cached {result.cached}")
+    click.echo(f"calls needed   {result.calls} ({settings.geocoder})")
+    click.echo(f"estimated cost {result.cost:.2f} USD at {settings.price_per_1000:.2f} per 1000")
+
+
+@click.command()
+@click.option(
+    "--from-geocoder",
+    "from_geocoders",
+    multiple=True,
+    metavar="NAME",
+    help="Choose the rows this geocoder answered (the geocoder column: offline, google, "
+    "nominatim); repeatable.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    help="Choose the rows with this geocode_status (OK, ZERO_RESULTS), or 'failed': the "
+    "points no geocoder answered (kept as rejects, whatever geocoder); repeatable.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Only count the chosen rows and the API calls they need."
+)
+@options.WAREHOUSE
+@options.STATE
+@options.LOOKUP
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+@moves_data
+def regeocode(
+    from_geocoders: tuple[str, ...],
+    statuses: tuple[str, ...],
+    dry_run: bool,
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Geocode rows already in the warehouse again, with --geocoder, and load them back.
+
+    Rows are chosen by --from-geocoder and/or --status (both given: rows matching both),
+    e.g. every offline row after switching to Google: --from-geocoder offline --geocoder
+    google. The address columns take the new answers; file, line, distance and bearing stay.
+    Cached answers cost nothing; --max-calls caps the rest. Run it again after a stop.
+    """
+    from etl4all.runners import check
+    from etl4all.runners import regeocode as driver
+
+    if not (from_geocoders or statuses):
+        raise click.UsageError("choose the rows with --from-geocoder and/or --status")
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    selection = driver.Selection(geocoders=from_geocoders, statuses=statuses)
+    check.require(settings, driver.DRY_RUN_CHECKS if dry_run else driver.CHECKS)
+    if dry_run:
+        found = driver.plan(selection, settings)
+        click.echo(f"chosen      {found.rows} rows, {found.failed} failed points")
+        click.echo(
+            f"distinct    {found.distinct} coordinates at {settings.geocode_precision} decimals"
+        )
+        click.echo(f"cached      {found.cached}")
+        click.echo(f"calls       {found.calls} ({settings.geocoder}); nothing was changed")
+        return
+    done = driver.regeocode(selection, settings)
+    geo, load = done.geocode, done.load
+    lines = [
+        f"chosen      {done.rows} rows, {done.failed} failed points",
+        f"geocoded    {geo.geocoded} coordinates with {settings.geocoder}, "
+        f"{done.rejects} points not answered (kept as rejects)",
+    ]
+    if settings.geocoder != "offline":
+        lines.append(
+            f"api         {geo.cache_hits} cache hits, {geo.calls} calls, {geo.retries} retries"
+        )
+    lines.append(
+        f"warehouse   {load.updated} updated, {load.inserted} inserted, {load.unchanged} "
+        f"unchanged → {urls.redact(settings.warehouse_url)}"
+    )
+    click.echo("\n".join(lines))

@@ -1,0 +1,168 @@
+"""``etl4all run-stage``, ``check``, ``init-db`` and ``status``: services mode and its
+backends."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from etl4all import options, urls
+from etl4all.commands.common import (
+    EXIT_DEAD_LETTERS,
+    handle_errors,
+    load_settings,
+    moves_data,
+)
+from etl4all.errors import ConfigError
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+@click.command("run-stage")
+@click.argument("stage", type=click.Choice(["extract", "transform", "load"]))
+@options.SOURCE
+@options.PATTERN
+@options.SERVICES
+@options.STATE
+@options.LOOKUP
+@options.WAREHOUSE
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+@moves_data
+def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Run one services-mode STAGE worker: extract, transform or load.
+
+    extract polls the source and publishes point batches; transform geocodes them and
+    publishes address batches; load writes them to the warehouse. Run as many replicas of
+    each as the load needs. SIGTERM/SIGINT finish the current batch and exit 0.
+    """
+    import threading
+
+    from etl4all.runners import check
+    from etl4all.runners.broker import run_stage as run_one
+    from etl4all.stages.worker import install_signal_handlers
+
+    settings = load_settings(pipeline, verbose, quiet, base="INFO", **flags)
+    if settings.broker_url is None:
+        raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
+    check.require(settings, check.STAGES[stage])  # before any message is taken
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    try:
+        run_one(stage, settings, stop)
+    finally:
+        restore()
+
+
+@click.command("check")
+@click.argument("sources", nargs=-1)
+@click.option(
+    "--stage",
+    type=click.Choice(["extract", "transform", "load"]),
+    help="Check only what this run-stage worker uses (it needs a broker; extract a source).",
+)
+@options.SOURCE
+@options.PATTERN
+@options.SERVICES
+@options.STATE
+@options.LOOKUP
+@options.WAREHOUSE
+@options.BATCH
+@options.GEOCODING
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def check_command(
+    sources: tuple[str, ...],
+    stage: str | None,
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Check every backend with one cheap real request; print one line per backend.
+
+    The checks every command runs at start-up: SOURCES (or --source) are listed, the state
+    store and the lookup answer, the broker's queues are declared, the warehouse's tables
+    exist, and an API geocoder answers one coordinate (one paid request). The source and the
+    broker are checked when given. Exit 0 if all pass, 2 if any setting is wrong (bad key or
+    password, unknown host, missing tables), else 1 (a server down).
+    """
+    from etl4all.runners import check
+
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    paths = list(sources) or ([settings.source_url] if settings.source_url else [])
+    if stage is not None:
+        if settings.broker_url is None:
+            raise ConfigError("a run-stage worker needs a broker: --broker or ETL4ALL_BROKER_URL")
+        roles: tuple[str, ...] = check.STAGES[stage]
+    else:
+        skip = {"source"} if not paths else set()
+        skip |= {"broker"} if settings.broker_url is None else set()
+        roles = tuple(role for role in check.RUN_BROKER if role not in skip)
+    results = check.run_checks(settings, roles, sources=paths, quick=True)
+    for result in results:
+        click.echo(result.line())
+    sys.exit(check.exit_code(results))
+
+
+@click.command("init-db")
+@options.WAREHOUSE
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Create the warehouse database and tables (idempotent; utf8mb4 on MySQL)."""
+    from etl4all.runners import wiring
+
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    with wiring.open_warehouse(settings) as wh:
+        wh.init()
+        rows = wh.count()
+    click.echo(f"warehouse ready: {urls.redact(settings.warehouse_url)} ({rows} rows)")
+
+
+@click.command()
+@options.BROKER
+@options.QUEUE_PREFIX
+@options.STATE
+@options.WAREHOUSE
+@options.PIPELINE
+@options.VERBOSITY
+@handle_errors
+def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Show queue depths (incl. dead letters), warehouse rows, files done and cache size.
+
+    Exits 3 when dead letters wait (for cron to alert); `etl4all dead-letters` handles them.
+    """
+    from etl4all.broker import queues
+    from etl4all.runners import wiring
+
+    settings = load_settings(pipeline, verbose, quiet, **flags)
+    dead = 0
+    if settings.broker_url:
+        with wiring.open_broker(settings) as bus:
+            names = (queues.POINTS, queues.ADDRESSES, queues.DEAD)
+            depths = {name: bus.depth(queues.name(settings.queue_prefix, name)) for name in names}
+        for name, depth in depths.items():
+            click.echo(f"queue {queues.name(settings.queue_prefix, name):<24} {depth}")
+        dead = depths[queues.DEAD]
+    with wiring.open_warehouse(settings) as wh:
+        click.echo(f"warehouse rows  {wh.count()}  {urls.redact(settings.warehouse_url)}")
+    with wiring.open_state(settings) as store:
+        click.echo(f"files done      {store.done_count()}")
+        click.echo(f"cache entries   {store.cache_size()}")
+    if settings.broker_url:
+        hint = "; see `etl4all dead-letters list`" if dead else ""
+        click.echo(f"dead letters    {dead}{hint}")
+    if dead:
+        sys.exit(EXIT_DEAD_LETTERS)
