@@ -20,12 +20,6 @@ from tcp_proxy import TcpProxy
 pytestmark = MARKS
 
 
-@pytest.mark.xfail(
-    reason="product bug (reported to the lead): pika may raise ValueError ('Expected connected "
-    "socket, but getpeername() failed') while reconnecting; amqp_io does not map it, its I/O "
-    "thread dies and the worker retries forever on 'the broker object is closed'",
-    strict=False,
-)
 def test_broker_connections_cut_for_ten_seconds(pipeline: Pipeline) -> None:
     pipeline.put_files(files=6, points=250, seed=41)
     late = pipeline.stage_files(files=2, points=250, seed=42, prefix="late")
