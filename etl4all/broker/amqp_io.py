@@ -35,7 +35,7 @@ from pika.adapters.blocking_connection import BlockingConnection
 
 from etl4all import retry, urls
 from etl4all.broker.base import BATCH_ID_HEADER
-from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
+from etl4all.errors import BrokerConfigError, BrokerError, ConfigError, Etl4allError
 
 if TYPE_CHECKING:
     import tenacity
@@ -78,6 +78,8 @@ def mapped(url: str, action: str) -> Iterator[None]:
             f"RabbitMQ {urls.redact(url)}: {action} failed: {type(exc).__name__}: "
             f"{urls.redact(detail)}; {hint or 'retrying may help'}"
         ) from exc
+    except Etl4allError:  # already ours (a BrokerConfigError is a ValueError too)
+        raise
     except socket.gaierror as exc:  # pika lets a failed name lookup through as it is
         raise BrokerConfigError(
             f"RabbitMQ {urls.redact(url)}: {action} failed: cannot resolve the host "

@@ -9,7 +9,7 @@ Error policy (STYLE.md "Worker policy", issue 8's failure taxonomy):
 
 - a retryable :class:`~etl4all.errors.Etl4allError` (broker, store, warehouse or geocoder
   outage) is transient: the worker keeps the message and retries it in process with
-  :mod:`etl4all.retry`'s backoff (capped at 30 s) for as long as it takes, so an outage of any
+  :mod:`etl4all.retry`'s backoff (capped at 10 s) for as long as it takes, so an outage of any
   length dead-letters nothing. With ``retry_attempts`` set (``--once`` runs), a batch still
   failing after that many calls is given back and the worker stops with the error;
 - a non-retryable Etl4allError (a bad message: ``DataError``) is dead-lettered with the
@@ -78,8 +78,9 @@ RETRY_ATTEMPTS = 4
 """Calls of the handler for a retryable error in a ``--once`` run before the worker stops."""
 RETRY_BASE = 2.0
 """Seconds: the first in-process retry waits up to this long (full jitter, doubling)."""
-RETRY_CAP = 30.0
-"""Seconds: the longest wait between two in-process retries."""
+RETRY_CAP = 10.0
+"""Seconds: the longest wait between two in-process retries (a worker notices within this
+long that an outage is over; one cheap retry per worker every 10 s costs nothing)."""
 _REASON_MAX = 2000
 _BROKER_HEADERS = frozenset(
     {
