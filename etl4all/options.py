@@ -263,3 +263,8 @@ SERVICES = group(
         "worked on).",
     ),
 )
+
+WORKER = group(
+    SOURCE, PATTERN, SERVICES, STATE, LOOKUP, WAREHOUSE, BATCH, GEOCODING, PIPELINE, VERBOSITY
+)
+"""Every setting of a ``run-stage`` worker (and of ``check --stage``), verbosity included."""

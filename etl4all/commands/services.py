@@ -26,16 +26,7 @@ log = logging.getLogger(__name__)
 
 @click.command("run-stage")
 @click.argument("stage", type=click.Choice(["extract", "transform", "load"]))
-@options.SOURCE
-@options.PATTERN
-@options.SERVICES
-@options.STATE
-@options.LOOKUP
-@options.WAREHOUSE
-@options.BATCH
-@options.GEOCODING
-@options.PIPELINE
-@options.VERBOSITY
+@options.WORKER
 @handle_errors
 @moves_data
 def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
@@ -70,16 +61,7 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     type=click.Choice(["extract", "transform", "load"]),
     help="Check only what this run-stage worker uses (it needs a broker; extract a source).",
 )
-@options.SOURCE
-@options.PATTERN
-@options.SERVICES
-@options.STATE
-@options.LOOKUP
-@options.WAREHOUSE
-@options.BATCH
-@options.GEOCODING
-@options.PIPELINE
-@options.VERBOSITY
+@options.WORKER
 @handle_errors
 def check_command(
     sources: tuple[str, ...],

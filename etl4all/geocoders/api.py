@@ -21,8 +21,9 @@ from etl4all import frames, urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError
 from etl4all.geocoders.base import Geocoded, ResultSink
+from etl4all.geocoders.outcomes import Outcome
 from etl4all.geocoders.ratelimit import RateLimiter, Sleep, shared_limiter
-from etl4all.geocoders.runner import HttpRunner, Outcome
+from etl4all.geocoders.runner import HttpRunner
 
 DEFAULT_CONCURRENCY = 32
 """Requests in flight when ``concurrency`` is not given."""

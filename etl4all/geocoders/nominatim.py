@@ -40,7 +40,8 @@ from etl4all.errors import (
     RateLimitedError,
 )
 from etl4all.geocoders import api
-from etl4all.geocoders.runner import Failed, Outcome, degrees
+from etl4all.geocoders.outcomes import Failed, Outcome
+from etl4all.geocoders.runner import degrees
 
 log = logging.getLogger(__name__)
 

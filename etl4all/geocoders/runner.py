@@ -20,9 +20,10 @@ address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner d
   Either way no new request starts, in-flight ones are cancelled and the error is raised out
   of :meth:`HttpRunner.run`. Only a provider's per-coordinate answer (``INVALID_REQUEST``)
   becomes a ``failed`` row.
-- **Pay once.** Answers are handed to ``on_results`` as they arrive, at least every
-  :data:`FLUSH_SECONDS` and when the run ends, aborted or interrupted (Ctrl-C) included, so
-  the caller can cache them: a killed process loses at most that many seconds of answers.
+- **Pay once.** Answers are handed to ``on_results`` as they arrive (every
+  :data:`~etl4all.geocoders.outcomes.FLUSH_SECONDS`) and when the run ends, aborted or
+  interrupted (Ctrl-C) included, so the caller can cache them: a killed process loses at
+  most that many seconds of answers.
 - **Secrets.** Transport errors name the redacted URL only; every error text and failed row
   has ``key=`` values, URL passwords and the ``scrub`` secrets blanked out.
 - **Event loop.** :meth:`HttpRunner.run` is synchronous: it runs its own event loop and aiohttp
@@ -36,15 +37,12 @@ they are sent (``-30.029928``), never as float reprs.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 import polars as pl
@@ -59,6 +57,7 @@ from etl4all.errors import (
     RateLimitedError,
 )
 from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded, ResultSink
+from etl4all.geocoders.outcomes import FLUSH_SECONDS, Failed, Outcome, RunState
 from etl4all.geocoders.ratelimit import RateLimiter, Sleep
 
 log = logging.getLogger(__name__)
@@ -67,26 +66,6 @@ RATE_LIMITED_PAUSE = 1.0
 """Seconds the whole process stops starting requests after an OVER_QUERY_LIMIT or 429."""
 MAX_RETRY_SECONDS = 120.0
 """Seconds: a key stops being retried once this long has passed since its first request."""
-FLUSH_SECONDS = 0.25
-"""Seconds: answers wait at most this long before they are handed to ``on_results``."""
-FLUSH_ROWS = 200
-"""Answers handed to ``on_results`` at once when they arrive faster."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Failed:
-    """A key the provider refused for good (e.g. ``INVALID_REQUEST``): it becomes a reject."""
-
-    reason: str
-    """Short machine-readable reason, e.g. ``invalid_request``."""
-    text: str
-    """What the provider said."""
-
-
-Outcome = dict[str, Any] | Failed
-"""What one response maps to: an address row (``GEOCODE_SCHEMA`` fields except ``geocoder``
-and ``geocoded_at``) or a :class:`Failed`."""
-
 UrlFn = Callable[[float, float], yarl.URL]
 """The request URL of one coordinate (latitude, longitude)."""
 
@@ -192,7 +171,7 @@ class HttpRunner:
         """
         lats = keys.get_column("latitude").to_list()
         lons = keys.get_column("longitude").to_list()
-        state = _RunState(on_results)
+        state = RunState(on_results)
         started = time.perf_counter()
         if lats:
             coroutine = self._run_all(lats, lons, url_for, interpret, state)
@@ -227,7 +206,7 @@ class HttpRunner:
         lons: list[float],
         url_for: UrlFn,
         interpret: Interpret,
-        state: _RunState,
+        state: RunState,
     ) -> None:
         semaphore = asyncio.Semaphore(self.concurrency)
         todo = iter(range(len(lats)))
@@ -296,7 +275,7 @@ class HttpRunner:
         lat: float,
         lon: float,
         attempt: Callable[[float, float], Awaitable[Outcome]],
-        state: _RunState,
+        state: RunState,
     ) -> None:
         def before_sleep(call: tenacity.RetryCallState) -> None:
             exc = call.outcome.exception() if call.outcome is not None else None
@@ -374,54 +353,3 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-class _RunState:
-    """Counters and output columns of one run (one event loop: no locking needed)."""
-
-    def __init__(self, on_results: ResultSink | None = None) -> None:
-        self.calls = 0
-        self.retries = 0
-        self.retried_keys = 0
-        self.causes: collections.Counter[str] = collections.Counter()
-        self.fatal: GeocodeError | None = None
-        """The error that aborts the run, once one came."""
-        self.columns: dict[str, list[Any]] = {name: [] for name in RESULT_SCHEMA}
-        self.failed: dict[str, list[Any]] = {name: [] for name in FAILED_SCHEMA}
-        self._on_results = on_results
-        self._flushed = 0
-
-    async def flush_every(self, seconds: float) -> None:
-        """Hand new answers to ``on_results`` every ``seconds``, until cancelled."""
-        while self._on_results is not None:
-            await asyncio.sleep(seconds)
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand the answers not handed yet to ``on_results``."""
-        end = len(self.columns["latitude"])
-        if self._on_results is None or end == self._flushed:
-            return
-        rows = {name: values[self._flushed : end] for name, values in self.columns.items()}
-        self._on_results(pl.DataFrame(rows, schema=RESULT_SCHEMA))
-        self._flushed = end
-
-    def add(self, lat: float, lon: float, outcome: Outcome, name: str) -> None:
-        """Append one key's outcome to the output columns."""
-        if isinstance(outcome, Failed):
-            for column, value in zip(
-                FAILED_SCHEMA, (lat, lon, outcome.reason, outcome.text), strict=True
-            ):
-                self.failed[column].append(value)
-            return
-        row = {
-            **outcome,
-            "latitude": lat,
-            "longitude": lon,
-            "geocoder": name,
-            "geocoded_at": datetime.now(UTC),
-        }
-        for column, values in self.columns.items():
-            values.append(row.get(column))
-        if len(self.columns["latitude"]) - self._flushed >= FLUSH_ROWS:
-            self.flush()

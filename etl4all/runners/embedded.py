@@ -23,8 +23,9 @@ from etl4all.lookup.base import Lookup
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
-from etl4all.stages.extract import Extractor, ExtractStats, PointBatch, check_forced
+from etl4all.stages.extract import Extractor, ExtractStats, PointBatch
 from etl4all.stages.load import load_frame
+from etl4all.stages.polling import check_forced
 from etl4all.stages.prune import prune_file
 from etl4all.stages.transform import (
     CallBudget,

@@ -44,12 +44,12 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 
 import polars as pl
-import tenacity
 
 from etl4all import batch, parse, retry
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
+from etl4all.stages import polling
 from etl4all.stages.lease import Lease
 from etl4all.stages.prune import Prune
 from etl4all.state.base import FileLedger, FileMark
@@ -230,13 +230,13 @@ class Extractor:
             else max(config.poll_interval, config.settle_seconds)
         )
         previous: dict[str, FileRef] | None = None
-        heartbeat = _Heartbeat(self.source)
+        heartbeat = polling.Heartbeat(self.source)
 
         def one_poll() -> None:
             nonlocal previous
             listing = self.listing()
             if previous is None:
-                check_forced(config.force_files, listing)
+                polling.check_forced(config.force_files, listing)
             if previous is not None:
                 todo = self.pending(settled(previous, listing))
                 heartbeat.polled(len(listing), len(todo))
@@ -251,7 +251,7 @@ class Extractor:
         retrier = retry.retrying(
             attempts=None,  # until the poll succeeds or stop is set
             stop_event=stop,
-            before_sleep=_log_failed_poll,
+            before_sleep=polling.log_failed_poll,
         )
         try:
             retrier(one_poll)
@@ -339,61 +339,6 @@ class Extractor:
                 ledger=self.ledger,
                 prune=prune if index == max(len(parts), 1) - 1 else None,
             )
-
-
-def check_forced(patterns: tuple[str, ...], refs: list[FileRef]) -> None:
-    """Refuse a ``--force-file`` glob that matches none of ``refs`` (a typo would redo nothing).
-
-    Raises:
-        ConfigError: naming the globs that match no file.
-    """
-    names = [ref.name for ref in refs]
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
-    if unmatched:
-        raise ConfigError(
-            f"--force-file {', '.join(unmatched)} matches no file of the sources "
-            f"({len(names)} listed); give a name as listed (the source_file column) or a glob"
-        )
-
-
-HEARTBEAT_SECONDS = 300.0
-"""A polling extractor says it is alive at INFO this often (every poll is logged at DEBUG)."""
-
-
-class _Heartbeat:
-    """Logs each poll at DEBUG and, every :data:`HEARTBEAT_SECONDS`, a summary at INFO."""
-
-    def __init__(self, source: object) -> None:
-        self._source = source
-        self._since = time.monotonic()
-        self._polls = self._taken = 0
-
-    def polled(self, listed: int, taken: int) -> None:
-        self._polls += 1
-        self._taken += taken
-        log.debug("poll: %d files listed, %d to do", listed, taken)
-        if time.monotonic() - self._since >= HEARTBEAT_SECONDS:
-            log.info(
-                "still watching %s: %d polls, %d files taken in the last %.0f s; %d listed now",
-                self._source,
-                self._polls,
-                self._taken,
-                time.monotonic() - self._since,
-                listed,
-            )
-            self._since = time.monotonic()
-            self._polls = self._taken = 0
-
-
-def _log_failed_poll(state: tenacity.RetryCallState) -> None:
-    """One WARNING per failed poll, saying when the next one is."""
-    error = state.outcome.exception() if state.outcome is not None else None
-    log.warning(
-        "poll failed (%d in a row): %s; polling again in %.1f s",
-        state.attempt_number,
-        error,
-        state.upcoming_sleep,
-    )
 
 
 def read_points(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -22,7 +22,8 @@ from etl4all.errors import (
 )
 from etl4all.geocoders import google, nominatim
 from etl4all.geocoders.api import retry_after_seconds
-from etl4all.geocoders.runner import Failed, degrees
+from etl4all.geocoders.outcomes import Failed
+from etl4all.geocoders.runner import degrees
 
 
 def comp(long_name: str, *types: str, short: str | None = None) -> dict[str, Any]:

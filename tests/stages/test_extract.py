@@ -16,8 +16,9 @@ from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
-from etl4all.stages import extract
-from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch, check_forced
+from etl4all.stages import polling
+from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch
+from etl4all.stages.polling import check_forced
 from etl4all.state.base import FileLedger
 
 
@@ -192,7 +193,7 @@ def test_a_polling_extractor_says_it_is_alive_while_nothing_comes(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(extract, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(polling, "HEARTBEAT_SECONDS", 0.0)
     stop = threading.Event()
     polls: list[list[FileRef]] = []
 
