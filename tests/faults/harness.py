@@ -63,19 +63,7 @@ MARKS = [
 STAGES = ("extract", "transform", "load")
 READY = {"extract": "extract watching", "transform": "worker consuming", "load": "worker consuming"}
 """The log line a worker writes once it is connected and taking work."""
-ADDRESS_COLUMNS = [
-    "street",
-    "number",
-    "neighborhood",
-    "city",
-    "postal_code",
-    "state",
-    "country",
-    "formatted_address",
-    "place_id",
-    "location_type",
-    "geocode_status",
-]
+ADDRESS_COLUMNS = [*frames.ADDRESS_FIELDS, "geocode_status"]
 PRECISION = 6
 """The workers' geocode precision (the default): API calls are counted against these keys."""
 POLL = 0.1
