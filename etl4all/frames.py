@@ -69,7 +69,14 @@ REJECTS_SCHEMA: dict[str, pl.DataType] = {
     "line": pl.UInt32(),
     "reason": pl.String(),
     "text": pl.String(),
+    "detail": pl.String(),
 }
+"""A reject: where (file, line), why (a stable ``reason``), the input ``text``, and a short
+human ``detail`` naming the likely cause when one is known (else null)."""
+
+ADDED_LATER = frozenset({"detail"})
+"""Nullable columns added after the first release: a batch from an older worker lacks them and
+gets them as nulls (see :func:`cast_frame`), so a rolling upgrade loses nothing."""
 
 REJECT_TEXT_CHARS = 2000
 """A reject keeps at most this many characters of its text (a garbage line can be megabytes;
@@ -125,6 +132,7 @@ def split_invalid_coordinates(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
         "line",
         reason=pl.lit(INVALID_COORDINATE),
         text=reject_text(pl.concat_str(as_text[0], pl.lit(","), as_text[1])),
+        detail=pl.lit(None),
     )
     return frame.filter(valid), cast_frame(rejects, REJECTS_SCHEMA)
 
@@ -157,7 +165,9 @@ def cast_frame(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFr
         DataError: a column is missing or a value does not fit its type.
     """
     missing = [name for name in schema if name not in frame.columns]
-    if missing:
+    if missing and set(missing) <= ADDED_LATER:
+        frame = frame.with_columns(pl.lit(None).alias(name) for name in missing)
+    elif missing:
         raise DataError(f"batch is missing columns {missing}; has {frame.columns}")
     try:
         return frame.select(pl.col(name).cast(dtype, strict=True) for name, dtype in schema.items())

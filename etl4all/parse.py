@@ -8,7 +8,8 @@ degrees-minutes-seconds text, when present, must agree with it within 0.0005°::
     Distance: 2.2959 km  Bearing: 137.352°
 
 A record starts at a ``Latitude:`` line and needs the ``Longitude:`` line right after it;
-``Distance:`` is optional. Blank lines are ignored. Every other line ends up in a point or a
+``Distance:`` is optional. Labels (and ``km``, ``Bearing``) match in any case. Blank lines are
+ignored. Every other line ends up in a point or a
 reject; a bad record is one reject (at its first line, ``text`` holding all its lines).
 
 Reject reasons:
@@ -17,7 +18,9 @@ Reject reasons:
     ``orphan_distance``    a Distance line that follows no coordinate
     ``out_of_range``       latitude outside [-90, 90] or longitude outside [-180, 180]
     ``dms_mismatch``       the degrees-minutes-seconds text disagrees with the decimal
-    ``unrecognized``       any other line
+    ``unrecognized``       any other line; when it looks like a coordinate line, the reject's
+                           ``detail`` names the likely cause (a decimal comma, DMS text without
+                           the decimal value, another layout)
 
 The work is done with Polars expressions over all lines at once: no Python loop per line.
 
@@ -82,14 +85,36 @@ _PATTERNS = {
     ),
     "dist": (
         "Distance",
-        rf"^Distance{_SP}*:{_SP}*{_NUM}{_SP}*km{_SP}+Bearing{_SP}*:{_SP}*{_NUM}{_SP}*°?$",
+        rf"^Distance{_SP}*:{_SP}*{_NUM}{_SP}*(?i:km){_SP}+(?i:Bearing){_SP}*:{_SP}*{_NUM}{_SP}*°?$",
         None,
     ),
 }
-"""Per line kind: its label, its regex, and the regex for the variant without DMS text."""
+"""Per line kind: its label, its regex, and the regex for the variant without DMS text.
+A label in another case is put in this one first (:func:`_canonical_labels`)."""
+_LAT, _LON = r"^(?i:Latitude)", r"^(?i:Longitude)"
+_DETAILS = (
+    (
+        rf"(?:{_LAT}|{_LON}){_SP}*:.*[0-9],[0-9]",
+        "decimal comma: write -30.04982864, not -30,04982864",
+    ),
+    (
+        rf"(?:{_LAT}|{_LON}){_SP}*:{_SP}*"
+        + _DMS.replace("HEMI", "[NSEWnsew]").removesuffix("+")
+        + "*$",
+        "DMS text only: the decimal value must follow it, as in 30°02′59″S -30.04982864",
+    ),
+    (
+        rf"(?:{_LAT}|{_LON}|^(?i:Distance)){_SP}*:",
+        "labelled line in another layout than 'Latitude: [30°02′59″S] -30.04982864'",
+    ),
+)
+"""Why an ``unrecognized`` line was not read, when it looks like one that could have been: the
+first pattern that matches names the likely cause (the reject's ``detail``)."""
 _BOM = b"\xef\xbb\xbf"
-_RECORD_START = b"Latitude"
-_RECORD_END = b"Distance"
+_RECORD_START = b"latitude"
+_RECORD_END = b"distance"
+_WINDOW = 1 << 16
+"""Bytes lowered at a time when looking for a label from the end of a file."""
 _DEGREE = b"\xb0"
 """The last byte of ``°`` in UTF-8 and its only byte in latin-1: it closes a last Distance line."""
 _OTHER_LINE, _LAT_LINE, _LON_LINE, _DIST_LINE = 0, 1, 2, 3
@@ -142,7 +167,7 @@ def complete_end(data: bytes) -> int:
     end = size
     if last_line < size:  # the last line has no line break yet
         line = data[last_line:].strip()
-        if not (line.startswith(_RECORD_END) and line.endswith(_DEGREE)):
+        if not (line[: len(_RECORD_END)].lower() == _RECORD_END and line.endswith(_DEGREE)):
             end = last_line
     record = _last_line_with(data, _RECORD_START, 0, size)
     if 0 <= record < end and _last_line_with(data, _RECORD_END, record, end) < 0:
@@ -156,14 +181,30 @@ def _line_start(data: bytes, pos: int) -> int:
 
 
 def _last_line_with(data: bytes, label: bytes, lo: int, hi: int) -> int:
-    """The start of the last line within ``data[lo:hi]`` that begins with ``label`` (after
-    blanks, and the BOM on the first line), or -1. Linear: each line is looked at once."""
-    pos = data.rfind(label, lo, hi)
+    """The start of the last line within ``data[lo:hi]`` that begins with ``label`` (in any
+    case, after blanks, and the BOM on the first line), or -1. Linear: each line is looked at
+    once."""
+    pos = _rfind_any_case(data, label, lo, hi)
     while pos >= lo:
         start = _line_start(data, pos)
         if not data[start:pos].removeprefix(_BOM if start == 0 else b"").strip():
             return start
-        pos = data.rfind(label, lo, max(start - 1, lo))
+        pos = _rfind_any_case(data, label, lo, max(start - 1, lo))
+    return -1
+
+
+def _rfind_any_case(data: bytes, label: bytes, lo: int, hi: int) -> int:
+    """``data.rfind(label, lo, hi)`` for a lowercase ``label`` found in any case: windows of
+    ``data`` are lowered from the end, so only the part searched is copied."""
+    top = hi
+    while top > lo:
+        bottom = max(lo, top - _WINDOW)
+        pos = data[bottom:top].lower().rfind(label)
+        if pos >= 0:
+            return bottom + pos
+        if bottom == lo:
+            break
+        top = bottom + len(label) - 1  # a label may straddle the window's start
     return -1
 
 
@@ -196,8 +237,10 @@ def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
         pl.col("bearing_at").alias("bearing_deg"),
     )
     bad = groups.filter(pl.col("reason").is_not_null())
-    rejects = bad.select(pl.lit(source).alias("source"), "line", "reason").with_columns(
-        text=frames.reject_text(pl.lit(_record_text(rows, bad)))
+    rejects = (
+        bad.select(pl.lit(source).alias("source"), "line", "reason")
+        .with_columns(text=pl.lit(_record_text(rows, bad)))
+        .with_columns(detail=_detail(), text=frames.reject_text(pl.col("text")))
     )
     return Parsed(
         frames.cast_frame(points, frames.POINTS_SCHEMA),
@@ -211,9 +254,12 @@ def _fields(text: pl.Series) -> list[pl.Series]:
     Each regex runs only on the lines that start with its label, the kinds in parallel;
     the results are scattered back to their rows.
     """
-    where = {
-        kind: text.str.starts_with(label).arg_true() for kind, (label, *_) in _PATTERNS.items()
-    }
+    starts = _labelled(text)
+    unlabelled = (~pl.DataFrame(starts).select(pl.any_horizontal(pl.all())).to_series()).arg_true()
+    if unlabelled.len():
+        text = _canonical_labels(text, unlabelled)
+        starts = _labelled(text)
+    where = {kind: starts[kind].arg_true() for kind in _PATTERNS}
     lines = {kind: text.gather(rows) for kind, rows in where.items()}
     lat, lon, dist = (
         _with_plain(found, lines[kind], _PATTERNS[kind][2])
@@ -237,6 +283,20 @@ def _fields(text: pl.Series) -> list[pl.Series]:
         for kind, part in parts.items()
         for values in part.get_columns()
     ]
+
+
+def _labelled(text: pl.Series) -> dict[str, pl.Series]:
+    """Per line kind, whether each line starts with its label (as written in :data:`_PATTERNS`)."""
+    return {kind: text.str.starts_with(label) for kind, (label, *_) in _PATTERNS.items()}
+
+
+def _canonical_labels(text: pl.Series, rows: pl.Series) -> pl.Series:
+    """``text`` with the label of the lines at ``rows`` put in the case of :data:`_PATTERNS`
+    where it is in another (``LATITUDE:``, ``distance:``); other lines stay as they are."""
+    odd = text.gather(rows)
+    for label, *_ in _PATTERNS.values():
+        odd = odd.str.replace(f"^(?i:{label})", label)
+    return text.scatter(rows, odd)
 
 
 def _with_plain(found: pl.DataFrame, lines: pl.Series, plain: str | None) -> pl.DataFrame:
@@ -326,6 +386,16 @@ def _record_text(rows: pl.DataFrame, groups: pl.DataFrame) -> pl.Series:
             extra = text.gather(first.filter(more) + offset)
             joined = joined.scatter(more.arg_true(), joined.filter(more) + "\n" + extra)
     return joined
+
+
+def _detail() -> pl.Expr:
+    """The likely cause of an ``unrecognized`` reject (see :data:`_DETAILS`), else null."""
+    unrecognized = pl.col("reason") == "unrecognized"
+    found = pl.lit(None, dtype=pl.String)
+    for pattern, detail in reversed(_DETAILS):
+        matches = unrecognized & pl.col("text").str.contains(pattern)
+        found = pl.when(matches).then(pl.lit(detail)).otherwise(found)
+    return found
 
 
 def _reason() -> pl.Expr:

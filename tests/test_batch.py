@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 
 import polars as pl
 import pytest
@@ -102,6 +103,21 @@ def test_schema_and_row_count_mismatch_are_data_errors(
         batch.decode(body, {**headers, "schema": "nope"})
     with pytest.raises(DataError, match="says 5 rows"):
         batch.decode(body, {**headers, "rows": 5})
+
+
+def test_a_rejects_batch_of_an_older_worker_reads_with_a_null_detail() -> None:
+    older = pl.DataFrame(
+        {"source": ["a.txt"], "line": [3], "reason": ["unrecognized"], "text": ["x"]},
+        schema_overrides={"line": pl.UInt32},
+    )
+    body = io.BytesIO()
+    older.write_parquet(body)
+    headers = {"sha256": hashlib.sha256(body.getvalue()).hexdigest(), "schema": "rejects"}
+    read = batch.decode(body.getvalue(), headers)
+    assert read.columns == list(frames.REJECTS_SCHEMA)
+    assert read.row(0) == ("a.txt", 3, "unrecognized", "x", None)
+    with pytest.raises(DataError, match="missing columns"):  # only added columns may lack
+        batch.decode(body.getvalue(), {**headers, "schema": "points"})
 
 
 def test_batch_id_is_deterministic() -> None:

@@ -128,6 +128,17 @@ def test_parse_reports_and_writes_points_and_rejects(workdir: Path) -> None:
     assert "missing_longitude" in result.output or "missing_latitude" in result.output
 
 
+def test_parse_names_the_likely_cause_of_unrecognized_lines(workdir: Path) -> None:
+    lines = ["latitude: -30,25", "Longitude: -51,5", "LATITUDE: -30.5", "longitude: -51.5"]
+    Path("commas.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = invoke("parse", "commas.txt")
+    assert result.exit_code == 0
+    assert "points   1" in result.output and "unrecognized       2" in result.output
+    assert "2 × decimal comma: write -30.04982864, not -30,04982864; first at commas.txt:1" in (
+        result.output
+    )
+
+
 @pytest.mark.parametrize(
     ("suffix", "read"),
     [(".csv", pl.read_csv), (".ndjson", pl.read_ndjson), (".PARQUET", pl.read_parquet)],

@@ -72,7 +72,7 @@ def test_decimal_only_lines_are_accepted() -> None:
 
 def test_missing_longitude_is_one_reject_with_its_lines() -> None:
     parsed = parse(text([LAT, DIST, *RECORD]), "f")
-    assert parsed.rejects.rows() == [("f", 1, "missing_longitude", f"{LAT}\n{DIST}")]
+    assert parsed.rejects.rows() == [("f", 1, "missing_longitude", f"{LAT}\n{DIST}", None)]
     assert parsed.points.get_column("line").to_list() == [3]
 
 
@@ -122,6 +122,33 @@ def test_dms_within_tolerance_is_accepted() -> None:
 def test_any_other_line_is_unrecognized() -> None:
     data = text([*RECORD, "hello", "Latitude: abc", *RECORD])
     assert reasons(data) == [(4, "unrecognized"), (5, "unrecognized")]
+
+
+def test_labels_match_in_any_case() -> None:
+    lines = [LAT.upper(), LON.lower(), DIST.lower().replace("km", "KM"), *RECORD]
+    parsed = parse(text(lines), "f")
+    assert parsed.rejects.is_empty()
+    assert parsed.points.rows() == parse(text([*RECORD, *RECORD]), "f").points.rows()
+
+
+@pytest.mark.parametrize(
+    ("line", "cause"),
+    [
+        ("Latitude: -30,04982864", "decimal comma"),
+        ("Longitude: 30°02′59″S   -30,04982864", "decimal comma"),
+        ("latitude: 30°02′59″S", "DMS text only"),
+        ("LONGITUDE: 51°12′05″W  ", "DMS text only"),
+        ("Latitude: thirty south", "another layout"),
+        ("Distance: 2.2959 miles", "another layout"),
+        ("hello Latitude: -30,5", None),
+        ("hello", None),
+    ],
+)
+def test_an_unrecognized_line_names_its_likely_cause(line: str, cause: str | None) -> None:
+    rejects = parse(text([*RECORD, line, *RECORD]), "f").rejects
+    assert rejects.select("line", "reason").rows() == [(4, "unrecognized")]
+    detail = rejects.get_column("detail").item()
+    assert detail is None if cause is None else cause in detail
 
 
 def test_empty_file_gives_zero_rows() -> None:
@@ -205,6 +232,9 @@ RECORD_TEXT = "\r\n".join(RECORD)
         ("\ufeff" + LAT + "\r\n" + LON, "\ufeff" + LAT + "\r\n" + LON),
         (LAT + "\r\n" + DIST + "\r\n", ""),  # closed, though it lacks its longitude
         ("x Latitude: 1\r\nLongitude: 2\r\nDistance: 1 km  Bearing: 2°", ""),
+        (RECORD_TEXT.lower() + "\r\n" + LAT.upper(), LAT.upper()),  # labels in any case
+        (LAT + "\r\n" + LON + "\r\n" + DIST.upper(), ""),
+        (LAT + "\r\n" + LON + "\r\n" + DIST.upper()[:-1],) * 2,  # not closed: all of it
         ("", ""),
     ],
 )
@@ -228,7 +258,10 @@ def test_complete_end_is_linear_in_a_file_of_long_lines() -> None:
 
 upload_strategy = st.lists(
     st.sampled_from(
-        [RECORD, RECORD, [LAT, LON], [LAT, DIST], [LON, DIST], [LON], [DIST], ["x"], [""]]
+        [
+            *(RECORD, [line.upper() for line in RECORD], [LAT, LON], [LAT.lower(), DIST]),
+            *([LON, DIST], [LON], [DIST], ["x"], [""]),
+        ]
     ),
     max_size=12,
 )

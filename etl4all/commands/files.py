@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from etl4all.commands.common import (
-    handle_errors,
-)
+from etl4all.commands.common import handle_errors
 from etl4all.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +49,13 @@ def parse_command(files: tuple[str, ...], output: str | None) -> None:
     click.echo(f"rejects  {rejects.height}")
     for reason, count in sorted(rejects.get_column("reason").value_counts().rows()):
         click.echo(f"  {reason:<18} {count}")
+        hints = rejects.filter(pl.col("reason") == reason, pl.col("detail").is_not_null())
+        for detail, first, seen in (
+            hints.group_by("detail", maintain_order=True)
+            .agg(pl.format("{}:{}", "source", "line").first(), pl.len())
+            .rows()
+        ):
+            click.echo(f"    {seen} × {detail}; first at {first}")
     if out is not None:
         write = WRITERS[out.suffix.lower()]
         rejects_path = out.with_name(out.stem + ".rejects" + out.suffix)

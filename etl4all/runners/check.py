@@ -8,8 +8,8 @@ as the command will, then:
 - ``source``: lists it once (each source of ``etl4all run``);
 - ``state``: counts the done files (Redis ``HLEN``, a SQLite ``COUNT``);
 - ``broker``: connects and declares the topology (what opening it does), reads a queue depth;
-- ``warehouse``: looks for its tables (:meth:`Warehouse.missing_tables`); missing ones are a
-  ConfigError that names ``etl4all init-db`` (DuckDB makes them when it opens);
+- ``warehouse``: looks for its tables and columns (:meth:`Warehouse.missing_schema`); missing
+  ones are a ConfigError that names ``etl4all init-db`` (DuckDB makes them when it opens);
 - ``lookup``: pings it (the warehouse lookup has nothing of its own to ping);
 - ``geocoder``: an API geocoder geocodes :data:`CHECK_POINT` through the same runner and
   status table as a batch: one paid request per check, which ``--max-calls`` does not count
@@ -218,11 +218,11 @@ def _warehouse(settings: Settings) -> Callable[[], tuple[str, int]]:
     def check() -> tuple[str, int]:
         _resolve("warehouse", settings.warehouse_url)
         with wiring.open_warehouse(settings) as wh:
-            missing = wh.missing_tables()
+            missing = wh.missing_schema()
         if missing:
             raise ConfigError(
-                f"{urls.redact(settings.warehouse_url)}: tables missing ({', '.join(missing)}); "
-                "create them with `etl4all init-db`"
+                f"{urls.redact(settings.warehouse_url)}: tables or columns missing "
+                f"({', '.join(missing)}); create or upgrade them with `etl4all init-db`"
             )
         return "tables present", 0
 

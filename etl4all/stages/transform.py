@@ -251,5 +251,6 @@ def _rejects(keyed: pl.DataFrame, results: pl.DataFrame, failed: pl.DataFrame) -
         text=frames.reject_text(
             pl.format("{},{} {}", "latitude", "longitude", pl.col("text").fill_null(""))
         ),
+        detail=pl.lit(None),
     )
     return frames.cast_frame(rejects, frames.REJECTS_SCHEMA)

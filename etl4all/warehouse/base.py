@@ -44,8 +44,10 @@ class Warehouse(Protocol):
         """Create the database objects from ``sql/<dialect>/`` (idempotent)."""
         ...
 
-    def missing_tables(self) -> list[str]:
-        """The tables of ``sql/<dialect>/`` the database lacks; empty when it is ready.
+    def missing_schema(self) -> list[str]:
+        """What ``sql/<dialect>/`` makes that the database lacks: table names, and
+        ``table.column`` for a column a later release added (``reject.detail``); empty when
+        it is ready.
 
         One cheap catalogue query: the start-up check (``etl4all check``) calls it.
 

@@ -17,6 +17,9 @@ from pathlib import Path
 from etl4all.errors import ConfigError
 
 _CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?", re.I)
+_ADD_COLUMN = re.compile(
+    r"^ALTER\s+TABLE\s+`?(\w+)`?\s+ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?", re.I
+)
 
 
 def files(dialect: str) -> list[Path]:
@@ -56,3 +59,31 @@ def tables(dialect: str) -> list[str]:
     """The tables the DDL of ``dialect`` creates (``address``, ``reject``), in file order."""
     found = (_CREATE_TABLE.match(statement) for statement in statements(dialect))
     return [match.group(1) for match in found if match]
+
+
+def added_columns(dialect: str) -> list[tuple[str, str]]:
+    """The ``(table, column)`` pairs the DDL of ``dialect`` adds to tables after creating them
+    (upgrades of older tables: ``reject.detail``)."""
+    found = (_ADD_COLUMN.match(statement) for statement in statements(dialect))
+    return [(match.group(1), match.group(2)) for match in found if match]
+
+
+def adds_column(statement: str) -> bool:
+    """Whether ``statement`` is an ``ALTER TABLE ... ADD COLUMN`` (an upgrade step)."""
+    return _ADD_COLUMN.match(statement) is not None
+
+
+def missing(dialect: str, present: set[tuple[str, str]]) -> list[str]:
+    """What the DDL of ``dialect`` makes that is not among the ``present`` ``(table, column)``
+    pairs: table names, and ``table.column`` for a column added later that an existing table
+    lacks (``reject.detail``). Names compare in lowercase.
+    """
+    have = {(table.lower(), column.lower()) for table, column in present}
+    have_tables = {table for table, _ in have}
+    found = [name for name in tables(dialect) if name.lower() not in have_tables]
+    found += [
+        f"{table}.{column}"
+        for table, column in added_columns(dialect)
+        if table.lower() in have_tables and (table.lower(), column.lower()) not in have
+    ]
+    return found

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from etl4all import urls
+from etl4all import frames, urls
 from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.warehouse import ddl, table
 
@@ -105,8 +105,8 @@ WHERE r.source_file = $source AND list_contains($reasons, r.reason)
                   WHERE k.line = r.source_line AND k.reason = r.reason)
 """
 _REJECT_SQL = f"""
-INSERT INTO reject (source_file, source_line, reason, text)
-SELECT source, line, reason, text FROM {_INCOMING}
+INSERT INTO reject (source_file, source_line, reason, text, detail)
+SELECT source, line, reason, text, detail FROM {_INCOMING}
 ON CONFLICT DO NOTHING
 """
 
@@ -156,12 +156,15 @@ class DuckdbWarehouse(table.SqlWarehouse):
             for statement in ddl.statements("duckdb"):
                 con.execute(statement)
 
-    def missing_tables(self) -> list[str]:
-        """The tables of ``sql/duckdb/`` not in the file (none: they are made when it opens)."""
+    def missing_schema(self) -> list[str]:
+        """What ``sql/duckdb/`` makes that the file lacks (none: it is made when it opens)."""
         with _errors("looking for the tables", self._url):
-            rows = self._connection().execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        present = {str(row[0]) for row in rows}
-        return [name for name in ddl.tables("duckdb") if name not in present]
+            rows = (
+                self._connection()
+                .execute("SELECT table_name, column_name FROM duckdb_columns()")
+                .fetchall()
+            )
+        return ddl.missing("duckdb", {(str(table), str(column)) for table, column in rows})
 
     def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
         """One ``UPDATE ... FROM`` and one ``INSERT ... SELECT`` of all rows (split ignored)."""
@@ -224,6 +227,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
         """Record rejects in the ``reject`` table; the number of rows added."""
         if rejects.is_empty():
             return 0
+        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
         con = self._connection()
         with _errors(f"recording {rejects.height} rejects", self._url):
             con.register(_INCOMING, rejects.to_arrow())

@@ -26,15 +26,18 @@ import polars as pl
 import pymysql
 import pymysql.cursors
 
+from etl4all import frames
 from etl4all.errors import WarehouseError
 from etl4all.warehouse import ddl, mysql_load, mysql_prune, spool
 from etl4all.warehouse.mysql_connection import Dsn, connect, errors, read_table
 from etl4all.warehouse.table import SqlWarehouse
 
 _INSERT_REJECT = (
-    "INSERT INTO reject (source_file, source_line, reason, text) VALUES (%s, %s, %s, %s) "
-    "ON DUPLICATE KEY UPDATE id = id"
+    "INSERT INTO reject (source_file, source_line, reason, text, detail)"
+    " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id"
 )
+_DUPLICATE_COLUMN = 1060
+"""MySQL's ER_DUP_FIELDNAME: the column an ``ADD COLUMN`` adds is already there."""
 
 
 class MySqlWarehouse(SqlWarehouse):
@@ -90,17 +93,24 @@ class MySqlWarehouse(SqlWarehouse):
             )
             cur.execute(f"USE `{database}`")
             for statement in ddl.statements("mysql"):
-                cur.execute(statement)
+                try:
+                    cur.execute(statement)
+                except pymysql.err.OperationalError as exc:
+                    # MySQL has no ADD COLUMN IF NOT EXISTS: an upgrade already made is skipped
+                    if not (ddl.adds_column(statement) and exc.args[0] == _DUPLICATE_COLUMN):
+                        raise
 
-    def missing_tables(self) -> list[str]:
-        """The tables of ``sql/mysql/`` not in the database (all of them without a database)."""
+    def missing_schema(self) -> list[str]:
+        """What ``sql/mysql/`` makes that the database lacks (:func:`ddl.missing`): tables
+        (all of them without a database) and columns added later (``reject.detail``)."""
         with self._transaction("looking for the tables") as cur:
             cur.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = %s",
                 (self._dsn.database,),
             )
-            present = {str(row[0]).lower() for row in cur.fetchall()}
-        return [name for name in ddl.tables("mysql") if name.lower() not in present]
+            present = {(str(table), str(column)) for table, column in cur.fetchall()}
+        return ddl.missing("mysql", present)
 
     def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
         """:func:`mysql_load.merge` in one transaction."""
@@ -135,7 +145,8 @@ class MySqlWarehouse(SqlWarehouse):
         """Record rejects in the ``reject`` table (one multi-row insert); rows added."""
         if rejects.is_empty():
             return 0
-        rows = rejects.select("source", "line", "reason", "text").rows()
+        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
+        rows = rejects.select("source", "line", "reason", "text", "detail").rows()
         with self._transaction(f"recording {len(rows)} rejects") as cur:
             added = cur.executemany(_INSERT_REJECT, rows)
         return int(added or 0)

@@ -31,7 +31,7 @@ READ_SQL = "SELECT * FROM address ORDER BY id"
 
 SELECTABLE = {
     "address": (*COLUMNS, "id", "created_at", "updated_at"),
-    "reject": ("id", "source_file", "source_line", "reason", "text", "created_at"),
+    "reject": ("id", "source_file", "source_line", "reason", "text", "detail", "created_at"),
 }
 """The tables :meth:`SqlWarehouse.select` reads, and the columns it may filter on."""
 

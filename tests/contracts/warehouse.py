@@ -96,7 +96,7 @@ class WarehouseContract:
         assert isinstance(warehouse, Warehouse)
 
     def test_an_initialised_warehouse_misses_no_table(self, warehouse: Warehouse) -> None:
-        assert warehouse.missing_tables() == []
+        assert warehouse.missing_schema() == []
 
     def test_insert_then_read(self, warehouse: Warehouse) -> None:
         rows = addresses(5)
@@ -259,10 +259,13 @@ class WarehouseContract:
                 "line": [4, 9, 1],
                 "reason": ["missing_longitude", "unrecognized", "dms_mismatch"],
                 "text": ["Latitude: -30.1\nDistance: 1 km", "São\tPaulo \\ é", None],
+                "detail": [None, "a labelled line in another layout", None],
             },
             schema=frames.REJECTS_SCHEMA,
         )
         assert warehouse.load_rejects(rejects) == 3
+        stored = warehouse.select("reject", {}, after_id=0, limit=9)
+        assert stored["detail"].to_list() == rejects["detail"].to_list()
         assert warehouse.load_rejects(rejects) == 0  # a replay adds nothing
         assert warehouse.load_rejects(rejects.clear()) == 0
         assert warehouse.load_rejects(rejects.head(1).with_columns(line=pl.lit(5, pl.UInt32))) == 1
@@ -321,6 +324,7 @@ class WarehouseContract:
                     "unrecognized",
                 ],
                 "text": [None] * 5,
+                "detail": [None] * 5,
             },
             schema=frames.REJECTS_SCHEMA,
         )
@@ -356,6 +360,7 @@ class WarehouseContract:
                 "line": [4, 9, 1],
                 "reason": ["geocode_failed", "unrecognized", "geocode_failed"],
                 "text": ["-30.1,-51.2 timeout", "x", "'; DROP TABLE reject; --"],
+                "detail": [None, "'; DROP TABLE reject; --", None],
             },
             schema=frames.REJECTS_SCHEMA,
         )

@@ -154,13 +154,13 @@ def test_require_stops_at_the_first_failure_before_the_paid_request(
 
 
 @pytest.mark.mysql
-def test_missing_tables_name_init_db_until_it_ran(settings: Settings, mysql_url: str) -> None:
+def test_missing_schema_name_init_db_until_it_ran(settings: Settings, mysql_url: str) -> None:
     configured = settings.replace(warehouse_url=mysql_url)
     result = only(check.run_checks(configured, ["warehouse"]))
     assert result.config_fault
     assert result.line() == (
-        f"FAIL warehouse {mysql_url}: tables missing (address, reject); "
-        "create them with `etl4all init-db`"
+        f"FAIL warehouse {mysql_url}: tables or columns missing (address, reject); "
+        "create or upgrade them with `etl4all init-db`"
     )
     with MySqlWarehouse(url=mysql_url) as wh:
         wh.init()

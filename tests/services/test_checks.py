@@ -98,7 +98,7 @@ def test_a_loader_before_init_db_exits_2_naming_it(stack: dict[str, str]) -> Non
     worker = etl4all(stack, "run-stage", "load")
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 2, out
-    assert "tables missing (address, reject)" in out and "etl4all init-db" in out
+    assert "tables or columns missing (address, reject)" in out and "etl4all init-db" in out
     assert "(1046" not in out and "(1146" not in out
     assert depths(stack) == before
 
@@ -129,7 +129,7 @@ def test_an_embedded_run_stops_before_claiming_any_file(stack: dict[str, str], f
         calls = api.calls
     assert result.exit_code == 2, result.output
     if fault == "tables":
-        assert "tables missing" in result.output and "etl4all init-db" in result.output
+        assert "tables or columns missing" in result.output and "etl4all init-db" in result.output
         assert calls == 0  # the paid check comes last, after the free ones
     else:
         assert "REQUEST_DENIED" in result.output and calls == 1

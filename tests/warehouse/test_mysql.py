@@ -173,10 +173,23 @@ def test_local_infile_off_fails_fast(mysql_url: str, monkeypatch: pytest.MonkeyP
         MySqlWarehouse(url=mysql_url)
 
 
-def test_missing_tables_are_named_before_init_db(mysql_url: str) -> None:
+def test_missing_schema_are_named_before_init_db(mysql_url: str) -> None:
     with MySqlWarehouse(url=mysql_url) as fresh:
-        assert fresh.missing_tables() == ["address", "reject"]
+        assert fresh.missing_schema() == ["address", "reject"]
         fresh.init()
-        assert fresh.missing_tables() == []
+        assert fresh.missing_schema() == []
     with MySqlWarehouse(url=mysql_url + "_no_such_db") as nowhere:
-        assert nowhere.missing_tables() == ["address", "reject"]
+        assert nowhere.missing_schema() == ["address", "reject"]
+
+
+def test_init_db_upgrades_a_reject_table_made_before_detail(mysql_url: str) -> None:
+    with MySqlWarehouse(url=mysql_url) as wh:
+        wh.init()
+    with _admin(mysql_url) as admin, admin.cursor() as cur:
+        cur.execute(f"ALTER TABLE `{urlsplit(mysql_url).path[1:]}`.reject DROP COLUMN detail")
+    with MySqlWarehouse(url=mysql_url) as old:
+        assert old.missing_schema() == ["reject.detail"]
+        old.init()
+        assert old.missing_schema() == []
+        old.init()  # the upgrade is skipped once made
+        assert old.missing_schema() == []
