@@ -1,0 +1,60 @@
+"""How long ``etl4all report`` takes on a big warehouse (target: 1M rows in seconds).
+
+Fills a throwaway DuckDB warehouse with synthetic street-level rows (not timed), then times
+``write_report`` on it, and on a warehouse of a thousandth of the rows as the baseline: the
+ratio shows what the rows cost beyond the fixed cost of drawing the charts.
+
+    python bench/report.py [--rows 1000000] [--out report.html]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "report"))
+
+import synthetic  # noqa: E402
+
+from etl4all.report.build import write_report  # noqa: E402
+from etl4all.warehouse.duckdb import DuckdbWarehouse  # noqa: E402
+
+
+def fill(url: str, rows: int) -> float:
+    """Load ``rows`` synthetic rows and some rejects; the seconds it took."""
+    started = time.perf_counter()
+    with DuckdbWarehouse(url=url) as wh:
+        for offset in range(0, rows, 250_000):
+            part = synthetic.addresses(min(250_000, rows - offset), seed=offset)
+            wh.load(part, part.clear())
+        wh.load_rejects(synthetic.rejects())
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, help="keep the big report here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = {}
+        for rows in (max(1, args.rows // 1000), args.rows):
+            url = f"duckdb:///{tmp}/w{rows}.duckdb"
+            filled = fill(url, rows)
+            out = args.out if args.out and rows == args.rows else Path(tmp) / "r.html"
+            written = write_report(url, out)
+            timings[rows] = written.seconds
+            print(
+                f"{written.rows:>9,} rows: report {written.seconds:.2f} s "
+                f"({written.bytes / 1024:,.0f} KiB; filling took {filled:.1f} s)"
+            )
+        small, big = timings.values()
+        print(f"ratio {big / small:.2f}x the time of a {args.rows // 1000:,}-row warehouse")
+
+
+if __name__ == "__main__":
+    main()
