@@ -27,7 +27,9 @@ from etl4all.report.facts import Density
 
 COLORS = 10
 """Categories that get their own colour on the map; the rest are grey."""
-_OTHER = "#b8b8b8"
+_OTHER = "#c4c4c4"
+_PALETTE = [colormaps["tab10"](i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + ["#222222"]
+"""tab10 with its grey (the colour of "other") replaced by near-black."""
 _BAR = "#3a6ea5"
 
 
@@ -46,9 +48,8 @@ def map_figure(sample: pl.DataFrame, color_by: str) -> Figure:
     others = sample.filter(~pl.col(color_by).is_in(groups) | pl.col(color_by).is_null())
     if others.height:
         _scatter(ax, others, _OTHER, f"other ({others.height:,})")
-    palette = colormaps["tab10"]
-    for i, group in enumerate(groups):
-        _scatter(ax, sample.filter(pl.col(color_by) == group), palette(i), str(group))
+    for color, group in zip(_PALETTE, groups, strict=False):
+        _scatter(ax, sample.filter(pl.col(color_by) == group), color, str(group))
     ax.set_title(f"{sample.height:,} points, coloured by {color_by}")
     latitudes = sample.get_column("latitude")
     _mercator_axes(ax, float(latitudes.min()), float(latitudes.max()))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from etl4all.report.queries import AnalysisDatabase
+from etl4all.report.queries import AnalysisDatabase, Request
 
 CACHING_TERMS_DAYS = {"google": 30}
 """Days a provider's terms let its results be cached: Google Maps Platform Service Specific
@@ -98,31 +98,45 @@ def gather(
     now = now or dt.datetime.now(dt.UTC)
     headline = db.run("headline").row(0, named=True)
     rows = int(headline["address_rows"])
-    step = max(1, math.ceil(rows / sample_points))
+    requests: dict[str, Request] = {
+        "coverage": ("coverage", ()),
+        "rejects": ("rejects_per_reason", ()),
+        "neighborhoods": ("top_neighborhoods", (top,)),
+        "streets": ("top_streets", (top,)),
+        "cities": ("streets_per_city", ()),
+        "files": ("points_per_file", ()),
+        "duplicates": ("duplicates", ()),
+        "sample": ("map_sample", (max(1, math.ceil(rows / sample_points)),)),
+        **{f"stale {days}": ("stale_geocodes", (days,)) for days in _providers_by_terms()},
+    }
+    grid_cells = _grid(headline, grid) if rows else None
+    if grid_cells:
+        requests["density"] = ("density", grid_cells[:4])
+    got = db.run_all(requests)
     return ReportData(
         url=db.url,
         generated_at=now,
         headline=headline,
-        coverage=_coverage(db, now),
-        rejects=db.run("rejects_per_reason"),
-        neighborhoods=db.run("top_neighborhoods", top),
-        streets=db.run("top_streets", top),
-        cities=db.run("streets_per_city"),
-        files=db.run("points_per_file"),
-        duplicates=db.run("duplicates").height,
-        sample=db.run("map_sample", step),
-        density=_density(db, headline, grid) if rows else None,
+        coverage=_coverage(got, now),
+        rejects=got["rejects"],
+        neighborhoods=got["neighborhoods"],
+        streets=got["streets"],
+        cities=got["cities"],
+        files=got["files"],
+        duplicates=got["duplicates"].height,
+        sample=got["sample"],
+        density=_density(got["density"], grid_cells) if grid_cells else None,
     )
 
 
-def _coverage(db: AnalysisDatabase, now: dt.datetime) -> pl.DataFrame:
+def _coverage(got: dict[str, pl.DataFrame], now: dt.datetime) -> pl.DataFrame:
     """Coverage per geocoder, with the oldest geocode's age and the rows past the terms."""
-    coverage = db.run("coverage").with_columns(
+    coverage = got["coverage"].with_columns(
         age_days=(pl.lit(now) - pl.col("oldest_geocode")).dt.total_hours() / 24,
         terms_days=pl.col("geocoder").replace_strict(CACHING_TERMS_DAYS, default=None),
     )
     past = [
-        db.run("stale_geocodes", days).filter(pl.col("geocoder").is_in(providers))
+        got[f"stale {days}"].filter(pl.col("geocoder").is_in(providers))
         for days, providers in _providers_by_terms().items()
     ]
     stale = pl.concat(past).select("geocoder", past_terms="address_rows") if past else None
@@ -140,17 +154,26 @@ def _providers_by_terms() -> dict[int, list[str]]:
     return found
 
 
-def _density(db: AnalysisDatabase, headline: dict[str, Any], grid: int) -> Density:
-    """The density grid over the points' extent, cells about square on the map."""
+Grid = tuple[float, float, float, float, int, int]
+"""South edge, cell height, west edge, cell width (degrees), rows, columns."""
+
+
+def _grid(headline: dict[str, Any], grid: int) -> Grid:
+    """A grid over the points' extent, ``grid`` cells along its longer side, cells about
+    square on the map."""
     south, north = float(headline["min_latitude"]), float(headline["max_latitude"])
     west, east = float(headline["min_longitude"]), float(headline["max_longitude"])
     widen = math.cos(math.radians((south + north) / 2)) or 1.0
     span = max(north - south, (east - west) * widen, 1e-3)
     cell_lat = span / grid
     cell_lon = cell_lat / widen
-    cells = db.run("density", south, cell_lat, west, cell_lon)
-    n_rows = int((north - south) / cell_lat) + 1
-    n_columns = int((east - west) / cell_lon) + 1
+    rows, columns = int((north - south) / cell_lat) + 1, int((east - west) / cell_lon) + 1
+    return south, cell_lat, west, cell_lon, rows, columns
+
+
+def _density(cells: pl.DataFrame, grid: Grid) -> Density:
+    """The counts of ``density.sql`` on ``grid`` as a dense array."""
+    south, cell_lat, west, cell_lon, n_rows, n_columns = grid
     counts = np.zeros((n_rows, n_columns), dtype=np.int64)
     cells = cells.with_columns(
         pl.col("cell_row").cast(pl.Int64).clip(0, n_rows - 1),

@@ -69,8 +69,10 @@ def _body(data: ReportData, images: Mapping[str, bytes]) -> list[str]:
         "<h2>Geocoder coverage</h2>",
         _coverage(data.coverage),
         "<h2>Where the points are</h2>",
+        '<div class="grid">',
         _image(images, "map", "map of the points"),
         _image(images, "density", "density of the points"),
+        "</div>",
         "<h2>Top neighborhoods and streets</h2>",
         '<div class="grid">',
         _image(images, "neighborhoods", "top neighborhoods")
