@@ -129,3 +129,13 @@ def test_mariadb_gives_the_same_answers(
             abs_tol=1e-9,
         )
         assert duck.height or name == "duplicates", f"{name} answered nothing"
+
+
+def test_the_queries_ship_with_the_package() -> None:
+    import configparser
+
+    repo = Path(__file__).resolve().parents[2]
+    config = configparser.ConfigParser()
+    config.read(repo / "setup.cfg")
+    shipped = config["options.data_files"]["share/etl4all/sql/analysis"].strip()
+    assert sorted(p.stem for p in repo.glob(shipped)) == queries.names()
