@@ -44,6 +44,7 @@ bench: venv
 	$(BIN)/python bench/offline.py
 	$(BIN)/python bench/geocode.py
 	$(BIN)/python bench/load_mysql.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .etl4all etl4all.duckdb .pytest_cache .mypy_cache .ruff_cache

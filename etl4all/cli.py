@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from etl4all import __version__
-from etl4all.commands import dead_letters, files, run, services
+from etl4all.commands import dead_letters, files, report, run, services
 
 
 def main() -> None:
@@ -42,5 +42,6 @@ for command in (
     services.init_db,
     services.status,
     dead_letters.dead_letters,
+    report.report,
 ):
     cli.add_command(command)

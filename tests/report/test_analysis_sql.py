@@ -1,0 +1,141 @@
+"""The files of sql/analysis/ run unchanged on DuckDB and MariaDB and give the same answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+import synthetic
+from polars.testing import assert_frame_equal
+
+from etl4all.report import queries
+from etl4all.report.queries import AnalysisDatabase
+from etl4all.warehouse.duckdb import DuckdbWarehouse
+
+PARAMS: dict[str, tuple[int | float, ...]] = {
+    "coverage": (),
+    "density": (-30.2, 0.01, -51.3, 0.01),
+    "duplicates": (),
+    "headline": (),
+    "map_sample": (7,),
+    "points_per_file": (),
+    "rejects_per_reason": (),
+    "stale_geocodes": (30,),
+    "streets_per_city": (),
+    "top_neighborhoods": (5,),
+    "top_streets": (5,),
+}
+LOAD_TIMES = {"first_loaded", "last_loaded", "first_seen", "last_seen"}
+"""Columns of the load time, which differs between the two warehouses."""
+ROWS = 2000
+
+
+@pytest.fixture(scope="module")
+def addresses() -> pl.DataFrame:
+    return synthetic.addresses(ROWS, seed=1)
+
+
+def fill(warehouse: DuckdbWarehouse, addresses: pl.DataFrame) -> None:
+    warehouse.load(addresses, addresses.clear())
+    warehouse.load_rejects(synthetic.rejects())
+
+
+def answers(url: str) -> dict[str, pl.DataFrame]:
+    with AnalysisDatabase(url=url) as db:
+        return {name: db.run(name, *PARAMS[name]) for name in queries.names()}
+
+
+def test_every_query_has_parameters_in_this_test() -> None:
+    assert sorted(PARAMS) == queries.names()
+    for name, params in PARAMS.items():
+        assert queries.text(name).count("?") == len(params), name
+
+
+def test_queries_answer_the_questions_on_duckdb(tmp_path: Path, addresses: pl.DataFrame) -> None:
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    with DuckdbWarehouse(url=url) as wh:
+        fill(wh, addresses)
+    got = answers(url)
+
+    assert got["headline"]["address_rows"].item() == ROWS
+    assert got["headline"]["street_level"].item() == addresses["street"].is_not_null().sum()
+    assert got["duplicates"].is_empty()
+    top = (
+        addresses.drop_nulls("neighborhood")
+        .group_by("neighborhood", "city")
+        .agg(points=pl.len())
+        .sort("points", descending=True)
+        .head(5)
+    )
+    assert_frame_equal(
+        got["top_neighborhoods"].select("neighborhood", "points"),
+        top.select("neighborhood", pl.col("points").cast(pl.Int64)),
+    )
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    stale = addresses.filter(pl.col("geocoded_at") < cutoff)
+    assert dict(got["stale_geocodes"].select("geocoder", "address_rows").iter_rows()) == dict(
+        stale.group_by("geocoder").len().iter_rows()
+    )
+    assert dict(got["rejects_per_reason"].select("reason", "rejects").iter_rows()) == {
+        "missing_longitude": 5,
+        "dms_mismatch": 3,
+        "geocode_failed": 2,
+    }
+    assert got["density"]["points"].sum() == ROWS
+    assert got["map_sample"].height == ROWS // 7
+
+
+def test_a_missing_table_is_a_config_error(tmp_path: Path) -> None:
+    import duckdb
+
+    from etl4all.errors import ConfigError
+
+    duckdb.connect(str(tmp_path / "bare.duckdb")).close()
+    with (
+        AnalysisDatabase(url=f"duckdb:///{tmp_path}/bare.duckdb") as db,
+        pytest.raises(ConfigError, match="init-db"),
+    ):
+        db.run("headline")
+
+
+@pytest.mark.mysql
+def test_mariadb_gives_the_same_answers(
+    tmp_path: Path, mysql_url: str, addresses: pl.DataFrame
+) -> None:
+    from etl4all.warehouse.mysql import MySqlWarehouse
+
+    duck_url = f"duckdb:///{tmp_path}/w.duckdb"
+    with DuckdbWarehouse(url=duck_url) as duck, MySqlWarehouse(url=mysql_url) as maria:
+        maria.init()
+        fill(duck, addresses)
+        fill(maria, addresses)
+    on_duckdb, on_mariadb = answers(duck_url), answers(mysql_url)
+
+    for name in queries.names():
+        duck, maria = on_duckdb[name], on_mariadb[name]
+        assert duck.columns == maria.columns, name
+        if name == "map_sample":  # ids (hence the sample) follow each database's load order
+            assert duck.height == maria.height == ROWS // 7
+            continue
+        for column in LOAD_TIMES.intersection(duck.columns):
+            assert duck[column].null_count() == maria[column].null_count() == 0
+        kept = [c for c in duck.columns if c not in LOAD_TIMES]
+        assert_frame_equal(
+            duck.select(kept).sort(kept, nulls_last=True),
+            maria.select(kept).sort(kept, nulls_last=True),
+            check_dtypes=False,
+            abs_tol=1e-9,
+        )
+        assert duck.height or name == "duplicates", f"{name} answered nothing"
+
+
+def test_the_queries_ship_with_the_package() -> None:
+    import configparser
+
+    repo = Path(__file__).resolve().parents[2]
+    config = configparser.ConfigParser()
+    config.read(repo / "setup.cfg")
+    shipped = config["options.data_files"]["share/etl4all/sql/analysis"].strip()
+    assert sorted(p.stem for p in repo.glob(shipped)) == queries.names()
