@@ -122,6 +122,8 @@ def addresses(n: int, *, seed: int = 0, now: dt.datetime | None = None) -> pl.Da
 def rejects() -> pl.DataFrame:
     """A few rejects of each kind (``frames.REJECTS_SCHEMA``)."""
     reasons = ["missing_longitude"] * 5 + ["dms_mismatch"] * 3 + ["geocode_failed"] * 2
+    reasons += ["unrecognized"] * 3
+    comma = "decimal comma: write -30.04982864, not -30,04982864"
     return frames.cast_frame(
         pl.DataFrame(
             {
@@ -129,6 +131,7 @@ def rejects() -> pl.DataFrame:
                 "line": [10 + 3 * i for i in range(len(reasons))],
                 "reason": reasons,
                 "text": [f"Latitude: <bad {i}>" for i in range(len(reasons))],
+                "detail": [None] * 10 + [comma, comma, None],
             }
         ),
         frames.REJECTS_SCHEMA,
