@@ -24,9 +24,11 @@ run: venv
 	fi
 	$(BIN)/etl4all run $(SOURCE) $(ARGS)
 
-## test: the whole test suite (needs MariaDB, Redis and RabbitMQ on loopback)
+## test: the whole test suite (needs MariaDB, Redis and RabbitMQ on loopback), on two
+## pytest-xdist workers: the fault scenarios, which wait out real outages, run one after
+## another on one worker while the other runs the rest
 test: venv
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
 
 ## test-fast: unit tests only, no services
 test-fast: venv

@@ -81,3 +81,29 @@ def redis_url(unique: str) -> Iterator[str]:
 def amqp_url() -> str:
     """The RabbitMQ URL (tests pass a unique queue prefix of their own)."""
     return SERVICE_URLS["rabbitmq"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With ``-n`` (pytest-xdist), the fault scenarios run one after another on one worker:
+    they wait out real outages, so the other worker runs the rest of the suite meanwhile."""
+    for item in items:
+        if item.get_closest_marker("faults"):
+            item.add_marker(pytest.mark.xdist_group("faults"))
+
+
+_FIGURES: list[tuple[str, str]] = []
+"""(test name, figures line) of the fault scenarios that ran (see tests/faults/conftest.py)."""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        name = report.nodeid.rpartition("::")[2]
+        _FIGURES.extend((name, value) for key, value in report.user_properties if key == "figures")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the figures of the fault scenarios that ran."""
+    if _FIGURES:
+        terminalreporter.section("fault suite figures")
+        for name, line in _FIGURES:
+            terminalreporter.write_line(f"{name}: {line}")

@@ -1,13 +1,13 @@
 """Fixtures of the fault suite: a Redis database of its own, the pipeline, the figures summary.
 
-Every scenario prints one line of figures; they are also listed together at the end of the
-terminal report ("fault suite figures") and recorded in the JUnit XML as properties of the
-test suite (``figures <test name>``; per-test properties are not valid xunit2).
+Every scenario prints one line of figures and keeps it as a user property of its test
+(``figures``), which reaches the controller under pytest-xdist too: ``tests/conftest.py``
+lists them together at the end of the terminal report ("fault suite figures").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,8 +18,6 @@ from service_urls import SERVICE_URLS
 
 LOCK_TTL = 900
 """Seconds a test holds its Redis database at most (the suite's tests take far less)."""
-
-_FIGURES: list[tuple[str, str]] = []
 
 
 @pytest.fixture
@@ -59,25 +57,14 @@ def pipeline(
     mysql_url: str,
     redis_db: str,
     amqp_url: str,
-    record_testsuite_property: Callable[[str, object], None],
 ) -> Iterator[Pipeline]:
     """The services pipeline of a fault test (workers not started yet)."""
-    name = request.node.name
 
     def record(line: str) -> None:
-        record_testsuite_property(f"figures {name}", line)
-        _FIGURES.append((name, line))
+        request.node.user_properties.append(("figures", line))
 
     with Pipeline(
         tmp_path, unique=unique, mysql_url=mysql_url, redis_url=redis_db, amqp_url=amqp_url
     ) as line:
         line.record = record
         yield line
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """List the figures of the fault scenarios that ran."""
-    if _FIGURES:
-        terminalreporter.section("fault suite figures")
-        for name, line in _FIGURES:
-            terminalreporter.write_line(f"{name}: {line}")
