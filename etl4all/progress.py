@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -24,7 +24,9 @@ from rich.progress import (
 )
 
 from etl4all.sources.base import FileRef
-from etl4all.stages.extract import PointBatch
+
+if TYPE_CHECKING:  # the extract stage imports Polars: not needed to draw a bar
+    from etl4all.stages.extract import PointBatch
 
 
 class RunBar:

@@ -14,7 +14,6 @@ from etl4all.commands.common import (
     load_settings,
     moves_data,
 )
-from etl4all.progress import run_bar
 from etl4all.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +60,7 @@ def run(
     (all of them) or --force-file NAME (those named) redoes them. Without SOURCES the
     source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
+    from etl4all.progress import run_bar
     from etl4all.runners import check, embedded
 
     interactive = sys.stderr.isatty() and not quiet
