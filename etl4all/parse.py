@@ -419,3 +419,9 @@ def _reason() -> pl.Expr:
         .when(off("lat_dms", lat) | off("lon_dms_next", lon))
         .then(pl.lit("dms_mismatch"))
     )
+
+
+def last_record_start(data: bytes) -> int:
+    """The offset of the line where the last record of ``data`` starts, or -1 if none does:
+    cutting there never splits a record (see :mod:`etl4all.reading`)."""
+    return _last_line_with(data, _RECORD_START, 0, len(data))

@@ -50,7 +50,7 @@ class RunBar:
     def batch(self, batch: PointBatch) -> None:
         """Advance by the batch's share of its file."""
         self._points += batch.points.height
-        self._advance(batch.ref, batch.ref.size / batch.count, batch.ref.name)
+        self._advance(batch.ref, batch.share, batch.ref.name)
 
     def answers(self, count: int) -> None:
         """Count API answers and show their rate."""

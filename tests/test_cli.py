@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from geocoders.fake_api import FakeApi
 
-from etl4all import __version__, parse
+from etl4all import __version__, parse, reading
 from etl4all.cli import cli
 
 
@@ -153,6 +153,35 @@ def test_parse_writes_the_format_its_suffix_names(
     rejects = read(workdir / f"out.rejects{suffix}")
     assert f"points   {points.height}" in result.output and points.height > 0
     assert f"rejects  {rejects.height}" in result.output and rejects.height > 0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_parse_reads_in_pieces_of_batch_size_and_writes_them_all(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    monkeypatch.setattr(reading, "MIN_PIECE_BYTES", 0)
+    invoke("sample", "in", "--files", "2", "--points", "300", "--dirty-rate", "0.2", "--seed", "5")
+    files = sorted(str(path) for path in (workdir / "in").glob("*.txt"))
+    result = invoke("parse", *files, "--batch-size", "20", "-o", f"out{suffix}")
+    whole = [parse.parse(Path(name).read_bytes(), Path(name).name) for name in files]
+    read = pl.read_csv if suffix == ".csv" else pl.read_parquet
+    points, rejects = read(workdir / f"out{suffix}"), read(workdir / f"out.rejects{suffix}")
+    assert result.exit_code == 0, result.output
+    assert points.get_column("line").to_list() == [
+        line for part in whole for line in part.points.get_column("line").to_list()
+    ]
+    assert rejects.select("source", "line", "reason").rows() == [
+        row for part in whole for row in part.rejects.select("source", "line", "reason").rows()
+    ]
+    assert f"rejects  {rejects.height}" in result.output and rejects.height > 20
+
+
+def test_parse_of_an_empty_file_writes_empty_outputs(workdir: Path) -> None:
+    (workdir / "empty.txt").write_bytes(b"")
+    result = invoke("parse", "empty.txt", "-o", "out.csv")
+    assert result.exit_code == 0, result.output
+    assert "points   0" in result.output
+    assert pl.read_csv(workdir / "out.rejects.csv").columns == ["source", "line", "reason", "text"]
 
 
 @pytest.mark.parametrize(

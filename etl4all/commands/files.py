@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from etl4all.commands.common import handle_errors
 from etl4all.errors import ConfigError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +31,19 @@ WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".ndjson": "write_n
     help="Write the points to this file, in the format its suffix names (.parquet, .csv or "
     ".ndjson), and the rejects beside it (NAME.rejects.SUFFIX). Its folder must exist.",
 )
+@click.option(
+    "--batch-size",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="ETL4ALL_BATCH_ROWS",
+    show_envvar=True,
+    help="Records read and parsed at a time: memory follows this, not the size of the files.",
+)
 @handle_errors
-def parse_command(files: tuple[str, ...], output: str | None) -> None:
+def parse_command(files: tuple[str, ...], output: str | None, batch_size: int) -> None:
     """Parse data_points FILES and report points and rejects per reason."""
-    import polars as pl
-
-    from etl4all import parse
+    from etl4all import frames, reading
 
     out = Path(output) if output else None
     if out is not None:
@@ -42,26 +53,95 @@ def parse_command(files: tuple[str, ...], output: str | None) -> None:
             )
         if not out.parent.is_dir():
             raise ConfigError(f"-o {out}: the folder {out.parent} does not exist; create it first")
-    results = [parse.parse(Path(f).read_bytes(), Path(f).name) for f in files]
-    points = pl.concat([r.points for r in results])
-    rejects = pl.concat([r.rejects for r in results])
-    click.echo(f"points   {points.height}")
-    click.echo(f"rejects  {rejects.height}")
-    for reason, count in sorted(rejects.get_column("reason").value_counts().rows()):
+    points, reasons = 0, collections.Counter[str]()
+    hints: dict[tuple[str, str], list[Any]] = {}  # (reason, detail) -> [first place, count]
+    rejects_path = out.with_name(out.stem + ".rejects" + out.suffix) if out else None
+    with (
+        FrameWriter(out, frames.POINTS_SCHEMA) as points_out,
+        FrameWriter(rejects_path, frames.REJECTS_SCHEMA) as rejects_out,
+    ):
+        for name in files:
+            path = Path(name)
+            with path.open("rb") as file:
+                chunks = reading.pieces(file, reading.piece_bytes(batch_size))
+                for _, parsed in reading.parse_pieces(chunks, path.name):
+                    points += parsed.points.height
+                    _tally(parsed.rejects, reasons, hints)
+                    points_out.write(parsed.points)
+                    rejects_out.write(parsed.rejects)
+    click.echo(f"points   {points}")
+    click.echo(f"rejects  {sum(reasons.values())}")
+    for reason, count in sorted(reasons.items()):
         click.echo(f"  {reason:<18} {count}")
-        hints = rejects.filter(pl.col("reason") == reason, pl.col("detail").is_not_null())
-        for detail, first, seen in (
-            hints.group_by("detail", maintain_order=True)
-            .agg(pl.format("{}:{}", "source", "line").first(), pl.len())
-            .rows()
-        ):
-            click.echo(f"    {seen} × {detail}; first at {first}")
+        for (of, detail), (first, seen) in hints.items():
+            if of == reason:
+                click.echo(f"    {seen} × {detail}; first at {first}")
     if out is not None:
-        write = WRITERS[out.suffix.lower()]
-        rejects_path = out.with_name(out.stem + ".rejects" + out.suffix)
-        getattr(points, write)(out)
-        getattr(rejects, write)(rejects_path)
         click.echo(f"wrote {out} and {rejects_path}")
+
+
+def _tally(
+    rejects: pl.DataFrame,
+    reasons: collections.Counter[str],
+    hints: dict[tuple[str, str], list[Any]],
+) -> None:
+    """Count ``rejects`` by reason, and by reason and detail with the first place seen."""
+    import polars as pl
+
+    reasons.update(rejects.get_column("reason").to_list())
+    for reason, detail, first, seen in (
+        rejects.filter(pl.col("detail").is_not_null())
+        .group_by("reason", "detail", maintain_order=True)
+        .agg(pl.format("{}:{}", "source", "line").first(), pl.len())
+        .rows()
+    ):
+        hints.setdefault((reason, detail), [first, 0])[1] += seen
+
+
+class FrameWriter:
+    """Appends frames to one file, in the format its suffix names; nothing without a path."""
+
+    def __init__(self, path: Path | None, schema: dict[str, pl.DataType]) -> None:
+        self._path = path
+        self._schema = schema
+        self._file: Any = None
+        self._parquet: Any = None
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append ``frame`` (every frame has the same schema)."""
+        if self._path is None or not frame.height:
+            return
+        suffix = self._path.suffix.lower()
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = frame.to_arrow()
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._path, table.schema, compression="zstd")
+            self._parquet.write_table(table)
+            return
+        first = self._file is None
+        if first:
+            self._file = self._path.open("wb")
+        if suffix == ".csv":
+            frame.write_csv(self._file, include_header=first)
+        else:
+            frame.write_ndjson(self._file)
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the file; write a header-only file when no rows came."""
+        if self._parquet is not None:
+            self._parquet.close()
+        elif self._file is not None:
+            self._file.close()
+        elif self._path is not None:
+            from etl4all import frames
+
+            empty = frames.empty(self._schema)
+            getattr(empty, WRITERS[self._path.suffix.lower()])(self._path)
 
 
 def _center(value: str) -> tuple[float, float]:

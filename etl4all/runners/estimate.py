@@ -13,9 +13,9 @@ from contextlib import ExitStack
 
 import polars as pl
 
+from etl4all import reading
 from etl4all.runners import wiring
 from etl4all.settings import Settings
-from etl4all.stages.extract import read_points
 from etl4all.stages.transform import distinct_keys, uncached_keys
 
 
@@ -46,9 +46,12 @@ def estimate(urls: Iterable[str], settings: Settings) -> Estimate:
         for url in urls:
             source = stack.enter_context(wiring.open_source(url, settings))
             for ref in source.list_files():
-                parsed, _ = read_points(source.read(ref), ref.name)
-                files, points = files + 1, points + parsed.height
-                keys.append(distinct_keys(parsed, config.precision))
+                files += 1
+                with source.open(ref) as file:
+                    chunks = reading.pieces(file, reading.piece_bytes(settings.batch_rows))
+                    for _, parsed in reading.parse_pieces(chunks, ref.name):
+                        points += parsed.points.height
+                        keys.append(distinct_keys(parsed.points, config.precision).unique())
         distinct = pl.concat(keys).unique() if keys else pl.DataFrame()
         paid = wiring.geocoder_is_paid(settings)
         cached = uncached_keys(distinct, store, config)[0] if paid else distinct.clear()

@@ -1,9 +1,9 @@
-"""The Source role: list coordinate files and read their bytes."""
+"""The Source role: list coordinate files and read their bytes (whole, or as a file)."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, Self, runtime_checkable
+from typing import BinaryIO, Protocol, Self, runtime_checkable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +30,11 @@ class Source(Protocol):
 
     def read(self, ref: FileRef) -> bytes:
         """The whole content of ``ref``."""
+        ...
+
+    def open(self, ref: FileRef) -> BinaryIO:
+        """The content of ``ref`` as a seekable binary file, read in bounded pieces by the
+        extract stage; the caller closes it."""
         ...
 
     def close(self) -> None:

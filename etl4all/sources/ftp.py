@@ -36,10 +36,12 @@ import contextlib
 import ftplib
 import logging
 import posixpath
+import shutil
 import stat
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 with warnings.catch_warnings():
@@ -61,6 +63,8 @@ log = logging.getLogger(__name__)
 OPTIONS = ("recursive", "timeout", "utc_offset")
 """Query options an ``ftp://`` URL may carry."""
 
+_COPY_BYTES = 1024 * 1024
+"""Bytes copied at a time from the server into the temporary file."""
 _FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.all_errors)
@@ -146,16 +150,32 @@ class FtpSource(Closing):
         Raises:
             SourceError: connection or transfer failed, or the file is gone.
         """
-        with self._errors(f"download of {ref.name}"):
-            host = self._hosts.get()
-            root = self._root_of(host)
-            path = root if ref.key == self._base_key else posixpath.join(root, ref.name)
-            log.debug("RETR %s from %s", path, self._safe_url)
-            with host.open(path, "rb") as remote:
-                data: bytes = remote.read()
-        if len(data) != ref.size:
-            log.debug("%s changed since listed: %d bytes, listed %d", ref.key, len(data), ref.size)
-        return data
+        with self.open(ref) as local:
+            return local.read()
+
+    def open(self, ref: FileRef) -> BinaryIO:
+        """Download ``ref`` into a temporary file (on disk, not in memory), opened at its start.
+
+        Raises:
+            SourceError: connection or transfer failed, or the file is gone.
+        """
+        local = tempfile.TemporaryFile(prefix="etl4all-ftp-")  # noqa: SIM115 (the caller closes)
+        try:
+            with self._errors(f"download of {ref.name}"):
+                host = self._hosts.get()
+                root = self._root_of(host)
+                path = root if ref.key == self._base_key else posixpath.join(root, ref.name)
+                log.debug("RETR %s from %s", path, self._safe_url)
+                with host.open(path, "rb") as remote:
+                    shutil.copyfileobj(remote, local, _COPY_BYTES)
+        except BaseException:
+            local.close()
+            raise
+        size = local.tell()
+        if size != ref.size:
+            log.debug("%s changed since listed: %d bytes, listed %d", ref.key, size, ref.size)
+        local.seek(0)
+        return local
 
     def close(self) -> None:
         """Close the connections of every thread."""

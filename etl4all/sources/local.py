@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from etl4all.closing import Closing
@@ -92,12 +93,23 @@ class LocalSource(Closing):
         Raises:
             SourceError: the file cannot be read (removed, no permission).
         """
-        path = self._root if self._single else self._root.joinpath(*ref.name.split("/"))
         with self._errors(f"read {ref.name}"):
-            return path.read_bytes()
+            return self._path(ref).read_bytes()
+
+    def open(self, ref: FileRef) -> BinaryIO:
+        """``ref`` opened for reading (the file itself: nothing is copied).
+
+        Raises:
+            SourceError: the file cannot be opened (removed, no permission).
+        """
+        with self._errors(f"open {ref.name}"):
+            return self._path(ref).open("rb")
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def _path(self, ref: FileRef) -> Path:
+        return self._root if self._single else self._root.joinpath(*ref.name.split("/"))
 
     def _walk(self) -> Iterator[FileRef]:
         """Every file under the root; files removed while listing are left out."""

@@ -37,21 +37,19 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fnmatch
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import BinaryIO
 
-import polars as pl
-
-from etl4all import batch, parse, retry
+from etl4all import batch, reading, retry
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
-from etl4all.stages import polling
+from etl4all.stages import batching, polling
+from etl4all.stages.batching import PointBatch
 from etl4all.stages.lease import Lease
-from etl4all.stages.prune import Prune
 from etl4all.state.base import FileLedger, FileMark
 
 log = logging.getLogger(__name__)
@@ -104,38 +102,6 @@ class ExtractStats:
     points: int = 0
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     """Parse rejects by reason."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PointBatch:
-    """One chunk of a file's points; the first chunk also carries the file's parse rejects."""
-
-    ref: FileRef
-    index: int
-    batch_id: str
-    """Deterministic: the file's content hash and ``index``."""
-    points: pl.DataFrame
-    rejects: pl.DataFrame
-    last: bool
-    """The file's last batch: committing it marks the file done."""
-    count: int
-    """Batches of the file."""
-    mark: FileMark
-    ledger: FileLedger = dataclasses.field(repr=False)
-    prune: Prune | None = None
-    """On the last batch of a file that changed after it was loaded: apply it (after or
-    before this batch's rows, either way) before committing."""
-
-    @property
-    def rejects_id(self) -> str:
-        """The id of this batch's rejects when they travel on their own."""
-        return f"{self.batch_id}.rejects"
-
-    def commit(self) -> None:
-        """Say that this batch's effects are committed; the last one marks the file done."""
-        if self.last:
-            self.ledger.mark_done({self.ref.key: self.mark})
-            log.debug("file=%s done", self.ref.name)
 
 
 class Extractor:
@@ -283,7 +249,11 @@ class Extractor:
                     yield item
 
     def _file_batches(self, ref: FileRef) -> Iterator[PointBatch]:
-        """The batches of one claimed file, or none when it is already done (and not forced)."""
+        """The batches of one claimed file, or none when it is already done (and not forced).
+
+        The file is read twice, in bounded blocks: once to hash it (batch ids, same-content
+        check), once to parse it piece by piece (:mod:`etl4all.reading`).
+        """
         now = self._clock()
         previous = self.ledger.done([ref.key]).get(ref.key)
         forced = self.forced(ref)
@@ -292,88 +262,56 @@ class Extractor:
         elif self._is_done(previous, ref, now):
             self.stats.skipped += 1
             return
-        data = self.source.read(ref)
-        sha256 = hashlib.sha256(data).hexdigest()
-        same = previous is not None and previous.sha256 == sha256
-        seen_since = previous.partial_since if same and previous is not None else None
-        end = len(data) if self._final(ref, seen_since, now) else parse.complete_end(data)
-        partial_since = None if end == len(data) else seen_since or now
-        # The size read (not the one listed): what _grown compares with the next version.
-        mark = FileMark(len(data), ref.mtime, sha256, partial_since)
-        if same and not forced and (seen_since is None or partial_since is not None):
-            log.info("unchanged content file=%s", ref.name)
-            self.ledger.mark_done({ref.key: dataclasses.replace(mark, partial_since=seen_since)})
-            self.stats.skipped += 1
-            return
-        points, rejects = read_points(data[:end], ref.name)
-        if partial_since is not None:
-            log.info(
-                "file=%s: its last record is cut off (%d bytes); read without it until the "
-                "file is final (unchanged for %.0f s)",
-                ref.name,
-                len(data) - end,
-                self.config.final_seconds,
-            )
-            self.stats.partial += 1
-        prune = None
-        if previous is not None and not same and not _grown(previous, data):
-            prune = Prune(ref.name, points, rejects)
-            self.stats.pruned += 1
-        self.stats.files += 1
-        self.stats.points += points.height
-        self.stats.rejects.update(rejects.get_column("reason").to_list())
-        parts = list(
-            batch.chunks(points, max_rows=self.config.batch_rows, max_bytes=self.config.max_bytes)
-        )
-        for index, part in enumerate(parts or [points]):
-            self.stats.batches += 1
-            yield PointBatch(
+        with self.source.open(ref) as file:
+            found = reading.digest(file, prefix=None if previous is None else previous.size)
+            same = previous is not None and previous.sha256 == found.sha256
+            seen_since = previous.partial_since if same and previous is not None else None
+            final = self._final(ref, seen_since, now)
+            end = found.size if final else reading.tail_end(file, found.size)
+            partial_since = None if end == found.size else seen_since or now
+            # The size read (not the one listed): what _grown compares with the next version.
+            mark = FileMark(found.size, ref.mtime, found.sha256, partial_since)
+            if same and not forced and (seen_since is None or partial_since is not None):
+                log.info("unchanged content file=%s", ref.name)
+                self.ledger.mark_done(
+                    {ref.key: dataclasses.replace(mark, partial_since=seen_since)}
+                )
+                self.stats.skipped += 1
+                return
+            if partial_since is not None:
+                log.info(
+                    "file=%s: its last record is cut off (%d bytes); read without it until "
+                    "the file is final (unchanged for %.0f s)",
+                    ref.name,
+                    found.size - end,
+                    self.config.final_seconds,
+                )
+                self.stats.partial += 1
+            pruning = previous is not None and not same and not _grown(previous, found, file)
+            self.stats.pruned += pruning
+            self.stats.files += 1
+            file.seek(0)
+            chunks = reading.pieces(file, reading.piece_bytes(self.config.batch_rows), end)
+            yield from batching.file_batches(
+                reading.parse_pieces(chunks, ref.name),
                 ref=ref,
-                index=index,
-                batch_id=batch.batch_id(mark.sha256, index),
-                points=part,
-                rejects=rejects if index == 0 else rejects.clear(),
-                last=index == max(len(parts), 1) - 1,
-                count=max(len(parts), 1),
                 mark=mark,
+                config=self.config,
                 ledger=self.ledger,
-                prune=prune if index == max(len(parts), 1) - 1 else None,
+                stats=self.stats,
+                pruning=pruning,
             )
 
 
-def read_points(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Parse one file's bytes into (points, rejects), logging what was found."""
-    started = time.perf_counter()
-    parsed = parse.parse(data, name)
-    if parsed.rejects.height:
-        counts = parsed.rejects.get_column("reason").value_counts(sort=True).rows()
-        log.warning(
-            "rejects file=%s count=%d first_line=%d reasons=%s",
-            name,
-            parsed.rejects.height,
-            parsed.rejects.get_column("line").min(),
-            ",".join(f"{reason}:{n}" for reason, n in counts),
-        )
-    log.info(
-        "parsed file=%s points=%d rejects=%d seconds=%.3f",
-        name,
-        parsed.points.height,
-        parsed.rejects.height,
-        time.perf_counter() - started,
+def _grown(previous: FileMark, found: reading.Digest, file: BinaryIO) -> bool:
+    """Whether the file (``found``, open as ``file``) only appends to the version ``previous``
+    describes, and every record loaded from that version stands unchanged in it: the version
+    was read without its cut-off tail, or had none. Then nothing of it needs pruning."""
+    if previous.size > found.size or found.prefix_sha256 != previous.sha256:
+        return False
+    return previous.partial_since is not None or reading.tail_end(file, previous.size) == (
+        previous.size
     )
-    return parsed.points, parsed.rejects
-
-
-def _grown(previous: FileMark, data: bytes) -> bool:
-    """Whether ``data`` only appends to the version ``previous`` describes, and every record
-    loaded from that version stands unchanged in it: the version was read without its cut-off
-    tail, or had none. Then nothing of it needs pruning."""
-    if previous.size > len(data):
-        return False
-    before = data[: previous.size]
-    if hashlib.sha256(before).hexdigest() != previous.sha256:
-        return False
-    return previous.partial_since is not None or parse.complete_end(before) == len(before)
 
 
 def _same_file(mark: FileMark | None, ref: FileRef) -> bool:

@@ -77,6 +77,26 @@ class SourceContract:
             contents = {ref.name: source.read(ref) for ref in source.list_files()}
         assert contents == {name: CONTENTS[name] for name in TXT_NAMES}
 
+    def test_opens_a_seekable_file_of_the_same_bytes(
+        self, open_source: Callable[..., Source]
+    ) -> None:
+        with open_source() as source:
+            for ref in source.list_files():
+                with source.open(ref) as file:
+                    first = file.read()
+                    file.seek(1)
+                    assert file.read(3) == CONTENTS[ref.name][1:4]
+                assert first == CONTENTS[ref.name]
+
+    def test_opening_a_vanished_file_is_a_source_error(
+        self, open_source: Callable[..., Source], root: Path
+    ) -> None:
+        with open_source() as source:
+            refs = source.list_files()
+            (root / "a.txt").unlink()
+            with pytest.raises(SourceError, match=r"a\.txt"):
+                source.open(refs[-1])
+
     def test_pattern_filters_names(self, open_source: Callable[..., Source]) -> None:
         with open_source(pattern="*.md") as source:
             assert [ref.name for ref in source.list_files()] == ["2024/notes.md"]

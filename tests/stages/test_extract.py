@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from etl4all import sample
+from etl4all import parse, reading, sample
 from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
@@ -98,6 +99,30 @@ def test_parse_rejects_ride_on_the_first_batch_only(
     assert items[0].rejects.height > 0
     assert all(b.rejects.height == 0 for b in items[1:])
     assert items[0].rejects_id == items[0].batch_id + ".rejects"
+
+
+def test_a_large_file_is_read_in_pieces_that_give_what_the_whole_file_gives(
+    folder: Path, source: Source, ledger: FileLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "MIN_PIECE_BYTES", 0)  # pieces of 10 records' bytes
+    (path,) = sample.write_sample(folder, files=1, points=200, seed=3, dirty_rate=0.2)
+    whole = parse.parse(path.read_bytes(), path.name)
+    ex = extractor(source, ledger, batch_rows=10)
+    items = take(ex)
+    again = list(extractor(source, ledger, batch_rows=10, force_all=True).batches(ex.listing()))
+    assert sum(b.rejects.height > 0 for b in items) > 5  # rejects ride with many pieces
+    assert pl.concat([b.points for b in items]).equals(whole.points)
+    assert pl.concat([b.rejects for b in items]).equals(whole.rejects)
+    assert [b.last for b in items] == [False] * (len(items) - 1) + [True]
+    assert [b.batch_id for b in items] == [b.batch_id for b in again]
+    assert len({b.batch_id for b in items}) == len(items) > 20
+    assert sum(b.share for b in items) == pytest.approx(path.stat().st_size)
+    assert ex.stats.points == whole.points.height and ex.pending(ex.listing()) == []
+    path.write_bytes(b"garbage\n" + sample.render(sample.records(files=1, points=100, seed=4)))
+    rewritten = take(ex)
+    prune = rewritten[-1].prune
+    assert prune is not None and prune.points.height == 100 and len(rewritten) > 5
+    assert prune.rejects.select("line", "reason").rows() == [(1, "unrecognized")]
 
 
 def test_a_file_without_points_still_gets_one_batch_to_commit(

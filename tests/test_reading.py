@@ -1,0 +1,96 @@
+"""Reading files in pieces cut where records start: the same result as parsing them whole."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl4all import reading, sample
+from etl4all.parse import complete_end, parse
+
+LAT = "Latitude: 30°02′59″S   -30.04982864"
+LON = "Longitude: 51°12′05″W   -51.20150245"
+DIST = "Distance: 2.2959 km  Bearing: 137.352°"
+
+
+def in_pieces(data: bytes, max_bytes: int) -> tuple[list[bytes], pl.DataFrame, pl.DataFrame]:
+    """The pieces of ``data`` and the concatenated points and rejects parsed from them."""
+    chunks = list(reading.pieces(io.BytesIO(data), max_bytes))
+    parsed = [part for _, part in reading.parse_pieces(chunks, "f.txt")]
+    return (
+        chunks,
+        pl.concat([part.points for part in parsed]),
+        pl.concat([part.rejects for part in parsed]),
+    )
+
+
+@pytest.mark.parametrize("end", ["\r\n", "\n", "\r"])
+def test_pieces_parse_as_the_whole_file_with_line_numbers_counted_on(end: str) -> None:
+    data = sample.render(sample.records(files=1, points=600, seed=3, dirty_rate=0.1))
+    data = data.replace(b"\r\n", end.encode())
+    chunks, points, rejects = in_pieces(data, 1_000)
+    whole = parse(data, "f.txt")
+    assert len(chunks) > 50  # ~8 records per 1,000-byte block: most blocks cut one
+    assert b"".join(chunks) == data
+    assert all(chunk.startswith(b"Latitude") for chunk in chunks[1:])
+    assert points.equals(whole.points)
+    assert rejects.equals(whole.rejects)
+    assert rejects.height > 20 and rejects.get_column("line").max() > 1_500
+
+
+def test_a_record_straddling_a_block_boundary_keeps_its_lines_and_rejects_their_numbers() -> None:
+    lines = [LAT, LON, DIST] * 3 + ["garbage", LAT, DIST, LAT, LON, DIST]
+    data = "\n".join(lines).encode()
+    boundary = data.index(b"Longitude", data.index(b"garbage"))  # inside the last record
+    chunks, points, rejects = in_pieces(data, boundary)
+    assert len(chunks) == 2 and chunks[1].startswith(LAT.encode())
+    assert points.get_column("line").to_list() == [1, 4, 7, 13]
+    assert rejects.select("line", "reason").rows() == [
+        (10, "unrecognized"),
+        (11, "missing_longitude"),
+    ]
+
+
+def test_a_piece_without_a_record_start_reads_on_until_one_comes() -> None:
+    data = ("garbage\n" * 500 + "\n".join([LAT, LON, DIST]) + "\n").encode()
+    chunks, points, rejects = in_pieces(data, 100)
+    assert b"".join(chunks) == data
+    assert points.get_column("line").to_list() == [501]
+    assert rejects.height == 500
+
+
+def test_parse_file_equals_parse_of_its_bytes(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + sample.render(sample.records(files=1, points=300, seed=1))
+    path = tmp_path / "f.txt"
+    path.write_bytes(data)
+    assert reading.parse_file(path, "f.txt", batch_rows=10).points.equals(
+        parse(data, "f.txt").points
+    )
+    path.write_bytes(b"")
+    assert reading.parse_file(path, "f.txt").points.is_empty()
+
+
+def test_digest_hashes_the_file_and_a_prefix_of_it() -> None:
+    data = bytes(range(256)) * 50_000  # several hash blocks
+    found = reading.digest(io.BytesIO(data), prefix=5_000_001)
+    assert found.size == len(data)
+    assert found.sha256 == hashlib.sha256(data).hexdigest()
+    assert found.prefix_sha256 == hashlib.sha256(data[:5_000_001]).hexdigest()
+    assert reading.digest(io.BytesIO(data), prefix=len(data) + 1).prefix_sha256 is None
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["", f"{LAT}\n{LON}", f"{LAT}\n{LON}\n{DIST}", f"{LAT}\n{LON}\nDist", "x" * 200_000],
+)
+def test_tail_end_is_complete_end_of_the_whole_file(tail: str) -> None:
+    data = ("\n".join([LAT, LON, DIST] * 3_000) + "\n" + tail).encode()
+    assert reading.tail_end(io.BytesIO(data), len(data)) == complete_end(data)
+    long_garbage = ("\n".join([LAT, LON]) + "\n" + "y\n" * 100_000 + "z").encode()
+    assert reading.tail_end(io.BytesIO(long_garbage), len(long_garbage)) == complete_end(
+        long_garbage
+    )
