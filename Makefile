@@ -39,14 +39,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy etl4all
 
-## bench: throughput and memory against the DESIGN.md budget (MySQL bench needs MariaDB)
+## bench: every benchmark against the DESIGN.md budget (~10 min; needs MariaDB, and RabbitMQ
+## and Redis for scale.py); writes bench/results/*.json and docs/BENCHMARKS.md
 bench: venv
-	$(BIN)/python bench/parse.py
-	$(BIN)/python bench/pipeline.py
-	$(BIN)/python bench/offline.py
-	$(BIN)/python bench/geocode.py
-	$(BIN)/python bench/load_mysql.py
-	$(BIN)/python bench/report.py
+	$(BIN)/python bench/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .etl4all etl4all.duckdb .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,8 @@ requests in a sliding 1-s window. The GoogleGeocoder runs with qps=200, concurre
 The sequential baseline (one request at a time, no rate limit) runs on a subset and is
 extrapolated to the full set.
 
+Writes bench/results/geocode.json.
+
 Run: ``.venv/bin/python bench/geocode.py [--keys N] [--baseline-keys N]``
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from results import Figure, write
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "geocoders"))
@@ -101,6 +104,37 @@ def main() -> None:
     print(f"speed-up vs sequential: {achieved / base_qps:.1f}x")
     ok = result.calls == batch.height and achieved >= 0.9 * CAP and window <= CAP
     print("budget (calls == keys, >= 90% of cap, cap never exceeded):", "PASS" if ok else "FAIL")
+    write(
+        "geocode",
+        [
+            Figure(
+                "geocode",
+                f"Google API, cap {CAP} QPS, {LATENCY * 1000:.0f} ms latency "
+                "(baseline: one request at a time)",
+                achieved,
+                "requests/s",
+                base_qps,
+                None,
+            ),
+            Figure("geocode", "achieved QPS / cap", achieved / CAP, "x", None, "≥ 0.9"),
+            Figure(
+                "geocode",
+                "most requests the server saw in any 1-s window / cap",
+                window / CAP,
+                "x",
+                None,
+                "≤ 1",
+            ),
+            Figure(
+                "geocode",
+                "API calls / distinct coordinates",
+                result.calls / batch.height,
+                "x",
+                None,
+                "= 1",
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Parser throughput against a naive line-by-line regex parser, in the same process.
 
 Generates RECORDS records (default 1,000,000) with `etl4all.sample`, parses them with the
-vectorized parser (best of 3) and with a straightforward Python loop over lines, and prints
-records/s of both and their ratio. Budget (DESIGN.md): ≥ 1,000,000 records/s on 2 cores.
+vectorized parser (median of 3, after one untimed run) and with a straightforward Python loop
+over lines, and writes records/s of both and their ratio to bench/results/parse.json.
+Budget (DESIGN.md): ≥ 1,000,000 records/s on 2 cores. `bench/cli.py` measures the parser
+as users run it (a cold `etl4all parse`).
 
     python bench/parse.py [RECORDS]
 """
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 import re
 import sys
-import time
+
+from results import Figure, median_seconds, write
 
 from etl4all import parse, sample
 
@@ -32,27 +35,26 @@ def naive(data: bytes) -> list[tuple[float, float]]:
     return points
 
 
-def best_of(runs: int, func, *args) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    best, result = float("inf"), None
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = func(*args)
-        best = min(best, time.perf_counter() - started)
-    return best, result
-
-
 def main() -> None:
     records = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     data = sample.render(sample.records(files=1, points=records, seed=1, dirty_rate=0.01))
     print(f"input: {records:,} records, {len(data) / 2**20:.0f} MiB")
-    fast, parsed = best_of(3, parse.parse, data, "bench.txt")
-    slow, pairs = best_of(1, naive, data)
-    assert parsed.points.height == len(pairs)  # type: ignore[union-attr, arg-type]
-    print(f"etl4all parser : {records / fast:>12,.0f} records/s ({fast:.2f} s, best of 3)")
-    print(f"naive per line : {records / slow:>12,.0f} records/s ({slow:.2f} s)")
-    print(
-        f"ratio          : {slow / fast:.1f}x   budget: 1,000,000 records/s "
-        f"({'met' if records / fast >= 1_000_000 else 'NOT met'})"
+    parse.parse(data, "bench.txt")
+    fast, parsed = median_seconds(3, lambda: parse.parse(data, "bench.txt"))
+    slow, pairs = median_seconds(1, lambda: naive(data))
+    assert parsed.points.height == len(pairs)
+    write(
+        "parse",
+        [
+            Figure(
+                "parse",
+                f"warm parse in process, {records / 1e6:g}M records (baseline: naive per line)",
+                records / fast,
+                "records/s",
+                records / slow,
+                "≥ 1,000,000 records/s",
+            )
+        ],
     )
 
 

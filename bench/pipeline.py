@@ -2,7 +2,8 @@
 
 Runs `etl4all run` (offline geocoder, DuckDB) in child processes on generated files:
 the same batch size over a small and a 4x larger input, and a small and a large batch size
-over the same input; prints points/s and peak RSS of each, and the ratios.
+over the same input; writes points/s and peak RSS of each, and the ratios, to
+bench/results/pipeline.json. `bench/cli.py` measures single large files.
 
     python bench/pipeline.py [POINTS_PER_FILE]
 """
@@ -14,6 +15,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results import Figure, write
 
 from etl4all.sample import write_sample
 
@@ -75,15 +78,21 @@ def main() -> None:
         ):
             seconds, peak = run(folder, batch, work)
             rows.append((label, files * per_file, seconds, peak))
-    for label, points, seconds, peak in rows:
-        print(
-            f"{label:<22} {points:>9,} points {points / seconds:>10,.0f} points/s  "
-            f"peak RSS {peak:,.0f} MiB"
-        )
-    print(
-        f"input 4x larger, same batch: peak RSS ratio {rows[1][3] / rows[0][3]:.2f} "
-        "(bounded by batch size when close to 1)"
-    )
+    small_rss = rows[0][3]
+    figures = []
+    for index, (label, points, seconds, peak) in enumerate(rows):
+        figures += [
+            Figure("embedded", f"`etl4all run`, {label}", points / seconds, "points/s"),
+            Figure(
+                "embedded",
+                f"peak RSS, {label}" + (" (baseline: 2 files, batch 10k)" if index else ""),
+                peak,
+                "MiB",
+                small_rss if index else None,
+                "ratio ≈ 1 for 4x the input, same batch" if "8 files, batch 10k" in label else None,
+            ),
+        ]
+    write("pipeline", figures)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Fills a throwaway warehouse with synthetic street-level rows (not timed), then times
 ``write_report`` on it, and on a warehouse of a thousandth of the rows as the baseline: the
-ratio shows what the rows cost beyond the fixed cost of drawing the charts. DuckDB by
+ratio shows what the rows cost beyond the fixed cost of drawing the charts. Writes
+bench/results/report.json. DuckDB by
 default; ``--mysql`` uses throwaway databases on that server, dropped at the end.
 
     python bench/report.py [--rows 1000000] [--out report.html] [--mysql mysql://root@127.0.0.1:3306/]
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "report"))
 
 import synthetic  # noqa: E402
+from results import Figure, write  # noqa: E402
 
 from etl4all import warehouse  # noqa: E402
 from etl4all.report.build import write_report  # noqa: E402
@@ -73,7 +75,20 @@ def main() -> None:
                 f"({written.bytes / 1024:,.0f} KiB; filling took {filled:.1f} s)"
             )
         small, big = timings.values()
-        print(f"ratio {big / small:.2f}x the time of a {args.rows // 1000:,}-row warehouse")
+    write(
+        "report",
+        [
+            Figure(
+                "report",
+                f"`etl4all report` on {args.rows / 1e6:g}M rows "
+                f"(baseline: {max(1, args.rows // 1000):,} rows)",
+                big,
+                "s",
+                small,
+                "1M rows in seconds",
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":
