@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from geocoders.fake_api import FakeApi
 
-from etl4all import __version__, parse, reading
+from etl4all import __version__, frames, parse, reading
 from etl4all.cli import cli
 
 
@@ -181,7 +181,7 @@ def test_parse_of_an_empty_file_writes_empty_outputs(workdir: Path) -> None:
     result = invoke("parse", "empty.txt", "-o", "out.csv")
     assert result.exit_code == 0, result.output
     assert "points   0" in result.output
-    assert pl.read_csv(workdir / "out.rejects.csv").columns == ["source", "line", "reason", "text"]
+    assert pl.read_csv(workdir / "out.rejects.csv").columns == list(frames.REJECTS_SCHEMA)
 
 
 @pytest.mark.parametrize(
