@@ -3,7 +3,8 @@
 Generates one data_points file per size (default 300k, 1M and 3M records, 1% dirty) in a
 temporary folder and runs each command on it in a fresh process, several times: the median
 wall time gives records/s, and the child's own peak RSS (``wait4``) the memory. Baselines
-measured in the same run:
+measured in the same run (this process generates nothing itself, so that its size does not
+leak into the children's peak RSS: see ``results.cold``):
 
 - parse records/s: the same parse warm, in one process that has imported everything and
   parsed the file once before (median of the runs): what a cold process costs on top;
@@ -17,17 +18,13 @@ measured in the same run:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from results import Figure, write
-
-from etl4all.sample import write_sample
+from results import Figure, cold, etl4all, write, write_samples
 
 PARSE_BUDGET = "≥ 1,000,000 records/s on 1M records"
 WARM = """
@@ -46,19 +43,6 @@ print(statistics.median(times))
 """Median seconds of a warm in-process parse of the file (after one untimed parse)."""
 
 
-def cold(argv: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one new process running ``argv``."""
-    started = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    stderr = child.stderr.read().decode() if child.stderr else ""
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({child.returncode}): {stderr[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
-
-
 def median_cold(runs: int, argv: list[str]) -> tuple[float, float]:
     """Median seconds and median peak RSS (MiB) of ``runs`` cold runs of ``argv``."""
     measured = [cold(argv) for _ in range(runs)]
@@ -73,11 +57,6 @@ def records(size: int) -> str:
     return f"{size / 1e6:g}M records" if size >= 1_000_000 else f"{size / 1e3:g}k records"
 
 
-def etl4all(*args: str) -> list[str]:
-    """The command line of ``etl4all ARGS`` with this interpreter."""
-    return [sys.executable, "-m", "etl4all", *args]
-
-
 def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) -> list[Figure]:
     """Every figure of the cold CLI, for files of ``sizes`` records."""
     figures: list[Figure] = []
@@ -87,7 +66,8 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
     run_rss: dict[int, float] = {}
     for size in sizes:
         folder = work / f"records_{size}"
-        (path,) = write_sample(folder, files=1, points=size, seed=size, dirty_rate=0.01)
+        write_samples(folder, files=1, points=size, seed=size, dirty=0.01)
+        (path,) = folder.glob("*.txt")
         warm = float(
             subprocess.run(
                 [sys.executable, "-c", WARM, str(path), str(runs), str(batch)],
@@ -99,6 +79,7 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
         seconds, rss = median_cold(runs, etl4all("parse", "--batch-size", str(batch), str(path)))
         parse_time[size], parse_rss[size] = seconds, rss
         label, smallest = records(size), sizes[0]
+        versus = f" (baseline: {records(smallest)})" if size != smallest else ""
         figures += [
             Figure(
                 "parse",
@@ -110,7 +91,7 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
             ),
             Figure(
                 "parse",
-                f"peak RSS, `etl4all parse`, {label} (baseline: {records(smallest)})",
+                f"peak RSS, `etl4all parse`, {label}{versus}",
                 rss,
                 "MiB",
                 parse_rss[smallest] if size != smallest else None,
@@ -140,7 +121,7 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
         figures += [
             Figure(
                 "embedded",
-                f"cold `etl4all run` (offline, DuckDB), {label} (baseline: {records(smallest)})",
+                f"cold `etl4all run` (offline, DuckDB), {label}{versus}",
                 run_rate[size],
                 "records/s",
                 run_rate[smallest] if size != smallest else None,
@@ -148,7 +129,7 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
             ),
             Figure(
                 "embedded",
-                f"peak RSS, `etl4all run`, {label} (baseline: {records(smallest)})",
+                f"peak RSS, `etl4all run`, {label}{versus}",
                 run_rss[size],
                 "MiB",
                 run_rss[smallest] if size != smallest else None,

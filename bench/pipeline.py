@@ -10,57 +10,27 @@ bench/results/pipeline.json. `bench/cli.py` measures single large files.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from results import Figure, write
-
-from etl4all.sample import write_sample
-
-CHILD = """
-import resource, sys
-from etl4all.cli import main
-sys.argv = sys.argv[1:]
-try:
-    main()
-except SystemExit as exit:
-    if exit.code:
-        raise
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-"""
-"""`etl4all run` that reports its own peak RSS (KiB) on its last stderr line."""
+from results import Figure, cold, etl4all, write, write_samples
 
 
 def run(folder: Path, batch_rows: int, work: Path) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of one `etl4all run` in a child process."""
-    started = time.perf_counter()
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CHILD,
-            "etl4all",
+    stamp = time.monotonic_ns()
+    return cold(
+        etl4all(
             "run",
             str(folder),
             "-q",
-            "--batch-size",
-            str(batch_rows),
-            "--warehouse",
-            f"duckdb:///{work}/w{time.monotonic_ns()}.duckdb",
-            "--state",
-            f"sqlite:///{work}/s{time.monotonic_ns()}.db",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+            *("--batch-size", str(batch_rows)),
+            *("--warehouse", f"duckdb:///{work}/w{stamp}.duckdb"),
+            *("--state", f"sqlite:///{work}/s{stamp}.db"),
+        )
     )
-    seconds = time.perf_counter() - started
-    if child.returncode != 0:
-        raise SystemExit(child.stderr)
-    return seconds, float(child.stderr.strip().splitlines()[-1]) / 1024
 
 
 def main() -> None:
@@ -68,8 +38,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         small, large = work / "small", work / "large"
-        write_sample(small, files=2, points=per_file, seed=1)
-        write_sample(large, files=8, points=per_file, seed=2)
+        write_samples(small, files=2, points=per_file, seed=1, dirty=0.0)
+        write_samples(large, files=8, points=per_file, seed=2, dirty=0.0)
         rows = []
         for label, folder, files, batch in (
             ("2 files, batch 10k", small, 2, 10_000),
