@@ -2,13 +2,13 @@
 
 A whole file in memory costs its size several times over once split into lines, so a large
 file is read ``piece_bytes`` at a time: each piece ends where the last record that starts in
-it starts (:func:`etl4all.parse.last_record_start`), and that record goes on with the next
+it starts (:func:`etl4all.records.last_record_start`), and that record goes on with the next
 piece. A record never straddles two pieces, so parsing piece after piece gives the same points
 and rejects as parsing the whole file, with line numbers counted on across pieces; memory
 follows the piece size, which follows ``--batch-size`` (:func:`piece_bytes`).
 
 The extract stage also needs, before parsing, the file's sha256 (batch ids, same-content
-check) and where its complete records end (:func:`etl4all.parse.complete_end`): :func:`digest`
+check) and where its complete records end (:func:`etl4all.records.complete_end`): :func:`digest`
 hashes the file in one bounded pass and :func:`tail_end` looks only at its tail.
 """
 
@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from etl4all import parse
+from etl4all import parse, records
 
 BYTES_PER_RECORD = 128
 """About the size of one record (three lines, DMS text, CRLF): pieces hold about
@@ -51,7 +51,7 @@ def pieces(file: BinaryIO, max_bytes: int, size: int | None = None) -> Iterator[
             break
         left -= len(block)
         data = carry + block if carry else block
-        cut = parse.last_record_start(data) if left > 0 and len(block) == max_bytes else len(data)
+        cut = records.last_record_start(data) if left > 0 and len(block) == max_bytes else len(data)
         if cut <= 0:  # no record starts here after the first line: read on
             carry = data
             continue
@@ -113,13 +113,13 @@ def digest(file: BinaryIO, *, prefix: int | None = None) -> Digest:
 
 
 def tail_end(file: BinaryIO, size: int) -> int:
-    """:func:`etl4all.parse.complete_end` of the first ``size`` bytes of ``file``, from a
+    """:func:`etl4all.records.complete_end` of the first ``size`` bytes of ``file``, from a
     tail that holds the last record start (the whole file only when none is found)."""
     window = _TAIL_BYTES
     while True:
         start = max(size - window, 0)
         file.seek(start)
         data = file.read(size - start)
-        if start == 0 or parse.last_record_start(data) > 0:
-            return start + parse.complete_end(data)
+        if start == 0 or records.last_record_start(data) > 0:
+            return start + records.complete_end(data)
         window *= 4

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl4all import frames
-from etl4all.parse import REASONS, complete_end, decode, parse, split_lines
+from etl4all.parse import REASONS, decode, parse, split_lines
+from etl4all.records import complete_end
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
 LON = "Longitude: 51°12′05″W   -51.20150245"

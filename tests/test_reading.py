@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from etl4all import reading, sample
-from etl4all.parse import complete_end, parse
+from etl4all.parse import parse
+from etl4all.records import complete_end
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
 LON = "Longitude: 51°12′05″W   -51.20150245"

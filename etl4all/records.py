@@ -1,0 +1,91 @@
+"""Where records start and end in the raw bytes of a data_points file (see :mod:`etl4all.parse`).
+
+A file that may still be uploading can end in the middle of a record, even in the middle of
+a number (``-51.201`` of ``-51.20150245``), which would read as a wrong but valid coordinate.
+:func:`complete_end` tells where the complete records end, with a few ``rfind`` calls from the
+end of the bytes. A record is complete once something follows that closes it:
+
+- the next record (a line starting with ``Latitude``, in any case), or
+- a closed ``Distance`` line after its Latitude line: one that ends with a line break, or,
+  as the very last line of the file, one that ends with the ``°`` of the bearing (the field
+  devices end their files without a line break).
+
+A last line without a line break is cut off (it may still grow) unless it is such a closed
+Distance line. What follows the offset (it starts at a line start) is the *incomplete tail*:
+the last record, or the cut-off last line after a complete record. Lines that are not records
+(garbage, stray lines) count as complete once their line break is there. The extract stage
+leaves the tail out until the file is final (see :mod:`etl4all.stages.extract`); a final
+file's tail is parsed as it is, into a point or a reject.
+
+:func:`last_record_start` tells where the last record starts, so that a file can be read in
+pieces cut there (:mod:`etl4all.reading`).
+"""
+
+from __future__ import annotations
+
+BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte order mark (dropped from the start of a file)."""
+_RECORD_START = b"latitude"
+_RECORD_END = b"distance"
+_WINDOW = 1 << 16
+"""Bytes lowered at a time when looking for a label from the end of a file."""
+_DEGREE = b"\xb0"
+"""The last byte of ``°`` in UTF-8 and its only byte in latin-1: it closes a last Distance line."""
+
+
+def complete_end(data: bytes) -> int:
+    """The end of the complete records of ``data``: ``data[end:]`` is the incomplete tail.
+
+    See the module docstring for what is complete. Returns ``len(data)`` when nothing is
+    missing (trailing whitespace aside), else the start of the tail's first line.
+    """
+    size = len(data)
+    last_line = _line_start(data, size)
+    end = size
+    if last_line < size:  # the last line has no line break yet
+        line = data[last_line:].strip()
+        if not (line[: len(_RECORD_END)].lower() == _RECORD_END and line.endswith(_DEGREE)):
+            end = last_line
+    record = _last_line_with(data, _RECORD_START, 0, size)
+    if 0 <= record < end and _last_line_with(data, _RECORD_END, record, end) < 0:
+        end = record  # the last record is not closed yet
+    return end if data[end:].strip() else size
+
+
+def _line_start(data: bytes, pos: int) -> int:
+    """The offset where the line holding ``data[pos]`` starts (LF, CR and CRLF end lines)."""
+    return max(data.rfind(b"\n", 0, pos), data.rfind(b"\r", 0, pos)) + 1
+
+
+def _last_line_with(data: bytes, label: bytes, lo: int, hi: int) -> int:
+    """The start of the last line within ``data[lo:hi]`` that begins with ``label`` (in any
+    case, after blanks, and the BOM on the first line), or -1. Linear: each line is looked at
+    once."""
+    pos = _rfind_any_case(data, label, lo, hi)
+    while pos >= lo:
+        start = _line_start(data, pos)
+        if not data[start:pos].removeprefix(BOM if start == 0 else b"").strip():
+            return start
+        pos = _rfind_any_case(data, label, lo, max(start - 1, lo))
+    return -1
+
+
+def _rfind_any_case(data: bytes, label: bytes, lo: int, hi: int) -> int:
+    """``data.rfind(label, lo, hi)`` for a lowercase ``label`` found in any case: windows of
+    ``data`` are lowered from the end, so only the part searched is copied."""
+    top = hi
+    while top > lo:
+        bottom = max(lo, top - _WINDOW)
+        pos = data[bottom:top].lower().rfind(label)
+        if pos >= 0:
+            return bottom + pos
+        if bottom == lo:
+            break
+        top = bottom + len(label) - 1  # a label may straddle the window's start
+    return -1
+
+
+def last_record_start(data: bytes) -> int:
+    """The offset of the line where the last record of ``data`` starts, or -1 if none does:
+    cutting there never splits a record (see :mod:`etl4all.reading`)."""
+    return _last_line_with(data, _RECORD_START, 0, len(data))
