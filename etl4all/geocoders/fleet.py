@@ -13,7 +13,8 @@ HTTP 429 seen by one pauses all, and ``--max-calls-per-day`` counts the fleet's 
   milliseconds to wait by the same script call. The timestamps are the hosts' wall clocks
   (pyrate-limiter's choice), so a fleet spread over several hosts needs them NTP-synchronised.
 - **Spacing**: each process also keeps its own in-process limiter at ``qps``, so its
-  coroutines ask Redis at most ``qps`` times a second, evenly spaced, instead of all at once.
+  coroutines ask Redis at most ``qps`` times a second, evenly spaced, instead of all at once;
+  and once Redis said "wait", none of them asks again before that time is up.
 - **Pause**: ``{prefix}quota:{scope}:pause`` with a ``PX`` TTL; every start looks at it first.
 - **Daily cap**: ``{prefix}quota:{scope}:day:{YYYY-MM-DD}`` (UTC day), ``INCR`` per request
   start; past the cap :class:`~etl4all.errors.DailyCapError` is raised (the batch is given
@@ -32,6 +33,7 @@ import hashlib
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterator
 
 import redis
@@ -86,6 +88,8 @@ class FleetLimiter:
             self._bucket = RedisBucket.init(rates, client, f"{self._keys}:window")
         self._lock = threading.Lock()
         self._grants = 0
+        self._retry_at = 0.0
+        """Monotonic time before which this process does not ask Redis again."""
 
     @property
     def qps(self) -> float:
@@ -119,19 +123,26 @@ class FleetLimiter:
     def _try(self) -> float:
         """Take a start in the shared window: 0, or the seconds to wait before trying again."""
         with self._lock, self._errors("take a request start"):
+            if (wait := self._retry_at - time.monotonic()) > 0:
+                return wait
             paused = self._client.pttl(f"{self._keys}:pause")
             if isinstance(paused, int) and paused > 0:
-                return paused / 1000
+                return self._wait(paused)
             now = self._bucket.now()
             decision = self._bucket.put_decision(RateItem("geocode", now))
             if not decision.allowed:
-                return max(1, decision.retry_after_ms or 1) / 1000
+                return self._wait(max(1, decision.retry_after_ms or 1))
             self._grants += 1
             if self._grants % LEAK_EVERY == 0:
                 self._bucket.leak(now)
             if self._cap is not None:
                 self._count_today()
         return 0.0
+
+    def _wait(self, milliseconds: int) -> float:
+        """Ask Redis again in ``milliseconds`` (every coroutine of the process); in seconds."""
+        self._retry_at = time.monotonic() + milliseconds / 1000
+        return milliseconds / 1000
 
     def _count_today(self) -> None:
         day = dt.datetime.now(dt.UTC).date().isoformat()
