@@ -12,6 +12,7 @@ Etl4allError                          root; class attribute retryable = False
 │   ├── GeocodeAuthError (also ConfigError)      REQUEST_DENIED, bad key: abort; exit 2
 │   ├── GeocodeEndpointError (also ConfigError)  other HTTP 4xx, wrong URL: abort; exit 2
 │   ├── GeocodeQuotaError             daily quota used up: abort the batch; exit 1 (see class)
+│   │   └── DailyCapError             --max-calls-per-day reached by the fleet
 │   ├── RateLimitedError              OVER_QUERY_LIMIT / 429; carries retry_after    retryable
 │   └── GeocodeUnavailableError (also OSError)   5xx, network               retryable
 │       └── GeocodeTimeoutError (also TimeoutError)
@@ -105,6 +106,14 @@ class GeocodeQuotaError(GeocodeError):
 
     Not a ConfigError: no setting is wrong, the quota comes back by itself (Google's at
     midnight Pacific time), so the CLI exits with code 1, like other operational failures.
+    """
+
+
+class DailyCapError(GeocodeQuotaError):
+    """``--max-calls-per-day`` is used up for this provider and key (counted in Redis).
+
+    A :class:`GeocodeQuotaError`: the batch in hand is given back to its queue, the worker
+    stops and the command exits 1; the cap resets at 00:00 UTC.
     """
 
 

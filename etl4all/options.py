@@ -141,7 +141,9 @@ GEOCODING = group(
         "qps",
         "--qps",
         type=click.FloatRange(min=0, min_open=True),
-        help="Max API requests per second per process (default 40 Google, 1 public Nominatim).",
+        help="Max API requests per second (default 40 Google, 1 public Nominatim). With a "
+        "redis:// state it is the whole fleet's: every transformer of the same provider and key "
+        "shares it, and an OVER_QUERY_LIMIT/429 pauses them all; else it is per process.",
     ),
     setting(
         "concurrency",
@@ -163,6 +165,14 @@ GEOCODING = group(
         "after dedup and cache; a batch that needs more than is left is refused before any "
         "of its calls, and the command exits 1. The start-up check's one request is not "
         "counted; with 0 it is not made.",
+    ),
+    setting(
+        "max_calls_per_day",
+        "--max-calls-per-day",
+        type=click.IntRange(min=1),
+        help="API calls per UTC day for every transformer of this provider and key together, "
+        "counted in Redis (needs a redis:// state). Once reached, a transformer gives its batch "
+        "back to the queue, stops taking new ones and exits 1; the count resets at 00:00 UTC.",
     ),
     setting(
         "request_timeout",

@@ -76,13 +76,16 @@ class Settings:
     user_agent: str | None = None
     """Identifying User-Agent for Nominatim, e.g. ``acme-etl/1.0 (ops@acme.example)``."""
     qps: float | None = None
-    """Max API requests per second per process (default 40 for Google, 1 for public Nominatim)."""
+    """Max API requests per second (default 40 for Google, 1 for public Nominatim): for the
+    whole fleet of transformers when the state is ``redis://``, else per process."""
     concurrency: int = 32
     """Max API requests in flight per process."""
     max_attempts: int = 5
     """Attempts per coordinate on retryable API errors before giving up."""
     max_calls: int | None = None
     """API calls one command may make (a run, or a worker's lifetime), after dedup and cache."""
+    max_calls_per_day: int | None = None
+    """API calls per UTC day for the whole fleet of this provider and key, counted in Redis."""
     request_timeout: float = 10.0
     """Seconds before one API request is abandoned."""
     cache_ttl_days: float | None = None
@@ -148,6 +151,8 @@ class Settings:
             raise ConfigError(f"qps must be positive, got {self.qps}")
         if self.max_calls is not None and self.max_calls < 0:
             raise ConfigError(f"max_calls must not be negative, got {self.max_calls}")
+        if self.max_calls_per_day is not None and self.max_calls_per_day < 1:
+            raise ConfigError(f"max_calls_per_day must be at least 1, got {self.max_calls_per_day}")
         if not self.final_seconds >= 0:
             raise ConfigError(f"final_seconds must not be negative, got {self.final_seconds}")
         if self.max_deliveries < 1:

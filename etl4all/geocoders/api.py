@@ -1,7 +1,8 @@
 """Base of the API geocoders (as geopy's ``Geocoder``), and the helpers their mappings share.
 
 :class:`ApiGeocoder` does what every HTTP provider needs: it checks the endpoint URL, picks
-the QPS cap (the provider's default when unset) and the process-wide limiter, sets up the
+the QPS cap (the provider's default when unset) and its limiter (the process-wide one, or the
+fleet's in Redis when the state URL is ``redis://``, see :func:`pick_limiter`), sets up the
 :class:`~etl4all.geocoders.runner.HttpRunner` with the options of :class:`HttpOptions`,
 keeps the API key out of every error text, and implements ``reverse``, ``close`` and
 ``repr``. A provider (``google.py``, ``nominatim.py``) keeps only its parameters
@@ -19,10 +20,10 @@ import yarl
 
 from etl4all import frames, urls
 from etl4all.closing import Closing
-from etl4all.errors import ConfigError
+from etl4all.errors import ConfigError, MissingDependencyError
 from etl4all.geocoders.base import Geocoded, ResultSink
 from etl4all.geocoders.outcomes import Outcome
-from etl4all.geocoders.ratelimit import RateLimiter, Sleep, shared_limiter
+from etl4all.geocoders.ratelimit import Limiter, Sleep, shared_limiter
 from etl4all.geocoders.runner import HttpRunner
 
 DEFAULT_CONCURRENCY = 32
@@ -44,8 +45,12 @@ class HttpOptions(TypedDict, total=False):
     """Seconds for one request, connection included (default :data:`DEFAULT_TIMEOUT`)."""
     sleep: Sleep
     """Async sleep of the backoff waits (default ``asyncio.sleep``); tests inject a fast one."""
-    limiter: RateLimiter
-    """The QPS cap (default: the process-wide one for the endpoint at ``qps``)."""
+    limiter: Limiter
+    """The QPS cap (default: :func:`pick_limiter`)."""
+    state_url: str | None
+    """The state store: with ``redis://`` the QPS cap, pause and daily cap are the fleet's."""
+    max_calls_per_day: int | None
+    """Request starts per UTC day for the fleet of this provider and key (Redis state only)."""
 
 
 class ApiGeocoder(Closing):
@@ -94,7 +99,15 @@ class ApiGeocoder(Closing):
         self.endpoint = endpoint
         self._runner = HttpRunner(
             name=self.name,
-            limiter=options.get("limiter") or shared_limiter(str(endpoint.with_query(None)), rate),
+            limiter=options.get("limiter")
+            or pick_limiter(
+                self.name,
+                str(endpoint.with_query(None)),
+                rate,
+                secret=secret,
+                state_url=options.get("state_url"),
+                max_calls_per_day=options.get("max_calls_per_day"),
+            ),
             concurrency=concurrency,
             max_attempts=max_attempts,
             timeout=timeout,
@@ -161,6 +174,35 @@ class ApiGeocoder(Closing):
     ) -> Outcome:
         """The provider's status table: one response → a row, a ``Failed`` key or an error."""
         raise NotImplementedError
+
+
+def pick_limiter(
+    name: str,
+    endpoint: str,
+    qps: float,
+    *,
+    secret: str | None,
+    state_url: str | None,
+    max_calls_per_day: int | None,
+) -> Limiter:
+    """The fleet's limiter in Redis when ``state_url`` is ``redis://``, else the process's.
+
+    Raises:
+        ConfigError: ``max_calls_per_day`` without a Redis state (it is counted there).
+        MissingDependencyError: the Redis extra is not installed.
+    """
+    if state_url and urls.scheme_of(state_url) in ("redis", "rediss"):
+        try:  # the Redis driver and pyrate-limiter come with the redis extra
+            from etl4all.geocoders import fleet
+        except ModuleNotFoundError as exc:
+            raise MissingDependencyError(str(exc.name), "redis") from exc
+        scope = fleet.fleet_scope(name, endpoint, secret)
+        return fleet.fleet_limiter(state_url, scope, qps, max_calls_per_day)
+    if max_calls_per_day is not None:
+        raise ConfigError(
+            "max_calls_per_day is counted in Redis across the fleet: it needs a redis:// state URL"
+        )
+    return shared_limiter(endpoint, qps)
 
 
 def empty_row(status: str) -> dict[str, Any]:

@@ -21,11 +21,30 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 Sleep = Callable[[float], Awaitable[None]]
 """An async sleep (``asyncio.sleep``); tests inject one that advances a virtual clock."""
 Clock = Callable[[], float]
 """A monotonic clock (``time.monotonic``)."""
+
+
+class Limiter(Protocol):
+    """What the HTTP runner needs of a QPS cap: this process's :class:`RateLimiter`, or a
+    fleet's (:class:`etl4all.geocoders.fleet.FleetLimiter`)."""
+
+    @property
+    def qps(self) -> float:
+        """Requests per second."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Start no request for ``seconds``."""
+        ...
+
+    async def acquire(self) -> None:
+        """Wait until one more request may start, and count it as started."""
+        ...
 
 
 class RateLimiter:
@@ -76,6 +95,16 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"RateLimiter(qps={self.qps})"
+
+    @property
+    def burst(self) -> int:
+        """Requests allowed to start in one :attr:`window`."""
+        return self._burst
+
+    @property
+    def window(self) -> float:
+        """Seconds of the sliding window (1 s plus the slack, longer below 1 QPS)."""
+        return self._window
 
     def pause(self, seconds: float) -> None:
         """Start no request for ``seconds``: the provider said slow down (OVER_QUERY_LIMIT,

@@ -5,9 +5,10 @@ A provider gives :meth:`HttpRunner.run` two functions: the request URL of one co
 address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner does the rest:
 
 - **QPS cap.** Every request start waits for the shared limiter
-  (:mod:`etl4all.geocoders.ratelimit`); an OVER_QUERY_LIMIT or HTTP 429 pauses it
-  (``Retry-After``, else 1 s), so the whole process backs off, not only the coroutine that
-  was told.
+  (:mod:`etl4all.geocoders.ratelimit`, or the fleet's :mod:`etl4all.geocoders.fleet`); an
+  OVER_QUERY_LIMIT or HTTP 429 pauses it (``Retry-After``, else 1 s), so the whole process (or
+  fleet) backs off, not only the coroutine that was told. A fleet's daily cap
+  (``DailyCapError``) aborts the batch like a used-up provider quota.
 - **Concurrency.** At most ``concurrency`` requests in flight (an ``asyncio.Semaphore``); a key
   waiting in backoff holds no request slot.
 - **Retries.** :func:`etl4all.retry.async_retrying`, for errors whose class is ``retryable``
@@ -58,7 +59,7 @@ from etl4all.errors import (
 )
 from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded, ResultSink
 from etl4all.geocoders.outcomes import FLUSH_SECONDS, Failed, Outcome, RunState
-from etl4all.geocoders.ratelimit import RateLimiter, Sleep
+from etl4all.geocoders.ratelimit import Limiter, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class HttpRunner:
 
     Args:
         name: provider name, stored in the ``geocoder`` column and used in log lines.
-        limiter: the shared QPS cap.
+        limiter: the shared QPS cap (the process's, or the fleet's in Redis).
         concurrency: max requests in flight.
         max_attempts: max requests per key (first try included).
         timeout: seconds for one request, connection included.
@@ -118,7 +119,7 @@ class HttpRunner:
         self,
         *,
         name: str,
-        limiter: RateLimiter,
+        limiter: Limiter,
         concurrency: int,
         max_attempts: int,
         timeout: float,
@@ -214,7 +215,11 @@ class HttpRunner:
 
             async def attempt(lat: float, lon: float) -> Outcome:
                 async with semaphore:
-                    await self.limiter.acquire()
+                    try:
+                        await self.limiter.acquire()
+                    except GeocodeError as exc:  # the fleet's daily cap: stop the batch
+                        state.fatal = state.fatal or exc
+                        raise
                     if state.fatal is not None:  # the batch is being aborted: no new request
                         raise _Aborted
                     state.calls += 1

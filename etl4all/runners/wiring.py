@@ -39,6 +39,8 @@ def open_geocoder(settings: Settings) -> Geocoder:
         "concurrency": settings.concurrency,
         "max_attempts": settings.max_attempts,
         "timeout": settings.request_timeout,
+        "state_url": settings.state_url,
+        "max_calls_per_day": settings.max_calls_per_day,
     }
     options: dict[str, dict[str, Any]] = {
         "google": {

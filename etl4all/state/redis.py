@@ -83,24 +83,7 @@ class RedisState(PayloadCache, Closing):
             ConfigError: not a ``redis://`` URL, a bad database number or an unknown option.
         """
         self._safe_url = urls.redact(url)
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("redis", "rediss"):
-            raise ConfigError(f"{self._safe_url}: a Redis state URL starts with redis://")
-        if not parts.hostname:
-            raise ConfigError(f"{self._safe_url} names no host: write redis://host:6379/0")
-        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
-            raise ConfigError(f"{self._safe_url}: the path is the database number, e.g. /0")
-        query = parse_qs(parts.query, keep_blank_values=True)
-        self.prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
-        driver_url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
-        try:
-            pool = redis.ConnectionPool.from_url(
-                driver_url, decode_responses=True, socket_timeout=30.0, socket_connect_timeout=5.0
-            )
-            pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{self._safe_url}: {urls.redact(str(exc))}") from exc
-        self._client = redis.Redis(connection_pool=pool)
+        self._client, self.prefix = connect(url)
         self._release = self._client.register_script(_RELEASE)
         self._renew = self._client.register_script(_RENEW)
 
@@ -253,6 +236,33 @@ class RedisState(PayloadCache, Closing):
                 f"Redis state {self._safe_url} failed to {action}: "
                 f"{type(exc).__name__}: {urls.redact(str(exc))}; {hint}"
             ) from exc
+
+
+def connect(url: str) -> tuple[redis.Redis, str]:
+    """A client (thread-safe, connecting on first use) and the key prefix of a Redis URL.
+
+    Raises:
+        ConfigError: not a ``redis://`` URL, a bad database number or an unknown option.
+    """
+    safe_url = urls.redact(url)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        raise ConfigError(f"{safe_url}: a Redis state URL starts with redis://")
+    if not parts.hostname:
+        raise ConfigError(f"{safe_url} names no host: write redis://host:6379/0")
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise ConfigError(f"{safe_url}: the path is the database number, e.g. /0")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
+    driver_url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    try:
+        pool = redis.ConnectionPool.from_url(
+            driver_url, decode_responses=True, socket_timeout=30.0, socket_connect_timeout=5.0
+        )
+        pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{safe_url}: {urls.redact(str(exc))}") from exc
+    return redis.Redis(connection_pool=pool), prefix
 
 
 def _milliseconds(ttl: float) -> int:

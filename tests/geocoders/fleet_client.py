@@ -1,0 +1,32 @@
+"""One member of a test fleet: geocode ``COUNT`` coordinates through the fake Google server.
+
+``python fleet_client.py GOOGLE_URL KEY STATE_URL QPS FIRST COUNT``: a separate process with
+its own :class:`~etl4all.geocoders.google.GoogleGeocoder` (8 requests in flight) whose limiter
+is the fleet's in Redis (``STATE_URL``). Coordinates are ``(-30 - (FIRST + i) / 1e4, -51)``,
+so each process's requests are told apart at the server.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import polars as pl
+
+from etl4all.geocoders.base import KEYS_SCHEMA
+from etl4all.geocoders.google import GoogleGeocoder
+
+
+def coordinates(first: int, count: int) -> pl.DataFrame:
+    """The keys of one member: ``count`` coordinates from number ``first`` on."""
+    lats = [round(-30 - (first + i) / 1e4, 6) for i in range(count)]
+    return pl.DataFrame({"latitude": lats, "longitude": [-51.0] * count}, schema=KEYS_SCHEMA)
+
+
+def main(url: str, key: str, state_url: str, qps: str, first: str, count: str) -> None:
+    geocoder = GoogleGeocoder(key=key, url=url, qps=float(qps), concurrency=8, state_url=state_url)
+    done = geocoder.reverse(coordinates(int(first), int(count)))
+    print(f"geocoded {done.addresses.height} calls {done.calls}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
