@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from etl4all import options, urls
+from etl4all import metrics, options, urls
 from etl4all.commands.common import (
     EXIT_DEAD_LETTERS,
     handle_errors,
@@ -42,10 +42,13 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
-    settings = load_settings(pipeline, verbose, quiet, base="INFO", **flags)
+    settings = load_settings(pipeline, verbose, quiet, base="INFO", stage=stage, **flags)
     if settings.broker_url is None:
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     check.require(settings, check.STAGES[stage])  # before any message is taken
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)
+        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
