@@ -121,33 +121,36 @@ def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> No
 @options.QUEUE_PREFIX
 @options.STATE
 @options.WAREHOUSE
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the status as one JSON object instead of tables."
+)
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
-def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
-    """Show queue depths (incl. dead letters), warehouse rows, files done and cache size.
+def status(pipeline: str | None, verbose: int, quiet: bool, as_json: bool, **flags: Any) -> None:
+    """Show the queues (ready, consumers, dead letters), files done and claimed (with the
+    worker holding each), cache entries, warehouse rows and the last load time.
 
-    Exits 3 when dead letters wait (for cron to alert); `etl4all dead-letters` handles them.
+    A part that cannot be reached is shown as unreachable, with the reason. Exit 3 when dead
+    letters wait (for cron to alert; `etl4all dead-letters` handles them), else 1 when a part
+    is unreachable, else 0.
     """
-    from etl4all.broker import queues
-    from etl4all.runners import wiring
+    import json
+
+    from rich.console import Console
+
+    from etl4all.runners import status as report
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
-    dead = 0
-    if settings.broker_url:
-        with wiring.open_broker(settings) as bus:
-            names = (queues.POINTS, queues.ADDRESSES, queues.DEAD)
-            depths = {name: bus.depth(queues.name(settings.queue_prefix, name)) for name in names}
-        for name, depth in depths.items():
-            click.echo(f"queue {queues.name(settings.queue_prefix, name):<24} {depth}")
-        dead = depths[queues.DEAD]
-    with wiring.open_warehouse(settings) as wh:
-        click.echo(f"warehouse rows  {wh.count()}  {urls.redact(settings.warehouse_url)}")
-    with wiring.open_state(settings) as store:
-        click.echo(f"files done      {store.done_count()}")
-        click.echo(f"cache entries   {store.cache_size()}")
-    if settings.broker_url:
-        hint = "; see `etl4all dead-letters list`" if dead else ""
-        click.echo(f"dead letters    {dead}{hint}")
+    found = report.gather(settings)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        report.render(found, Console(soft_wrap=True))
+    dead = report.dead_letters(found)
     if dead:
+        click.echo(f"{dead} dead letters wait; see `etl4all dead-letters list`", err=True)
         sys.exit(EXIT_DEAD_LETTERS)
+    if reasons := report.unreachable(found):
+        click.echo("\n".join(f"error: {reason}" for reason in reasons), err=True)
+        sys.exit(1)
