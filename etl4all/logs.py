@@ -1,14 +1,23 @@
-"""Logging set-up, called once by the command line."""
+"""Logging set-up, called once by the command line: text lines or JSON objects on stderr.
+
+A stage passes its batch's facts with ``extra=`` (``stage``, ``file``, ``batch``, ``rows``,
+``seconds``): the JSON format gives them as fields, the text format has them in the message.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from etl4all import urls
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+FIELDS = ("stage", "file", "batch", "rows", "seconds")
+"""Fields of a JSON line taken from the record's ``extra=`` when given."""
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
 class RedactingFilter(logging.Filter):
@@ -22,7 +31,35 @@ class RedactingFilter(logging.Filter):
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:  # formatted once, then reused by Formatter
             record.exc_text = urls.redact(_TRACEBACKS.formatException(record.exc_info))
+        for name, value in vars(record).items():  # the ``extra=`` fields
+            if name not in _STANDARD and isinstance(value, str):
+                setattr(record, name, urls.redact(value))
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, the
+    :data:`FIELDS` given, and the traceback as ``exception``."""
+
+    def __init__(self, stage: str | None = None) -> None:
+        super().__init__()
+        self._stage = stage
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "stage": self._stage,
+        }
+        entry.update({name: getattr(record, name) for name in FIELDS if hasattr(record, name)})
+        entry["message"] = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps({k: v for k, v in entry.items() if v is not None}, default=str)
 
 
 _TRACEBACKS = logging.Formatter()
@@ -41,10 +78,15 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(level: str | int = "INFO") -> None:
-    """Log ``key=value`` lines with a timestamp to stderr at ``level``."""
+def configure_logging(
+    level: str | int = "INFO", log_format: str = "text", stage: str | None = None
+) -> None:
+    """Log to stderr at ``level``: ``key=value`` lines with a timestamp (``text``) or one JSON
+    object per line (``json``; ``stage`` is the stage of records that name none)."""
     handler = StderrHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(
+        JsonFormatter(stage) if log_format == "json" else logging.Formatter(FORMAT)
+    )
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -274,7 +274,38 @@ SERVICES = group(
     ),
 )
 
+LOG_FORMAT = setting(
+    "log_format",
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text (default) or json: one object per line with time, level, logger, "
+    "stage, file, batch, rows, seconds and message (for log shippers); json hides the "
+    "progress bar. Secrets are redacted in both.",
+)
+OPERATIONS = group(
+    LOG_FORMAT,
+    setting(
+        "metrics_port",
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while the worker runs: "
+        "files, points, rejects by reason, API calls, cache hits, retries, rows inserted/"
+        "updated/unchanged, batches by outcome, dead letters, errors by type and batch "
+        "durations (etl4all_*). Needs the metrics extra. Default: no endpoint.",
+    ),
+)
+
 WORKER = group(
-    SOURCE, PATTERN, SERVICES, STATE, LOOKUP, WAREHOUSE, BATCH, GEOCODING, PIPELINE, VERBOSITY
+    SOURCE,
+    PATTERN,
+    SERVICES,
+    STATE,
+    LOOKUP,
+    WAREHOUSE,
+    BATCH,
+    GEOCODING,
+    OPERATIONS,
+    PIPELINE,
+    VERBOSITY,
 )
 """Every setting of a ``run-stage`` worker (and of ``check --stage``), verbosity included."""

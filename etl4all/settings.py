@@ -107,6 +107,10 @@ class Settings:
     third of that while the file is worked on), so another replica takes a crashed one's file."""
     log_level: str | None = None
     """DEBUG, INFO, WARNING or ERROR; None: the command's own (WARNING, INFO for workers)."""
+    log_format: str = "text"
+    """``text`` (one readable line per record) or ``json`` (one JSON object per line)."""
+    metrics_port: int | None = None
+    """Port of a worker's Prometheus ``/metrics`` endpoint; none when absent."""
 
     @classmethod
     def load(
@@ -145,6 +149,10 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"metrics_port must be 1..65535, got {self.metrics_port}")
         if not 0 <= self.geocode_precision <= 8:
             raise ConfigError(f"geocode_precision must be 0..8, got {self.geocode_precision}")
         if self.qps is not None and self.qps <= 0:

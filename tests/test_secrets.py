@@ -79,7 +79,7 @@ def pieces(secret: str) -> set[str]:
     return {secret[i : i + 4] for i in range(len(secret) - 3)}
 
 
-NOISE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+|0x[0-9a-f]{6,}|\d+\.\d+")
+NOISE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d+(\+00:00)?|0x[0-9a-f]{6,}|\d+\.\d+")
 """What differs from one run to the next (times, durations, addresses), blanked in outputs."""
 _SHOWN_WITH_OTHER: dict[str, str] = {}
 
@@ -103,19 +103,23 @@ def yarl_encoded(password: str) -> str:
 
 @contextlib.contextmanager
 def log_lines() -> Iterator[io.StringIO]:
-    """Every log line at DEBUG, through the filter the command line installs."""
+    """Every log line at DEBUG, in both formats (text, then JSON), through the filter the
+    command line installs."""
     lines = io.StringIO()
-    handler = logging.StreamHandler(lines)
-    handler.setFormatter(logging.Formatter(logs.FORMAT))
-    handler.addFilter(logs.RedactingFilter())
+    handlers = [logging.StreamHandler(lines) for _ in range(2)]
+    handlers[0].setFormatter(logging.Formatter(logs.FORMAT))
+    handlers[1].setFormatter(logs.JsonFormatter("test"))
     root = logging.getLogger()
     level = root.level
-    root.addHandler(handler)
+    for handler in handlers:
+        handler.addFilter(logs.RedactingFilter())
+        root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
         yield lines
     finally:
-        root.removeHandler(handler)
+        for handler in handlers:
+            root.removeHandler(handler)
         root.setLevel(level)
 
 
@@ -388,3 +392,18 @@ def test_a_traceback_in_the_log_hides_what_a_driver_said() -> None:
         except OSError:
             logging.getLogger("etl4all.test").exception("loading failed")
     assert "Pa55w0rd" not in lines.getvalue() and "mysql://etl:***@db" in lines.getvalue()
+
+
+def extra_fields_said(password: str) -> str:
+    """The log lines of a record whose ``extra=`` fields hold a URL with ``password``."""
+    link = f"ftp://etl:{encoded(password)}@host/in"
+    with log_lines() as lines:
+        logging.getLogger("etl4all.test").info("read", extra={"file": link, "batch": link})
+    return lines.getvalue()
+
+
+@PROPERTY
+@given(password=PASSWORDS)
+def test_log_fields_given_with_extra_hide_the_password(password: str) -> None:
+    assert '"file": "ftp://etl:***@host/in"' in extra_fields_said(password)
+    assert_hidden(password, extra_fields_said, "extra fields")

@@ -255,6 +255,10 @@ class AmqpBroker(Closing):
         """
         return self._io.call(functools.partial(self._with_channel, queue, "depth"))
 
+    def consumers(self, queue: str) -> int:
+        """Consumers attached to ``queue``, any process (passive declare)."""
+        return self._io.call(functools.partial(self._with_channel, queue, "consumers"))
+
     def purge(self, queue: str) -> int:
         """Drop the ready messages of ``queue``; return how many there were."""
         return self._io.call(functools.partial(self._with_channel, queue, "purge"))
@@ -458,7 +462,10 @@ class AmqpBroker(Closing):
             try:
                 if action == "purge":
                     return int(channel.queue_purge(queue).method.message_count)
-                return int(channel.queue_declare(queue, passive=True).method.message_count)
+                declared = channel.queue_declare(queue, passive=True).method
+                if action == "consumers":
+                    return int(declared.consumer_count)
+                return int(declared.message_count)
             finally:
                 if channel.is_open:
                     channel.close()

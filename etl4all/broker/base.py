@@ -194,6 +194,10 @@ class Broker(Protocol):
         """Messages ready in ``queue`` (not counting those held unacknowledged)."""
         ...
 
+    def consumers(self, queue: str) -> int:
+        """Consumers attached to ``queue`` now (for status commands)."""
+        ...
+
     def dead_letters(self) -> list[DeadLetter]:
         """The dead letters ready in ``topology.dead``, in queue order; they stay there.
 

@@ -116,6 +116,7 @@ class MemoryBroker(Closing):
             spec.name: collections.deque() for spec in self.topology.queues
         }
         self._unacked: set[MemoryDelivery] = set()
+        self._consumers: collections.Counter[str] = collections.Counter()
         self._cond = threading.Condition()
         self._closed = False
 
@@ -137,6 +138,16 @@ class MemoryBroker(Closing):
         Raises:
             BrokerConfigError: ``queue`` is not declared.
         """
+        with self._cond:
+            self._ready(queue)
+            self._consumers[queue] += 1
+        try:
+            yield from self._deliveries(queue, timeout)
+        finally:
+            with self._cond:
+                self._consumers[queue] -= 1
+
+    def _deliveries(self, queue: str, timeout: float | None) -> Iterator[MemoryDelivery]:
         while True:
             with self._cond:
                 ready = self._ready(queue)
@@ -152,6 +163,11 @@ class MemoryBroker(Closing):
                 delivery._message.delivered = True
                 self._unacked.add(delivery)
             yield delivery
+
+    def consumers(self, queue: str) -> int:
+        """Consumers of ``queue`` in this process: its ``consume`` iterators still open."""
+        with self._cond:
+            return self._consumers[queue]
 
     def depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (not counting deliveries not yet settled)."""

@@ -61,12 +61,19 @@ LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
 
 
 def load_settings(
-    pipeline: str | None, verbose: int, quiet: bool, *, base: str = "WARNING", **flags: Any
+    pipeline: str | None,
+    verbose: int,
+    quiet: bool,
+    *,
+    base: str = "WARNING",
+    stage: str | None = None,
+    **flags: Any,
 ) -> Settings:
     """Settings from the pipeline file, the environment and ``flags``; sets up logging.
 
     The log level is ``log_level`` if set, else ``base`` (WARNING; INFO for workers); each
-    ``-v`` makes it one step more verbose, ``-q`` shows warnings and errors only.
+    ``-v`` makes it one step more verbose, ``-q`` shows warnings and errors only. ``stage``:
+    the stage of a worker's JSON log lines.
     """
     settings = Settings.load(pipeline, overrides=flags)
     level = (settings.log_level or base).upper()
@@ -75,5 +82,5 @@ def load_settings(
     elif verbose:
         start = LEVELS.index(level) if level in LEVELS else 1
         level = LEVELS[min(start + verbose, len(LEVELS) - 1)]
-    configure_logging(level)
+    configure_logging(level, settings.log_format, stage)
     return settings

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 @options.FINAL
 @options.GEOCODING
 @options.FORCE
+@options.LOG_FORMAT
 @click.option(
     "--fail-on-rejects",
     type=click.FloatRange(0.0, 1.0),
@@ -63,8 +64,8 @@ def run(
     from etl4all.progress import run_bar
     from etl4all.runners import check, embedded
 
-    interactive = sys.stderr.isatty() and not quiet
     settings = load_settings(pipeline, verbose, quiet, **flags)
+    interactive = sys.stderr.isatty() and not quiet and settings.log_format != "json"
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if not paths:
         raise click.UsageError("give at least one SOURCE (or set ETL4ALL_SOURCE_URL)")

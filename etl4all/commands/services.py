@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from etl4all import options, urls
+from etl4all import metrics, options, urls
 from etl4all.commands.common import (
     EXIT_DEAD_LETTERS,
     handle_errors,
@@ -42,10 +42,13 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
-    settings = load_settings(pipeline, verbose, quiet, base="INFO", **flags)
+    settings = load_settings(pipeline, verbose, quiet, base="INFO", stage=stage, **flags)
     if settings.broker_url is None:
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     check.require(settings, check.STAGES[stage])  # before any message is taken
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)
+        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
@@ -118,33 +121,36 @@ def init_db(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> No
 @options.QUEUE_PREFIX
 @options.STATE
 @options.WAREHOUSE
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the status as one JSON object instead of tables."
+)
 @options.PIPELINE
 @options.VERBOSITY
 @handle_errors
-def status(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
-    """Show queue depths (incl. dead letters), warehouse rows, files done and cache size.
+def status(pipeline: str | None, verbose: int, quiet: bool, as_json: bool, **flags: Any) -> None:
+    """Show the queues (ready, consumers, dead letters), files done and claimed (with the
+    worker holding each), cache entries, warehouse rows and the last load time.
 
-    Exits 3 when dead letters wait (for cron to alert); `etl4all dead-letters` handles them.
+    A part that cannot be reached is shown as unreachable, with the reason. Exit 3 when dead
+    letters wait (for cron to alert; `etl4all dead-letters` handles them), else 1 when a part
+    is unreachable, else 0.
     """
-    from etl4all.broker import queues
-    from etl4all.runners import wiring
+    import json
+
+    from rich.console import Console
+
+    from etl4all.runners import status as report
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
-    dead = 0
-    if settings.broker_url:
-        with wiring.open_broker(settings) as bus:
-            names = (queues.POINTS, queues.ADDRESSES, queues.DEAD)
-            depths = {name: bus.depth(queues.name(settings.queue_prefix, name)) for name in names}
-        for name, depth in depths.items():
-            click.echo(f"queue {queues.name(settings.queue_prefix, name):<24} {depth}")
-        dead = depths[queues.DEAD]
-    with wiring.open_warehouse(settings) as wh:
-        click.echo(f"warehouse rows  {wh.count()}  {urls.redact(settings.warehouse_url)}")
-    with wiring.open_state(settings) as store:
-        click.echo(f"files done      {store.done_count()}")
-        click.echo(f"cache entries   {store.cache_size()}")
-    if settings.broker_url:
-        hint = "; see `etl4all dead-letters list`" if dead else ""
-        click.echo(f"dead letters    {dead}{hint}")
+    found = report.gather(settings)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        report.render(found, Console(soft_wrap=True))
+    dead = report.dead_letters(found)
     if dead:
+        click.echo(f"{dead} dead letters wait; see `etl4all dead-letters list`", err=True)
         sys.exit(EXIT_DEAD_LETTERS)
+    if reasons := report.unreachable(found):
+        click.echo("\n".join(f"error: {reason}" for reason in reasons), err=True)
+        sys.exit(1)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from etl4all import batch, urls
+from etl4all import batch, metrics, urls
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
     PRUNE_HIGH_HEADER,
@@ -159,6 +159,7 @@ def _publish_files(
     for ref in refs:
         if stop.is_set():
             return
+        started = time.perf_counter()
         with contextlib.closing(extractor.batches([ref])) as items:
             for item in items:
                 if item.points.height:
@@ -168,6 +169,8 @@ def _publish_files(
                 if item.prune is not None:
                     _publish_prune(outbox, addresses, item.prune, item.batch_id, settings)
                 item.commit()
+                metrics.count_batch("extract", "acked", time.perf_counter() - started)
+                started = time.perf_counter()
 
 
 def _publish_prune(bus: _Publisher, queue: str, prune: Prune, bid: str, settings: Settings) -> None:
@@ -243,6 +246,7 @@ def run_consumer(
             stop=stop,
             idle_timeout=max(2.0, settings.poll_interval / 5) if settings.once else None,
             retry_attempts=RETRY_ATTEMPTS if settings.once else None,
+            stage=stage,
         )
 
 

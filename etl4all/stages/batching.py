@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from etl4all import batch, frames, parse
+from etl4all import batch, frames, metrics, parse
 from etl4all.sources.base import FileRef
 from etl4all.stages.prune import Prune
 from etl4all.state.base import FileLedger, FileMark
@@ -128,6 +128,7 @@ def file_batches(
     _log_parsed(ref.name, points_seen, reasons, time.perf_counter() - started)
     stats.points += points_seen
     stats.rejects += reasons
+    metrics.count_file("extract", points_seen, reasons)
     if held is None:
         held = (frames.empty(frames.POINTS_SCHEMA), frames.empty(frames.REJECTS_SCHEMA), 0.0)
     yield make(held, last=True)
@@ -143,4 +144,11 @@ def _log_parsed(name: str, points: int, reasons: collections.Counter[str], secon
             rejects,
             ",".join(f"{reason}:{n}" for reason, n in reasons.most_common()),
         )
-    log.info("parsed file=%s points=%d rejects=%d seconds=%.3f", name, points, rejects, seconds)
+    log.info(
+        "parsed file=%s points=%d rejects=%d seconds=%.3f",
+        name,
+        points,
+        rejects,
+        seconds,
+        extra={"stage": "extract", "file": name, "rows": points, "seconds": round(seconds, 3)},
+    )

@@ -12,7 +12,7 @@ import time
 
 import polars as pl
 
-from etl4all import frames
+from etl4all import frames, metrics
 from etl4all.lookup.base import Lookup
 from etl4all.warehouse.base import LoadResult, Warehouse
 
@@ -33,6 +33,7 @@ def load_frame(addresses: pl.DataFrame, warehouse: Warehouse, lookup: Lookup) ->
     if invalid.height:
         log.warning("%d rows have an invalid coordinate; rejected", invalid.height)
         warehouse.load_rejects(invalid)
+        metrics.count_rejects("load", {"invalid_coordinate": invalid.height})
     if addresses.is_empty():
         return LoadResult()
     started = time.perf_counter()
@@ -42,12 +43,15 @@ def load_frame(addresses: pl.DataFrame, warehouse: Warehouse, lookup: Lookup) ->
     inserts, updates = rows.filter(~known).drop("_key"), rows.filter(known).drop("_key")
     result = warehouse.load(inserts, updates)
     lookup.add(keys.filter(~known))
+    metrics.count_loaded(result)
+    seconds = time.perf_counter() - started
     log.info(
         "loaded rows=%d inserted=%d updated=%d unchanged=%d seconds=%.2f",
         rows.height,
         result.inserted,
         result.updated,
         result.unchanged,
-        time.perf_counter() - started,
+        seconds,
+        extra={"stage": "load", "rows": rows.height, "seconds": round(seconds, 3)},
     )
     return result

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from etl4all import frames
+from etl4all import frames, metrics
 from etl4all.errors import BudgetExceededError
 from etl4all.geocoders.base import Geocoder, ResultSink
 from etl4all.state.base import CACHE_SCHEMA, GeocodeCache
@@ -174,6 +174,14 @@ def geocode_frame(
     rejects = pl.concat([invalid, _rejects(keyed, results, failed)])
     stats.geocoded = results.height
     stats.zero_results = int(results.get_column("geocode_status").eq("ZERO_RESULTS").sum())
+    metrics.count_geocoded(
+        geocoder.name,
+        points=points.height,
+        calls=stats.calls,
+        cache_hits=stats.cache_hits,
+        retries=stats.retries,
+    )
+    metrics.count_rejects("transform", dict(rejects.get_column("reason").value_counts().rows()))
     return Transformed(
         addresses=frames.cast_frame(addresses, frames.ADDRESSES_SCHEMA),
         rejects=rejects,
@@ -222,12 +230,14 @@ def _ask(
         on_results,
     )
     if geocoder.paid:
+        seconds = time.perf_counter() - started
         log.info(
             "geocoded %d coordinates calls=%d retries=%d seconds=%.2f",
             todo.height,
             answer.calls,
             answer.retries,
-            time.perf_counter() - started,
+            seconds,
+            extra={"stage": "transform", "rows": todo.height, "seconds": round(seconds, 3)},
         )
     stats.calls, stats.retries, stats.api_seconds = answer.calls, answer.retries, answer.seconds
     stats.failed = answer.failed.height

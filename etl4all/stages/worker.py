@@ -40,7 +40,7 @@ from typing import Any
 
 import tenacity
 
-from etl4all import batch, retry
+from etl4all import batch, metrics, retry
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
     DELIVERY_COUNT_HEADER,
@@ -123,6 +123,7 @@ def run_worker(
     retry_attempts: int | None = None,
     retry_base: float = RETRY_BASE,
     poll: float = 1.0,
+    stage: str | None = None,
 ) -> WorkerStats:
     """Consume ``queue`` until ``stop`` is set or it has been idle ``idle_timeout`` seconds.
 
@@ -137,6 +138,7 @@ def run_worker(
             given back and the error raised (None: retry until it works or ``stop`` is set).
         retry_base: the first in-process retry waits up to this long (full jitter).
         poll: longest wait for a message before ``stop`` is looked at again.
+        stage: the ``stage`` of log records and metrics (default: the queue name).
 
     Returns:
         Counts of what was done.
@@ -147,7 +149,7 @@ def run_worker(
             for good.
     """
     stats = WorkerStats()
-    policy = _Policy(queue, retry_attempts, retry_base)
+    policy = _Policy(queue, retry_attempts, retry_base, stage or queue)
     last = time.monotonic()
     log.info("worker consuming %s", queue)
     while not stop.is_set():
@@ -200,6 +202,7 @@ class _Policy:
     queue: str
     retry_attempts: int | None
     retry_base: float
+    stage: str
 
 
 def _process(
@@ -218,41 +221,53 @@ def _process(
         attempt = int(headers.get(DELIVERY_COUNT_HEADER) or 0) + 1
         log.info("batch %s redelivered (delivery %d)", batch_id, attempt)
     started = time.monotonic()
+    fields = {"stage": policy.stage, "batch": batch_id}
     try:
         payload = decode(delivery.body, headers)
         _call_with_retries(handler, payload, headers, stop, policy, stats)
     except Etl4allError as exc:
         stats.seconds += time.monotonic() - started
+        metrics.count_error(policy.stage, exc)
         if isinstance(exc, CIRCUIT_OPEN):
-            log.error("batch %s: %s; given back, worker stops", batch_id, exc)
-            _give_back(broker, policy.queue, delivery, stats)
+            log.error("batch %s: %s; given back, worker stops", batch_id, exc, extra=fields)
+            _give_back(broker, policy, delivery, stats)
             raise
         if not exc.retryable:
-            log.error("batch %s is bad: %s; dead-lettered", batch_id, exc, exc_info=exc)
-            _settle(delivery, stats, reason=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "batch %s is bad: %s; dead-lettered", batch_id, exc, exc_info=exc, extra=fields
+            )
+            _settle(delivery, stats, policy, reason=f"{type(exc).__name__}: {exc}")
             return
-        _give_back(broker, policy.queue, delivery, stats)
+        _give_back(broker, policy, delivery, stats)
         if stop.is_set():
-            log.warning("batch %s: %s; given back as the worker stops", batch_id, exc)
+            log.warning("batch %s: %s; given back as the worker stops", batch_id, exc, extra=fields)
             return
         log.error(
             "batch %s: %s; given back after %s tries, worker stops",
             batch_id,
             exc,
             policy.retry_attempts,
+            extra=fields,
         )
         raise
     except Exception as exc:  # a bug in a stage: keep the evidence, keep the queue moving
         stats.seconds += time.monotonic() - started
-        log.exception("bug while handling batch %s; dead-lettered", batch_id)
-        _settle(delivery, stats, reason=f"bug: {type(exc).__name__}: {exc}")
+        metrics.count_error(policy.stage, exc)
+        log.exception("bug while handling batch %s; dead-lettered", batch_id, extra=fields)
+        _settle(delivery, stats, policy, reason=f"bug: {type(exc).__name__}: {exc}")
     else:
         seconds = time.monotonic() - started
         stats.seconds += seconds
         rows = int(headers.get(ROWS_HEADER) or getattr(payload, "height", 0) or 0)
-        if _settle(delivery, stats):
+        if _settle(delivery, stats, policy, seconds=seconds):
             stats.rows += rows
-        log.info("batch %s done rows=%d seconds=%.3f", batch_id, rows, seconds)
+        log.info(
+            "batch %s done rows=%d seconds=%.3f",
+            batch_id,
+            rows,
+            seconds,
+            extra={**fields, "rows": rows, "seconds": round(seconds, 3)},
+        )
 
 
 def _call_with_retries(
@@ -268,6 +283,8 @@ def _call_with_retries(
     def before_sleep(state: tenacity.RetryCallState) -> None:
         stats.retries += 1
         exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is not None:
+            metrics.count_error(policy.stage, exc, retried=True)
         log.warning(
             "batch %s: %s; retrying in %.1f s",
             headers.get(BATCH_ID_HEADER, "?"),
@@ -285,7 +302,7 @@ def _call_with_retries(
     retrying(handler, payload, headers)
 
 
-def _give_back(broker: Broker, queue: str, delivery: Delivery, stats: WorkerStats) -> None:
+def _give_back(broker: Broker, policy: _Policy, delivery: Delivery, stats: WorkerStats) -> None:
     """Put the message back on ``queue`` without counting a failed delivery.
 
     It is republished (confirmed) and then acked; if the broker fails in between, the
@@ -293,19 +310,27 @@ def _give_back(broker: Broker, queue: str, delivery: Delivery, stats: WorkerStat
     """
     headers = {k: v for k, v in delivery.headers.items() if k not in _BROKER_HEADERS}
     try:
-        broker.publish(queue, delivery.body, headers)
+        broker.publish(policy.queue, delivery.body, headers)
         delivery.ack()
     except BrokerError as exc:
         log.warning("could not give back batch %s: %s", headers.get(BATCH_ID_HEADER, "?"), exc)
-        _settle(delivery, stats, requeue=True)
+        _settle(delivery, stats, policy, requeue=True)
         return
     stats.requeued += 1
+    metrics.count_batch(policy.stage, "given_back")
 
 
 def _settle(
-    delivery: Delivery, stats: WorkerStats, *, requeue: bool = False, reason: str | None = None
+    delivery: Delivery,
+    stats: WorkerStats,
+    policy: _Policy,
+    *,
+    requeue: bool = False,
+    reason: str | None = None,
+    seconds: float | None = None,
 ) -> bool:
     """Ack (no reason, no requeue), requeue, or dead-letter; False if the broker failed.
+    ``seconds``: how long the acked batch took (for its metric).
 
     A failed ack is not fatal: the broker redelivers the message and the stage's effects are
     idempotent. A broker that is gone for good fails the next consume.
@@ -314,12 +339,15 @@ def _settle(
         if requeue:
             delivery.reject(requeue=True)
             stats.requeued += 1
+            metrics.count_batch(policy.stage, "given_back")
         elif reason is not None:
             delivery.reject(requeue=False, reason=reason[:_REASON_MAX])
             stats.dead_lettered += 1
+            metrics.count_batch(policy.stage, "dead_lettered")
         else:
             delivery.ack()
             stats.acked += 1
+            metrics.count_batch(policy.stage, "acked", seconds)
     except BrokerError as exc:
         log.warning(
             "could not settle batch %s: %s", delivery.headers.get(BATCH_ID_HEADER, "?"), exc

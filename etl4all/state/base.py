@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import secrets
+import socket
 from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
@@ -62,6 +65,26 @@ class _Closes(Protocol):
         ...
 
 
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A lease held on a file, as ``etl4all status`` shows it."""
+
+    owner: str
+    """``host:pid`` of the worker holding it."""
+    expires_in: float
+    """Seconds until it expires unless renewed."""
+
+
+def new_token() -> str:
+    """A claim token that names its holder: ``host:pid/random``."""
+    return f"{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(16)}"
+
+
+def owner(token: str) -> str:
+    """The ``host:pid`` part of a :func:`new_token` token."""
+    return token.rpartition("/")[0] or "?"
+
+
 @runtime_checkable
 class FileLedger(_Closes, Protocol):
     """Which files are done and which worker holds which file; a context manager."""
@@ -88,6 +111,10 @@ class FileLedger(_Closes, Protocol):
 
     def done_count(self) -> int:
         """Number of files done."""
+        ...
+
+    def claims(self) -> dict[str, Claim]:
+        """The leases held now, by file key (for status commands)."""
         ...
 
 

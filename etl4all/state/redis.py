@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -40,7 +39,7 @@ import redis.exceptions
 from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreConfigError, StoreError
-from etl4all.state.base import FileMark, checked_ttl
+from etl4all.state.base import Claim, FileMark, checked_ttl, new_token, owner
 from etl4all.state.cache import PayloadCache
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ class RedisState(PayloadCache, Closing):
     def claim(self, key: str, ttl: float) -> str | None:
         """Take a lease on ``key`` for ``ttl`` seconds; a token, or None if someone holds it."""
         ttl_ms = _milliseconds(ttl)
-        token = secrets.token_hex(16)
+        token = new_token()
         log.debug("SET NX %sclaim:%s on %s", self.prefix, key, self._safe_url)
         with self._errors(f"claim {key}"):
             won = self._client.set(self._claim_key(key), token, nx=True, px=ttl_ms)
@@ -151,6 +150,23 @@ class RedisState(PayloadCache, Closing):
         """Number of files done."""
         with self._errors("count the done files"):
             return int(self._client.hlen(self.prefix + "done"))
+
+    def claims(self) -> dict[str, Claim]:
+        """The leases held now (a SCAN, meant for status commands)."""
+        start = self._claim_key("")
+        with self._errors("list the claims"):
+            names = list(self._client.scan_iter(match=_GLOB_SPECIAL.sub(r"\\\1", start) + "*"))
+            with self._client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.get(name)
+                    pipe.pttl(name)
+                answers = pipe.execute()
+        pairs = zip(answers[::2], answers[1::2], strict=True)
+        return {
+            name[len(start) :]: Claim(owner(token), max(ms, 0) / 1000)
+            for name, (token, ms) in zip(names, pairs, strict=True)
+            if token is not None
+        }
 
     # -- geocode cache --------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreError
 from etl4all.perthread import PerThread
-from etl4all.state.base import FileMark, checked_ttl
+from etl4all.state.base import Claim, FileMark, checked_ttl, new_token, owner
 from etl4all.state.cache import PAYLOADS_SCHEMA, PayloadCache
 
 log = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ class SqliteState(PayloadCache, Closing):
     def claim(self, key: str, ttl: float) -> str | None:
         """Take a lease on ``key`` for ``ttl`` seconds; a token, or None if someone holds it."""
         ttl = checked_ttl(ttl)
-        token = secrets.token_hex(16)
+        token = new_token()
         now = time.time()
         with self._errors(f"claim {key}"), self._transaction() as conn:
             won = conn.execute(_CLAIM, (key, token, now + ttl, now)).rowcount == 1
@@ -192,6 +191,14 @@ class SqliteState(PayloadCache, Closing):
         with self._errors("count the done files"):
             (count,) = self._conn().execute("SELECT count(*) FROM done_files").fetchone()
         return int(count)
+
+    def claims(self) -> dict[str, Claim]:
+        """The leases held now."""
+        now = time.time()
+        sql = "SELECT key, token, expires_at FROM claims WHERE expires_at > ?"
+        with self._errors("list the claims"):
+            rows = self._conn().execute(sql, (now,)).fetchall()
+        return {key: Claim(owner(token), expires - now) for key, token, expires in rows}
 
     # -- geocode cache --------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Protocol, Self, runtime_checkable
 
@@ -107,6 +108,10 @@ class Warehouse(Protocol):
 
     def count(self) -> int:
         """Rows in the address table."""
+        ...
+
+    def last_loaded(self) -> dt.datetime | None:
+        """When a row was last inserted or updated (UTC); None for an empty table."""
         ...
 
     def select(

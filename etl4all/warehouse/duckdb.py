@@ -241,6 +241,15 @@ class DuckdbWarehouse(table.SqlWarehouse):
         with _errors("counting rows", self._url):
             return _count(self._connection().execute("SELECT count(*) FROM address"))
 
+    def last_loaded(self) -> dt.datetime | None:
+        """The latest ``updated_at`` (UTC)."""
+        with _errors("reading the last load time", self._url):
+            rows = self._connection().execute("SELECT max(updated_at) FROM address").fetchall()
+        last = rows[0][0] if rows else None
+        if last is None:
+            return None
+        return last if last.tzinfo else last.replace(tzinfo=dt.UTC)
+
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id`` (coordinates as Float64, UTC times)."""
         return _read(self._connection(), self._url)

@@ -19,6 +19,7 @@ Connecting, reading and error mapping are in :mod:`etl4all.warehouse.mysql_conne
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -157,6 +158,13 @@ class MySqlWarehouse(SqlWarehouse):
             cur.execute("SELECT COUNT(*) FROM address")
             row = cur.fetchone()
         return int(row[0]) if row else 0
+
+    def last_loaded(self) -> dt.datetime | None:
+        """The latest ``updated_at`` (UTC)."""
+        with self._transaction("reading the last load time") as cur:
+            cur.execute("SELECT MAX(updated_at) FROM address")
+            row = cur.fetchone()
+        return row[0].replace(tzinfo=dt.UTC) if row and row[0] else None
 
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64)."""

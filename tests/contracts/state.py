@@ -9,6 +9,8 @@ two instances on it with ``state.from_url``, as two workers would see it.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -98,6 +100,16 @@ class LedgerContract(StoreFixtures):
         assert store.claim(FILE, 30) is None
         assert other_store.claim(FILE, 30) is None
         assert other_store.claim(FILE + ".other", 30) not in (None, token)
+
+    def test_claims_name_their_holder(self, store: FileLedger, other_store: FileLedger) -> None:
+        token = store.claim(FILE, 30)
+        assert token
+        claims = other_store.claims()
+        assert set(claims) == {FILE}
+        assert claims[FILE].owner == f"{socket.gethostname()}:{os.getpid()}"
+        assert 0 < claims[FILE].expires_in <= 30
+        store.release(FILE, token)
+        assert other_store.claims() == {}
 
     def test_expired_claim_can_be_taken_over(
         self, store: FileLedger, other_store: FileLedger
