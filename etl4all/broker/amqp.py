@@ -26,30 +26,8 @@ thread (:class:`~etl4all.broker.amqp_io.IoThread`) that calls ``process_data_eve
 thread as long as it likes. One connection is used by one thread only, as pika requires.
 Run one broker per consumer thread.
 
-Dead letters: RabbitMQ's own dead-lettering (``basic.reject`` without requeue) cannot add a
-header, so ``reject(requeue=False, reason=...)`` republishes the message (confirmed) to
-``{prefix}.dlx`` with ``x-etl4all-error`` (the reason) and ``x-etl4all-queue``, then acks the
-original. A crash between the two leaves a duplicate dead letter, never a lost one. The
-queue's own delivery limit is the backstop for consumers that crash before they can reject:
-RabbitMQ dead-letters a message returned more than ``x-delivery-limit`` times (so after
-``max_deliveries + 1`` deliveries, one more than the worker allows itself, so the worker's
-dead letter with a reason normally comes first); those carry
-``x-first-death-reason: delivery_limit``. On RabbitMQ 3.x every return counts, including
-prefetched messages requeued when a consumer stops: keep ``prefetch`` small.
-
-Reading dead letters (``dead_letters``, ``replay``): on a private channel, ``basic.get`` takes
-the messages ready in ``{prefix}.dead`` (as many as it held at the start), holding them
-unacknowledged; ``replay`` publishes each selected one (confirmed) to its work queue and only
-then acks it, so a failed publish loses nothing and a crash between the two leaves a
-duplicate, which the idempotent stages absorb. The rest are returned with one
-``basic.nack(multiple, requeue)``, which puts them back at the head of the quorum queue in
-their order. Each return counts as a delivery, and from RabbitMQ 4.0 a quorum queue without
-``x-delivery-limit`` gets a default limit of 20, past which a message with no dead-letter
-exchange (the dead-letter queue's case) is dropped: so a dead letter read
-``_REFRESH_AFTER`` times is republished fresh (confirmed, death headers kept) and the worn
-copy acked; it moves to the tail of the queue. A quorum queue applies returns a moment after
-the nack, so a read waits (at most 5 s) until the queue counts them again: a ``depth`` right
-after it (``etl4all status``) sees every dead letter.
+Dead letters, written (``reject(requeue=False)``) and read (``dead_letters``, ``replay``):
+:mod:`etl4all.broker.amqp_dead`.
 
 Connection loss: the I/O thread reconnects with full-jitter backoff (:mod:`etl4all.retry`),
 redeclares the topology and its consumers. Deliveries from the lost channel were requeued by
@@ -70,12 +48,9 @@ from typing import Any
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from etl4all import urls
-from etl4all.broker import amqp_io, dead
+from etl4all.broker import amqp_dead, amqp_io
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
-    DELIVERY_COUNT_HEADER,
-    ERROR_HEADER,
-    QUEUE_HEADER,
     DeadLetter,
     Replayed,
     Select,
@@ -85,14 +60,6 @@ from etl4all.closing import Closing
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
-
-_REASON_MAX = 4000
-"""Longest reason text stored in a dead letter's header."""
-_REFRESH_AFTER = 10
-"""Returns after which a dead letter that was read is republished fresh (limit 20 on RabbitMQ 4)."""
-_RETURN_WAIT = 5.0
-"""Seconds a read of the dead letters waits for the quorum queue to count its returns again."""
-"""Returns after which a dead letter that was read is republished fresh (limit 20 on RabbitMQ 4)."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -193,6 +160,7 @@ class AmqpBroker(Closing):
             on_drop=self._forget_channels,
             on_shutdown=self._fail_consumers,
         )
+        self._dead = amqp_dead.DeadLetters(self.url, self.topology, self._io.live, self._publish)
         self._io.start()
 
     @property
@@ -269,7 +237,7 @@ class AmqpBroker(Closing):
         Raises:
             BrokerError: the connection failed (RabbitMQ keeps every dead letter).
         """
-        return self._io.call(functools.partial(self._sweep, None))[0]
+        return self._io.call(functools.partial(self._dead.sweep, None))[0]
 
     def replay(self, select: Select) -> Replayed:
         """Move the ``select``-ed dead letters back to their work queue (confirmed, then acked).
@@ -278,7 +246,7 @@ class AmqpBroker(Closing):
             BrokerConfigError: a work queue is gone (unroutable); that dead letter stays.
             BrokerError: a publish failed; the dead letters not sent back yet stay.
         """
-        return self._io.call(functools.partial(self._sweep, select))[1]
+        return self._io.call(functools.partial(self._dead.sweep, select))[1]
 
     def delete(self) -> None:
         """Delete this prefix's queues and dead-letter exchange (used by tests)."""
@@ -391,70 +359,10 @@ class AmqpBroker(Closing):
                 delivery._channel.basic_reject(delivery._tag, requeue=requeue)
 
     def _dead_letter(self, delivery: AmqpDelivery, reason: str) -> None:
-        if self._stale(delivery):
-            return
-        kept = {k: v for k, v in delivery.headers.items() if k != DELIVERY_COUNT_HEADER}
-        headers = {
-            **kept,
-            ERROR_HEADER: urls.redact(reason)[:_REASON_MAX],
-            QUEUE_HEADER: delivery._consumer.queue,
-        }
-        properties = amqp_io.message_properties(self.url, headers)
-        exchange = self.topology.dead_letter_exchange
-        self._publish(exchange, delivery._consumer.queue, delivery.body, properties)
-        self._settle(delivery, None)
-
-    def _sweep(self, select: Select | None) -> tuple[list[DeadLetter], Replayed]:
-        """Take the ready dead letters, send the selected ones back, return the rest in order."""
-        queue, work_queues = self.topology.dead, self.topology.work_queues
-        kept: list[DeadLetter] = []
-        replayed = Replayed()
-        with amqp_io.mapped(self.url, f"reading the dead letters of {queue}"):
-            channel = self._io.live().channel()
-            ready = channel.queue_declare(queue, passive=True).method.message_count
-            try:
-                for _ in range(ready):
-                    method, properties, body = channel.basic_get(queue, auto_ack=False)
-                    if method is None:
-                        break
-                    headers = dict(properties.headers or {})
-                    letter = DeadLetter.from_headers(headers)
-                    target = (
-                        None if select is None else replayed.target(letter, select, work_queues)
-                    )
-                    if target is not None:
-                        self._republish(target, body, dead.replay_headers(headers, letter))
-                        channel.basic_ack(method.delivery_tag)
-                        replayed.count(letter, target)
-                        continue
-                    kept.append(letter)
-                    if int(headers.get(DELIVERY_COUNT_HEADER) or 0) >= _REFRESH_AFTER:
-                        del headers[DELIVERY_COUNT_HEADER]
-                        self._republish(queue, body, headers)
-                        channel.basic_ack(method.delivery_tag)
-            finally:
-                if channel.is_open:  # return what it still holds, after a failure too
-                    channel.basic_nack(0, multiple=True, requeue=True)
-                    self._await_ready(channel, queue, ready - sum(replayed.sent.values()))
-                    channel.close()
-        return kept, replayed
-
-    def _await_ready(self, channel: BlockingChannel, queue: str, count: int) -> None:
-        """Wait (up to ``_RETURN_WAIT`` s) until ``queue`` shows ``count`` ready messages again.
-
-        A quorum queue applies returned messages a moment after the nack; without the wait a
-        ``depth`` (``etl4all status``) right after a read could miss them.
-        """
-        deadline = time.monotonic() + _RETURN_WAIT
-        while channel.queue_declare(queue, passive=True).method.message_count < count:
-            if time.monotonic() >= deadline:
-                log.warning("%s shows fewer messages than were returned to it; consumed?", queue)
-                return
-            self._io.live().sleep(0.01)
-
-    def _republish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
-        properties = amqp_io.message_properties(self.url, headers)
-        self._publish("", queue, body, properties)
+        if not self._stale(delivery):
+            queue = delivery._consumer.queue
+            self._dead.bury(queue, delivery.body, delivery.headers, reason)
+            self._settle(delivery, None)
 
     def _with_channel(self, queue: str, action: str) -> int:
         with amqp_io.mapped(self.url, f"{action} of {queue}"):

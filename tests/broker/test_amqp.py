@@ -16,7 +16,7 @@ import pytest
 from contracts.broker import BrokerContract, dead_letter, take
 
 from etl4all import batch
-from etl4all.broker import amqp
+from etl4all.broker import amqp_dead
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.broker.base import DELIVERY_COUNT_HEADER, ERROR_HEADER
 from etl4all.broker.dead import everything, matching
@@ -284,7 +284,7 @@ def test_reading_dead_letters_often_keeps_them_and_their_order(
     broker = make_broker()
     for name in ("r1", "r2"):
         dead_letter(broker, points, name, "r.txt", "DataError: bad")
-    for _ in range(3 * amqp._REFRESH_AFTER):
+    for _ in range(3 * amqp_dead._REFRESH_AFTER):
         assert [letter.batch_id for letter in broker.dead_letters()] == ["r1", "r2"]
     counts = []
     for delivery in broker.consume(topology.dead, timeout=2.0):
@@ -293,7 +293,7 @@ def test_reading_dead_letters_often_keeps_them_and_their_order(
         delivery.ack()
         if len(counts) == 2:
             break
-    assert len(counts) == 2 and max(counts) <= amqp._REFRESH_AFTER
+    assert len(counts) == 2 and max(counts) <= amqp_dead._REFRESH_AFTER
 
 
 def test_replay_to_a_deleted_queue_keeps_the_dead_letter(

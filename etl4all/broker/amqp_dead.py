@@ -1,0 +1,141 @@
+"""A RabbitMQ broker's dead letters, written and read: :class:`DeadLetters`, run in its I/O
+thread.
+
+Writing them: RabbitMQ's own dead-lettering (``basic.reject`` without requeue) cannot add a
+header, so ``reject(requeue=False, reason=...)`` republishes the message (confirmed) to
+``{prefix}.dlx`` with ``x-etl4all-error`` (the reason) and ``x-etl4all-queue``, then acks the
+original. A crash between the two leaves a duplicate dead letter, never a lost one. The
+queue's own delivery limit is the backstop for consumers that crash before they can reject:
+RabbitMQ dead-letters a message returned more than ``x-delivery-limit`` times (so after
+``max_deliveries + 1`` deliveries, one more than the worker allows itself, so the worker's
+dead letter with a reason normally comes first); those carry
+``x-first-death-reason: delivery_limit``. On RabbitMQ 3.x every return counts, including
+prefetched messages requeued when a consumer stops: keep ``prefetch`` small.
+
+Reading them (``dead_letters``, ``replay``): on a private channel, ``basic.get`` takes the
+messages ready in ``{prefix}.dead`` (as many as it held at the start), holding them
+unacknowledged; ``replay`` publishes each selected one (confirmed) to its work queue and only
+then acks it, so a failed publish loses nothing and a crash between the two leaves a
+duplicate, which the idempotent stages absorb. The rest are returned with one
+``basic.nack(multiple, requeue)``, which puts them back at the head of the quorum queue in
+their order. Each return counts as a delivery, and from RabbitMQ 4.0 a quorum queue without
+``x-delivery-limit`` gets a default limit of 20, past which a message with no dead-letter
+exchange (the dead-letter queue's case) is dropped: so a dead letter read
+``_REFRESH_AFTER`` times is republished fresh (confirmed, death headers kept) and the worn
+copy acked; it moves to the tail of the queue. A quorum queue applies returns a moment after
+the nack, so a read waits (at most 5 s) until the queue counts them again: a ``depth`` right
+after it (``etl4all status``) sees every dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from etl4all import urls
+from etl4all.broker import amqp_io, dead
+from etl4all.broker.base import (
+    DELIVERY_COUNT_HEADER,
+    ERROR_HEADER,
+    QUEUE_HEADER,
+    DeadLetter,
+    Replayed,
+    Select,
+)
+from etl4all.broker.queues import Topology
+
+log = logging.getLogger(__name__)
+
+_REASON_MAX = 4000
+"""Longest reason text stored in a dead letter's header."""
+_REFRESH_AFTER = 10
+"""Returns after which a dead letter that was read is republished fresh (limit 20 on RabbitMQ 4)."""
+_RETURN_WAIT = 5.0
+"""Seconds a read of the dead letters waits for the quorum queue to count its returns again."""
+
+Publish = Callable[[str, str, bytes, Any], None]
+"""A confirmed publish: (exchange, routing key, body, properties)."""
+
+
+class DeadLetters:
+    """Writes, reads and replays the dead letters of a topology; call it in the broker's I/O
+    thread.
+
+    Args:
+        url: the broker URL, redacted (for errors).
+        topology: the queues.
+        live: the I/O thread's current connection.
+        publish: the broker's confirmed publish.
+    """
+
+    def __init__(
+        self, url: str, topology: Topology, live: Callable[[], BlockingConnection], publish: Publish
+    ) -> None:
+        self._url = url
+        self._topology = topology
+        self._live = live
+        self._publish = publish
+
+    def bury(self, queue: str, body: bytes, headers: dict[str, Any], reason: str) -> None:
+        """Publish a message of ``queue`` (confirmed) to the dead-letter exchange, with
+        ``reason`` and ``queue`` in its headers; the caller then acks the original."""
+        kept = {k: v for k, v in headers.items() if k != DELIVERY_COUNT_HEADER}
+        headers = {**kept, ERROR_HEADER: urls.redact(reason)[:_REASON_MAX], QUEUE_HEADER: queue}
+        properties = amqp_io.message_properties(self._url, headers)
+        self._publish(self._topology.dead_letter_exchange, queue, body, properties)
+
+    def sweep(self, select: Select | None) -> tuple[list[DeadLetter], Replayed]:
+        """Take the ready dead letters, send the selected ones back, return the rest in order."""
+        queue, work_queues = self._topology.dead, self._topology.work_queues
+        kept: list[DeadLetter] = []
+        replayed = Replayed()
+        with amqp_io.mapped(self._url, f"reading the dead letters of {queue}"):
+            channel = self._live().channel()
+            ready = channel.queue_declare(queue, passive=True).method.message_count
+            try:
+                for _ in range(ready):
+                    method, properties, body = channel.basic_get(queue, auto_ack=False)
+                    if method is None:
+                        break
+                    headers = dict(properties.headers or {})
+                    letter = DeadLetter.from_headers(headers)
+                    target = (
+                        None if select is None else replayed.target(letter, select, work_queues)
+                    )
+                    if target is not None:
+                        self._republish(target, body, dead.replay_headers(headers, letter))
+                        channel.basic_ack(method.delivery_tag)
+                        replayed.count(letter, target)
+                        continue
+                    kept.append(letter)
+                    if int(headers.get(DELIVERY_COUNT_HEADER) or 0) >= _REFRESH_AFTER:
+                        del headers[DELIVERY_COUNT_HEADER]
+                        self._republish(queue, body, headers)
+                        channel.basic_ack(method.delivery_tag)
+            finally:
+                if channel.is_open:  # return what it still holds, after a failure too
+                    channel.basic_nack(0, multiple=True, requeue=True)
+                    self._await_ready(channel, queue, ready - sum(replayed.sent.values()))
+                    channel.close()
+        return kept, replayed
+
+    def _await_ready(self, channel: BlockingChannel, queue: str, count: int) -> None:
+        """Wait (up to ``_RETURN_WAIT`` s) until ``queue`` shows ``count`` ready messages again.
+
+        A quorum queue applies returned messages a moment after the nack; without the wait a
+        ``depth`` (``etl4all status``) right after a read could miss them.
+        """
+        deadline = time.monotonic() + _RETURN_WAIT
+        while channel.queue_declare(queue, passive=True).method.message_count < count:
+            if time.monotonic() >= deadline:
+                log.warning("%s shows fewer messages than were returned to it; consumed?", queue)
+                return
+            self._live().sleep(0.01)
+
+    def _republish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
+        properties = amqp_io.message_properties(self._url, headers)
+        self._publish("", queue, body, properties)
