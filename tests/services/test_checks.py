@@ -20,7 +20,7 @@ from etl4all.settings import Settings
 
 pytestmark = [pytest.mark.mysql, pytest.mark.redis, pytest.mark.rabbitmq]
 
-WRONG_KEY = "AIzaWRONG-key-for-the-check-test-000000"
+WRONG_KEY = "wrong-key-for-the-check-test-0000000"
 
 
 def google(env: dict[str, str], api: FakeApi, key: str | None = WRONG_KEY) -> dict[str, str]:
