@@ -3,7 +3,9 @@
 ``python fleet_client.py GOOGLE_URL KEY STATE_URL QPS FIRST COUNT``: a separate process with
 its own :class:`~etl4all.geocoders.google.GoogleGeocoder` (8 requests in flight) whose limiter
 is the fleet's in Redis (``STATE_URL``). Coordinates are ``(-30 - (FIRST + i) / 1e4, -51)``,
-so each process's requests are told apart at the server.
+so each process's requests are told apart at the server. It prints ``ready`` once built and
+starts when a line arrives on stdin, so the members of a fleet start together however long
+each took to start.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def coordinates(first: int, count: int) -> pl.DataFrame:
 
 def main(url: str, key: str, state_url: str, qps: str, first: str, count: str) -> None:
     geocoder = GoogleGeocoder(key=key, url=url, qps=float(qps), concurrency=8, state_url=state_url)
+    print("ready", flush=True)
+    sys.stdin.readline()
     done = geocoder.reverse(coordinates(int(first), int(count)))
     print(f"geocoded {done.addresses.height} calls {done.calls}")
 

@@ -25,13 +25,13 @@ EACH = 50
 QPS = 40
 
 
-@pytest.mark.redis
-@pytest.mark.slow
 def args(member: int) -> list[str]:
     """The rate and the coordinates of one member of the fleet."""
     return [str(QPS), str(member * EACH), str(EACH)]
 
 
+@pytest.mark.redis
+@pytest.mark.slow
 def test_processes_share_one_cap_and_one_pause(redis_url: str) -> None:
     told = coordinates(30, 1).row(0)  # the first member is told to slow down on its 31st call
     with FakeApi() as api:
@@ -39,12 +39,20 @@ def test_processes_share_one_cap_and_one_pause(redis_url: str) -> None:
         members = [
             subprocess.Popen(
                 [sys.executable, str(CLIENT), api.google_url, str(api.key), redis_url, *args(i)],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
             )
             for i in range(MEMBERS)
         ]
+        for member in members:  # all built: start them together
+            assert member.stdout is not None
+            assert "ready\n" in iter(member.stdout.readline, "")
+        for member in members:
+            assert member.stdin is not None
+            member.stdin.write("go\n")
+            member.stdin.flush()
         outputs = [member.communicate(timeout=60)[0] for member in members]
         requests = list(api.requests)
     for member, out in zip(members, outputs, strict=True):
