@@ -7,7 +7,8 @@ Headers of an encoded batch (their names are constants of :mod:`etl4all.broker.b
 - ``source``: the file the rows come from;
 - ``rows``: the row count;
 - ``schema``: the :data:`etl4all.frames.SCHEMAS` name (``points``, ``addresses``, ``rejects``);
-- ``sha256``: hex digest of the body, verified by :func:`decode` before the body is read.
+- ``sha256``: hex digest of the body, verified by :func:`decode` before the body is read;
+- ``version``: the version of the source file (:mod:`etl4all.stages.filework`), when known.
 
 RabbitMQ 4 refuses messages over 16 MiB (``max_message_size``), so :func:`chunks` slices big
 frames to keep every encoded body under ``max_bytes`` (8 MiB by default).
@@ -30,6 +31,7 @@ from etl4all.broker.base import (
     SCHEMA_HEADER,
     SHA256_HEADER,
     SOURCE_HEADER,
+    VERSION_HEADER,
 )
 from etl4all.errors import DataError
 
@@ -50,7 +52,7 @@ def batch_id(sha256_of_file: str, index: int) -> str:
 
 
 def encode(
-    frame: pl.DataFrame, *, kind: str, batch_id: str, source: str
+    frame: pl.DataFrame, *, kind: str, batch_id: str, source: str, version: int | None = None
 ) -> tuple[bytes, dict[str, Any]]:
     """Encode ``frame`` as a Parquet (zstd) body with its headers.
 
@@ -59,6 +61,7 @@ def encode(
         kind: a :data:`etl4all.frames.SCHEMAS` name.
         batch_id: the batch's deterministic id (see :func:`batch_id`).
         source: the file the rows come from.
+        version: the version of that file (a ``version`` header when given).
 
     Returns:
         ``(body, headers)`` ready for :meth:`etl4all.broker.base.Broker.publish`.
@@ -77,6 +80,8 @@ def encode(
         SCHEMA_HEADER: kind,
         SHA256_HEADER: hashlib.sha256(body).hexdigest(),
     }
+    if version is not None:
+        headers[VERSION_HEADER] = version
     return body, headers
 
 

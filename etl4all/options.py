@@ -216,6 +216,23 @@ FORCE = group(
         "glob such as 'day_*.txt'; repeatable. A NAME matching no file is an error.",
     ),
 )
+ACCEPT_SHRINK = click.option(
+    "--accept-shrink",
+    "accept_shrink",
+    multiple=True,
+    metavar="NAME",
+    help="Apply the shrink of the files whose name matches NAME (a glob; repeatable): a file "
+    "that became empty or a prefix of the version loaded is held, its rows kept, until it is "
+    "uploaded whole or named here. A flag only, no variable.",
+)
+CLAIM_WAIT = setting(
+    "claim_wait",
+    "--claim-wait",
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for files another live worker holds (default 60); those still held "
+    "then are named, with their holder, and the run exits 1. A claim of a process that has "
+    "ended on this machine is taken at once.",
+)
 SOURCE = setting(
     "source_url",
     "--source",

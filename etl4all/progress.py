@@ -26,7 +26,7 @@ from rich.progress import (
 from etl4all.sources.base import FileRef
 
 if TYPE_CHECKING:  # the extract stage imports Polars: not needed to draw a bar
-    from etl4all.stages.extract import PointBatch
+    from etl4all.stages.batching import PointBatch
 
 
 class RunBar:

@@ -23,7 +23,8 @@ from typing import BinaryIO
 
 import polars as pl
 
-from etl4all import parse, records
+from etl4all import fingerprint, parse, records
+from etl4all.state.base import FileMark
 
 BYTES_PER_RECORD = 128
 """About the size of one record (three lines, DMS text, CRLF): pieces hold about
@@ -88,28 +89,42 @@ def parse_file(path: Path, source: str, *, batch_rows: int = 100_000) -> parse.P
 
 @dataclasses.dataclass(frozen=True)
 class Digest:
-    """A file's size and sha256, and the sha256 of a prefix of it."""
+    """A file's size and sha256, how it compares with the version done before, and its own
+    checkpoints (:mod:`etl4all.fingerprint`)."""
 
     size: int
     sha256: str
     prefix_sha256: str | None
-    """sha256 of the first ``prefix`` bytes asked for; None when the file is shorter."""
+    """sha256 of the first ``previous.size`` bytes; None when the file is shorter (or there
+    is no previous version)."""
+    prefix_of_previous: bool | None
+    """Whether the file is a strict prefix of the previous version (None: unknown)."""
+    checkpoints: str
 
 
-def digest(file: BinaryIO, *, prefix: int | None = None) -> Digest:
-    """Hash ``file`` from its start in bounded blocks, and its first ``prefix`` bytes too."""
+def digest(file: BinaryIO, *, previous: FileMark | None = None, size_hint: int = 0) -> Digest:
+    """Hash ``file`` from its start in bounded blocks, comparing it with ``previous`` (the
+    version done before) on the way; ``size_hint`` (the listed size) places the checkpoints."""
     file.seek(0)
-    hasher = hashlib.sha256()
-    size = 0
-    prefix_sha256 = hashlib.sha256().hexdigest() if prefix == 0 else None
-    while block := file.read(_HASH_BYTES):
-        if prefix is not None and size < prefix <= size + len(block):
-            head = hasher.copy()
-            head.update(block[: prefix - size])
-            prefix_sha256 = head.hexdigest()
-        hasher.update(block)
-        size += len(block)
-    return Digest(size, hasher.hexdigest(), prefix_sha256)
+    block = fingerprint.block_for(size_hint)
+    old = (previous.checkpoints, previous.size) if previous is not None else ("", 0)
+    wanted = fingerprint.wanted(*old)
+    hasher = fingerprint.Hasher(
+        [*fingerprint.offsets(block, size_hint), *wanted, *([previous.size] if previous else [])]
+    )
+    while chunk := file.read(_HASH_BYTES):
+        hasher.update(chunk)
+    prefix_sha256 = None
+    if previous is not None:
+        prefix_sha256 = hashlib.sha256().hexdigest() if previous.size == 0 else None
+        prefix_sha256 = hasher.at.get(previous.size, prefix_sha256)
+    return Digest(
+        size=hasher.size,
+        sha256=hasher.hexdigest(),
+        prefix_sha256=prefix_sha256,
+        prefix_of_previous=fingerprint.is_prefix(*old, hasher) if previous else None,
+        checkpoints=fingerprint.encode(block, hasher.size, hasher.at),
+    )
 
 
 def tail_end(file: BinaryIO, size: int) -> int:

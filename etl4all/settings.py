@@ -23,8 +23,9 @@ from etl4all.errors import ConfigError
 SECRET_ENV = {"google_key": "GOOGLE_MAPS_API_KEY"}
 """Fields read from a variable that is not ``ETL4ALL_<NAME>``."""
 
-FLAGS_ONLY = ("force", "force_files")
-"""Fields no variable or pipeline file sets: a forced run is a one-off, never a standing setting."""
+FLAGS_ONLY = ("force", "force_files", "accept_shrink")
+"""Fields no variable or pipeline file sets: forcing a file or accepting its shrink is a
+one-off, never a standing setting."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,12 @@ class Settings:
     """Redo every file of the sources even when done (``run --force``; a flag only)."""
     force_files: tuple[str, ...] = ()
     """Globs of file names to redo even when done (``run --force-file``; a flag only)."""
+    accept_shrink: tuple[str, ...] = ()
+    """Globs of file names whose shrink to a prefix of the version loaded is applied, not
+    held (``--accept-shrink``; a flag only)."""
+    claim_wait: float = 60.0
+    """Seconds ``etl4all run`` waits for files another live worker holds, before it reports
+    them and exits 1."""
     broker_url: str | None = None
     """``amqp://`` URL of RabbitMQ; in-process when absent."""
     queue_prefix: str = "etl4all"
@@ -97,9 +104,9 @@ class Settings:
     consumers: int = 1
     """Consumers per ``run-stage`` process."""
     prefetch: int = 2
+    """Unacknowledged messages a consumer may hold."""
     connect_timeout: float = 30.0
     """Seconds a command keeps trying to reach RabbitMQ at start."""
-    """Unacknowledged messages a consumer may hold."""
     max_deliveries: int = 3
     """A message that fails this many times goes to the dead-letter queue."""
     lease_seconds: float = 30.0
@@ -161,8 +168,9 @@ class Settings:
             raise ConfigError(f"max_calls must not be negative, got {self.max_calls}")
         if self.max_calls_per_day is not None and self.max_calls_per_day < 1:
             raise ConfigError(f"max_calls_per_day must be at least 1, got {self.max_calls_per_day}")
-        if not self.final_seconds >= 0:
-            raise ConfigError(f"final_seconds must not be negative, got {self.final_seconds}")
+        for name in ("final_seconds", "claim_wait"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.max_deliveries < 1:
             raise ConfigError(f"max_deliveries must be at least 1, got {self.max_deliveries}")
         return self

@@ -9,9 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl4all import reading, sample
+from etl4all import fingerprint, reading, sample
 from etl4all.parse import parse
 from etl4all.records import complete_end
+from etl4all.state.base import FileMark
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
 LON = "Longitude: 51°12′05″W   -51.20150245"
@@ -75,13 +76,41 @@ def test_parse_file_equals_parse_of_its_bytes(tmp_path: Path) -> None:
     assert reading.parse_file(path, "f.txt").points.is_empty()
 
 
+def previous(data: bytes) -> FileMark:
+    """The done mark of a version holding ``data``."""
+    found = reading.digest(io.BytesIO(data), size_hint=len(data))
+    return FileMark(found.size, 0.0, found.sha256, checkpoints=found.checkpoints)
+
+
 def test_digest_hashes_the_file_and_a_prefix_of_it() -> None:
     data = bytes(range(256)) * 50_000  # several hash blocks
-    found = reading.digest(io.BytesIO(data), prefix=5_000_001)
+    found = reading.digest(io.BytesIO(data), previous=previous(data[:5_000_001]))
     assert found.size == len(data)
     assert found.sha256 == hashlib.sha256(data).hexdigest()
     assert found.prefix_sha256 == hashlib.sha256(data[:5_000_001]).hexdigest()
-    assert reading.digest(io.BytesIO(data), prefix=len(data) + 1).prefix_sha256 is None
+    assert found.prefix_of_previous is False  # it grew
+    longer = previous(data + b"more")
+    assert reading.digest(io.BytesIO(data), previous=longer).prefix_sha256 is None
+
+
+@pytest.mark.parametrize("size", [0, 10, 64, 1000, 4096, 70_000, 5_000_000, 12_799_999])
+def test_a_strict_prefix_of_the_version_loaded_is_told_apart(size: int) -> None:
+    data = bytes(range(256)) * 50_000
+    loaded = previous(data)
+    assert reading.digest(io.BytesIO(data[:size]), previous=loaded).prefix_of_previous
+
+
+@pytest.mark.parametrize("at", [100, 5_000, 300_000, 12_000_000])
+def test_a_shrink_that_changes_bytes_before_its_end_is_a_new_version(at: int) -> None:
+    data = bytes(range(256)) * 50_000
+    changed = data[:at] + b"x" + data[at + 300 : 12_500_000]  # a record dropped at ``at``
+    found = reading.digest(io.BytesIO(changed), previous=previous(data))
+    assert found.prefix_of_previous is False
+
+
+def test_checkpoints_stay_small_for_any_size() -> None:
+    for size in (0, 1_000, 10**6, 10**9):
+        assert len(fingerprint.offsets(fingerprint.block_for(size), size)) < 80
 
 
 @pytest.mark.parametrize(

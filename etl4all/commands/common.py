@@ -6,23 +6,18 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from etl4all import urls
+from etl4all import exits, urls
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.logs import configure_logging
 from etl4all.settings import Settings
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 
-EXIT_DEAD_LETTERS = 3
-"""Exit code of ``status`` when dead letters wait."""
 RETRY_HINT = (
     "; a temporary fault: run the same command again once the service is back (nothing is "
     "lost: a failed batch is not committed, finished files are skipped, paid answers are cached)"
@@ -36,7 +31,7 @@ def moves_data(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Map exceptions to exit codes with a one-line reason on stderr."""
+    """Map exceptions to exit codes (:mod:`etl4all.exits`) with a one-line reason on stderr."""
     hint_on_retryable = getattr(func, "moves_data", False)
 
     @functools.wraps(func)
@@ -45,14 +40,14 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except ConfigError as exc:
             click.echo(f"error: {urls.redact(str(exc))}", err=True)
-            sys.exit(2)
+            sys.exit(exits.CONFIG)
         except Etl4allError as exc:
             hint = RETRY_HINT if exc.retryable and hint_on_retryable else ""
             click.echo(f"error: {urls.redact(str(exc))}{hint}", err=True)
-            sys.exit(1)
+            sys.exit(exits.TRANSIENT)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(exits.INTERRUPTED)
 
     return wrapper
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from etl4all import options, urls
+from etl4all import exits, options, urls
 from etl4all.commands.common import (
     handle_errors,
     load_settings,
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 @options.FINAL
 @options.GEOCODING
 @options.FORCE
+@options.ACCEPT_SHRINK
+@options.CLAIM_WAIT
 @options.LOG_FORMAT
 @click.option(
     "--fail-on-rejects",
@@ -58,8 +60,9 @@ def run(
     """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
 
     Files already done (same size and mtime, or same content) are skipped, unless --force
-    (all of them) or --force-file NAME (those named) redoes them. Without SOURCES the
-    source_url setting (ETL4ALL_SOURCE_URL) is used.
+    (all of them) or --force-file NAME (those named) redoes them. A file that became empty
+    or a prefix of the version loaded is held (its rows stay; exit 3) unless
+    --accept-shrink NAME. Without SOURCES the source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
     from etl4all.progress import run_bar
     from etl4all.runners import check, embedded
@@ -80,6 +83,7 @@ def run(
     with run_bar(interactive, paid=settings.geocoder != "offline") as bar:
         summary = embedded.run(paths, settings, progress=bar)
     print_summary(summary, settings)
+    code = _attention(summary)
     if not summary.files:
         click.echo(
             f"warning: no file matches {settings.file_pattern!r} in {', '.join(paths)} "
@@ -94,7 +98,22 @@ def run(
             f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
             err=True,
         )
-        sys.exit(1)
+        code = code or exits.TRANSIENT
+    if code:
+        sys.exit(code)
+
+
+def _attention(summary: RunSummary) -> int:
+    """Say what the run left for later or for a person; the exit code that tells cron."""
+    for held in summary.held:
+        click.echo(f"held: {held}", err=True)
+    for busy in summary.busy_files:
+        click.echo(
+            f"busy: {busy}; not done by this run (--claim-wait sets how long to wait)", err=True
+        )
+    if summary.busy_files:
+        return exits.TRANSIENT
+    return exits.ATTENTION if summary.held else exits.DONE
 
 
 def print_summary(summary: RunSummary, settings: Settings) -> None:
@@ -105,6 +124,7 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
     lines = [
         f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
         + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
+        + (f", {len(summary.held)} held (shrank to a prefix)" if summary.held else "")
         + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
         f"points      {summary.points} ({summary.distinct} distinct coordinates, "
         f"{summary.repeats} repeat an earlier point)",
@@ -120,7 +140,7 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
     lines += [
         f"warehouse   {load.inserted} inserted, {load.updated} updated, "
         f"{load.unchanged - summary.reloaded} unchanged (already there)"
-        + (f", {summary.pruned} pruned (gone from a changed file)" if summary.pruned else "")
+        + (f", {summary.pruned} pruned (no file holds them any more)" if summary.pruned else "")
         + f" → {urls.redact(settings.warehouse_url)}",
         f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
     ]

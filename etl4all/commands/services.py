@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from etl4all import metrics, options, urls
+from etl4all import exits, metrics, options, urls
 from etl4all.commands.common import (
-    EXIT_DEAD_LETTERS,
     handle_errors,
     load_settings,
     moves_data,
 )
 from etl4all.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +146,7 @@ def status(pipeline: str | None, verbose: int, quiet: bool, as_json: bool, **fla
     dead = report.dead_letters(found)
     if dead:
         click.echo(f"{dead} dead letters wait; see `etl4all dead-letters list`", err=True)
-        sys.exit(EXIT_DEAD_LETTERS)
+        sys.exit(exits.ATTENTION)
     if reasons := report.unreachable(found):
         click.echo("\n".join(f"error: {reason}" for reason in reasons), err=True)
-        sys.exit(1)
+        sys.exit(exits.TRANSIENT)

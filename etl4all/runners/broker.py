@@ -1,14 +1,18 @@
 """Broker driver (``etl4all run-stage``, ``run --broker``): the same stages behind queues.
 
-- extract publishes every batch of :meth:`Extractor.batches` (points to ``etl4all.points``,
-  parse rejects to ``etl4all.addresses``), each confirmed by the broker, then commits it; the
-  prune of a file that changed after it was loaded goes to ``etl4all.addresses`` too, in
-  key-range parts (``prune``) and one ``prune_rejects`` batch, before the last commit;
-  long-running, it retries a failed poll with backoff and reopens a broker that gave up;
+- extract takes every settled file as a unit of work (:mod:`etl4all.stages.filework`) and
+  publishes its items, each confirmed by the broker before it is marked done: points to
+  ``etl4all.points``, parse rejects to ``etl4all.addresses``, and the prune of a file version
+  by keys (:mod:`etl4all.stages.prune`) to ``etl4all.addresses`` too, in key-range parts
+  (``prune``) and one ``prune_rejects`` message; long-running, it retries a failed poll with
+  backoff and reopens a broker that gave up;
 - transform consumes point batches, geocodes them and publishes addresses (and geocode
   rejects) to ``etl4all.addresses`` before its input is acked;
-- load consumes address batches and commits them (or rejects, or prunes) to the warehouse
-  before acking.
+- load consumes those messages and applies each (:func:`etl4all.stages.load.apply`) before
+  acking.
+
+Every message carries the file version it belongs to (a ``version`` header), so the loader
+ignores work of a version older than one it has seen, in whatever order messages come.
 
 Every worker is stateless: run as many replicas of each stage as the load needs.
 """
@@ -26,23 +30,32 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from etl4all import batch, metrics, urls
+from etl4all import batch, frames, metrics, urls
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
     PRUNE_HIGH_HEADER,
     PRUNE_LOW_HEADER,
     SCHEMA_HEADER,
     SOURCE_HEADER,
+    VERSION_HEADER,
     Broker,
 )
 from etl4all.closing import Closing
-from etl4all.errors import BrokerError, ConfigError
+from etl4all.errors import BrokerError, ConfigError, DataError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
+from etl4all.stages.batching import PointBatch
 from etl4all.stages.extract import Extractor, ExtractStats
-from etl4all.stages.load import load_frame
-from etl4all.stages.prune import KeyRange, Prune, key_ranges, prune_range, prune_rejects
+from etl4all.stages.load import (
+    Addresses,
+    LoadItem,
+    PrunePart,
+    PruneRejects,
+    Rejects,
+    apply,
+    prune_items,
+)
 from etl4all.stages.transform import CallBudget, geocode_frame
 from etl4all.stages.worker import RETRY_ATTEMPTS, Handler, WorkerStats, run_worker
 
@@ -68,11 +81,18 @@ class _Publisher(Protocol):
 
 
 def _publish(
-    bus: _Publisher, queue: str, frame: pl.DataFrame, kind: str, bid: str, src: str
+    bus: _Publisher,
+    queue: str,
+    frame: pl.DataFrame,
+    kind: str,
+    bid: str,
+    src: str,
+    version: int | None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Encode ``frame`` as a batch and publish it to ``queue`` (confirmed by the broker)."""
-    body, headers = batch.encode(frame, kind=kind, batch_id=bid, source=src)
-    bus.publish(queue, body, headers)
+    body, headers = batch.encode(frame, kind=kind, batch_id=bid, source=src, version=version)
+    bus.publish(queue, body, {**headers, **(extra or {})})
 
 
 class _Outbox(Closing):
@@ -154,36 +174,49 @@ def _publish_files(
     settings: Settings,
     refs: list[FileRef],
 ) -> None:
-    """Publish the batches of ``refs``, file after file, each committed once confirmed."""
+    """Publish the items of ``refs``, file after file, each marked done once confirmed."""
     points, addresses = outbox.topology.points, outbox.topology.addresses
     for ref in refs:
         if stop.is_set():
             return
         started = time.perf_counter()
-        with contextlib.closing(extractor.batches([ref])) as items:
-            for item in items:
-                if item.points.height:
-                    _publish(outbox, points, item.points, "points", item.batch_id, ref.name)
-                if item.rejects.height:
-                    _publish(outbox, addresses, item.rejects, "rejects", item.rejects_id, ref.name)
-                if item.prune is not None:
-                    _publish_prune(outbox, addresses, item.prune, item.batch_id, settings)
-                item.commit()
+        with extractor.take(ref) as work:
+            if work.held is not None:
+                log.warning("held file=%s", work.held)
+            for item in work.items():
+                if isinstance(item, PointBatch):
+                    version, bid = item.version, item.batch_id
+                    if item.points.height:
+                        _publish(outbox, points, item.points, "points", bid, ref.name, version)
+                    if item.rejects.height:
+                        _publish(
+                            outbox,
+                            addresses,
+                            item.rejects,
+                            "rejects",
+                            item.rejects_id,
+                            ref.name,
+                            version,
+                        )
+                else:
+                    parts = prune_items(item, max_rows=settings.batch_rows)
+                    for index, part in enumerate(parts):
+                        _publish_prune(outbox, addresses, part, f"{ref.key}@{item.version}.{index}")
+                work.done(item)
                 metrics.count_batch("extract", "acked", time.perf_counter() - started)
                 started = time.perf_counter()
 
 
-def _publish_prune(bus: _Publisher, queue: str, prune: Prune, bid: str, settings: Settings) -> None:
-    """Publish ``prune`` to ``queue``: its key ranges, then the parse rejects it keeps."""
-    for index, part in enumerate(key_ranges(prune, max_rows=settings.batch_rows)):
-        body, headers = batch.encode(
-            part.keys, kind="prune", batch_id=f"{bid}.prune.{index}", source=prune.source
-        )
-        bounds = {PRUNE_LOW_HEADER: part.low, PRUNE_HIGH_HEADER: part.high}
-        headers.update({name: key for name, key in bounds.items() if key is not None})
-        bus.publish(queue, body, headers)
-    kept = prune.rejects.with_columns(text=pl.lit(None, pl.String))
-    _publish(bus, queue, kept, "prune_rejects", f"{bid}.prune.rejects", prune.source)
+def _publish_prune(bus: _Publisher, queue: str, part: PrunePart | PruneRejects, bid: str) -> None:
+    """Publish one part of a prune by keys (or its rejects) to ``queue``."""
+    if isinstance(part, PruneRejects):
+        empty = frames.empty(frames.REJECTS_SCHEMA)
+        _publish(bus, queue, empty, "prune_rejects", bid, part.source, part.version)
+        return
+    keys = part.keys if part.keys is not None else frames.empty(frames.PRUNE_SCHEMA)
+    bounds = {PRUNE_LOW_HEADER: part.low, PRUNE_HIGH_HEADER: part.high}
+    extra = {name: key for name, key in bounds.items() if key is not None}
+    _publish(bus, queue, keys, "prune", bid, part.source, part.version, extra)
 
 
 def transform_handler(
@@ -199,33 +232,53 @@ def transform_handler(
         result = geocode_frame(points, geocoder, cache, config, budget)
         parts = batch.chunks(result.addresses, max_rows=max(points.height, 1))
         bid, source = headers[BATCH_ID_HEADER], headers[SOURCE_HEADER]
+        version = _version(headers)
         for index, part in enumerate(parts):
-            _publish(bus, addresses, part, "addresses", f"{bid}.{index}", source)
+            _publish(bus, addresses, part, "addresses", f"{bid}.{index}", source, version)
         if result.rejects.height:
-            _publish(bus, addresses, result.rejects, "rejects", f"{bid}.rejects", source)
+            _publish(bus, addresses, result.rejects, "rejects", f"{bid}.rejects", source, version)
 
     return handle
 
 
 def load_handler(settings: Settings, stack: ExitStack) -> Handler:
-    """The load stage's message handler: commit addresses (or rejects) to the warehouse."""
+    """The load stage's message handler: apply the message's item to the warehouse."""
     wh = stack.enter_context(wiring.open_warehouse(settings))
     keys = stack.enter_context(wiring.open_lookup(settings, wh))
 
     def handle(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
-        kind, source = headers.get(SCHEMA_HEADER), str(headers.get(SOURCE_HEADER))
-        if kind == "rejects":
-            wh.load_rejects(frame)
-        elif kind == "prune":
-            low, high = headers.get(PRUNE_LOW_HEADER), headers.get(PRUNE_HIGH_HEADER)
-            part = KeyRange(frame, low and str(low), high and str(high))
-            prune_range(wh, source, part)
-        elif kind == "prune_rejects":
-            prune_rejects(wh, source, frame)
-        else:
-            load_frame(frame, wh, keys)
+        apply(load_item(frame, headers), wh, keys)
 
     return handle
+
+
+def load_item(frame: pl.DataFrame, headers: dict[str, Any]) -> LoadItem:
+    """The load item a message to the loader stands for (its body decoded as ``frame``).
+
+    Raises:
+        DataError: a prune message without a version.
+    """
+    kind, source, version = (
+        headers.get(SCHEMA_HEADER),
+        str(headers.get(SOURCE_HEADER)),
+        _version(headers),
+    )
+    if kind == "rejects":
+        return Rejects(frame, version)
+    if kind == "addresses":
+        return Addresses(frame, version)
+    if version is None:  # a prune of a worker older than file versions
+        raise DataError(f"{kind} message of {source} has no version header; republish the file")
+    if kind == "prune_rejects":
+        return PruneRejects(source, version)
+    low, high = headers.get(PRUNE_LOW_HEADER), headers.get(PRUNE_HIGH_HEADER)
+    return PrunePart(source, version, frame, low and str(low), high and str(high))
+
+
+def _version(headers: dict[str, Any]) -> int | None:
+    """The ``version`` header of a message (None: a batch of an older worker)."""
+    version = headers.get(VERSION_HEADER)
+    return None if version is None else int(version)
 
 
 def run_consumer(

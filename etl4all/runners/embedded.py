@@ -1,9 +1,14 @@
 """Embedded driver (``etl4all run``): the three stages inline, in one process.
 
-For every batch of :class:`~etl4all.stages.extract.Extractor`: keep its parse rejects,
-geocode it, load it, apply its prune if it carries one (a file that changed after it was
-loaded), then commit it (the last batch of a file marks the file done). A failure
-stops the run with the file unfinished; the next run redoes it, and its effects are idempotent.
+Every file is taken as a unit of work (:mod:`etl4all.stages.filework`); each of its items is
+applied in order: a batch's parse rejects are kept, its points geocoded and loaded; the prune
+that ends a file version drops what only its older versions held. Each item is marked done
+once committed (the final one marks the file done). A failure stops the run with the file
+unfinished; the next run redoes it, and its effects are idempotent.
+
+Files another live worker holds are waited for, up to ``claim_wait`` seconds, then reported
+(:attr:`RunSummary.busy_files`); files that shrank to a prefix of the version loaded are held
+(:attr:`RunSummary.held`). The command exits non-zero for both.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import Protocol
 
@@ -23,10 +28,11 @@ from etl4all.lookup.base import Lookup
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
-from etl4all.stages.extract import Extractor, ExtractStats, PointBatch
-from etl4all.stages.load import load_frame
+from etl4all.stages.batching import PointBatch
+from etl4all.stages.extract import Extractor, ExtractStats
+from etl4all.stages.filework import Busy, Held
+from etl4all.stages.load import Addresses, Rejects, apply, prune_items
 from etl4all.stages.polling import check_forced
-from etl4all.stages.prune import prune_file
 from etl4all.stages.transform import (
     CallBudget,
     GeocodeStats,
@@ -34,7 +40,7 @@ from etl4all.stages.transform import (
     distinct_keys,
     geocode_frame,
 )
-from etl4all.state.base import GeocodeCache
+from etl4all.state.base import GeocodeCache, Holder
 from etl4all.warehouse.base import LoadResult, Warehouse
 
 _KEYS: dict[str, pl.DataType] = {"lat_key": pl.Int64(), "lon_key": pl.Int64()}
@@ -51,7 +57,6 @@ class RunSummary:
     busy: int = 0
     partial: int = 0
     """Files read without their cut-off last record (not final yet)."""
-    pruned: int = 0
     distinct: int = 0
     """Distinct coordinates (warehouse keys) among the run's points."""
     repeats: int = 0
@@ -59,7 +64,12 @@ class RunSummary:
     reloaded: int = 0
     """Coordinates loaded again because an earlier batch of the run had them (the load
     counts them as unchanged)."""
-    """Address rows deleted: their file changed and no longer holds them."""
+    pruned: int = 0
+    """Address rows deleted: no file holds their coordinate any more."""
+    held: list[Held] = dataclasses.field(default_factory=list)
+    """Files that shrank to a prefix of the version loaded: held, their rows kept."""
+    busy_files: list[Busy] = dataclasses.field(default_factory=list)
+    """Files still claimed by another live worker when the run gave up waiting."""
     points: int = 0
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
@@ -70,9 +80,9 @@ class RunSummary:
         """Add an extractor's file counts (its rejects are counted as they are kept)."""
         self.processed += extracted.files
         self.skipped += extracted.skipped
-        self.busy += extracted.busy
         self.partial += extracted.partial
         self.points += extracted.points
+        self.held += extracted.held
 
     @property
     def points_per_second(self) -> float:
@@ -97,13 +107,19 @@ class RunProgress(Protocol):
 
 
 def run(
-    urls: Iterable[str], settings: Settings, *, progress: RunProgress | None = None
+    urls: Iterable[str],
+    settings: Settings,
+    *,
+    progress: RunProgress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RunSummary:
     """Process every file of ``urls`` not done yet, and those forced (``settings.force``,
     ``settings.force_files``) whatever their done marks say.
 
     Args:
         progress: told what happens, for a progress bar.
+        sleep, clock: how the run waits for files another worker holds (tests pass their own).
 
     Raises:
         ConfigError: a ``force_files`` glob matches no listed file (nothing was processed).
@@ -114,17 +130,19 @@ def run(
     summary = RunSummary()
     with ExitStack() as stack:
         store = stack.enter_context(wiring.open_state(settings))
-        config = wiring.extract_config(settings)
-        work: list[tuple[Extractor, list[FileRef]]] = []
+        config = wiring.extract_config(settings, ordered=True)
+        work: list[tuple[Extractor, FileRef]] = []
         every: list[FileRef] = []
+        extractors: list[Extractor] = []
         for url in urls:
             source = stack.enter_context(wiring.open_source(url, settings))
             extractor = Extractor(source=source, ledger=store, config=config)
+            extractors.append(extractor)
             listed = extractor.listing()
             todo = extractor.pending(listed)
             summary.files += len(listed)
             summary.skipped += len(listed) - len(todo)
-            work.append((extractor, todo))
+            work += [(extractor, ref) for ref in todo]
             every += listed
         check_forced(config.force_files, every)
         wh = stack.enter_context(wiring.open_warehouse(settings))
@@ -136,21 +154,30 @@ def run(
             config=wiring.transform_config(settings),
             budget=CallBudget(settings.max_calls),
             summary=summary,
+            batch_rows=settings.batch_rows,
             progress=progress,
         )
         if progress:
-            progress.files([ref for _, refs in work for ref in refs])
+            progress.files([ref for _, ref in work])
         try:
-            for extractor, refs in work:
-                for ref in refs:
-                    job.file(extractor, ref)
-                    if progress:
-                        progress.file(ref)
+            busy = [(ex, ref) for ex, ref in work if job.file(ex, ref) is not None]
+            deadline = clock() + settings.claim_wait
+            while busy and clock() < deadline:
+                sleep(min(_CLAIM_POLL_SECONDS, max(deadline - clock(), 0.0)))
+                busy = [(ex, ref) for ex, ref in busy if job.file(ex, ref) is not None]
+            summary.busy_files = [job.file(ex, ref) or Busy(ref.name, _GONE) for ex, ref in busy]
+            summary.busy = len(summary.busy_files)
         finally:
-            for extractor, _ in work:
+            for extractor in extractors:
                 summary.add(extractor.stats)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+_CLAIM_POLL_SECONDS = 1.0
+"""How often a run looks again at files another worker holds."""
+_GONE = Holder("?", 0.0)
+"""The holder of a busy file whose claim ended while it was looked at again."""
 
 
 @dataclasses.dataclass
@@ -164,29 +191,42 @@ class _Job:
     config: TransformConfig
     budget: CallBudget
     summary: RunSummary
+    batch_rows: int
     progress: RunProgress | None = None
     seen: pl.DataFrame = dataclasses.field(default_factory=lambda: frames.empty(_KEYS))
     """Every coordinate of this run so far, as warehouse keys: tells repeats apart."""
 
-    def file(self, extractor: Extractor, ref: FileRef) -> None:
-        """Extract, transform and load one file, batch after batch; a batch that fails
-        leaves nothing in the warehouse (its paid answers stay cached)."""
-        for batch in extractor.batches([ref]):
-            on_answers = self.progress.answers if self.progress else None
-            result = geocode_frame(
-                batch.points, self.geocoder, self.store, self.config, self.budget, on_answers
-            )
-            self.summary.geocode += result.stats
-            self.count_repeats(batch.points)
-            self.keep_rejects(batch.rejects)
-            self.keep_rejects(result.rejects)
-            self.summary.load += load_frame(result.addresses, self.wh, self.keys)
-            if batch.prune is not None:
-                rows, _ = prune_file(batch.prune, self.wh, max_rows=extractor.config.batch_rows)
-                self.summary.pruned += rows
-            batch.commit()
-            if self.progress:
-                self.progress.batch(batch)
+    def file(self, extractor: Extractor, ref: FileRef) -> Busy | None:
+        """Extract, transform and load one file, item after item; who holds it when another
+        live worker does (nothing was done). A batch that fails leaves nothing in the
+        warehouse (its paid answers stay cached)."""
+        with extractor.take(ref) as work:
+            if work.status == "busy":
+                return work.holder or Busy(ref.name, _GONE)
+            for item in work.items():
+                if isinstance(item, PointBatch):
+                    self.batch(item)
+                else:
+                    for part in prune_items(item, max_rows=self.batch_rows):
+                        self.summary.pruned += apply(part, self.wh, self.keys).pruned
+                work.done(item)
+        if self.progress:
+            self.progress.file(ref)
+        return None
+
+    def batch(self, batch: PointBatch) -> None:
+        """Keep the batch's parse rejects, geocode its points and load them."""
+        on_answers = self.progress.answers if self.progress else None
+        result = geocode_frame(
+            batch.points, self.geocoder, self.store, self.config, self.budget, on_answers
+        )
+        self.summary.geocode += result.stats
+        self.count_repeats(batch.points)
+        self.keep_rejects(pl.concat([batch.rejects, result.rejects]), batch.version)
+        applied = apply(Addresses(result.addresses, batch.version), self.wh, self.keys)
+        self.summary.load += applied.load
+        if self.progress:
+            self.progress.batch(batch)
 
     def count_repeats(self, points: pl.DataFrame) -> None:
         """Count the run's distinct coordinates, and the points that repeat an earlier one."""
@@ -197,8 +237,8 @@ class _Job:
         self.summary.reloaded += keys.height - new.height
         self.seen = pl.concat([self.seen, new])
 
-    def keep_rejects(self, rejects: pl.DataFrame) -> None:
+    def keep_rejects(self, rejects: pl.DataFrame, version: int) -> None:
         """Count rejects by reason and keep them in the warehouse's ``reject`` table."""
         if rejects.height:
             self.summary.rejects.update(rejects.get_column("reason").to_list())
-            self.wh.load_rejects(rejects)
+            apply(Rejects(rejects, version), self.wh, self.keys)

@@ -31,7 +31,7 @@ from etl4all import frames
 from etl4all.errors import ConfigError
 from etl4all.runners import wiring
 from etl4all.settings import Settings
-from etl4all.stages.load import load_frame
+from etl4all.stages.load import Addresses, Rejects, apply
 from etl4all.stages.transform import (
     CallBudget,
     GeocodeStats,
@@ -206,8 +206,8 @@ def regeocode(selection: Selection, settings: Settings) -> RegeocodeReport:
         for page in chosen(wh, selection, settings.batch_rows):
             result = geocode_frame(page.points, geocoder, store, config, budget)
             if result.rejects.height:
-                wh.load_rejects(result.rejects)
-            loaded = load_frame(result.addresses, wh, lookup)
+                apply(Rejects(result.rejects), wh, lookup)
+            loaded = apply(Addresses(result.addresses), wh, lookup).load
             report.rows, report.failed = report.rows + page.rows, report.failed + page.failed
             report.geocode += result.stats
             report.load += loaded

@@ -84,8 +84,9 @@ def open_lookup(settings: Settings, wh: Warehouse) -> Lookup:
     return lookup.from_url(settings.lookup_url, warehouse=wh)
 
 
-def extract_config(settings: Settings) -> ExtractConfig:
-    """The extract stage's config."""
+def extract_config(settings: Settings, *, ordered: bool = False) -> ExtractConfig:
+    """The extract stage's config; ``ordered`` for a driver that applies a file's items in
+    order, in one process (the embedded run)."""
     return ExtractConfig(
         scope=urls.redact(settings.warehouse_url),
         batch_rows=settings.batch_rows,
@@ -96,6 +97,8 @@ def extract_config(settings: Settings) -> ExtractConfig:
         final_seconds=settings.final_seconds,
         force_all=settings.force,
         force_files=settings.force_files,
+        accept_shrink=settings.accept_shrink,
+        ordered=ordered,
     )
 
 

@@ -1,15 +1,9 @@
-"""Extract stage: a source's files → batches of points. A file's whole life is sequenced here.
+"""Extract stage: a source's files → units of work, one per file.
 
-A file is listed → settled (when polling: same size and mtime in two listings) → claimed (a
-short lease in the file ledger, renewed by a heartbeat thread while the file is worked on:
-:mod:`etl4all.stages.lease`) → its done mark read again (another worker may have finished it) →
-skipped when its size and mtime are those already done → read and hashed → skipped when its
-content is the one already done (only the mark is refreshed) → parsed → chunked into
-:class:`PointBatch` items of at most ``batch_rows`` points whose encoded body fits
-``max_bytes``, with deterministic ids. The driver processes each batch and calls
-:meth:`PointBatch.commit` once the batch's effects are committed downstream; committing the
-last batch marks the file done. An interrupted file is simply done again: every effect of a
-batch is idempotent.
+A file is listed → settled (when polling: same size and mtime in two listings) → offered when
+not done with this size and mtime (:meth:`Extractor.pending`) → taken
+(:meth:`Extractor.take`): its :class:`~etl4all.stages.filework.FileWork` owns the rest of
+its life, from the claim to the done mark.
 
 Uploads that stall. Settling cannot tell a finished file from an upload paused for longer
 than ``settle_seconds``, and such a file may end in the middle of a record, even of a number.
@@ -18,18 +12,11 @@ mtime or by how long the ledger has seen this content. Before that, only its com
 are read (:func:`etl4all.records.complete_end`) and its done mark says *partial*
 (``FileMark.partial_since``): :meth:`Extractor.pending` offers the file again as soon as it
 changes or becomes final, and then the cut-off tail is read as it is (a point or a reject).
-When a file is read again with content other than its done mark recorded, its last batch
-carries a :class:`~etl4all.stages.prune.Prune` that removes what only the earlier version
-produced (see :mod:`etl4all.stages.prune`); an upload that merely grew needs none.
 
 A *forced* file (``run --force``, ``--force-file NAME``) skips both done checks: it is read and
 loaded again whatever its mark says, which leaves the same rows (the load is idempotent) and
 pays nothing twice (the geocode cache answers); its claim still applies. A poller never
 forces: a forced file would be redone on every poll.
-
-Both drivers (``runners/embedded.py`` inline, ``runners/broker.py`` behind a queue) iterate
-:meth:`Extractor.batches`; the broker's extractor also polls with :meth:`Extractor.poll`,
-which outlives outages of the source, the state store and the broker when long-running.
 """
 
 from __future__ import annotations
@@ -40,16 +27,14 @@ import fnmatch
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Callable
 
-from etl4all import batch, reading, retry
+from etl4all import batch, retry
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
-from etl4all.stages import batching, polling
-from etl4all.stages.batching import PointBatch
-from etl4all.stages.lease import Lease
+from etl4all.stages import polling
+from etl4all.stages.filework import Busy, FileWork, Held
 from etl4all.state.base import FileLedger, FileMark
 
 log = logging.getLogger(__name__)
@@ -81,6 +66,11 @@ class ExtractConfig:
     """Redo every file even when its done mark says done (``run --force``)."""
     force_files: tuple[str, ...] = ()
     """Globs of file names (``FileRef.name``) to redo even when done (``run --force-file``)."""
+    accept_shrink: tuple[str, ...] = ()
+    """Globs of file names whose shrink to a prefix is applied, not held (``--accept-shrink``)."""
+    ordered: bool = False
+    """The driver applies a file's items in order, in one process (the embedded run): its
+    prune goes by version, not by keys (:mod:`etl4all.stages.prune`)."""
 
 
 @dataclasses.dataclass
@@ -98,6 +88,10 @@ class ExtractStats:
     """Files read without their cut-off last record (not final yet)."""
     pruned: int = 0
     """Files read again with other content, whose earlier version's leftovers are pruned."""
+    held: list[Held] = dataclasses.field(default_factory=list)
+    """Files that shrank to a prefix of the version loaded, held instead of pruned."""
+    holders: list[Busy] = dataclasses.field(default_factory=list)
+    """Who holds the busy files (those whose holder was still there to ask)."""
     batches: int = 0
     points: int = 0
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
@@ -126,7 +120,7 @@ class Extractor:
         self.ledger = ledger
         self.config = config
         self.stats = ExtractStats()
-        self._clock = clock
+        self.clock = clock
 
     def listing(self) -> list[FileRef]:
         """The source's files, their keys scoped to the warehouse (the password never enters
@@ -138,27 +132,31 @@ class Extractor:
         """Those of ``refs`` forced, not done with this size and mtime, or done without a
         cut-off last record and final now (one ledger round trip)."""
         done = self.ledger.done([ref.key for ref in refs])
-        now = self._clock()
+        now = self.clock()
         return [
-            ref
-            for ref in refs
-            if self.forced(ref) or not self._is_done(done.get(ref.key), ref, now)
+            ref for ref in refs if self.forced(ref) or not self.is_done(done.get(ref.key), ref, now)
         ]
+
+    def take(self, ref: FileRef) -> FileWork:
+        """The unit of work of ``ref`` (a context manager that claims it)."""
+        return FileWork(self, ref)
 
     def forced(self, ref: FileRef) -> bool:
         """Whether ``ref`` is to be redone whatever its done mark says."""
         config = self.config
-        return config.force_all or any(
-            fnmatch.fnmatchcase(ref.name, pattern) for pattern in config.force_files
-        )
+        return config.force_all or _matches(ref, config.force_files)
 
-    def _is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
+    def accepts_shrink(self, ref: FileRef) -> bool:
+        """Whether a shrink of ``ref`` to a prefix is to be applied (not held)."""
+        return _matches(ref, self.config.accept_shrink)
+
+    def is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
         """Whether ``ref`` (done mark ``mark``) needs no work at ``now``."""
         if mark is None or not _same_file(mark, ref):
             return False
-        return mark.partial_since is None or not self._final(ref, mark.partial_since, now)
+        return mark.partial_since is None or not self.final(ref, mark.partial_since, now)
 
-    def _final(self, ref: FileRef, seen_since: float | None, now: float) -> bool:
+    def final(self, ref: FileRef, seen_since: float | None, now: float) -> bool:
         """Whether ``ref`` is final at ``now``: its mtime, or ``seen_since`` (when the ledger
         first saw this content, if it did), is at least ``final_seconds`` old.
 
@@ -228,90 +226,10 @@ class Extractor:
                 raise
             log.info("stopped while a poll was failing: %s", error)
 
-    def batches(self, refs: Iterable[FileRef]) -> Generator[PointBatch, None, None]:
-        """The batches of every file of ``refs`` that is still to do, file after file.
 
-        A file's claim (a :class:`~etl4all.stages.lease.Lease`, renewed by a heartbeat) is held
-        while its batches are out and released when the next file starts (or the iterator is
-        closed); a file whose claim is lost midway is left to the worker that took it.
-        """
-        for ref in refs:
-            lease = Lease.take(self.ledger, ref.key, self.config.lease_seconds, name=ref.name)
-            if lease is None:
-                log.info("file=%s is being processed by another worker", ref.name)
-                self.stats.busy += 1
-                continue
-            with lease:
-                for item in self._file_batches(ref):
-                    if lease.lost:
-                        log.warning("stopped file=%s: its claim is lost", ref.name)
-                        break
-                    yield item
-
-    def _file_batches(self, ref: FileRef) -> Iterator[PointBatch]:
-        """The batches of one claimed file, or none when it is already done (and not forced).
-
-        The file is read twice, in bounded blocks: once to hash it (batch ids, same-content
-        check), once to parse it piece by piece (:mod:`etl4all.reading`).
-        """
-        now = self._clock()
-        previous = self.ledger.done([ref.key]).get(ref.key)
-        forced = self.forced(ref)
-        if forced:
-            log.info("forced file=%s: redone whatever its done mark says", ref.name)
-        elif self._is_done(previous, ref, now):
-            self.stats.skipped += 1
-            return
-        with self.source.open(ref) as file:
-            found = reading.digest(file, prefix=None if previous is None else previous.size)
-            same = previous is not None and previous.sha256 == found.sha256
-            seen_since = previous.partial_since if same and previous is not None else None
-            final = self._final(ref, seen_since, now)
-            end = found.size if final else reading.tail_end(file, found.size)
-            partial_since = None if end == found.size else seen_since or now
-            # The size read (not the one listed): what _grown compares with the next version.
-            mark = FileMark(found.size, ref.mtime, found.sha256, partial_since)
-            if same and not forced and (seen_since is None or partial_since is not None):
-                log.info("unchanged content file=%s", ref.name)
-                self.ledger.mark_done(
-                    {ref.key: dataclasses.replace(mark, partial_since=seen_since)}
-                )
-                self.stats.skipped += 1
-                return
-            if partial_since is not None:
-                log.info(
-                    "file=%s: its last record is cut off (%d bytes); read without it until "
-                    "the file is final (unchanged for %.0f s)",
-                    ref.name,
-                    found.size - end,
-                    self.config.final_seconds,
-                )
-                self.stats.partial += 1
-            pruning = previous is not None and not same and not _grown(previous, found, file)
-            self.stats.pruned += pruning
-            self.stats.files += 1
-            file.seek(0)
-            chunks = reading.pieces(file, reading.piece_bytes(self.config.batch_rows), end)
-            yield from batching.file_batches(
-                reading.parse_pieces(chunks, ref.name),
-                ref=ref,
-                mark=mark,
-                config=self.config,
-                ledger=self.ledger,
-                stats=self.stats,
-                pruning=pruning,
-            )
-
-
-def _grown(previous: FileMark, found: reading.Digest, file: BinaryIO) -> bool:
-    """Whether the file (``found``, open as ``file``) only appends to the version ``previous``
-    describes, and every record loaded from that version stands unchanged in it: the version
-    was read without its cut-off tail, or had none. Then nothing of it needs pruning."""
-    if previous.size > found.size or found.prefix_sha256 != previous.sha256:
-        return False
-    return previous.partial_since is not None or reading.tail_end(file, previous.size) == (
-        previous.size
-    )
+def _matches(ref: FileRef, patterns: tuple[str, ...]) -> bool:
+    """Whether ``ref``'s name matches one of the globs ``patterns``."""
+    return any(fnmatch.fnmatchcase(ref.name, pattern) for pattern in patterns)
 
 
 def _same_file(mark: FileMark | None, ref: FileRef) -> bool:

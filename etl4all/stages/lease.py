@@ -19,8 +19,9 @@ import threading
 import time
 from types import TracebackType
 
+from etl4all import processes
 from etl4all.errors import StoreError
-from etl4all.state.base import FileLedger
+from etl4all.state.base import FileLedger, owner
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class Lease:
     def take(cls, ledger: FileLedger, key: str, seconds: float, *, name: str) -> Lease | None:
         """Claim ``key`` for ``seconds``; the lease, or None when another worker holds it.
 
+        A claim whose holder is a dead process of this host (:func:`etl4all.processes.dead`)
+        is taken at once: a run killed a moment ago does not hold its files until they expire.
+
         Args:
             name: the file's name, for log lines.
 
@@ -60,6 +64,15 @@ class Lease:
         """
         asked = time.monotonic()
         token = ledger.claim(key, seconds)
+        if token is None:
+            holder = ledger.holder(key)
+            if holder is not None and processes.dead(holder.token):
+                log.warning(
+                    "file=%s: its claim is held by %s, a process that has ended; taken over",
+                    name,
+                    owner(holder.token),
+                )
+                token = ledger.claim(key, seconds, replace=holder.token)
         if token is None:
             return None
         lease = cls(ledger=ledger, key=key, token=token, seconds=seconds, name=name)

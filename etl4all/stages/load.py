@@ -1,57 +1,162 @@
-"""Load stage: addresses → warehouse, one row per distinct coordinate.
+"""Load stage: what reaches the warehouse, applied by :func:`apply`, the one function both
+drivers call.
 
-The lookup splits a batch into inserts and updates with one query; the warehouse's unique
-key stays the truth, so a stale lookup never creates a duplicate. New keys are recorded in
-the lookup only after the warehouse committed them.
+A load item is one of:
+
+- :class:`Addresses`: geocoded rows of one file version. The lookup splits them into inserts
+  and updates with one query; the warehouse's unique key stays the truth, so a stale lookup
+  never creates a duplicate. New keys are recorded in the lookup only after the warehouse
+  committed them;
+- :class:`Rejects`: rows of one file version that could not be read or geocoded;
+- :class:`PrunePart` and :class:`PruneRejects`: a prune of a file version, or one key range
+  of it (:mod:`etl4all.stages.prune`).
+
+Every item is idempotent, and an item of an older file version than the warehouse has seen
+changes nothing (it is *stale*).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 
 import polars as pl
 
 from etl4all import frames, metrics
 from etl4all.lookup.base import Lookup
+from etl4all.stages.prune import Prune, key_ranges
 from etl4all.warehouse.base import LoadResult, Warehouse
 
 log = logging.getLogger(__name__)
 
 
-def load_frame(addresses: pl.DataFrame, warehouse: Warehouse, lookup: Lookup) -> LoadResult:
-    """Insert new coordinates of ``addresses`` and update known ones.
+@dataclasses.dataclass(frozen=True)
+class Addresses:
+    """Geocoded rows (``frames.ADDRESSES_SCHEMA``) of one file version (None: its current)."""
 
-    Rows whose coordinate is not a real one (NaN, infinite, out of range) are kept in the
-    ``reject`` table (``invalid_coordinate``) instead; the rest of the batch is loaded.
+    frame: pl.DataFrame
+    version: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejects:
+    """Rejects (``frames.REJECTS_SCHEMA``) of one file version (None: its current)."""
+
+    frame: pl.DataFrame
+    version: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PrunePart:
+    """A prune of version ``version`` of file ``source``: by version (``keys`` None), or the
+    coordinates it keeps within ``low <= key < high`` (canonical keys)."""
+
+    source: str
+    version: int
+    keys: pl.DataFrame | None = None
+    """``frames.PRUNE_SCHEMA`` rows."""
+    low: str | None = None
+    high: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneRejects:
+    """Drop the rejects of file ``source`` older than version ``version``."""
+
+    source: str
+    version: int
+
+
+LoadItem = Addresses | Rejects | PrunePart | PruneRejects
+
+
+@dataclasses.dataclass
+class Applied:
+    """What applying items did."""
+
+    load: LoadResult = dataclasses.field(default_factory=LoadResult)
+    rejects: int = 0
+    """Reject rows recorded."""
+    pruned: int = 0
+    """Address rows deleted: no file holds their coordinate any more."""
+
+    def __iadd__(self, other: Applied) -> Applied:
+        self.load += other.load
+        self.rejects += other.rejects
+        self.pruned += other.pruned
+        return self
+
+
+def apply(item: LoadItem, warehouse: Warehouse, lookup: Lookup) -> Applied:
+    """Commit ``item`` to the warehouse (one transaction, or two for addresses with invalid
+    coordinates).
 
     Raises:
         DataError: the warehouse refused a value (nothing committed).
         WarehouseError: the warehouse failed (nothing committed; retry).
     """
-    addresses, invalid = frames.split_invalid_coordinates(addresses)
+    if isinstance(item, Addresses):
+        return _load(item, warehouse, lookup)
+    if isinstance(item, Rejects):
+        return Applied(rejects=warehouse.load_rejects(item.frame, version=item.version))
+    if isinstance(item, PruneRejects):
+        warehouse.prune_rejects(item.source, item.version)
+        return Applied()
+    keep = None
+    if item.keys is not None:
+        keep = item.keys.select(frames.coordinate_key().alias("key")).get_column("key")
+    deleted = warehouse.prune(item.source, item.version, keep, low=item.low, high=item.high)
+    if deleted:
+        log.info("pruned file=%s rows=%d (no file holds them any more)", item.source, deleted)
+    return Applied(pruned=deleted)
+
+
+def prune_items(prune: Prune, *, max_rows: int) -> Iterator[PrunePart | PruneRejects]:
+    """The load items of ``prune``: its parts (one by version, or one per key range of at
+    most ``max_rows`` keys), then its rejects."""
+    if prune.keys is None:
+        yield PrunePart(prune.source, prune.version)
+    else:
+        for part in key_ranges(prune.source, prune.keys, max_rows=max_rows):
+            yield PrunePart(prune.source, prune.version, part.keys, part.low, part.high)
+    yield PruneRejects(prune.source, prune.version)
+
+
+def _load(item: Addresses, warehouse: Warehouse, lookup: Lookup) -> Applied:
+    """Insert the new coordinates of ``item`` and update the known ones.
+
+    Rows whose coordinate is not a real one (NaN, infinite, out of range) are kept in the
+    ``reject`` table (``invalid_coordinate``) instead; the rest of the batch is loaded.
+    """
+    addresses, invalid = frames.split_invalid_coordinates(item.frame)
+    applied = Applied()
     if invalid.height:
         log.warning("%d rows have an invalid coordinate; rejected", invalid.height)
-        warehouse.load_rejects(invalid)
+        applied.rejects = warehouse.load_rejects(invalid, version=item.version)
         metrics.count_rejects("load", {"invalid_coordinate": invalid.height})
     if addresses.is_empty():
-        return LoadResult()
+        return applied
     started = time.perf_counter()
     rows = frames.canonical(addresses).with_columns(_key=frames.coordinate_key())
     keys = rows.get_column("_key")
-    known = rows.get_column("_key").is_in(lookup.present(keys).implode())
+    known = keys.is_in(lookup.present(keys).implode())
     inserts, updates = rows.filter(~known).drop("_key"), rows.filter(known).drop("_key")
-    result = warehouse.load(inserts, updates)
-    lookup.add(keys.filter(~known))
+    result = warehouse.load(inserts, updates, version=item.version)
+    if not result.stale:
+        lookup.add(keys.filter(~known))
     metrics.count_loaded(result)
     seconds = time.perf_counter() - started
     log.info(
-        "loaded rows=%d inserted=%d updated=%d unchanged=%d seconds=%.2f",
+        "loaded rows=%d inserted=%d updated=%d unchanged=%d stale=%d seconds=%.2f",
         rows.height,
         result.inserted,
         result.updated,
         result.unchanged,
+        result.stale,
         seconds,
         extra={"stage": "load", "rows": rows.height, "seconds": round(seconds, 3)},
     )
-    return result
+    applied.load = result
+    return applied

@@ -1,63 +1,54 @@
-"""Prune: when a file changed after it was loaded, what only its earlier version produced goes.
+"""Prune: the final item of a file version, removing what only the file's older versions held.
 
-The extract stage attaches a :class:`Prune` to the last batch of a file it reads again with
-content other than its done mark recorded (unless the earlier version is a plain prefix of
-this one whose loaded records all stand unchanged, as when an upload grows): the coordinates
-and parse rejects of the version just read. Once they are applied, no address row whose
-provenance (``source_file``) is that file keeps a coordinate the file no longer holds, and no
-parse reject of the file remains that the new version does not have.
+The warehouse keeps, for every address row, which files hold its coordinate and as which
+version (``address_source``, see docs/guarantees.md). A prune of version ``v`` of file ``F``
+drops F's memberships that ``v`` lacks, and a row goes only when no file holds its coordinate
+any more; F's parse and geocode rejects older than ``v`` go too. A prune or a batch of an
+older version than the warehouse has seen for ``F`` changes nothing.
 
-A prune only deletes what the new version lacks, so it may run before or after the new
-version's rows are loaded, any number of times. It is cut into :class:`KeyRange` parts by
-coordinate (latitude, then longitude): each part holds the new version's coordinates within
-its range and deletes only within it, so any file's prune fits in messages of bounded size and
-the parts are independent. The embedded run applies them inline with :func:`prune_file`; the
-broker extractor publishes them to the addresses queue and the loader applies each one. The
-lookup may still list a pruned key; that is harmless, as for any stale lookup: a later load of
-that coordinate goes down the update path and is inserted.
+Two forms, one per driver:
 
-Limits, kept on purpose (the cheap cases are covered, these would need a per-file index):
-- the warehouse keeps one provenance per coordinate, the smallest (file, line): a coordinate
-  the file dropped that a file with a larger name also holds loses its row until that other
-  file is loaded again;
-- geocoder rejects (``not_geocoded``, ``geocode_failed``...) of the file are kept;
-- in services mode a prune of an older version applied after a newer version's rows (a
-  message held back for minutes) deletes what only the newer version added, and an older
-  version's batch loaded after the newer version's prune comes back. A re-read that merely
-  appends (an upload that stalled) publishes no prune at all.
+- *by version* (``keys`` None): drop F's memberships older than ``v``. Right only once every
+  batch of ``v`` is loaded, which the embedded run guarantees: it applies a file's items in
+  order, in one process;
+- *by keys* (``keys``, the coordinates ``v`` holds): drop F's memberships of ``v`` or older
+  whose coordinate ``keys`` lacks. Right in any order with ``v``'s batches, as the broker
+  delivers them; cut into :class:`KeyRange` parts (:func:`key_ranges`) so that any file's
+  prune fits messages of bounded size, each part independent of the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterator
 
 import polars as pl
 
-from etl4all import batch, frames, parse
-from etl4all.warehouse.base import Warehouse
-
-log = logging.getLogger(__name__)
-
-REASONS = parse.REASONS
-"""The reject reasons a prune looks at: the parser's (the geocoder's are kept)."""
+from etl4all import batch, frames
+from etl4all.sources.base import FileRef
 
 
 @dataclasses.dataclass(frozen=True)
 class Prune:
-    """What a file's new version holds: anything else the file produced goes."""
+    """What file version ``version`` of ``ref`` removes of the file's older versions."""
 
-    source: str
-    points: pl.DataFrame
-    """The new version's points (``frames.POINTS_SCHEMA``; only the coordinates count)."""
-    rejects: pl.DataFrame
-    """The new version's parse rejects (``frames.REJECTS_SCHEMA``)."""
+    ref: FileRef
+    version: int
+    keys: pl.DataFrame | None
+    """The version's points (``frames.POINTS_SCHEMA``; only the coordinates count), or None:
+    by version (see the module docstring)."""
+    last: bool = True
+    """A prune is always its file's final item."""
+
+    @property
+    def source(self) -> str:
+        """The file's name."""
+        return self.ref.name
 
 
 @dataclasses.dataclass(frozen=True)
 class KeyRange:
-    """One part of a prune: the coordinates kept within ``low <= key < high``."""
+    """One part of a prune by keys: the coordinates kept within ``low <= key < high``."""
 
     keys: pl.DataFrame
     """``frames.PRUNE_SCHEMA`` rows, distinct and ascending."""
@@ -68,15 +59,15 @@ class KeyRange:
 
 
 def key_ranges(
-    prune: Prune, *, max_rows: int, max_bytes: int = batch.MAX_BYTES
+    source: str, points: pl.DataFrame, *, max_rows: int, max_bytes: int = batch.MAX_BYTES
 ) -> Iterator[KeyRange]:
-    """The parts of ``prune``: consecutive ranges that cover every coordinate, each holding at
-    most ``max_rows`` keys (and fitting ``max_bytes`` once encoded); one open range when the
-    file holds no points."""
+    """The parts of a prune by keys of file ``source`` holding ``points``: consecutive
+    ranges that cover every coordinate, each holding at most ``max_rows`` keys (and fitting
+    ``max_bytes`` once encoded); one open range when the file holds no points."""
     scaled = [frames.scaled_key(pl.col(c), frames.KEY_DECIMALS) for c in ("latitude", "longitude")]
     keys = (
-        prune.points.select(
-            pl.lit(prune.source, pl.String).alias("source"),
+        points.select(
+            pl.lit(source, pl.String).alias("source"),
             pl.col("latitude").round(frames.KEY_DECIMALS),
             pl.col("longitude").round(frames.KEY_DECIMALS),
         )
@@ -87,31 +78,6 @@ def key_ranges(
     starts = [_first_key(part) for part in parts[1:]]
     for part, low, high in zip(parts, [None, *starts], [*starts, None], strict=True):
         yield KeyRange(frames.cast_frame(part, frames.PRUNE_SCHEMA), low, high)
-
-
-def prune_range(warehouse: Warehouse, source: str, part: KeyRange) -> int:
-    """Apply one part of a prune of file ``source``; the address rows deleted."""
-    keep = part.keys.select(frames.coordinate_key().alias("key")).get_column("key")
-    deleted = warehouse.prune(source, keep, low=part.low, high=part.high)
-    if deleted:
-        log.info("pruned file=%s rows=%d (no longer in the file)", source, deleted)
-    return deleted
-
-
-def prune_rejects(warehouse: Warehouse, source: str, rejects: pl.DataFrame) -> int:
-    """Delete the parse rejects of file ``source`` that ``rejects`` (its new version's) lacks."""
-    deleted = warehouse.prune_rejects(source, rejects, REASONS)
-    if deleted:
-        log.info("pruned file=%s rejects=%d (no longer in the file)", source, deleted)
-    return deleted
-
-
-def prune_file(prune: Prune, warehouse: Warehouse, *, max_rows: int) -> tuple[int, int]:
-    """Apply a whole prune inline (embedded run): (address rows, rejects) deleted."""
-    rows = sum(
-        prune_range(warehouse, prune.source, part) for part in key_ranges(prune, max_rows=max_rows)
-    )
-    return rows, prune_rejects(warehouse, prune.source, prune.rejects)
 
 
 def _first_key(part: pl.DataFrame) -> str:

@@ -7,6 +7,7 @@ both as a :class:`StateStore`, and each stage sees only the role it uses.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import secrets
@@ -15,7 +16,7 @@ from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
 
-from etl4all import frames
+from etl4all import frames, processes
 from etl4all.errors import ConfigError
 
 CACHE_KEYS_SCHEMA: dict[str, pl.DataType] = {"lat_key": pl.Int64(), "lon_key": pl.Int64()}
@@ -35,6 +36,31 @@ class FileMark:
     partial_since: float | None = None
     """Set when the file was done without its cut-off last record (not final yet): since
     when (``time.time()``) this content has been seen. None: done completely."""
+    version: int = 0
+    """The version the file was loaded as (:mod:`etl4all.stages.versions`); 0: unknown (a
+    mark of an older release)."""
+    points: int = 0
+    """Points of that version (a prune of it removes at most this many rows)."""
+    checkpoints: str = ""
+    """Hashes of the version's leading bytes (:mod:`etl4all.fingerprint`): tell a strict
+    prefix of it (an upload in progress, a failed transfer) from a new version."""
+
+    def to_json(self) -> str:
+        """The mark as one JSON object (how the stores keep it)."""
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> FileMark:
+        """A mark written by :meth:`to_json`; fields added later take their defaults.
+
+        Raises:
+            ValueError: not such an object.
+        """
+        fields = json.loads(text)
+        if not isinstance(fields, dict):
+            raise ValueError(f"a done mark is a JSON object, got {text[:40]!r}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in fields.items() if name in known})
 
 
 def checked_ttl(ttl: float) -> float:
@@ -75,9 +101,24 @@ class Claim:
     """Seconds until it expires unless renewed."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who holds a claim, as a claimer that lost sees it."""
+
+    token: str
+    """The holder's :func:`new_token`."""
+    expires_in: float
+    """Seconds until the claim expires unless renewed."""
+
+
 def new_token() -> str:
-    """A claim token that names its holder: ``host:pid/random``."""
-    return f"{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(16)}"
+    """A claim token that names its holder: ``host:pid/start.random``.
+
+    ``start`` is when the process started (:func:`etl4all.processes.started`), so that a
+    claim left by a dead process is told apart from one of a new process with its pid.
+    """
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}/{processes.started(pid)}.{secrets.token_hex(12)}"
 
 
 def owner(token: str) -> str:
@@ -89,8 +130,15 @@ def owner(token: str) -> str:
 class FileLedger(_Closes, Protocol):
     """Which files are done and which worker holds which file; a context manager."""
 
-    def claim(self, key: str, ttl: float) -> str | None:
-        """Take a lease on file ``key`` for ``ttl`` seconds; a token, or None if taken."""
+    def claim(self, key: str, ttl: float, *, replace: str | None = None) -> str | None:
+        """Take a lease on file ``key`` for ``ttl`` seconds; a token, or None if taken.
+
+        With ``replace``, a lease still held by that token is taken too (its holder died).
+        """
+        ...
+
+    def holder(self, key: str) -> Holder | None:
+        """Who holds the lease on ``key`` now; None when nobody does."""
         ...
 
     def renew(self, key: str, token: str, ttl: float) -> bool:

@@ -11,8 +11,8 @@ Keys:
 - ``{prefix}claim:{file key}`` = token: a lease, ``SET NX PX``; released and renewed by Lua
   scripts that compare the token first, so an expired lease taken over by another worker is
   never deleted or extended by the old holder.
-- ``{prefix}done`` (a hash): file key → ``size|mtime|sha256``, with ``|partial_since`` for a
-  file done without its cut-off last record; read with one ``HMGET``.
+- ``{prefix}done`` (a hash): file key → its :class:`~etl4all.state.base.FileMark` as JSON
+  (older releases wrote ``size|mtime|sha256[|partial_since]``, still read); one ``HMGET``.
 - ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.cache`)
   with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
 
@@ -39,7 +39,7 @@ import redis.exceptions
 from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreConfigError, StoreError
-from etl4all.state.base import Claim, FileMark, checked_ttl, new_token, owner
+from etl4all.state.base import Claim, FileMark, Holder, checked_ttl, new_token, owner
 from etl4all.state.cache import PayloadCache
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,15 @@ end
 return 0
 """
 
+_CLAIM = """
+local held = redis.call('get', KEYS[1])
+if held == false or held == ARGV[2] then
+    redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[3])
+    return 1
+end
+return 0
+"""
+
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
@@ -85,20 +94,34 @@ class RedisState(PayloadCache, Closing):
         self._client, self.prefix = connect(url)
         self._release = self._client.register_script(_RELEASE)
         self._renew = self._client.register_script(_RENEW)
+        self._take_over = self._client.register_script(_CLAIM)
 
     def __repr__(self) -> str:
         return f"RedisState({self._safe_url!r})"
 
     # -- claims ---------------------------------------------------------------------------
 
-    def claim(self, key: str, ttl: float) -> str | None:
-        """Take a lease on ``key`` for ``ttl`` seconds; a token, or None if someone holds it."""
+    def claim(self, key: str, ttl: float, *, replace: str | None = None) -> str | None:
+        """Take a lease on ``key`` for ``ttl`` seconds (or one ``replace`` holds); a token, or
+        None if someone holds it."""
         ttl_ms = _milliseconds(ttl)
         token = new_token()
-        log.debug("SET NX %sclaim:%s on %s", self.prefix, key, self._safe_url)
+        log.debug("claim %sclaim:%s on %s", self.prefix, key, self._safe_url)
         with self._errors(f"claim {key}"):
-            won = self._client.set(self._claim_key(key), token, nx=True, px=ttl_ms)
+            if replace is None:
+                won = self._client.set(self._claim_key(key), token, nx=True, px=ttl_ms)
+            else:
+                won = self._take_over(keys=[self._claim_key(key)], args=[token, replace, ttl_ms])
         return token if won else None
+
+    def holder(self, key: str) -> Holder | None:
+        """Who holds the lease on ``key`` now."""
+        name = self._claim_key(key)
+        with self._errors(f"read the claim on {key}"), self._client.pipeline() as pipe:
+            pipe.get(name)
+            pipe.pttl(name)
+            token, ms = pipe.execute()
+        return None if token is None else Holder(str(token), max(int(ms), 0) / 1000)
 
     def renew(self, key: str, token: str, ttl: float) -> bool:
         """Extend the lease on ``key`` to ``ttl`` seconds from now if ``token`` still holds it.
@@ -137,11 +160,7 @@ class RedisState(PayloadCache, Closing):
         """Remember files as done (a later mark of the same key replaces the earlier one)."""
         if not marks:
             return
-        mapping: dict[Any, str] = {
-            key: f"{m.size}|{m.mtime!r}|{m.sha256}"
-            + ("" if m.partial_since is None else f"|{m.partial_since!r}")
-            for key, m in marks.items()
-        }
+        mapping: dict[Any, str] = {key: mark.to_json() for key, mark in marks.items()}
         log.debug("HSET %sdone (%d keys) on %s", self.prefix, len(mapping), self._safe_url)
         with self._errors(f"mark {len(mapping)} files done"):
             self._client.hset(self.prefix + "done", mapping=mapping)
@@ -212,14 +231,16 @@ class RedisState(PayloadCache, Closing):
         self._client.close()
 
     def _parse_mark(self, key: str, value: str) -> FileMark:
-        """A ``size|mtime|sha256[|partial_since]`` done mark."""
+        """A done mark: JSON, or an older release's ``size|mtime|sha256[|partial_since]``."""
         try:
+            if value.startswith("{"):
+                return FileMark.from_json(value)
             size, mtime, sha256, *partial = value.split("|")
             if len(partial) > 1:
                 raise ValueError("too many fields")
             since = float(partial[0]) if partial else None
             return FileMark(int(size), float(mtime), sha256, since)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise StoreError(
                 f"Redis state {self._safe_url}: malformed done mark of {key}: {value!r}; "
                 f"delete field {key!r} of hash {self.prefix}done to process the file again"

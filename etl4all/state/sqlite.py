@@ -11,8 +11,9 @@ of one machine can share the file (not a network file system).
 
 Tables (created when missing):
 
-- ``done_files(key, size, mtime, sha256, done_at, partial_since)``: files handed off
-  downstream (``partial_since`` is added to a table made by an older version).
+- ``done_files(key, size, mtime, sha256, done_at, partial_since, mark)``: files handed off
+  downstream; ``mark`` is the whole :class:`~etl4all.state.base.FileMark` as JSON (columns a
+  table made by an older version lacks are added).
 - ``claims(key, token, expires_at)``: leases; a claim is one ``INSERT … ON CONFLICT DO
   UPDATE … WHERE expires_at <= now`` in a write transaction, so exactly one claimer wins.
 - ``geocode_cache(scope, lat_key, lon_key, payload, expires_at)``: JSON payloads
@@ -37,7 +38,7 @@ from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreError
 from etl4all.perthread import PerThread
-from etl4all.state.base import Claim, FileMark, checked_ttl, new_token, owner
+from etl4all.state.base import Claim, FileMark, Holder, checked_ttl, new_token, owner
 from etl4all.state.cache import PAYLOADS_SCHEMA, PayloadCache
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS done_files (
     mtime REAL NOT NULL,
     sha256 TEXT NOT NULL,
     done_at REAL NOT NULL,
-    partial_since REAL
+    partial_since REAL,
+    mark TEXT
 );
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
@@ -73,7 +75,7 @@ CREATE INDEX IF NOT EXISTS geocode_cache_expires ON geocode_cache (expires_at);
 _CLAIM = """
 INSERT INTO claims (key, token, expires_at) VALUES (?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
-WHERE claims.expires_at <= ?
+WHERE claims.expires_at <= ? OR claims.token = ?
 """
 
 _PUT = """
@@ -91,16 +93,16 @@ ORDER BY k.rowid
 """
 
 _DONE = """
-SELECT key, size, mtime, sha256, partial_since FROM done_files
+SELECT key, size, mtime, sha256, partial_since, mark FROM done_files
 WHERE key IN (SELECT value FROM json_each(?))
 """
 
 _MARK = """
-INSERT INTO done_files (key, size, mtime, sha256, done_at, partial_since)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO done_files (key, size, mtime, sha256, done_at, partial_since, mark)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     size = excluded.size, mtime = excluded.mtime, sha256 = excluded.sha256,
-    done_at = excluded.done_at, partial_since = excluded.partial_since
+    done_at = excluded.done_at, partial_since = excluded.partial_since, mark = excluded.mark
 """
 
 
@@ -131,23 +133,33 @@ class SqliteState(PayloadCache, Closing):
             conn = self._conn()
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(done_files)")}
-            if "partial_since" not in columns:
-                conn.execute("ALTER TABLE done_files ADD COLUMN partial_since REAL")
+            for column, kind in (("partial_since", "REAL"), ("mark", "TEXT")):
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE done_files ADD COLUMN {column} {kind}")
 
     def __repr__(self) -> str:
         return f"SqliteState({self.path!r})"
 
     # -- claims ---------------------------------------------------------------------------
 
-    def claim(self, key: str, ttl: float) -> str | None:
-        """Take a lease on ``key`` for ``ttl`` seconds; a token, or None if someone holds it."""
+    def claim(self, key: str, ttl: float, *, replace: str | None = None) -> str | None:
+        """Take a lease on ``key`` for ``ttl`` seconds (or one ``replace`` holds); a token, or
+        None if someone holds it."""
         ttl = checked_ttl(ttl)
         token = new_token()
         now = time.time()
         with self._errors(f"claim {key}"), self._transaction() as conn:
-            won = conn.execute(_CLAIM, (key, token, now + ttl, now)).rowcount == 1
+            won = conn.execute(_CLAIM, (key, token, now + ttl, now, replace)).rowcount == 1
         log.debug("claim %s on %s: %s", key, self._safe_url, "won" if won else "held")
         return token if won else None
+
+    def holder(self, key: str) -> Holder | None:
+        """Who holds the lease on ``key`` now."""
+        now = time.time()
+        sql = "SELECT token, expires_at FROM claims WHERE key = ? AND expires_at > ?"
+        with self._errors(f"read the claim on {key}"):
+            row = self._conn().execute(sql, (key, now)).fetchone()
+        return None if row is None else Holder(row[0], row[1] - now)
 
     def renew(self, key: str, token: str, ttl: float) -> bool:
         """Extend the lease on ``key`` to ``ttl`` seconds from now if ``token`` still holds it.
@@ -177,12 +189,27 @@ class SqliteState(PayloadCache, Closing):
             return {}
         with self._errors(f"read {len(keys)} done marks"):
             found = self._conn().execute(_DONE, (json.dumps(keys),)).fetchall()
-        return {key: FileMark(*mark) for key, *mark in found}
+        return {key: self._parse_mark(key, mark, whole) for key, *mark, whole in found}
+
+    def _parse_mark(self, key: str, columns: list[object], whole: str | None) -> FileMark:
+        """The done mark of ``key``: its JSON, or the columns an older version wrote."""
+        if whole is None:
+            return FileMark(*columns)  # type: ignore[arg-type]
+        try:
+            return FileMark.from_json(whole)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"SQLite state {self._safe_url}: malformed done mark of {key}: {whole[:80]!r}; "
+                "delete its row of table done_files to process the file again"
+            ) from exc
 
     def mark_done(self, marks: dict[str, FileMark]) -> None:
         """Remember files as done (a later mark of the same key replaces the earlier one)."""
         now = time.time()
-        rows = [(key, m.size, m.mtime, m.sha256, now, m.partial_since) for key, m in marks.items()]
+        rows = [
+            (key, m.size, m.mtime, m.sha256, now, m.partial_since, m.to_json())
+            for key, m in marks.items()
+        ]
         with self._errors(f"mark {len(rows)} files done"), self._transaction() as conn:
             conn.executemany(_MARK, rows)
 

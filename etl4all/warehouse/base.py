@@ -17,8 +17,9 @@ LOAD_SCHEMA: dict[str, pl.DataType] = frames.ADDRESSES_SCHEMA
 CHANGE_FIELDS = (*frames.ADDRESS_FIELDS, "geocoder", "geocode_status")
 """A stored row is updated when one of these differs (compared NULL-safely).
 
-The provenance (``source_file``, ``source_line``, ``distance_km``, ``bearing_deg``) always
-follows the smallest (source_file, source_line) seen, so replays in any order agree.
+The provenance (``source_file``, ``source_line``, ``distance_km``, ``bearing_deg``) follows
+the smallest (source_file, source_line) of the files that hold the coordinate, so replays in
+any order agree.
 """
 
 
@@ -29,11 +30,14 @@ class LoadResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
+    """Rows not loaded: the warehouse holds a newer version of their file."""
 
     def __iadd__(self, other: LoadResult) -> LoadResult:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.stale += other.stale
         return self
 
 
@@ -57,12 +61,18 @@ class Warehouse(Protocol):
         """
         ...
 
-    def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
-        """Insert new and update known coordinates in one transaction.
+    def load(
+        self, inserts: pl.DataFrame, updates: pl.DataFrame, *, version: int | None = None
+    ) -> LoadResult:
+        """Insert new and update known coordinates in one transaction, and record that their
+        files hold them (``address_source``).
 
         ``inserts`` are rows the lookup thinks are new, ``updates`` rows it thinks exist;
         the split is only a hint: a stale lookup never creates a duplicate or loses a row.
         Both frames follow ``LOAD_SCHEMA`` and hold distinct coordinates (``frames.canonical``).
+        With ``version``, the rows are of that version of one file: when the warehouse has
+        seen a newer one, nothing is loaded (``LoadResult.stale``). Without, they count as
+        of their files' current versions (``regeocode``).
 
         Raises:
             DataError: a value the table refuses (nothing is committed).
@@ -70,22 +80,32 @@ class Warehouse(Protocol):
         """
         ...
 
-    def load_rejects(self, rejects: pl.DataFrame) -> int:
+    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
         """Record rejects (``frames.REJECTS_SCHEMA``) in the ``reject`` table; rows added.
 
-        A reject already recorded (same file, line and reason) is kept as it is.
+        A reject already recorded (same file, line and reason) is kept, at the newer version.
+        ``version`` as for :meth:`load`: rejects of an older version are not recorded.
         """
         ...
 
     def prune(
-        self, source: str, keep: pl.Series, *, low: str | None = None, high: str | None = None
+        self,
+        source: str,
+        version: int,
+        keep: pl.Series | None = None,
+        *,
+        low: str | None = None,
+        high: str | None = None,
     ) -> int:
-        """Delete the rows whose provenance is file ``source`` and whose key is not in ``keep``.
+        """Apply a prune of version ``version`` of file ``source`` (:mod:`etl4all.stages.prune`):
+        drop the file's memberships that version lacks, and the rows no file holds any more.
 
-        Only keys ``k`` with ``low <= k < high`` are looked at (ordered by latitude, then
-        longitude; None leaves that end open), so a big file's prune can come in independent
-        parts. ``keep``, ``low`` and ``high`` are canonical keys (``frames.coordinate_key``).
-        Returns the rows deleted (one transaction).
+        ``keep`` None: drop the memberships older than ``version`` (every batch of it is
+        loaded). Else drop those of ``version`` or older whose key ``keep`` lacks, among the
+        keys ``k`` with ``low <= k < high`` (ordered by latitude, then longitude; None leaves
+        that end open). ``keep``, ``low`` and ``high`` are canonical keys
+        (``frames.coordinate_key``). Nothing happens when the warehouse has seen a newer
+        version of the file. Returns the address rows deleted (one transaction).
 
         Raises:
             DataError: a key is not canonical.
@@ -93,9 +113,9 @@ class Warehouse(Protocol):
         """
         ...
 
-    def prune_rejects(self, source: str, keep: pl.DataFrame, reasons: Sequence[str]) -> int:
-        """Delete the rejects of file ``source`` with one of ``reasons`` whose (line, reason)
-        ``keep`` (``frames.REJECTS_SCHEMA``) does not have; the rows deleted.
+    def prune_rejects(self, source: str, version: int) -> int:
+        """Delete the rejects of file ``source`` recorded for versions older than ``version``
+        (nothing when the warehouse has seen a newer one); the rows deleted.
 
         Raises:
             WarehouseError: the database failed (nothing is committed; retry).

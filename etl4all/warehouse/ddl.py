@@ -1,7 +1,9 @@
 """The DDL of each warehouse dialect, read from ``sql/<dialect>/NNN_*.sql``.
 
-The repository's ``sql/`` folder is the canonical copy; it is installed with the package as
-data files (``setup.cfg`` ``[options.data_files]``) under ``<prefix>/share/etl4all/sql/``.
+The repository's ``sql/`` folder is the canonical copy (``sql/<dialect>/upgrade/`` holds the
+one-off statements that fill a table added by a release, :data:`UPGRADE`); it is installed
+with the package as data files (``setup.cfg`` ``[options.data_files]``) under
+``<prefix>/share/etl4all/sql/``.
 :func:`files` looks in the source checkout first (also what an editable install sees), then
 in the installed data folders. Python never embeds DDL.
 """
@@ -22,17 +24,19 @@ _ADD_COLUMN = re.compile(
 )
 
 
-def files(dialect: str) -> list[Path]:
-    """The DDL files of ``dialect`` (``mysql``, ``duckdb``), in the order to run them.
+def files(dialect: str, folder: str = "") -> list[Path]:
+    """The DDL files of ``dialect`` (``mysql``, ``duckdb``), in the order to run them; those
+    of its subfolder ``folder`` (``upgrade``) when given.
 
     Raises:
         ConfigError: no folder holds them (a broken installation).
     """
-    candidates = [Path(__file__).resolve().parents[2] / "sql" / dialect]
+    where = Path("sql", dialect, folder)
+    candidates = [Path(__file__).resolve().parents[2] / where]
     data_dirs = [sysconfig.get_path("data"), sys.prefix, site.USER_BASE or ""]
-    candidates += [Path(d) / "share" / "etl4all" / "sql" / dialect for d in data_dirs if d]
-    for folder in candidates:
-        found = sorted(folder.glob("*.sql"))
+    candidates += [Path(d) / "share" / "etl4all" / where for d in data_dirs if d]
+    for candidate in candidates:
+        found = sorted(candidate.glob("*.sql"))
         if found:
             return found
     raise ConfigError(
@@ -41,10 +45,11 @@ def files(dialect: str) -> list[Path]:
     )
 
 
-def statements(dialect: str) -> list[str]:
-    """The DDL statements of ``dialect``: files split at a semicolon ending a line."""
+def statements(dialect: str, folder: str = "") -> list[str]:
+    """The DDL statements of ``dialect`` (of its subfolder ``folder`` when given): files
+    split at a semicolon ending a line."""
     found: list[str] = []
-    for path in files(dialect):
+    for path in files(dialect, folder):
         lines = [
             line
             for line in path.read_text(encoding="utf-8").splitlines()
@@ -53,6 +58,16 @@ def statements(dialect: str) -> list[str]:
         text = "\n".join(lines)
         found += [part.strip() for part in text.split(";\n") if part.strip(" \n;")]
     return [s.rstrip(";") for s in found]
+
+
+UPGRADE = "upgrade"
+"""The subfolder of statements that fill tables a release added, run once by ``init()`` when
+``address`` has rows and ``address_source`` has none (:func:`needs_upgrade`)."""
+
+
+def needs_upgrade(address_rows: int, source_rows: int) -> bool:
+    """Whether the ``UPGRADE`` statements are to run: rows loaded before file versions."""
+    return address_rows > 0 and source_rows == 0
 
 
 def tables(dialect: str) -> list[str]:

@@ -7,15 +7,18 @@ the warehouse is built, so it is ready to use at once. :meth:`DuckdbWarehouse.re
 opens the file read-only.
 
 A load registers the rows as an Arrow table and runs set-based SQL in one transaction:
-one ``UPDATE ... FROM`` stage for known coordinates, one ``INSERT ... SELECT`` for new ones.
-A prune is one ``DELETE`` anti-joined with the registered keys a file still holds.
+one ``UPDATE ... FROM`` stage for known coordinates, one ``INSERT ... SELECT`` for new ones,
+then the files' memberships (``address_source``, replaced by key). A prune drops a file's
+memberships in set-based ``DELETE`` statements and the rows nobody holds any more
+(:mod:`etl4all.stages.prune`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ from etl4all.warehouse import ddl, table
 _STAGE = "_etl4all_stage"
 _INCOMING = "_etl4all_incoming"
 _KEYS = "_etl4all_keys"
+_MEMBERS = "_etl4all_members"
+_LOST = "_etl4all_lost"
 
 _DATA_ERRORS = (
     duckdb.ConversionException,
@@ -85,28 +90,102 @@ _FIND_SQL = (
     " ON a.latitude = CAST(k.latitude AS DECIMAL(10,8))"
     " AND a.longitude = CAST(k.longitude AS DECIMAL(11,8))"
 )
-_PRUNE_SQL = f"""
-DELETE FROM address AS a
-WHERE a.source_file = $source
-  AND (a.latitude > CAST($low_lat AS DECIMAL(10,8))
-       OR (a.latitude = CAST($low_lat AS DECIMAL(10,8))
-           AND a.longitude >= CAST($low_lon AS DECIMAL(11,8))))
-  AND (a.latitude < CAST($high_lat AS DECIMAL(10,8))
-       OR (a.latitude = CAST($high_lat AS DECIMAL(10,8))
-           AND a.longitude < CAST($high_lon AS DECIMAL(11,8))))
-  AND NOT EXISTS (SELECT 1 FROM {_KEYS} AS k
-                  WHERE a.latitude = CAST(k.latitude AS DECIMAL(10,8))
-                  AND a.longitude = CAST(k.longitude AS DECIMAL(11,8)))
+_SAME_KEY = "{a}.latitude = {b}.latitude AND {a}.longitude = {b}.longitude"
+_FILE_SQL = "SELECT id, version, replaced FROM source_file WHERE name = $name"
+_NEW_FILE_SQL = "INSERT INTO source_file (name, version) VALUES ($name, $version) RETURNING id"
+_BUMP_SQL = (
+    "UPDATE source_file SET replaced = replaced OR version > 0, version = $version"
+    " WHERE id = $id AND version < $version"
+)
+_NEW_FILES_SQL = (
+    f"INSERT INTO source_file (name) SELECT DISTINCT source_file FROM {_STAGE}"
+    " WHERE source_file NOT IN (SELECT name FROM source_file)"
+)
+_MEMBERS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {_MEMBERS} AS
+SELECT f.id AS file_id, s.latitude, s.longitude, s.source_line, s.distance_km, s.bearing_deg,
+       coalesce(CAST($version AS BIGINT), f.version) AS version
+FROM {_STAGE} AS s JOIN source_file AS f ON f.name = s.source_file
 """
-_PRUNE_REJECTS_SQL = f"""
-DELETE FROM reject AS r
-WHERE r.source_file = $source AND list_contains($reasons, r.reason)
-  AND NOT EXISTS (SELECT 1 FROM {_INCOMING} AS k
-                  WHERE k.line = r.source_line AND k.reason = r.reason)
+_OLD_MEMBERS_SQL = f"""
+INSERT INTO {_MEMBERS}
+SELECT m.* FROM address_source AS m
+WHERE EXISTS (SELECT 1 FROM {_STAGE} AS s JOIN source_file AS f ON f.name = s.source_file
+              WHERE f.id = m.file_id AND {_SAME_KEY.format(a="s", b="m")})
+"""
+_DROP_MEMBERS_SQL = f"""
+DELETE FROM address_source AS m USING {_MEMBERS} AS n
+WHERE m.file_id = n.file_id AND {_SAME_KEY.format(a="m", b="n")}
+"""
+_PUT_MEMBERS_SQL = f"""
+INSERT INTO address_source
+SELECT DISTINCT ON (file_id, latitude, longitude)
+       file_id, latitude, longitude, source_line, distance_km, bearing_deg, version
+FROM {_MEMBERS} ORDER BY file_id, latitude, longitude, version DESC, source_line
+"""
+_MOVED_SQL = f"""
+UPDATE address AS a
+SET source_line = m.source_line, distance_km = m.distance_km, bearing_deg = m.bearing_deg
+FROM address_source AS m, {_STAGE} AS s
+WHERE m.file_id = $id AND a.source_file = $name AND a.source_line <> m.source_line
+  AND {_SAME_KEY.format(a="a", b="m")} AND {_SAME_KEY.format(a="s", b="m")}
+"""
+_IN_RANGE = """
+      (m.latitude > CAST($low_lat AS DECIMAL(10,8))
+       OR (m.latitude = CAST($low_lat AS DECIMAL(10,8))
+           AND m.longitude >= CAST($low_lon AS DECIMAL(11,8))))
+  AND (m.latitude < CAST($high_lat AS DECIMAL(10,8))
+       OR (m.latitude = CAST($high_lat AS DECIMAL(10,8))
+           AND m.longitude < CAST($high_lon AS DECIMAL(11,8))))
+"""
+_LOST_BY_VERSION_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {_LOST} AS
+SELECT latitude, longitude FROM address_source AS m WHERE m.file_id = $id AND m.version < $version
+"""
+_LOST_BY_KEYS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {_LOST} AS
+SELECT latitude, longitude FROM address_source AS m
+WHERE m.file_id = $id AND m.version <= $version AND {_IN_RANGE}
+  AND NOT EXISTS (SELECT 1 FROM {_KEYS} AS k
+                  WHERE m.latitude = CAST(k.latitude AS DECIMAL(10,8))
+                  AND m.longitude = CAST(k.longitude AS DECIMAL(11,8)))
+"""
+_DROP_LOST_SQL = f"""
+DELETE FROM address_source AS m USING {_LOST} AS l
+WHERE m.file_id = $id AND {_SAME_KEY.format(a="m", b="l")}
+"""
+_ORPHANS_SQL = f"""
+DELETE FROM address AS a USING {_LOST} AS l
+WHERE {_SAME_KEY.format(a="a", b="l")}
+  AND NOT EXISTS (SELECT 1 FROM address_source AS m WHERE {_SAME_KEY.format(a="m", b="a")})
+"""
+_REPAIR_SQL = f"""
+UPDATE address AS a
+SET source_file = b.name, source_line = b.source_line,
+    distance_km = b.distance_km, bearing_deg = b.bearing_deg
+FROM (SELECT DISTINCT ON (m.latitude, m.longitude)
+             m.latitude, m.longitude, f.name, m.source_line, m.distance_km, m.bearing_deg
+      FROM address_source AS m JOIN {_LOST} AS l ON {_SAME_KEY.format(a="m", b="l")}
+      JOIN source_file AS f ON f.id = m.file_id
+      ORDER BY m.latitude, m.longitude, f.name, m.source_line) AS b
+WHERE {_SAME_KEY.format(a="a", b="b")} AND a.source_file = $name
+"""
+_PRUNE_REJECTS_SQL = (
+    "DELETE FROM reject WHERE source_file = $name AND coalesce(version, 0) < $version"
+)
+_REJECT_VERSION_SQL = f"""
+UPDATE reject AS r SET version = i.version
+FROM (SELECT source, line, reason, coalesce(CAST($version AS BIGINT),
+             (SELECT f.version FROM source_file AS f WHERE f.name = source), 0) AS version
+      FROM {_INCOMING}) AS i
+WHERE r.source_file = i.source AND r.source_line = i.line AND r.reason = i.reason
+  AND coalesce(r.version, 0) < i.version
 """
 _REJECT_SQL = f"""
-INSERT INTO reject (source_file, source_line, reason, text, detail)
-SELECT source, line, reason, text, detail FROM {_INCOMING}
+INSERT INTO reject (source_file, source_line, reason, text, detail, version)
+SELECT source, line, reason, text, detail, coalesce(CAST($version AS BIGINT),
+       (SELECT f.version FROM source_file AS f WHERE f.name = source), 0)
+FROM {_INCOMING}
 ON CONFLICT DO NOTHING
 """
 
@@ -150,11 +229,18 @@ class DuckdbWarehouse(table.SqlWarehouse):
         return self._con
 
     def init(self) -> None:
-        """Create the sequence and the address table from ``sql/duckdb/`` (idempotent)."""
+        """Create the tables from ``sql/duckdb/`` (idempotent), and fill ``address_source``
+        once for rows loaded before file versions (``sql/duckdb/upgrade/``)."""
         con = self._connection()
         with _errors("creating the tables", self._url):
             for statement in ddl.statements("duckdb"):
                 con.execute(statement)
+            counts = con.execute(
+                "SELECT (SELECT count(*) FROM address), (SELECT count(*) FROM address_source)"
+            ).fetchall()[0]
+            if ddl.needs_upgrade(*counts):
+                for statement in ddl.statements("duckdb", ddl.UPGRADE):
+                    con.execute(statement)
 
     def missing_schema(self) -> list[str]:
         """What ``sql/duckdb/`` makes that the file lacks (none: it is made when it opens)."""
@@ -166,26 +252,52 @@ class DuckdbWarehouse(table.SqlWarehouse):
             )
         return ddl.missing("duckdb", {(str(table), str(column)) for table, column in rows})
 
-    def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
-        """One ``UPDATE ... FROM`` and one ``INSERT ... SELECT`` of all rows (split ignored)."""
+    def _merge(
+        self, new: pl.DataFrame, known: pl.DataFrame, sources: list[str], version: int | None
+    ) -> tuple[int, int] | None:
+        """One ``UPDATE ... FROM`` and one ``INSERT ... SELECT`` of all rows (split ignored),
+        then the memberships."""
         rows = pl.concat([new, known])
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         con = self._connection()
-        with _errors(f"loading {rows.height} rows", self._url):
-            con.begin()
-            try:
-                con.register(_INCOMING, rows.to_arrow())
-                con.execute(_STAGE_SQL)
-                updated = _count(con.execute(_UPDATE_SQL, {"now": now}))
-                inserted = _count(con.execute(_INSERT_SQL, {"now": now}))
-                con.execute(f"DROP TABLE {_STAGE}")
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
-            finally:
-                con.unregister(_INCOMING)
+        what = f"loading {rows.height} rows"
+        with _errors(what, self._url), self._registered(rows), self._transaction(con):
+            file = None if version is None else _file_version(con, sources[0], version)
+            if file is not None and file.stale:
+                return None
+            con.execute(_STAGE_SQL)
+            updated = _count(con.execute(_UPDATE_SQL, {"now": now}))
+            inserted = _count(con.execute(_INSERT_SQL, {"now": now}))
+            con.execute(_NEW_FILES_SQL)
+            for sql in (_MEMBERS_SQL, _OLD_MEMBERS_SQL, _DROP_MEMBERS_SQL, _PUT_MEMBERS_SQL):
+                con.execute(sql, {"version": version} if "$version" in sql else None)
+            if file is not None and file.replaced:
+                con.execute(_MOVED_SQL, {"id": file.id, "name": sources[0]})
+            con.execute(f"DROP TABLE {_STAGE}")
+            con.execute(f"DROP TABLE {_MEMBERS}")
         return inserted, updated
+
+    @contextlib.contextmanager
+    def _registered(self, frame: pl.DataFrame, name: str = _INCOMING) -> Iterator[None]:
+        """``frame`` readable in SQL as the view ``name`` while the block runs (outside any
+        transaction: an aborted one refuses to unregister it)."""
+        con = self._connection()
+        con.register(name, frame.to_arrow())
+        try:
+            yield
+        finally:
+            con.unregister(name)
+
+    @contextlib.contextmanager
+    def _transaction(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """One transaction on ``con``: committed, or rolled back on any error."""
+        con.begin()
+        try:
+            yield
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
 
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         con = self._connection()
@@ -196,45 +308,62 @@ class DuckdbWarehouse(table.SqlWarehouse):
             finally:
                 con.unregister(_KEYS)
 
-    def _prune(self, source: str, keep: pl.DataFrame, bounds: tuple[str, str, str, str]) -> int:
-        """One ``DELETE`` anti-joined with ``keep``, registered as an Arrow table."""
+    def _prune(
+        self,
+        source: str,
+        version: int,
+        keep: pl.DataFrame | None,
+        bounds: tuple[str, str, str, str],
+    ) -> int:
+        """Drop the memberships of ``source`` that ``version`` lacks, then the rows nobody
+        holds; the rows that lost their provenance take the smallest one left."""
         names = ("low_lat", "low_lon", "high_lat", "high_lon")
         con = self._connection()
-        with _errors(f"pruning {source}", self._url):
-            con.register(_KEYS, keep.to_arrow())
-            try:
-                params = {"source": source, **dict(zip(names, bounds, strict=True))}
-                return _count(con.execute(_PRUNE_SQL, params))
-            finally:
-                con.unregister(_KEYS)
+        with _errors(f"pruning {source}", self._url), contextlib.ExitStack() as stack:
+            if keep is not None:
+                stack.enter_context(self._registered(keep, _KEYS))
+            stack.enter_context(self._transaction(con))
+            file = _file_version(con, source, version)
+            if file.stale:
+                return 0
+            params: dict[str, Any] = {"id": file.id, "version": version}
+            if keep is None:
+                con.execute(_LOST_BY_VERSION_SQL, params)
+            else:
+                con.execute(_LOST_BY_KEYS_SQL, {**params, **dict(zip(names, bounds, strict=True))})
+            con.execute(_DROP_LOST_SQL, {"id": file.id})
+            deleted = _count(con.execute(_ORPHANS_SQL))
+            con.execute(_REPAIR_SQL, {"name": source})
+            con.execute(f"DROP TABLE {_LOST}")
+        return deleted
 
-    def prune_rejects(self, source: str, keep: pl.DataFrame, reasons: Sequence[str]) -> int:
-        """Delete the ``reasons`` rejects of ``source`` that ``keep`` lacks; the rows deleted."""
+    def prune_rejects(self, source: str, version: int) -> int:
+        """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
         con = self._connection()
-        with _errors(f"pruning the rejects of {source}", self._url):
-            con.register(_INCOMING, keep.select("line", "reason").to_arrow())
-            try:
-                params = {"source": source, "reasons": list(reasons)}
-                return _count(con.execute(_PRUNE_REJECTS_SQL, params))
-            finally:
-                con.unregister(_INCOMING)
+        with _errors(f"pruning the rejects of {source}", self._url), self._transaction(con):
+            if _file_version(con, source, version).stale:
+                return 0
+            return _count(con.execute(_PRUNE_REJECTS_SQL, {"name": source, "version": version}))
 
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
         with _errors(what, self._url):
             return self._connection().sql(sql, params=params).pl()
 
-    def load_rejects(self, rejects: pl.DataFrame) -> int:
+    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
         """Record rejects in the ``reject`` table; the number of rows added."""
         if rejects.is_empty():
             return 0
         rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
+        sources = rejects.get_column("source").unique().to_list()
+        if version is not None and len(sources) != 1:
+            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
         con = self._connection()
-        with _errors(f"recording {rejects.height} rejects", self._url):
-            con.register(_INCOMING, rejects.to_arrow())
-            try:
-                return _count(con.execute(_REJECT_SQL))
-            finally:
-                con.unregister(_INCOMING)
+        what = f"recording {rejects.height} rejects"
+        with _errors(what, self._url), self._registered(rejects), self._transaction(con):
+            if version is not None and _file_version(con, sources[0], version).stale:
+                return 0
+            con.execute(_REJECT_VERSION_SQL, {"version": version})
+            return _count(con.execute(_REJECT_SQL, {"version": version}))
 
     def count(self) -> int:
         """Rows in the address table."""
@@ -277,6 +406,30 @@ def _read(con: duckdb.DuckDBPyConnection, url: str) -> pl.DataFrame:
     """The address table through ``con``, in the common shape."""
     with _errors("reading the table", url):
         return table.table_frame(con.sql(table.READ_SQL).pl())
+
+
+@dataclasses.dataclass(frozen=True)
+class _File:
+    """A file's row of ``source_file``, as a load or a prune of one of its versions sees it."""
+
+    id: int
+    stale: bool
+    """The warehouse has seen a newer version: the load or prune changes nothing."""
+    replaced: bool
+    """The file has had other versions (rows may have moved to other lines)."""
+
+
+def _file_version(con: duckdb.DuckDBPyConnection, name: str, version: int) -> _File:
+    """File ``name``'s row, raised to ``version`` (created at it when missing)."""
+    found = con.execute(_FILE_SQL, {"name": name}).fetchall()
+    if not found:
+        (row,) = con.execute(_NEW_FILE_SQL, {"name": name, "version": version}).fetchall()
+        return _File(int(row[0]), stale=False, replaced=False)
+    file_id, stored, replaced = found[0]
+    if stored > version:
+        return _File(int(file_id), stale=True, replaced=bool(replaced))
+    con.execute(_BUMP_SQL, {"id": file_id, "version": version})
+    return _File(int(file_id), stale=False, replaced=bool(replaced) or 0 < stored < version)
 
 
 def _count(relation: duckdb.DuckDBPyConnection) -> int:

@@ -10,9 +10,11 @@ The server must allow ``LOAD DATA LOCAL`` (``local_infile=ON``); this is checked
 warehouse is built. ``local_infile`` is enabled on this class's own connection only, because
 the server decides which client file is sent: connect only to a server you trust.
 
-A load is one transaction of ``LOAD DATA`` statements, a staging table and a joined update
-(:mod:`etl4all.warehouse.mysql_load`); any warning fails it and nothing is committed. A prune
-is one anti-joined ``DELETE`` (:mod:`etl4all.warehouse.mysql_prune`).
+A load is one transaction of ``LOAD DATA`` statements, a staging table and a joined update,
+then the files' memberships (:mod:`etl4all.warehouse.mysql_load`); any warning fails it and
+nothing is committed. A prune drops a file's memberships and the rows nobody holds
+(:mod:`etl4all.warehouse.mysql_prune`). Both lock the file's row of ``source_file`` first
+(:mod:`etl4all.warehouse.mysql_files`), which orders a file's versions.
 Connecting, reading and error mapping are in :mod:`etl4all.warehouse.mysql_connection`.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -28,15 +30,11 @@ import pymysql
 import pymysql.cursors
 
 from etl4all import frames
-from etl4all.errors import WarehouseError
-from etl4all.warehouse import ddl, mysql_load, mysql_prune, spool
+from etl4all.errors import DataError, WarehouseError
+from etl4all.warehouse import ddl, mysql_files, mysql_load, mysql_prune, spool
 from etl4all.warehouse.mysql_connection import Dsn, connect, errors, read_table
 from etl4all.warehouse.table import SqlWarehouse
 
-_INSERT_REJECT = (
-    "INSERT INTO reject (source_file, source_line, reason, text, detail)"
-    " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id"
-)
 _DUPLICATE_COLUMN = 1060
 """MySQL's ER_DUP_FIELDNAME: the column an ``ADD COLUMN`` adds is already there."""
 
@@ -100,6 +98,12 @@ class MySqlWarehouse(SqlWarehouse):
                     # MySQL has no ADD COLUMN IF NOT EXISTS: an upgrade already made is skipped
                     if not (ddl.adds_column(statement) and exc.args[0] == _DUPLICATE_COLUMN):
                         raise
+            cur.execute(
+                "SELECT (SELECT COUNT(*) FROM address), (SELECT COUNT(*) FROM address_source)"
+            )
+            if ddl.needs_upgrade(*cur.fetchone()):
+                for statement in ddl.statements("mysql", ddl.UPGRADE):
+                    cur.execute(statement)
 
     def missing_schema(self) -> list[str]:
         """What ``sql/mysql/`` makes that the database lacks (:func:`ddl.missing`): tables
@@ -113,24 +117,57 @@ class MySqlWarehouse(SqlWarehouse):
             present = {(str(table), str(column)) for table, column in cur.fetchall()}
         return ddl.missing("mysql", present)
 
-    def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
-        """:func:`mysql_load.merge` in one transaction."""
+    def _merge(
+        self, new: pl.DataFrame, known: pl.DataFrame, sources: list[str], version: int | None
+    ) -> tuple[int, int] | None:
+        """:func:`mysql_load.merge` in one transaction, the file's row locked first."""
+        files = self._files(sources)
         with self._transaction(f"loading {new.height + known.height} rows") as cur:
-            return mysql_load.merge(cur, new, known, url=self._url)
+            moved = None
+            if version is not None:
+                file_id, current = files[sources[0]]
+                row = mysql_files.lock(cur, file_id, version, current=current)
+                if row.stale:
+                    return None
+                moved = sources[0] if row.replaced else None
+            members = mysql_load.members(new, known, files, version)
+            return mysql_load.merge(cur, new, known, members, url=self._url, moved=moved)
+
+    def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        """``name → (id, version)`` of files ``names``, registered when new."""
+        with self._transaction("looking up files") as cur:
+            found = mysql_files.ids(cur, names)
+        if missing := [name for name in names if name not in found]:
+            with self._transaction(f"registering {len(missing)} files") as cur:
+                mysql_files.register(cur, missing)
+                found.update(mysql_files.ids(cur, missing))
+        return found
 
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         with self._transaction(f"looking up {keys.height} keys") as cur:
             return mysql_load.find_keys(cur, keys, url=self._url)
 
-    def _prune(self, source: str, keep: pl.DataFrame, bounds: tuple[str, str, str, str]) -> int:
-        """:func:`mysql_prune.prune` in one transaction."""
+    def _prune(
+        self,
+        source: str,
+        version: int,
+        keep: pl.DataFrame | None,
+        bounds: tuple[str, str, str, str],
+    ) -> int:
+        """:func:`mysql_prune.prune` in one transaction, the file's row locked first."""
+        file_id, current = self._files([source])[source]
         with self._transaction(f"pruning {source}") as cur:
-            return mysql_prune.prune(cur, source, keep, bounds, url=self._url)
+            if mysql_files.lock(cur, file_id, version, current=current).stale:
+                return 0
+            return mysql_prune.prune(cur, file_id, source, version, keep, bounds, url=self._url)
 
-    def prune_rejects(self, source: str, keep: pl.DataFrame, reasons: Sequence[str]) -> int:
-        """Delete the ``reasons`` rejects of ``source`` that ``keep`` lacks; the rows deleted."""
+    def prune_rejects(self, source: str, version: int) -> int:
+        """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
+        file_id, current = self._files([source])[source]
         with self._transaction(f"pruning the rejects of {source}") as cur:
-            return mysql_prune.prune_rejects(cur, source, keep, reasons)
+            if mysql_files.lock(cur, file_id, version, current=current).stale:
+                return 0
+            return mysql_prune.prune_rejects(cur, source, version)
 
     _MARK = "%s"
 
@@ -142,15 +179,21 @@ class MySqlWarehouse(SqlWarehouse):
         # DECIMAL arrives as Decimal; table_frame casts the coordinates to Float64
         return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
-    def load_rejects(self, rejects: pl.DataFrame) -> int:
-        """Record rejects in the ``reject`` table (one multi-row insert); rows added."""
+    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
+        """Record rejects in the ``reject`` table (staged, then one insert); rows added."""
         if rejects.is_empty():
             return 0
         rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
-        rows = rejects.select("source", "line", "reason", "text", "detail").rows()
-        with self._transaction(f"recording {len(rows)} rejects") as cur:
-            added = cur.executemany(_INSERT_REJECT, rows)
-        return int(added or 0)
+        sources = rejects.get_column("source").unique().to_list()
+        if version is not None and len(sources) != 1:
+            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
+        files = self._files(sources)
+        with self._transaction(f"recording {rejects.height} rejects") as cur:
+            if version is not None:
+                file_id, current = files[sources[0]]
+                if mysql_files.lock(cur, file_id, version, current=current).stale:
+                    return 0
+            return mysql_load.merge_rejects(cur, rejects, files, version)
 
     def count(self) -> int:
         """Rows in the address table."""

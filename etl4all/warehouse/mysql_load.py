@@ -9,7 +9,13 @@
 3. one joined ``UPDATE`` marks each staged row with the id it matches and whether its
    address changed or its provenance is smaller; a second statement applies the marks,
    so no assignment depends on the order MySQL evaluates a multi-table ``SET`` in;
-4. staged rows that matched nothing (a stale lookup) are inserted.
+4. staged rows that matched nothing (a stale lookup) are inserted;
+5. the files' memberships (:func:`members`) go to ``address_source`` with a third
+   ``LOAD DATA`` and one upsert that keeps, per file and coordinate, the newest version and
+   within it the smallest line; in a file that had other versions, rows whose record moved
+   to another line follow it.
+
+:func:`merge_rejects` stages rejects the same way and inserts the new ones.
 
 :func:`find_keys` loads keys into a temporary table (:func:`keys_table`) and joins it with
 ``address``.
@@ -60,6 +66,54 @@ _INSERT_SQL = (
     f"INSERT INTO address ({_COLUMNS}, created_at, updated_at)"
     f" SELECT {_COLUMNS}, {_NOW}, {_NOW} FROM `{{stage}}` WHERE target_id IS NULL"
 )
+MEMBER_COLUMNS = (
+    "file_id",
+    "latitude",
+    "longitude",
+    "source_line",
+    "distance_km",
+    "bearing_deg",
+    "version",
+)
+"""The columns of ``address_source``, in the order :func:`members` gives them."""
+_NEWER = (
+    "(VALUES(version) > address_source.version OR (VALUES(version) = address_source.version"
+    " AND VALUES(source_line) < address_source.source_line))"
+)
+_MEMBERS_SQL = (
+    f"INSERT INTO address_source ({', '.join(MEMBER_COLUMNS)})"
+    f" SELECT {', '.join(MEMBER_COLUMNS)} FROM `{{members}}`"
+    # each assignment sees the ones before it: version last
+    " ON DUPLICATE KEY UPDATE "
+    + ", ".join(
+        f"{c} = IF({_NEWER}, VALUES({c}), address_source.{c})"
+        for c in ("distance_km", "bearing_deg", "source_line")
+    )
+    + ", version = GREATEST(address_source.version, VALUES(version))"
+)
+_MOVED_SQL = (
+    "UPDATE address AS a JOIN `{members}` AS s"
+    " ON a.latitude = s.latitude AND a.longitude = s.longitude"
+    " JOIN address_source AS m"
+    " ON m.file_id = s.file_id AND m.latitude = s.latitude AND m.longitude = s.longitude"
+    " SET a.source_line = m.source_line, a.distance_km = m.distance_km,"
+    " a.bearing_deg = m.bearing_deg"
+    " WHERE CAST(a.source_file AS BINARY) = CAST(%s AS BINARY)"
+    " AND a.source_line <> m.source_line"
+)
+_REJECT_COLUMNS = ("source", "line", "reason", "text", "detail", "version")
+_REJECT_VERSION_SQL = (
+    "UPDATE reject AS r JOIN `{stage}` AS s"
+    " ON r.source_file = s.source AND r.source_line = s.line AND r.reason = s.reason"
+    " SET r.version = s.version"
+    " WHERE CAST(r.source_file AS BINARY) = CAST(s.source AS BINARY)"
+    " AND COALESCE(r.version, 0) < s.version"
+)
+_REJECT_SQL = (
+    "INSERT INTO reject (source_file, source_line, reason, text, detail, version)"
+    " SELECT source, line, reason, text, detail, version FROM `{stage}`"
+    " ON DUPLICATE KEY UPDATE id = id"
+)
 
 
 def escape_tsv(frame: pl.DataFrame) -> pl.DataFrame:
@@ -98,10 +152,45 @@ def _stage_engine(conn: pymysql.Connection) -> str:
     return "Aria" if "mariadb" in conn.get_server_info().lower() else "InnoDB"
 
 
+def members(
+    new: pl.DataFrame,
+    known: pl.DataFrame,
+    files: dict[str, tuple[int, int]],
+    version: int | None,
+) -> pl.DataFrame:
+    """The ``address_source`` rows (:data:`MEMBER_COLUMNS`) of :func:`load_rows`' frames:
+    each file (``files``: name → (id, current version)) holds its coordinates at ``version``,
+    or at its current version when None."""
+    ids = {name: file_id for name, (file_id, _) in files.items()}
+    versions = {name: current for name, (_, current) in files.items()}
+    at = (
+        pl.lit(version, pl.Int64)
+        if version is not None
+        else pl.col("source_file").replace_strict(versions, return_dtype=pl.Int64)
+    )
+    return pl.concat([new, known]).select(
+        pl.col("source_file").replace_strict(ids, return_dtype=pl.Int64).alias("file_id"),
+        "latitude",
+        "longitude",
+        "source_line",
+        "distance_km",
+        "bearing_deg",
+        at.alias("version"),
+    )
+
+
 def merge(
-    cur: pymysql.cursors.Cursor, new: pl.DataFrame, known: pl.DataFrame, *, url: str
+    cur: pymysql.cursors.Cursor,
+    new: pl.DataFrame,
+    known: pl.DataFrame,
+    held: pl.DataFrame,
+    *,
+    url: str,
+    moved: str | None = None,
 ) -> tuple[int, int]:
-    """Load the rows of :func:`~etl4all.warehouse.table.load_rows` on ``url``.
+    """Load the rows of :func:`~etl4all.warehouse.table.load_rows` and their memberships
+    ``held`` (:func:`members`) on ``url``; ``moved``: the file whose rows follow their
+    records to other lines.
 
     Returns (inserted, updated).
 
@@ -109,17 +198,82 @@ def merge(
         DataError: a ``LOAD DATA`` or a statement left a warning (a refused value).
     """
     stage = f"_etl4all_stage_{uuid.uuid4().hex[:16]}"
+    engine = _stage_engine(cur.connection)
     with spool.load_folder() as tmp:
         cur.execute(
             f"CREATE TEMPORARY TABLE `{stage}` (target_id BIGINT NULL,"
             " chg BOOL NOT NULL DEFAULT 0, sm BOOL NOT NULL DEFAULT 0)"
-            f" ENGINE={_stage_engine(cur.connection)} SELECT {_COLUMNS} FROM address LIMIT 0"
+            f" ENGINE={engine} SELECT {_COLUMNS} FROM address LIMIT 0"
         )
         try:
-            return _merge_staged(cur, tmp, stage, new, known, url)
+            merged = _merge_staged(cur, tmp, stage, new, known, url)
         finally:
             with contextlib.suppress(pymysql.err.MySQLError, OSError):
                 cur.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
+        _hold(cur, tmp, held, engine, url, moved)
+    return merged
+
+
+def _hold(
+    cur: pymysql.cursors.Cursor,
+    tmp: Path,
+    held: pl.DataFrame,
+    engine: str,
+    url: str,
+    moved: str | None,
+) -> None:
+    """Upsert the memberships ``held`` (see :func:`merge`)."""
+    name = f"_etl4all_members_{uuid.uuid4().hex[:16]}"
+    cur.execute(
+        f"CREATE TEMPORARY TABLE `{name}` ENGINE={engine}"
+        f" SELECT {', '.join(MEMBER_COLUMNS)} FROM address_source LIMIT 0"
+    )
+    try:
+        path = tmp / "members.tsv"
+        write_tsv(held, path)
+        _load_file(cur, path, held.height, name, url=url, columns=MEMBER_COLUMNS)
+        _execute(cur, _MEMBERS_SQL.format(members=name))
+        if moved is not None:
+            cur.execute(_MOVED_SQL.format(members=name), (moved,))
+    finally:
+        with contextlib.suppress(pymysql.err.MySQLError, OSError):
+            cur.execute(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+
+
+def merge_rejects(
+    cur: pymysql.cursors.Cursor,
+    rejects: pl.DataFrame,
+    files: dict[str, tuple[int, int]],
+    version: int | None,
+) -> int:
+    """Record ``rejects`` (``frames.REJECTS_SCHEMA``) at ``version`` (None: their files'
+    current versions, ``files``: name → (id, version)); a reject already there is kept, at
+    the newer version. Returns the rows added."""
+    versions = {name: current for name, (_, current) in files.items()}
+    at = (
+        pl.lit(version, pl.Int64)
+        if version is not None
+        else pl.col("source").replace_strict(versions, return_dtype=pl.Int64)
+    )
+    rows = rejects.with_columns(at.alias("version")).select(_REJECT_COLUMNS).rows()
+    stage = f"_etl4all_rejects_{uuid.uuid4().hex[:16]}"
+    cur.execute(
+        f"CREATE TEMPORARY TABLE `{stage}` (source VARCHAR(512) NOT NULL,"
+        " line INT UNSIGNED NOT NULL, reason VARCHAR(32) NOT NULL, text TEXT NULL,"
+        " detail VARCHAR(200) NULL, version BIGINT NOT NULL)"
+        " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    )
+    try:
+        cur.executemany(
+            f"INSERT INTO `{stage}` ({', '.join(_REJECT_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+        cur.execute(_REJECT_VERSION_SQL.format(stage=stage))
+        cur.execute(_REJECT_SQL.format(stage=stage))
+        return int(cur.rowcount)
+    finally:
+        with contextlib.suppress(pymysql.err.MySQLError, OSError):
+            cur.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
 
 
 def _merge_staged(

@@ -1,81 +1,109 @@
-"""MySQL prune in the caller's transaction: delete what a changed file no longer holds.
+"""MySQL prune in the caller's transaction: a file version drops what only older ones held.
 
-:func:`prune` loads the keys the file still holds into a temporary table
-(:func:`~etl4all.warehouse.mysql_load.keys_table`) and runs one ``DELETE`` anti-joined with
-it; :func:`prune_rejects` does the same for the file's rejects. Every value is a parameter;
-file names compare byte by byte (the table's collation would equate ``A.txt`` and ``a.txt``).
+:func:`prune` gathers the coordinates file ``F`` loses (its memberships older than the
+version, or of it and older that the kept keys lack, within a key range) in a temporary
+table, drops those memberships, deletes the address rows no file holds any more, and gives
+the rows that kept a holder the smallest provenance left. :func:`prune_rejects` drops the
+file's rejects of older versions. The caller has locked the file's row
+(:mod:`etl4all.warehouse.mysql_files`). Every value is a parameter; file names compare byte
+by byte (the address table's collation would equate ``A.txt`` and ``a.txt``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 import polars as pl
 import pymysql.cursors
 
 from etl4all.warehouse.mysql_load import keys_table
 
-_SAME_FILE = "CAST({}.source_file AS BINARY) = CAST(%s AS BINARY)"
-_PRUNE_SQL = (
-    "DELETE a FROM address AS a LEFT JOIN `{keys}` AS k"
-    " ON a.latitude = k.latitude AND a.longitude = k.longitude"
-    " WHERE k.latitude IS NULL AND "
-    + _SAME_FILE.format("a")
-    + " AND (a.latitude > CAST(%s AS DECIMAL(10,8))"
-    " OR (a.latitude = CAST(%s AS DECIMAL(10,8)) AND a.longitude >= CAST(%s AS DECIMAL(11,8))))"
-    " AND (a.latitude < CAST(%s AS DECIMAL(10,8))"
-    " OR (a.latitude = CAST(%s AS DECIMAL(10,8)) AND a.longitude < CAST(%s AS DECIMAL(11,8))))"
+_SAME = "{a}.latitude = {b}.latitude AND {a}.longitude = {b}.longitude"
+_IN_RANGE = (
+    " AND (m.latitude > CAST(%s AS DECIMAL(10,8))"
+    " OR (m.latitude = CAST(%s AS DECIMAL(10,8)) AND m.longitude >= CAST(%s AS DECIMAL(11,8))))"
+    " AND (m.latitude < CAST(%s AS DECIMAL(10,8))"
+    " OR (m.latitude = CAST(%s AS DECIMAL(10,8)) AND m.longitude < CAST(%s AS DECIMAL(11,8))))"
+)
+_LOST_BY_VERSION_SQL = (
+    "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
+    " WHERE m.file_id = %s AND m.version < %s"
+)
+_LOST_BY_KEYS_SQL = (
+    "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
+    " LEFT JOIN `{keys}` AS k ON " + _SAME.format(a="k", b="m") + " WHERE k.latitude IS NULL"
+    " AND m.file_id = %s AND m.version <= %s" + _IN_RANGE
+)
+_DROP_SQL = (
+    "DELETE m FROM address_source AS m JOIN `{lost}` AS l ON "
+    + _SAME.format(a="m", b="l")
+    + " WHERE m.file_id = %s"
+)
+_ORPHANS_SQL = (
+    "DELETE a FROM address AS a JOIN `{lost}` AS l ON "
+    + _SAME.format(a="a", b="l")
+    + " LEFT JOIN address_source AS m ON "
+    + _SAME.format(a="m", b="a")
+    + " WHERE m.file_id IS NULL"
+)
+_REPAIR_SQL = (
+    "UPDATE address AS a JOIN `{lost}` AS l ON "
+    + _SAME.format(a="a", b="l")
+    + " JOIN address_source AS m ON "
+    + _SAME.format(a="m", b="a")
+    + " JOIN source_file AS f ON f.id = m.file_id"
+    " SET a.source_file = f.name, a.source_line = m.source_line,"
+    " a.distance_km = m.distance_km, a.bearing_deg = m.bearing_deg"
+    " WHERE CAST(a.source_file AS BINARY) = CAST(%s AS BINARY)"
+    " AND NOT EXISTS (SELECT 1 FROM address_source AS m2 JOIN source_file AS f2"
+    " ON f2.id = m2.file_id WHERE "
+    + _SAME.format(a="m2", b="m")
+    + " AND (f2.name < f.name OR (f2.id = f.id AND m2.source_line < m.source_line)))"
 )
 _PRUNE_REJECTS_SQL = (
-    "DELETE r FROM reject AS r LEFT JOIN `{kept}` AS k"
-    " ON k.source_line = r.source_line AND CAST(k.reason AS BINARY) = CAST(r.reason AS BINARY)"
-    " WHERE k.reason IS NULL AND " + _SAME_FILE.format("r") + " AND r.reason IN ({reasons})"
+    "DELETE FROM reject WHERE source_file = %s"
+    " AND CAST(source_file AS BINARY) = CAST(%s AS BINARY) AND COALESCE(version, 0) < %s"
 )
 
 
 def prune(
     cur: pymysql.cursors.Cursor,
+    file_id: int,
     source: str,
-    keep: pl.DataFrame,
+    version: int,
+    keep: pl.DataFrame | None,
     bounds: tuple[str, str, str, str],
     *,
     url: str,
 ) -> int:
-    """Delete the rows of ``source`` within ``bounds`` whose coordinate ``keep`` lacks.
-
-    ``keep`` holds :func:`~etl4all.warehouse.table.key_frame` rows and ``bounds`` is
-    :func:`~etl4all.warehouse.table.key_range`. Returns the rows deleted.
-    """
-    keys = keys_table(cur, keep, url=url)
-    low_lat, low_lon, high_lat, high_lon = bounds
+    """Drop what version ``version`` of file ``source`` (``file_id``) lacks: memberships
+    older than it (``keep`` None), or of it and older whose coordinate the
+    :func:`~etl4all.warehouse.table.key_frame` rows ``keep`` lack within ``bounds``
+    (:func:`~etl4all.warehouse.table.key_range`). Returns the address rows deleted."""
+    lost = f"_etl4all_lost_{uuid.uuid4().hex[:16]}"
     cur.execute(
-        _PRUNE_SQL.format(keys=keys),
-        (source, low_lat, low_lat, low_lon, high_lat, high_lat, high_lon),
+        f"CREATE TEMPORARY TABLE `{lost}` (latitude DECIMAL(10,8) NOT NULL,"
+        " longitude DECIMAL(11,8) NOT NULL, PRIMARY KEY (latitude, longitude))"
     )
-    deleted = cur.rowcount
-    cur.execute(f"DROP TEMPORARY TABLE `{keys}`")
-    return int(deleted)
+    if keep is None:
+        cur.execute(_LOST_BY_VERSION_SQL.format(lost=lost), (file_id, version))
+    else:
+        keys = keys_table(cur, keep, url=url)
+        low_lat, low_lon, high_lat, high_lon = bounds
+        cur.execute(
+            _LOST_BY_KEYS_SQL.format(lost=lost, keys=keys),
+            (file_id, version, low_lat, low_lat, low_lon, high_lat, high_lat, high_lon),
+        )
+        cur.execute(f"DROP TEMPORARY TABLE `{keys}`")
+    cur.execute(_DROP_SQL.format(lost=lost), (file_id,))
+    cur.execute(_ORPHANS_SQL.format(lost=lost))
+    deleted = int(cur.rowcount)
+    cur.execute(_REPAIR_SQL.format(lost=lost), (source,))
+    cur.execute(f"DROP TEMPORARY TABLE `{lost}`")
+    return deleted
 
 
-def prune_rejects(
-    cur: pymysql.cursors.Cursor, source: str, keep: pl.DataFrame, reasons: Sequence[str]
-) -> int:
-    """Delete the ``reasons`` rejects of ``source`` whose (line, reason) ``keep`` lacks."""
-    if not reasons:
-        return 0
-    kept = f"_etl4all_kept_{uuid.uuid4().hex[:16]}"
-    cur.execute(
-        f"CREATE TEMPORARY TABLE `{kept}`"
-        " (source_line INT UNSIGNED NOT NULL, reason VARCHAR(32) NOT NULL)"
-    )
-    rows = keep.select("line", "reason").rows()
-    if rows:
-        cur.executemany(f"INSERT INTO `{kept}` (source_line, reason) VALUES (%s, %s)", rows)
-    cur.execute(
-        _PRUNE_REJECTS_SQL.format(kept=kept, reasons=", ".join(["%s"] * len(reasons))),
-        (source, *reasons),
-    )
-    deleted = cur.rowcount
-    cur.execute(f"DROP TEMPORARY TABLE `{kept}`")
-    return int(deleted)
+def prune_rejects(cur: pymysql.cursors.Cursor, source: str, version: int) -> int:
+    """Delete the rejects of file ``source`` recorded for versions older than ``version``."""
+    cur.execute(_PRUNE_REJECTS_SQL, (source, source, version))
+    return int(cur.rowcount)

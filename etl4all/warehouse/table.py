@@ -189,22 +189,31 @@ class SqlWarehouse(Closing):
     ``Warehouse`` protocol.
     """
 
-    def load(self, inserts: pl.DataFrame, updates: pl.DataFrame) -> LoadResult:
-        """Insert new and update known coordinates in one transaction.
+    def load(
+        self, inserts: pl.DataFrame, updates: pl.DataFrame, *, version: int | None = None
+    ) -> LoadResult:
+        """Insert new and update known coordinates in one transaction, with their files'
+        memberships (see the ``Warehouse`` protocol).
 
         The split into ``inserts`` and ``updates`` is a hint: every row is matched against
         the table, so a stale lookup cannot duplicate or lose a row.
 
         Raises:
-            DataError: a frame does not fit the schema, or a value does not fit the table
-                (nothing is committed).
+            DataError: a frame does not fit the schema, rows of several files with a
+                ``version``, or a value does not fit the table (nothing is committed).
             WarehouseError: the database failed (nothing is committed; retry).
         """
         new, known = load_rows(inserts, updates)
         total = new.height + known.height
         if not total:
             return LoadResult()
-        inserted, updated = self._merge(new, known)
+        sources = pl.concat([new, known]).get_column("source_file").unique().to_list()
+        if version is not None and len(sources) != 1:
+            raise DataError(f"rows of one file version come from one file, not {sources[:3]}")
+        merged = self._merge(new, known, sources, version)
+        if merged is None:
+            return LoadResult(stale=total)
+        inserted, updated = merged
         return LoadResult(inserted, updated, total - inserted - updated)
 
     def existing(self, keys: pl.Series) -> pl.Series:
@@ -239,23 +248,42 @@ class SqlWarehouse(Closing):
         raise NotImplementedError
 
     def prune(
-        self, source: str, keep: pl.Series, *, low: str | None = None, high: str | None = None
+        self,
+        source: str,
+        version: int,
+        keep: pl.Series | None = None,
+        *,
+        low: str | None = None,
+        high: str | None = None,
     ) -> int:
-        """Delete the rows of file ``source`` whose key is not in ``keep``, among the keys
-        ``low <= k < high``; the rows deleted (see the ``Warehouse`` protocol).
+        """Apply a prune of version ``version`` of file ``source``; the address rows deleted
+        (see the ``Warehouse`` protocol).
 
         Raises:
             DataError: a key is not canonical.
         """
-        return self._prune(source, key_frame(keep), key_range(low, high))
+        keys = None if keep is None else key_frame(keep)
+        return self._prune(source, version, keys, key_range(low, high))
 
-    def _prune(self, source: str, keep: pl.DataFrame, bounds: tuple[str, str, str, str]) -> int:
-        """Delete the rows of ``source`` in the :func:`key_range` ``bounds`` whose coordinate
-        is not one of the :func:`key_frame` rows ``keep``, in one transaction."""
+    def _prune(
+        self,
+        source: str,
+        version: int,
+        keep: pl.DataFrame | None,
+        bounds: tuple[str, str, str, str],
+    ) -> int:
+        """Drop the memberships of ``source`` that version ``version`` lacks: older ones
+        (``keep`` None), or those in the :func:`key_range` ``bounds`` whose coordinate is not
+        one of the :func:`key_frame` rows ``keep``; then the rows nobody holds. One
+        transaction; nothing when the file has a newer version."""
         raise NotImplementedError
 
-    def _merge(self, new: pl.DataFrame, known: pl.DataFrame) -> tuple[int, int]:
-        """Load :func:`load_rows`' two frames in one transaction: (inserted, updated)."""
+    def _merge(
+        self, new: pl.DataFrame, known: pl.DataFrame, sources: list[str], version: int | None
+    ) -> tuple[int, int] | None:
+        """Load :func:`load_rows`' two frames (of the files ``sources``) and their
+        memberships in one transaction: (inserted, updated), or None when ``version`` is
+        older than the file's (nothing loaded)."""
         raise NotImplementedError
 
     def _find(self, keys: pl.DataFrame) -> pl.Series:

@@ -275,43 +275,80 @@ class WarehouseContract:
         rejects = parse.parse(garbage, "junk.txt").rejects
         assert warehouse.load_rejects(rejects) == 1
 
-    # -- prune: what a changed file no longer holds goes ----------------------------------
+    # -- file versions and prunes: a row goes when no file holds it any more -------------
 
-    def test_prune_deletes_only_the_files_rows_it_no_longer_holds(
+    def test_prune_deletes_only_rows_no_file_holds(self, warehouse: Warehouse) -> None:
+        mine = addresses(6)
+        other = pl.concat([addresses(3, offset=10), addresses(1, offset=4)]).with_columns(
+            source=pl.lit("data_points_2.txt"), line=pl.Series([2, 5, 8, 11], dtype=pl.UInt32)
+        )
+        warehouse.load(mine, NONE, version=1)
+        warehouse.load(other, NONE, version=1)
+        kept = keys(mine).head(4)
+        # keys 4 and 5 leave data_points_1.txt; data_points_2.txt still holds key 4
+        assert warehouse.prune("data_points_1.txt", 2, kept) == 1
+        assert warehouse.prune("data_points_1.txt", 2, kept) == 0  # a replay deletes nothing
+        table = stored(warehouse)
+        assert set(table["key"]) == set(kept) | set(keys(other))
+        moved = table.filter(pl.col("key") == keys(mine)[4])
+        assert moved.select("source_file", "source_line").row(0) == ("data_points_2.txt", 11)
+        assert warehouse.prune("Data_points_2.txt", 2, keys(mine).clear()) == 0  # exact names
+        assert warehouse.prune("data_points_2.txt", 2, keys(mine).clear()) == 4
+        assert set(stored(warehouse)["key"]) == set(kept)
+
+    def test_work_of_an_older_version_changes_nothing(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(3), NONE, version=5)
+        assert warehouse.prune("data_points_1.txt", 9, keys(addresses(1))) == 2
+        assert warehouse.load(addresses(3), NONE, version=5) == LoadResult(stale=3)
+        assert warehouse.prune("data_points_1.txt", 7, keys(addresses(0))) == 0
+        late = addresses(1, offset=20).with_columns(reason=pl.lit("unrecognized"))
+        rejects = late.select("source", "line", "reason", text=pl.lit("x"), detail=pl.lit(None))
+        assert warehouse.load_rejects(rejects, version=8) == 0
+        assert set(stored(warehouse)["key"]) == set(keys(addresses(1)))
+        assert warehouse.load(addresses(2), NONE, version=9).inserted == 1  # the current one
+
+    def test_a_newer_version_keeps_what_it_loaded_before_its_prune(
         self, warehouse: Warehouse
     ) -> None:
-        mine, other = addresses(6), addresses(3, offset=10, source="data_points_2.txt")
-        warehouse.load(pl.concat([mine, other]), NONE)
-        kept = keys(mine).head(4)
-        assert warehouse.prune("data_points_1.txt", kept) == 2
-        assert warehouse.prune("data_points_1.txt", kept) == 0  # a replay deletes nothing more
-        assert set(stored(warehouse)["key"]) == set(kept) | set(keys(other))
-        assert warehouse.prune("Data_points_2.txt", keys(mine).clear()) == 0  # names are exact
-        assert warehouse.prune("data_points_2.txt", keys(mine).clear()) == 3
-        assert set(stored(warehouse)["key"]) == set(kept)
+        warehouse.load(addresses(3), NONE, version=1)
+        warehouse.load(addresses(2, offset=5), NONE, version=3)  # version 3's rows come first
+        assert warehouse.prune("data_points_1.txt", 2, keys(addresses(1))) == 0  # stale
+        assert warehouse.prune("data_points_1.txt", 3, keys(addresses(2, offset=5))) == 3
+        assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=5)))
+
+    def test_prune_by_version_drops_what_older_versions_alone_held(
+        self, warehouse: Warehouse
+    ) -> None:
+        warehouse.load(addresses(4), NONE, version=1)
+        warehouse.load(addresses(2, offset=2), NONE, version=2)
+        assert warehouse.prune("data_points_1.txt", 2) == 2
+        assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=2)))
+
+    def test_a_record_that_moved_takes_its_new_line(self, warehouse: Warehouse) -> None:
+        warehouse.load(addresses(2), NONE, version=1)
+        moved = addresses(2).with_columns(line=pl.Series([40, 1], dtype=pl.UInt32))
+        warehouse.load(moved, NONE, version=2)
+        assert sorted(stored(warehouse)["source_line"].to_list()) == [1, 40]
 
     def test_prune_in_key_ranges_looks_only_inside_its_range(self, warehouse: Warehouse) -> None:
         rows = addresses(6)  # latitudes fall as the index grows, longitudes rise
-        warehouse.load(rows, NONE)
+        warehouse.load(rows, NONE, version=1)
         ordered = keys(rows).reverse().to_list()  # ascending (latitude, longitude)
         low, high = ordered[2], ordered[4]
-        assert (
-            warehouse.prune("data_points_1.txt", pl.Series([ordered[3]]), low=low, high=high) == 1
-        )
+        name, none = "data_points_1.txt", pl.Series([], dtype=pl.String)
+        assert warehouse.prune(name, 2, pl.Series([ordered[3]]), low=low, high=high) == 1
         assert set(stored(warehouse)["key"]) == set(ordered) - {ordered[2]}
-        assert warehouse.prune("data_points_1.txt", pl.Series([], dtype=pl.String), high=low) == 2
-        assert warehouse.prune("data_points_1.txt", pl.Series([], dtype=pl.String), low=high) == 2
+        assert warehouse.prune(name, 2, none, high=low) == 2
+        assert warehouse.prune(name, 2, none, low=high) == 2
         assert stored(warehouse)["key"].to_list() == [ordered[3]]
 
     def test_prune_refuses_keys_that_are_not_canonical(self, warehouse: Warehouse) -> None:
         with pytest.raises(DataError):
-            warehouse.prune("a.txt", pl.Series(["-30.1,-51.2"]))
+            warehouse.prune("a.txt", 1, pl.Series(["-30.1,-51.2"]))
         with pytest.raises(DataError):
-            warehouse.prune("a.txt", pl.Series([], dtype=pl.String), low="x")
+            warehouse.prune("a.txt", 1, pl.Series([], dtype=pl.String), low="x")
 
-    def test_prune_rejects_keeps_what_the_file_still_has_and_other_reasons(
-        self, warehouse: Warehouse
-    ) -> None:
+    def test_prune_rejects_drops_those_of_older_versions(self, warehouse: Warehouse) -> None:
         rejects = pl.DataFrame(
             {
                 "source": ["a.txt"] * 4 + ["b.txt"],
@@ -328,11 +365,18 @@ class WarehouseContract:
             },
             schema=frames.REJECTS_SCHEMA,
         )
-        warehouse.load_rejects(rejects)
-        still = rejects.filter(pl.col("line") == 9, pl.col("source") == "a.txt")
-        assert warehouse.prune_rejects("a.txt", still, parse.REASONS) == 2
-        assert warehouse.prune_rejects("a.txt", still, parse.REASONS) == 0
-        assert warehouse.load_rejects(rejects) == 2  # exactly the two pruned come back
+        a = rejects.filter(pl.col("source") == "a.txt")
+        assert warehouse.load_rejects(a, version=1) == 4
+        assert warehouse.load_rejects(rejects.filter(pl.col("source") == "b.txt")) == 1
+        assert warehouse.load_rejects(a.filter(pl.col("line") == 9), version=2) == 0  # kept
+        assert warehouse.prune_rejects("a.txt", 2) == 3
+        assert warehouse.prune_rejects("a.txt", 2) == 0
+        assert warehouse.prune_rejects("a.txt", 1) == 0  # stale
+        left = warehouse.select("reject", {}, after_id=0, limit=9)
+        assert sorted(zip(left["source_file"], left["source_line"], strict=True)) == [
+            ("a.txt", 9),
+            ("b.txt", 4),
+        ]
 
     def test_select_pages_through_the_chosen_rows(self, warehouse: Warehouse) -> None:
         rows = addresses(7).with_columns(

@@ -17,7 +17,7 @@ from workers import depths, etl4all, expected, finish, pipeline, table
 from etl4all import batch
 from etl4all.broker import queues
 from etl4all.cli import cli
-from etl4all.commands.common import EXIT_DEAD_LETTERS
+from etl4all.exits import ATTENTION as EXIT_DEAD_LETTERS
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 

@@ -23,7 +23,7 @@ from workers import count, etl4all, expected, finish
 
 from etl4all import batch, parse
 from etl4all.cli import cli
-from etl4all.commands.common import EXIT_DEAD_LETTERS
+from etl4all.exits import ATTENTION as EXIT_DEAD_LETTERS
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 

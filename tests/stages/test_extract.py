@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +23,12 @@ from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
 from etl4all.stages import polling
-from etl4all.stages.extract import ExtractConfig, Extractor, PointBatch
+from etl4all.stages.batching import PointBatch
+from etl4all.stages.extract import ExtractConfig, Extractor
+from etl4all.stages.filework import Item
 from etl4all.stages.polling import check_forced
-from etl4all.state.base import FileLedger
+from etl4all.stages.prune import Prune
+from etl4all.state.base import FileLedger, FileMark
 
 
 @pytest.fixture
@@ -52,50 +60,87 @@ def extractor(
     )
 
 
+def work(ex: Extractor, refs: list[FileRef], *, done: bool = False) -> list[Item]:
+    """The items of ``refs``'s units of work, each marked done when ``done``."""
+    found: list[Item] = []
+    for ref in refs:
+        with ex.take(ref) as unit:
+            for item in unit.items():
+                found.append(item)
+                if done:
+                    unit.done(item)
+    return found
+
+
+def batches(items: list[Item]) -> list[PointBatch]:
+    return [item for item in items if isinstance(item, PointBatch)]
+
+
+def prunes(items: list[Item]) -> list[Prune]:
+    return [item for item in items if isinstance(item, Prune)]
+
+
+def mark(ex: Extractor, name: str) -> FileMark:
+    (ref,) = [ref for ref in ex.listing() if ref.name == name]
+    return ex.ledger.done([ref.key])[ref.key]
+
+
 def test_batches_are_chunked_with_deterministic_ids(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
     sample.write_sample(folder, files=1, points=25, seed=3)
-    first = list(extractor(source, ledger, batch_rows=10).batches(source.list_files()))
-    again = list(extractor(source, ledger, batch_rows=10).batches(source.list_files()))
-    assert [b.points.height for b in first] == [10, 10, 5]
-    assert [b.last for b in first] == [False, False, True]
-    assert [b.batch_id for b in first] == [b.batch_id for b in again]
-    assert len({b.batch_id for b in first}) == 3
-    assert first[0].points.get_column("line").to_list()[0] < first[1].points["line"][0]
+    first = work(extractor(source, ledger, batch_rows=10), source.list_files())
+    again = work(extractor(source, ledger, batch_rows=10), source.list_files())
+    assert [b.points.height for b in batches(first)] == [10, 10, 5]
+    assert [item.last for item in first] == [False, False, False, True]
+    assert isinstance(first[-1], Prune)  # by keys: a broker delivers in any order
+    assert [b.batch_id for b in batches(first)] == [b.batch_id for b in batches(again)]
+    assert len({b.batch_id for b in batches(first)}) == 3
+    assert batches(first)[0].points["line"][0] < batches(first)[1].points["line"][0]
+    assert len({b.version for b in batches(first)}) == 1
 
 
-def test_only_the_last_commit_marks_the_file_done(
+def test_an_ordered_driver_gets_a_prune_by_version(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    sample.write_sample(folder, files=1, points=25, seed=3)
+    items = work(extractor(source, ledger, batch_rows=10, ordered=True), source.list_files())
+    (prune,) = prunes(items)
+    assert prune.keys is None and prune.version == batches(items)[0].version and items[-1] is prune
+
+
+def test_only_the_last_item_done_marks_the_file_done(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
     sample.write_sample(folder, files=1, points=25, seed=3)
     ex = extractor(source, ledger, batch_rows=10)
     todo = ex.pending(ex.listing())
-    items = ex.batches(todo)
-    first = next(items)
-    first.commit()
-    assert ex.pending(ex.listing()) == todo  # one batch committed: the file is not done
-    for item in items:
-        item.commit()
+    with ex.take(todo[0]) as unit:
+        items = unit.items()
+        unit.done(next(items))
+        assert ex.pending(ex.listing()) == todo  # one batch done: the file is not done
+        for item in items:
+            unit.done(item)
     assert ex.pending(ex.listing()) == []
     assert ex.stats.files == 1 and ex.stats.batches == 3 and ex.stats.points == 25
+    assert mark(ex, todo[0].name).points == 25
 
 
 def test_a_file_left_midway_is_done_again(folder: Path, source: Source, ledger: FileLedger) -> None:
     sample.write_sample(folder, files=1, points=25, seed=3)
     ex = extractor(source, ledger, batch_rows=10)
-    items = ex.batches(ex.pending(ex.listing()))
-    next(items).commit()
-    items.close()  # the driver stopped (error, Ctrl-C): the claim is released
-    redo = list(ex.batches(ex.pending(ex.listing())))
-    assert [b.points.height for b in redo] == [10, 10, 5]
+    (ref,) = ex.pending(ex.listing())
+    with ex.take(ref) as unit:
+        unit.done(next(unit.items()))  # the driver stopped (error, Ctrl-C) after one batch
+    redo = work(ex, ex.pending(ex.listing()))  # the claim was released on the way out
+    assert [b.points.height for b in batches(redo)] == [10, 10, 5]
 
 
 def test_parse_rejects_ride_on_the_first_batch_only(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
     sample.write_sample(folder, files=1, points=25, seed=3, dirty_rate=0.2)
-    items = list(extractor(source, ledger, batch_rows=10).batches(source.list_files()))
+    items = batches(work(extractor(source, ledger, batch_rows=10), source.list_files()))
     assert items[0].rejects.height > 0
     assert all(b.rejects.height == 0 for b in items[1:])
     assert items[0].rejects_id == items[0].batch_id + ".rejects"
@@ -108,31 +153,30 @@ def test_a_large_file_is_read_in_pieces_that_give_what_the_whole_file_gives(
     (path,) = sample.write_sample(folder, files=1, points=200, seed=3, dirty_rate=0.2)
     whole = parse.parse(path.read_bytes(), path.name)
     ex = extractor(source, ledger, batch_rows=10)
-    items = take(ex)
-    again = list(extractor(source, ledger, batch_rows=10, force_all=True).batches(ex.listing()))
+    items = batches(take(ex))
+    forced = extractor(source, ledger, batch_rows=10, force_all=True)
+    again = batches(work(forced, ex.listing()))
     assert sum(b.rejects.height > 0 for b in items) > 5  # rejects ride with many pieces
     assert pl.concat([b.points for b in items]).equals(whole.points)
     assert pl.concat([b.rejects for b in items]).equals(whole.rejects)
-    assert [b.last for b in items] == [False] * (len(items) - 1) + [True]
     assert [b.batch_id for b in items] == [b.batch_id for b in again]
     assert len({b.batch_id for b in items}) == len(items) > 20
     assert sum(b.share for b in items) == pytest.approx(path.stat().st_size)
     assert ex.stats.points == whole.points.height and ex.pending(ex.listing()) == []
     path.write_bytes(b"garbage\n" + sample.render(sample.records(files=1, points=100, seed=4)))
     rewritten = take(ex)
-    prune = rewritten[-1].prune
-    assert prune is not None and prune.points.height == 100 and len(rewritten) > 5
-    assert prune.rejects.select("line", "reason").rows() == [(1, "unrecognized")]
+    (prune,) = prunes(rewritten)
+    assert prune.keys is not None and prune.keys.height == 100 and len(rewritten) > 5
 
 
-def test_a_file_without_points_still_gets_one_batch_to_commit(
+def test_a_file_without_points_still_gets_one_batch_and_its_prune(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
     (folder / "junk.txt").write_bytes(b"hello\r\nnot a record\r\n")
     ex = extractor(source, ledger)
-    (only,) = list(ex.batches(ex.pending(ex.listing())))
-    assert only.points.height == 0 and only.rejects.height == 2 and only.last
-    only.commit()
+    only, prune = work(ex, ex.pending(ex.listing()), done=True)
+    assert isinstance(only, PointBatch) and isinstance(prune, Prune)
+    assert only.points.height == 0 and only.rejects.height == 2 and prune.last
     assert ex.pending(ex.listing()) == []
 
 
@@ -141,12 +185,11 @@ def test_a_touched_file_is_not_read_into_batches_again(
 ) -> None:
     (path,) = sample.write_sample(folder, files=1, points=5, seed=3)
     ex = extractor(source, ledger)
-    for item in ex.batches(ex.pending(ex.listing())):
-        item.commit()
+    take(ex)
     os.utime(path, (time.time() + 60, time.time() + 60))  # same bytes, new mtime
     touched = ex.pending(ex.listing())
     assert len(touched) == 1
-    assert list(ex.batches(touched)) == []  # content unchanged: only the mark is refreshed
+    assert work(ex, touched) == []  # content unchanged: only the mark is refreshed
     assert ex.pending(ex.listing()) == []
 
 
@@ -157,8 +200,28 @@ def test_a_file_claimed_by_another_worker_is_left_alone(
     ex = extractor(source, ledger)
     (ref,) = ex.pending(ex.listing())
     assert ledger.claim(ref.key, 60) is not None
-    assert list(ex.batches([ref])) == []
+    with ex.take(ref) as unit:
+        assert unit.status == "busy" and list(unit.items()) == []
+        assert unit.holder is not None and unit.holder.holder.expires_in > 50
+        assert f"claimed by {socket.gethostname()}:{os.getpid()}" in str(unit.holder)
     assert ex.stats.busy == 1
+
+
+def test_a_claim_of_a_dead_process_of_this_host_is_taken_at_once(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    sample.write_sample(folder, files=1, points=5, seed=3)
+    ex = extractor(source, ledger)
+    (ref,) = ex.pending(ex.listing())
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = f"{socket.gethostname()}:{child.stdout.strip()}/1.x"  # its pid runs nothing now
+    with contextlib.closing(sqlite3.connect(ledger.path)) as db, db:  # type: ignore[attr-defined]
+        db.execute("INSERT INTO claims VALUES (?, ?, ?)", (ref.key, dead, time.time() + 60))
+    assert ledger.holder(ref.key) is not None
+    assert len(batches(work(ex, [ref], done=True))) == 1 and ex.stats.busy == 0
+    assert ex.pending(ex.listing()) == []
 
 
 def test_done_marks_belong_to_one_warehouse(
@@ -166,8 +229,7 @@ def test_done_marks_belong_to_one_warehouse(
 ) -> None:
     sample.write_sample(folder, files=1, points=5, seed=3)
     ex = extractor(source, ledger)
-    for item in ex.batches(ex.pending(ex.listing())):
-        item.commit()
+    take(ex)
     other = Extractor(source=source, ledger=ledger, config=ExtractConfig(scope="mysql://h/db"))
     assert len(other.pending(other.listing())) == 1
 
@@ -192,14 +254,13 @@ def test_a_file_still_growing_is_left_for_a_later_poll(
     writer.join()
     (settled,) = polls
     assert [ref.name for ref in settled] == [done.name]
-    for item in ex.batches(settled):
-        item.commit()
+    work(ex, settled, done=True)
 
     polls.clear()
     ex.poll(threading.Event(), polls.append)
     (later,) = polls  # now it has settled
     assert [ref.name for ref in later] == [growing.name]
-    assert sum(b.points.height for b in ex.batches(later)) == 51
+    assert sum(b.points.height for b in batches(work(ex, later))) == 51
 
 
 def test_poll_returns_when_stopped(source: Source, ledger: FileLedger) -> None:
@@ -261,16 +322,14 @@ def write(path: Path, data: bytes, mtime: float) -> None:
     os.utime(path, (mtime, mtime))
 
 
-def take(ex: Extractor) -> list[PointBatch]:
-    """Every batch of the pending files, each committed."""
-    items = list(ex.batches(ex.pending(ex.listing())))
-    for item in items:
-        item.commit()
-    return items
+def take(ex: Extractor) -> list[Item]:
+    """Every item of the pending files, each marked done."""
+    return work(ex, ex.pending(ex.listing()), done=True)
 
 
-def coordinates(items: list[PointBatch]) -> list[tuple[float, float]]:
-    return [row for b in items for row in b.points.select("latitude", "longitude").rows()]
+def coordinates(items: list[Item]) -> list[tuple[float, float]]:
+    rows = (b.points.select("latitude", "longitude").rows() for b in batches(items))
+    return [row for part in rows for row in part]
 
 
 def test_a_stalled_upload_is_read_without_its_cut_off_record(
@@ -279,19 +338,19 @@ def test_a_stalled_upload_is_read_without_its_cut_off_record(
     path, clock = folder / "f.txt", Clock(1_700_000_000.0)
     write(path, STALLED, clock.now - 15)  # settled, not final
     ex = extractor(source, ledger, clock, final_seconds=300)
-    (only,) = take(ex)
-    assert coordinates([only]) == [(-30.01986809, -51.18678828)]  # no -51.201
-    assert only.rejects.is_empty() and only.prune is None
-    assert only.mark.partial_since == clock.now
+    first = take(ex)
+    assert coordinates(first) == [(-30.01986809, -51.18678828)]  # no -51.201
+    assert batches(first)[0].rejects.is_empty()
+    assert mark(ex, "f.txt").partial_since == clock.now
     assert ex.stats.partial == 1
     clock.now += 200
     assert ex.pending(ex.listing()) == []  # unchanged and not final: nothing to do
 
     write(path, FINISHED, clock.now)  # the upload resumes and ends
-    (done,) = take(ex)
-    assert coordinates([done]) == [(-30.01986809, -51.18678828), (-30.04982864, -51.20150245)]
-    assert done.mark.partial_since is None
-    assert done.prune is None  # it only grew: nothing of the first read is stale
+    done = take(ex)
+    assert coordinates(done) == [(-30.01986809, -51.18678828), (-30.04982864, -51.20150245)]
+    assert mark(ex, "f.txt").partial_since is None
+    assert prunes(done) == []  # it only grew: nothing of the first read is stale
     assert ex.pending(ex.listing()) == []
 
 
@@ -305,9 +364,9 @@ def test_a_partial_record_without_distance_is_read_once_the_file_is_final(
     clock.now += 284
     assert ex.pending(ex.listing()) == []
     clock.now += 1  # 300 s after the last change: final
-    (final,) = take(ex)
-    assert coordinates([final])[-1] == (-30.04982864, -51.20150245)
-    assert final.mark.partial_since is None and final.prune is None
+    final = take(ex)
+    assert coordinates(final)[-1] == (-30.04982864, -51.20150245)
+    assert mark(ex, "f.txt").partial_since is None and prunes(final) == []
     assert ex.pending(ex.listing()) == []
 
 
@@ -316,9 +375,9 @@ def test_a_final_file_with_a_cut_off_tail_reads_it_as_it_is(
 ) -> None:
     path, clock = folder / "f.txt", Clock(1_700_000_000.0)
     write(path, STALLED, clock.now - 300)
-    (only,) = take(extractor(source, ledger, clock, final_seconds=300))
-    assert coordinates([only])[-1] == (-30.04982864, -51.201)  # all the file ever said
-    assert only.mark.partial_since is None
+    ex = extractor(source, ledger, clock, final_seconds=300)
+    assert coordinates(take(ex))[-1] == (-30.04982864, -51.201)  # all the file ever said
+    assert mark(ex, "f.txt").partial_since is None
 
 
 def test_a_file_dated_in_the_future_is_final_by_the_ledgers_time(
@@ -330,7 +389,7 @@ def test_a_file_dated_in_the_future_is_final_by_the_ledgers_time(
     assert len(coordinates(take(ex))) == 1
     clock.now += 299
     os.utime(path, (clock.now + 86_400, clock.now + 86_400))  # touched, same bytes
-    assert list(ex.batches(ex.pending(ex.listing()))) == []  # still partial, same age
+    assert work(ex, ex.pending(ex.listing())) == []  # still partial, same age
     clock.now += 1
     assert len(coordinates(take(ex))) == 2
 
@@ -339,8 +398,8 @@ def test_final_seconds_zero_takes_every_file_whole(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
     write(folder / "f.txt", STALLED, time.time())
-    (only,) = take(extractor(source, ledger, final_seconds=0))
-    assert len(coordinates([only])) == 2 and only.mark.partial_since is None
+    ex = extractor(source, ledger, final_seconds=0)
+    assert len(coordinates(take(ex))) == 2 and mark(ex, "f.txt").partial_since is None
 
 
 def test_a_rewritten_file_carries_a_prune_of_its_new_version(
@@ -349,14 +408,14 @@ def test_a_rewritten_file_carries_a_prune_of_its_new_version(
     path, clock = folder / "f.txt", Clock(1_700_000_000.0)
     write(path, FINISHED, clock.now - 400)
     ex = extractor(source, ledger, clock, batch_rows=1, final_seconds=300)
-    assert [b.prune for b in take(ex)] == [None, None]  # first read: nothing to prune
+    first = take(ex)
     write(path, (LAT + "\r\n" + LON + "\r\nx\r\n").encode(), clock.now - 300)
     items = take(ex)
-    assert [b.prune is None for b in items] == [False]  # on the last batch only
-    prune = items[-1].prune
-    assert prune is not None and prune.source == "f.txt"
-    assert prune.points.select("latitude", "longitude").rows() == [(-30.04982864, -51.20150245)]
-    assert prune.rejects.select("line", "reason").rows() == [(3, "unrecognized")]
+    assert [type(item) for item in items] == [PointBatch, Prune]  # the prune ends the file
+    (prune,) = prunes(items)
+    assert prune.source == "f.txt" and prune.keys is not None
+    assert prune.keys.rows() == [(-30.04982864, -51.20150245)]
+    assert prune.version > prunes(first)[0].version
     assert ex.stats.pruned == 1
 
 
@@ -368,9 +427,8 @@ def test_a_final_cut_off_tail_that_grows_later_is_pruned(
     ex = extractor(source, ledger, clock, final_seconds=300)
     take(ex)
     write(path, FINISHED, clock.now)  # the upload resumed after all
-    (last,) = take(ex)
-    assert last.prune is not None  # its -51.201 must go
-    assert (-30.04982864, -51.201) not in last.prune.points.select("latitude", "longitude").rows()
+    (prune,) = prunes(take(ex))  # its -51.201 must go
+    assert prune.keys is not None and (-30.04982864, -51.201) not in prune.keys.rows()
 
 
 def test_a_file_that_grew_between_listing_and_reading_needs_no_prune_later(
@@ -381,11 +439,10 @@ def test_a_file_that_grew_between_listing_and_reading_needs_no_prune_later(
     ex = extractor(source, ledger, clock, final_seconds=300)
     listed = ex.pending(ex.listing())
     write(path, STALLED, clock.now - 10)  # more arrives before the file is read
-    for item in ex.batches(listed):
-        item.commit()
+    work(ex, listed, done=True)
     write(path, FINISHED, clock.now)
-    (last,) = take(ex)
-    assert last.prune is None and len(coordinates([last])) == 2
+    last = take(ex)
+    assert prunes(last) == [] and len(coordinates(last)) == 2
 
 
 def test_a_forced_file_is_redone_whatever_its_mark_says(
@@ -393,13 +450,13 @@ def test_a_forced_file_is_redone_whatever_its_mark_says(
 ) -> None:
     first, second = sample.write_sample(folder, files=2, points=5, seed=3)
     ex = extractor(source, ledger)
-    for item in ex.batches(ex.pending(ex.listing())):
-        item.commit()
+    take(ex)
     forced = extractor(source, ledger, force_files=(first.name,))
     todo = forced.pending(forced.listing())
     assert [ref.name for ref in todo] == [first.name]
-    items = list(forced.batches(todo))
-    assert sum(b.points.height for b in items) == 5 and forced.stats.files == 1
+    items = work(forced, todo)
+    assert sum(b.points.height for b in batches(items)) == 5 and forced.stats.files == 1
+    assert prunes(items) == []  # the same content: nothing to prune
     every = extractor(source, ledger, force_all=True)
     assert [ref.name for ref in every.pending(every.listing())] == [first.name, second.name]
 
@@ -411,7 +468,7 @@ def test_a_forced_file_claimed_by_another_worker_is_still_left_alone(
     ex = extractor(source, ledger, force_all=True)
     (ref,) = ex.pending(ex.listing())
     assert ledger.claim(ref.key, 60) is not None
-    assert list(ex.batches([ref])) == [] and ex.stats.busy == 1
+    assert work(ex, [ref]) == [] and ex.stats.busy == 1
 
 
 def test_force_file_globs_must_match_a_file(folder: Path, source: Source) -> None:

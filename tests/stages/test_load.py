@@ -12,7 +12,7 @@ from etl4all import parse, sample
 from etl4all.lookup.base import Lookup
 from etl4all.runners import wiring
 from etl4all.settings import Settings
-from etl4all.stages.load import load_frame
+from etl4all.stages.load import Addresses, apply
 from etl4all.stages.transform import geocode_frame
 from etl4all.warehouse.base import LoadResult, Warehouse
 
@@ -36,6 +36,11 @@ def addresses(seed: int, points: int = 40) -> pl.DataFrame:
     settings = Settings(state_url="sqlite:///state.db")
     with wiring.open_geocoder(settings) as offline, wiring.open_state(settings) as cache:
         return geocode_frame(frame, offline, cache, wiring.transform_config(settings)).addresses
+
+
+def load_frame(rows: pl.DataFrame, wh: Warehouse, keys: Lookup) -> LoadResult:
+    """What loading ``rows`` (of their files' current versions) did."""
+    return apply(Addresses(rows), wh, keys).load
 
 
 def test_new_rows_are_inserted_once_per_coordinate(

@@ -1,0 +1,340 @@
+"""A file's unit of work: the one owner of a file's life, from its claim to its done mark.
+
+:meth:`Extractor.take <etl4all.stages.extract.Extractor.take>` gives a :class:`FileWork`, and
+both drivers use it the same way::
+
+    with extractor.take(ref) as work:
+        for item in work.items():       # PointBatch items, then maybe a Prune
+            ...                         # apply or publish it
+            work.done(item)             # its effects are committed downstream
+
+Entering claims the file (a :class:`~etl4all.stages.lease.Lease`, renewed by a heartbeat);
+leaving releases it, whatever happened. In between the work decides what the file needs:
+
+- nothing (*skipped*): done with this size and mtime, or with this content;
+- nothing (*busy*): another live worker holds the claim (:attr:`FileWork.holder` says who);
+- nothing (*held*): the file became empty or a strict prefix of the version loaded — an upload
+  in progress or a failed transfer far more often than a deliberate delete — so its rows stay
+  and :attr:`FileWork.held` says how many a prune would remove (``--accept-shrink NAME``
+  applies it);
+- a new *version* (:func:`next_version`): its batches, then a :class:`~etl4all.stages.prune.Prune`
+  of what only its older versions held (none when the file only grew, or a broker driver
+  re-reads the same content).
+
+Marking the final item done marks the file done, with the version's mark; an interrupted file
+is simply done again, as every effect of an item is idempotent.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO
+
+import polars as pl
+
+from etl4all import metrics, parse, reading
+from etl4all.sources.base import FileRef
+from etl4all.stages.batching import PointBatch, empty_batch, file_batches
+from etl4all.stages.lease import Lease
+from etl4all.stages.prune import Prune
+from etl4all.state.base import FileMark, Holder, owner
+
+if TYPE_CHECKING:
+    from etl4all.stages.extract import Extractor
+
+log = logging.getLogger(__name__)
+
+Item = PointBatch | Prune
+"""What a unit of work hands out."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Held:
+    """A file held instead of pruned: it became empty or a strict prefix of the version loaded."""
+
+    name: str
+    size: int
+    """Its size now."""
+    loaded_size: int
+    """The size of the version loaded."""
+    loaded_points: int
+    """The points of the version loaded: a prune would remove at most this many rows."""
+
+    def __str__(self) -> str:
+        what = "empty" if self.size == 0 else f"{self.size} of {self.loaded_size} bytes"
+        return (
+            f"{self.name}: now {what}, a prefix of the version loaded; held, its rows stay "
+            f"(a prune would remove up to {self.loaded_points}). If the upload is still "
+            f"running or failed, upload it whole; if the shrink is meant, run again with "
+            f"--accept-shrink '{self.name}'"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Busy:
+    """A file another live worker holds."""
+
+    name: str
+    holder: Holder
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name}: claimed by {owner(self.holder.token)} "
+            f"for {self.holder.expires_in:.0f} s more unless renewed"
+        )
+
+
+def next_version(previous: FileMark | None, now: float) -> int:
+    """The version of a file read at ``now``: microseconds of the wall clock, and always
+    after the version done before (a clock set back does not reorder a file's versions)."""
+    return max(int(now * 1_000_000), (previous.version if previous else 0) + 1)
+
+
+class FileWork:
+    """One file's unit of work; see the module docstring. Build it with ``Extractor.take``."""
+
+    def __init__(self, extractor: Extractor, ref: FileRef) -> None:
+        self.ref = ref
+        self.status = "todo"
+        """``todo`` (items to hand out), ``skipped``, ``busy`` or ``held``."""
+        self.holder: Busy | None = None
+        self.held: Held | None = None
+        self._extractor = extractor
+        self._lease: Lease | None = None
+        self._file: BinaryIO | None = None
+        self._mark: FileMark | None = None
+        self._plan: _Plan | None = None
+
+    # -- claim --------------------------------------------------------------------------
+
+    def __enter__(self) -> FileWork:
+        ex, ref = self._extractor, self.ref
+        lease = Lease.take(ex.ledger, ref.key, ex.config.lease_seconds, name=ref.name)
+        if lease is None:
+            holder = ex.ledger.holder(ref.key)
+            self.status = "busy"
+            if holder is not None:
+                self.holder = Busy(ref.name, holder)
+                ex.stats.holders.append(self.holder)
+            log.info("file=%s is being processed by another worker", ref.name)
+            ex.stats.busy += 1
+            return self
+        self._lease = lease.__enter__()
+        try:
+            self._decide()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            lease.__exit__(exc_type, exc, tb)
+
+    # -- what the file needs ------------------------------------------------------------
+
+    def _decide(self) -> None:
+        """Read the done mark and the file's digest; set :attr:`status` and the plan."""
+        ex, ref = self._extractor, self.ref
+        now = ex.clock()
+        previous = ex.ledger.done([ref.key]).get(ref.key)
+        forced = ex.forced(ref)
+        if forced:
+            log.info("forced file=%s: redone whatever its done mark says", ref.name)
+        elif ex.is_done(previous, ref, now):
+            self._skip()
+            return
+        self._file = file = ex.source.open(ref)
+        found = reading.digest(file, previous=previous, size_hint=ref.size)
+        same = previous is not None and previous.sha256 == found.sha256
+        seen_since = previous.partial_since if same and previous is not None else None
+        final = ex.final(ref, seen_since, now)
+        end = found.size if final else reading.tail_end(file, found.size)
+        partial_since = None if end == found.size else seen_since or now
+        unchanged = seen_since is None or partial_since is not None
+        if same and not forced and previous is not None and unchanged:
+            log.info("unchanged content file=%s", ref.name)
+            ex.ledger.mark_done(
+                {ref.key: dataclasses.replace(previous, mtime=ref.mtime, size=found.size)}
+            )
+            self._skip()
+            return
+        if previous is not None and not same and self._shrunk(previous, found):
+            if not ex.accepts_shrink(ref):
+                self.held = Held(ref.name, found.size, previous.size, previous.points)
+                self.status = "held"
+                ex.stats.held.append(self.held)
+                log.warning("held file=%s", self.held)
+                return
+            log.warning("file=%s shrank to a prefix of the version loaded: applied", ref.name)
+        if partial_since is not None:
+            log.info(
+                "file=%s: its last record is cut off (%d bytes); read without it until "
+                "the file is final (unchanged for %.0f s)",
+                ref.name,
+                found.size - end,
+                ex.config.final_seconds,
+            )
+            ex.stats.partial += 1
+        grown = previous is not None and not same and _grown(previous, found, file)
+        version = next_version(previous, now)
+        # The size read (not the one listed): what _grown compares with the next version.
+        self._mark = FileMark(
+            found.size, ref.mtime, found.sha256, partial_since, version, 0, found.checkpoints
+        )
+        # By keys (in any order) unless the version only adds to the last one.
+        prune = "version" if ex.config.ordered else "none" if (same or grown) else "keys"
+        if previous is not None and not same and not grown:
+            ex.stats.pruned += 1
+        self._plan = _Plan(end=end, version=version, prune=prune)
+        ex.stats.files += 1
+
+    def _shrunk(self, previous: FileMark, found: reading.Digest) -> bool:
+        """Whether the file (``found``) is empty or a strict prefix of ``previous``."""
+        if found.size >= previous.size:
+            return False
+        return found.size == 0 or bool(found.prefix_of_previous)
+
+    def _skip(self) -> None:
+        self.status = "skipped"
+        self._extractor.stats.skipped += 1
+
+    # -- items --------------------------------------------------------------------------
+
+    def items(self) -> Iterator[Item]:
+        """The file's batches, then its prune (if any); the last one is marked ``last``.
+
+        Stops early (with a WARNING) when the claim is lost: the file is left to the worker
+        that took it.
+        """
+        if self._plan is None or self._file is None or self._mark is None:
+            return
+        plan, ex, ref = self._plan, self._extractor, self.ref
+        started = time.perf_counter()
+        self._file.seek(0)
+        chunks = reading.pieces(self._file, reading.piece_bytes(ex.config.batch_rows), plan.end)
+        counted = _Counted(reading.parse_pieces(chunks, ref.name))
+        batches = file_batches(
+            counted,
+            ref=ref,
+            sha256=self._mark.sha256,
+            version=plan.version,
+            batch_rows=ex.config.batch_rows,
+            max_bytes=ex.config.max_bytes,
+        )
+        kept: list[pl.DataFrame] = []
+        held: PointBatch | None = None
+        count = 0
+        for item in batches:
+            count += 1
+            if plan.prune == "keys":
+                kept.append(item.points.select("latitude", "longitude"))
+            if held is not None:
+                if not self._still_held():
+                    return
+                yield held
+            held = item
+        counted.log(ref.name, time.perf_counter() - started)
+        ex.stats.batches += max(count, 1)
+        ex.stats.points += counted.points
+        ex.stats.rejects += counted.reasons
+        self._mark = dataclasses.replace(self._mark, points=counted.points)
+        if held is None:
+            held = empty_batch(ref, sha256=self._mark.sha256, version=plan.version)
+        if plan.prune == "none":
+            if self._still_held():
+                yield dataclasses.replace(held, last=True)
+            return
+        if not self._still_held():
+            return
+        yield held
+        keys = None
+        if plan.prune == "keys":
+            keys = pl.concat(kept) if kept else held.points.select("latitude", "longitude")
+        if self._still_held():
+            yield Prune(ref, plan.version, keys)
+
+    def _still_held(self) -> bool:
+        """Whether the claim still holds (a WARNING when it does not)."""
+        if self._lease is not None and not self._lease.lost:
+            return True
+        log.warning("stopped file=%s: its claim is lost", self.ref.name)
+        return False
+
+    def done(self, item: Item) -> None:
+        """Say that ``item``'s effects are committed downstream; the final one marks the
+        file done."""
+        if item.last and self._mark is not None:
+            self._extractor.ledger.mark_done({self.ref.key: self._mark})
+            log.debug("file=%s done version=%d", self.ref.name, self._mark.version)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How a file's items are made."""
+
+    end: int
+    """Bytes to read: the whole file, or up to its cut-off last record."""
+    version: int
+    prune: str
+    """``version``, ``keys`` or ``none``: the prune that ends the items."""
+
+
+class _Counted:
+    """Parsed pieces passed through, counting points and rejects as they go."""
+
+    def __init__(self, parsed: Iterable[tuple[int, parse.Parsed]]) -> None:
+        self._parsed = parsed
+        self.points = 0
+        self.reasons: collections.Counter[str] = collections.Counter()
+
+    def __iter__(self) -> Iterator[tuple[int, parse.Parsed]]:
+        for size, part in self._parsed:
+            self.points += part.points.height
+            self.reasons.update(part.rejects.get_column("reason").to_list())
+            yield size, part
+
+    def log(self, name: str, seconds: float) -> None:
+        """Log (and count in the metrics) what parsing the file found."""
+        rejects = sum(self.reasons.values())
+        metrics.count_file("extract", self.points, self.reasons)
+        if rejects:
+            log.warning(
+                "rejects file=%s count=%d reasons=%s",
+                name,
+                rejects,
+                ",".join(f"{reason}:{n}" for reason, n in self.reasons.most_common()),
+            )
+        log.info(
+            "parsed file=%s points=%d rejects=%d seconds=%.3f",
+            name,
+            self.points,
+            rejects,
+            seconds,
+            extra={"stage": "extract", "file": name, "rows": self.points, "seconds": seconds},
+        )
+
+
+def _grown(previous: FileMark, found: reading.Digest, file: BinaryIO) -> bool:
+    """Whether the file (``found``, open as ``file``) only appends to the version ``previous``
+    describes, and every record loaded from that version stands unchanged in it: the version
+    was read without its cut-off tail, or had none. Then nothing of it needs pruning."""
+    if previous.size > found.size or found.prefix_sha256 != previous.sha256:
+        return False
+    return previous.partial_since is not None or reading.tail_end(file, previous.size) == (
+        previous.size
+    )
