@@ -1,4 +1,4 @@
-"""The exit codes of every command and worker, in one table (docs/guarantees.md repeats it).
+"""The exit codes of every command and worker, in one table (README.md, Guarantees, too).
 
 =====  ==============  =====================================================================
 code   name            meaning

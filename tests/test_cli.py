@@ -17,6 +17,7 @@ from geocoders.fake_api import FakeApi
 
 from etl4all import __version__, frames, parse, reading
 from etl4all.cli import cli
+from etl4all.warehouse.read import read_warehouse
 
 
 @pytest.fixture
@@ -106,6 +107,24 @@ def test_touched_file_with_same_content_is_skipped(workdir: Path) -> None:
     path.touch()
     result = invoke("run", "in", "-q")
     assert "0 processed, 1 skipped" in result.output
+
+
+def test_a_truncated_file_is_held_with_exit_3_until_its_shrink_is_accepted(
+    workdir: Path,
+) -> None:
+    invoke("sample", "in", "--files", "2", "--points", "30")
+    assert invoke("run", "in", "-q", "--final-seconds", "0").exit_code == 0
+    (workdir / "in" / "data_points_20180101.txt").write_bytes(b"")  # a failed transfer
+    for _ in range(2):  # every run says so until someone acts
+        held = CliRunner().invoke(cli, ["run", "in", "-q"])
+        assert held.exit_code == 3
+        assert "1 held (shrank to a prefix)" in held.output
+        assert "held: data_points_20180101.txt: now empty" in held.output
+        assert "--accept-shrink 'data_points_20180101.txt'" in held.output
+        assert read_warehouse("duckdb:///etl4all.duckdb").height == 60
+    accepted = invoke("run", "in", "-q", "--accept-shrink", "data_points_20180101.txt")
+    assert accepted.exit_code == 0 and "30 pruned" in accepted.output
+    assert read_warehouse("duckdb:///etl4all.duckdb").height == 30
 
 
 def test_missing_source_exits_2_with_one_line_reason(workdir: Path) -> None:

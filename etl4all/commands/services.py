@@ -41,7 +41,7 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     settings = load_settings(pipeline, verbose, quiet, base="INFO", stage=stage, **flags)
     if settings.broker_url is None:
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
-    check.require(settings, check.STAGES[stage])  # before any message is taken
+    check.require(settings, check.stage_roles(stage, settings))  # before any message is taken
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)
         log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
@@ -85,7 +85,7 @@ def check_command(
     if stage is not None:
         if settings.broker_url is None:
             raise ConfigError("a run-stage worker needs a broker: --broker or ETL4ALL_BROKER_URL")
-        roles: tuple[str, ...] = check.STAGES[stage]
+        roles: tuple[str, ...] = check.stage_roles(stage, settings)
     else:
         skip = {"source"} if not paths else set()
         skip |= {"broker"} if settings.broker_url is None else set()

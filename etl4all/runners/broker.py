@@ -226,10 +226,12 @@ def transform_handler(
     addresses = bus.topology.addresses
     geocoder = stack.enter_context(wiring.open_geocoder(settings))
     cache = stack.enter_context(wiring.open_state(settings))
+    # what was paid for, kept for good: asked before paying again when the cache lost it
+    stored = stack.enter_context(wiring.open_warehouse(settings)) if geocoder.paid else None
     config = wiring.transform_config(settings)
 
     def handle(points: pl.DataFrame, headers: dict[str, Any]) -> None:
-        result = geocode_frame(points, geocoder, cache, config, budget)
+        result = geocode_frame(points, geocoder, cache, config, budget, stored=stored)
         parts = batch.chunks(result.addresses, max_rows=max(points.height, 1))
         bid, source = headers[BATCH_ID_HEADER], headers[SOURCE_HEADER]
         version = _version(headers)

@@ -60,7 +60,16 @@ STAGES = {
     "transform": ("state", "broker", "geocoder"),
     "load": ("broker", "warehouse", "lookup"),
 }
-"""The roles each ``etl4all run-stage`` worker checks."""
+"""The roles each ``etl4all run-stage`` worker checks (see :func:`stage_roles`)."""
+
+
+def stage_roles(stage: str, settings: Settings) -> tuple[str, ...]:
+    """The roles a ``run-stage`` worker of ``stage`` checks: :data:`STAGES`, and the warehouse
+    for a transformer with a paid geocoder (it reads the answers kept there before it pays
+    for one again)."""
+    if stage == "transform" and wiring.geocoder_is_paid(settings):
+        return ("state", "broker", "warehouse", "geocoder")
+    return STAGES[stage]
 
 CHECK_POINT = (-30.0346, -51.2177)
 """The coordinate the geocoder check asks for (central Porto Alegre: an address exists)."""

@@ -218,7 +218,7 @@ class _Job:
         """Keep the batch's parse rejects, geocode its points and load them."""
         on_answers = self.progress.answers if self.progress else None
         result = geocode_frame(
-            batch.points, self.geocoder, self.store, self.config, self.budget, on_answers
+            batch.points, self.geocoder, self.store, self.config, self.budget, on_answers, self.wh
         )
         self.summary.geocode += result.stats
         self.count_repeats(batch.points)

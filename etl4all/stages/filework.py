@@ -178,7 +178,7 @@ class FileWork:
                 self.held = Held(ref.name, found.size, previous.size, previous.points)
                 self.status = "held"
                 ex.stats.held.append(self.held)
-                log.warning("held file=%s", self.held)
+                log.info("held file=%s", self.held)
                 return
             log.warning("file=%s shrank to a prefix of the version loaded: applied", ref.name)
         if partial_since is not None:

@@ -1,7 +1,7 @@
 """Prune: the final item of a file version, removing what only the file's older versions held.
 
 The warehouse keeps, for every address row, which files hold its coordinate and as which
-version (``address_source``, see docs/guarantees.md). A prune of version ``v`` of file ``F``
+version (``address_source``, see README.md, Guarantees). A prune of version ``v`` of file ``F``
 drops F's memberships that ``v`` lacks, and a row goes only when no file holds its coordinate
 any more; F's parse and geocode rejects older than ``v`` go too. A prune or a batch of an
 older version than the warehouse has seen for ``F`` changes nothing.

@@ -1,17 +1,21 @@
 """Transform stage: points → addresses.
 
 Coordinates are rounded to ``geocode_precision`` and deduplicated, the cache answers what it
-knows (paid geocoders only), the geocoder is asked for the rest, and the results are joined
-back onto every point. A coordinate is paid for once, ever, within the cache TTL.
+knows (paid geocoders only), then the warehouse answers what it stores of the rest (an
+answer already paid for, which a flushed or lost cache forgot: it goes back to the cache),
+the geocoder is asked for what is left, and the results are joined back onto every point. A
+coordinate is paid for once, ever, within the cache TTL.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import polars as pl
 
@@ -38,6 +42,15 @@ class TransformConfig:
     """Cache namespace: provider, language and precision (``google:pt-BR:6``)."""
     cache_ttl_seconds: float = DEFAULT_CACHE_DAYS * 86400
     """How long a paid answer stays in the cache."""
+
+
+class AnswerStore(Protocol):
+    """Where answers already paid for are kept for good: the warehouse."""
+
+    def answers(self, keys: pl.Series, geocoder: str, since: dt.datetime) -> pl.DataFrame:
+        """``key`` and ``frames.GEOCODE_SCHEMA`` of the canonical ``keys`` it holds, answered
+        by ``geocoder`` at ``since`` or later."""
+        ...
 
 
 class CallBudget:
@@ -127,6 +140,21 @@ def uncached_keys(
     return cached, keys.join(cached.select(_KEYS), on=_KEYS, how="anti")
 
 
+def stored_answers(
+    keyed: pl.DataFrame, stored: AnswerStore, geocoder: str, config: TransformConfig
+) -> pl.DataFrame:
+    """Answers (``CACHE_SCHEMA``, one per key) ``stored`` keeps for the points ``keyed`` (with
+    their keys at the transform's precision), given by ``geocoder`` within the cache TTL."""
+    exact = keyed.select(_KEYS, key=frames.coordinate_key()).unique(subset="key")
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=config.cache_ttl_seconds)
+    found = stored.answers(exact.get_column("key"), geocoder, since)
+    if found.is_empty():
+        return frames.empty(CACHE_SCHEMA)
+    log.info("%d coordinates answered by the warehouse, not the API", found.height)
+    answers = exact.join(found, on="key").unique(subset=_KEYS, keep="first").drop("key")
+    return frames.cast_frame(answers, CACHE_SCHEMA)
+
+
 def geocode_frame(
     points: pl.DataFrame,
     geocoder: Geocoder,
@@ -134,12 +162,15 @@ def geocode_frame(
     config: TransformConfig,
     budget: CallBudget | None = None,
     on_answers: Callable[[int], None] | None = None,
+    stored: AnswerStore | None = None,
 ) -> Transformed:
     """Reverse-geocode ``points`` (points schema) into addresses.
 
     Args:
         budget: the command's ``--max-calls`` budget (paid geocoders only), spent before
             any call of this batch is made.
+        stored: asked for the answers the cache lacks before the geocoder is (paid
+            geocoders only); what it has goes back to the cache.
         on_answers: told how many more coordinates the geocoder answered, as they arrive
             (for a progress display).
 
@@ -161,6 +192,12 @@ def geocode_frame(
     keys = keyed.select(_KEYS).unique(maintain_order=True)
     if geocoder.paid:  # the offline geocoder is faster than any cache
         cached, todo = uncached_keys(keys, cache, config)
+        if stored is not None and todo.height:
+            kept = stored_answers(keyed.join(todo, on=_KEYS), stored, geocoder.name, config)
+            if kept.height:
+                cache.cache_put(config.cache_scope, kept, config.cache_ttl_seconds)
+                cached = pl.concat([cached, kept])
+                todo = todo.join(kept.select(_KEYS), on=_KEYS, how="anti")
     else:
         cached, todo = frames.empty(CACHE_SCHEMA), keys
     stats = GeocodeStats(points=points.height, distinct=keys.height, cache_hits=cached.height)

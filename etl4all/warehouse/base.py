@@ -126,6 +126,17 @@ class Warehouse(Protocol):
         """Those canonical coordinate keys (``frames.coordinate_key``) present in the table."""
         ...
 
+    def answers(self, keys: pl.Series, geocoder: str, since: dt.datetime) -> pl.DataFrame:
+        """The stored answers of ``geocoder`` given at ``since`` or later for those canonical
+        coordinate keys present: ``key`` plus ``frames.GEOCODE_SCHEMA`` (what was paid for,
+        asked before paying again when the geocode cache lost it).
+
+        Raises:
+            DataError: a key is not canonical.
+            WarehouseError: the database failed.
+        """
+        ...
+
     def count(self) -> int:
         """Rows in the address table."""
         ...

@@ -85,6 +85,12 @@ _INSERT_SQL = (
     " WHERE NOT EXISTS (SELECT 1 FROM address AS a"
     " WHERE a.latitude = s.latitude AND a.longitude = s.longitude)"
 )
+_ANSWERS_SQL = (
+    f"SELECT k.key, {table.ANSWER_COLUMNS} FROM {_KEYS} AS k JOIN address AS a"
+    " ON a.latitude = CAST(k.latitude AS DECIMAL(10,8))"
+    " AND a.longitude = CAST(k.longitude AS DECIMAL(11,8))"
+    " WHERE a.geocoder = $geocoder AND a.geocoded_at >= $since"
+)
 _FIND_SQL = (
     f"SELECT k.key FROM {_KEYS} AS k JOIN address AS a"
     " ON a.latitude = CAST(k.latitude AS DECIMAL(10,8))"
@@ -298,6 +304,11 @@ class DuckdbWarehouse(table.SqlWarehouse):
             con.rollback()
             raise
         con.commit()
+
+    def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
+        con = self._connection()
+        with _errors(f"looking up {keys.height} answers", self._url), self._registered(keys, _KEYS):
+            return con.sql(_ANSWERS_SQL, params={"geocoder": geocoder, "since": since}).pl()
 
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         con = self._connection()

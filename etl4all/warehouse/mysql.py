@@ -143,6 +143,10 @@ class MySqlWarehouse(SqlWarehouse):
                 found.update(mysql_files.ids(cur, missing))
         return found
 
+    def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
+        with self._transaction(f"looking up {keys.height} answers") as cur:
+            return mysql_load.find_answers(cur, keys, geocoder, since, url=self._url)
+
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         with self._transaction(f"looking up {keys.height} keys") as cur:
             return mysql_load.find_keys(cur, keys, url=self._url)

@@ -28,6 +28,7 @@ turns bad values into warnings under ``LOCAL``, so any warning fails the batch w
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -324,6 +325,24 @@ def keys_table(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> 
             write_tsv(keys, path)
             _load_file(cur, path, keys.height, name, url=url, columns=keys.columns)
     return name
+
+
+def find_answers(
+    cur: pymysql.cursors.Cursor, keys: pl.DataFrame, geocoder: str, since: dt.datetime, *, url: str
+) -> pl.DataFrame:
+    """``key`` and the geocode columns of the :func:`~etl4all.warehouse.table.key_frame` rows
+    ``keys`` stored on ``url``, answered by ``geocoder`` at naive UTC ``since`` or later."""
+    name = keys_table(cur, keys, url=url)
+    cur.execute(
+        f"SELECT k.`key`, {table.ANSWER_COLUMNS} FROM `{name}` AS k JOIN address AS a"
+        " ON a.latitude = k.latitude AND a.longitude = k.longitude"
+        " WHERE a.geocoder = %s AND a.geocoded_at >= %s",
+        (geocoder, since),
+    )
+    rows = cur.fetchall()
+    names = [column[0] for column in cur.description or ()]
+    cur.execute(f"DROP TEMPORARY TABLE `{name}`")
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
 
 def find_keys(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> pl.Series:

@@ -7,6 +7,7 @@ as SQL (each dialect only says how it compares values). No database driver is im
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ COLUMNS = (*KEY, *CHANGE_FIELDS, "geocoded_at", *PROVENANCE)
 """Columns a load writes, in this order (``id``, ``created_at``, ``updated_at`` aside)."""
 
 READ_SQL = "SELECT * FROM address ORDER BY id"
+ANSWER_COLUMNS = ", ".join(f"a.{c}" for c in frames.GEOCODE_SCHEMA)
+"""The geocode columns of an ``address`` row ``a``, as an answers query selects them."""
 """The query of a whole-table read; its result goes through :func:`table_frame`."""
 
 SELECTABLE = {
@@ -226,6 +229,29 @@ class SqlWarehouse(Closing):
         if frame.is_empty():
             return keys.clear()
         return keys.filter(keys.is_in(self._find(frame).implode()))
+
+    def answers(self, keys: pl.Series, geocoder: str, since: dt.datetime) -> pl.DataFrame:
+        """The stored answers of ``geocoder`` since ``since`` for those of ``keys`` present
+        (see the ``Warehouse`` protocol).
+
+        Raises:
+            DataError: a key is not canonical.
+        """
+        frame = key_frame(keys)
+        if frame.is_empty():
+            return frames.empty({"key": pl.String(), **frames.GEOCODE_SCHEMA})
+        schema = {"key": pl.String(), **frames.GEOCODE_SCHEMA}
+        naive = since.astimezone(dt.UTC).replace(tzinfo=None)
+        found = self._answers(frame, geocoder, naive)
+        if found.is_empty():
+            return frames.empty(schema)
+        stamp = pl.col("geocoded_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return frames.cast_frame(found.with_columns(stamp), schema)
+
+    def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
+        """``key`` and the geocode columns of the rows of :func:`key_frame` rows ``keys``
+        answered by ``geocoder`` at naive UTC ``since`` or later."""
+        raise NotImplementedError
 
     def select(
         self, table: str, where: Mapping[str, Sequence[str]], *, after_id: int, limit: int

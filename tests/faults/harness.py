@@ -49,6 +49,7 @@ from etl4all.runners import wiring
 from etl4all.runners.check import CHECK_POINT
 from etl4all.settings import Settings
 from etl4all.stages.transform import distinct_keys
+from etl4all.state.base import FileMark
 from etl4all.warehouse.read import read_warehouse
 
 MARKS = [
@@ -372,13 +373,13 @@ class Probe:
         return int(self.redis.hlen(f"{self.prefix}done"))
 
     def done_sizes(self) -> dict[str, int]:
-        """File name → size of the version marked done as a whole (the mark is
-        ``size|mtime|sha256``; a fourth field marks a file done without its cut-off tail)."""
+        """File name → size of the version marked done as a whole (not without a cut-off
+        tail: ``partial_since`` unset)."""
         marks = {
-            key.decode().rpartition("/")[2]: value.decode().split("|")
+            key.decode().rpartition("/")[2]: FileMark.from_json(value.decode())
             for key, value in self.redis.hgetall(f"{self.prefix}done").items()
         }
-        return {name: int(mark[0]) for name, mark in marks.items() if len(mark) == 3}
+        return {name: mark.size for name, mark in marks.items() if mark.partial_since is None}
 
     def is_done(self, name: str) -> bool:
         """Whether the file called ``name`` is marked done (in any version)."""

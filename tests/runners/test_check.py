@@ -159,7 +159,8 @@ def test_missing_schema_name_init_db_until_it_ran(settings: Settings, mysql_url:
     result = only(check.run_checks(configured, ["warehouse"]))
     assert result.config_fault
     assert result.line() == (
-        f"FAIL warehouse {mysql_url}: tables or columns missing (address, reject); "
+        f"FAIL warehouse {mysql_url}: tables or columns missing (address, reject, source_file, "
+        "address_source); "
         "create or upgrade them with `etl4all init-db`"
     )
     with MySqlWarehouse(url=mysql_url) as wh:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -11,7 +15,7 @@ import pytest
 from geocoders.fake_api import FakeApi, coord
 from sources.ftp_server import FtpTestServer
 
-from etl4all import frames, parse, sample, urls
+from etl4all import frames, parse, sample, sources, state, urls
 from etl4all.errors import BudgetExceededError, ConfigError, GeocodeUnavailableError
 from etl4all.runners.embedded import run
 from etl4all.settings import Settings
@@ -248,6 +252,29 @@ def test_a_forced_rerun_leaves_the_same_rows_and_pays_nothing_twice(
     assert read_warehouse(settings.warehouse_url).equals(before)
 
 
+def test_a_lost_cache_does_not_bill_again_what_the_warehouse_holds(
+    settings: Settings, tmp_path: Path
+) -> None:
+    _, distinct = parsed(tmp_path / "in")
+    with FakeApi() as api:
+        google = settings.replace(
+            geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
+        )
+        run(["in"], google)
+        assert api.calls == distinct
+        state = Path(urls.file_path(settings.state_url))
+        state.unlink()  # the cache and the done marks are gone: every file is new work
+        again = run(["in"], google)
+        assert again.processed == 3 and again.geocode.cache_hits == distinct
+        assert api.calls == distinct  # answered from the warehouse
+        with sqlite3.connect(state) as db:  # and put back into the cache
+            assert db.execute("SELECT count(*) FROM geocode_cache").fetchone() == (distinct,)
+        state.unlink()
+        stale = google.replace(cache_ttl_days=1e-9)  # answers older than the TTL are paid again
+        run(["in"], stale)
+        assert api.calls == 2 * distinct
+
+
 def test_force_files_redo_only_the_files_named(settings: Settings, tmp_path: Path) -> None:
     run(["in"], settings)
     first = sorted(p.name for p in (tmp_path / "in").glob("*.txt"))[0]
@@ -255,3 +282,44 @@ def test_force_files_redo_only_the_files_named(settings: Settings, tmp_path: Pat
     assert (again.processed, again.skipped) == (1, 2)
     with pytest.raises(ConfigError, match="--force-file nothing\\* matches no file"):
         run(["in"], settings.replace(force_files=(first, "nothing*")))
+
+
+class FakeTime:
+    """The run's clock and sleep: sleeping moves the clock (and may run ``on_sleep``)."""
+
+    def __init__(self, on_sleep: Callable[[], None] = lambda: None) -> None:
+        self.now = 0.0
+        self.slept = 0
+        self._on_sleep = on_sleep
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += 1
+        self._on_sleep()
+
+
+def test_a_file_held_by_a_live_worker_is_waited_for_then_named(
+    settings: Settings, tmp_path: Path
+) -> None:
+    sample.write_sample(tmp_path / "held", files=1, points=10, seed=2)
+    with sources.from_url("held") as source:
+        (ref,) = source.list_files()
+    key = f"{urls.redact(settings.warehouse_url)} <- {ref.key}"  # as the extractor scopes it
+    with state.from_url(settings.state_url) as ledger:
+        token = ledger.claim(key, 600)  # this live process holds it
+        assert token
+        waiting = FakeTime()
+        summary = run(["held"], settings, sleep=waiting.sleep, clock=waiting.clock)
+        assert summary.processed == 0 and summary.busy == 1
+        assert waiting.now >= settings.claim_wait  # waited, in the run's own time
+        (busy,) = summary.busy_files
+        assert busy.name == ref.name and f"claimed by {socket.gethostname()}:{os.getpid()}" in str(
+            busy
+        )
+
+        released = FakeTime(on_sleep=lambda: ledger.release(key, token))
+        done = run(["held"], settings, sleep=released.sleep, clock=released.clock)
+    assert done.processed == 1 and done.busy_files == [] and released.slept == 1

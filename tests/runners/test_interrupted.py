@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -75,4 +76,26 @@ def test_ctrl_c_keeps_the_paid_answers_and_the_rerun_pays_only_the_rest(tmp_path
     # Each run may make one start-up check call; requests in flight at Ctrl-C were sent but
     # their answers never arrived, and are the only ones paid twice.
     assert paid + again <= distinct + CONCURRENCY + 2
+    assert read_warehouse(f"duckdb:///{tmp_path}/w.duckdb").height == distinct
+
+
+def test_a_run_killed_with_sigkill_is_rerun_at_once(tmp_path: Path) -> None:
+    """kill -9 leaves the file's claim in the ledger; the rerun of the same machine takes it
+    at once (its holder is a dead process here) instead of waiting for it to expire."""
+    sample.write_sample(tmp_path / "in", files=1, points=700, seed=6, duplicate_rate=0.0)
+    _, distinct = parsed(tmp_path / "in")
+    with FakeApi(latency=0.02) as api:
+        first = etl4all_run(api, tmp_path)
+        deadline = time.monotonic() + 60
+        while api.calls < distinct // 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.kill()  # SIGKILL: no cleanup, the claim stays
+        first.communicate(timeout=60)
+        with sqlite3.connect(tmp_path / "s.db") as db:
+            (claims,) = db.execute("SELECT count(*) FROM claims").fetchone()
+        assert claims == 1  # left behind, 30 s from expiring
+        second = etl4all_run(api, tmp_path)
+        out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+    assert "1 processed, 0 skipped" in out and "busy" not in out
     assert read_warehouse(f"duckdb:///{tmp_path}/w.duckdb").height == distinct

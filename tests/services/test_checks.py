@@ -50,6 +50,7 @@ def claims_and_done(env: dict[str, str]) -> tuple[int, int]:
 def test_a_transformer_with_a_wrong_key_exits_2_at_start_and_takes_no_message(
     stack: dict[str, str],
 ) -> None:
+    finish(etl4all(stack, "init-db"))  # a paid transformer checks the warehouse too
     finish(etl4all(stack, "run-stage", "extract", "--once"))
     before = depths(stack)
     assert before[queues.POINTS] == 4
@@ -98,7 +99,10 @@ def test_a_loader_before_init_db_exits_2_naming_it(stack: dict[str, str]) -> Non
     worker = etl4all(stack, "run-stage", "load")
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 2, out
-    assert "tables or columns missing (address, reject)" in out and "etl4all init-db" in out
+    assert (
+        "tables or columns missing (address, reject, source_file, address_source)" in out
+        and "etl4all init-db" in out
+    )
     assert "(1046" not in out and "(1146" not in out
     assert depths(stack) == before
 

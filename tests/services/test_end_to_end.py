@@ -143,6 +143,7 @@ def test_sigterm_finishes_and_exits_zero(stack: dict[str, str]) -> None:
 
 
 def test_sigterm_in_the_middle_of_a_batch_lets_it_finish(stack: dict[str, str]) -> None:
+    finish(etl4all(stack, "init-db"))  # a paid transformer reads the answers kept there
     finish(etl4all(stack, "run-stage", "extract", "--once"))
     before = depths(stack)
     with FakeApi(latency=0.05) as api:
@@ -171,6 +172,7 @@ def test_sigterm_in_the_middle_of_a_batch_lets_it_finish(stack: dict[str, str]) 
 
 
 def test_wrong_api_key_stops_the_transformer_and_keeps_the_batch(stack: dict[str, str]) -> None:
+    finish(etl4all(stack, "init-db"))
     finish(etl4all(stack, "run-stage", "extract", "--once"))
     before = depths(stack)  # point batches, and the parse rejects on their way to load
     with FakeApi() as api:

@@ -487,3 +487,52 @@ def test_a_poller_refuses_to_force(source: Source, ledger: FileLedger) -> None:
         once = extractor(source, ledger, force_files=("x*",), once=True, settle_seconds=0)
         once.poll(threading.Event(), found.append)
     assert found == []
+
+
+# -- a shrink to a prefix of the version loaded is held ---------------------------------------
+
+
+@pytest.mark.parametrize("keep", [0, 0.5], ids=["emptied", "half-uploaded"])
+def test_a_file_cut_to_a_prefix_is_held_with_its_rows(
+    folder: Path, source: Source, ledger: FileLedger, keep: float
+) -> None:
+    (path,) = sample.write_sample(folder, files=1, points=20, seed=3)
+    whole = path.read_bytes()
+    ex = extractor(source, ledger)
+    take(ex)
+    write(path, whole[: int(len(whole) * keep)], time.time())  # fresh: a transfer that failed
+    (ref,) = ex.pending(ex.listing())
+    with ex.take(ref) as unit:
+        assert unit.status == "held" and list(unit.items()) == []
+        assert unit.held is not None and unit.held.loaded_points == 20
+        assert f"--accept-shrink '{path.name}'" in str(unit.held)
+    assert ex.stats.held == [unit.held]
+    assert ex.pending(ex.listing()) == [ref]  # not done: offered again until resolved
+    write(path, whole, time.time() + 5)  # the upload, whole again: the same content
+    assert work(ex, ex.pending(ex.listing()), done=True) == []
+    assert ex.pending(ex.listing()) == []
+
+
+def test_a_shrink_named_by_accept_shrink_is_pruned(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    (path,) = sample.write_sample(folder, files=1, points=20, seed=3)
+    take(extractor(source, ledger))
+    write(path, b"", time.time())
+    accepting = extractor(source, ledger, accept_shrink=("data_points_*",))
+    items = take(accepting)
+    assert [type(item) for item in items] == [PointBatch, Prune] and accepting.stats.held == []
+
+
+def test_a_shrink_that_is_not_a_prefix_is_a_new_version(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    (path,) = sample.write_sample(folder, files=1, points=30, seed=3)
+    lines = path.read_bytes().split(b"\r\n")
+    ex = extractor(source, ledger)
+    take(ex)
+    shorter = lines[:6] + lines[9:-3]  # one record dropped near the start, one at the end
+    write(path, b"\r\n".join(shorter), time.time())
+    items = take(ex)
+    assert ex.stats.held == [] and len(prunes(items)) == 1
+    assert sum(b.points.height for b in batches(items)) == 28
