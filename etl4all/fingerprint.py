@@ -1,11 +1,11 @@
 """Checkpoints of a file version: tell a strict prefix of it from a new version.
 
 A done mark keeps, beside the sha256 of the whole file, short hashes of its first ``n`` bytes
-for a few ``n`` (:func:`offsets`): doubling from 64 bytes up to a block of about 1/48 of the
-file, then every block. A later, smaller file is a *prefix* of that version when its hash at
+for a few ``n`` (:func:`offsets`): doubling from 64 bytes up to a block of about 1/64 of the
+file (64 bytes at least: under a record), then every block. A later, smaller file is a *prefix* of that version when its hash at
 the last checkpoint it reaches matches: the same bytes up to there, its end within one block.
 A shrink that changes bytes before that checkpoint is a new version. Stored as
-``"<block>:<hash><hash>..."`` (12 hex digits a hash), under 1 KiB for any file size.
+``"<block>:<hash><hash>..."`` (12 hex digits a hash), about 1 KiB for any file size.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Iterable
 
 HEAD = 64
 """The first checkpoint: no record is shorter."""
-BLOCKS = 48
+BLOCKS = 64
 """About this many checkpoints past the doubling head."""
-MIN_BLOCK = 4096
+MIN_BLOCK = HEAD
 _DIGITS = 12
 
 

@@ -46,7 +46,8 @@ from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
 from etl4all.stages.batching import PointBatch
-from etl4all.stages.extract import Extractor, ExtractStats
+from etl4all.stages.extract import Extractor
+from etl4all.stages.filework import ExtractStats
 from etl4all.stages.load import (
     Addresses,
     LoadItem,

@@ -71,6 +71,7 @@ def stage_roles(stage: str, settings: Settings) -> tuple[str, ...]:
         return ("state", "broker", "warehouse", "geocoder")
     return STAGES[stage]
 
+
 CHECK_POINT = (-30.0346, -51.2177)
 """The coordinate the geocoder check asks for (central Porto Alegre: an address exists)."""
 

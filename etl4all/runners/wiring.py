@@ -15,7 +15,7 @@ from etl4all.geocoders.base import Geocoder
 from etl4all.lookup.base import Lookup
 from etl4all.settings import Settings
 from etl4all.sources.base import Source
-from etl4all.stages.extract import ExtractConfig
+from etl4all.stages.extract_config import ExtractConfig
 from etl4all.stages.transform import DEFAULT_CACHE_DAYS, TransformConfig
 from etl4all.state.base import StateStore
 from etl4all.warehouse.base import Warehouse

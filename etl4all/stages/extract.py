@@ -21,81 +21,22 @@ forces: a forced file would be redone on every poll.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import fnmatch
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from etl4all import batch, retry
+from etl4all import retry
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
 from etl4all.stages import polling
-from etl4all.stages.filework import Busy, FileWork, Held
-from etl4all.state.base import FileLedger, FileMark
+from etl4all.stages.extract_config import ExtractConfig
+from etl4all.stages.filework import ExtractStats, FileWork
+from etl4all.state.base import FileLedger
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExtractConfig:
-    """What the extract stage needs to know."""
-
-    scope: str
-    """Whose done marks these are: the redacted warehouse URL (a new warehouse redoes all)."""
-    batch_rows: int = 100_000
-    """Max points per batch."""
-    max_bytes: int = batch.MAX_BYTES
-    """Max size of a batch's encoded body."""
-    lease_seconds: float = 30.0
-    """A claim on a file expires after this long unless renewed; a heartbeat renews it every
-    third of that while the file is worked on, so a crashed worker's file waits this long."""
-    settle_seconds: float = 2.0
-    """When polling, a file is taken once two listings this far apart agree on it."""
-    poll_interval: float = 10.0
-    """Seconds between two listings when polling."""
-    once: bool = False
-    """Poll once (two listings ``settle_seconds`` apart) instead of until stopped."""
-    final_seconds: float = 300.0
-    """A file unchanged this long is final: its cut-off last record is read as it is. Before,
-    only its complete records are (0: every file is final at once)."""
-    force_all: bool = False
-    """Redo every file even when its done mark says done (``run --force``)."""
-    force_files: tuple[str, ...] = ()
-    """Globs of file names (``FileRef.name``) to redo even when done (``run --force-file``)."""
-    accept_shrink: tuple[str, ...] = ()
-    """Globs of file names whose shrink to a prefix is applied, not held (``--accept-shrink``)."""
-    ordered: bool = False
-    """The driver applies a file's items in order, in one process (the embedded run): its
-    prune goes by version, not by keys (:mod:`etl4all.stages.prune`)."""
-
-
-@dataclasses.dataclass
-class ExtractStats:
-    """What an extractor did."""
-
-    files: int = 0
-    """Files read and parsed."""
-    skipped: int = 0
-    """Files found done once claimed (another worker finished them, or same content);
-    files already done at listing time are left out by :meth:`Extractor.pending`."""
-    busy: int = 0
-    """Files claimed by another worker."""
-    partial: int = 0
-    """Files read without their cut-off last record (not final yet)."""
-    pruned: int = 0
-    """Files read again with other content, whose earlier version's leftovers are pruned."""
-    held: list[Held] = dataclasses.field(default_factory=list)
-    """Files that shrank to a prefix of the version loaded, held instead of pruned."""
-    holders: list[Busy] = dataclasses.field(default_factory=list)
-    """Who holds the busy files (those whose holder was still there to ask)."""
-    batches: int = 0
-    points: int = 0
-    rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    """Parse rejects by reason."""
 
 
 class Extractor:
@@ -132,39 +73,23 @@ class Extractor:
         """Those of ``refs`` forced, not done with this size and mtime, or done without a
         cut-off last record and final now (one ledger round trip)."""
         done = self.ledger.done([ref.key for ref in refs])
-        now = self.clock()
+        now, config = self.clock(), self.config
         return [
-            ref for ref in refs if self.forced(ref) or not self.is_done(done.get(ref.key), ref, now)
+            ref
+            for ref in refs
+            if config.forced(ref) or not config.is_done(done.get(ref.key), ref, now)
         ]
 
     def take(self, ref: FileRef) -> FileWork:
         """The unit of work of ``ref`` (a context manager that claims it)."""
-        return FileWork(self, ref)
-
-    def forced(self, ref: FileRef) -> bool:
-        """Whether ``ref`` is to be redone whatever its done mark says."""
-        config = self.config
-        return config.force_all or _matches(ref, config.force_files)
-
-    def accepts_shrink(self, ref: FileRef) -> bool:
-        """Whether a shrink of ``ref`` to a prefix is to be applied (not held)."""
-        return _matches(ref, self.config.accept_shrink)
-
-    def is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
-        """Whether ``ref`` (done mark ``mark``) needs no work at ``now``."""
-        if mark is None or not _same_file(mark, ref):
-            return False
-        return mark.partial_since is None or not self.final(ref, mark.partial_since, now)
-
-    def final(self, ref: FileRef, seen_since: float | None, now: float) -> bool:
-        """Whether ``ref`` is final at ``now``: its mtime, or ``seen_since`` (when the ledger
-        first saw this content, if it did), is at least ``final_seconds`` old.
-
-        The ledger's time keeps a file whose mtime lies in the future (a server clock ahead,
-        a wrong FTP ``utc_offset``) from waiting for ever.
-        """
-        wait = self.config.final_seconds
-        return now - ref.mtime >= wait or (seen_since is not None and now - seen_since >= wait)
+        return FileWork(
+            ref,
+            source=self.source,
+            ledger=self.ledger,
+            config=self.config,
+            stats=self.stats,
+            clock=self.clock,
+        )
 
     def poll(self, stop: threading.Event, work: Callable[[list[FileRef]], None]) -> None:
         """Call ``work`` with the pending files that have settled, once per poll, until
@@ -225,13 +150,3 @@ class Extractor:
             if not (error.retryable and stop.is_set()):
                 raise
             log.info("stopped while a poll was failing: %s", error)
-
-
-def _matches(ref: FileRef, patterns: tuple[str, ...]) -> bool:
-    """Whether ``ref``'s name matches one of the globs ``patterns``."""
-    return any(fnmatch.fnmatchcase(ref.name, pattern) for pattern in patterns)
-
-
-def _same_file(mark: FileMark | None, ref: FileRef) -> bool:
-    """Whether ``ref`` was done with this size and mtime (``mark`` is its done mark)."""
-    return mark is not None and (mark.size, mark.mtime) == (ref.size, ref.mtime)

@@ -31,21 +31,19 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import polars as pl
 
 from etl4all import metrics, parse, reading
-from etl4all.sources.base import FileRef
+from etl4all.sources.base import FileRef, Source
 from etl4all.stages.batching import PointBatch, empty_batch, file_batches
+from etl4all.stages.extract_config import ExtractConfig
 from etl4all.stages.lease import Lease
 from etl4all.stages.prune import Prune
-from etl4all.state.base import FileMark, Holder, owner
-
-if TYPE_CHECKING:
-    from etl4all.stages.extract import Extractor
+from etl4all.state.base import FileLedger, FileMark, Holder, owner
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +87,31 @@ class Busy:
         )
 
 
+@dataclasses.dataclass
+class ExtractStats:
+    """What the units of work of an extractor did."""
+
+    files: int = 0
+    """Files read and parsed."""
+    skipped: int = 0
+    """Files found done once claimed (another worker finished them, or same content); files
+    already done at listing time are left out by ``Extractor.pending``."""
+    busy: int = 0
+    """Files claimed by another worker."""
+    partial: int = 0
+    """Files read without their cut-off last record (not final yet)."""
+    pruned: int = 0
+    """Files read again with other content, whose earlier version's leftovers are pruned."""
+    held: list[Held] = dataclasses.field(default_factory=list)
+    """Files that shrank to a prefix of the version loaded, held instead of pruned."""
+    holders: list[Busy] = dataclasses.field(default_factory=list)
+    """Who holds the busy files (those whose holder was still there to ask)."""
+    batches: int = 0
+    points: int = 0
+    rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """Parse rejects by reason."""
+
+
 def next_version(previous: FileMark | None, now: float) -> int:
     """The version of a file read at ``now``: microseconds of the wall clock, and always
     after the version done before (a clock set back does not reorder a file's versions)."""
@@ -96,15 +119,25 @@ def next_version(previous: FileMark | None, now: float) -> int:
 
 
 class FileWork:
-    """One file's unit of work; see the module docstring. Build it with ``Extractor.take``."""
+    """One file's unit of work; see the module docstring. ``Extractor.take`` builds it."""
 
-    def __init__(self, extractor: Extractor, ref: FileRef) -> None:
+    def __init__(
+        self,
+        ref: FileRef,
+        *,
+        source: Source,
+        ledger: FileLedger,
+        config: ExtractConfig,
+        stats: ExtractStats,
+        clock: Callable[[], float],
+    ) -> None:
         self.ref = ref
         self.status = "todo"
         """``todo`` (items to hand out), ``skipped``, ``busy`` or ``held``."""
         self.holder: Busy | None = None
         self.held: Held | None = None
-        self._extractor = extractor
+        self._source, self._ledger, self._config = source, ledger, config
+        self._stats, self._clock = stats, clock
         self._lease: Lease | None = None
         self._file: BinaryIO | None = None
         self._mark: FileMark | None = None
@@ -113,16 +146,16 @@ class FileWork:
     # -- claim --------------------------------------------------------------------------
 
     def __enter__(self) -> FileWork:
-        ex, ref = self._extractor, self.ref
-        lease = Lease.take(ex.ledger, ref.key, ex.config.lease_seconds, name=ref.name)
+        ref = self.ref
+        lease = Lease.take(self._ledger, ref.key, self._config.lease_seconds, name=ref.name)
         if lease is None:
-            holder = ex.ledger.holder(ref.key)
+            holder = self._ledger.holder(ref.key)
             self.status = "busy"
             if holder is not None:
                 self.holder = Busy(ref.name, holder)
-                ex.stats.holders.append(self.holder)
+                self._stats.holders.append(self.holder)
             log.info("file=%s is being processed by another worker", ref.name)
-            ex.stats.busy += 1
+            self._stats.busy += 1
             return self
         self._lease = lease.__enter__()
         try:
@@ -149,35 +182,35 @@ class FileWork:
 
     def _decide(self) -> None:
         """Read the done mark and the file's digest; set :attr:`status` and the plan."""
-        ex, ref = self._extractor, self.ref
-        now = ex.clock()
-        previous = ex.ledger.done([ref.key]).get(ref.key)
-        forced = ex.forced(ref)
+        ref = self.ref
+        now = self._clock()
+        previous = self._ledger.done([ref.key]).get(ref.key)
+        forced = self._config.forced(ref)
         if forced:
             log.info("forced file=%s: redone whatever its done mark says", ref.name)
-        elif ex.is_done(previous, ref, now):
+        elif self._config.is_done(previous, ref, now):
             self._skip()
             return
-        self._file = file = ex.source.open(ref)
+        self._file = file = self._source.open(ref)
         found = reading.digest(file, previous=previous, size_hint=ref.size)
         same = previous is not None and previous.sha256 == found.sha256
         seen_since = previous.partial_since if same and previous is not None else None
-        final = ex.final(ref, seen_since, now)
+        final = self._config.final(ref, seen_since, now)
         end = found.size if final else reading.tail_end(file, found.size)
         partial_since = None if end == found.size else seen_since or now
         unchanged = seen_since is None or partial_since is not None
         if same and not forced and previous is not None and unchanged:
             log.info("unchanged content file=%s", ref.name)
-            ex.ledger.mark_done(
+            self._ledger.mark_done(
                 {ref.key: dataclasses.replace(previous, mtime=ref.mtime, size=found.size)}
             )
             self._skip()
             return
         if previous is not None and not same and self._shrunk(previous, found):
-            if not ex.accepts_shrink(ref):
+            if not self._config.accepts_shrink(ref):
                 self.held = Held(ref.name, found.size, previous.size, previous.points)
                 self.status = "held"
-                ex.stats.held.append(self.held)
+                self._stats.held.append(self.held)
                 log.info("held file=%s", self.held)
                 return
             log.warning("file=%s shrank to a prefix of the version loaded: applied", ref.name)
@@ -187,9 +220,9 @@ class FileWork:
                 "the file is final (unchanged for %.0f s)",
                 ref.name,
                 found.size - end,
-                ex.config.final_seconds,
+                self._config.final_seconds,
             )
-            ex.stats.partial += 1
+            self._stats.partial += 1
         grown = previous is not None and not same and _grown(previous, found, file)
         version = next_version(previous, now)
         # The size read (not the one listed): what _grown compares with the next version.
@@ -197,11 +230,11 @@ class FileWork:
             found.size, ref.mtime, found.sha256, partial_since, version, 0, found.checkpoints
         )
         # By keys (in any order) unless the version only adds to the last one.
-        prune = "version" if ex.config.ordered else "none" if (same or grown) else "keys"
+        prune = "version" if self._config.ordered else "none" if (same or grown) else "keys"
         if previous is not None and not same and not grown:
-            ex.stats.pruned += 1
+            self._stats.pruned += 1
         self._plan = _Plan(end=end, version=version, prune=prune)
-        ex.stats.files += 1
+        self._stats.files += 1
 
     def _shrunk(self, previous: FileMark, found: reading.Digest) -> bool:
         """Whether the file (``found``) is empty or a strict prefix of ``previous``."""
@@ -211,7 +244,7 @@ class FileWork:
 
     def _skip(self) -> None:
         self.status = "skipped"
-        self._extractor.stats.skipped += 1
+        self._stats.skipped += 1
 
     # -- items --------------------------------------------------------------------------
 
@@ -223,18 +256,18 @@ class FileWork:
         """
         if self._plan is None or self._file is None or self._mark is None:
             return
-        plan, ex, ref = self._plan, self._extractor, self.ref
+        plan, ref = self._plan, self.ref
         started = time.perf_counter()
         self._file.seek(0)
-        chunks = reading.pieces(self._file, reading.piece_bytes(ex.config.batch_rows), plan.end)
+        chunks = reading.pieces(self._file, reading.piece_bytes(self._config.batch_rows), plan.end)
         counted = _Counted(reading.parse_pieces(chunks, ref.name))
         batches = file_batches(
             counted,
             ref=ref,
             sha256=self._mark.sha256,
             version=plan.version,
-            batch_rows=ex.config.batch_rows,
-            max_bytes=ex.config.max_bytes,
+            batch_rows=self._config.batch_rows,
+            max_bytes=self._config.max_bytes,
         )
         kept: list[pl.DataFrame] = []
         held: PointBatch | None = None
@@ -249,9 +282,9 @@ class FileWork:
                 yield held
             held = item
         counted.log(ref.name, time.perf_counter() - started)
-        ex.stats.batches += max(count, 1)
-        ex.stats.points += counted.points
-        ex.stats.rejects += counted.reasons
+        self._stats.batches += max(count, 1)
+        self._stats.points += counted.points
+        self._stats.rejects += counted.reasons
         self._mark = dataclasses.replace(self._mark, points=counted.points)
         if held is None:
             held = empty_batch(ref, sha256=self._mark.sha256, version=plan.version)
@@ -279,7 +312,7 @@ class FileWork:
         """Say that ``item``'s effects are committed downstream; the final one marks the
         file done."""
         if item.last and self._mark is not None:
-            self._extractor.ledger.mark_done({self.ref.key: self._mark})
+            self._ledger.mark_done({self.ref.key: self._mark})
             log.debug("file=%s done version=%d", self.ref.name, self._mark.version)
 
 

@@ -24,7 +24,8 @@ from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
 from etl4all.stages import polling
 from etl4all.stages.batching import PointBatch
-from etl4all.stages.extract import ExtractConfig, Extractor
+from etl4all.stages.extract import Extractor
+from etl4all.stages.extract_config import ExtractConfig
 from etl4all.stages.filework import Item
 from etl4all.stages.polling import check_forced
 from etl4all.stages.prune import Prune

@@ -25,7 +25,8 @@ from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
 from etl4all.stages.batching import PointBatch
-from etl4all.stages.extract import ExtractConfig, Extractor
+from etl4all.stages.extract import Extractor
+from etl4all.stages.extract_config import ExtractConfig
 from etl4all.stages.lease import Lease
 from etl4all.state.base import FileLedger
 
@@ -169,7 +170,8 @@ HOLDER = textwrap.dedent(
     import sys, time
     from etl4all.runners import wiring
     from etl4all.settings import Settings
-    from etl4all.stages.extract import ExtractConfig, Extractor
+    from etl4all.stages.extract import Extractor
+from etl4all.stages.extract_config import ExtractConfig
 
     folder, url, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
     source = wiring.open_source(folder, Settings())

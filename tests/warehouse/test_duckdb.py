@@ -56,6 +56,19 @@ def test_opening_upgrades_a_reject_table_made_before_detail(url: str, tmp_path: 
         assert "detail" in wh.select("reject", {}, after_id=0, limit=1).columns
 
 
+def test_opening_gives_rows_loaded_before_file_versions_to_their_file(
+    url: str, tmp_path: Path
+) -> None:
+    with DuckdbWarehouse(url=url) as wh:
+        wh.load(addresses(3), NONE)
+    with duckdb.connect(str(tmp_path / "deep/er/etl4all.duckdb")) as con:
+        con.execute("DELETE FROM address_source")  # as a release before file versions left it
+        con.execute("DELETE FROM source_file")
+    with DuckdbWarehouse(url=url) as wh:
+        assert wh.prune("data_points_1.txt", 1, pl.Series([], dtype=pl.String)) == 3
+        assert wh.count() == 0
+
+
 def test_read_warehouse(url: str) -> None:
     with DuckdbWarehouse(url=url) as warehouse:
         warehouse.load(addresses(2), NONE)

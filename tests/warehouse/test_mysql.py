@@ -182,6 +182,19 @@ def test_missing_schema_are_named_before_init_db(mysql_url: str) -> None:
         assert nowhere.missing_schema() == ["address", "reject", "source_file", "address_source"]
 
 
+def test_init_db_gives_rows_loaded_before_file_versions_to_their_file(mysql_url: str) -> None:
+    with MySqlWarehouse(url=mysql_url) as wh:
+        wh.init()
+        wh.load(addresses(3), NONE)
+    database = urlsplit(mysql_url).path[1:]
+    with _admin(mysql_url) as admin, admin.cursor() as cur:
+        cur.execute(f"DELETE FROM `{database}`.address_source")  # as before file versions
+    with MySqlWarehouse(url=mysql_url) as old:
+        old.init()
+        old.init()  # once filled, left alone
+        assert old.prune("data_points_1.txt", 1, pl.Series([], dtype=pl.String)) == 3
+
+
 def test_init_db_upgrades_a_reject_table_made_before_detail(mysql_url: str) -> None:
     with MySqlWarehouse(url=mysql_url) as wh:
         wh.init()
