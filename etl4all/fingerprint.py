@@ -2,8 +2,9 @@
 
 A done mark keeps, beside the sha256 of the whole file, short hashes of its first ``n`` bytes
 for a few ``n`` (:func:`offsets`): doubling from 64 bytes up to a block of about 1/64 of the
-file (64 bytes at least: under a record), then every block. A later, smaller file is a *prefix* of that version when its hash at
-the last checkpoint it reaches matches: the same bytes up to there, its end within one block.
+file (64 bytes at least: under a record), then every block. A later, smaller file is a
+*prefix* of that version when its hash at the last checkpoint it reaches matches: the same
+bytes up to there, its end within one block.
 A shrink that changes bytes before that checkpoint is a new version. Stored as
 ``"<block>:<hash><hash>..."`` (12 hex digits a hash), about 1 KiB for any file size.
 """

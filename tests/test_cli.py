@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from geocoders.fake_api import FakeApi
+from geocoders.fake_api import FakeApi, coord
 
 from etl4all import __version__, frames, parse, reading
 from etl4all.cli import cli
@@ -125,6 +125,39 @@ def test_a_truncated_file_is_held_with_exit_3_until_its_shrink_is_accepted(
     accepted = invoke("run", "in", "-q", "--accept-shrink", "data_points_20180101.txt")
     assert accepted.exit_code == 0 and "30 pruned" in accepted.output
     assert read_warehouse("duckdb:///etl4all.duckdb").height == 30
+
+
+def test_a_run_stopped_by_an_outage_still_prints_its_summary(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "3", "--points", "20")
+    with FakeApi() as api:
+        for path in (workdir / "in").glob("*.txt"):  # every data point fails, for good
+            for lat, lon in (
+                parse.parse(path.read_bytes(), path.name)
+                .points.select("latitude", "longitude")
+                .rows()
+            ):
+                api.script[coord(lat, lon)] = [503] * 100
+        result = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                "in",
+                "-q",
+                "--geocoder",
+                "google",
+                "--google-url",
+                api.google_url,
+                "--max-attempts",
+                "1",
+                "--final-seconds",
+                "0",
+            ],
+            env={"GOOGLE_MAPS_API_KEY": api.key or ""},
+        )
+    assert result.exit_code == 1
+    assert re.search(r"^files .* 2 batches set aside$", result.output, re.M)
+    assert "2 batches set aside" in result.output and "set aside: data_points_" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: ")
 
 
 def test_missing_source_exits_2_with_one_line_reason(workdir: Path) -> None:

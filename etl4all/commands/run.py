@@ -14,6 +14,7 @@ from etl4all.commands.common import (
     load_settings,
     moves_data,
 )
+from etl4all.errors import ConfigError, Etl4allError
 from etl4all.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,8 +81,15 @@ def run(
         run_through_broker(settings)
         return
     check.require(settings, check.RUN, sources=paths)
-    with run_bar(interactive, paid=settings.geocoder != "offline") as bar:
-        summary = embedded.run(paths, settings, progress=bar)
+    summary = embedded.RunSummary()
+    try:
+        with run_bar(interactive, paid=settings.geocoder != "offline") as bar:
+            embedded.run(paths, settings, progress=bar, summary=summary)
+    except (Etl4allError, KeyboardInterrupt) as stopped:
+        if not isinstance(stopped, ConfigError):  # stopped midway: say what was done
+            print_summary(summary, settings)
+            _attention(summary)
+        raise
     print_summary(summary, settings)
     code = _attention(summary)
     if not summary.files:
@@ -111,7 +119,9 @@ def _attention(summary: RunSummary) -> int:
         click.echo(
             f"busy: {busy}; not done by this run (--claim-wait sets how long to wait)", err=True
         )
-    if summary.busy_files:
+    for aside in summary.set_aside:
+        click.echo(f"set aside: {aside}; its file is not done: run again to finish it", err=True)
+    if summary.busy_files or summary.set_aside:
         return exits.TRANSIENT
     return exits.ATTENTION if summary.held else exits.DONE
 
@@ -125,6 +135,7 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         f"files       {summary.processed} processed, {summary.skipped} skipped (already done)"
         + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
         + (f", {len(summary.held)} held (shrank to a prefix)" if summary.held else "")
+        + (f", {len(summary.set_aside)} batches set aside" if summary.set_aside else "")
         + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
         f"points      {summary.points} ({summary.distinct} distinct coordinates, "
         f"{summary.repeats} repeat an earlier point)",

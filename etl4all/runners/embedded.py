@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import Protocol
 
 import polars as pl
+import tenacity
 
-from etl4all import frames
+from etl4all import frames, retry
+from etl4all.errors import Etl4allError
 from etl4all.geocoders.base import Geocoder
 from etl4all.lookup.base import Lookup
 from etl4all.runners import wiring
@@ -42,6 +45,8 @@ from etl4all.stages.transform import (
 )
 from etl4all.state.base import GeocodeCache, Holder
 from etl4all.warehouse.base import LoadResult, Warehouse
+
+log = logging.getLogger(__name__)
 
 _KEYS: dict[str, pl.DataType] = {"lat_key": pl.Int64(), "lon_key": pl.Int64()}
 
@@ -70,6 +75,8 @@ class RunSummary:
     """Files that shrank to a prefix of the version loaded: held, their rows kept."""
     busy_files: list[Busy] = dataclasses.field(default_factory=list)
     """Files still claimed by another live worker when the run gave up waiting."""
+    set_aside: list[SetAside] = dataclasses.field(default_factory=list)
+    """Batches that failed every try: their files are not done (a rerun finishes them)."""
     points: int = 0
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
@@ -111,23 +118,49 @@ def run(
     settings: Settings,
     *,
     progress: RunProgress | None = None,
+    summary: RunSummary | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> RunSummary:
     """Process every file of ``urls`` not done yet, and those forced (``settings.force``,
     ``settings.force_files``) whatever their done marks say.
 
+    A batch whose fault is temporary is tried :data:`BATCH_ATTEMPTS` times (its paid answers
+    are cached as they come: a retry asks only for the rest), then set aside
+    (:attr:`RunSummary.set_aside`): nothing of it is committed and its file is not done, while
+    the other batches and files go on; :data:`FAILED_IN_A_ROW` batches set aside in a row stop
+    the run (the fault is not one coordinate's).
+
     Args:
         progress: told what happens, for a progress bar.
-        sleep, clock: how the run waits for files another worker holds (tests pass their own).
+        summary: filled as the run goes (given, it keeps what was done when the run fails).
+        sleep, clock: how the run waits for files another worker holds and between tries of
+            a batch (tests pass their own).
 
     Raises:
         ConfigError: a ``force_files`` glob matches no listed file (nothing was processed).
-        Etl4allError: a source, geocoder, state or warehouse failure, or the ``--max-calls``
-            budget, stopped the run; the current file is not marked done.
+        Etl4allError: a geocoder refusal, the ``--max-calls`` budget, a fault that lasted
+            :data:`FAILED_IN_A_ROW` batches, or a failure outside a batch stopped the run; the
+            current file is not marked done.
     """
     started = time.perf_counter()
-    summary = RunSummary()
+    summary = RunSummary() if summary is None else summary
+    try:
+        _run(urls, settings, progress, summary, sleep, clock)
+    finally:
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run(
+    urls: Iterable[str],
+    settings: Settings,
+    progress: RunProgress | None,
+    summary: RunSummary,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> None:
+    """The body of :func:`run`."""
     with ExitStack() as stack:
         store = stack.enter_context(wiring.open_state(settings))
         config = wiring.extract_config(settings, ordered=True)
@@ -155,29 +188,44 @@ def run(
             budget=CallBudget(settings.max_calls),
             summary=summary,
             batch_rows=settings.batch_rows,
+            sleep=sleep,
             progress=progress,
         )
         if progress:
             progress.files([ref for _, ref in work])
         try:
-            busy = [(ex, ref) for ex, ref in work if job.file(ex, ref) is not None]
+            busy = job.files(work)
             deadline = clock() + settings.claim_wait
             while busy and clock() < deadline:
                 sleep(min(_CLAIM_POLL_SECONDS, max(deadline - clock(), 0.0)))
-                busy = [(ex, ref) for ex, ref in busy if job.file(ex, ref) is not None]
-            summary.busy_files = [job.file(ex, ref) or Busy(ref.name, _GONE) for ex, ref in busy]
+                busy = job.files([(ex, ref) for ex, ref, _ in busy])
+            summary.busy_files = [holder for _, _, holder in busy]
             summary.busy = len(summary.busy_files)
         finally:
             for extractor in extractors:
                 summary.add(extractor.stats)
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
+BATCH_ATTEMPTS = 3
+"""Tries of a batch whose fault is temporary before it is set aside."""
+FAILED_IN_A_ROW = 3
+"""Batches set aside in a row after which the run stops."""
 _CLAIM_POLL_SECONDS = 1.0
 """How often a run looks again at files another worker holds."""
 _GONE = Holder("?", 0.0)
 """The holder of a busy file whose claim ended while it was looked at again."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SetAside:
+    """A batch that failed every try: nothing of it is committed, its file is not done."""
+
+    name: str
+    index: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} batch {self.index}: {self.reason}"
 
 
 @dataclasses.dataclass
@@ -192,20 +240,36 @@ class _Job:
     budget: CallBudget
     summary: RunSummary
     batch_rows: int
+    sleep: Callable[[float], None]
     progress: RunProgress | None = None
+    failed_in_a_row: int = 0
     seen: pl.DataFrame = dataclasses.field(default_factory=lambda: frames.empty(_KEYS))
     """Every coordinate of this run so far, as warehouse keys: tells repeats apart."""
+
+    def files(self, work: list[tuple[Extractor, FileRef]]) -> list[tuple[Extractor, FileRef, Busy]]:
+        """Process the files of ``work`` in turn; those another live worker holds, with who."""
+        busy = []
+        for extractor, ref in work:
+            holder = self.file(extractor, ref)
+            if holder is not None:
+                busy.append((extractor, ref, holder))
+        return busy
 
     def file(self, extractor: Extractor, ref: FileRef) -> Busy | None:
         """Extract, transform and load one file, item after item; who holds it when another
         live worker does (nothing was done). A batch that fails leaves nothing in the
-        warehouse (its paid answers stay cached)."""
+        warehouse (its paid answers stay cached); one set aside leaves the file not done."""
         with extractor.take(ref) as work:
             if work.status == "busy":
                 return work.holder or Busy(ref.name, _GONE)
+            complete = True
             for item in work.items():
                 if isinstance(item, PointBatch):
-                    self.batch(item)
+                    if not self.tried(item):
+                        complete = False
+                        continue
+                elif not complete:
+                    break  # a prune by version needs every batch: the rerun redoes the file
                 else:
                     for part in prune_items(item, max_rows=self.batch_rows):
                         self.summary.pruned += apply(part, self.wh, self.keys).pruned
@@ -213,6 +277,32 @@ class _Job:
         if self.progress:
             self.progress.file(ref)
         return None
+
+    def tried(self, batch: PointBatch) -> bool:
+        """Whether ``batch`` was loaded, tried up to :data:`BATCH_ATTEMPTS` times; set aside
+        when its fault is temporary and lasts.
+
+        Raises:
+            Etl4allError: a fault that is not temporary, or the :data:`FAILED_IN_A_ROW`-th
+                batch set aside in a row.
+        """
+        retrier = retry.retrying(
+            attempts=BATCH_ATTEMPTS, sleep=self.sleep, before_sleep=_log_batch_retry
+        )
+        try:
+            retrier(self.batch, batch)
+        except Etl4allError as error:
+            if not error.retryable:
+                raise
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= FAILED_IN_A_ROW:
+                raise
+            aside = SetAside(batch.source, batch.index, str(error))
+            log.warning("set aside %s", aside)
+            self.summary.set_aside.append(aside)
+            return False
+        self.failed_in_a_row = 0
+        return True
 
     def batch(self, batch: PointBatch) -> None:
         """Keep the batch's parse rejects, geocode its points and load them."""
@@ -242,3 +332,15 @@ class _Job:
         if rejects.height:
             self.summary.rejects.update(rejects.get_column("reason").to_list())
             apply(Rejects(rejects, version), self.wh, self.keys)
+
+
+def _log_batch_retry(state: tenacity.RetryCallState) -> None:
+    """One WARNING per failed try of a batch, saying when the next one is."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "batch failed (try %d of %d): %s; trying again in %.1f s",
+        state.attempt_number,
+        BATCH_ATTEMPTS,
+        error,
+        state.upcoming_sleep,
+    )

@@ -17,7 +17,7 @@ from sources.ftp_server import FtpTestServer
 
 from etl4all import frames, parse, sample, sources, state, urls
 from etl4all.errors import BudgetExceededError, ConfigError, GeocodeUnavailableError
-from etl4all.runners.embedded import run
+from etl4all.runners.embedded import FAILED_IN_A_ROW, RunSummary, run
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
 from etl4all.stages.batching import PointBatch
@@ -103,35 +103,69 @@ def test_a_run_stopped_by_the_budget_leaves_its_file_to_the_next_run(
     assert read_warehouse(settings.warehouse_url).height == distinct
 
 
-def test_a_geocoder_outage_fails_the_run_and_loses_nothing(
+def test_a_flaky_coordinate_costs_a_retry_of_its_batch_not_the_run(
     settings: Settings, tmp_path: Path
 ) -> None:
-    """Issue 8, failure 1: the API unreachable is an error, not `geocode_failed` rejects."""
-    one = settings.replace(batch_rows=10_000)  # each file is one batch
-    first = min((tmp_path / "in").glob("*.txt"))  # the run's first file
-    points = parse.parse(first.read_bytes(), first.name).points
+    one = settings.replace(batch_rows=10_000, max_attempts=2)  # each file is one batch
+    first = min((tmp_path / "in").glob("*.txt"))
+    flaky = parse.parse(first.read_bytes(), first.name).points.row(0, named=True)
     with FakeApi() as api:
         google = one.replace(
-            geocoder="google",
-            google_key=api.key,
-            google_url=api.google_url,
-            qps=500.0,
-            max_attempts=2,
+            geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
         )
-        down = points.row(0, named=True)  # this coordinate keeps failing: the API is "down"
-        api.script[coord(down["latitude"], down["longitude"])] = [503] * 2
-        with pytest.raises(GeocodeUnavailableError, match="google unavailable: gave up on"):
-            run(["in"], google)
-        paid = api.calls - 2
-        assert read_warehouse(one.warehouse_url).height == 0  # the failing batch left nothing
-        with duckdb.connect(urls.file_path(one.warehouse_url)) as db:
-            (kept,) = db.execute("SELECT count(*) FROM reject").fetchone() or (0,)
-        assert kept == 0
-        again = run(["in"], google)  # the API is back: the same command finishes the job
-        assert again.processed == 3 and not again.rejects.get("geocode_failed")
-        _, distinct = parsed(tmp_path / "in")
-        assert api.calls - 2 - paid == distinct - paid  # answers of the failed run were kept
+        api.script[coord(flaky["latitude"], flaky["longitude"])] = [503] * 3  # 2 tries + 1
+        waits = FakeTime()
+        summary = run(["in"], google, sleep=waits.sleep, clock=waits.clock)
+    _, distinct = parsed(tmp_path / "in")
+    assert summary.processed == 3 and summary.set_aside == [] and waits.slept == 1
     assert read_warehouse(one.warehouse_url).height == distinct
+
+
+def test_a_batch_that_keeps_failing_is_set_aside_and_the_rest_goes_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 8, failure 1: the API unreachable for a coordinate is an error, not a
+    `geocode_failed` reject; issue 17, item 5: it costs its batch, not the run."""
+    one = settings.replace(batch_rows=10_000, max_attempts=2)  # each file is one batch
+    first = min((tmp_path / "in").glob("*.txt"))  # the run's first file
+    down = parse.parse(first.read_bytes(), first.name).points.row(0, named=True)
+    _, distinct = parsed(tmp_path / "in")
+    with FakeApi() as api:
+        google = one.replace(
+            geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
+        )
+        api.script[coord(down["latitude"], down["longitude"])] = [503] * 6  # 3 tries of 2
+        summary = run(["in"], google, sleep=FakeTime().sleep)
+        (aside,) = summary.set_aside
+        assert aside.name == first.name and "google unavailable: gave up on" in aside.reason
+        assert summary.processed == 3  # the other two files were loaded and are done
+        loaded = read_warehouse(one.warehouse_url).height
+        assert 0 < loaded < distinct
+        with duckdb.connect(urls.file_path(one.warehouse_url)) as db:
+            kept = db.execute(
+                "SELECT count(*) FROM reject WHERE source_file = ?", [first.name]
+            ).fetchone()
+        assert kept == (0,)  # the batch set aside left nothing
+        paid = api.calls
+        again = run(["in"], google)  # the API is back: the same command finishes the job
+        assert (again.processed, again.skipped) == (1, 2) and not again.set_aside
+        assert api.calls - paid <= distinct - loaded  # answers of the failed try were kept
+    assert read_warehouse(one.warehouse_url).height == distinct
+
+
+def test_batches_failing_in_a_row_stop_the_run_with_what_was_done(
+    settings: Settings, tmp_path: Path
+) -> None:
+    one = settings.replace(batch_rows=50, max_attempts=1)
+    with FakeApi() as api:
+        google = one.replace(
+            geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
+        )
+        api.go_down()
+        summary = RunSummary()
+        with pytest.raises(GeocodeUnavailableError):
+            run(["in"], google, summary=summary, sleep=FakeTime().sleep)
+    assert len(summary.set_aside) == FAILED_IN_A_ROW - 1 and summary.seconds > 0
 
 
 # -- an upload that stalls in the middle of a number (issue 8, item 8) ---------------------
