@@ -8,6 +8,7 @@ two instances on it with ``state.from_url``, as two workers would see it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import socket
@@ -178,6 +179,21 @@ class LedgerContract(StoreFixtures):
         with pytest.raises(ConfigError):
             store.claim(FILE, 0)
 
+    def test_a_dead_holders_claim_is_taken_by_its_token(
+        self, store: FileLedger, other_store: FileLedger
+    ) -> None:
+        assert other_store.holder(FILE) is None
+        token = store.claim(FILE, 30)
+        assert token
+        holder = other_store.holder(FILE)
+        assert holder is not None and holder.token == token and 0 < holder.expires_in <= 30
+        assert other_store.claim(FILE, 30, replace="not-the-token") is None
+        taken = other_store.claim(FILE, 30, replace=token)
+        assert taken and taken != token
+        assert not store.renew(FILE, token, 30)  # the old holder has lost it
+        other_store.release(FILE, taken)
+        assert store.holder(FILE) is None
+
     # -- done files -----------------------------------------------------------------------
 
     def test_done_marks_round_trip(self, store: FileLedger, other_store: FileLedger) -> None:
@@ -194,6 +210,14 @@ class LedgerContract(StoreFixtures):
         }
         store.mark_done({})
         assert store.done_count() == 2
+
+    def test_marks_keep_the_version_and_its_checkpoints(
+        self, store: FileLedger, other_store: FileLedger
+    ) -> None:
+        mark = FileMark(10, 1.5, "ab" * 32, version=1_700_000_000_123_456, points=3)
+        mark = dataclasses.replace(mark, checkpoints="64:0123456789ab")
+        store.mark_done({FILE: mark})
+        assert other_store.done([FILE]) == {FILE: mark}
 
     def test_partial_marks_round_trip(self, store: FileLedger, other_store: FileLedger) -> None:
         partial = FileMark(size=10, mtime=1_700_000_000.5, sha256="ab" * 32, partial_since=1.25e9)

@@ -171,7 +171,7 @@ HOLDER = textwrap.dedent(
     from etl4all.runners import wiring
     from etl4all.settings import Settings
     from etl4all.stages.extract import Extractor
-from etl4all.stages.extract_config import ExtractConfig
+    from etl4all.stages.extract_config import ExtractConfig
 
     folder, url, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
     source = wiring.open_source(folder, Settings())

@@ -36,8 +36,12 @@ def test_key_layout(redis_url: str) -> None:
         token = state.claim(FILE, 30)
         assert client.get(f"{prefix}claim:{FILE}") == token
         assert 0 < client.pttl(f"{prefix}claim:{FILE}") <= 30_000
-        state.mark_done({FILE: FileMark(10, 1.5, "ab" * 32)})
-        assert client.hget(f"{prefix}done", FILE) == f"10|1.5|{'ab' * 32}"
+        mark = FileMark(10, 1.5, "ab" * 32, version=7, points=3, checkpoints="64:")
+        state.mark_done({FILE: mark})
+        stored = client.hget(f"{prefix}done", FILE)
+        assert stored is not None and FileMark.from_json(stored) == mark  # one JSON object
+        client.hset(f"{prefix}done", "old", f"10|1.5|{'ab' * 32}|2.5")  # an older release's
+        assert state.done(["old"]) == {"old": FileMark(10, 1.5, "ab" * 32, partial_since=2.5)}
         rows = cache_rows(1)
         state.cache_put(SCOPE, rows, 60)
         name = f"{prefix}geo:{SCOPE}:{rows['lat_key'][0]}:{rows['lon_key'][0]}"
