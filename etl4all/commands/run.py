@@ -168,11 +168,16 @@ def run_through_broker(settings: Settings) -> None:
     extract, transform, load = report.extract, report.transform, report.load
     click.echo(
         f"extract     {extract.files} files, {extract.batches} batches, {extract.points} points, "
-        f"{sum(extract.rejects.values())} rejects, {extract.skipped} unchanged\n"
-        f"transform   {transform.acked} batches, {transform.dead_lettered} dead-lettered\n"
+        f"{sum(extract.rejects.values())} rejects, {extract.skipped} unchanged"
+        + (f", {len(extract.held)} held" if extract.held else "")
+        + f"\ntransform   {transform.acked} batches, {transform.dead_lettered} dead-lettered\n"
         f"load        {load.acked} batches, {load.dead_lettered} dead-lettered\n"
         f"elapsed     {report.seconds:.2f} s"
     )
+    for held in extract.held:
+        click.echo(f"held: {held}", err=True)
+    if extract.held:
+        sys.exit(exits.ATTENTION)
 
 
 @click.command()

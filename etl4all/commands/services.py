@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 @click.command("run-stage")
 @click.argument("stage", type=click.Choice(["extract", "transform", "load"]))
 @options.WORKER
+@options.ACCEPT_SHRINK
 @handle_errors
 @moves_data
 def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> None:
@@ -30,7 +31,9 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
 
     extract polls the source and publishes point batches; transform geocodes them and
     publishes address batches; load writes them to the warehouse. Run as many replicas of
-    each as the load needs. SIGTERM/SIGINT finish the current batch and exit 0.
+    each as the load needs. SIGTERM/SIGINT finish the current batch and exit 0. An extractor
+    holds a file that shrank to a prefix of the version loaded (a WARNING; with --once it
+    exits 3) unless --accept-shrink names it.
     """
     import threading
 
@@ -48,9 +51,13 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
-        run_one(stage, settings, stop)
+        held = run_one(stage, settings, stop)
     finally:
         restore()
+    for file in held:
+        click.echo(f"held: {file}", err=True)
+    if held and settings.once:
+        sys.exit(exits.ATTENTION)
 
 
 @click.command("check")

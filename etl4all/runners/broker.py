@@ -47,7 +47,7 @@ from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
 from etl4all.stages.batching import PointBatch
 from etl4all.stages.extract import Extractor
-from etl4all.stages.filework import ExtractStats
+from etl4all.stages.filework import ExtractStats, Held
 from etl4all.stages.load import (
     Addresses,
     LoadItem,
@@ -181,8 +181,9 @@ def _publish_files(
         if stop.is_set():
             return
         started = time.perf_counter()
+        held = len(extractor.stats.held)
         with extractor.take(ref) as work:
-            if work.held is not None:
+            if len(extractor.stats.held) > held:  # once per content, not once per poll
                 log.warning("held file=%s", work.held)
             for item in work.items():
                 if isinstance(item, PointBatch):
@@ -306,16 +307,16 @@ def run_consumer(
         )
 
 
-def run_stage(stage: str, settings: Settings, stop: threading.Event) -> None:
+def run_stage(stage: str, settings: Settings, stop: threading.Event) -> list[Held]:
     """Run one stage until stopped (or done with ``once``); transform and load run
-    ``settings.consumers`` consumers, which share one ``--max-calls`` budget."""
+    ``settings.consumers`` consumers, which share one ``--max-calls`` budget. Returns the
+    files an extractor held (they shrank to a prefix of the version loaded)."""
     if stage == "extract":
-        run_extract(settings, stop)
-        return
+        return run_extract(settings, stop).held
     budget = CallBudget(settings.max_calls)
     if settings.consumers == 1:
         run_consumer(stage, settings, stop, budget)
-        return
+        return []
     errors: list[BaseException] = []
 
     def consume() -> None:
@@ -334,6 +335,7 @@ def run_stage(stage: str, settings: Settings, stop: threading.Event) -> None:
         thread.join()
     if errors:
         raise errors[0]
+    return []
 
 
 def run_all(settings: Settings, stop: threading.Event) -> BrokerRunReport:

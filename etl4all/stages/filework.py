@@ -210,7 +210,8 @@ class FileWork:
             if not self._config.accepts_shrink(ref):
                 self.held = Held(ref.name, found.size, previous.size, previous.points)
                 self.status = "held"
-                self._stats.held.append(self.held)
+                if self.held not in self._stats.held:  # a poller sees it on every poll
+                    self._stats.held.append(self.held)
                 log.info("held file=%s", self.held)
                 return
             log.warning("file=%s shrank to a prefix of the version loaded: applied", ref.name)
