@@ -48,8 +48,6 @@ from etl4all.warehouse.base import LoadResult, Warehouse
 
 log = logging.getLogger(__name__)
 
-_KEYS: dict[str, pl.DataType] = {"lat_key": pl.Int64(), "lon_key": pl.Int64()}
-
 
 @dataclasses.dataclass
 class RunSummary:
@@ -243,8 +241,10 @@ class _Job:
     sleep: Callable[[float], None]
     progress: RunProgress | None = None
     failed_in_a_row: int = 0
-    seen: pl.DataFrame = dataclasses.field(default_factory=lambda: frames.empty(_KEYS))
-    """Every coordinate of this run so far, as warehouse keys: tells repeats apart."""
+    seen: pl.Series = dataclasses.field(default_factory=lambda: pl.Series("seen", [], pl.UInt64))
+    """A 64-bit hash of every coordinate of this run so far (8 bytes each, one chunk): tells
+    repeats apart. Two coordinates sharing a hash would count as one: about one chance in
+    ten million for a run of ten million coordinates."""
 
     def files(self, work: list[tuple[Extractor, FileRef]]) -> list[tuple[Extractor, FileRef, Busy]]:
         """Process the files of ``work`` in turn; those another live worker holds, with who."""
@@ -321,11 +321,12 @@ class _Job:
     def count_repeats(self, points: pl.DataFrame) -> None:
         """Count the run's distinct coordinates, and the points that repeat an earlier one."""
         keys = distinct_keys(points, frames.KEY_DECIMALS)
-        new = keys.join(self.seen, on=list(_KEYS), how="anti")
-        self.summary.distinct += new.height
-        self.summary.repeats += points.height - new.height
-        self.summary.reloaded += keys.height - new.height
-        self.seen = pl.concat([self.seen, new])
+        hashes = keys.select(pl.struct(keys.columns).hash(seed=0)).to_series()
+        new = hashes.filter(~hashes.is_in(self.seen.implode()))
+        self.summary.distinct += new.len()
+        self.summary.repeats += points.height - new.len()
+        self.summary.reloaded += keys.height - new.len()
+        self.seen = pl.concat([self.seen, new.rename("seen")], rechunk=True)
 
     def keep_rejects(self, rejects: pl.DataFrame, version: int) -> None:
         """Count rejects by reason and keep them in the warehouse's ``reject`` table."""
