@@ -88,9 +88,9 @@ def mapped(
     try:
         yield
     except (px.AMQPError, cw.AMQPConnectorException) as exc:
-        if params is not None and (timed_out := _timed_out(exc, params)):
+        if params is not None and (said := _timed_out(exc, params)):
             raise BrokerError(
-                f"RabbitMQ {urls.redact(url)}: {action} failed: {timed_out}; retrying may help"
+                f"RabbitMQ {urls.redact(url)}: {action} failed: {said}; retrying may help"
             ) from exc
         if isinstance(exc, cw.AMQPConnectorException):  # aborted, wrong state: pika's own
             raise BrokerError(
@@ -304,8 +304,8 @@ class IoThread:
         finally:
             if not ended and self.fatal is None:  # a bug: say so, not "closed"
                 self.fatal = BrokerError(
-                    f"RabbitMQ {self.url}: the I/O thread failed unexpectedly (its traceback "
-                    "is printed above)"
+                    f"RabbitMQ {self.url}: the I/O thread failed unexpectedly (a bug: see "
+                    f"the traceback of thread {self._thread.name})"
                 )
             self._shutdown()
 
