@@ -69,13 +69,17 @@ WAREHOUSE = setting(
     "warehouse_url",
     "--warehouse",
     help="Warehouse URL: duckdb:///path.duckdb (default duckdb:///etl4all.duckdb) "
-    "or mysql://user:pass@host:3306/db.",
+    "or mysql://user:pass@host:3306/db; MySQL timeouts as query options, in seconds: "
+    "connect_timeout (default 10: connecting, then the handshake), read_timeout and "
+    "write_timeout (default 300: each wait for the server during a statement).",
 )
 STATE = setting(
     "state_url",
     "--state",
     help="State URL (files done, claims, geocode cache): sqlite:///path "
-    "(default sqlite:///.etl4all/state.db) or redis://host:6379/0.",
+    "(default sqlite:///.etl4all/state.db) or redis://host:6379/0; Redis timeouts as query "
+    "options, in seconds: socket_connect_timeout (default 5), socket_timeout (default 30: "
+    "each wait for a reply).",
 )
 LOOKUP = setting(
     "lookup_url",
@@ -86,14 +90,18 @@ BROKER = group(
     setting(
         "broker_url",
         "--broker",
-        help="RabbitMQ URL amqp://user:pass@host:5672/; in-process when unset.",
+        help="RabbitMQ URL amqp://user:pass@host:5672/; in-process when unset. Timeouts as "
+        "query options, in seconds: socket_timeout (default 10: the TCP connection), "
+        "stack_timeout (default 15: connection and AMQP handshake), heartbeat (default 30), "
+        "blocked_connection_timeout (default 60: a publish while RabbitMQ blocks publishers).",
     ),
     setting(
         "connect_timeout",
         "--connect-timeout",
         type=click.FloatRange(min=0, min_open=True),
         help="Seconds to keep trying to reach RabbitMQ at start before giving up (default "
-        "30); a connection lost later is retried with backoff.",
+        "30), each attempt bounded by what is left of them; a connection lost later is "
+        "retried with backoff.",
     ),
 )
 QUEUE_PREFIX = setting(
@@ -178,7 +186,15 @@ GEOCODING = group(
         "request_timeout",
         "--request-timeout",
         type=click.FloatRange(min=0, min_open=True),
-        help="Seconds before one API request is abandoned (default 10).",
+        help="Seconds an API request waits for the answer's next bytes (default 10): a server "
+        "that accepts the connection and never answers is given up after this long and "
+        "retried as an outage. A request lasts at most --request-connect-timeout + this.",
+    ),
+    setting(
+        "request_connect_timeout",
+        "--request-connect-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds to open a connection to the geocoding API (default 5).",
     ),
     setting(
         "cache_ttl_days",
@@ -236,7 +252,8 @@ CLAIM_WAIT = setting(
 SOURCE = setting(
     "source_url",
     "--source",
-    help="Where files come from: a folder, file:///dir or ftp://user:pass@host:21/dir.",
+    help="Where files come from: a folder, file:///dir or ftp://user:pass@host:21/dir "
+    "(?timeout=30: seconds for connecting, each reply and each transfer read).",
 )
 SERVICES = group(
     BROKER,

@@ -94,7 +94,10 @@ class Settings:
     max_calls_per_day: int | None = None
     """API calls per UTC day for the whole fleet of this provider and key, counted in Redis."""
     request_timeout: float = 10.0
-    """Seconds before one API request is abandoned."""
+    """Seconds an API request waits for each read of the answer (a silent server is given up
+    after this long); a request lasts at most ``request_connect_timeout`` + this."""
+    request_connect_timeout: float = 5.0
+    """Seconds to open a connection to the geocoding API."""
     cache_ttl_days: float | None = None
     """Days a geocode result stays in the cache (default 30 for Google and Nominatim)."""
     price_per_1000: float = 5.0

@@ -2,11 +2,23 @@
 
 URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS). Every pika
 URL option works (``heartbeat``, ``blocked_connection_timeout``, ``socket_timeout``,
-``connection_attempts``, ...); defaults: heartbeat 30 s, blocked_connection_timeout 60 s (a
-publish during a memory/disk alarm fails instead of hanging). etl4all's own option
+``stack_timeout``, ``connection_attempts``, ...). etl4all's own option
 ``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``
-(default ``etl4all``), ``prefetch`` (2), ``max_deliveries`` (3). Driver: pika
-(``pip install 'etl4all[rabbitmq]'``).
+(default ``etl4all``), ``prefetch`` (2), ``max_deliveries`` (3), ``connect_timeout`` (30 s,
+``--connect-timeout``). Driver: pika (``pip install 'etl4all[rabbitmq]'``).
+
+Timeouts (defaults in :data:`~etl4all.broker.amqp_io.DEFAULTS`), so that a RabbitMQ that
+accepts connections and never answers is a :class:`~etl4all.errors.BrokerError` naming the
+host, the port and what timed out, never a hang:
+
+- ``socket_timeout`` (10 s): the TCP connection;
+- ``stack_timeout`` (15 s): the whole bring-up, TCP, TLS and the AMQP handshake;
+- ``connect_timeout``: at start, attempts are retried this long, each bounded by what is left
+  of it, so the start fails within about ``connect_timeout``;
+- ``heartbeat`` (30 s): a broker silent once connected is dropped after ``heartbeat`` + 5 s
+  and reconnected;
+- ``blocked_connection_timeout`` (60 s): a publish during a memory/disk alarm fails instead
+  of hanging.
 
 Topology: :class:`~etl4all.broker.queues.Topology` of ``prefix`` and ``max_deliveries``,
 declared at start and again after every reconnection: its queues (durable, with the
@@ -122,6 +134,7 @@ class AmqpBroker(Closing):
         prefetch: int = 2,
         max_deliveries: int = 3,
         connect_timeout: float = 30.0,
+        reconnect_attempts: int = amqp_io.RECONNECT_ATTEMPTS,
     ) -> None:
         """Connect and declare the topology.
 
@@ -130,8 +143,11 @@ class AmqpBroker(Closing):
             prefix: prefix of every queue and exchange name.
             prefetch: unacknowledged messages a consumer may hold.
             max_deliveries: RabbitMQ dead-letters a message returned more often than this.
-            connect_timeout: seconds to keep trying the first connection (later ones are
-                retried ``reconnect_attempts`` times).
+            connect_timeout: seconds to keep trying the first connection, each attempt
+                bounded by what is left of them (later ones are retried
+                ``reconnect_attempts`` times).
+            reconnect_attempts: retries of a failed connection, unless the URL sets
+                ``reconnect_attempts`` (0: fail at once, as ``etl4all check`` does).
 
         Raises:
             ConfigError: the URL is malformed, or an option is out of range.
@@ -140,7 +156,7 @@ class AmqpBroker(Closing):
             BrokerError: RabbitMQ is unreachable.
         """
         self.url = urls.redact(url)
-        params, reconnect_attempts = amqp_io.parameters(url)
+        params, reconnect_attempts = amqp_io.parameters(url, reconnect_attempts)
         if prefetch < 1:
             raise ConfigError(f"prefetch must be at least 1, got {prefetch}")
         self.topology = Topology(prefix, max_deliveries)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import copy
 import logging
 import queue as queue_mod
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,10 +34,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pika
 import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingConnection
+from pika.adapters.utils import connection_workflow as cw
 
 from etl4all import retry, urls
 from etl4all.broker.base import BATCH_ID_HEADER
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError, Etl4allError
+from etl4all.timeouts import timed_out
 
 if TYPE_CHECKING:
     import tenacity
@@ -45,8 +49,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 TICK = 0.2
 """Seconds the I/O thread waits for network events between two looks at its commands."""
-DEFAULTS = {"heartbeat": "30", "blocked_connection_timeout": "60", "socket_timeout": "10"}
-"""pika URL options etl4all sets unless the URL does."""
+DEFAULTS = {
+    "heartbeat": "30",
+    "blocked_connection_timeout": "60",
+    "socket_timeout": "10",
+    "stack_timeout": "15",
+}
+"""pika URL options etl4all sets unless the URL does: seconds for the TCP connection
+(``socket_timeout``), for the whole bring-up, TCP, TLS and AMQP handshake
+(``stack_timeout``), a heartbeat every ``heartbeat`` / 2 s (a peer silent for ``heartbeat``
++ 5 s is dropped), and for a publish while RabbitMQ blocks publishers
+(``blocked_connection_timeout``)."""
+MIN_ATTEMPT_SECONDS = 1.0
+"""Seconds a first-connection attempt gets at least, however little of the connect timeout
+is left (a healthy broker answers in milliseconds)."""
 RECONNECT_ATTEMPTS = 8
 """Default of the URL option ``reconnect_attempts``: retries of a failed connection."""
 _REPLY_HINTS = {
@@ -59,16 +75,28 @@ _REPLY_HINTS = {
 
 
 @contextlib.contextmanager
-def mapped(url: str, action: str) -> Iterator[None]:
+def mapped(
+    url: str, action: str, *, params: pika.ConnectionParameters | None = None
+) -> Iterator[None]:
     """Translate every pika error raised inside (the only place that does).
 
     Refused credentials or permissions, topology conflicts, bad header values and unroutable
     messages raise :class:`BrokerConfigError`: retrying cannot fix them, and the worker stops
-    instead of looping. Every other pika error raises a retryable :class:`BrokerError`.
+    instead of looping. Every other pika error raises a retryable :class:`BrokerError`; a
+    connection that timed out (``params``: the attempt's) names the host, port and phase.
     """
     try:
         yield
-    except px.AMQPError as exc:
+    except (px.AMQPError, cw.AMQPConnectorException) as exc:
+        if params is not None and (said := _timed_out(exc, params)):
+            raise BrokerError(
+                f"RabbitMQ {urls.redact(url)}: {action} failed: {said}; retrying may help"
+            ) from exc
+        if isinstance(exc, cw.AMQPConnectorException):  # aborted, wrong state: pika's own
+            raise BrokerError(
+                f"RabbitMQ {urls.redact(url)}: {action} failed: {type(exc).__name__}; "
+                "retrying may help"
+            ) from exc
         hint = _config_hint(exc)
         detail = _cause(exc)
         if isinstance(exc, px.UnsupportedAMQPFieldException):
@@ -92,6 +120,20 @@ def mapped(url: str, action: str) -> Iterator[None]:
             f"RabbitMQ {urls.redact(url)}: {action} failed: {urls.redact(detail)}; "
             "retrying may help"
         ) from exc
+
+
+def _timed_out(exc: BaseException, params: pika.ConnectionParameters) -> str | None:
+    """What timed out while connecting with ``params`` (host, port, phase), or None."""
+    if isinstance(exc, cw.AMQPConnectorStackTimeout):
+        what = "did not complete the connection and the AMQP handshake"
+        return timed_out(params.host, params.port, what, params.stack_timeout, "stack_timeout")
+    inner = exc.args[0] if isinstance(exc, px.AMQPConnectionError) and exc.args else None
+    if isinstance(inner, cw.AMQPConnectorSocketConnectError) and isinstance(
+        inner.exception, TimeoutError
+    ):
+        what = "did not accept the TCP connection"
+        return timed_out(params.host, params.port, what, params.socket_timeout, "socket_timeout")
+    return None
 
 
 def _cause(exc: BaseException) -> str:
@@ -176,6 +218,10 @@ class IoThread:
     def start(self) -> None:
         """Start the thread and wait for the first connection.
 
+        Each attempt of the first connection is bounded by what is left of
+        ``connect_timeout`` (at least :data:`MIN_ATTEMPT_SECONDS`), so the whole start fails
+        within about ``connect_timeout`` when RabbitMQ does not answer.
+
         Raises:
             BrokerError: the first connection failed for good.
         """
@@ -241,10 +287,11 @@ class IoThread:
     # -- I/O thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        ended = False
         try:
             while not self.closing.is_set():
                 if not self.connected and not self._reconnect():
-                    return
+                    break
                 try:
                     with mapped(self.url, "processing network events"):
                         self.live().process_data_events(time_limit=TICK)
@@ -253,12 +300,19 @@ class IoThread:
                 except BrokerError as exc:
                     log.warning("%s", exc)
                     self._drop()
+            ended = True
         finally:
+            if not ended and self.fatal is None:  # a bug: say so, not "closed"
+                self.fatal = BrokerError(
+                    f"RabbitMQ {self.url}: the I/O thread failed unexpectedly (a bug: see "
+                    f"the traceback of thread {self._thread.name})"
+                )
             self._shutdown()
 
     def _reconnect(self) -> bool:
         """Connect, retrying with full jitter; False once given up (:attr:`fatal`) or closing."""
         first = not self._ready.done()  # the first connection is bounded in time too
+        deadline = time.monotonic() + self._connect_timeout if first else None
         retrier = retry.retrying(
             attempts=self._reconnect_attempts + 1,
             max_seconds=self._connect_timeout if first else None,
@@ -266,7 +320,7 @@ class IoThread:
             before_sleep=self._log_retry,
         )
         try:
-            retrier(self._connect)
+            retrier(self._connect, deadline)
         except BrokerError as exc:
             if not self.closing.is_set():
                 self.fatal = exc
@@ -302,12 +356,16 @@ class IoThread:
                 if not settled:  # a bug: the exception ends the I/O thread; tell the caller
                     future.set_exception(BrokerError(f"RabbitMQ {self.url}: I/O thread failed"))
 
-    def _connect(self) -> None:
+    def _connect(self, deadline: float | None) -> None:
+        """One attempt; by ``deadline`` (a monotonic time) when given."""
         if self.closing.is_set():  # closed during a backoff wait: end the retries
             raise BrokerError(f"RabbitMQ {self.url}: the broker object is closed")
         self._drop()
-        with mapped(self.url, "connecting"):
-            self._conn = BlockingConnection(self._params)
+        params = self._params
+        if deadline is not None:
+            params = bounded(params, deadline - time.monotonic())
+        with mapped(self.url, "connecting", params=params):
+            self._conn = BlockingConnection(params)
         self._on_connect(self._conn)
 
     def _drop(self) -> None:
@@ -334,6 +392,16 @@ class IoThread:
                 future.set_exception(error)
 
 
+def bounded(params: pika.ConnectionParameters, seconds: float) -> pika.ConnectionParameters:
+    """A copy of ``params`` whose connection attempt takes at most ``seconds`` (at least
+    :data:`MIN_ATTEMPT_SECONDS`): ``stack_timeout`` and ``socket_timeout`` lowered to it."""
+    limit = max(seconds, MIN_ATTEMPT_SECONDS)
+    capped = copy.copy(params)
+    capped.stack_timeout = min(params.stack_timeout or limit, limit)
+    capped.socket_timeout = min(params.socket_timeout or limit, capped.stack_timeout)
+    return capped
+
+
 def message_properties(url: str, headers: dict[str, Any]) -> Any:
     """Persistent message properties; encoded once here so bad header values fail early.
 
@@ -350,8 +418,11 @@ def message_properties(url: str, headers: dict[str, Any]) -> Any:
     return properties
 
 
-def parameters(url: str) -> tuple[pika.URLParameters, int]:
-    """pika parameters with etl4all's defaults, and the URL's ``reconnect_attempts``.
+def parameters(
+    url: str, reconnect_attempts: int = RECONNECT_ATTEMPTS
+) -> tuple[pika.URLParameters, int]:
+    """pika parameters with etl4all's defaults, and the URL's ``reconnect_attempts``
+    (``reconnect_attempts`` when it sets none).
 
     Raises:
         ConfigError: a malformed URL or option.
@@ -360,7 +431,7 @@ def parameters(url: str) -> tuple[pika.URLParameters, int]:
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         raise ConfigError(f"broker URL {urls.redact(url)}: expected amqp://user:pass@host:5672/")
     options = {**DEFAULTS, **dict(parse_qsl(parts.query))}
-    attempts = options.pop("reconnect_attempts", str(RECONNECT_ATTEMPTS))
+    attempts = options.pop("reconnect_attempts", str(reconnect_attempts))
     try:
         params = pika.URLParameters(urlunsplit(parts._replace(query=urlencode(options))))
         reconnect_attempts = int(attempts)

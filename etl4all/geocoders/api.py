@@ -8,6 +8,13 @@ keeps the API key out of every error text, and implements ``reverse``, ``close``
 ``repr``. A provider (``google.py``, ``nominatim.py``) keeps only its parameters
 (:meth:`ApiGeocoder.request_url`), its status table (:meth:`ApiGeocoder.interpret`) and its
 response mapping (the row builder).
+
+Timeouts (aiohttp's ``ClientTimeout``): ``connect_timeout`` (default 5 s,
+``--request-connect-timeout``) bounds opening a connection, ``timeout`` (default 10 s,
+``--request-timeout``) each wait for the answer's bytes, and a request lasts at most their sum.
+A server that accepts connections and never answers is thus a retryable
+:class:`~etl4all.errors.GeocodeTimeoutError` naming the host, port and what timed out, after
+``timeout``; the runner retries it as any outage (``max_attempts``), then fails the batch.
 """
 
 from __future__ import annotations
@@ -24,14 +31,14 @@ from etl4all.errors import ConfigError, MissingDependencyError
 from etl4all.geocoders.base import Geocoded, ResultSink
 from etl4all.geocoders.outcomes import Outcome
 from etl4all.geocoders.ratelimit import Limiter, Sleep, shared_limiter
-from etl4all.geocoders.runner import HttpRunner
+from etl4all.geocoders.runner import DEFAULT_CONNECT_TIMEOUT, HttpRunner
 
 DEFAULT_CONCURRENCY = 32
 """Requests in flight when ``concurrency`` is not given."""
 DEFAULT_MAX_ATTEMPTS = 5
 """Requests per key (first try included) when ``max_attempts`` is not given."""
 DEFAULT_TIMEOUT = 10.0
-"""Seconds for one request when ``timeout`` is not given."""
+"""Seconds a request waits for each read of the answer when ``timeout`` is not given."""
 
 
 class HttpOptions(TypedDict, total=False):
@@ -42,7 +49,10 @@ class HttpOptions(TypedDict, total=False):
     max_attempts: int
     """Max requests per key, first try included (default :data:`DEFAULT_MAX_ATTEMPTS`)."""
     timeout: float
-    """Seconds for one request, connection included (default :data:`DEFAULT_TIMEOUT`)."""
+    """Seconds a request waits for each read of the answer (default :data:`DEFAULT_TIMEOUT`)."""
+    connect_timeout: float
+    """Seconds to open a connection (default
+    :data:`~etl4all.geocoders.runner.DEFAULT_CONNECT_TIMEOUT`)."""
     sleep: Sleep
     """Async sleep of the backoff waits (default ``asyncio.sleep``); tests inject a fast one."""
     limiter: Limiter
@@ -88,11 +98,13 @@ class ApiGeocoder(Closing):
         concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
         max_attempts = options.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
         timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         for option, value in (
             ("qps", rate),
             ("concurrency", concurrency),
             ("max_attempts", max_attempts),
             ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
         ):
             if value <= 0:
                 raise ConfigError(f"{self.name}: {option} must be positive, got {value}")
@@ -111,6 +123,7 @@ class ApiGeocoder(Closing):
             concurrency=concurrency,
             max_attempts=max_attempts,
             timeout=timeout,
+            connect_timeout=connect_timeout,
             headers=headers,
             sleep=options.get("sleep"),
             scrub=[secret] if secret else [],

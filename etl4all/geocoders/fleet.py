@@ -41,7 +41,7 @@ from pyrate_limiter import Rate, RateItem, RedisBucket
 
 from etl4all.errors import DailyCapError, StoreError
 from etl4all.geocoders.ratelimit import RateLimiter, Sleep
-from etl4all.state.redis import REDIS_ERRORS, connect
+from etl4all.state.redis import REDIS_ERRORS, connect, describe
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ class FleetLimiter:
         try:
             yield
         except REDIS_ERRORS as exc:
-            raise StoreError(f"fleet limiter could not {action}: {type(exc).__name__}") from exc
+            said = describe(exc, self._client)
+            raise StoreError(f"fleet limiter could not {action}: {said}") from exc
 
     def calls_today(self) -> int:
         """Request starts counted today (UTC) by the fleet (0 without a daily cap)."""

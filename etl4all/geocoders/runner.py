@@ -60,11 +60,14 @@ from etl4all.errors import (
 from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded, ResultSink
 from etl4all.geocoders.outcomes import FLUSH_SECONDS, Failed, Outcome, RunState
 from etl4all.geocoders.ratelimit import Limiter, Sleep
+from etl4all.timeouts import timed_out
 
 log = logging.getLogger(__name__)
 
 RATE_LIMITED_PAUSE = 1.0
 """Seconds the whole process stops starting requests after an OVER_QUERY_LIMIT or 429."""
+DEFAULT_CONNECT_TIMEOUT = 5.0
+"""Seconds to open a connection to the provider when ``connect_timeout`` is not given."""
 MAX_RETRY_SECONDS = 120.0
 """Seconds: a key stops being retried once this long has passed since its first request."""
 UrlFn = Callable[[float, float], yarl.URL]
@@ -82,22 +85,35 @@ class Interpret(Protocol):
 
 
 @contextlib.contextmanager
-def transport_errors(url: str) -> Iterator[None]:
-    """Map aiohttp and timeout errors of one request to retryable ``errors.py`` classes.
+def transport_errors(
+    url: yarl.URL, *, connect_timeout: float | None = None, read_timeout: float | None = None
+) -> Iterator[None]:
+    """Map aiohttp and timeout errors of one request to ``url`` to retryable ``errors.py``
+    classes; a timeout names the host, port and what timed out (``connect_timeout`` and
+    ``read_timeout``: the session's, for the message).
 
     The messages name the redacted URL only: never the key, never the driver's own text
     (which may quote the full URL).
     """
+    shown = urls.redact(str(url))
     # ``from None``: some aiohttp errors quote the full URL, key included, in their text,
     # and a chained cause would print it in every traceback.
     try:
         yield
-    except TimeoutError:
-        raise GeocodeTimeoutError(f"request timed out: {urls.redact(url)}") from None
+    except TimeoutError as exc:
+        host, port = url.host or "?", url.port
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            what = "did not accept the connection"
+            said = timed_out(host, port, what, connect_timeout, "--request-connect-timeout")
+        elif isinstance(exc, aiohttp.SocketTimeoutError):
+            said = timed_out(host, port, "did not answer", read_timeout, "--request-timeout")
+        else:  # the whole request's bound: answers trickled in
+            total = (connect_timeout or 0) + (read_timeout or 0) or None
+            what = "did not send the whole answer"
+            said = timed_out(host, port, what, total, "connect + request timeouts")
+        raise GeocodeTimeoutError(f"request timed out: {said}: {shown}") from None
     except aiohttp.ClientError as exc:
-        raise GeocodeUnavailableError(
-            f"request failed ({type(exc).__name__}): {urls.redact(url)}"
-        ) from None
+        raise GeocodeUnavailableError(f"request failed ({type(exc).__name__}): {shown}") from None
 
 
 class HttpRunner:
@@ -108,7 +124,9 @@ class HttpRunner:
         limiter: the shared QPS cap (the process's, or the fleet's in Redis).
         concurrency: max requests in flight.
         max_attempts: max requests per key (first try included).
-        timeout: seconds for one request, connection included.
+        timeout: seconds a request waits for each read of the answer (aiohttp ``sock_read``).
+        connect_timeout: seconds to open a connection (aiohttp ``sock_connect``); a request
+            lasts at most ``connect_timeout + timeout`` in all.
         headers: sent with every request (e.g. User-Agent).
         sleep: async sleep for the backoff waits (default ``asyncio.sleep``); tests inject one.
         backoff_base, backoff_cap, max_retry_seconds: the backoff schedule.
@@ -123,6 +141,7 @@ class HttpRunner:
         concurrency: int,
         max_attempts: int,
         timeout: float,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         sleep: Sleep | None = None,
         backoff_base: float = retry.BACKOFF_BASE,
@@ -135,6 +154,7 @@ class HttpRunner:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.headers = dict(headers or {})
         self._sleep = sleep or asyncio.sleep
         self._backoff = (backoff_base, backoff_cap)
@@ -257,7 +277,13 @@ class HttpRunner:
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
         connector = aiohttp.TCPConnector(limit=self.concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        # A server that accepts and never answers trips sock_read; one that trickles its
+        # answer, the total; each error names which (transport_errors).
+        timeout = aiohttp.ClientTimeout(
+            total=self.connect_timeout + self.timeout,
+            sock_connect=self.connect_timeout,
+            sock_read=self.timeout,
+        )
         async with aiohttp.ClientSession(
             connector=connector, timeout=timeout, headers=self.headers
         ) as session:
@@ -268,7 +294,7 @@ class HttpRunner:
     ) -> Outcome:
         shown = urls.redact(str(url))
         log.debug("%s GET %s", self.name, shown)
-        with transport_errors(shown):
+        with transport_errors(url, connect_timeout=self.connect_timeout, read_timeout=self.timeout):
             async with session.get(url) as response:
                 body = await response.read()
         return interpret(

@@ -14,7 +14,7 @@ import polars as pl
 import pymysql
 from pymysql.constants import FIELD_TYPE
 
-from etl4all.warehouse.mysql_connection import Dsn, errors
+from etl4all.warehouse.mysql_connection import Dsn, errors, open_session
 
 _STATEMENT = "etl4all_analysis"
 _INTEGERS = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG}
@@ -46,27 +46,16 @@ class MySqlSession:
 
     def __init__(self, url: str) -> None:
         self._dsn = Dsn.parse(url)
-        ssl = {"ssl_ca": self._dsn.ssl_ca, "ssl_verify_identity": True} if self._dsn.ssl_ca else {}
-        with errors("connecting", self._dsn.url):
-            self._conn = pymysql.connect(
-                host=self._dsn.host,
-                port=self._dsn.port,
-                user=self._dsn.user,
-                password=self._dsn.password.encode(),
-                database=self._dsn.database,
-                connect_timeout=self._dsn.connect_timeout,
-                read_timeout=self._dsn.read_timeout,
-                **ssl,
-                charset="utf8mb4",
-                autocommit=True,
-            )
-            with self._conn.cursor() as cur:
-                cur.execute("SET time_zone = '+00:00'")
+
+        def prepare(cur: pymysql.cursors.Cursor) -> None:
+            cur.execute("SET time_zone = '+00:00'")
+
+        self._conn = open_session(self._dsn, prepare, database=self._dsn.database, autocommit=True)
 
     def run(self, sql: str, params: Sequence[int | float | str]) -> pl.DataFrame:
         """The rows of ``sql`` with ``params`` bound to its ``?`` marks, as a frame."""
         variables = [f"@etl4all_p{i}" for i in range(len(params))]
-        with errors("running an analysis query", self._dsn.url), self._conn.cursor() as cur:
+        with errors("running an analysis query", self._dsn), self._conn.cursor() as cur:
             for variable, value in zip(variables, params, strict=True):
                 cur.execute(f"SET {variable} = %s", (value,))
             cur.execute(f"PREPARE {_STATEMENT} FROM %s", (sql,))

@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import socket
 from collections.abc import Callable, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -137,18 +137,16 @@ def run_checks(
     """
     if sources is None:
         sources = [settings.source_url] if settings.source_url else []
-    opened = settings
-    broker_url = settings.broker_url
-    if quick and broker_url and urls.scheme_of(broker_url) in ("amqp", "amqps"):
-        opened = settings.replace(broker_url=_no_reconnect(broker_url))
     todo: list[tuple[str, str, Callable[[], tuple[str, int]]]] = []
     for role in roles:
         if role == "source":
             todo += [("source", urls.redact(url), _source(settings, url)) for url in sources]
             if not sources:
                 todo.append(("source", "(none)", _no_source))
+        elif role == "broker":
+            todo.append((role, _target(settings, role), _broker(settings, quick=quick)))
         else:
-            todo.append((role, _target(settings, role), _CHECKS[role](opened)))
+            todo.append((role, _target(settings, role), _CHECKS[role](settings)))
     results = []
     for role, target, check in todo:
         try:
@@ -212,11 +210,11 @@ def _state(settings: Settings) -> Callable[[], tuple[str, int]]:
     return check
 
 
-def _broker(settings: Settings) -> Callable[[], tuple[str, int]]:
+def _broker(settings: Settings, *, quick: bool) -> Callable[[], tuple[str, int]]:
     def check() -> tuple[str, int]:
         if settings.broker_url:
             _resolve("broker", settings.broker_url)
-        with wiring.open_broker(settings) as bus:
+        with wiring.open_broker(settings, quick=quick) as bus:
             points = bus.topology.points
             waiting = bus.depth(points)
         return f"queues declared, {waiting} batches waiting in {points}", 0
@@ -280,7 +278,6 @@ def _geocoder(settings: Settings) -> Callable[[], tuple[str, int]]:
 
 _CHECKS: dict[str, Callable[[Settings], Callable[[], tuple[str, int]]]] = {
     "state": _state,
-    "broker": _broker,
     "warehouse": _warehouse,
     "lookup": _lookup,
     "geocoder": _geocoder,
@@ -321,12 +318,3 @@ def _resolve(role: str, url: str) -> None:
         if exc.errno in _UNKNOWN_HOST:
             raise ConfigError(f"unknown host {host!r} in {urls.redact(url)}") from exc
         raise _OUTAGE[role](f"cannot resolve {host!r} in {urls.redact(url)}: {exc}") from exc
-
-
-def _no_reconnect(url: str) -> str:
-    """``url`` with ``reconnect_attempts=0`` unless it sets it: fail at once when down."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(name == "reconnect_attempts" for name, _ in query):
-        return url
-    return urlunsplit(parts._replace(query=urlencode([*query, ("reconnect_attempts", "0")])))

@@ -39,6 +39,7 @@ def open_geocoder(settings: Settings) -> Geocoder:
         "concurrency": settings.concurrency,
         "max_attempts": settings.max_attempts,
         "timeout": settings.request_timeout,
+        "connect_timeout": settings.request_connect_timeout,
         "state_url": settings.state_url,
         "max_calls_per_day": settings.max_calls_per_day,
     }
@@ -60,8 +61,13 @@ def geocoder_is_paid(settings: Settings) -> bool:
     return bool(urls.load_class("geocoder", settings.geocoder, geocoders.NAMES).paid)
 
 
-def open_broker(settings: Settings) -> Broker:
-    """The broker of ``settings.broker_url`` (in-process ``memory://`` when unset)."""
+def open_broker(settings: Settings, *, quick: bool = False) -> Broker:
+    """The broker of ``settings.broker_url`` (in-process ``memory://`` when unset).
+
+    Args:
+        quick: a RabbitMQ that does not answer fails after one attempt, not after the
+            retries (unless its URL sets ``reconnect_attempts``): for checks.
+    """
     url = settings.broker_url or "memory://"
     # only RabbitMQ has a prefetch window and a connection to wait for
     window: dict[str, Any] = (
@@ -69,6 +75,8 @@ def open_broker(settings: Settings) -> Broker:
         if url.startswith("memory:")
         else {"prefetch": settings.prefetch, "connect_timeout": settings.connect_timeout}
     )
+    if quick and window:
+        window["reconnect_attempts"] = 0
     return broker.from_url(
         url, prefix=settings.queue_prefix, max_deliveries=settings.max_deliveries, **window
     )

@@ -9,7 +9,10 @@ URL: ``ftp://user:password@host:21/dir?recursive=yes&timeout=30``
   single file, which is then taken whatever its name.
 - Query options: ``recursive`` (``yes``/``no``, default ``yes``: sub-folders are listed too, one
   ``LIST`` per folder; ``FileRef.name`` is the ``/``-separated path relative to ``dir``),
-  ``timeout`` (seconds for the connection and for every command, default 30) and
+  ``timeout`` (seconds, default 30: for the TCP connection, for the server's greeting, for
+  each reply and for each read or write of a transfer; a server that accepts connections and
+  never answers is a :class:`~etl4all.errors.SourceError` naming the host, port and what
+  timed out, within about that long) and
   ``utc_offset`` (hours, in quarters, between the server's listing times and UTC, default 0;
   e.g. ``-3`` for a server that lists times in Brasília time).
 
@@ -57,6 +60,7 @@ from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.perthread import PerThread
 from etl4all.sources.base import FileRef
 from etl4all.sources.settle import name_matches
+from etl4all.timeouts import timed_out
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,10 @@ FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.a
 """Every driver error the source translates into :class:`SourceError`."""
 LOGIN_REFUSED = "530"
 """The FTP reply to a refused login: a :class:`SourceConfigError`, not retried."""
+
+
+class _PhaseTimeout(TimeoutError):
+    """A timeout while connecting or logging in; its text says which (ftputil wraps it)."""
 
 
 class FtpSource(Closing):
@@ -98,7 +106,7 @@ class FtpSource(Closing):
         self._port = port
         self._user = unquote(parts.username) if parts.username else "anonymous"
         self._password = unquote(parts.password) if parts.password else ""
-        self._recursive, timeout, utc_offset = _options(parts.query, self._safe_url)
+        self._recursive, self._timeout, utc_offset = _options(parts.query, self._safe_url)
         self._time_shift = utc_offset * 3600.0
         self._pattern = pattern
         self._dir = unquote(parts.path[1:]).rstrip("/") or "."
@@ -107,7 +115,7 @@ class FtpSource(Closing):
         if self._dir.startswith("/"):
             dir_part = "/%2F" + quote(self._dir[1:], safe="/")
         self._base_key = f"ftp://{netloc}:{port}{dir_part}"
-        self._factory = _session_factory(port, timeout)
+        self._factory = _session_factory(port, self._timeout)
         self._root: str | None = None
         self._hosts = PerThread(self._connect)
 
@@ -230,6 +238,15 @@ class FtpSource(Closing):
         except FTP_ERRORS as exc:
             self._drop_host()
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            timeout = _timeout_in(exc)
+            if timeout is not None:
+                if not isinstance(timeout, _PhaseTimeout):  # a reply or a transfer
+                    what = "did not answer"
+                    text = timed_out(self._hostname, self._port, what, self._timeout, "timeout")
+                raise SourceError(
+                    f"FTP {action} failed on {self._safe_url}: {text}; retry later (is the "
+                    "server up and answering?)"
+                ) from exc
             if text.startswith(LOGIN_REFUSED):
                 raise SourceConfigError(
                     f"FTP {action} failed on {self._safe_url}: {urls.redact(text)}; "
@@ -269,13 +286,41 @@ def _options(query: str, safe_url: str) -> tuple[bool, float, float]:
     return _FLAGS[flag], timeout, utc_offset
 
 
+def _timeout_in(exc: BaseException) -> TimeoutError | None:
+    """The socket timeout behind ``exc`` (ftputil wraps ftplib's errors), if any."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None or isinstance(seen, TimeoutError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _session_factory(port: int, timeout: float) -> Callable[..., Any]:
-    """An ftputil session factory: passive mode, UTF-8 paths, ``timeout`` on every socket."""
+    """An ftputil session factory: passive mode, UTF-8 paths, ``timeout`` on every socket;
+    a timeout while connecting or logging in says which step timed out."""
 
     class TimeoutFTP(ftplib.FTP):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("timeout", timeout)
             super().__init__(*args, **kwargs)
+
+        def connect(self, host: str = "", port: int = 0, *args: Any, **kwargs: Any) -> str:
+            try:
+                return super().connect(host, port, *args, **kwargs)
+            except TimeoutError as exc:
+                what = "did not accept the connection"
+                if self.sock is not None:  # connected: the greeting never came
+                    what = "accepted the connection but sent no greeting"
+                raise _PhaseTimeout(timed_out(host, port, what, timeout, "timeout")) from exc
+
+        def login(self, *args: Any, **kwargs: Any) -> str:
+            try:
+                return super().login(*args, **kwargs)
+            except TimeoutError as exc:
+                what = "did not answer the login"
+                text = timed_out(self.host, self.port, what, timeout, "timeout")
+                raise _PhaseTimeout(text) from exc
 
     factory: Callable[..., Any] = ftputil.session.session_factory(
         base_class=TimeoutFTP, port=port, use_passive_mode=True, encoding="utf-8"

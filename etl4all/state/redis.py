@@ -2,9 +2,13 @@
 
 URL: ``redis://[:password@]host:6379/0?prefix=etl4all:`` (``rediss://`` for TLS). Options:
 ``prefix`` (default ``etl4all:``; every key starts with it) and redis-py's connection options
-(``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval``…). The socket
-timeouts default to 30 s (commands) and 5 s (connect). Driver: ``redis`` (``pip install
-'etl4all[redis]'``); the client is thread-safe (a connection pool).
+(``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval``…). Timeouts:
+``socket_connect_timeout`` (default 5 s) bounds the TCP connection, ``socket_timeout``
+(default 30 s) each wait for a reply, the first one (the connection's set-up) included; the
+driver does not retry, so a Redis that accepts connections and never answers is a
+:class:`~etl4all.errors.StoreError` naming the host, port and what timed out within about
+35 s. Driver: ``redis`` (``pip install 'etl4all[redis]'``); the client is thread-safe (a
+connection pool).
 
 Keys:
 
@@ -35,12 +39,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import polars as pl
 import redis
 import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreConfigError, StoreError
 from etl4all.state.base import Claim, FileMark, Holder, checked_ttl, new_token, owner
 from etl4all.state.cache import PayloadCache
+from etl4all.timeouts import timed_out
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,10 @@ DEFAULT_PREFIX = "etl4all:"
 
 CHUNK = 10_000
 """Keys per MGET command and commands per pipeline round trip."""
+SOCKET_TIMEOUT = 30.0
+"""Seconds a command waits for Redis's reply (``socket_timeout``)."""
+CONNECT_TIMEOUT = 5.0
+"""Seconds for the TCP connection to Redis (``socket_connect_timeout``)."""
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
 """Every driver error the store translates (ConnectionError, TimeoutError, ResponseError…)."""
@@ -271,8 +282,23 @@ class RedisState(PayloadCache, Closing):
                 hint = "check the Redis server's version and configuration"
             raise cls(
                 f"Redis state {self._safe_url} failed to {action}: "
-                f"{type(exc).__name__}: {urls.redact(str(exc))}; {hint}"
+                f"{describe(exc, self._client)}; {hint}"
             ) from exc
+
+
+def describe(exc: BaseException, client: redis.Redis) -> str:
+    """``{error type}: {text}``; for a timeout, the host, port and what timed out."""
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        options = client.connection_pool.connection_kwargs
+        host, port = str(options.get("host", "?")), options.get("port")
+        if "connecting" in str(exc):  # redis-py's "Timeout connecting to server"
+            seconds = options.get("socket_connect_timeout")
+            return timed_out(
+                host, port, "did not accept the connection", seconds, "socket_connect_timeout"
+            )
+        seconds = options.get("socket_timeout")
+        return timed_out(host, port, "did not answer", seconds, "socket_timeout")
+    return f"{type(exc).__name__}: {urls.redact(str(exc))}"
 
 
 def connect(url: str) -> tuple[redis.Redis, str]:
@@ -294,7 +320,11 @@ def connect(url: str) -> tuple[redis.Redis, str]:
     driver_url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
     try:
         pool = redis.ConnectionPool.from_url(
-            driver_url, decode_responses=True, socket_timeout=30.0, socket_connect_timeout=5.0
+            driver_url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # callers retry, with backoff (backends never do)
         )
         pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
     except (TypeError, ValueError) as exc:

@@ -1,10 +1,15 @@
 """MySQL / MariaDB warehouse, loaded with ``LOAD DATA LOCAL INFILE``.
 
 URL: ``mysql://user:password@host:3306/database`` (password URL-escaped). Query options:
-``connect_timeout`` (seconds, default 10), ``read_timeout`` (seconds, default none),
-``ssl_ca`` (a CA file: TLS with the server's identity verified; use it in production).
-Driver: PyMySQL (``pip install 'etl4all[mysql]'``); reads go through connectorx (the same
-extra).
+``connect_timeout`` (seconds, default 10: the TCP connection, then the greeting, login and
+session set-up), ``read_timeout`` and ``write_timeout`` (seconds, default 300: each wait for
+the server during a statement; long, so that a big ``LOAD DATA`` or a row lock wait still
+finishes, see :data:`~etl4all.warehouse.mysql_connection.QUERY_TIMEOUT`), ``ssl_ca`` (a CA
+file: TLS with the server's identity verified; use it in production). A server that accepts
+connections and never answers is a :class:`~etl4all.errors.WarehouseError` naming the host,
+port and what timed out, after about twice ``connect_timeout``. Driver: PyMySQL
+(``pip install 'etl4all[mysql]'``); reads go through connectorx (the same extra), whose
+connection pool gives up after 30 s.
 
 The server must allow ``LOAD DATA LOCAL`` (``local_infile=ON``); this is checked when the
 warehouse is built. ``local_infile`` is enabled on this class's own connection only, because
@@ -68,7 +73,7 @@ class MySqlWarehouse(SqlWarehouse):
     def _transaction(self, what: str) -> Iterator[pymysql.cursors.Cursor]:
         """A cursor in one transaction: committed on success, rolled back on any error."""
         try:
-            with errors(what, self._url):
+            with errors(what, self._dsn):
                 conn = self._connection()
                 try:
                     with conn.cursor() as cur:

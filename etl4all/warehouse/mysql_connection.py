@@ -2,8 +2,15 @@
 
 :class:`Dsn` is the parsed ``mysql://`` URL (see :mod:`etl4all.warehouse.mysql` for its
 form and options). :func:`connect` opens a PyMySQL connection with ``LOAD DATA LOCAL``
-allowed and checked; :func:`read_table` reads the address table through connectorx, which
-streams straight into Arrow. :func:`errors` is the one translation of PyMySQL's errors.
+allowed and checked, :func:`open_session` any other; :func:`read_table` reads the address
+table through connectorx, which streams straight into Arrow. :func:`errors` is the one
+translation of PyMySQL's errors.
+
+Timeouts: ``connect_timeout`` bounds the TCP connection and, separately, the server's greeting,
+the login and the session set-up; then ``read_timeout`` and ``write_timeout`` bound each wait
+for the server during a query (see :data:`QUERY_TIMEOUT` for why they are long). A server that
+accepts connections and never answers is thus a :class:`~etl4all.errors.WarehouseError` naming
+the host, port and what timed out, within about twice ``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import contextlib
 import dataclasses
 import importlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 import polars as pl
@@ -20,13 +28,24 @@ import pymysql
 
 from etl4all import urls
 from etl4all.errors import ConfigError, DataError, MissingDependencyError, WarehouseError
+from etl4all.timeouts import timed_out
 from etl4all.warehouse import table
 
 LOCAL_INFILE_HINT = (
     "LOAD DATA LOCAL is disabled on the server: enable local_infile on the server "
     "(SET GLOBAL local_infile=1 / --local-infile=1)"
 )
-_OPTIONS = {"connect_timeout", "read_timeout", "ssl_ca"}
+_OPTIONS = {"connect_timeout", "read_timeout", "write_timeout", "ssl_ca"}
+CONNECT_TIMEOUT = 10.0
+"""Seconds for the TCP connection, then for the greeting, login and set-up (``connect_timeout``)."""
+QUERY_TIMEOUT = 300.0
+"""Seconds one read or write of a query may wait for the server (``read_timeout``,
+``write_timeout``). Long on purpose: the server answers a ``LOAD DATA``, a joined ``UPDATE``
+or a prune only once the whole statement is done (seconds for a 100 000-row batch, minutes for
+batches ten times that on a busy server), and a row lock is waited for up to InnoDB's
+``innodb_lock_wait_timeout`` (50 s by default), after which the server answers with its own,
+clearer error. A server that never answers at all is caught much sooner, by
+``connect_timeout`` on the handshake."""
 _DATABASE = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 
 _LOCAL_INFILE = {1148, 3948, 2068}
@@ -34,16 +53,21 @@ _SETUP = {1044, 1045, 1046, 1049, 1142, 1146, 1227}
 _DATA = {1048, 1264, 1265, 1292, 1366, 1406, 1411, 1690}
 _RETRYABLE = {1040, 1053, 1062, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 _UNKNOWN_DATABASE = 1049
+_CANNOT_CONNECT, _GONE, _LOST = 2003, 2006, 2013
 
 
 @contextlib.contextmanager
-def errors(what: str, url: str) -> Iterator[None]:
-    """Translate PyMySQL (and socket/file) errors raised by ``what`` on ``url``."""
+def errors(what: str, dsn: Dsn, *, connecting: bool = False) -> Iterator[None]:
+    """Translate PyMySQL (and socket/file) errors raised by ``what`` on ``dsn``.
+
+    ``connecting``: ``what`` opens the connection, so a timeout is ``connect_timeout``'s.
+    """
+    url = dsn.url
     try:
         yield
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-        said = describe(exc)
+        said = _timeout(exc, code, dsn, connecting) or describe(exc)
         text = f"{what} on {url} failed: {said}"
         if code in _LOCAL_INFILE:
             raise ConfigError(f"{what} on {url}: {LOCAL_INFILE_HINT} ({said})") from exc
@@ -58,6 +82,23 @@ def errors(what: str, url: str) -> Iterator[None]:
         raise
     except OSError as exc:
         raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
+
+
+def _timeout(exc: BaseException, code: int, dsn: Dsn, connecting: bool) -> str | None:
+    """What timed out, when ``exc`` is PyMySQL's wrapping of a socket timeout; else None."""
+    if not isinstance(exc.__context__, TimeoutError):
+        return None
+    host, port = dsn.host, dsn.port
+    if code == _CANNOT_CONNECT:
+        what = "did not accept the connection"
+        return timed_out(host, port, what, dsn.connect_timeout, "connect_timeout")
+    if connecting:
+        what = "accepted the connection but did not complete the handshake"
+        return timed_out(host, port, what, dsn.connect_timeout, "connect_timeout")
+    if code == _GONE:
+        what = "took no data"
+        return timed_out(host, port, what, dsn.write_timeout, "write_timeout")
+    return timed_out(host, port, "did not answer", dsn.read_timeout, "read_timeout")
 
 
 def describe(exc: pymysql.err.MySQLError) -> str:
@@ -79,7 +120,11 @@ class Dsn:
     user: str
     password: str = dataclasses.field(repr=False)
     connect_timeout: float
-    read_timeout: float | None
+    """Seconds for the TCP connection, then for the greeting, login and session set-up."""
+    read_timeout: float
+    """Seconds one read of a query may wait for the server."""
+    write_timeout: float
+    """Seconds one write of a query may wait for the server to take data."""
     ssl_ca: str | None
 
     @classmethod
@@ -111,12 +156,25 @@ class Dsn:
                 port=parts.port or 3306,
                 user=unquote(parts.username or "root"),
                 password=unquote(parts.password or ""),
-                connect_timeout=float(options.get("connect_timeout", 10)),
-                read_timeout=float(options["read_timeout"]) if "read_timeout" in options else None,
+                connect_timeout=_seconds(options, "connect_timeout", CONNECT_TIMEOUT),
+                read_timeout=_seconds(options, "read_timeout", QUERY_TIMEOUT),
+                write_timeout=_seconds(options, "write_timeout", QUERY_TIMEOUT),
                 ssl_ca=options.get("ssl_ca"),
             )
         except ValueError as exc:
             raise ConfigError(f"{redacted}: {exc}") from exc
+
+
+def _seconds(options: dict[str, str], name: str, default: float) -> float:
+    """The option ``name`` as positive seconds.
+
+    Raises:
+        ValueError: not a positive number.
+    """
+    value = float(options.get(name, default))
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {options[name]!r}")
+    return value
 
 
 def connect(dsn: Dsn) -> pymysql.Connection:
@@ -126,33 +184,61 @@ def connect(dsn: Dsn) -> pymysql.Connection:
 
     Raises:
         ConfigError: bad credentials or grants, or ``local_infile`` off on the server.
-        WarehouseError: the server cannot be reached.
+        WarehouseError: the server cannot be reached, or does not answer in time.
+    """
+
+    def prepare(cur: pymysql.cursors.Cursor) -> None:
+        cur.execute("SELECT @@GLOBAL.local_infile")
+        if not (row := cur.fetchone()) or not int(row[0]):
+            raise ConfigError(f"{dsn.url}: {LOCAL_INFILE_HINT}")
+        cur.execute("SET time_zone = '+00:00'")
+        try:
+            cur.execute(f"USE `{dsn.database}`")
+        except pymysql.err.MySQLError as exc:
+            if exc.args[0] != _UNKNOWN_DATABASE:
+                raise
+
+    return open_session(dsn, prepare, autocommit=False, local_infile=True)
+
+
+def open_session(
+    dsn: Dsn, prepare: Callable[[pymysql.cursors.Cursor], None], **options: Any
+) -> pymysql.Connection:
+    """A new utf8mb4 connection (PyMySQL ``options`` added), set up by ``prepare``.
+
+    The greeting, the login and ``prepare`` are bounded by ``connect_timeout``; the
+    connection returned waits ``read_timeout`` / ``write_timeout`` for each read or write.
+
+    Raises:
+        ConfigError: bad credentials or grants, or what ``prepare`` refuses.
+        WarehouseError: the server cannot be reached, or does not answer in time.
     """
     ssl = {"ssl_ca": dsn.ssl_ca, "ssl_verify_identity": True} if dsn.ssl_ca else {}
-    with errors("connecting", dsn.url):
+    with errors("connecting", dsn, connecting=True):
         conn = pymysql.connect(
             host=dsn.host,
             port=dsn.port,
             user=dsn.user,
             password=dsn.password.encode(),  # UTF-8, as the server hashed it (PyMySQL: latin-1)
             connect_timeout=dsn.connect_timeout,
-            read_timeout=dsn.read_timeout,
+            read_timeout=dsn.connect_timeout,  # the greeting and the login: see the docstring
+            write_timeout=dsn.connect_timeout,
             **ssl,
             charset="utf8mb4",
-            autocommit=False,
-            local_infile=True,
+            **options,
         )
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@GLOBAL.local_infile")
-            if not (row := cur.fetchone()) or not int(row[0]):
-                conn.close()
-                raise ConfigError(f"{dsn.url}: {LOCAL_INFILE_HINT}")
-            cur.execute("SET time_zone = '+00:00'")
-            try:
-                cur.execute(f"USE `{dsn.database}`")
-            except pymysql.err.MySQLError as exc:
-                if exc.args[0] != _UNKNOWN_DATABASE:
-                    raise
+        try:
+            with conn.cursor() as cur:
+                prepare(cur)
+        except BaseException:
+            if conn.open:
+                with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                    conn.close()
+            raise
+    # PyMySQL has no public setter; it applies these before its next read or write
+    # (tests/warehouse/test_mysql_connection.py checks a query may outlast connect_timeout).
+    conn._read_timeout = dsn.read_timeout
+    conn._write_timeout = dsn.write_timeout
     return conn
 
 

@@ -13,7 +13,14 @@ from etl4all.runners.wiring import open_geocoder
 from etl4all.settings import Settings
 
 AGENT = "etl4all-tests/1.0 (ops@example.com)"
-SHARED = {"language": "en", "qps": 7.0, "concurrency": 3, "max_attempts": 2, "request_timeout": 4.0}
+SHARED = {
+    "language": "en",
+    "qps": 7.0,
+    "concurrency": 3,
+    "max_attempts": 2,
+    "request_timeout": 4.0,
+    "request_connect_timeout": 1.5,
+}
 
 
 def test_offline_needs_nothing() -> None:
@@ -34,6 +41,7 @@ def test_api_geocoders_get_the_shared_options(name: str) -> None:
     assert geocoder.name == name
     assert (geocoder.qps, geocoder.concurrency) == (7.0, 3)
     assert (geocoder._runner.max_attempts, geocoder._runner.timeout) == (2, 4.0)
+    assert geocoder._runner.connect_timeout == 1.5
 
 
 def test_google_gets_its_key_url_and_filters() -> None:

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl4all import warehouse as warehouse_role
-from etl4all.errors import ConfigError, DataError
+from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.warehouse.base import LoadResult
 from etl4all.warehouse.mysql import MySqlWarehouse
+from etl4all.warehouse.mysql_connection import Dsn, connect, errors
 from etl4all.warehouse.read import read_warehouse
 
 pytestmark = pytest.mark.mysql
@@ -171,6 +172,22 @@ def test_local_infile_off_fails_fast(mysql_url: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(pymysql.cursors.Cursor, "execute", execute)
     with pytest.raises(ConfigError, match=r"local_infile.*SET GLOBAL local_infile=1"):
         MySqlWarehouse(url=mysql_url)
+
+
+def test_connect_timeout_bounds_the_handshake_not_the_statements(mysql_url: str) -> None:
+    """A statement may outlast connect_timeout (a LOAD DATA does); read_timeout bounds it."""
+    patient = Dsn.parse(mysql_url + "?connect_timeout=1&read_timeout=10")
+    conn = connect(patient)
+    with errors("sleeping", patient), conn.cursor() as cur:
+        cur.execute("SELECT SLEEP(1.5)")  # longer than the handshake's 1 s
+        assert cur.fetchone() == (0,)
+    conn.close()
+    hasty = Dsn.parse(mysql_url + "?read_timeout=0.5")
+    conn = connect(hasty)
+    with pytest.raises(WarehouseError) as info, errors("sleeping", hasty), conn.cursor() as cur:
+        cur.execute("SELECT SLEEP(5)")
+    host = f"{hasty.host}:{hasty.port}"
+    assert f"{host} did not answer within 0.5 s (read_timeout)" in str(info.value)
 
 
 def test_missing_schema_are_named_before_init_db(mysql_url: str) -> None:

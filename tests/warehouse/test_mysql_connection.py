@@ -10,11 +10,13 @@ from etl4all.warehouse import mysql_connection
 from etl4all.warehouse.mysql import MySqlWarehouse
 from etl4all.warehouse.mysql_connection import Dsn
 
+DSN = Dsn.parse("mysql://root:s3cret@h/db")
+
 
 def test_dsn_parses_the_url_and_hides_the_password() -> None:
     dsn = Dsn.parse("mysql://u%40x:p%2Fss@db.example:3307/etl?connect_timeout=3&ssl_ca=/ca.pem")
     assert (dsn.user, dsn.password, dsn.host, dsn.port) == ("u@x", "p/ss", "db.example", 3307)
-    assert (dsn.database, dsn.connect_timeout, dsn.read_timeout) == ("etl", 3.0, None)
+    assert (dsn.database, dsn.connect_timeout, dsn.read_timeout) == ("etl", 3.0, 300.0)
     assert dsn.ssl_ca == "/ca.pem"
     assert "p/ss" not in repr(dsn) and "p%2Fss" not in dsn.url
 
@@ -27,6 +29,8 @@ def test_dsn_parses_the_url_and_hides_the_password() -> None:
         "mysql://root@127.0.0.1:3306/db?bogus=1",
         "mysql://root@127.0.0.1:port/db",
         "mysql://root@127.0.0.1:3306/db?connect_timeout=soon",
+        "mysql://root@127.0.0.1:3306/db?read_timeout=0",
+        "mysql://root@127.0.0.1:3306/db?write_timeout=-1",
     ],
 )
 def test_bad_url_is_a_config_error(bad: str) -> None:
@@ -67,7 +71,7 @@ def _error(cls: type[pymysql.err.MySQLError], code: int) -> pymysql.err.MySQLErr
 def test_driver_errors_are_mapped(error: Exception, expected: type[Exception]) -> None:
     with (
         pytest.raises(expected) as info,
-        mysql_connection.errors("loading", "mysql://root:***@h/db"),
+        mysql_connection.errors("loading", DSN),
     ):
         raise error
     assert info.value.__cause__ is error
@@ -79,7 +83,7 @@ def test_driver_errors_are_mapped(error: Exception, expected: type[Exception]) -
 def test_messages_name_the_error_not_the_drivers_tuple() -> None:
     with (
         pytest.raises(ConfigError) as info,
-        mysql_connection.errors("counting rows", "mysql://root@h/db"),
+        mysql_connection.errors("counting rows", DSN),
     ):
         raise pymysql.err.OperationalError(1046, "No database selected")
     assert "MySQL error 1046: No database selected" in str(info.value)
@@ -93,5 +97,34 @@ def test_a_url_without_a_host_is_refused_not_taken_as_localhost(url: str) -> Non
 
 
 def test_programming_errors_are_bugs_not_mapped() -> None:
-    with pytest.raises(pymysql.err.ProgrammingError), mysql_connection.errors("x", "mysql://h/db"):
+    with pytest.raises(pymysql.err.ProgrammingError), mysql_connection.errors("x", DSN):
         raise pymysql.err.ProgrammingError(1064, "syntax")
+
+
+@pytest.mark.parametrize(
+    ("code", "connecting", "said"),
+    [
+        (2003, True, "h:3306 did not accept the connection within 10 s (connect_timeout)"),
+        (2013, True, "h:3306 accepted the connection but did not complete the handshake within "),
+        (2013, False, "h:3306 did not answer within 300 s (read_timeout)"),
+        (2006, False, "h:3306 took no data within 300 s (write_timeout)"),
+    ],
+)
+def test_a_timeout_names_the_host_the_port_and_what_timed_out(
+    code: int, connecting: bool, said: str
+) -> None:
+    with (
+        pytest.raises(WarehouseError) as info,
+        mysql_connection.errors("loading", DSN, connecting=connecting),
+    ):
+        try:
+            raise TimeoutError("timed out")
+        except TimeoutError as exc:  # PyMySQL wraps the socket's timeout the same way
+            raise pymysql.err.OperationalError(code, f"Lost connection ({exc})") from None
+    assert said in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith("loading on mysql://root:***@h/db failed: ")
+
+
+def test_defaults_bound_the_handshake_and_each_query_wait() -> None:
+    dsn = Dsn.parse("mysql://root@h/db?write_timeout=60")
+    assert (dsn.connect_timeout, dsn.read_timeout, dsn.write_timeout) == (10.0, 300.0, 60.0)
