@@ -3,7 +3,9 @@
 URL: ``mongodb://user:password@host:27017/database?collection=address_keys`` (database
 defaults to ``etl4all``). ``collection`` (default ``address_keys``) is ours; every other
 query option goes to pymongo unchanged (``replicaSet``, ``tls``, ``authSource``, ...;
-``serverSelectionTimeoutMS`` defaults to 10000). Driver: pymongo
+``serverSelectionTimeoutMS`` defaults to 10000, ``connectTimeoutMS`` to 10000 and
+``socketTimeoutMS`` to 60000: a server that goes silent mid-query is an outage, not a hang).
+Driver: pymongo
 (``pip install 'etl4all[mongodb]'``).
 
 Each key is a document ``{"_id": "-30.04982864,-51.20150245"}``: the ``_id`` index makes
@@ -35,6 +37,12 @@ CHUNK = 10_000
 
 DEFAULT_DATABASE = "etl4all"
 DEFAULT_COLLECTION = "address_keys"
+_TIMEOUTS = {
+    "serverSelectionTimeoutMS": "10000",
+    "connectTimeoutMS": "10000",
+    "socketTimeoutMS": "60000",
+}
+"""Driver timeouts (milliseconds) a URL does not set: see the module docstring."""
 _DUPLICATE_KEY = 11000
 _AUTH_FAILED = {13, 18}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
@@ -75,8 +83,8 @@ class MongoLookup(Closing):
         options = parse_qsl(parts.query, keep_blank_values=True)
         collection = dict(options).get("collection", DEFAULT_COLLECTION)
         rest = [(k, v) for k, v in options if k != "collection"]
-        if not any(k.lower() == "serverselectiontimeoutms" for k, _ in rest):
-            rest.append(("serverSelectionTimeoutMS", "10000"))
+        given = {k.lower() for k, _ in rest}
+        rest += [(k, v) for k, v in _TIMEOUTS.items() if k.lower() not in given]
         driver_url = parts._replace(query=urlencode(rest)).geturl()
         try:
             with _errors("reading the URL", self._url):

@@ -169,3 +169,15 @@ def test_mongomock_scheme_gives_a_working_in_process_lookup() -> None:
         keys.add(pl.Series(["-30.00000000,-51.00000000"]))
         found = keys.present(pl.Series(["-30.00000000,-51.00000000", "1.00000000,2.00000000"]))
         assert found.to_list() == ["-30.00000000,-51.00000000"]
+
+
+def test_a_silent_server_is_bounded_by_default_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    given: list[str] = []
+    monkeypatch.setattr(
+        pymongo, "MongoClient", lambda url: given.append(url) or mongomock.MongoClient()
+    )
+    with MongoLookup(url="mongodb://h:27017/db?socketTimeoutMS=5000"):
+        pass
+    (url,) = given
+    assert "socketTimeoutMS=5000" in url and "connectTimeoutMS=10000" in url
+    assert "serverSelectionTimeoutMS=10000" in url and url.count("socketTimeoutMS") == 1
