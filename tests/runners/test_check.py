@@ -23,7 +23,7 @@ from etl4all.errors import (
     StoreError,
     WarehouseError,
 )
-from etl4all.runners import check
+from etl4all.runners import check, wiring
 from etl4all.settings import Settings
 from etl4all.warehouse.mysql import MySqlWarehouse
 
@@ -61,14 +61,26 @@ def only(results: list[check.Result]) -> check.Result:
     return results[0]
 
 
-def test_the_embedded_defaults_pass_and_say_what_they_found(settings: Settings) -> None:
+def test_the_embedded_defaults_pass_and_say_what_they_found(
+    settings: Settings, tmp_path: Path
+) -> None:
     results = check.run_checks(settings, check.RUN)
     assert [r.role for r in results] == list(check.RUN)
     assert all(r.ok for r in results) and check.exit_code(results) == 0
     lines = [r.line() for r in results]
     assert lines[0] == f"ok   source {settings.source_url} (2 files)"
-    assert lines[1].startswith("ok   state sqlite:///") and "(0 files done)" in lines[1]
+    assert lines[1] == (
+        f"ok   state {settings.state_url} (no file yet: the first run creates {tmp_path}/s.db)"
+    )
+    assert lines[2].startswith("ok   warehouse duckdb:///") and "(no file yet" in lines[2]
     assert lines[4] == "ok   geocoder offline (no network: nothing to check)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # a check creates no file
+
+    with wiring.open_state(settings), wiring.open_warehouse(settings):
+        pass  # what a first run makes
+    lines = [r.line() for r in check.run_checks(settings, check.RUN)]
+    assert lines[1].startswith("ok   state sqlite:///") and "(0 files done)" in lines[1]
+    assert lines[2].startswith("ok   warehouse duckdb:///") and "(tables present)" in lines[2]
 
 
 def test_a_missing_source_folder_is_a_config_fault(settings: Settings, tmp_path: Path) -> None:
@@ -211,8 +223,6 @@ def test_broker_declares_its_queues_refuses_a_bad_login_and_fails_fast_when_down
     result = only(check.run_checks(configured, ["broker"], quick=True))
     assert result.ok and f"etl4all-test-{unique}.points" in result.detail
     assert "reconnect_attempts" not in result.line()  # the quick option is not shown
-    from etl4all.runners import wiring
-
     with wiring.open_broker(configured) as bus:
         assert bus.depth(bus.topology.dead) == 0  # the check declared every queue
         bus.delete()
