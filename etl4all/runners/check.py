@@ -146,7 +146,12 @@ def run_checks(
     opened = settings
     broker_url = settings.broker_url
     if quick and broker_url and urls.scheme_of(broker_url) in ("amqp", "amqps"):
-        opened = settings.replace(broker_url=_no_reconnect(broker_url))
+        try:
+            urls.check(broker_url)  # a URL that splits wrong would be mangled (password shown)
+        except ConfigError:
+            pass  # the broker's check says what is wrong with it
+        else:
+            opened = settings.replace(broker_url=_no_reconnect(broker_url))
     todo: list[tuple[str, str, Callable[[], tuple[str, int]]]] = []
     for role in roles:
         if role == "source":

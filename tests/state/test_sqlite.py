@@ -10,7 +10,7 @@ import pytest
 from contracts.state import FILE, CacheContract, LedgerContract
 
 from etl4all import state as state_role
-from etl4all.errors import ConfigError, StoreConfigError, StoreError
+from etl4all.errors import ConfigError, StoreConfigError
 from etl4all.state.base import FileMark, StateStore
 from etl4all.state.sqlite import SqliteState
 
@@ -81,13 +81,16 @@ def test_a_damaged_database_is_a_config_error_when_it_is_read(tmp_path: Path) ->
     data = bytearray(path.read_bytes())
     data[4096 * 2 : 4096 * 2 + 64] = b"\xff" * 64  # a page of the done_files table
     path.write_bytes(bytes(data))
-    with pytest.raises(StoreConfigError, match="move it aside"):
-        with SqliteState(url=f"sqlite:///{path}") as state:
-            state.done([f"{FILE}.{i}" for i in range(2000)])
+    keys = [f"{FILE}.{i}" for i in range(2000)]
+    with (
+        pytest.raises(StoreConfigError, match="move it aside"),
+        SqliteState(url=f"sqlite:///{path}") as state,
+    ):
+        state.done(keys)
 
 
 def test_a_folder_this_user_cannot_write_is_a_config_error(unwritable_dir: Path) -> None:
-    with pytest.raises(StoreConfigError, match="writable for this user|--state"):
+    with pytest.raises(StoreConfigError, match=r"writable for this user|--state"):
         SqliteState(url=f"sqlite:///{unwritable_dir}/state.db")
     assert not (unwritable_dir / "state.db").exists()
 
