@@ -257,3 +257,29 @@ def test_a_refused_check_coordinate_is_a_config_fault(settings: Settings, api: F
     api.invalid = {coord(*check.CHECK_POINT)}
     result = only(check.run_checks(google(settings, api), ["geocoder"]))
     assert result.config_fault and "invalid_request" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("role", "change"),
+    [
+        ("warehouse", {"warehouse_url": "mysql://root:pa/ss@127.0.0.1:1/etl4all"}),
+        ("state", {"state_url": "redis://u:pa?ss@127.0.0.1:1/0"}),
+        ("broker", {"broker_url": "amqp://guest:pa#ss@127.0.0.1:1/"}),
+        ("lookup", {"lookup_url": "mongodb://u:pa/ss@127.0.0.1:1/etl4all"}),
+    ],
+)
+def test_a_password_that_splits_the_url_is_named_before_any_lookup(
+    settings: Settings, role: str, change: dict[str, str]
+) -> None:
+    """Issue 17, item 9: the user name was looked up as the host ("unknown host 'root'")."""
+    result = only(check.run_checks(settings.replace(**change), [role], quick=True))
+    assert result.config_fault and "percent-encode" in result.detail, result.line()
+    assert "unknown host" not in result.line() and "pa" not in result.line().split("@")[0]
+
+
+def test_an_ftp_source_whose_password_splits_the_url_is_named_before_any_lookup(
+    settings: Settings,
+) -> None:
+    url = "ftp://user:pa/ss@127.0.0.1:1/in"
+    result = only(check.run_checks(settings, ["source"], sources=[url]))
+    assert result.config_fault and "percent-encode" in result.detail
