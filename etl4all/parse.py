@@ -247,9 +247,11 @@ def _unglued(lines: pl.DataFrame) -> pl.DataFrame:
     """``lines`` with each line that holds a Latitude label after something else (see
     :data:`_GLUED`) split before the label, both parts keeping the line's number: the record
     of the second file is read, and the end of the first file's last record too."""
-    glued = lines.get_column("text").str.contains(_GLUED)
-    if not glued.any():
+    text = lines.get_column("text")
+    later = text.str.slice(1).str.contains(r"(?i)latitude[ \t]*:")  # cheap: few lines have one
+    if not later.any():
         return lines
+    glued = later & text.str.contains(_GLUED)
     split = (
         lines.filter(glued)
         .with_columns(pl.col("text").str.replace_all(_LABEL_AFTER, "\n$1").str.split("\n"))
