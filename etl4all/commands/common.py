@@ -60,11 +60,12 @@ def say(
     exit_code: int | None = None,
 ) -> None:
     """Write ``label: message`` on stderr (redacted), or a JSON object like the log lines'
-    when they are JSON (``--log-format json``), with the ``exit_code`` the command ends with."""
-    line = logs.json_line(message, level, exit_code=exit_code)
-    if line is None:
-        line = urls.redact(f"{label}: {message}" if label else message)
-    click.echo(line, err=True)
+    when they are JSON (``--log-format json``), with the ``exit_code`` the command ends with
+    (the level stands for an ``error`` or ``warning`` label there, other labels stay)."""
+    labelled = f"{label}: {message}" if label else message
+    shown = message if label in ("error", "warning") else labelled
+    line = logs.json_line(shown, level, exit_code=exit_code)
+    click.echo(line if line is not None else urls.redact(labelled), err=True)
 
 
 LEVELS = tuple(reversed(LOG_LEVELS))
