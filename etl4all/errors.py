@@ -16,7 +16,8 @@ Etl4allError                          root; class attribute retryable = False
 │   ├── RateLimitedError              OVER_QUERY_LIMIT / 429; carries retry_after    retryable
 │   └── GeocodeUnavailableError (also OSError)   5xx, network               retryable
 │       └── GeocodeTimeoutError (also TimeoutError)
-├── BudgetExceededError               --max-calls would be exceeded: refuse to start
+├── BudgetExceededError               --max-calls would be exceeded: refuse the batch; exit 1
+│   └── BudgetTooSmallError (also ConfigError)   one batch needs more than all of it: exit 2
 ├── BrokerError                       connection or channel lost                 retryable
 │   └── BrokerConfigError (also ConfigError)   refused login, topology conflict, unroutable
 ├── StoreError                        state or lookup store failed               retryable
@@ -138,7 +139,19 @@ class GeocodeTimeoutError(GeocodeUnavailableError, TimeoutError):
 
 
 class BudgetExceededError(Etl4allError):
-    """The work needs more API calls than --max-calls allows."""
+    """The work needs more API calls than --max-calls allows.
+
+    Not a ConfigError: what was paid is cached, so the same command run again starts with a
+    whole budget and needs fewer calls; it goes on where this one stopped (exit code 1).
+    """
+
+
+class BudgetTooSmallError(BudgetExceededError, ConfigError):
+    """One batch needs more API calls (after dedup and cache) than the whole ``--max-calls``.
+
+    Its calls are refused before any is made, so nothing gets cached and a rerun with the
+    same settings refuses the same batch: a configuration fault (exit code 2).
+    """
 
 
 class BrokerError(Etl4allError):

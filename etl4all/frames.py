@@ -83,13 +83,23 @@ REJECT_TEXT_CHARS = 2000
 MySQL's TEXT column holds 64 KiB)."""
 
 
+NUL_SHOWN = "\u2400"
+"""What a NUL byte of the input shows as in a reject's text: ``␀`` (SYMBOL FOR NULL), one
+character for one, so the text keeps its length. A NUL has no place in a text column
+(PostgreSQL refuses it, tools cut the text there) and shows as nothing."""
+
+
 def reject_text(text: pl.Expr) -> pl.Expr:
-    """``text`` cut to at most :data:`REJECT_TEXT_CHARS` characters.
+    """``text`` cut to at most :data:`REJECT_TEXT_CHARS` characters, its NUL bytes shown as
+    :data:`NUL_SHOWN`.
 
     A cut text ends with ``… [cut: N chars, sha256 H]``: its full length and the hash of the
-    whole text (UTF-8), so the original line can still be told apart and found.
+    whole text (UTF-8, NUL bytes and all), so the original line can still be told apart and
+    found.
     """
-    return text.map_batches(_cut_long_texts, return_dtype=pl.String())
+    return text.map_batches(_cut_long_texts, return_dtype=pl.String()).str.replace_all(
+        "\x00", NUL_SHOWN, literal=True
+    )
 
 
 def _cut_long_texts(texts: pl.Series) -> pl.Series:

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from etl4all import urls
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-FIELDS = ("stage", "file", "batch", "rows", "seconds")
+FIELDS = ("stage", "file", "batch", "rows", "seconds", "exit_code")
 """Fields of a JSON line taken from the record's ``extra=`` when given."""
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
@@ -76,6 +76,19 @@ class StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value: TextIO) -> None:
         pass
+
+
+def json_line(message: str, level: int = logging.ERROR, **fields: Any) -> str | None:
+    """``message`` as the JSON log handler writes a record (``fields`` among :data:`FIELDS`),
+    or None when the log lines are text: a command's last lines (its error, what it left
+    for later) then match the lines before them, for a log shipper."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            text = urls.redact(message)
+            record = logging.LogRecord("etl4all", level, __file__, 0, text, None, None)
+            record.__dict__.update(fields)
+            return handler.formatter.format(record)
+    return None
 
 
 def configure_logging(

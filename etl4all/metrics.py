@@ -69,7 +69,7 @@ _active: list[_Metrics] = []
 """The process's metrics once :func:`serve` ran (a list, so no ``global`` is needed)."""
 
 
-def serve(port: int, host: str = "0.0.0.0") -> None:
+def serve(port: int, host: str = "127.0.0.1") -> None:
     """Define the metrics and serve them on ``http://host:port/metrics`` (a daemon thread).
 
     Raises:
@@ -110,7 +110,9 @@ def serve(port: int, host: str = "0.0.0.0") -> None:
     try:
         prom.start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
-        raise ConfigError(f"--metrics-port {port}: cannot listen on {host}: {exc}") from exc
+        raise ConfigError(
+            f"--metrics-port {port} --metrics-host {host}: cannot listen there: {exc}"
+        ) from exc
     _active.append(metrics)
 
 

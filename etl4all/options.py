@@ -19,8 +19,14 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 def setting(
     field: str, *flags: str, help: str, type: Any = None, is_flag: bool = False
 ) -> Decorator:
-    """An option that sets the Settings field ``field``."""
+    """An option that sets the Settings field ``field``.
+
+    Only a flag gets a ``flag_value``: on an option that takes a value, click reads any
+    ``flag_value`` (even None) as "the value is optional", and then parses a negative number
+    after it (``--qps -3``) as an unknown option instead of a value out of range.
+    """
     envvar = SECRET_ENV.get(field, f"ETL4ALL_{field.upper()}")
+    flag: dict[str, Any] = {"is_flag": True, "flag_value": True} if is_flag else {}
     return click.option(
         *flags,
         field,
@@ -28,9 +34,8 @@ def setting(
         show_envvar=True,
         default=None,
         type=type,
-        is_flag=is_flag,
-        flag_value=True if is_flag else None,
         help=help,
+        **flag,
     )
 
 
@@ -322,10 +327,17 @@ OPERATIONS = group(
         "metrics_port",
         "--metrics-port",
         type=click.IntRange(1, 65535),
-        help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while the worker runs: "
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics while the worker runs: "
         "files, points, rejects by reason, API calls, cache hits, retries, rows inserted/"
         "updated/unchanged, batches by outcome, dead letters, errors by type and batch "
         "durations (etl4all_*). Needs the metrics extra. Default: no endpoint.",
+    ),
+    setting(
+        "metrics_host",
+        "--metrics-host",
+        help="Address the metrics endpoint listens on (default 127.0.0.1: this machine only, "
+        "as the metrics name files and hosts); 0.0.0.0 for a scraper on another machine or "
+        "outside a container (docker-compose.yml sets it).",
     ),
 )
 

@@ -9,8 +9,10 @@ degrees-minutes-seconds text, when present, must agree with it within 0.0005°::
 
 A record starts at a ``Latitude:`` line and needs the ``Longitude:`` line right after it;
 ``Distance:`` is optional. Labels (and ``km``, ``Bearing``) match in any case. Blank lines are
-ignored. Every other line ends up in a point or a
-reject; a bad record is one reject (at its first line, ``text`` holding all its lines).
+ignored. A line with a ``Latitude:`` label after other text (files concatenated, the first
+without a final line break: ``… 137.352°Latitude: …``) is split before the label. Every other
+line ends up in a point or a reject; a bad record is one reject (at its first line, ``text``
+holding all its lines).
 
 Reject reasons:
     ``missing_longitude``  a Latitude line not followed by a Longitude line
@@ -20,7 +22,9 @@ Reject reasons:
     ``dms_mismatch``       the degrees-minutes-seconds text disagrees with the decimal
     ``unrecognized``       any other line; when it looks like a coordinate line, the reject's
                            ``detail`` names the likely cause (a decimal comma, DMS text without
-                           the decimal value, another layout)
+                           the decimal value, another layout, NUL bytes). A file that is not
+                           text (gzip, zip, UTF-16…: :func:`not_text`) is one such reject, at
+                           line 1, its ``detail`` naming what the file is.
 
 The work is done with Polars expressions over all lines at once: no Python loop per line.
 
@@ -81,6 +85,11 @@ A label in another case is put in this one first (:func:`_canonical_labels`)."""
 _LAT, _LON = r"^(?i:Latitude)", r"^(?i:Longitude)"
 _DETAILS = (
     (
+        r"\x00",
+        "NUL bytes (shown as \u2400): the file holds binary data or zero padding, e.g. a copy "
+        "cut short",
+    ),
+    (
         rf"(?:{_LAT}|{_LON}){_SP}*:.*[0-9],[0-9]",
         "decimal comma: write -30.04982864, not -30,04982864",
     ),
@@ -106,6 +115,58 @@ class Parsed(NamedTuple):
 
     points: pl.DataFrame
     rejects: pl.DataFrame
+
+
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed", "gunzip it before it is uploaded"),
+    (b"PK\x03\x04", "a zip archive", "unzip it before it is uploaded"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "unxz it before it is uploaded"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd it before it is uploaded"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text (little-endian BOM)", "save it as UTF-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text (big-endian BOM)", "save it as UTF-8"),
+    (b"\xff\xfe", "UTF-16 text (little-endian BOM FF FE)", "save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text (big-endian BOM FE FF)", "save it as UTF-8"),
+)
+"""Starts of files that are not UTF-8 or Latin-1 text: (magic bytes, what the file is, the
+fix). Such a file is one reject (:func:`unreadable`), not one per line of noise."""
+_HEAD_BYTES = 64
+"""Bytes looked at to tell a file that is not text (:func:`not_text`)."""
+_GLUED = r"(?i)\S\x{FEFF}?latitude[ \t]*:"
+"""A Latitude label after something else on its line: two files concatenated, the first one
+without a final line break (``… Bearing: 137.352°Latitude: …``)."""
+_LABEL_AFTER = r"(?i)\x{FEFF}?(latitude[ \t]*:)"
+
+
+def not_text(head: bytes) -> str | None:
+    """What a file whose first bytes are ``head`` is, and what to do about it, when it is
+    not text :func:`parse` can read: compressed, an archive, UTF-16 or UTF-32 (with a BOM, or
+    UTF-16 without one: every other byte NUL); None for anything else (even garbage, which
+    its lines' rejects show)."""
+    for magic, kind, fix in _NOT_TEXT:
+        if head.startswith(magic):
+            return f"the file is {kind}, not UTF-8 text: {fix}"
+    head = head[: _HEAD_BYTES - _HEAD_BYTES % 2]
+    if len(head) >= 16:
+        even, odd = head[0::2], head[1::2]
+        for high, low, order in ((odd, even, "little"), (even, odd, "big")):
+            # text mostly below U+0100: the high byte of most characters is NUL, the low never
+            if high.count(0) * 4 >= len(high) * 3 and not low.count(0):
+                return (
+                    f"the file is UTF-16 text ({order}-endian, no BOM), not UTF-8: save it as UTF-8"
+                )
+    return None
+
+
+def unreadable(data: bytes, source: str, detail: str) -> Parsed:
+    """The one reject of a file that is not text (:func:`not_text`): at line 1, reason
+    ``unrecognized``, its first bytes in hex as the text and ``detail`` saying why."""
+    shown = "first bytes: " + data[:16].hex(" ")
+    rejects = pl.DataFrame(
+        {"source": [source], "line": [1], "reason": ["unrecognized"], "text": [shown]}
+    ).with_columns(detail=pl.lit(detail))
+    return Parsed(
+        frames.empty(frames.POINTS_SCHEMA), frames.cast_frame(rejects, frames.REJECTS_SCHEMA)
+    )
 
 
 def decode(data: bytes) -> bytes:
@@ -139,12 +200,16 @@ def split_lines(data: bytes) -> pl.DataFrame:
 
 
 def parse(data: bytes, source: str) -> Parsed:
-    """Parse the bytes of one data_points file named ``source``."""
+    """Parse the bytes of one data_points file named ``source`` (a file that is not text:
+    one reject, :func:`unreadable`)."""
+    if (detail := not_text(data[:_HEAD_BYTES])) is not None:
+        return unreadable(data, source, detail)
     return parse_lines(split_lines(decode(data)), source)
 
 
 def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
     """Parse a frame of ``line``/``text`` rows (see :func:`split_lines`)."""
+    lines = _unglued(lines)
     rows = lines.with_columns(pl.col("text").str.strip_chars()).filter(pl.col("text") != "")
     rows = rows.with_columns(_fields(rows.get_column("text")))
     rows = rows.with_columns(
@@ -176,6 +241,23 @@ def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
         frames.cast_frame(points, frames.POINTS_SCHEMA),
         frames.cast_frame(rejects, frames.REJECTS_SCHEMA),
     )
+
+
+def _unglued(lines: pl.DataFrame) -> pl.DataFrame:
+    """``lines`` with each line that holds a Latitude label after something else (see
+    :data:`_GLUED`) split before the label, both parts keeping the line's number: the record
+    of the second file is read, and the end of the first file's last record too."""
+    text = lines.get_column("text")
+    later = text.str.slice(1).str.contains(r"(?i)latitude[ \t]*:")  # cheap: few lines have one
+    if not later.any():
+        return lines
+    glued = later & text.str.contains(_GLUED)
+    split = (
+        lines.filter(glued)
+        .with_columns(pl.col("text").str.replace_all(_LABEL_AFTER, "\n$1").str.split("\n"))
+        .explode("text")
+    )
+    return pl.concat([lines.filter(~glued), split]).sort("line", maintain_order=True)
 
 
 def _fields(text: pl.Series) -> list[pl.Series]:

@@ -64,9 +64,16 @@ def pieces(file: BinaryIO, max_bytes: int, size: int | None = None) -> Iterator[
 
 def parse_pieces(chunks: Iterable[bytes], source: str) -> Iterator[tuple[int, parse.Parsed]]:
     """Parse consecutive pieces of one file (see :func:`pieces`), numbering lines on; yields
-    each piece's size in bytes and what it holds."""
+    each piece's size in bytes and what it holds. A file that is not text (compressed,
+    UTF-16: :func:`etl4all.parse.not_text`) is one reject, whatever its size."""
     first = 1
+    chunks = iter(chunks)
     for piece in chunks:
+        if first == 1 and (detail := parse.not_text(piece)) is not None:
+            yield len(piece), parse.unreadable(piece, source, detail)
+            for rest in chunks:  # read on (the callers count bytes), nothing more to parse
+                yield len(rest), parse.parse(b"", source)
+            return
         lines = parse.split_lines(parse.decode(piece))
         if first > 1:
             lines = lines.with_columns(pl.col("line") + (first - 1))

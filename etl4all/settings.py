@@ -23,6 +23,9 @@ from etl4all.errors import ConfigError
 SECRET_ENV = {"google_key": "GOOGLE_MAPS_API_KEY"}
 """Fields read from a variable that is not ``ETL4ALL_<NAME>``."""
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+"""The log levels ``log_level`` accepts (in any case), most verbose first."""
+
 FLAGS_ONLY = ("force", "force_files", "accept_shrink")
 """Fields no variable or pipeline file sets: forcing a file or accepting its shrink is a
 one-off, never a standing setting."""
@@ -116,11 +119,19 @@ class Settings:
     """A claim on a file expires after this long unless renewed (a heartbeat renews it every
     third of that while the file is worked on), so another replica takes a crashed one's file."""
     log_level: str | None = None
-    """DEBUG, INFO, WARNING or ERROR; None: the command's own (WARNING, INFO for workers)."""
+    """DEBUG, INFO, WARNING or ERROR (any case); None: the command's own (WARNING, INFO for
+    workers)."""
     log_format: str = "text"
     """``text`` (one readable line per record) or ``json`` (one JSON object per line)."""
     metrics_port: int | None = None
     """Port of a worker's Prometheus ``/metrics`` endpoint; none when absent."""
+    metrics_host: str = "127.0.0.1"
+    """Address the ``/metrics`` endpoint listens on: this machine only by default (the
+    metrics name files and hosts); ``0.0.0.0`` in a container, for a scraper outside it."""
+    spool_dir: str | None = None
+    """Folder of the MySQL loader's ``LOAD DATA`` files (in its ``etl4all-<uid>`` subfolder);
+    default ``$TMPDIR``, else the system's temporary folder. One that cannot be written to is
+    a configuration error: it is never silently replaced by another folder."""
 
     @classmethod
     def load(
@@ -144,6 +155,8 @@ class Settings:
             name = SECRET_ENV.get(field.name, f"ETL4ALL_{field.name.upper()}")
             if environ.get(name, "") != "":
                 values[field.name] = _convert(field.name, environ[name], _hint(field.name))
+        if "spool_dir" not in values and environ.get("TMPDIR", "") != "":
+            values["spool_dir"] = environ["TMPDIR"]  # what the spool's docs promise
         for name, value in (overrides or {}).items():
             if value is not None:
                 values[name] = _convert(name, value, _hint(name))
@@ -159,6 +172,12 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.log_level is not None and self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)} (in any case), "
+                f"got {self.log_level!r}; set ETL4ALL_LOG_LEVEL or log_level in the pipeline "
+                "file to one of them, or leave it unset"
+            )
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
@@ -193,6 +212,25 @@ class Settings:
 
 
 _HINTS = typing.get_type_hints(Settings)
+
+
+def requested_log_format(
+    pipeline_file: str | os.PathLike[str] | None = None,
+    flag: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The log format asked for (flag > ``ETL4ALL_LOG_FORMAT`` > pipeline file > ``text``),
+    read without validating anything else: the format of the error line when the settings
+    themselves are wrong. Never raises."""
+    environ = os.environ if environ is None else environ
+    asked = flag or environ.get("ETL4ALL_LOG_FORMAT")
+    if not asked and pipeline_file is not None:
+        try:
+            data = tomllib.loads(Path(pipeline_file).read_text(encoding="utf-8"))
+            asked = data.get("etl4all", data).get("log_format")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+            asked = None
+    return "json" if str(asked).strip().lower() == "json" else "text"
 
 
 def _redacted(value: Any) -> Any:

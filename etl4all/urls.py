@@ -110,9 +110,20 @@ def build(role: str, url: str, table: Mapping[str, tuple[str, str]], **options: 
         ConfigError: the backend refused the URL or an option (checked at construction).
     """
     cls = load_class(role, scheme_of(url), table)
+    check(url)
+    return cls(url=url, **options)
+
+
+def check(url: str) -> None:
+    """Refuse a URL that would split in the wrong place (:func:`check_form`,
+    :func:`check_userinfo`): call it before any use of the URL's parts, a DNS lookup of its
+    host included (an unencoded ``/`` in a password makes the user name the host).
+
+    Raises:
+        ConfigError: naming the fix, with the password hidden.
+    """
     check_form(url)
     check_userinfo(url)
-    return cls(url=url, **options)
 
 
 def check_form(url: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from service_urls import SERVICE_URLS
@@ -20,6 +21,20 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ETL4ALL_") or name == "GOOGLE_MAPS_API_KEY":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder where this user cannot create a file: a 0555 one, or, for root (whom modes do
+    not stop), ``/sys``, where no one can."""
+    if os.geteuid() == 0:
+        yield Path("/sys")
+        return
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -355,10 +356,8 @@ def test_run_with_a_wrong_key_stops_before_claiming_any_file(workdir: Path) -> N
     assert result.exit_code == 2, result.output
     assert "REQUEST_DENIED" in result.output and "AIzaWRONG" not in result.output
     assert "files" not in result.output  # no summary: nothing ran
-    assert warehouse_keys(workdir / "etl4all.duckdb") == []
-    with sqlite3.connect(workdir / ".etl4all" / "state.db") as db:
-        assert db.execute("SELECT count(*) FROM done_files").fetchone() == (0,)
-        assert db.execute("SELECT count(*) FROM claims").fetchone() == (0,)
+    # the start-up check made neither the warehouse nor the state: nothing was claimed
+    assert sorted(path.name for path in workdir.iterdir()) == ["in"]
 
 
 @pytest.mark.parametrize("flag", ["--warehouse", "--state", "--broker"])
@@ -422,3 +421,152 @@ def test_a_broker_host_that_does_not_resolve_exits_2(workdir: Path) -> None:
     )
     assert result.exit_code == 2
     assert "cannot resolve the host" in result.output and "Traceback" not in result.output
+
+
+# -- issue 17: configuration faults exit 2, and the smaller findings -----------------------
+
+
+def call(*args: str, env: dict[str, str] | None = None) -> click.testing.Result:
+    """A command as cron runs it: exit code and output, exceptions included."""
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--qps=-3"], ["--qps", "-3"], ["--max-calls", "-1"], ["--batch-size", "-5"]],
+)
+def test_a_negative_number_gets_a_range_error_not_no_such_option(
+    workdir: Path, args: list[str]
+) -> None:
+    result = call("run", "in", *args)
+    assert result.exit_code == 2
+    assert "is not in the range" in result.output and "No such option" not in result.output
+
+
+@pytest.mark.parametrize("command", [["run", "in"], ["status"], ["init-db"], ["check"]])
+def test_an_invalid_log_level_exits_2_naming_the_valid_ones(
+    workdir: Path, command: list[str]
+) -> None:
+    """Item 8: a traceback and exit 1 on every command (in compose, a crash loop)."""
+    result = call(*command, env={"ETL4ALL_LOG_LEVEL": "verbose"})
+    assert result.exit_code == 2, result.output
+    assert "log_level must be one of DEBUG, INFO, WARNING, ERROR" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (workdir / "p.toml").write_text('log_level = "loud"\n')
+    result = call(*command, "--pipeline", "p.toml")
+    assert result.exit_code == 2 and "got 'loud'" in result.output
+
+
+def test_with_json_logs_the_error_line_is_json_too(workdir: Path) -> None:
+    (workdir / "t.txt").write_text("not a database\n")
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    result = call("run", "in", "--warehouse", "duckdb:///t.txt", "--log-format", "json")
+    assert result.exit_code == 2
+    last = json.loads(result.stderr.strip().splitlines()[-1])
+    assert last["level"] == "ERROR" and last["exit_code"] == 2
+    assert "not a DuckDB database" in last["message"]
+    # even when the settings themselves are wrong
+    result = call("status", env={"ETL4ALL_LOG_LEVEL": "loud", "ETL4ALL_LOG_FORMAT": "json"})
+    assert result.exit_code == 2
+    assert "log_level must be" in json.loads(result.stderr.strip().splitlines()[-1])["message"]
+
+
+def test_configuration_faults_of_embedded_backends_exit_2_with_the_fix(
+    workdir: Path, unwritable_dir: Path
+) -> None:
+    """Item 6: each was exit 1 with "run again once the service is back"."""
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    (workdir / "t.txt").write_text("not a database\n")
+    (workdir / "bad.db").write_bytes(b"garbage" * 100)
+    faults = {
+        ("--warehouse", "duckdb:///t.txt"): "not a DuckDB database",
+        ("--warehouse", f"duckdb:///{unwritable_dir}/w.duckdb"): "writable for this user",
+        ("--warehouse", f"duckdb:///{workdir}"): "is a folder",
+        ("--state", "sqlite:///bad.db"): "move it aside",
+        ("--state", f"sqlite:///{unwritable_dir}/s.db"): "writable for this user",
+    }
+    for args, fix in faults.items():
+        result = call("run", "in", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert fix in result.output and "once the service is back" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "url"),
+    [
+        ("--warehouse", "mysql://root:pa/ss@db.invalid:3306/etl4all"),
+        ("--broker", "amqp://guest:gu?est@rabbit.invalid:5672/"),
+        ("", "ftp://user:p#ss@ftp.invalid/in"),
+    ],
+)
+def test_an_unencoded_password_gets_the_percent_encoding_hint_before_any_lookup(
+    workdir: Path, flag: str, url: str
+) -> None:
+    """Item 9: it was "unknown host 'root'", after a DNS lookup of the user name."""
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    options = [flag, url, "in"] if flag else [url]  # an FTP URL is a source
+    for command in ("run", "check"):
+        result = call(command, *options)
+        assert result.exit_code == 2, result.output
+        assert "percent-encode" in result.output and "unknown host" not in result.output
+        assert not any(secret in result.output for secret in ("pa/ss", "gu?est", "p#ss"))
+
+
+def test_check_in_an_empty_folder_creates_no_file(workdir: Path) -> None:
+    result = invoke("check")
+    assert result.exit_code == 0, result.output
+    assert "no file yet" in result.output and "tables present" not in result.output
+    assert list(workdir.iterdir()) == []
+
+
+def test_regeocode_refuses_an_unknown_status(workdir: Path) -> None:
+    result = call("regeocode", "--status", "BOGUS", "--dry-run")
+    assert result.exit_code == 2 and "'BOGUS' is not one of 'OK', 'ZERO_RESULTS'" in result.output
+
+
+def test_replaying_an_unknown_batch_exits_2_naming_it(workdir: Path) -> None:
+    result = call("dead-letters", "replay", "--batch", "nosuch", "--broker", "memory://")
+    assert result.exit_code == 2
+    assert "no dead letter with batch id nosuch in etl4all.dead" in result.output
+
+
+def test_status_json_counts_dead_letters_and_names_each_queues_kind(workdir: Path) -> None:
+    result = call("status", "--json", "--broker", "memory://")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["dead_letters"] == 0  # it said `dead_letters: true` for the empty queue
+    kinds = [queue["kind"] for queue in found["queues"]["queues"]]
+    assert kinds == ["points", "addresses", "dead"]
+    assert all("dead_letters" not in queue for queue in found["queues"]["queues"])
+    assert json.loads(call("status", "--json").stdout)["dead_letters"] is None  # no broker
+
+
+def test_a_latin1_file_name_is_stored_readable_and_the_same_every_time(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    name = os.fsdecode(b"caf\xe9.txt")  # as the file system gives a Latin-1 name
+    (workdir / "in" / "data_points_20180101.txt").rename(workdir / "in" / name)
+    assert call("run", "in", "-q").exit_code == 0
+    with (workdir / "in" / name).open("ab") as more:
+        more.write(b"\r\nLatitude: -29.5\r\nLongitude: -50.5\r\nDistance: 1 km  Bearing: 2\xb0\r\n")
+    assert call("run", "in", "-q", "--final-seconds", "0").exit_code == 0
+    with duckdb.connect(str(workdir / "etl4all.duckdb"), read_only=True) as db:
+        names = db.sql("SELECT DISTINCT source_file FROM address").fetchall()
+        files = db.sql("SELECT name FROM source_file").fetchall()
+    assert names == files == [("caf\\xe9.txt",)]
+
+
+def test_the_warning_on_qps_above_googles_limit_is_printed_once(workdir: Path) -> None:
+    invoke("sample", "in", "--files", "1", "--points", "5")
+    with FakeApi() as api:
+        result = call(
+            *("run", "in", "-q", "--geocoder", "google", "--google-url", api.google_url),
+            *("--qps", "100"),
+            env={"GOOGLE_MAPS_API_KEY": api.key or ""},
+        )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("is above google's limit of 50.0 per second") == 1
+
+
+def test_run_stage_has_a_metrics_host_option() -> None:
+    text = call("run-stage", "--help").output
+    assert "--metrics-host" in text and "ETL4ALL_METRICS_HOST" in text

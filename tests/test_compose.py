@@ -122,6 +122,14 @@ def test_workers_scale_and_services_match_the_runbook(config: dict[str, Any]) ->
         assert "healthcheck" in services[name], name
 
 
+def test_workers_serve_metrics_to_the_compose_network(config: dict[str, Any]) -> None:
+    """The default 127.0.0.1 would be each container's own loopback (issue 17)."""
+    for worker in WORKERS:
+        environment = config["services"][worker]["environment"]
+        assert environment["ETL4ALL_METRICS_HOST"] == "0.0.0.0"
+        assert environment["ETL4ALL_METRICS_PORT"] == "9100"
+
+
 def test_host_ports_are_on_loopback_and_off_the_standard_ones(config: dict[str, Any]) -> None:
     seen = []
     for name, service in config["services"].items():

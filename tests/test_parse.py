@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 
 import polars as pl
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl4all import frames
-from etl4all.parse import REASONS, decode, parse, split_lines
+from etl4all.parse import REASONS, decode, not_text, parse, split_lines
 from etl4all.records import complete_end
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
@@ -164,6 +165,8 @@ def test_line_numbers_are_one_based_and_count_blank_lines() -> None:
 
 def accounted(data: bytes) -> tuple[int, int]:
     """(non-blank lines in the input, lines covered by points and rejects)."""
+    if not_text(data) is not None:  # a file that is not text is one reject, whatever it holds
+        return 1, parse(data, "f").rejects.height
     lines = split_lines(decode(data)).get_column("text").str.strip_chars()
     non_blank = int((lines != "").sum())
     parsed = parse(data, "f")
@@ -280,3 +283,65 @@ def test_the_complete_part_of_any_cut_reads_as_in_the_finished_file(
     assert set(done.rejects.select("line", "reason").rows()) <= set(
         whole.rejects.select("line", "reason").rows()
     )
+
+
+# -- issue 17, item 11: NUL bytes, files that are not text, files glued together -----------
+
+
+def test_nul_bytes_never_reach_a_reject_text_and_are_named() -> None:
+    parsed = parse(text([*RECORD, "Lat\x00\x00itude: 1", "\x00" * 10]), "f.txt")
+    assert parsed.points.height == 1
+    texts = parsed.rejects.get_column("text").to_list()
+    assert texts == ["Lat\u2400\u2400itude: 1", "\u2400" * 10]  # one visible sign each
+    assert all("\x00" not in t for t in texts)
+    assert set(parsed.rejects.get_column("detail")) == {
+        "NUL bytes (shown as \u2400): the file holds binary data or zero padding, e.g. a copy "
+        "cut short"
+    }
+
+
+def test_a_long_nul_padded_line_is_cut_with_the_hash_of_the_original() -> None:
+    padding = b"\x00" * 5000
+    (reject,) = parse(padding, "f.txt").rejects.rows(named=True)
+    assert len(reject["text"]) == frames.REJECT_TEXT_CHARS
+    assert hashlib.sha256(padding).hexdigest() in reject["text"]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (gzip.compress(text(RECORD * 50)), "gzip-compressed"),
+        (text(RECORD * 50).decode().encode("utf-16"), "UTF-16 text (little-endian BOM FF FE)"),
+        (b"\xfe\xff" + text(RECORD).decode().encode("utf-16-be"), "UTF-16 text (big-endian"),
+        (text(RECORD * 50).decode().encode("utf-16-le"), "UTF-16 text (little-endian, no BOM)"),
+        (text(RECORD * 50).decode().encode("utf-16-be"), "UTF-16 text (big-endian, no BOM)"),
+        (text(RECORD).decode().encode("utf-32"), "UTF-32 text"),
+    ],
+)
+def test_a_file_that_is_not_text_is_one_reject_naming_what_it_is(data: bytes, kind: str) -> None:
+    """They were rejected line by line, with no hint."""
+    parsed = parse(data, "f.txt")
+    assert parsed.points.is_empty()
+    (reject,) = parsed.rejects.rows(named=True)
+    assert (reject["line"], reject["reason"]) == (1, "unrecognized")
+    assert kind in reject["detail"] and reject["text"].startswith("first bytes: ")
+
+
+def test_text_with_a_few_nul_bytes_is_still_read_line_by_line() -> None:
+    assert not_text(text(RECORD).replace(b"S ", b"\x00 ")) is None
+    assert not_text(text(RECORD).decode().encode("latin-1", "replace")) is None
+
+
+def test_two_files_glued_without_a_final_line_break_keep_both_records() -> None:
+    """`...137.352°Latitude: ...` on one line lost the second record (and the first's end)."""
+    second = [LAT.replace("-30.04982864", "-30.04982865"), LON, DIST]
+    for glue in ("", "\ufeff"):  # the second file may start with a BOM
+        data = text(RECORD) + glue.encode() + text(second) + b"\r\n"
+        parsed = parse(data, "f.txt")
+        assert parsed.rejects.is_empty(), parsed.rejects.rows()
+        assert parsed.points.rows() == [
+            ("f.txt", 1, -30.04982864, -51.20150245, 2.2959, 137.352),
+            ("f.txt", 3, -30.04982865, -51.20150245, 2.2959, 137.352),
+        ]
+    glued_after_longitude = text([LAT, LON]) + text(second)  # no Distance line before it
+    assert parse(glued_after_longitude, "f.txt").points.height == 2

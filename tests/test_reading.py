@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -124,3 +126,21 @@ def test_tail_end_is_complete_end_of_the_whole_file(tail: str) -> None:
     assert reading.tail_end(io.BytesIO(long_garbage), len(long_garbage)) == complete_end(
         long_garbage
     )
+
+
+@pytest.mark.parametrize("encode", [gzip.compress, lambda data: data.decode().encode("utf-16")])
+def test_a_large_file_that_is_not_text_is_one_reject_in_any_number_of_pieces(
+    encode: Callable[[bytes], bytes],
+) -> None:
+    """Issue 17, item 11: a UTF-16 or gzip file was thousands of line rejects."""
+    record = f"{LAT}\r\n{LON}\r\n{DIST}\r\n".encode()
+    data = encode(record * 200)
+    size = len(data) // 10 + 1
+    chunks = [data[start : start + size] for start in range(0, len(data), size)]
+    parsed = list(reading.parse_pieces(chunks, "f.txt"))
+    assert len(parsed) == len(chunks) > 1
+    assert sum(size for size, _ in parsed) == len(data)  # every byte counted, as read
+    rejects = pl.concat([part.rejects for _, part in parsed])
+    assert sum(part.points.height for _, part in parsed) == 0 and rejects.height == 1
+    assert rejects.row(0, named=True)["line"] == 1
+    assert rejects.equals(parse(data, "f.txt").rejects)

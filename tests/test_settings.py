@@ -80,3 +80,52 @@ def test_force_is_a_flag_only(tmp_path: Path) -> None:
     toml.write_text("[etl4all]\nforce = true\n")
     with pytest.raises(ConfigError, match="force can only be given as flags"):
         Settings.load(toml, environ={})
+
+
+# -- issue 17: a wrong log level, the spool folder, the metrics address -------------------
+
+
+@pytest.mark.parametrize("where", ["environment", "pipeline"])
+def test_an_unknown_log_level_is_a_config_error_naming_the_valid_ones(
+    where: str, tmp_path: Path
+) -> None:
+    """Item 8: it was `ValueError: Unknown level` from logging, a traceback, exit 1."""
+    toml = tmp_path / "p.toml"
+    toml.write_text('log_level = "loud"\n')
+    with pytest.raises(ConfigError) as caught:
+        if where == "environment":
+            Settings.load(environ={"ETL4ALL_LOG_LEVEL": "verbose"})
+        else:
+            Settings.load(toml, environ={})
+    assert "log_level must be one of DEBUG, INFO, WARNING, ERROR" in str(caught.value)
+
+
+def test_log_levels_are_read_in_any_case() -> None:
+    assert Settings.load(environ={"ETL4ALL_LOG_LEVEL": "debug"}).log_level == "debug"
+
+
+def test_the_spool_folder_is_tmpdir_unless_set(tmp_path: Path) -> None:
+    assert Settings.load(environ={}).spool_dir is None
+    assert Settings.load(environ={"TMPDIR": "/big"}).spool_dir == "/big"
+    both = {"TMPDIR": "/big", "ETL4ALL_SPOOL_DIR": "/bigger"}
+    assert Settings.load(environ=both).spool_dir == "/bigger"
+    toml = tmp_path / "p.toml"
+    toml.write_text('spool_dir = "/spool"\n')
+    assert Settings.load(toml, environ={"TMPDIR": "/big"}).spool_dir == "/spool"
+
+
+def test_metrics_listen_on_this_machine_only_by_default() -> None:
+    assert Settings.load(environ={}).metrics_host == "127.0.0.1"
+    assert Settings.load(environ={"ETL4ALL_METRICS_HOST": "0.0.0.0"}).metrics_host == "0.0.0.0"
+
+
+def test_the_log_format_asked_for_is_read_even_from_wrong_settings(tmp_path: Path) -> None:
+    from etl4all.settings import requested_log_format
+
+    toml = tmp_path / "p.toml"
+    toml.write_text('log_level = "loud"\nlog_format = "json"\n')
+    assert requested_log_format(toml, environ={}) == "json"
+    assert requested_log_format(toml, "text", environ={}) == "text"
+    assert requested_log_format(None, environ={"ETL4ALL_LOG_FORMAT": "JSON"}) == "json"
+    (tmp_path / "bad.toml").write_text("[etl4all\n")
+    assert requested_log_format(tmp_path / "bad.toml", environ={}) == "text"

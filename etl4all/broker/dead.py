@@ -20,7 +20,6 @@ from etl4all.broker.base import (
     QUEUE_HEADER,
     X_DEATH_HEADER,
     DeadLetter,
-    Select,
 )
 
 _DEATH_PREFIXES = ("x-first-death-", "x-last-death-")
@@ -32,16 +31,36 @@ def everything(_letter: DeadLetter) -> bool:
     return True
 
 
-def matching(batch_ids: Iterable[str] = (), sources: Iterable[str] = ()) -> Select:
-    """Select the dead letters of any of ``batch_ids`` and any of ``sources`` (empty: any)."""
-    wanted_batches, wanted_sources = frozenset(batch_ids), frozenset(sources)
+class Matching:
+    """A :data:`~etl4all.broker.base.Select` of the dead letters of any of ``batch_ids`` and
+    any of ``sources`` (empty: any) that remembers which of them it chose, so that a batch id
+    or file that matched no dead letter can be named (:meth:`unmatched`)."""
 
-    def select(letter: DeadLetter) -> bool:
-        return (not wanted_batches or letter.batch_id in wanted_batches) and (
-            not wanted_sources or letter.source in wanted_sources
+    def __init__(self, batch_ids: Iterable[str] = (), sources: Iterable[str] = ()) -> None:
+        self.batch_ids, self.sources = frozenset(batch_ids), frozenset(sources)
+        self._chosen: list[DeadLetter] = []
+
+    def __call__(self, letter: DeadLetter) -> bool:
+        chosen = (not self.batch_ids or letter.batch_id in self.batch_ids) and (
+            not self.sources or letter.source in self.sources
         )
+        if chosen:
+            self._chosen.append(letter)
+        return chosen
 
-    return select
+    def unmatched(self) -> list[str]:
+        """The batch ids and files asked for that no chosen dead letter has, e.g.
+        ``batch id nosuch``."""
+        batches = {letter.batch_id for letter in self._chosen}
+        sources = {letter.source for letter in self._chosen}
+        return [f"batch id {b}" for b in sorted(self.batch_ids - batches)] + [
+            f"file {s}" for s in sorted(self.sources - sources)
+        ]
+
+
+def matching(batch_ids: Iterable[str] = (), sources: Iterable[str] = ()) -> Matching:
+    """Select the dead letters of any of ``batch_ids`` and any of ``sources`` (empty: any)."""
+    return Matching(batch_ids, sources)
 
 
 def replay_headers(headers: Mapping[str, Any], letter: DeadLetter) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from etl4all import exits, urls
+from etl4all import exits, logs, urls
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.logs import configure_logging
-from etl4all.settings import Settings
+from etl4all.settings import LOG_LEVELS, Settings, requested_log_format
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,36 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except ConfigError as exc:
-            click.echo(f"error: {urls.redact(str(exc))}", err=True)
+            say(str(exc), exit_code=exits.CONFIG)
             sys.exit(exits.CONFIG)
         except Etl4allError as exc:
             hint = RETRY_HINT if exc.retryable and hint_on_retryable else ""
-            click.echo(f"error: {urls.redact(str(exc))}{hint}", err=True)
+            say(f"{exc}{hint}", exit_code=exits.TRANSIENT)
             sys.exit(exits.TRANSIENT)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            say("interrupted", label="", exit_code=exits.INTERRUPTED)
             sys.exit(exits.INTERRUPTED)
 
     return wrapper
 
 
-LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
+def say(
+    message: str,
+    *,
+    label: str = "error",
+    level: int = logging.ERROR,
+    exit_code: int | None = None,
+) -> None:
+    """Write ``label: message`` on stderr (redacted), or a JSON object like the log lines'
+    when they are JSON (``--log-format json``), with the ``exit_code`` the command ends with
+    (the level stands for an ``error`` or ``warning`` label there, other labels stay)."""
+    labelled = f"{label}: {message}" if label else message
+    shown = message if label in ("error", "warning") else labelled
+    line = logs.json_line(shown, level, exit_code=exit_code)
+    click.echo(line if line is not None else urls.redact(labelled), err=True)
+
+
+LEVELS = tuple(reversed(LOG_LEVELS))
 
 
 def load_settings(
@@ -70,12 +86,17 @@ def load_settings(
     ``-v`` makes it one step more verbose, ``-q`` shows warnings and errors only. ``stage``:
     the stage of a worker's JSON log lines.
     """
-    settings = Settings.load(pipeline, overrides=flags)
+    try:
+        settings = Settings.load(pipeline, overrides=flags)
+    except ConfigError:
+        # the error line is written in the format asked for, when that much can be told
+        configure_logging("WARNING", requested_log_format(pipeline, flags.get("log_format")), stage)
+        raise
     level = (settings.log_level or base).upper()
     if quiet:
         level = "WARNING"
     elif verbose:
-        start = LEVELS.index(level) if level in LEVELS else 1
+        start = LEVELS.index(level)  # a valid level: Settings checked it
         level = LEVELS[min(start + verbose, len(LEVELS) - 1)]
     configure_logging(level, settings.log_format, stage)
     return settings

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from etl4all import options
+from etl4all import exits, options
 from etl4all.commands.common import (
     handle_errors,
     load_settings,
+    say,
 )
 from etl4all.errors import ConfigError
 
@@ -121,24 +122,31 @@ def replay_dead_letters(
     """Send dead letters back to the queue each came from (all, or those of --batch/--source).
 
     Each is published again (confirmed by the broker) before it leaves the dead-letter queue,
-    without its death headers; exits 1 when some have no known queue (they stay).
+    without its death headers; exits 1 when some have no known queue (they stay), 2 when a
+    --batch or --source matches no dead letter.
     """
     from etl4all.broker import dead
 
+    chosen = dead.matching(batch_ids, sources)
     with open_dead_letters(pipeline, verbose, quiet, **flags) as bus:
-        replayed = bus.replay(dead.matching(batch_ids, sources))
+        replayed = bus.replay(chosen)
         queue = bus.topology.dead
     for target, count in sorted(replayed.sent.items()):
         click.echo(f"sent {dead_letter_count(count)} back to {target}")
+    if missing := chosen.unmatched():
+        raise ConfigError(
+            f"no dead letter with {' or '.join(missing)} in {queue} "
+            "(`etl4all dead-letters list` shows them)"
+        )
     if not replayed.sent and not replayed.stranded:
         click.echo(f"no dead letter in {queue} matched")
     if replayed.stranded:
-        click.echo(
-            f"error: left {dead_letter_count(replayed.stranded)} in {queue}: no header names "
+        say(
+            f"left {dead_letter_count(replayed.stranded)} in {queue}: no header names "
             "their queue (see `etl4all dead-letters list`)",
-            err=True,
+            exit_code=exits.TRANSIENT,
         )
-        sys.exit(1)
+        sys.exit(exits.TRANSIENT)
 
 
 @dead_letters.command("purge")

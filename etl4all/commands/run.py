@@ -13,6 +13,7 @@ from etl4all.commands.common import (
     handle_errors,
     load_settings,
     moves_data,
+    say,
 )
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.settings import Settings
@@ -93,20 +94,21 @@ def run(
     print_summary(summary, settings)
     code = _attention(summary)
     if not summary.files:
-        click.echo(
-            f"warning: no file matches {settings.file_pattern!r} in {', '.join(paths)} "
+        say(
+            f"no file matches {settings.file_pattern!r} in {', '.join(paths)} "
             "(--pattern sets what to match)",
-            err=True,
+            label="warning",
+            level=logging.WARNING,
         )
     rejects = sum(summary.rejects.values())
     share = rejects / (rejects + summary.points) if rejects else 0.0
     if fail_on_rejects is not None and share > fail_on_rejects:
-        click.echo(
-            f"error: {share:.1%} of the records read were rejected ({rejects}), above "
-            f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
-            err=True,
-        )
         code = code or exits.TRANSIENT
+        say(
+            f"{share:.1%} of the records read were rejected ({rejects}), above "
+            f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
+            exit_code=code,
+        )
     if code:
         sys.exit(code)
 
@@ -114,10 +116,12 @@ def run(
 def _attention(summary: RunSummary) -> int:
     """Say what the run left for later or for a person; the exit code that tells cron."""
     for held in summary.held:
-        click.echo(f"held: {held}", err=True)
+        say(str(held), label="held", level=logging.WARNING)
     for busy in summary.busy_files:
-        click.echo(
-            f"busy: {busy}; not done by this run (--claim-wait sets how long to wait)", err=True
+        say(
+            f"{busy}; not done by this run (--claim-wait sets how long to wait)",
+            label="busy",
+            level=logging.WARNING,
         )
     for aside in summary.set_aside:
         click.echo(f"set aside: {aside}; its file is not done: run again to finish it", err=True)
@@ -226,7 +230,7 @@ def estimate(
     "--status",
     "statuses",
     multiple=True,
-    metavar="STATUS",
+    type=click.Choice(["OK", "ZERO_RESULTS", "failed"]),
     help="Choose the rows with this geocode_status (OK, ZERO_RESULTS), or 'failed': the "
     "points no geocoder answered (kept as rejects, whatever geocoder); repeatable.",
 )

@@ -14,6 +14,7 @@ from etl4all.commands.common import (
     handle_errors,
     load_settings,
     moves_data,
+    say,
 )
 from etl4all.errors import ConfigError
 
@@ -46,8 +47,8 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     check.require(settings, check.stage_roles(stage, settings))  # before any message is taken
     if settings.metrics_port is not None:
-        metrics.serve(settings.metrics_port)
-        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
@@ -152,8 +153,14 @@ def status(pipeline: str | None, verbose: int, quiet: bool, as_json: bool, **fla
         report.render(found, Console(soft_wrap=True))
     dead = report.dead_letters(found)
     if dead:
-        click.echo(f"{dead} dead letters wait; see `etl4all dead-letters list`", err=True)
+        say(
+            f"{dead} dead letters wait; see `etl4all dead-letters list`",
+            label="",
+            level=logging.WARNING,
+            exit_code=exits.ATTENTION,
+        )
         sys.exit(exits.ATTENTION)
     if reasons := report.unreachable(found):
-        click.echo("\n".join(f"error: {reason}" for reason in reasons), err=True)
+        for reason in reasons:
+            say(reason, exit_code=exits.TRANSIENT)
         sys.exit(exits.TRANSIENT)

@@ -82,6 +82,8 @@ class ApiGeocoder(Closing):
     paid: ClassVar[bool] = True
     default_qps: ClassVar[float]
     """Requests per second when ``qps`` is not given."""
+    max_qps: ClassVar[float | None] = None
+    """The provider's documented limit, if any: the start-up check warns (once) above it."""
     url_option: ClassVar[str]
     """The name of the endpoint option, for messages (``google_url``)."""
 

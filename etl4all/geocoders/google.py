@@ -138,6 +138,7 @@ class GoogleGeocoder(api.ApiGeocoder):
 
     name = "google"
     default_qps = DEFAULT_QPS
+    max_qps = GOOGLE_MAX_QPS
     url_option = "google_url"
     interpret = staticmethod(interpret)
 
@@ -166,8 +167,6 @@ class GoogleGeocoder(api.ApiGeocoder):
             self._params["result_type"] = result_type
         if location_type:
             self._params["location_type"] = location_type
-        if (qps or DEFAULT_QPS) > GOOGLE_MAX_QPS:
-            log.warning("qps %s is above Google's limit of %s per second", qps, GOOGLE_MAX_QPS)
         super().__init__(endpoint=endpoint, qps=qps, secret=key, **options)
 
     def request_url(self, latitude: float, longitude: float) -> yarl.URL:

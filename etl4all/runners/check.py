@@ -17,7 +17,11 @@ as the command will, then:
   made. ``offline`` has nothing to check.
 
 A network backend's host name is resolved first: an unknown host is a ConfigError at once,
-not a connection retried with backoff.
+not a connection retried with backoff; before that, its URL is checked to split where it
+should (:func:`etl4all.urls.check`: a password's unencoded ``/`` would make the user the host).
+
+A check creates no file: a SQLite state or DuckDB warehouse whose file does not exist yet is
+not opened (that would create it); the check only makes sure its folder can be written to.
 
 Verdicts: a :class:`~etl4all.errors.ConfigError` (missing or refused key, refused login,
 unknown host, missing tables, a wrong endpoint) is a configuration fault, exit code 2; any
@@ -28,8 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import polars as pl
@@ -44,7 +50,7 @@ from etl4all.errors import (
     StoreError,
     WarehouseError,
 )
-from etl4all.geocoders.base import KEYS_SCHEMA
+from etl4all.geocoders.base import KEYS_SCHEMA, Geocoder
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 
@@ -203,6 +209,8 @@ def _no_source() -> tuple[str, int]:
 def _state(settings: Settings) -> Callable[[], tuple[str, int]]:
     def check() -> tuple[str, int]:
         _resolve("state", settings.state_url)
+        if (to_come := _file_to_come(settings.state_url, "--state")) is not None:
+            return to_come, 0
         with wiring.open_state(settings) as store:
             done = store.done_count()
         return f"{done} files done", 0
@@ -225,6 +233,8 @@ def _broker(settings: Settings, *, quick: bool) -> Callable[[], tuple[str, int]]
 def _warehouse(settings: Settings) -> Callable[[], tuple[str, int]]:
     def check() -> tuple[str, int]:
         _resolve("warehouse", settings.warehouse_url)
+        if (to_come := _file_to_come(settings.warehouse_url, "--warehouse")) is not None:
+            return to_come, 0
         with wiring.open_warehouse(settings) as wh:
             missing = wh.missing_schema()
         if missing:
@@ -255,6 +265,7 @@ def _geocoder(settings: Settings) -> Callable[[], tuple[str, int]]:
         with wiring.open_geocoder(settings) as geocoder:
             if not geocoder.paid:
                 return "no network: nothing to check", 0
+            _warn_above_limit(geocoder, settings.qps)
             if settings.max_calls == 0:
                 return "--max-calls 0: no request made", 0
             endpoint = getattr(geocoder, "endpoint", None)
@@ -274,6 +285,21 @@ def _geocoder(settings: Settings) -> Callable[[], tuple[str, int]]:
         return f"{calls} request{'s' if calls != 1 else ''}", calls
 
     return check
+
+
+def _warn_above_limit(geocoder: Geocoder, qps: float | None) -> None:
+    """Warn when ``qps`` is above the provider's documented limit: here, once per start (the
+    command builds its geocoder again for the work)."""
+    limit = getattr(geocoder, "max_qps", None)
+    rate = qps if qps is not None else getattr(geocoder, "default_qps", None)
+    if limit is not None and rate is not None and rate > limit:
+        log.warning(
+            "qps %s is above %s's limit of %s per second: the rest is answered "
+            "OVER_QUERY_LIMIT; lower --qps",
+            rate,
+            geocoder.name,
+            limit,
+        )
 
 
 _CHECKS: dict[str, Callable[[Settings], Callable[[], tuple[str, int]]]] = {
@@ -299,12 +325,15 @@ def _target(settings: Settings, role: str) -> str:
 
 
 def _resolve(role: str, url: str) -> None:
-    """Resolve the one host of ``url`` (if it names one).
+    """Resolve the one host of ``url`` (if it names one), once the URL is known to split
+    where it should.
 
     Raises:
-        ConfigError: the name server does not know the host.
+        ConfigError: the URL splits in the wrong place (an unencoded ``/ ? #`` in its
+            password), or the name server does not know the host.
         Etl4allError: the role's retryable error, when the name server fails for a while.
     """
+    urls.check(url)  # "user:pa/ss@host" would look up the host "user"
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -318,3 +347,29 @@ def _resolve(role: str, url: str) -> None:
         if exc.errno in _UNKNOWN_HOST:
             raise ConfigError(f"unknown host {host!r} in {urls.redact(url)}") from exc
         raise _OUTAGE[role](f"cannot resolve {host!r} in {urls.redact(url)}: {exc}") from exc
+
+
+def _file_to_come(url: str, option: str) -> str | None:
+    """What the check of a ``sqlite://`` or ``duckdb://`` URL whose file does not exist yet
+    finds, without opening it (that would create it, and a check creates no file); None when
+    the URL names no such file (the backend is then opened and checked as usual).
+
+    Raises:
+        ConfigError: the file could not be created: the nearest folder of its path that
+            exists is not a folder this user can write to.
+    """
+    if urls.scheme_of(url) not in urls.FILE_SCHEMES:
+        return None
+    name = urls.file_path(url)
+    if name in (":memory:", "") or name.startswith("file:"):
+        return None  # the backend says what is wrong with it
+    path = Path(os.path.abspath(name))
+    if path.exists():
+        return None
+    existing = next(folder for folder in path.parents if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{urls.redact(url)}: {path} cannot be created: {existing} is not a folder this user "
+            f"can write to; give {option} a path where it can"
+        )
+    return f"no file yet: the first run creates {path}"

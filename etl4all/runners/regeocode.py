@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 FAILED = "failed"
 """The status that chooses the points no geocoder answered (kept as rejects)."""
+STATUSES = ("OK", "ZERO_RESULTS", FAILED)
+"""The statuses a selection may name: the ``geocode_status`` values a row can have, and
+:data:`FAILED`."""
 FAILED_REASONS = ("geocode_failed", "invalid_request", "unexpected_status", "not_geocoded")
 """Reject reasons of points that reached a geocoder and got no address."""
 
@@ -62,7 +65,7 @@ class Selection:
     """Which rows to geocode again: by the geocoder that answered them and/or their status.
 
     Raises:
-        ConfigError: neither is given.
+        ConfigError: neither is given, or a status that is not one of :data:`STATUSES`.
     """
 
     geocoders: tuple[str, ...] = ()
@@ -73,6 +76,11 @@ class Selection:
     def __post_init__(self) -> None:
         if not (self.geocoders or self.statuses):
             raise ConfigError("choose the rows to re-geocode with --from-geocoder and/or --status")
+        if unknown := sorted(set(self.statuses) - set(STATUSES)):
+            raise ConfigError(
+                f"unknown --status {', '.join(unknown)}: choose among {', '.join(STATUSES)} "
+                "(a status no row can have would choose nothing)"
+            )
 
     @property
     def where(self) -> dict[str, tuple[str, ...]] | None:

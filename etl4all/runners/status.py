@@ -26,23 +26,33 @@ UNACKED_NOTE = "unacked: not visible over AMQP (the RabbitMQ management UI shows
 
 
 def gather(settings: Settings) -> dict[str, Any]:
-    """The status of every configured part, as JSON-ready data."""
-    return {
+    """The status of every configured part, as JSON-ready data.
+
+    ``dead_letters`` is the number of messages waiting in the dead-letter queue (null without
+    a broker, or when it cannot be asked); each queue's ``kind`` is ``points``, ``addresses``
+    or ``dead`` (the dead-letter queue).
+    """
+    found: dict[str, Any] = {
         "queues": _part(lambda: _queues(settings)) if settings.broker_url else None,
         "state": _part(lambda: _state(settings)),
         "warehouse": _part(lambda: _warehouse(settings)),
     }
+    part = found["queues"]
+    waiting = None
+    if part is not None and "error" not in part:
+        waiting = sum(q["ready"] for q in part["queues"] if q["kind"] == queues.DEAD)
+    return {"dead_letters": waiting, **found}
 
 
 def dead_letters(status: dict[str, Any]) -> int:
     """Messages waiting in the dead-letter queue (0 when unknown)."""
-    part = status["queues"] or {}
-    return sum(q["ready"] for q in part.get("queues", []) if q["dead_letters"])
+    return int(status["dead_letters"] or 0)
 
 
 def unreachable(status: dict[str, Any]) -> list[str]:
     """Why each part that could not be asked failed."""
-    return [part["error"] for part in status.values() if part is not None and "error" in part]
+    parts = (status[name] for name in ("queues", "state", "warehouse"))
+    return [part["error"] for part in parts if part is not None and "error" in part]
 
 
 def _part(ask: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -67,7 +77,7 @@ def _queues(settings: Settings) -> dict[str, Any]:
                     "ready": bus.depth(name),
                     "unacked": None,
                     "consumers": bus.consumers(name),
-                    "dead_letters": kind == queues.DEAD,
+                    "kind": kind,
                 }
             )
     return {"url": urls.redact(settings.broker_url or ""), "queues": rows}
@@ -101,7 +111,7 @@ def render(status: dict[str, Any], console: Console) -> None:
         for column in ("queue", "ready", "unacked", "consumers"):
             table.add_column(column, justify="left" if column == "queue" else "right")
         for q in part["queues"]:
-            style = "bold red" if q["dead_letters"] and q["ready"] else None
+            style = "bold red" if q["kind"] == queues.DEAD and q["ready"] else None
             unacked = "–" if q["unacked"] is None else str(q["unacked"])
             table.add_row(q["name"], str(q["ready"]), unacked, str(q["consumers"]), style=style)
         console.print(table)

@@ -84,7 +84,11 @@ def open_broker(settings: Settings, *, quick: bool = False) -> Broker:
 
 def open_warehouse(settings: Settings) -> Warehouse:
     """The warehouse of ``settings.warehouse_url``."""
-    return warehouse.from_url(settings.warehouse_url)
+    url = settings.warehouse_url
+    # only MySQL spools its loads to local files
+    mysql = urls.scheme_of(url) == "mysql"
+    spool: dict[str, Any] = {"spool_dir": settings.spool_dir} if mysql else {}
+    return warehouse.from_url(url, **spool)
 
 
 def open_lookup(settings: Settings, wh: Warehouse) -> Lookup:

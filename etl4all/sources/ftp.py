@@ -29,8 +29,8 @@ the day for files older than six months), read as UTC: check settledness with
 ftputil hosts are not thread-safe: each thread gets its own connection, opened on first use
 and closed by :meth:`FtpSource.close`. A failed operation drops the calling thread's
 connection, so that a retry by the caller reconnects. Errors become a retryable
-:class:`~etl4all.errors.SourceError`, except a refused login (reply 530), which retrying cannot
-fix: :class:`~etl4all.errors.SourceConfigError`.
+:class:`~etl4all.errors.SourceError`, except a refused login (reply 530) and a ``dir`` that does
+not exist, which retrying cannot fix: :class:`~etl4all.errors.SourceConfigError`.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ class FtpSource(Closing):
         """Fresh listing of the matching files, sorted by name.
 
         Raises:
-            SourceError: connection, login or listing failed, or ``dir`` does not exist.
+            SourceConfigError: the login was refused, or ``dir`` does not exist.
+            SourceError: connection or listing failed (retryable).
         """
         with self._errors("listing"):
             host = self._hosts.get()
@@ -140,7 +141,11 @@ class FtpSource(Closing):
                 found = list(self._walk(host, root))
                 single = False
             else:
-                raise SourceError(f"no such folder or file {root!r} on {self._safe_url}")
+                raise SourceConfigError(
+                    f"no such folder or file {root!r} on {self._safe_url}: check the path in "
+                    "the URL (relative to the login folder; start it with %2F for an absolute "
+                    "one, ftp://host/%2Fsrv/in)"
+                )
             refs = []
             for path, name in found:
                 if single or name_matches(name, self._pattern):

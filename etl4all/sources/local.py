@@ -5,7 +5,8 @@ URL: a plain path (``data/points``, ``/srv/in/day1.txt``) or ``file:///srv/in``
 
 - A folder is searched recursively for files whose name matches ``pattern`` (see
   :func:`etl4all.sources.settle.name_matches`); ``FileRef.name`` is the path relative to the
-  folder, ``/``-separated.
+  folder, ``/``-separated; bytes of a name that are not UTF-8 (a Latin-1 name) show as
+  ``\\xNN`` (:func:`readable`).
 - A single file is taken whatever its name; ``FileRef.name`` is its base name.
 - ``FileRef.key`` is the absolute path as a ``file://`` URL, so the same file given by a
   relative or an absolute path is the same file for the state store.
@@ -67,6 +68,9 @@ class LocalSource(Closing):
         if not self._root.exists():
             raise ConfigError(f"no such file or folder: {self._root} (source {url})")
         self._single = not self._root.is_dir()
+        self._odd_names: dict[str, str] = {}
+        """Names that are not UTF-8, as shown (:func:`readable`) → as the file system has
+        them (with surrogate escapes), for :meth:`open`."""
 
     def __repr__(self) -> str:
         return f"LocalSource({str(self._root)!r})"
@@ -109,7 +113,12 @@ class LocalSource(Closing):
         """Nothing to release."""
 
     def _path(self, ref: FileRef) -> Path:
-        return self._root if self._single else self._root.joinpath(*ref.name.split("/"))
+        """The file of ``ref``; a name that is not UTF-8 through the name it was listed under
+        (``ref.name`` shows its odd bytes as ``\\xNN``)."""
+        if self._single:
+            return self._root
+        name = self._odd_names.get(ref.name, ref.name)
+        return self._root.joinpath(*name.split("/"))
 
     def _walk(self) -> Iterator[FileRef]:
         """Every file under the root; files removed while listing are left out."""
@@ -130,10 +139,12 @@ class LocalSource(Closing):
                 if ref is not None:
                     yield ref
 
-    @staticmethod
-    def _ref(path: Path, name: str) -> FileRef:
+    def _ref(self, path: Path, name: str) -> FileRef:
         stat = path.stat()
-        return FileRef(key=path.as_uri(), name=name, size=stat.st_size, mtime=stat.st_mtime)
+        shown = readable(name)
+        if shown != name:
+            self._odd_names[shown] = name
+        return FileRef(key=path.as_uri(), name=shown, size=stat.st_size, mtime=stat.st_mtime)
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -144,3 +155,14 @@ class LocalSource(Closing):
             raise SourceError(
                 f"cannot {action} in local source {self._root}: {exc.strerror or exc}"
             ) from exc
+
+
+def readable(name: str) -> str:
+    """A file name as stored (``source_file``) and shown: the name itself when it is UTF-8,
+    else its bytes that are not UTF-8 as ``\\xNN`` (Latin-1 ``café.txt`` is ``caf\\xe9.txt``).
+
+    The same name gives the same text every time, two different names never the same text
+    (unless one holds a real ``\\x``), and the text is valid UTF-8 for every warehouse. The
+    file itself is found through its key, which keeps the bytes.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")

@@ -20,7 +20,7 @@ from typing import Protocol
 import polars as pl
 
 from etl4all import frames, metrics
-from etl4all.errors import BudgetExceededError
+from etl4all.errors import BudgetExceededError, BudgetTooSmallError
 from etl4all.geocoders.base import Geocoder, ResultSink
 from etl4all.state.base import CACHE_SCHEMA, GeocodeCache
 
@@ -57,7 +57,10 @@ class CallBudget:
     """API calls a command may still make (``--max-calls``), shared by its threads.
 
     Counted in coordinates that need the API, after dedup and cache; retries are not counted.
-    ``limit=None`` means no budget.
+    ``limit=None`` means no budget. A batch needing more than what is left is refused before
+    any of its calls (exit 1: a rerun starts with a whole budget and finds the answers paid so
+    far in the cache); one needing more than the whole budget can never be geocoded with it
+    (exit 2).
     """
 
     def __init__(self, limit: int | None = None) -> None:
@@ -69,9 +72,20 @@ class CallBudget:
         """Take ``calls`` from the budget before making them.
 
         Raises:
+            BudgetTooSmallError: ``calls`` is more than the whole budget: a batch no run with
+                this budget can ever geocode (its calls are refused before any is made and
+                cached, so a rerun needs them all again).
             BudgetExceededError: fewer than ``calls`` are left; nothing is taken.
         """
         with self._lock:
+            if self.limit is not None and calls > self.limit:
+                raise BudgetTooSmallError(
+                    f"a batch needs {calls} {geocoder} API calls (after dedup and cache), more "
+                    f"than the whole --max-calls {self.limit}: no run with this budget can "
+                    f"geocode it; raise --max-calls to at least {calls}, or lower --batch-size "
+                    "so that each batch needs fewer calls (each batch paid for is cached, so "
+                    "reruns then go on)"
+                )
             if self.limit is not None and self.spent + calls > self.limit:
                 raise BudgetExceededError(
                     f"the next batch needs {calls} {geocoder} API calls but --max-calls "

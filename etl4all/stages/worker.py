@@ -13,7 +13,7 @@ Error policy (STYLE.md "Worker policy", issue 8's failure taxonomy):
   length dead-letters nothing. With ``retry_attempts`` set (``--once`` runs), a batch still
   failing after that many calls is given back and the worker stops with the error;
 - a non-retryable Etl4allError (a bad message: ``DataError``) is dead-lettered with the
-  reason, logged at ERROR, and the loop goes on;
+  reason, logged in one ERROR line (its traceback at DEBUG), and the loop goes on;
 - a "circuit open" error (:data:`CIRCUIT_OPEN`: refused API key, quota or budget used up,
   bad configuration, a non-retryable broker error) gives the message back and re-raises: the
   worker stops so an operator can act, the batch waits in the queue;
@@ -233,9 +233,9 @@ def _process(
             _give_back(broker, policy, delivery, stats)
             raise
         if not exc.retryable:
-            log.error(
-                "batch %s is bad: %s; dead-lettered", batch_id, exc, exc_info=exc, extra=fields
-            )
+            # one line says why; the traceback (of a known error: no news) is for -vv
+            log.error("batch %s is bad: %s; dead-lettered", batch_id, exc, extra=fields)
+            log.debug("batch %s: where its error came from", batch_id, exc_info=exc)
             _settle(delivery, stats, policy, reason=f"{type(exc).__name__}: {exc}")
             return
         _give_back(broker, policy, delivery, stats)

@@ -21,7 +21,8 @@ Keys:
   with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
 
 Errors: redis-py's errors become a retryable :class:`~etl4all.errors.StoreError`, except
-refused credentials or permissions: :class:`~etl4all.errors.StoreConfigError`.
+refused credentials or permissions and a database number the server does not have:
+:class:`~etl4all.errors.StoreConfigError`.
 
 The lease is an efficiency device (it avoids double downloads), not a correctness guarantee:
 a Redis failover or restart can lose it. The warehouse's unique key is the real guard.
@@ -90,6 +91,8 @@ return 0
 """
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+_NO_DATABASE = "DB index is out of range"
+"""What Redis answers a SELECT of a database it does not have: a StoreConfigError."""
 
 
 class RedisState(PayloadCache, Closing):
@@ -278,6 +281,14 @@ class RedisState(PayloadCache, Closing):
             cls, hint = StoreError, "is Redis running and reachable?"
             if isinstance(exc, _REFUSED):
                 cls, hint = StoreConfigError, "check the user and password in the URL"
+            elif isinstance(exc, redis.exceptions.ResponseError) and _NO_DATABASE in str(exc):
+                cls, hint = (
+                    StoreConfigError,
+                    (
+                        "the server has no database of that number (its `databases` setting, 16 "
+                        "by default, numbers them from 0): give another /N in the URL"
+                    ),
+                )
             elif isinstance(exc, redis.exceptions.ResponseError):
                 hint = "check the Redis server's version and configuration"
             raise cls(
@@ -308,6 +319,7 @@ def connect(url: str) -> tuple[redis.Redis, str]:
         ConfigError: not a ``redis://`` URL, a bad database number or an unknown option.
     """
     safe_url = urls.redact(url)
+    urls.check(url)
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("redis", "rediss"):
         raise ConfigError(f"{safe_url}: a Redis state URL starts with redis://")

@@ -36,7 +36,7 @@ import polars as pl
 
 from etl4all import urls
 from etl4all.closing import Closing
-from etl4all.errors import ConfigError, StoreError
+from etl4all.errors import ConfigError, StoreConfigError, StoreError
 from etl4all.perthread import PerThread
 from etl4all.state.base import Claim, FileMark, Holder, checked_ttl, new_token, owner
 from etl4all.state.cache import PAYLOADS_SCHEMA, PayloadCache
@@ -45,6 +45,16 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT = 30.0
 """Seconds a statement waits for another writer before failing with StoreError."""
+
+_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+"""Primary result codes of a file SQLite cannot use as a database: a configuration fault."""
+_REFUSED = {
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_PERM,
+    sqlite3.SQLITE_AUTH,
+}
+"""Primary result codes of a file or folder this user may not write: a configuration fault."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS done_files (
@@ -113,8 +123,9 @@ class SqliteState(PayloadCache, Closing):
         """Create the folder, the file and the tables.
 
         Raises:
-            ConfigError: the URL names no usable file, or the file cannot be created.
-            StoreError: the database is locked or damaged.
+            ConfigError: the URL names no usable file, the file cannot be created or written,
+                or it is not a SQLite database (damaged, or another kind of file).
+            StoreError: the database is locked.
         """
         self._safe_url = urls.redact(url)
         self.path = urls.file_path(url)
@@ -128,6 +139,8 @@ class SqliteState(PayloadCache, Closing):
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{self._safe_url}: cannot create folder {folder}: {exc}") from exc
+        if not os.access(folder, os.W_OK | os.X_OK):  # SQLite's -wal and -shm files go there
+            raise StoreConfigError(f"SQLite state {self._safe_url}: {self._writable()}")
         self._connections = PerThread(self._connect, sqlite3.Connection.close)
         with self._errors("create the tables"):
             conn = self._conn()
@@ -293,14 +306,40 @@ class SqliteState(PayloadCache, Closing):
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        """Translate sqlite3 errors into :class:`StoreError` (:class:`ConfigError` for a
-        file that cannot be opened)."""
+        """Translate sqlite3 errors into :class:`StoreError`; a file that is not a SQLite
+        database, is damaged, or cannot be opened or written is a :class:`StoreConfigError`
+        (no retry fixes it)."""
         try:
             yield
         except sqlite3.Error as exc:
-            if "unable to open" in str(exc):
-                raise ConfigError(f"cannot open SQLite state {self._safe_url}: {exc}") from exc
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+            if code in _DAMAGED:
+                raise StoreConfigError(
+                    f"SQLite state {self._safe_url} failed to {action}: {exc}; {self._fix()}"
+                ) from exc
+            if code in _REFUSED or "unable to open" in str(exc):
+                raise StoreConfigError(
+                    f"SQLite state {self._safe_url} failed to {action}: {exc}; {self._writable()}"
+                ) from exc
             raise StoreError(
                 f"SQLite state {self._safe_url} failed to {action}: {exc}; "
-                "another process may hold a long write lock, or the file is damaged"
+                "another process may hold a long write lock; retry later"
             ) from exc
+
+    def _writable(self) -> str:
+        """What to do about a state file this user cannot open or write."""
+        if os.path.isdir(self.path):
+            return f"{self.path} is a folder: give --state the path of a file, sqlite:///dir/x.db"
+        return (
+            f"make {self.path} and its folder writable for this user (SQLite writes -wal and "
+            "-shm files beside it), or give --state another sqlite:///path"
+        )
+
+    def _fix(self) -> str:
+        """What to do about a state file that cannot be used as it is."""
+        return (
+            f"{self.path} is not a usable SQLite state file (damaged, or another kind of file): "
+            "move it aside and run again (a new one is made: files are read again, rows already "
+            "loaded are not duplicated, answers kept in the warehouse are not paid twice), "
+            "or give --state another sqlite:///path"
+        )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,14 @@ _RETRYABLE_ERRORS = (
 )
 
 
+_REFUSED = ("Permission denied", "Read-only file system", "Operation not permitted")
+"""What an ``IOException`` says when this user may not write the file or its folder: a
+configuration fault (exit 2), which no retry fixes."""
+_LOCKED = "Could not set lock"
+"""What an ``IOException`` at opening says when another process holds the file: retryable."""
+_DISK_FULL = "No space left"
+
+
 @contextlib.contextmanager
 def _errors(what: str, url: str) -> Iterator[None]:
     """Translate duckdb errors raised by ``what`` on ``url`` into etl4all errors."""
@@ -60,8 +69,46 @@ def _errors(what: str, url: str) -> Iterator[None]:
         raise DataError(f"{what} on {url}: the table refused a value: {exc}") from exc
     except duckdb.CatalogException as exc:
         raise ConfigError(f"{what} on {url}: {exc}; run `etl4all init-db` first") from exc
+    except duckdb.IOException as exc:
+        if any(text in str(exc) for text in _REFUSED):
+            raise ConfigError(f"{what} on {url} failed: {exc}; {_WRITABLE_HINT}") from exc
+        raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
     except _RETRYABLE_ERRORS as exc:
         raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
+
+
+_WRITABLE_HINT = (
+    "make the file and its folder writable for this user (DuckDB writes a .wal file beside "
+    "it), or give --warehouse a duckdb:///path in a folder it can write to"
+)
+
+
+@contextlib.contextmanager
+def _opening(url: str, path: Path) -> Iterator[None]:
+    """Translate the errors of opening the file at ``path``: a file another process holds
+    or a full disk is an outage (retryable); any other failure to open it (not a DuckDB
+    file, a folder, no permission) is a configuration fault that no retry fixes."""
+    try:
+        yield
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if _LOCKED in text or _DISK_FULL in text:
+            raise WarehouseError(f"opening {url} failed: {exc}; retry later") from exc
+        if path.is_file() and not any(refused in text for refused in _REFUSED):
+            hint = (
+                f"{path} is not a DuckDB database (or one of a newer DuckDB): give --warehouse "
+                "the path of a DuckDB file, or of none (it is created), or move this one aside"
+            )
+        elif path.is_dir():
+            hint = f"{path} is a folder: give --warehouse the path of a file in it"
+        else:
+            hint = _WRITABLE_HINT
+        raise ConfigError(f"cannot open the DuckDB warehouse {url}: {exc}; {hint}") from exc
+    except (duckdb.SerializationException, duckdb.InvalidInputException) as exc:
+        raise ConfigError(
+            f"cannot open the DuckDB warehouse {url}: {exc}; is {path} a DuckDB file of this "
+            "DuckDB version?"
+        ) from exc
 
 
 _CHANGED = table.changed_sql("{s} IS DISTINCT FROM {a}")
@@ -214,8 +261,9 @@ class DuckdbWarehouse(table.SqlWarehouse):
         url: ``duckdb:///path``.
 
     Raises:
-        ConfigError: the URL names no file, or the file cannot be opened.
-        WarehouseError: the file is locked by another process.
+        ConfigError: the URL names no file, or the file cannot be opened: not a DuckDB file,
+            a folder, or a folder this user cannot write to.
+        WarehouseError: the file is locked by another process, or the disk is full.
     """
 
     def __init__(self, *, url: str) -> None:
@@ -225,7 +273,13 @@ class DuckdbWarehouse(table.SqlWarehouse):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the folder of {url}: {exc}") from exc
-        with _errors("opening", url):
+        if not os.access(self.path.parent, os.W_OK | os.X_OK):
+            # DuckDB could open a file there, then fail on its first write (the .wal file)
+            raise ConfigError(
+                f"cannot use the DuckDB warehouse {url}: this user cannot write to its folder "
+                f"{self.path.parent}; {_WRITABLE_HINT}"
+            )
+        with _opening(url, self.path):
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path))
         self.init()
 
@@ -403,7 +457,9 @@ class DuckdbWarehouse(table.SqlWarehouse):
             WarehouseError: the file is missing or locked by a writer.
         """
         path = _path(url)
-        with _errors("opening", url), duckdb.connect(str(path), read_only=True) as con:
+        if not path.exists():
+            raise WarehouseError(f"opening {url} failed: no such file {path}")
+        with _opening(url, path), duckdb.connect(str(path), read_only=True) as con:
             return _read(con, url)
 
     def close(self) -> None:

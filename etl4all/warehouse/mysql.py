@@ -49,19 +49,23 @@ class MySqlWarehouse(SqlWarehouse):
 
     Args:
         url: ``mysql://user:password@host:port/database[?options]``.
+        spool_dir: the folder of the ``LOAD DATA`` files (:func:`spool.root`); None: the
+            system's temporary folder.
 
     Raises:
         ConfigError: a bad URL, bad credentials, ``local_infile`` off on the server, or a
-            spool folder (:mod:`etl4all.warehouse.spool`) that is not this user's.
+            spool folder (:mod:`etl4all.warehouse.spool`) that this user cannot write to or
+            that is not this user's (checked first, before connecting).
         WarehouseError: the server cannot be reached.
     """
 
-    def __init__(self, *, url: str) -> None:
+    def __init__(self, *, url: str, spool_dir: str | None = None) -> None:
         self._dsn = Dsn.parse(url)
         self._url = self._dsn.url
+        self._spool = spool.root(spool_dir)
         self._conn: pymysql.Connection | None = None
         self._connection()
-        spool.sweep()  # the TSV files of loaders that died mid-load hold address data
+        spool.sweep(self._spool)  # the TSV files of loaders that died mid-load hold address data
 
     def _connection(self) -> pymysql.Connection:
         """The open connection; a new one when needed."""
@@ -136,7 +140,9 @@ class MySqlWarehouse(SqlWarehouse):
                     return None
                 moved = sources[0] if row.replaced else None
             members = mysql_load.members(new, known, files, version)
-            return mysql_load.merge(cur, new, known, members, url=self._url, moved=moved)
+            return mysql_load.merge(
+                cur, new, known, members, url=self._url, moved=moved, spool_root=self._spool
+            )
 
     def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:
         """``name → (id, version)`` of files ``names``, registered when new."""
@@ -150,11 +156,13 @@ class MySqlWarehouse(SqlWarehouse):
 
     def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
         with self._transaction(f"looking up {keys.height} answers") as cur:
-            return mysql_load.find_answers(cur, keys, geocoder, since, url=self._url)
+            return mysql_load.find_answers(
+                cur, keys, geocoder, since, url=self._url, spool_root=self._spool
+            )
 
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         with self._transaction(f"looking up {keys.height} keys") as cur:
-            return mysql_load.find_keys(cur, keys, url=self._url)
+            return mysql_load.find_keys(cur, keys, url=self._url, spool_root=self._spool)
 
     def _prune(
         self,
@@ -168,7 +176,9 @@ class MySqlWarehouse(SqlWarehouse):
         with self._transaction(f"pruning {source}") as cur:
             if mysql_files.lock(cur, file_id, version, current=current).stale:
                 return 0
-            return mysql_prune.prune(cur, file_id, source, version, keep, bounds, url=self._url)
+            return mysql_prune.prune(
+                cur, file_id, source, version, keep, bounds, url=self._url, spool_root=self._spool
+            )
 
     def prune_rejects(self, source: str, version: int) -> int:
         """Delete the rejects of ``source`` older than ``version``; the rows deleted."""

@@ -49,7 +49,12 @@ clearer error. A server that never answers at all is caught much sooner, by
 _DATABASE = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 
 _LOCAL_INFILE = {1148, 3948, 2068}
-_SETUP = {1044, 1045, 1046, 1049, 1142, 1146, 1227}
+_LOGIN = {1045, 1698}
+"""Access denied for the user (a wrong password, or no such user): the URL is wrong."""
+_GRANTS = {1044, 1142, 1227}
+"""The user may not use the database or table, or do what it tried: the server's grants."""
+_SETUP = {1046, 1049, 1146}
+"""No database, or no such table: ``etl4all init-db`` makes them."""
 _DATA = {1048, 1264, 1265, 1292, 1366, 1406, 1411, 1690}
 _RETRYABLE = {1040, 1053, 1062, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 _UNKNOWN_DATABASE = 1049
@@ -71,8 +76,12 @@ def errors(what: str, dsn: Dsn, *, connecting: bool = False) -> Iterator[None]:
         text = f"{what} on {url} failed: {said}"
         if code in _LOCAL_INFILE:
             raise ConfigError(f"{what} on {url}: {LOCAL_INFILE_HINT} ({said})") from exc
+        if code in _LOGIN:
+            raise ConfigError(f"{text}; check the user and password in the URL") from exc
+        if code in _GRANTS:
+            raise ConfigError(f"{text}; check the user's grants on the server") from exc
         if code in _SETUP:
-            raise ConfigError(f"{text}; check the user's grants and run `etl4all init-db`") from exc
+            raise ConfigError(f"{text}; create them with `etl4all init-db`") from exc
         if code in _RETRYABLE:
             raise WarehouseError(f"{text}; retry later") from exc
         if code in _DATA or isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError):
@@ -139,7 +148,7 @@ class Dsn:
         redacted = urls.redact(url)
         if parts.scheme != "mysql":
             raise ConfigError(f"{redacted} is not a mysql://user:password@host/db URL")
-        urls.check_form(url)
+        urls.check(url)
         if not parts.hostname:
             raise ConfigError(f"{redacted} names no host: write mysql://user:password@host/db")
         database = parts.path.lstrip("/")

@@ -140,9 +140,16 @@ def escape_tsv(frame: pl.DataFrame) -> pl.DataFrame:
 
 def write_tsv(frame: pl.DataFrame, path: Path) -> int:
     """Write ``frame`` as a new ``LOAD DATA`` TSV file (no header, mode 0600); the rows
-    written."""
-    with open(spool.private_file(path), "wb") as out:
-        escape_tsv(frame).write_csv(
+    written.
+
+    Raises:
+        ConfigError: the spool folder cannot be written to.
+        WarehouseError: writing failed for another reason (a full disk): the message names
+            the local folder.
+    """
+    rows = escape_tsv(frame)
+    with spool.writing(path, f"writing {path.name}"), open(spool.private_file(path), "wb") as out:
+        rows.write_csv(
             out, separator="\t", include_header=False, quote_style="never", line_terminator="\n"
         )
     return frame.height
@@ -188,10 +195,11 @@ def merge(
     *,
     url: str,
     moved: str | None = None,
+    spool_root: Path | None = None,
 ) -> tuple[int, int]:
     """Load the rows of :func:`~etl4all.warehouse.table.load_rows` and their memberships
     ``held`` (:func:`members`) on ``url``; ``moved``: the file whose rows follow their
-    records to other lines.
+    records to other lines; ``spool_root``: where the TSV files go (:func:`spool.root`).
 
     Returns (inserted, updated).
 
@@ -200,7 +208,7 @@ def merge(
     """
     stage = f"_etl4all_stage_{uuid.uuid4().hex[:16]}"
     engine = _stage_engine(cur.connection)
-    with spool.load_folder() as tmp:
+    with spool.load_folder(spool_root) as tmp:
         cur.execute(
             f"CREATE TEMPORARY TABLE `{stage}` (target_id BIGINT NULL,"
             " chg BOOL NOT NULL DEFAULT 0, sm BOOL NOT NULL DEFAULT 0)"
@@ -309,10 +317,12 @@ def _merge_staged(
     return inserted, updated
 
 
-def keys_table(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> str:
+def keys_table(
+    cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str, spool_root: Path | None = None
+) -> str:
     """A new temporary table holding :func:`~etl4all.warehouse.table.key_frame` rows; its name.
 
-    The caller drops it.
+    The caller drops it. ``spool_root``: where the TSV file goes (:func:`spool.root`).
     """
     name = f"_etl4all_keys_{uuid.uuid4().hex[:16]}"
     cur.execute(
@@ -320,7 +330,7 @@ def keys_table(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> 
         " latitude DECIMAL(10,8) NOT NULL, longitude DECIMAL(11,8) NOT NULL)"
     )
     if keys.height:
-        with spool.load_folder() as tmp:
+        with spool.load_folder(spool_root) as tmp:
             path = tmp / "keys.tsv"
             write_tsv(keys, path)
             _load_file(cur, path, keys.height, name, url=url, columns=keys.columns)
@@ -328,11 +338,17 @@ def keys_table(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> 
 
 
 def find_answers(
-    cur: pymysql.cursors.Cursor, keys: pl.DataFrame, geocoder: str, since: dt.datetime, *, url: str
+    cur: pymysql.cursors.Cursor,
+    keys: pl.DataFrame,
+    geocoder: str,
+    since: dt.datetime,
+    *,
+    url: str,
+    spool_root: Path | None = None,
 ) -> pl.DataFrame:
     """``key`` and the geocode columns of the :func:`~etl4all.warehouse.table.key_frame` rows
     ``keys`` stored on ``url``, answered by ``geocoder`` at naive UTC ``since`` or later."""
-    name = keys_table(cur, keys, url=url)
+    name = keys_table(cur, keys, url=url, spool_root=spool_root)
     cur.execute(
         f"SELECT k.`key`, {table.ANSWER_COLUMNS} FROM `{name}` AS k JOIN address AS a"
         " ON a.latitude = k.latitude AND a.longitude = k.longitude"
@@ -345,9 +361,11 @@ def find_answers(
     return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
 
-def find_keys(cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str) -> pl.Series:
+def find_keys(
+    cur: pymysql.cursors.Cursor, keys: pl.DataFrame, *, url: str, spool_root: Path | None = None
+) -> pl.Series:
     """The ``key`` values of :func:`~etl4all.warehouse.table.key_frame` rows stored on ``url``."""
-    name = keys_table(cur, keys, url=url)
+    name = keys_table(cur, keys, url=url, spool_root=spool_root)
     cur.execute(
         f"SELECT k.`key` FROM `{name}` AS k JOIN address AS a"
         " ON a.latitude = k.latitude AND a.longitude = k.longitude"

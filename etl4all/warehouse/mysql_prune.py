@@ -12,6 +12,7 @@ by byte (the address table's collation would equate ``A.txt`` and ``a.txt``).
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import polars as pl
 import pymysql.cursors
@@ -75,6 +76,7 @@ def prune(
     bounds: tuple[str, str, str, str],
     *,
     url: str,
+    spool_root: Path | None = None,
 ) -> int:
     """Drop what version ``version`` of file ``source`` (``file_id``) lacks: memberships
     older than it (``keep`` None), or of it and older whose coordinate the
@@ -88,7 +90,7 @@ def prune(
     if keep is None:
         cur.execute(_LOST_BY_VERSION_SQL.format(lost=lost), (file_id, version))
     else:
-        keys = keys_table(cur, keep, url=url)
+        keys = keys_table(cur, keep, url=url, spool_root=spool_root)
         low_lat, low_lon, high_lat, high_lon = bounds
         cur.execute(
             _LOST_BY_KEYS_SQL.format(lost=lost, keys=keys),

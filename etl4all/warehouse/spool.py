@@ -1,7 +1,9 @@
 """Private folders for the TSV files of ``LOAD DATA LOCAL``: they hold address data.
 
-Every load writes its files in a folder of its own, ``{tmp}/etl4all-{uid}/load-{host}-{process}-
-{random}``, where ``{process}`` is the loader's pid and start time (``/proc``), so a reused pid
+Every load writes its files in a folder of its own, ``{spool}/etl4all-{uid}/load-{host}-{process}-
+{random}`` (``{spool}``: the ``spool_dir`` setting, ``$TMPDIR`` when set, else the system's
+temporary folder; one this user cannot write to is a ConfigError, never swapped for another
+folder), where ``{process}`` is the loader's pid and start time (``/proc``), so a reused pid
 is told apart. The per-user parent folder and each load folder are 0700 and each file is 0600
 (:func:`private_file`): no other user of the machine can read them. A load removes its folder
 when it ends, whatever happens.
@@ -11,11 +13,15 @@ opened, removes those of dead loaders: folders of this host whose process is gon
 folder older than :data:`STALE_SECONDS` (a load takes seconds; this also covers loaders of
 other hosts sharing the folder, e.g. containers sharing ``/tmp``). A running loader's folder is
 never removed, so any number of loaders may share the machine.
+
+Errors of the spool name the local folder (:func:`writing`): a full disk here is this machine's
+to fix, not the database server's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -27,7 +33,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from etl4all.errors import ConfigError
+from etl4all.errors import ConfigError, WarehouseError
 
 log = logging.getLogger(__name__)
 
@@ -39,35 +45,78 @@ HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 """This machine's name as it appears in folder names (no ``-``)."""
 
 
-def root() -> Path:
-    """This user's spool folder ``{tmp}/etl4all-{uid}`` (0700), created if missing.
+_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR}
+"""Errors of a spool folder this user cannot write to (or that is not there): a
+configuration fault. Any other (a full disk) is an outage of this machine: retryable."""
+
+
+def root(base: str | os.PathLike[str] | None = None) -> Path:
+    """This user's spool folder ``{base}/etl4all-{uid}`` (0700), created if missing.
+
+    ``base`` is the ``spool_dir`` setting (``$TMPDIR`` when set); None: the system's temporary
+    folder. A ``base`` that cannot be written to is an error, never replaced by another folder.
 
     Raises:
-        ConfigError: the folder exists but is a symlink, not a folder, or another user's.
+        ConfigError: ``base`` is not a folder this user can write to, or ``etl4all-{uid}``
+            there is a symlink, not a folder, or another user's.
+        WarehouseError: the folder cannot be created for another reason (a full disk).
     """
-    path = Path(tempfile.gettempdir()) / f"etl4all-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    info = path.lstat()
+    folder = Path(base) if base is not None else Path(tempfile.gettempdir())
+    path = folder / f"etl4all-{os.getuid()}"
+    with writing(path, f"creating {path.name}"):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        info = path.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
         raise ConfigError(
-            f"{path} is not a folder of this user; remove it (or set TMPDIR elsewhere): "
-            "etl4all keeps its LOAD DATA files there"
+            f"{path} is not a folder of this user; remove it (or set ETL4ALL_SPOOL_DIR or TMPDIR "
+            "elsewhere): etl4all keeps its LOAD DATA files there"
         )
     if stat.S_IMODE(info.st_mode) != 0o700:
-        path.chmod(0o700)
+        with writing(path, f"making {path.name} private"):
+            path.chmod(0o700)
     return path
 
 
 @contextlib.contextmanager
-def load_folder() -> Iterator[Path]:
-    """A new private folder (0700) for one load's files, removed with them when the load ends."""
+def load_folder(parent: Path | None = None) -> Iterator[Path]:
+    """A new private folder (0700) for one load's files, removed with them when the load ends;
+    in ``parent`` (a :func:`root`), by default the system temporary folder's."""
     prefix = f"{PREFIX}{HOST}-{_process(os.getpid())}-"
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=root()))
+    parent = parent if parent is not None else root()
+    with writing(parent, "creating a load folder"):
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def writing(path: Path, action: str) -> Iterator[None]:
+    """Translate the ``OSError`` of ``action`` on ``path``, in the spool, into an error that
+    names the local folder (this machine's disk, not the database server's).
+
+    Raises:
+        ConfigError: the folder cannot be written to by this user (or is gone).
+        WarehouseError: any other failure, such as a full disk (retryable).
+    """
+    try:
+        yield
+    except FileExistsError:
+        raise  # something planted a file in a private folder: not a fault of the folder
+    except OSError as exc:
+        where = path if path.is_dir() else path.parent
+        said = f"{action} in the local spool folder {where} failed: {exc.strerror or exc}"
+        if exc.errno in _REFUSED:
+            raise ConfigError(
+                f"{said}; make it writable for this user, or set ETL4ALL_SPOOL_DIR (or TMPDIR) "
+                "to a folder it can write to (on the loader's machine, not the database server)"
+            ) from exc
+        raise WarehouseError(
+            f"{said}; free space there or set ETL4ALL_SPOOL_DIR (or TMPDIR) to a folder with "
+            "more (the disk of the loader's machine, not the database server's); retry later"
+        ) from exc
 
 
 def private_file(path: Path) -> int:
@@ -75,14 +124,15 @@ def private_file(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
 
-def sweep() -> int:
-    """Remove the load folders of dead loaders (see the module docstring); how many.
+def sweep(parent: Path | None = None) -> int:
+    """Remove the load folders of dead loaders in ``parent`` (a :func:`root`, by default the
+    system temporary folder's; see the module docstring); how many.
 
     Raises:
         ConfigError: the spool folder is not this user's.
     """
     removed = 0
-    for entry in os.scandir(root()):
+    for entry in os.scandir(parent if parent is not None else root()):
         ours = entry.name.startswith(PREFIX) and entry.is_dir(follow_symlinks=False)
         if ours and _stale(entry):
             shutil.rmtree(entry.path, ignore_errors=True)

@@ -237,6 +237,16 @@ class BrokerContract:
         assert other.headers["batch_id"] == "b3"
         other.ack()
 
+    def test_replay_names_what_it_was_asked_for_and_did_not_find(
+        self, broker: Any, points: str
+    ) -> None:
+        """Issue 17: `replay --batch nosuch` said nothing and exited 0."""
+        dead_letter(broker, points, "b1", "x.txt", "DataError: bad")
+        chosen = dead_letters.matching(batch_ids=["b1", "nosuch"], sources=["x.txt", "no.txt"])
+        assert broker.replay(chosen).sent == {points: 1}
+        assert chosen.unmatched() == ["batch id nosuch", "file no.txt"]
+        take(broker, points)[0].ack()
+
     def test_replay_of_a_message_the_broker_dead_lettered(
         self, broker: Any, points: str, topology: Topology
     ) -> None:

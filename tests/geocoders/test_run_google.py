@@ -108,10 +108,32 @@ def test_wrong_key_stops_the_run_loads_nothing_and_never_shows_the_key(
     assert fake_api.calls == CHECK  # stopped by the start-up check, before any batch
 
 
-def test_max_calls_refuses_before_any_call(fake_api: FakeApi, workdir: Path) -> None:
-    code, output = run(fake_api, "--max-calls", "10")
-    assert code == 1 and "--max-calls" in output and "nothing was geocoded" in output
-    assert fake_api.calls == CHECK  # none for the batch
+def test_max_calls_below_one_batch_is_a_config_fault_before_any_call(
+    fake_api: FakeApi, workdir: Path
+) -> None:
+    """Issue 17, item 6: a batch needing more than the whole budget can never be geocoded
+    (nothing of it is paid, so nothing is cached): exit 2, not 1 for cron to retry for ever."""
+    for _ in range(2):  # the same the second time: no progress
+        code, output = run(fake_api, "--max-calls", "10")
+        assert code == 2, output
+        assert "more than the whole --max-calls 10" in output and "--batch-size" in output
+        assert "run the same command again" not in output
+    assert fake_api.calls == 2 * CHECK  # none for the batch
+
+
+def test_max_calls_below_the_work_but_above_a_batch_goes_on_run_after_run(
+    fake_api: FakeApi, workdir: Path
+) -> None:
+    keys = len(distinct_keys(workdir / "in"))
+    codes = []
+    for _ in range(10):
+        code, output = run(fake_api, "--max-calls", "60", "--batch-size", "50")
+        codes.append(code)
+        if code == 0:
+            break
+        assert code == 1 and "what was paid is cached" in output, output
+    assert codes[0] == 1 and codes[-1] == 0  # each run went further: the budget is per run
+    assert fake_api.calls == keys + len(codes) * CHECK  # and nothing was paid twice
 
 
 def test_estimate_counts_uncached_keys_and_cost(fake_api: FakeApi, workdir: Path) -> None:

@@ -23,7 +23,7 @@ from etl4all.errors import (
     StoreError,
     WarehouseError,
 )
-from etl4all.runners import check
+from etl4all.runners import check, wiring
 from etl4all.settings import Settings
 from etl4all.warehouse.mysql import MySqlWarehouse
 
@@ -61,14 +61,26 @@ def only(results: list[check.Result]) -> check.Result:
     return results[0]
 
 
-def test_the_embedded_defaults_pass_and_say_what_they_found(settings: Settings) -> None:
+def test_the_embedded_defaults_pass_and_say_what_they_found(
+    settings: Settings, tmp_path: Path
+) -> None:
     results = check.run_checks(settings, check.RUN)
     assert [r.role for r in results] == list(check.RUN)
     assert all(r.ok for r in results) and check.exit_code(results) == 0
     lines = [r.line() for r in results]
     assert lines[0] == f"ok   source {settings.source_url} (2 files)"
-    assert lines[1].startswith("ok   state sqlite:///") and "(0 files done)" in lines[1]
+    assert lines[1] == (
+        f"ok   state {settings.state_url} (no file yet: the first run creates {tmp_path}/s.db)"
+    )
+    assert lines[2].startswith("ok   warehouse duckdb:///") and "(no file yet" in lines[2]
     assert lines[4] == "ok   geocoder offline (no network: nothing to check)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # a check creates no file
+
+    with wiring.open_state(settings), wiring.open_warehouse(settings):
+        pass  # what a first run makes
+    lines = [r.line() for r in check.run_checks(settings, check.RUN)]
+    assert lines[1].startswith("ok   state sqlite:///") and "(0 files done)" in lines[1]
+    assert lines[2].startswith("ok   warehouse duckdb:///") and "(tables present)" in lines[2]
 
 
 def test_a_missing_source_folder_is_a_config_fault(settings: Settings, tmp_path: Path) -> None:
@@ -211,8 +223,6 @@ def test_broker_declares_its_queues_refuses_a_bad_login_and_fails_fast_when_down
     result = only(check.run_checks(configured, ["broker"], quick=True))
     assert result.ok and f"etl4all-test-{unique}.points" in result.detail
     assert "reconnect_attempts" not in result.line()  # the quick option is not shown
-    from etl4all.runners import wiring
-
     with wiring.open_broker(configured) as bus:
         assert bus.depth(bus.topology.dead) == 0  # the check declared every queue
         bus.delete()
@@ -247,3 +257,29 @@ def test_a_refused_check_coordinate_is_a_config_fault(settings: Settings, api: F
     api.invalid = {coord(*check.CHECK_POINT)}
     result = only(check.run_checks(google(settings, api), ["geocoder"]))
     assert result.config_fault and "invalid_request" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("role", "change"),
+    [
+        ("warehouse", {"warehouse_url": "mysql://root:pa/ss@127.0.0.1:1/etl4all"}),
+        ("state", {"state_url": "redis://u:pa?ss@127.0.0.1:1/0"}),
+        ("broker", {"broker_url": "amqp://guest:pa#ss@127.0.0.1:1/"}),
+        ("lookup", {"lookup_url": "mongodb://u:pa/ss@127.0.0.1:1/etl4all"}),
+    ],
+)
+def test_a_password_that_splits_the_url_is_named_before_any_lookup(
+    settings: Settings, role: str, change: dict[str, str]
+) -> None:
+    """Issue 17, item 9: the user name was looked up as the host ("unknown host 'root'")."""
+    result = only(check.run_checks(settings.replace(**change), [role], quick=True))
+    assert result.config_fault and "percent-encode" in result.detail, result.line()
+    assert "unknown host" not in result.line() and "pa" not in result.line().split("@")[0]
+
+
+def test_an_ftp_source_whose_password_splits_the_url_is_named_before_any_lookup(
+    settings: Settings,
+) -> None:
+    url = "ftp://user:pa/ss@127.0.0.1:1/in"
+    result = only(check.run_checks(settings, ["source"], sources=[url]))
+    assert result.config_fault and "percent-encode" in result.detail

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from contracts.source import SourceContract
 from ftp_server import FtpTestServer
 
 from etl4all import sources
+from etl4all.cli import cli
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.sources.ftp import FtpSource
 from etl4all.sources.settle import by_key, settled
@@ -154,3 +156,16 @@ def test_built_from_url(files: FtpTestServer) -> None:
     with sources.from_url(files.url) as source:
         assert isinstance(source, FtpSource)
         assert repr(source) == f"FtpSource('ftp://127.0.0.1:{files.port}')"
+
+
+def test_a_folder_that_does_not_exist_is_a_config_fault_exit_2(
+    files: FtpTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, item 6: it was retryable, exit 1 for ever."""
+    with FtpSource(url=files.url + "nope") as missing, pytest.raises(SourceConfigError) as info:
+        missing.list_files()
+    assert isinstance(info.value, ConfigError) and not info.value.retryable
+    assert "check the path in the URL" in str(info.value) and "%2F" in str(info.value)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["run", files.url + "nope", "-q"])
+    assert result.exit_code == 2 and "no such folder or file" in result.output

@@ -11,7 +11,7 @@ from contracts.source import SourceContract
 
 from etl4all import sources
 from etl4all.errors import ConfigError, SourceError
-from etl4all.sources.local import LocalSource
+from etl4all.sources.local import LocalSource, readable
 
 
 class TestLocalSource(SourceContract):
@@ -75,3 +75,20 @@ def test_built_from_a_file_url(folder: Path) -> None:
     with sources.from_url(folder.as_uri()) as source:
         assert isinstance(source, LocalSource)
         assert [ref.name for ref in source.list_files()] == ["2024/05/b.txt", "a.txt"]
+
+
+def test_a_name_that_is_not_utf8_is_shown_escaped_and_read_all_the_same(tmp_path: Path) -> None:
+    """Issue 17, item 11: a Latin-1 name reached the warehouse mangled (or failed the load)."""
+    latin1 = os.fsdecode(b"caf\xe9.txt")  # how Python sees the bytes of a Latin-1 name
+    (tmp_path / latin1).write_bytes(b"Latitude: 1\r\n")
+    (tmp_path / "ok.txt").write_bytes(b"x")
+    for _ in range(2):  # the same every time
+        with LocalSource(url=str(tmp_path)) as source:
+            refs = source.list_files()
+            assert [ref.name for ref in refs] == ["caf\\xe9.txt", "ok.txt"]
+            assert refs[0].name.encode("utf-8")  # storable: no lone surrogate left
+            assert refs[0].key.endswith("/caf%E9.txt")  # the bytes, percent-encoded
+            assert source.read(refs[0]) == b"Latitude: 1\r\n"
+            with source.open(refs[0]) as file:
+                assert file.read() == b"Latitude: 1\r\n"
+    assert readable("café.txt") == "café.txt"  # UTF-8 names are left as they are

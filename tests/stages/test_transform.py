@@ -10,7 +10,7 @@ import pytest
 from geocoders.fake_api import FakeApi
 
 from etl4all import frames, parse, sample
-from etl4all.errors import BudgetExceededError
+from etl4all.errors import BudgetExceededError, BudgetTooSmallError, ConfigError
 from etl4all.geocoders.base import Geocoder
 from etl4all.runners import wiring
 from etl4all.settings import Settings
@@ -151,3 +151,21 @@ def test_a_batch_of_only_invalid_coordinates_is_all_rejects(
     assert result.addresses.height == 0
     assert result.rejects["reason"].to_list() == ["invalid_coordinate"] * 4
     assert result.rejects["text"][0].startswith("null,")
+
+
+def test_a_budget_below_one_batch_is_a_config_fault_and_below_the_work_is_not() -> None:
+    """Issue 17, item 6: a batch needing more than the whole --max-calls can never progress
+    (its calls are refused before any is made, so nothing gets cached): exit 2; one that
+    needs more than what is left, after others were paid, goes on at the next run: exit 1."""
+    with pytest.raises(BudgetTooSmallError, match="more than the whole --max-calls 5") as caught:
+        CallBudget(5).spend(6, "google")
+    assert isinstance(caught.value, ConfigError) and "--batch-size" in str(caught.value)
+    budget = CallBudget(10)
+    budget.spend(6, "google")
+    with pytest.raises(BudgetExceededError) as caught:
+        budget.spend(6, "google")
+    assert not isinstance(caught.value, ConfigError) and budget.spent == 6
+    assert "what was paid is cached" in str(caught.value)
+    with pytest.raises(BudgetTooSmallError, match="--max-calls 0"):
+        CallBudget(0).spend(1, "google")
+    CallBudget(0).spend(0, "google")  # all from the cache: nothing to pay, nothing refused

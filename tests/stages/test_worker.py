@@ -296,3 +296,36 @@ def test_signal_handlers_set_the_stop_event() -> None:
     finally:
         restore()
     assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_a_dead_lettered_batch_is_one_error_line_its_traceback_at_debug(
+    broker: MemoryBroker, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17, item 11: each dead-lettered batch logged a full traceback at ERROR."""
+    publish(broker, 1)
+
+    def bad(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        raise DataError("latitude out of range in f.txt")
+
+    with caplog.at_level(logging.DEBUG, logger="etl4all.stages.worker"):
+        run(broker, bad, settings)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "batch f-00000 is bad: latitude out of range in f.txt; dead-lettered"
+    ]
+    assert errors[0].exc_info is None
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in caplog.records)
+
+
+def test_a_bug_still_logs_its_traceback_at_error(
+    broker: MemoryBroker, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    publish(broker, 1)
+
+    def buggy(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
+        raise KeyError("oops")
+
+    with caplog.at_level(logging.INFO, logger="etl4all.stages.worker"):
+        run(broker, buggy, settings)
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "bug while handling batch f-00000" in error.getMessage() and error.exc_info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import pytest
 import redis
 from contracts.state import FILE, SCOPE, CacheContract, LedgerContract, cache_rows
@@ -100,3 +102,14 @@ def test_malformed_done_mark_is_a_store_error(redis_url: str) -> None:
         with pytest.raises(StoreError, match="malformed done mark"):
             state.done([FILE])
     client.close()
+
+
+def test_a_database_number_the_server_lacks_is_a_config_error(redis_url: str) -> None:
+    """Issue 17, item 6: `redis://…/99` was a retryable error: exit 1 for ever."""
+    parts = urlsplit(redis_url)
+    with (
+        RedisState(url=urlunsplit(parts._replace(path="/99"))) as state,
+        pytest.raises(StoreConfigError, match="no database of that number") as caught,
+    ):
+        state.done_count()
+    assert isinstance(caught.value, ConfigError) and not caught.value.retryable

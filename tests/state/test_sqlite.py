@@ -10,7 +10,7 @@ import pytest
 from contracts.state import FILE, CacheContract, LedgerContract
 
 from etl4all import state as state_role
-from etl4all.errors import ConfigError, StoreError
+from etl4all.errors import ConfigError, StoreConfigError
 from etl4all.state.base import FileMark, StateStore
 from etl4all.state.sqlite import SqliteState
 
@@ -61,13 +61,43 @@ def test_unusable_folder_is_a_config_error(tmp_path: Path) -> None:
         SqliteState(url=f"sqlite:///{tmp_path}/file/state.db")
 
 
-def test_damaged_file_is_a_store_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_a_config_error_saying_what_to_do(
+    tmp_path: Path,
+) -> None:
+    """Issue 17, item 6: no retry fixes it (it was exit 1, "run again", for ever)."""
     path = tmp_path / "state.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match=r"state\.db") as info:
+    with pytest.raises(StoreConfigError, match=r"state\.db") as info:
         SqliteState(url=f"sqlite:///{path}")
     assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
-    assert info.value.retryable
+    assert isinstance(info.value, ConfigError) and not info.value.retryable
+    assert "move it aside" in str(info.value) and "--state" in str(info.value)
+
+
+def test_a_damaged_database_is_a_config_error_when_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteState(url=f"sqlite:///{path}") as state:
+        state.mark_done({f"{FILE}.{i}": FileMark(i, 1.0, "ab" * 32) for i in range(2000)})
+    data = bytearray(path.read_bytes())
+    data[4096 * 2 : 4096 * 2 + 64] = b"\xff" * 64  # a page of the done_files table
+    path.write_bytes(bytes(data))
+    keys = [f"{FILE}.{i}" for i in range(2000)]
+    with (
+        pytest.raises(StoreConfigError, match="move it aside"),
+        SqliteState(url=f"sqlite:///{path}") as state,
+    ):
+        state.done(keys)
+
+
+def test_a_folder_this_user_cannot_write_is_a_config_error(unwritable_dir: Path) -> None:
+    with pytest.raises(StoreConfigError, match=r"writable for this user|--state"):
+        SqliteState(url=f"sqlite:///{unwritable_dir}/state.db")
+    assert not (unwritable_dir / "state.db").exists()
+
+
+def test_a_folder_as_the_state_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreConfigError, match="is a folder"):
+        SqliteState(url=f"sqlite:///{tmp_path}")
 
 
 def _claim_many(url: str, keys: list[str], start: multiprocessing.synchronize.Event) -> list[str]:

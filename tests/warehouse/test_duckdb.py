@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from contracts.warehouse import NONE, WarehouseContract, addresses
 
 from etl4all import warehouse as warehouse_role
-from etl4all.errors import ConfigError, DataError, UnknownSchemeError
+from etl4all.errors import ConfigError, DataError, UnknownSchemeError, WarehouseError
 from etl4all.warehouse.duckdb import DuckdbWarehouse
 from etl4all.warehouse.read import read_warehouse
 
@@ -120,3 +122,48 @@ def test_closed_warehouse_refuses_work(url: str) -> None:
     warehouse.close()
     with pytest.raises(ConfigError, match="closed"):
         warehouse.count()
+
+
+# -- issue 17, item 6: a file or folder that cannot serve is a configuration fault ----------
+
+
+def test_a_file_that_is_not_a_duckdb_database_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n")
+    with pytest.raises(ConfigError, match="not a DuckDB database") as caught:
+        DuckdbWarehouse(url=f"duckdb:///{tmp_path}/notes.txt")
+    assert not caught.value.retryable and "--warehouse" in str(caught.value)
+    assert (tmp_path / "notes.txt").read_text() == "hello\n"  # left as it was
+
+
+def test_a_folder_as_the_warehouse_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder"):
+        DuckdbWarehouse(url=f"duckdb:///{tmp_path}")
+
+
+def test_a_folder_this_user_cannot_write_is_a_config_error(unwritable_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="writable for this user"):
+        DuckdbWarehouse(url=f"duckdb:///{unwritable_dir}/w.duckdb")
+    assert not (unwritable_dir / "w.duckdb").exists()
+
+
+def test_a_file_another_process_holds_is_an_outage_not_a_config_fault(tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(WarehouseError, match="lock") as caught:
+            DuckdbWarehouse(url=f"duckdb:///{path}")
+        assert caught.value.retryable and not isinstance(caught.value, ConfigError)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(60)
+"""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pymysql
 import pytest
+from click.testing import CliRunner
+from service_urls import SERVICE_URLS
 
+from etl4all.cli import cli
 from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.warehouse import mysql_connection
 from etl4all.warehouse.mysql import MySqlWarehouse
@@ -128,3 +133,34 @@ def test_a_timeout_names_the_host_the_port_and_what_timed_out(
 def test_defaults_bound_the_handshake_and_each_query_wait() -> None:
     dsn = Dsn.parse("mysql://root@h/db?write_timeout=60")
     assert (dsn.connect_timeout, dsn.read_timeout, dsn.write_timeout) == (10.0, 300.0, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        (1045, "check the user and password in the URL"),
+        (1044, "check the user's grants"),
+        (1142, "check the user's grants"),
+        (1049, "create them with `etl4all init-db`"),
+        (1146, "create them with `etl4all init-db`"),
+    ],
+)
+def test_each_setup_fault_says_its_own_fix(code: int, hint: str) -> None:
+    """Issue 17, item 11: a wrong password advised running `init-db`."""
+    with (
+        pytest.raises(ConfigError) as info,
+        mysql_connection.errors("connecting", DSN),
+    ):
+        raise _error(pymysql.err.OperationalError, code)
+    assert hint in str(info.value)
+    assert (code == 1045) == ("init-db" not in str(info.value) and "grants" not in str(info.value))
+
+
+@pytest.mark.mysql
+def test_init_db_with_a_wrong_password_says_to_check_it() -> None:
+    parts = urlsplit(SERVICE_URLS["mysql"])
+    url = f"mysql://{parts.username or 'root'}:Wr0ng-pw@{parts.hostname}:{parts.port or 3306}/x"
+    result = CliRunner().invoke(cli, ["init-db", "--warehouse", url])
+    assert result.exit_code == 2, result.output
+    assert "check the user and password in the URL" in result.output
+    assert "run `etl4all init-db`" not in result.output and "Wr0ng-pw" not in result.output

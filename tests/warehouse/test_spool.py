@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +16,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from contracts.warehouse import NONE, addresses
 
-from etl4all.errors import ConfigError
+from etl4all.errors import ConfigError, Etl4allError, WarehouseError
+from etl4all.runners import wiring
+from etl4all.settings import Settings
 from etl4all.warehouse import spool
 from etl4all.warehouse.mysql import MySqlWarehouse
 from etl4all.warehouse.mysql_load import write_tsv
@@ -129,3 +134,67 @@ def test_a_spool_folder_planted_by_someone_else_is_refused(tmpdir_: Path) -> Non
     (tmpdir_ / f"etl4all-{os.getuid()}").symlink_to(target)
     with pytest.raises(ConfigError, match="not a folder of this user"):
         spool.root()
+
+
+# -- issue 17, item 7: spool faults name the local folder -----------------------------------
+
+
+def test_an_unwritable_spool_folder_is_a_config_error_never_replaced(
+    unwritable_dir: Path,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        spool.root(unwritable_dir)
+    said = str(caught.value)
+    assert f"local spool folder {unwritable_dir}" in said and "ETL4ALL_SPOOL_DIR" in said
+    with pytest.raises(ConfigError, match="No such file"):
+        spool.root(unwritable_dir / "missing" if os.geteuid() else "/nonexistent-etl4all")
+
+
+def test_tmpdir_names_the_spool_and_a_read_only_one_stops_before_connecting(
+    unwritable_dir: Path,
+) -> None:
+    """It was silently replaced by /tmp; now the warehouse refuses to start (exit 2)."""
+    settings = Settings.load(
+        environ={"TMPDIR": str(unwritable_dir)},
+        overrides={"warehouse_url": "mysql://root@127.0.0.1:1/etl4all"},  # nothing listens
+    )
+    with pytest.raises(ConfigError, match=f"local spool folder {unwritable_dir}"):
+        wiring.open_warehouse(settings)  # a ConfigError, not the closed port's WarehouseError
+
+
+def test_a_full_disk_while_writing_names_the_local_folder_and_is_retryable(
+    tmpdir_: Path,
+) -> None:
+    """It read `loading 492 rows on mysql://… failed: No space left on device`."""
+    with spool.load_folder() as folder:
+        path = folder / "inserts.tsv"
+        with pytest.raises(WarehouseError) as caught, spool.writing(path, "writing inserts.tsv"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    said = str(caught.value)
+    assert said.startswith(f"writing inserts.tsv in the local spool folder {folder} failed")
+    assert "No space left on device" in said and "not the database server's" in said
+    assert caught.value.retryable and not isinstance(caught.value, ConfigError)
+
+
+@pytest.mark.mysql
+def test_a_load_whose_spool_fails_names_the_folder_not_the_server(
+    mysql_url: str, tmpdir_: Path
+) -> None:
+    with MySqlWarehouse(url=mysql_url, spool_dir=str(tmpdir_)) as warehouse:
+        warehouse.init()
+        root = spool.root(tmpdir_)
+        root.chmod(0o500)  # as a disk that refuses new files would
+        try:
+            if os.geteuid() == 0:  # root writes anyway: make the folder go instead
+                root.chmod(0o700)
+                shutil.rmtree(root)
+                root.write_text("not a folder")
+            with pytest.raises(Etl4allError) as caught:
+                warehouse.load(addresses(3), NONE)
+        finally:
+            if root.is_file():
+                root.unlink()
+            else:
+                root.chmod(0o700)
+    said = str(caught.value)
+    assert "local spool folder" in said and str(tmpdir_) in said and "mysql://" not in said
