@@ -136,6 +136,7 @@ def split_invalid_coordinates(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
         reason=pl.lit(INVALID_COORDINATE),
         text=reject_text(pl.concat_str(as_text[0], pl.lit(","), as_text[1])),
         detail=pl.lit(None),
+        reasons=pl.lit(INVALID_COORDINATE),
     )
     return frame.filter(valid), cast_frame(rejects, REJECTS_SCHEMA)
 
