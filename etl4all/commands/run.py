@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
     type=click.FloatRange(0.0, 1.0),
     default=None,
     metavar="RATE",
-    help="Exit 1 when more than RATE (0..1) of the records read were rejected, e.g. 0.05; "
-    "everything valid is loaded all the same.",
+    help="Exit 1 when more than RATE (0..1) of the records read were rejected (a bad record "
+    "is one reject), e.g. 0.05; everything valid is loaded all the same.",
 )
 @options.PIPELINE
 @options.VERBOSITY
@@ -90,11 +90,11 @@ def run(
             "(--pattern sets what to match)",
             err=True,
         )
-    rejects = sum(summary.rejects.values())
-    share = rejects / (rejects + summary.points) if rejects else 0.0
+    share = summary.reject_rate
     if fail_on_rejects is not None and share > fail_on_rejects:
         click.echo(
-            f"error: {share:.1%} of the records read were rejected ({rejects}), above "
+            f"error: {share:.1%} of the records read were rejected "
+            f"({sum(summary.rejects.values())} of {summary.records}), above "
             f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
             err=True,
         )
@@ -126,6 +126,7 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         + (f", {summary.busy} busy (claimed by another worker)" if summary.busy else "")
         + (f", {len(summary.held)} held (shrank to a prefix)" if summary.held else "")
         + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
+        f"records     {summary.records} read, {rejects} rejected ({summary.reject_rate:.1%})",
         f"points      {summary.points} ({summary.distinct} distinct coordinates, "
         f"{summary.repeats} repeat an earlier point)",
         f"rejects     {rejects} ({reasons})",
@@ -155,9 +156,11 @@ def run_through_broker(settings: Settings) -> None:
 
     report = run_all(settings, threading.Event())
     extract, transform, load = report.extract, report.transform, report.load
+    unreadable = sum(extract.rejects.values())
     click.echo(
-        f"extract     {extract.files} files, {extract.batches} batches, {extract.points} points, "
-        f"{sum(extract.rejects.values())} rejects, {extract.skipped} unchanged\n"
+        f"extract     {extract.files} files, {extract.batches} batches, "
+        f"{extract.points + unreadable} records ({extract.points} points, {unreadable} "
+        f"rejected), {extract.skipped} unchanged\n"
         f"transform   {transform.acked} batches, {transform.dead_lettered} dead-lettered\n"
         f"load        {load.acked} batches, {load.dead_lettered} dead-lettered\n"
         f"elapsed     {report.seconds:.2f} s"

@@ -71,7 +71,10 @@ class RunSummary:
     busy_files: list[Busy] = dataclasses.field(default_factory=list)
     """Files still claimed by another live worker when the run gave up waiting."""
     points: int = 0
+    unreadable: int = 0
+    """Records read that could not be parsed (one parse reject each)."""
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """Rejects by reason: the unreadable records' and the points' no geocoder answered."""
     geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
     load: LoadResult = dataclasses.field(default_factory=LoadResult)
     seconds: float = 0.0
@@ -82,7 +85,18 @@ class RunSummary:
         self.skipped += extracted.skipped
         self.partial += extracted.partial
         self.points += extracted.points
+        self.unreadable += sum(extracted.rejects.values())
         self.held += extracted.held
+
+    @property
+    def records(self) -> int:
+        """Records read: each one is a point or a parse reject."""
+        return self.points + self.unreadable
+
+    @property
+    def reject_rate(self) -> float:
+        """The share of the records read that were rejected (parsing or geocoding them)."""
+        return sum(self.rejects.values()) / self.records if self.records else 0.0
 
     @property
     def points_per_second(self) -> float:
