@@ -299,8 +299,26 @@ def _off(dms: str | pl.Expr, value: pl.Expr) -> pl.Expr:
 
 def _rejects(bad: pl.DataFrame, source: str) -> pl.DataFrame:
     """One reject per bad record, from the rows that are in no good record (in line order,
-    ``fresh`` where the row before is the end of a good record or there is none), grouped
-    as the module docstring says."""
+    ``fresh`` where the row before ends a good record or there is none)."""
+    if bad.is_empty():
+        return frames.empty(frames.REJECTS_SCHEMA)
+    records = _records(bad)
+    reasons = _reasons(records)
+    return records.filter(pl.col("start")).select(
+        pl.lit(source).alias("source"),
+        "line",
+        reason=reasons.str.extract("^([a-z_]+)"),
+        text=frames.reject_text(
+            pl.lit(_join_runs(records.get_column("text"), records.get_column("start"), "\n"))
+        ),
+        detail=_record_details(records, reasons.len()),
+        reasons=reasons,
+    )
+
+
+def _records(bad: pl.DataFrame) -> pl.DataFrame:
+    """``bad`` with where each record starts (``start``), its number (``record``, from 1),
+    and each row's faults: a boolean column per reason (see the module docstring)."""
     label = pl.col("label")
     garbage_starts = (label == _OTHER_LINE) & (
         pl.col("fresh") | label.shift(1).is_in([_LON_LINE, _DIST_LINE])
@@ -314,53 +332,98 @@ def _rejects(bad: pl.DataFrame, source: str) -> pl.DataFrame:
         | ((label == _LON_LINE) & (above >= _LON_LINE))
         | ((label == _DIST_LINE) & (above >= _DIST_LINE))
     )
-    records = bad.with_columns(record=starts.cum_sum()).with_columns(
-        first=label.first().over("record"), has_lon=(label == _LON_LINE).any().over("record")
-    )
-    unrecognized = pl.coalesce("lat", "lon", "dist").is_null()
-    faults = {  # in the order of REASONS
-        "unrecognized": unrecognized,
-        "out_of_range": ((pl.col("lat").abs() > 90) | (pl.col("lon").abs() > 180)).fill_null(False),
-        "dms_mismatch": _off("lat_dms", pl.col("lat")) | _off("lon_dms", pl.col("lon")),
-        "missing_longitude": (label == _LAT_LINE) & ~pl.col("has_lon"),
-        "missing_latitude": (label == _LON_LINE) & (pl.col("first") != _LAT_LINE),
-        "orphan_distance": (label == _DIST_LINE)
-        & (pl.col("first") != _LAT_LINE)
-        & ~pl.col("has_lon"),
-    }
-    found = records.select(
-        "record",
-        "line",
-        "text",
-        faults=pl.concat_list(
-            pl.when(flag).then(pl.lit(reason)) for reason, flag in faults.items()
-        ).list.drop_nulls(),
-        detail=_detail(unrecognized),
+    start = pl.col("start")
+    lons = (label == _LON_LINE).cast(pl.UInt32)
+    first = pl.when(start).then(label).forward_fill()  # the label of the record's first line
+    has_lon = (  # Longitude lines up to the record's end > up to its start
+        pl.when(start.shift(-1, fill_value=True)).then(lons.cum_sum()).backward_fill()
+        > pl.when(start).then(lons.cum_sum() - lons).forward_fill()
     )
     return (
-        found.group_by("record", maintain_order=True)
-        .agg(
-            pl.lit(source).alias("source"),
-            pl.col("line").first(),
-            pl.col("faults")
-            .list.explode(keep_nulls=False, empty_as_null=False)
-            .unique(maintain_order=True)
-            .alias("reasons"),
-            pl.col("text").str.join("\n"),
-            pl.col("detail").drop_nulls().first(),
-        )
+        bad.with_columns(start=starts)
+        .with_columns(record=start.cum_sum(), first=first, has_lon=has_lon)
         .with_columns(
-            reason=pl.col("reasons").list.first(),
-            reasons=pl.col("reasons").list.join(","),
-            text=frames.reject_text(pl.col("text")),
+            unrecognized=pl.coalesce("lat", "lon", "dist").is_null(),
+            out_of_range=((pl.col("lat").abs() > 90) | (pl.col("lon").abs() > 180)).fill_null(
+                False
+            ),
+            dms_mismatch=_off("lat_dms", pl.col("lat")) | _off("lon_dms", pl.col("lon")),
+            missing_longitude=(label == _LAT_LINE) & ~pl.col("has_lon"),
+            missing_latitude=(label == _LON_LINE) & (pl.col("first") != _LAT_LINE),
+            orphan_distance=(label == _DIST_LINE)
+            & (pl.col("first") != _LAT_LINE)
+            & ~pl.col("has_lon"),
         )
     )
 
 
-def _detail(unrecognized: pl.Expr) -> pl.Expr:
-    """The likely cause of an ``unrecognized`` line (see :data:`_DETAILS`), else null."""
+def _reasons(records: pl.DataFrame) -> pl.Series:
+    """Each record's reasons, comma-separated: in line order, and at one line in the order
+    of :data:`REASONS`, each reason where it is first found."""
+    new = pl.sum_horizontal(  # the faults first found in its record at each line, as bits
+        _first_in_record(reason).cast(pl.UInt8) * (1 << bit)
+        for bit, reason in enumerate(REASONS)
+        if records.get_column(reason).any()
+    )
+    # a bad record always has a fault (else it would be good): each has rows listed here
+    listed = records.select("record", new=new).filter(pl.col("new") > 0)
+    return _join_runs(
+        listed.get_column("new").replace_strict(_REASON_LISTS, return_dtype=pl.String),
+        listed.select(pl.col("record").diff().fill_null(1) > 0).to_series(),
+        ",",
+    )
+
+
+def _record_details(records: pl.DataFrame, count: int) -> pl.Series:
+    """Per record, the likely cause of its first unrecognized line that has one, else null."""
+    labelled = pl.col("unrecognized") & (pl.col("label") != _OTHER_LINE)
+    found = records.select("record", detail=_detail(records, labelled))
+    explained = found.filter(pl.col("detail").is_not_null()).unique(
+        "record", keep="first", maintain_order=True
+    )
+    return pl.repeat(None, count, dtype=pl.String, eager=True).scatter(
+        explained.get_column("record") - 1, explained.get_column("detail")
+    )
+
+
+_REASON_LISTS = {
+    mask: ",".join(reason for bit, reason in enumerate(REASONS) if mask & (1 << bit))
+    for mask in range(1, 1 << len(REASONS))
+}
+"""The reasons of a line, comma-separated, by the bit mask of their places in REASONS."""
+
+
+def _first_in_record(reason: str) -> pl.Expr:
+    """Whether a row has the fault ``reason`` and no row before it in its record has (rows
+    numbered by ``record``): a reason is listed once, where it is first found."""
+    fault, record = pl.col(reason), pl.col("record")
+    last_with_it = pl.when(fault).then(record).forward_fill().shift(1)
+    return fault & (last_with_it != record).fill_null(True)
+
+
+def _join_runs(texts: pl.Series, starts: pl.Series, separator: str) -> pl.Series:
+    """The strings of each run of ``texts`` joined with ``separator``, a run starting at
+    each true of ``starts`` (the first is true). The strings and separators are laid out
+    once, and each run is cut out of that buffer (as :func:`split_lines` does)."""
+    laid = (texts + separator).rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+    _, offsets, data = laid.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)[laid.offset : laid.offset + len(laid) + 1]
+    cuts = np.append(ends[starts.arg_true().to_numpy()], ends[-1])
+    runs = pa.LargeStringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts), data)
+    return pl.Series(runs, dtype=pl.String).str.strip_suffix(separator)
+
+
+def _detail(rows: pl.DataFrame, labelled_unrecognized: pl.Expr) -> pl.Series:
+    """The likely cause of each ``unrecognized`` labelled line of ``rows`` (see
+    :data:`_DETAILS`), else null; the patterns run only on those lines (all start with a
+    label)."""
+    where = rows.select(labelled_unrecognized).to_series().arg_true()
+    details = pl.repeat(None, rows.height, dtype=pl.String, eager=True)
+    if not where.len():
+        return details
+    text = pl.col("text")
     found = pl.lit(None, dtype=pl.String)
     for pattern, detail in reversed(_DETAILS):
-        matches = unrecognized & pl.col("text").str.contains(pattern)
-        found = pl.when(matches).then(pl.lit(detail)).otherwise(found)
-    return found
+        found = pl.when(text.str.contains(pattern)).then(pl.lit(detail)).otherwise(found)
+    texts = rows.get_column("text").gather(where).to_frame()
+    return details.scatter(where, texts.select(found).to_series())
