@@ -122,7 +122,9 @@ _DETAILS = (
 """Why an ``unrecognized`` line was not read, when it looks like one that could have been: the
 first pattern that matches names the likely cause (the reject's ``detail``)."""
 _OTHER_LINE, _LAT_LINE, _LON_LINE, _DIST_LINE = 0, 1, 2, 3
-"""Line kinds, as small integers: cheaper to shift and compare than strings."""
+"""Line labels (none, Latitude, Longitude, Distance), as small integers: cheaper to shift and
+compare than strings; a line's label says which record it belongs to, its format whether it
+is read."""
 
 
 class Parsed(NamedTuple):
