@@ -70,11 +70,14 @@ REJECTS_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),
     "text": pl.String(),
     "detail": pl.String(),
+    "reasons": pl.String(),
 }
-"""A reject: where (file, line), why (a stable ``reason``), the input ``text``, and a short
-human ``detail`` naming the likely cause when one is known (else null)."""
+"""A reject: where (file, first line), why (a stable ``reason``), the input ``text`` (all the
+lines of the record), a short human ``detail`` naming the likely cause when one is known
+(else null), and ``reasons``: every reason found, comma-separated, ``reason`` first (see
+:mod:`etl4all.parse`; a single reason for rejects made after parsing)."""
 
-ADDED_LATER = frozenset({"detail"})
+ADDED_LATER = frozenset({"detail", "reasons"})
 """Nullable columns added after the first release: a batch from an older worker lacks them and
 gets them as nulls (see :func:`cast_frame`), so a rolling upgrade loses nothing."""
 
@@ -143,6 +146,7 @@ def split_invalid_coordinates(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
         reason=pl.lit(INVALID_COORDINATE),
         text=reject_text(pl.concat_str(as_text[0], pl.lit(","), as_text[1])),
         detail=pl.lit(None),
+        reasons=pl.lit(INVALID_COORDINATE),
     )
     return frame.filter(valid), cast_frame(rejects, REJECTS_SCHEMA)
 

@@ -7,24 +7,47 @@ degrees-minutes-seconds text, when present, must agree with it within 0.0005°::
     Longitude: 51°12′05″W   -51.20150245
     Distance: 2.2959 km  Bearing: 137.352°
 
-A record starts at a ``Latitude:`` line and needs the ``Longitude:`` line right after it;
-``Distance:`` is optional. Labels (and ``km``, ``Bearing``) match in any case. Blank lines are
-ignored. A line with a ``Latitude:`` label after other text (files concatenated, the first
-without a final line break: ``… 137.352°Latitude: …``) is split before the label. Every other
-line ends up in a point or a reject; a bad record is one reject (at its first line, ``text``
-holding all its lines).
+Labels (and ``km``, ``Bearing``) match in any case; blank lines are ignored. A line with a
+``Latitude:`` label after other text (files concatenated, the first without a final line
+break: ``… 137.352°Latitude: …``) is split before the label. Lines are grouped into records
+by their labels alone, each line by the lines before it:
 
-Reject reasons:
-    ``missing_longitude``  a Latitude line not followed by a Longitude line
-    ``missing_latitude``   a Longitude line with no Latitude line before it
-    ``orphan_distance``    a Distance line that follows no coordinate
+- a ``Latitude`` line always starts a record;
+- a ``Longitude`` line starts one unless the record above has no Longitude or Distance line
+  yet, and a ``Distance`` line starts one unless the record above has no Distance line yet
+  (a record holds each kind at most once, in this order);
+- a line with none of the three labels (garbage) starts a record at the start of the file
+  and right after a Longitude or Distance line (where a record may end); anywhere else it
+  joins the record above.
+
+So a garbage line inside a record (before its Longitude or Distance line) is part of it,
+consecutive garbage lines between two records are one record, and a Longitude line right
+after them joins them (they are taken for its unreadable Latitude line). A record that is a
+Latitude line, the Longitude line right after it and maybe a Distance line right after that,
+each in the format above, with the latitude in [-90, 90], the longitude in [-180, 180] and
+the DMS text agreeing, is *good*: it becomes a point. Any other record is *bad*, and a bad
+record is ONE reject: its file, its first line, its reasons and its text (all its lines).
+
+A record ends where the next one starts, so bad records never span a Latitude line: reading
+a file in pieces cut at Latitude lines gives the same rejects (:mod:`etl4all.reading`).
+
+Reasons, each found at one line of the record:
+    ``unrecognized``       a line with no label, or a labelled line not in the format; when it
+                           looks like a coordinate line, the reject's ``detail`` names the
+                           likely cause (a decimal comma, DMS text without the decimal value,
+                           another layout, NUL bytes). A file that is not text (gzip, zip,
+                           UTF-16…: :func:`not_text`) is one such reject, at line 1, its
+                           ``detail`` naming what the file is
     ``out_of_range``       latitude outside [-90, 90] or longitude outside [-180, 180]
     ``dms_mismatch``       the degrees-minutes-seconds text disagrees with the decimal
-    ``unrecognized``       any other line; when it looks like a coordinate line, the reject's
-                           ``detail`` names the likely cause (a decimal comma, DMS text without
-                           the decimal value, another layout, NUL bytes). A file that is not
-                           text (gzip, zip, UTF-16…: :func:`not_text`) is one such reject, at
-                           line 1, its ``detail`` naming what the file is.
+    ``missing_longitude``  (at the Latitude line) the record has no Longitude line
+    ``missing_latitude``   (at a Longitude line) the record does not start with a Latitude line
+    ``orphan_distance``    (at a Distance line) the record has no Latitude or Longitude line
+
+A reject's ``reasons`` lists them all, comma-separated, in line order (and at one line in the
+order above); its ``reason``, the stable code to count by, is the first: the fault a reader
+meets first. Lines only ever append to the end of a record, so a record's first fault, and
+with it the reject's (file, line, reason) key, stays the same while its file grows.
 
 The work is done with Polars expressions over all lines at once: no Python loop per line.
 
@@ -47,13 +70,14 @@ DMS_TOLERANCE = 0.0005
 """Degrees the DMS text may differ from the decimal value (a rounded second is 0.00014°)."""
 
 REASONS = (
+    "unrecognized",
+    "out_of_range",
+    "dms_mismatch",
     "missing_longitude",
     "missing_latitude",
     "orphan_distance",
-    "out_of_range",
-    "dms_mismatch",
-    "unrecognized",
 )
+"""Every reason a parse reject can have, in their order of precedence at one line."""
 
 # ASCII classes ([0-9], [ \t]) keep the regex engine several times faster than \d and \s, and
 # so does a mandatory DMS part: lines without DMS text go through a second, rarer pattern.
@@ -107,7 +131,9 @@ _DETAILS = (
 """Why an ``unrecognized`` line was not read, when it looks like one that could have been: the
 first pattern that matches names the likely cause (the reject's ``detail``)."""
 _OTHER_LINE, _LAT_LINE, _LON_LINE, _DIST_LINE = 0, 1, 2, 3
-"""Line kinds, as small integers: cheaper to shift and compare than strings."""
+"""Line labels (none, Latitude, Longitude, Distance), as small integers: cheaper to shift and
+compare than strings; a line's label says which record it belongs to, its format whether it
+is read."""
 
 
 class Parsed(NamedTuple):
@@ -163,7 +189,7 @@ def unreadable(data: bytes, source: str, detail: str) -> Parsed:
     shown = "first bytes: " + data[:16].hex(" ")
     rejects = pl.DataFrame(
         {"source": [source], "line": [1], "reason": ["unrecognized"], "text": [shown]}
-    ).with_columns(detail=pl.lit(detail))
+    ).with_columns(detail=pl.lit(detail), reasons=pl.lit("unrecognized"))
     return Parsed(
         frames.empty(frames.POINTS_SCHEMA), frames.cast_frame(rejects, frames.REJECTS_SCHEMA)
     )
@@ -211,35 +237,27 @@ def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
     """Parse a frame of ``line``/``text`` rows (see :func:`split_lines`)."""
     lines = _unglued(lines)
     rows = lines.with_columns(pl.col("text").str.strip_chars()).filter(pl.col("text") != "")
-    rows = rows.with_columns(_fields(rows.get_column("text")))
-    rows = rows.with_columns(
-        kind=pl.when(pl.col("lat").is_not_null())
-        .then(_LAT_LINE)
-        .when(pl.col("lon").is_not_null())
-        .then(_LON_LINE)
-        .when(pl.col("dist").is_not_null())
-        .then(_DIST_LINE)
-        .otherwise(_OTHER_LINE)
-        .cast(pl.UInt8)
+    values, label = _fields(rows.get_column("text"))
+    rows = rows.with_columns(*values, label=label).with_columns(good=_good())
+    in_good = (
+        pl.col("good")
+        | pl.col("good").shift(1, fill_value=False)
+        | (pl.col("good").shift(2, fill_value=False) & (pl.col("label") == _DIST_LINE))
     )
-    groups = _group_starts(rows).with_columns(reason=_reason())
-    points = groups.filter(pl.col("reason").is_null()).select(
+    dist_row = (pl.col("label").shift(-2) == _DIST_LINE).fill_null(False)
+    good = pl.col("good")
+    points = rows.select(
         pl.lit(source).alias("source"),
-        "line",
-        pl.col("lat").alias("latitude"),
-        pl.col("lon_next").alias("longitude"),
-        pl.col("dist_at").alias("distance_km"),
-        pl.col("bearing_at").alias("bearing_deg"),
+        pl.col("line").filter(good),
+        pl.col("lat").filter(good).alias("latitude"),
+        pl.col("lon").shift(-1).filter(good).alias("longitude"),
+        pl.when(dist_row).then(pl.col("dist").shift(-2)).filter(good).alias("distance_km"),
+        pl.when(dist_row).then(pl.col("bearing").shift(-2)).filter(good).alias("bearing_deg"),
     )
-    bad = groups.filter(pl.col("reason").is_not_null())
-    rejects = (
-        bad.select(pl.lit(source).alias("source"), "line", "reason")
-        .with_columns(text=pl.lit(_record_text(rows, bad)))
-        .with_columns(detail=_detail(), text=frames.reject_text(pl.col("text")))
-    )
+    bad = rows.with_columns(fresh=in_good.shift(1, fill_value=True)).filter(~in_good)
     return Parsed(
         frames.cast_frame(points, frames.POINTS_SCHEMA),
-        frames.cast_frame(rejects, frames.REJECTS_SCHEMA),
+        frames.cast_frame(_rejects(bad, source), frames.REJECTS_SCHEMA),
     )
 
 
@@ -260,8 +278,9 @@ def _unglued(lines: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([lines.filter(~glued), split]).sort("line", maintain_order=True)
 
 
-def _fields(text: pl.Series) -> list[pl.Series]:
-    """Values of each line kind, full length, null where a line is not of that kind.
+def _fields(text: pl.Series) -> tuple[list[pl.Series], pl.Series]:
+    """Values of each line kind, full length, null where a line is not of that kind (or not
+    in its format); and each line's label (:data:`_LAT_LINE`... or :data:`_OTHER_LINE`).
 
     Each regex runs only on the lines that start with its label, the kinds in parallel;
     the results are scattered back to their rows.
@@ -290,11 +309,14 @@ def _fields(text: pl.Series) -> list[pl.Series]:
         "dist": dist.select(_number("1").alias("dist"), _number("2").alias("bearing")),
     }
     empty = pl.repeat(None, len(text), dtype=pl.Float64, eager=True)
+    label = pl.repeat(_OTHER_LINE, len(text), dtype=pl.UInt8, eager=True).alias("label")
+    for kind, code in (("lat", _LAT_LINE), ("lon", _LON_LINE), ("dist", _DIST_LINE)):
+        label = label.scatter(where[kind], code)
     return [
         empty.alias(values.name).scatter(where[kind], values)
         for kind, part in parts.items()
         for values in part.get_columns()
-    ]
+    ], label
 
 
 def _labelled(text: pl.Series) -> dict[str, pl.Series]:
@@ -336,98 +358,156 @@ def _dms(negative: str) -> pl.Expr:
     return pl.when(hemisphere == negative).then(-degrees).otherwise(degrees)
 
 
-def _group_starts(rows: pl.DataFrame) -> pl.DataFrame:
-    """One row per record or stray line, with the values of the lines attached to it.
-
-    A Longitude line right after a Latitude line, and a Distance line right after either,
-    belong to the record above them; every other line starts a group of its own.
-    """
-    kind, prev, nxt, after = (
-        pl.col("kind"),
-        pl.col("kind").shift(1),
-        pl.col("kind").shift(-1),
-        pl.col("kind").shift(-2),
-    )
-    coordinate = kind.is_in([_LAT_LINE, _LON_LINE])
-    attached = ((kind == _LON_LINE) & (prev == _LAT_LINE)) | (
-        (kind == _DIST_LINE) & prev.is_in([_LAT_LINE, _LON_LINE])
-    )
-    has_lon = (kind == _LAT_LINE) & (nxt == _LON_LINE)
-    dist_offset = (
-        pl.when(has_lon & (after == _DIST_LINE))
-        .then(2)
-        .when(coordinate & (nxt == _DIST_LINE))
-        .then(1)
-        .otherwise(0)
-    )
-
-    def attached_value(column: str) -> pl.Expr:
-        value = pl.col(column)
-        return (
-            pl.when(dist_offset == 1)
-            .then(value.shift(-1))
-            .when(dist_offset == 2)
-            .then(value.shift(-2))
-        )
-
+def _good() -> pl.Expr:
+    """Whether a row starts a good record: a readable Latitude line, the readable Longitude
+    line right after it, a readable Distance line or none after that, values in range and
+    the DMS text (when given) agreeing with them."""
+    lat, lon = pl.col("lat"), pl.col("lon").shift(-1)
+    dist_row = pl.col("label").shift(-2) == _DIST_LINE
     return (
-        rows.with_row_index("row")
-        .with_columns(
-            attached=attached.fill_null(False),
-            has_lon=has_lon.fill_null(False),
-            size=1 + has_lon.fill_null(False).cast(pl.UInt32) + (dist_offset > 0).cast(pl.UInt32),
-            lon_next=pl.col("lon").shift(-1),
-            lon_dms_next=pl.col("lon_dms").shift(-1),
-            dist_at=attached_value("dist"),
-            bearing_at=attached_value("bearing"),
-        )
-        .filter(~pl.col("attached"))
-        .drop("text")
+        lat.is_not_null()
+        & lon.is_not_null()
+        & (~dist_row | pl.col("dist").shift(-2).is_not_null()).fill_null(True)
+        & (lat.abs() <= 90)
+        & (lon.abs() <= 180)
+        & ~_off("lat_dms", lat)
+        & ~_off(pl.col("lon_dms").shift(-1), lon)
+    ).fill_null(False)
+
+
+def _off(dms: str | pl.Expr, value: pl.Expr) -> pl.Expr:
+    """Whether DMS text and decimal disagree (false where there is no DMS text)."""
+    dms = pl.col(dms) if isinstance(dms, str) else dms
+    return ((dms - value).abs() > DMS_TOLERANCE).fill_null(False)
+
+
+def _rejects(bad: pl.DataFrame, source: str) -> pl.DataFrame:
+    """One reject per bad record, from the rows that are in no good record (in line order,
+    ``fresh`` where the row before ends a good record or there is none)."""
+    if bad.is_empty():
+        return frames.empty(frames.REJECTS_SCHEMA)
+    records = _records(bad)
+    reasons = _reasons(records)
+    return records.filter(pl.col("start")).select(
+        pl.lit(source).alias("source"),
+        "line",
+        reason=reasons.str.extract("^([a-z_]+)"),
+        text=frames.reject_text(
+            pl.lit(_join_runs(records.get_column("text"), records.get_column("start"), "\n"))
+        ),
+        detail=_record_details(records, reasons.len()),
+        reasons=reasons,
     )
 
 
-def _record_text(rows: pl.DataFrame, groups: pl.DataFrame) -> pl.Series:
-    """The lines of each rejected group, joined with newlines."""
-    text = rows.get_column("text")
-    first = groups.get_column("row")
-    size = groups.get_column("size")
-    joined = text.gather(first)
-    for offset in (1, 2):
-        more = size > offset
-        if more.any():
-            extra = text.gather(first.filter(more) + offset)
-            joined = joined.scatter(more.arg_true(), joined.filter(more) + "\n" + extra)
-    return joined
+def _records(bad: pl.DataFrame) -> pl.DataFrame:
+    """``bad`` with where each record starts (``start``), its number (``record``, from 1),
+    and each row's faults: a boolean column per reason (see the module docstring)."""
+    label = pl.col("label")
+    garbage_starts = (label == _OTHER_LINE) & (
+        pl.col("fresh") | label.shift(1).is_in([_LON_LINE, _DIST_LINE])
+    )
+    marker = pl.when(label != _OTHER_LINE).then(label).when(garbage_starts).then(_OTHER_LINE)
+    above = marker.shift(1).forward_fill()  # the kind of the record above, as far as it got
+    starts = (
+        pl.col("fresh")  # after a good record (or at the start), whatever the label
+        | garbage_starts
+        | (label == _LAT_LINE)
+        | ((label == _LON_LINE) & (above >= _LON_LINE))
+        | ((label == _DIST_LINE) & (above >= _DIST_LINE))
+    )
+    start = pl.col("start")
+    lons = (label == _LON_LINE).cast(pl.UInt32)
+    first = pl.when(start).then(label).forward_fill()  # the label of the record's first line
+    has_lon = (  # Longitude lines up to the record's end > up to its start
+        pl.when(start.shift(-1, fill_value=True)).then(lons.cum_sum()).backward_fill()
+        > pl.when(start).then(lons.cum_sum() - lons).forward_fill()
+    )
+    return (
+        bad.with_columns(start=starts)
+        .with_columns(record=start.cum_sum(), first=first, has_lon=has_lon)
+        .with_columns(
+            unrecognized=pl.coalesce("lat", "lon", "dist").is_null(),
+            out_of_range=((pl.col("lat").abs() > 90) | (pl.col("lon").abs() > 180)).fill_null(
+                False
+            ),
+            dms_mismatch=_off("lat_dms", pl.col("lat")) | _off("lon_dms", pl.col("lon")),
+            missing_longitude=(label == _LAT_LINE) & ~pl.col("has_lon"),
+            missing_latitude=(label == _LON_LINE) & (pl.col("first") != _LAT_LINE),
+            orphan_distance=(label == _DIST_LINE)
+            & (pl.col("first") != _LAT_LINE)
+            & ~pl.col("has_lon"),
+        )
+    )
 
 
-def _detail() -> pl.Expr:
-    """The likely cause of an ``unrecognized`` reject (see :data:`_DETAILS`), else null."""
-    unrecognized = pl.col("reason") == "unrecognized"
+def _reasons(records: pl.DataFrame) -> pl.Series:
+    """Each record's reasons, comma-separated: in line order, and at one line in the order
+    of :data:`REASONS`, each reason where it is first found."""
+    new = pl.sum_horizontal(  # the faults first found in its record at each line, as bits
+        _first_in_record(reason).cast(pl.UInt8) * (1 << bit)
+        for bit, reason in enumerate(REASONS)
+        if records.get_column(reason).any()
+    )
+    # a bad record always has a fault (else it would be good): each has rows listed here
+    listed = records.select("record", new=new).filter(pl.col("new") > 0)
+    return _join_runs(
+        listed.get_column("new").replace_strict(_REASON_LISTS, return_dtype=pl.String),
+        listed.select(pl.col("record").diff().fill_null(1) > 0).to_series(),
+        ",",
+    )
+
+
+def _record_details(records: pl.DataFrame, count: int) -> pl.Series:
+    """Per record, the likely cause of its first unrecognized line that has one, else null."""
+    labelled = pl.col("unrecognized") & (pl.col("label") != _OTHER_LINE)
+    found = records.select("record", detail=_detail(records, labelled))
+    explained = found.filter(pl.col("detail").is_not_null()).unique(
+        "record", keep="first", maintain_order=True
+    )
+    return pl.repeat(None, count, dtype=pl.String, eager=True).scatter(
+        explained.get_column("record") - 1, explained.get_column("detail")
+    )
+
+
+_REASON_LISTS = {
+    mask: ",".join(reason for bit, reason in enumerate(REASONS) if mask & (1 << bit))
+    for mask in range(1, 1 << len(REASONS))
+}
+"""The reasons of a line, comma-separated, by the bit mask of their places in REASONS."""
+
+
+def _first_in_record(reason: str) -> pl.Expr:
+    """Whether a row has the fault ``reason`` and no row before it in its record has (rows
+    numbered by ``record``): a reason is listed once, where it is first found."""
+    fault, record = pl.col(reason), pl.col("record")
+    last_with_it = pl.when(fault).then(record).forward_fill().shift(1)
+    return fault & (last_with_it != record).fill_null(True)
+
+
+def _join_runs(texts: pl.Series, starts: pl.Series, separator: str) -> pl.Series:
+    """The strings of each run of ``texts`` joined with ``separator``, a run starting at
+    each true of ``starts`` (the first is true). The strings and separators are laid out
+    once, and each run is cut out of that buffer (as :func:`split_lines` does)."""
+    laid = (texts + separator).rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+    _, offsets, data = laid.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)[laid.offset : laid.offset + len(laid) + 1]
+    cuts = np.append(ends[starts.arg_true().to_numpy()], ends[-1])
+    runs = pa.LargeStringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts), data)
+    return pl.Series(runs, dtype=pl.String).str.strip_suffix(separator)
+
+
+def _detail(rows: pl.DataFrame, labelled_unrecognized: pl.Expr) -> pl.Series:
+    """The likely cause of each ``unrecognized`` labelled line of ``rows`` (see
+    :data:`_DETAILS`), else null; the patterns run only on those lines (all start with a
+    label)."""
+    where = rows.select(labelled_unrecognized).to_series().arg_true()
+    details = pl.repeat(None, rows.height, dtype=pl.String, eager=True)
+    if not where.len():
+        return details
+    text = pl.col("text")
     found = pl.lit(None, dtype=pl.String)
     for pattern, detail in reversed(_DETAILS):
-        matches = unrecognized & pl.col("text").str.contains(pattern)
-        found = pl.when(matches).then(pl.lit(detail)).otherwise(found)
-    return found
-
-
-def _reason() -> pl.Expr:
-    """Why a group is rejected, or null for a good point."""
-    lat, lon = pl.col("lat"), pl.col("lon_next")
-
-    def off(dms: str, value: pl.Expr) -> pl.Expr:
-        return ((pl.col(dms) - value).abs() > DMS_TOLERANCE).fill_null(False)
-
-    return (
-        pl.when(pl.col("kind") == _OTHER_LINE)
-        .then(pl.lit("unrecognized"))
-        .when(pl.col("kind") == _DIST_LINE)
-        .then(pl.lit("orphan_distance"))
-        .when(pl.col("kind") == _LON_LINE)
-        .then(pl.lit("missing_latitude"))
-        .when(~pl.col("has_lon"))
-        .then(pl.lit("missing_longitude"))
-        .when((lat.abs() > 90) | (lon.abs() > 180))
-        .then(pl.lit("out_of_range"))
-        .when(off("lat_dms", lat) | off("lon_dms_next", lon))
-        .then(pl.lit("dms_mismatch"))
-    )
+        found = pl.when(text.str.contains(pattern)).then(pl.lit(detail)).otherwise(found)
+    texts = rows.get_column("text").gather(where).to_frame()
+    return details.scatter(where, texts.select(found).to_series())

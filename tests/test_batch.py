@@ -105,7 +105,7 @@ def test_schema_and_row_count_mismatch_are_data_errors(
         batch.decode(body, {**headers, "rows": 5})
 
 
-def test_a_rejects_batch_of_an_older_worker_reads_with_a_null_detail() -> None:
+def test_a_rejects_batch_of_an_older_worker_reads_with_a_null_detail_and_reasons() -> None:
     older = pl.DataFrame(
         {"source": ["a.txt"], "line": [3], "reason": ["unrecognized"], "text": ["x"]},
         schema_overrides={"line": pl.UInt32},
@@ -115,7 +115,7 @@ def test_a_rejects_batch_of_an_older_worker_reads_with_a_null_detail() -> None:
     headers = {"sha256": hashlib.sha256(body.getvalue()).hexdigest(), "schema": "rejects"}
     read = batch.decode(body.getvalue(), headers)
     assert read.columns == list(frames.REJECTS_SCHEMA)
-    assert read.row(0) == ("a.txt", 3, "unrecognized", "x", None)
+    assert read.row(0) == ("a.txt", 3, "unrecognized", "x", None, None)
     with pytest.raises(DataError, match="missing columns"):  # only added columns may lack
         batch.decode(body.getvalue(), {**headers, "schema": "points"})
 

@@ -183,7 +183,8 @@ def test_parse_reports_and_writes_points_and_rejects(workdir: Path) -> None:
 
 
 def test_parse_names_the_likely_cause_of_unrecognized_lines(workdir: Path) -> None:
-    lines = ["latitude: -30,25", "Longitude: -51,5", "LATITUDE: -30.5", "longitude: -51.5"]
+    lines = ["latitude: -30,25", "Longitude: -51.5", "LATITUDE: -30.5", "longitude: -51,5"]
+    lines += ["Latitude: -30.5", "Longitude: -51.5"]  # two bad records, one good
     Path("commas.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = invoke("parse", "commas.txt")
     assert result.exit_code == 0
@@ -400,6 +401,47 @@ def test_fail_on_rejects_exits_1_above_the_rate_and_loads_the_rest(workdir: Path
     )
     relaxed = CliRunner().invoke(cli, ["run", "in2", "-q", "--fail-on-rejects", "0.9"])
     assert relaxed.exit_code == 0, relaxed.output
+
+
+SIX_OF_SEVEN_BAD = [
+    "Latitude: 30°02′59″S   -30.04982864",
+    "Longitude: 51°12′05″W   -51.20150245",
+    "Distance: 2.2959 km  Bearing: 137.352°",
+    *("Latitude: -30,04982864", "Longitude: -51.2", "Distance: 1 km  Bearing: 2°"),
+    *("Latitude: -30.1", "Longitude 51 12 05 W", "Distance: 1 km  Bearing: 2°"),
+    *("Latitud: -30.1", "Longitude: -51.2", "Distance: 1 km  Bearing: 2°"),
+    *("Latitude: -30.1", "Distance: 1 km  Bearing: 2°"),
+    *("Latitude: -30.1", "~ noise ~", "Longitude: -51.2", "Distance: 1 km  Bearing: 2°"),
+    *("Latitude: 95", "Longitude: -51.2", "Distance: 1 km  Bearing: 2°"),
+]
+"""Seven records, six of them bad in ways that each used to make two or three rejects."""
+
+
+def test_fail_on_rejects_counts_records_not_lines(workdir: Path) -> None:
+    (workdir / "in").mkdir()
+    (workdir / "in" / "f.txt").write_text("\r\n".join(SIX_OF_SEVEN_BAD) + "\r\n", "utf-8")
+    args = ["run", "in", "-q", "--final-seconds", "0", "--fail-on-rejects"]
+    result = CliRunner().invoke(cli, [*args, "0.5"])
+    assert result.exit_code == 1, result.output
+    assert "records     7 read, 6 rejected (85.7%)" in result.output
+    assert "85.7% of the records read were rejected (6 of 7), above --fail-on-rejects 0.5" in (
+        result.output
+    )
+    with duckdb.connect(str(workdir / "etl4all.duckdb"), read_only=True) as db:
+        assert db.sql("SELECT count(*) FROM reject").fetchall() == [(6,)]
+        assert db.sql("SELECT count(*) FROM address").fetchall() == [(1,)]
+    (workdir / "again").mkdir()
+    (workdir / "again" / "f.txt").write_bytes((workdir / "in" / "f.txt").read_bytes())
+    relaxed = CliRunner().invoke(cli, [*args, "0.9"])
+    assert relaxed.exit_code == 0, relaxed.output
+
+
+def test_parse_counts_records(workdir: Path) -> None:
+    Path("f.txt").write_text("\n".join(SIX_OF_SEVEN_BAD), encoding="utf-8")
+    result = invoke("parse", "f.txt")
+    assert result.exit_code == 0
+    assert "records  7\npoints   1\nrejects  6 (85.7% of the records)\n" in result.output
+    assert "unrecognized       4" in result.output
 
 
 def test_a_broker_that_is_down_is_one_line_naming_host_and_cause(workdir: Path) -> None:

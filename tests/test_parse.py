@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
+import re
 
 import polars as pl
 import pytest
@@ -74,7 +76,9 @@ def test_decimal_only_lines_are_accepted() -> None:
 
 def test_missing_longitude_is_one_reject_with_its_lines() -> None:
     parsed = parse(text([LAT, DIST, *RECORD]), "f")
-    assert parsed.rejects.rows() == [("f", 1, "missing_longitude", f"{LAT}\n{DIST}", None)]
+    assert parsed.rejects.rows() == [
+        ("f", 1, "missing_longitude", f"{LAT}\n{DIST}", None, "missing_longitude")
+    ]
     assert parsed.points.get_column("line").to_list() == [3]
 
 
@@ -153,6 +157,66 @@ def test_an_unrecognized_line_names_its_likely_cause(line: str, cause: str | Non
     assert detail is None if cause is None else cause in detail
 
 
+# -- a bad record is one reject: its first line, its reasons, all its lines ----------------
+
+SEVEN = [
+    RECORD,
+    ["Latitude: 30°02′59″S   -30,04982864", LON, DIST],  # decimal comma
+    [LAT, "Longitude 51 12 05 W", DIST],  # a longitude in another layout
+    ["Latitud: -30.04982864", LON, DIST],  # a typo in the label
+    [LAT, DIST],  # the longitude line is missing
+    [LAT, "~~ noise ~~", LON, DIST],  # a garbage line inside the record
+    ["Latitude: 95", LON, DIST],
+]
+
+
+def test_a_bad_record_is_one_reject_at_its_first_line_with_all_its_reasons() -> None:
+    parsed = parse(text([line for record in SEVEN for line in record]), "f")
+    assert parsed.points.get_column("line").to_list() == [1]
+    assert parsed.rejects.select("line", "reason", "reasons").rows() == [
+        (4, "unrecognized", "unrecognized"),
+        (7, "unrecognized", "unrecognized"),
+        (10, "unrecognized", "unrecognized,missing_latitude"),
+        (13, "missing_longitude", "missing_longitude"),
+        (15, "unrecognized", "unrecognized"),
+        (19, "out_of_range", "out_of_range"),
+    ]
+    assert "decimal comma" in parsed.rejects.get_column("detail")[0]
+    assert parsed.rejects.get_column("text")[2] == "\n".join(SEVEN[3])
+
+
+MILES = "Distance: 2 miles"
+
+
+@pytest.mark.parametrize(
+    ("lines", "rejects"),
+    [
+        ([*RECORD, "x", "y", "", "z", *RECORD], [(4, "unrecognized", "x\ny\nz")]),
+        (["header", "v2", *RECORD], [(1, "unrecognized", "header\nv2")]),
+        (  # two records without their latitude
+            [*RECORD, LON, DIST, LON, DIST, *RECORD],
+            [(4, "missing_latitude", f"{LON}\n{DIST}"), (6, "missing_latitude", f"{LON}\n{DIST}")],
+        ),
+        ([*RECORD, DIST, DIST], [(4, "orphan_distance", DIST), (5, "orphan_distance", DIST)]),
+        (  # garbage after a record's last line is a record of its own
+            [LAT, DIST, "x", "y", *RECORD],
+            [(1, "missing_longitude", f"{LAT}\n{DIST}"), (3, "unrecognized", "x\ny")],
+        ),
+        ([LAT, LON, "x", DIST, *RECORD], [(3, "unrecognized", f"x\n{DIST}")]),  # a point first
+        ([LAT, LON, MILES], [(1, "unrecognized", f"{LAT}\n{LON}\n{MILES}")]),
+        ([LAT, LAT, LON], [(1, "missing_longitude", LAT)]),
+        (
+            [LAT, "x", "", "y", LON, "z"],
+            [(1, "unrecognized", f"{LAT}\nx\ny\n{LON}"), (6, "unrecognized", "z")],
+        ),
+    ],
+)
+def test_where_a_bad_record_starts_and_ends(
+    lines: list[str], rejects: list[tuple[int, str, str]]
+) -> None:
+    assert parse(text(lines), "f").rejects.select("line", "reason", "text").rows() == rejects
+
+
 def test_empty_file_gives_zero_rows() -> None:
     parsed = parse(b"", "f")
     assert parsed.points.is_empty() and parsed.rejects.is_empty()
@@ -202,10 +266,103 @@ def test_random_bytes_never_raise_and_every_line_is_accounted_for(data: bytes) -
     assert covered == non_blank
 
 
+@dataclasses.dataclass(frozen=True)
+class Generated:
+    """A record the property below writes: its lines, whether it is good, the label of its
+    first line and of its last labelled line (None for garbage), which say what may follow
+    it without joining it (see etl4all.parse)."""
+
+    lines: tuple[str, ...]
+    good: bool
+    first: str | None
+    last: str | None
+
+    def may_follow(self, before: Generated | None) -> bool:
+        if before is None or self.first == "lat":
+            return True
+        if self.first is None:  # garbage starts a record after a Longitude or Distance line
+            return before.lines[-1].lower().startswith(("longitude", "distance"))
+        ends = {"lon": ("lon", "dist"), "dist": ("dist",)}[self.first]
+        return before.last in ends
+
+
+def generated(lines: list[str], good: bool, first: str | None, last: str | None) -> Generated:
+    return Generated(tuple(lines), good, first, last)
+
+
+GENERATED = [
+    generated(RECORD, True, "lat", "dist"),
+    generated([LAT, LON], True, "lat", "lon"),
+    generated([LAT.upper(), LON.lower(), DIST.upper()], True, "lat", "dist"),
+    generated(["Latitude: -30.5", "Longitude: -51.25"], True, "lat", "lon"),
+    generated([LAT, DIST], False, "lat", "dist"),
+    generated([LAT], False, "lat", "lat"),
+    generated(["Latitude: -30,5", LON, DIST], False, "lat", "dist"),
+    generated([LAT, "Longitude: x", DIST], False, "lat", "dist"),
+    generated([LAT, LON, "Distance: 2 miles"], False, "lat", "dist"),
+    generated(["Latitude: 95", LON], False, "lat", "lon"),
+    generated(["Latitude: 30°03′59″S   -30.04982864", LON, DIST], False, "lat", "dist"),
+    generated([LAT, "noise", LON, DIST], False, "lat", "dist"),
+    generated([LAT, "noise"], False, "lat", "lat"),
+    generated([LON, DIST], False, "lon", "dist"),
+    generated([LON], False, "lon", "lon"),
+    generated([DIST], False, "dist", "dist"),
+    generated(["Longitude: -51,2"], False, "lon", "lon"),
+    generated(["noise"], False, None, None),
+    generated(["Lat: -30.1", LON, DIST], False, None, "dist"),
+]
+garbage_line = st.text(max_size=30).filter(
+    lambda s: (
+        "\r" not in s
+        and "\n" not in s
+        and s.strip() != ""
+        and re.match(r"(latitude|longitude|distance)", s.strip(), re.IGNORECASE) is None
+    )
+)
+
+
+@st.composite
+def files_of_records(draw: st.DrawFn) -> list[Generated]:
+    """Records, good and bad, each starting a record where the one before it ends."""
+    records: list[Generated] = []
+    for _ in range(draw(st.integers(0, 15))):
+        before = records[-1] if records else None
+        choices = [record for record in GENERATED if record.may_follow(before)]
+        record = draw(st.sampled_from(choices))
+        if record.lines == ("noise",):
+            record = generated([draw(garbage_line)], False, None, None)
+        records.append(record)
+    return records
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files_of_records(), st.sampled_from(["\n", "\r\n", "\r"]), st.data())
+def test_each_record_good_or_bad_counts_once(
+    records: list[Generated], end: str, data: st.DataObject
+) -> None:
+    lines: list[str] = []
+    good, bad = [], []
+    for record in records:
+        for number, line in enumerate(record.lines):
+            lines += [""] * data.draw(st.integers(0, 1))  # blank lines change nothing
+            if number == 0:
+                (good if record.good else bad).append(len(lines) + 1)
+            lines.append(line)
+    parsed = parse(text(lines, end), "f")
+    assert parsed.points.get_column("line").to_list() == good
+    assert parsed.rejects.get_column("line").to_list() == bad
+    reasons = parsed.rejects.get_column("reasons").str.split(",")
+    assert reasons.list.first().to_list() == parsed.rejects.get_column("reason").to_list()
+
+
 def test_a_huge_garbage_line_is_one_reject_cut_to_size() -> None:
-    data = b"Latitude: -30.1\r\n" + b"x" * 100_000 + b"\r\nLatitude: 30\r\nLongitude: 51\r\n"
+    data = b"Latitude: 30\r\nLongitude: 51\r\n" + b"x" * 100_000 + b"\r\nLatitude: -30.1\r\n"
     parsed = parse(data, "a.txt")
     assert parsed.points.height == 1
+    assert parsed.rejects.select("line", "reason").rows() == [
+        (3, "unrecognized"),
+        (4, "missing_longitude"),
+    ]
     text = parsed.rejects.filter(pl.col("reason") == "unrecognized").get_column("text")
     assert text.str.len_chars().to_list() == [frames.REJECT_TEXT_CHARS]
     whole = hashlib.sha256(b"x" * 100_000).hexdigest()
@@ -265,6 +422,7 @@ upload_strategy = st.lists(
         [
             *(RECORD, [line.upper() for line in RECORD], [LAT, LON], [LAT.lower(), DIST]),
             *([LON, DIST], [LON], [DIST], ["x"], [""]),
+            *(["Latitude: -30,5", LON, DIST], [LAT, "x", LON, DIST], ["x", LON, DIST]),
         ]
     ),
     max_size=12,
@@ -292,7 +450,7 @@ def test_nul_bytes_never_reach_a_reject_text_and_are_named() -> None:
     parsed = parse(text([*RECORD, "Lat\x00\x00itude: 1", "\x00" * 10]), "f.txt")
     assert parsed.points.height == 1
     texts = parsed.rejects.get_column("text").to_list()
-    assert texts == ["Lat\u2400\u2400itude: 1", "\u2400" * 10]  # one visible sign each
+    assert texts == ["Lat\u2400\u2400itude: 1\n" + "\u2400" * 10]  # one record, one sign each
     assert all("\x00" not in t for t in texts)
     assert set(parsed.rejects.get_column("detail")) == {
         "NUL bytes (shown as \u2400): the file holds binary data or zero padding, e.g. a copy "

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etl4all import fingerprint, reading, sample
 from etl4all.parse import parse
@@ -64,7 +66,25 @@ def test_a_piece_without_a_record_start_reads_on_until_one_comes() -> None:
     chunks, points, rejects = in_pieces(data, 100)
     assert b"".join(chunks) == data
     assert points.get_column("line").to_list() == [501]
-    assert rejects.height == 500
+    assert rejects.select("line", "reason").rows() == [(1, "unrecognized")]  # one record
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([LAT, LON, DIST, "Latitude: -30,5", "latitude: 95", "noise", "", "x y"]),
+        max_size=60,
+    ),
+    st.integers(40, 400),
+)
+def test_pieces_give_the_rejects_of_the_whole_file_for_any_lines(
+    lines: list[str], max_bytes: int
+) -> None:
+    data = "\n".join(["x", *lines]).encode()  # a piece at least
+    _, points, rejects = in_pieces(data, max_bytes)
+    whole = parse(data, "f.txt")
+    assert points.equals(whole.points)
+    assert rejects.equals(whole.rejects)
 
 
 def test_parse_file_equals_parse_of_its_bytes(tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".ndjson": "write_n
 )
 @handle_errors
 def parse_command(files: tuple[str, ...], output: str | None, batch_size: int) -> None:
-    """Parse data_points FILES and report points and rejects per reason."""
+    """Parse data_points FILES and report records, points and rejects per reason (a bad
+    record, whatever its lines, is one reject)."""
     from etl4all import frames, reading
 
     out = Path(output) if output else None
@@ -69,8 +70,11 @@ def parse_command(files: tuple[str, ...], output: str | None, batch_size: int) -
                     _tally(parsed.rejects, reasons, hints)
                     points_out.write(parsed.points)
                     rejects_out.write(parsed.rejects)
+    rejects = sum(reasons.values())
+    share = f" ({rejects / (points + rejects):.1%} of the records)" if rejects else ""
+    click.echo(f"records  {points + rejects}")
     click.echo(f"points   {points}")
-    click.echo(f"rejects  {sum(reasons.values())}")
+    click.echo(f"rejects  {rejects}{share}")
     for reason, count in sorted(reasons.items()):
         click.echo(f"  {reason:<18} {count}")
         for (of, detail), (first, seen) in hints.items():

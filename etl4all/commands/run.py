@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
     type=click.FloatRange(0.0, 1.0),
     default=None,
     metavar="RATE",
-    help="Exit 1 when more than RATE (0..1) of the records read were rejected, e.g. 0.05; "
-    "everything valid is loaded all the same.",
+    help="Exit 1 when more than RATE (0..1) of the records read were rejected (a bad record "
+    "is one reject), e.g. 0.05; everything valid is loaded all the same.",
 )
 @options.PIPELINE
 @options.VERBOSITY
@@ -100,12 +100,12 @@ def run(
             label="warning",
             level=logging.WARNING,
         )
-    rejects = sum(summary.rejects.values())
-    share = rejects / (rejects + summary.points) if rejects else 0.0
+    share = summary.reject_rate
     if fail_on_rejects is not None and share > fail_on_rejects:
         code = code or exits.TRANSIENT
         say(
-            f"{share:.1%} of the records read were rejected ({rejects}), above "
+            f"{share:.1%} of the records read were rejected "
+            f"({sum(summary.rejects.values())} of {summary.records}), above "
             f"--fail-on-rejects {fail_on_rejects:g}; the valid ones were loaded",
             exit_code=code,
         )
@@ -124,7 +124,11 @@ def _attention(summary: RunSummary) -> int:
             level=logging.WARNING,
         )
     for aside in summary.set_aside:
-        click.echo(f"set aside: {aside}; its file is not done: run again to finish it", err=True)
+        say(
+            f"{aside}; its file is not done: run again to finish it",
+            label="set aside",
+            level=logging.WARNING,
+        )
     if summary.busy_files or summary.set_aside:
         return exits.TRANSIENT
     return exits.ATTENTION if summary.held else exits.DONE
@@ -141,6 +145,7 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         + (f", {len(summary.held)} held (shrank to a prefix)" if summary.held else "")
         + (f", {len(summary.set_aside)} batches set aside" if summary.set_aside else "")
         + (f", {summary.partial} without a cut-off last record" if summary.partial else ""),
+        f"records     {summary.records} read, {rejects} rejected ({summary.reject_rate:.1%})",
         f"points      {summary.points} ({summary.distinct} distinct coordinates, "
         f"{summary.repeats} repeat an earlier point)",
         f"rejects     {rejects} ({reasons})",
@@ -170,9 +175,11 @@ def run_through_broker(settings: Settings) -> None:
 
     report = run_all(settings, threading.Event())
     extract, transform, load = report.extract, report.transform, report.load
+    unreadable = sum(extract.rejects.values())
     click.echo(
-        f"extract     {extract.files} files, {extract.batches} batches, {extract.points} points, "
-        f"{sum(extract.rejects.values())} rejects, {extract.skipped} unchanged"
+        f"extract     {extract.files} files, {extract.batches} batches, "
+        f"{extract.points + unreadable} records ({extract.points} points, {unreadable} "
+        f"rejected), {extract.skipped} unchanged"
         + (f", {len(extract.held)} held" if extract.held else "")
         + f"\ntransform   {transform.acked} batches, {transform.dead_lettered} dead-lettered\n"
         f"load        {load.acked} batches, {load.dead_lettered} dead-lettered\n"

@@ -76,7 +76,10 @@ class RunSummary:
     set_aside: list[SetAside] = dataclasses.field(default_factory=list)
     """Batches that failed every try: their files are not done (a rerun finishes them)."""
     points: int = 0
+    unreadable: int = 0
+    """Records read that could not be parsed (one parse reject each)."""
     rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """Rejects by reason: the unreadable records' and the points' no geocoder answered."""
     geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
     load: LoadResult = dataclasses.field(default_factory=LoadResult)
     seconds: float = 0.0
@@ -87,7 +90,18 @@ class RunSummary:
         self.skipped += extracted.skipped
         self.partial += extracted.partial
         self.points += extracted.points
+        self.unreadable += sum(extracted.rejects.values())
         self.held += extracted.held
+
+    @property
+    def records(self) -> int:
+        """Records read: each one is a point or a parse reject."""
+        return self.points + self.unreadable
+
+    @property
+    def reject_rate(self) -> float:
+        """The share of the records read that were rejected (parsing or geocoding them)."""
+        return sum(self.rejects.values()) / self.records if self.records else 0.0
 
     @property
     def points_per_second(self) -> float:

@@ -309,6 +309,7 @@ def _rejects(keyed: pl.DataFrame, results: pl.DataFrame, failed: pl.DataFrame) -
         "source",
         "line",
         reason=pl.col("reason").fill_null("not_geocoded"),
+        reasons=pl.col("reason").fill_null("not_geocoded"),
         text=frames.reject_text(
             pl.format("{},{} {}", "latitude", "longitude", pl.col("text").fill_null(""))
         ),

@@ -235,8 +235,8 @@ WHERE r.source_file = i.source AND r.source_line = i.line AND r.reason = i.reaso
   AND coalesce(r.version, 0) < i.version
 """
 _REJECT_SQL = f"""
-INSERT INTO reject (source_file, source_line, reason, text, detail, version)
-SELECT source, line, reason, text, detail, coalesce(CAST($version AS BIGINT),
+INSERT INTO reject (source_file, source_line, reason, text, detail, reasons, version)
+SELECT source, line, reason, text, detail, reasons, coalesce(CAST($version AS BIGINT),
        (SELECT f.version FROM source_file AS f WHERE f.name = source), 0)
 FROM {_INCOMING}
 ON CONFLICT DO NOTHING

@@ -102,7 +102,7 @@ _MOVED_SQL = (
     " WHERE CAST(a.source_file AS BINARY) = CAST(%s AS BINARY)"
     " AND a.source_line <> m.source_line"
 )
-_REJECT_COLUMNS = ("source", "line", "reason", "text", "detail", "version")
+_REJECT_COLUMNS = ("source", "line", "reason", "text", "detail", "reasons", "version")
 _REJECT_VERSION_SQL = (
     "UPDATE reject AS r JOIN `{stage}` AS s"
     " ON r.source_file = s.source AND r.source_line = s.line AND r.reason = s.reason"
@@ -111,8 +111,8 @@ _REJECT_VERSION_SQL = (
     " AND COALESCE(r.version, 0) < s.version"
 )
 _REJECT_SQL = (
-    "INSERT INTO reject (source_file, source_line, reason, text, detail, version)"
-    " SELECT source, line, reason, text, detail, version FROM `{stage}`"
+    "INSERT INTO reject (source_file, source_line, reason, text, detail, reasons, version)"
+    " SELECT source, line, reason, text, detail, reasons, version FROM `{stage}`"
     " ON DUPLICATE KEY UPDATE id = id"
 )
 
@@ -269,12 +269,13 @@ def merge_rejects(
     cur.execute(
         f"CREATE TEMPORARY TABLE `{stage}` (source VARCHAR(512) NOT NULL,"
         " line INT UNSIGNED NOT NULL, reason VARCHAR(32) NOT NULL, text TEXT NULL,"
-        " detail VARCHAR(200) NULL, version BIGINT NOT NULL)"
+        " detail VARCHAR(200) NULL, reasons VARCHAR(255) NULL, version BIGINT NOT NULL)"
         " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
     )
     try:
         cur.executemany(
-            f"INSERT INTO `{stage}` ({', '.join(_REJECT_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO `{stage}` ({', '.join(_REJECT_COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(_REJECT_COLUMNS))})",
             rows,
         )
         cur.execute(_REJECT_VERSION_SQL.format(stage=stage))

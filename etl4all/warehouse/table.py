@@ -34,7 +34,16 @@ ANSWER_COLUMNS = ", ".join(f"a.{c}" for c in frames.GEOCODE_SCHEMA)
 
 SELECTABLE = {
     "address": (*COLUMNS, "id", "created_at", "updated_at"),
-    "reject": ("id", "source_file", "source_line", "reason", "text", "detail", "created_at"),
+    "reject": (
+        "id",
+        "source_file",
+        "source_line",
+        "reason",
+        "text",
+        "detail",
+        "reasons",
+        "created_at",
+    ),
 }
 """The tables :meth:`SqlWarehouse.select` reads, and the columns it may filter on."""
 

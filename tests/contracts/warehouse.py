@@ -260,15 +260,36 @@ class WarehouseContract:
                 "reason": ["missing_longitude", "unrecognized", "dms_mismatch"],
                 "text": ["Latitude: -30.1\nDistance: 1 km", "São\tPaulo \\ é", None],
                 "detail": [None, "a labelled line in another layout", None],
+                "reasons": ["missing_longitude", "unrecognized,missing_latitude", None],
             },
             schema=frames.REJECTS_SCHEMA,
         )
         assert warehouse.load_rejects(rejects) == 3
         stored = warehouse.select("reject", {}, after_id=0, limit=9)
         assert stored["detail"].to_list() == rejects["detail"].to_list()
+        assert stored["reasons"].to_list() == rejects["reasons"].to_list()
         assert warehouse.load_rejects(rejects) == 0  # a replay adds nothing
         assert warehouse.load_rejects(rejects.clear()) == 0
         assert warehouse.load_rejects(rejects.head(1).with_columns(line=pl.lit(5, pl.UInt32))) == 1
+
+    def test_rejects_of_the_parser_and_of_an_older_worker_are_kept(
+        self, warehouse: Warehouse
+    ) -> None:
+        older = pl.DataFrame(  # a worker from before detail and reasons
+            {"source": ["a.txt"], "line": [3], "reason": ["unrecognized"], "text": ["x"]}
+        )
+        assert warehouse.load_rejects(older) == 1
+        lines = ["Latitude: -30,5", "Longitude: -51.2", "Latitude: -30,1", "Distance: 1 km"]
+        parsed = parse.parse("\n".join(lines).encode(), "b.txt").rejects  # two bad records
+        assert warehouse.load_rejects(parsed) == 2
+        assert warehouse.load_rejects(parsed) == 0  # a replay adds nothing
+        stored = warehouse.select("reject", {}, after_id=0, limit=9)
+        assert stored.select("source_file", "source_line", "reason", "reasons").rows() == [
+            ("a.txt", 3, "unrecognized", None),
+            ("b.txt", 1, "unrecognized", "unrecognized"),
+            ("b.txt", 3, "unrecognized", "unrecognized,missing_longitude"),
+        ]
+        assert stored["text"][2] == "Latitude: -30,1\nDistance: 1 km"
 
     def test_a_reject_of_a_huge_garbage_line_is_kept(self, warehouse: Warehouse) -> None:
         garbage = ("é" * 100_000 + "\n").encode()  # 200 KB of two-byte characters
@@ -362,6 +383,7 @@ class WarehouseContract:
                 ],
                 "text": [None] * 5,
                 "detail": [None] * 5,
+                "reasons": [None] * 5,
             },
             schema=frames.REJECTS_SCHEMA,
         )
@@ -405,6 +427,7 @@ class WarehouseContract:
                 "reason": ["geocode_failed", "unrecognized", "geocode_failed"],
                 "text": ["-30.1,-51.2 timeout", "x", "'; DROP TABLE reject; --"],
                 "detail": [None, "'; DROP TABLE reject; --", None],
+                "reasons": ["geocode_failed", "unrecognized", "'; DROP TABLE reject; --"],
             },
             schema=frames.REJECTS_SCHEMA,
         )

@@ -48,14 +48,17 @@ def test_init_is_idempotent_and_data_survives_reopening(url: str) -> None:
         assert warehouse.read()["id"].to_list() == [1, 2, 3, 4]
 
 
-def test_opening_upgrades_a_reject_table_made_before_detail(url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("column", ["detail", "reasons"])
+def test_opening_upgrades_a_reject_table_made_before_a_column(
+    url: str, tmp_path: Path, column: str
+) -> None:
     with DuckdbWarehouse(url=url):
         pass
     with duckdb.connect(str(tmp_path / "deep/er/etl4all.duckdb")) as con:
-        con.execute("ALTER TABLE reject DROP COLUMN detail")
+        con.execute(f"ALTER TABLE reject DROP COLUMN {column}")
     with DuckdbWarehouse(url=url) as wh:
         assert wh.missing_schema() == []
-        assert "detail" in wh.select("reject", {}, after_id=0, limit=1).columns
+        assert column in wh.select("reject", {}, after_id=0, limit=1).columns
 
 
 def test_opening_gives_rows_loaded_before_file_versions_to_their_file(

@@ -212,13 +212,14 @@ def test_init_db_gives_rows_loaded_before_file_versions_to_their_file(mysql_url:
         assert old.prune("data_points_1.txt", 1, pl.Series([], dtype=pl.String)) == 3
 
 
-def test_init_db_upgrades_a_reject_table_made_before_detail(mysql_url: str) -> None:
+@pytest.mark.parametrize("column", ["detail", "reasons"])
+def test_init_db_upgrades_a_reject_table_made_before_a_column(mysql_url: str, column: str) -> None:
     with MySqlWarehouse(url=mysql_url) as wh:
         wh.init()
     with _admin(mysql_url) as admin, admin.cursor() as cur:
-        cur.execute(f"ALTER TABLE `{urlsplit(mysql_url).path[1:]}`.reject DROP COLUMN detail")
+        cur.execute(f"ALTER TABLE `{urlsplit(mysql_url).path[1:]}`.reject DROP COLUMN {column}")
     with MySqlWarehouse(url=mysql_url) as old:
-        assert old.missing_schema() == ["reject.detail"]
+        assert old.missing_schema() == [f"reject.{column}"]
         old.init()
         assert old.missing_schema() == []
         old.init()  # the upgrade is skipped once made
