@@ -460,7 +460,8 @@ def _reasons(records: pl.DataFrame) -> pl.Series:
 
 def _record_details(records: pl.DataFrame, count: int) -> pl.Series:
     """Per record, the likely cause of its first unrecognized line that has one, else null."""
-    labelled = pl.col("unrecognized") & (pl.col("label") != _OTHER_LINE)
+    nul = pl.col("text").str.contains("\x00", literal=True)  # a label NUL bytes broke, too
+    labelled = pl.col("unrecognized") & ((pl.col("label") != _OTHER_LINE) | nul)
     found = records.select("record", detail=_detail(records, labelled))
     explained = found.filter(pl.col("detail").is_not_null()).unique(
         "record", keep="first", maintain_order=True
@@ -500,7 +501,7 @@ def _join_runs(texts: pl.Series, starts: pl.Series, separator: str) -> pl.Series
 def _detail(rows: pl.DataFrame, labelled_unrecognized: pl.Expr) -> pl.Series:
     """The likely cause of each ``unrecognized`` labelled line of ``rows`` (see
     :data:`_DETAILS`), else null; the patterns run only on those lines (all start with a
-    label)."""
+    label, or hold NUL bytes)."""
     where = rows.select(labelled_unrecognized).to_series().arg_true()
     details = pl.repeat(None, rows.height, dtype=pl.String, eager=True)
     if not where.len():
