@@ -227,8 +227,9 @@ _PRUNE_REJECTS_SQL = (
     "DELETE FROM reject WHERE source_file = $name AND coalesce(version, 0) < $version"
 )
 _REJECT_VERSION_SQL = f"""
-UPDATE reject AS r SET version = i.version
-FROM (SELECT source, line, reason, coalesce(CAST($version AS BIGINT),
+UPDATE reject AS r
+SET version = i.version, text = i.text, detail = i.detail, reasons = i.reasons
+FROM (SELECT source, line, reason, text, detail, reasons, coalesce(CAST($version AS BIGINT),
              (SELECT f.version FROM source_file AS f WHERE f.name = source), 0) AS version
       FROM {_INCOMING}) AS i
 WHERE r.source_file = i.source AND r.source_line = i.line AND r.reason = i.reason

@@ -106,7 +106,7 @@ _REJECT_COLUMNS = ("source", "line", "reason", "text", "detail", "reasons", "ver
 _REJECT_VERSION_SQL = (
     "UPDATE reject AS r JOIN `{stage}` AS s"
     " ON r.source_file = s.source AND r.source_line = s.line AND r.reason = s.reason"
-    " SET r.version = s.version"
+    " SET r.version = s.version, r.text = s.text, r.detail = s.detail, r.reasons = s.reasons"
     " WHERE CAST(r.source_file AS BINARY) = CAST(s.source AS BINARY)"
     " AND COALESCE(r.version, 0) < s.version"
 )

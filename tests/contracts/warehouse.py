@@ -369,6 +369,18 @@ class WarehouseContract:
         with pytest.raises(DataError):
             warehouse.prune("a.txt", 1, pl.Series([], dtype=pl.String), low="x")
 
+    def test_a_newer_version_of_a_reject_takes_its_text(self, warehouse: Warehouse) -> None:
+        first = pl.DataFrame(
+            {"source": ["a.txt"], "line": [4], "reason": ["unrecognized"], "text": ["Lat"]},
+            schema_overrides={"line": pl.UInt32},
+        )
+        assert warehouse.load_rejects(first, version=1) == 1
+        grown = first.with_columns(text=pl.lit("Latitude: 3x"), reasons=pl.lit("unrecognized"))
+        assert warehouse.load_rejects(grown, version=2) == 0  # the same reject, now whole
+        assert warehouse.load_rejects(first, version=1) == 0  # an older one changes nothing
+        (text,) = warehouse.select("reject", {}, after_id=0, limit=9)["text"].to_list()
+        assert text == "Latitude: 3x"
+
     def test_prune_rejects_drops_those_of_older_versions(self, warehouse: Warehouse) -> None:
         rejects = pl.DataFrame(
             {
