@@ -53,8 +53,6 @@ import time
 import uuid
 
 import redis
-import redis.backoff
-import redis.retry
 
 from etl4all.errors import DailyCapError, StoreError
 from etl4all.geocoders import ratelimit
@@ -210,6 +208,8 @@ class FleetLimiter:
         scope: provider and hashed key, see :func:`fleet_scope`.
         qps: the fleet's requests per second.
         max_calls_per_day: the fleet's request starts per UTC day (None: no cap).
+        pause: seconds the fleet pauses after a slow-down (without a ``Retry-After``).
+        warm_up: seconds after that pause whose clean answers do not raise the rate.
         clock: monotonic clock of the waits, injectable for tests.
         sleep: async sleep, injectable for tests.
     """
@@ -222,6 +222,8 @@ class FleetLimiter:
         scope: str,
         qps: float,
         max_calls_per_day: int | None = None,
+        pause: float = ratelimit.SLOW_DOWN_PAUSE,
+        warm_up: float = ratelimit.WARM_UP,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -230,6 +232,8 @@ class FleetLimiter:
         self._sleep = sleep
         self._keys = f"{prefix}quota:{scope}"
         self._cap = max_calls_per_day
+        self._pause = pause
+        self._warm_up = warm_up
         self._grant = client.register_script(GRANT)
         self._cut = client.register_script(CUT)
         self._client = client
@@ -280,7 +284,6 @@ class FleetLimiter:
 
         When Redis does not answer, only this process pauses.
         """
-        pause_ms = round(1000 * (retry_after or 0))
         try:
             cut, rate, peak, slow_downs, pause_ms, counts_from = self._cut(
                 keys=[f"{self._keys}:rate", f"{self._keys}:pause"],
@@ -289,9 +292,9 @@ class FleetLimiter:
                     round(started * 1_000_000),
                     ratelimit.DECREASE,
                     self.qps * ratelimit.MIN_SHARE,
-                    round(ratelimit.SLOW_DOWN_PAUSE * 1000),
-                    pause_ms,
-                    round(ratelimit.WARM_UP * 1_000_000),
+                    max(1, round(self._pause * 1000)),
+                    round(1000 * (retry_after or 0)),
+                    round(self._warm_up * 1_000_000),
                     STATE_TTL_SECONDS * 1000,
                 ],
             )
@@ -300,7 +303,7 @@ class FleetLimiter:
                 "fleet limiter could not record a slow-down (%s): only this process pauses",
                 type(exc).__name__,
             )
-            self._local.pause(retry_after or ratelimit.SLOW_DOWN_PAUSE)
+            self._local.pause(retry_after or self._pause)
             return False
         seconds = int(pause_ms) / 1000
         with self._lock:
@@ -458,9 +461,6 @@ def fleet_limiter(
         limiter = _FLEETS.get(key)
         if limiter is None:
             client, prefix = connect(state_url)
-            # one quick retry on a fresh connection (a stale one after a restart); the
-            # limiter rides out longer outages itself, without blocking the event loop long
-            client.set_retry(redis.retry.Retry(redis.backoff.NoBackoff(), 1))
             limiter = _FLEETS[key] = FleetLimiter(
                 client=client,
                 prefix=prefix,
