@@ -95,9 +95,9 @@ class PrivateRedis:
                 with self.client() as client:
                     client.ping()
                 return
-            except redis.ConnectionError:
+            except redis.ConnectionError as exc:
                 if time.monotonic() > deadline or self._process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}")
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from exc
                 time.sleep(0.02)
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -116,7 +117,7 @@ def test_the_rate_rules_in_redis_are_those_of_the_process(server: PrivateRedis) 
     assert shared.report() == twin.report()
     assert shared.report().rate == 20 and shared.report().peak == 40
     answered = starts(shared, 12)  # 50 ms apart: the fleet's rate is 20/s now
-    assert all(b - a >= 0.049 for a, b in zip(answered, answered[1:], strict=False))
+    assert all(b - a >= 0.049 for a, b in itertools.pairwise(answered))
     for stamp in answered:
         shared.clean(stamp)
         twin.clean(2.0)
@@ -145,7 +146,7 @@ def test_geocoding_goes_on_through_a_script_flush_and_a_restart(server: PrivateR
         run.join(30)
         times = api.times()
     assert results == [240]  # every key answered once, nothing failed
-    gaps = [(b - a, a) for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a, a) for a, b in itertools.pairwise(times)]
     longest, at = max(gaps)
     assert longest < DOWN + RESUME, f"no request for {longest:.2f} s"
     assert at >= stopped - 0.1  # the longest gap is the outage, not the script flush
