@@ -9,6 +9,7 @@ to start work it cannot pay for. Every run also makes the one request of its sta
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import duckdb
@@ -129,3 +130,25 @@ def test_a_bare_base_url_gets_googles_path(fake_api: FakeApi, workdir: Path) -> 
     code, output = run(fake_api, url=fake_api.base_url)
     assert code == 0, output
     assert fake_api.calls == len(distinct_keys(workdir / "in")) + CHECK
+
+
+def test_a_key_whose_quota_is_a_quarter_of_qps_finishes_and_names_the_qps_to_set(
+    fake_api: FakeApi, workdir: Path
+) -> None:
+    fake_api.qps_cap = 50  # the server answers OVER_QUERY_LIMIT above it; --qps is 200
+    code, out = run(fake_api)
+    assert code == 0, out
+    keys = len(distinct_keys(workdir / "in"))
+    assert keys >= 200
+    answers = fake_api.answers()
+    assert answers["OK"] + answers["ZERO_RESULTS"] == keys + CHECK
+    assert answers["OVER_QUERY_LIMIT"] <= 0.10 * fake_api.calls, answers
+    (line,) = [line for line in out.splitlines() if line.startswith("rate ")]
+    found = re.fullmatch(
+        r"rate +settled at (\d+\.\d) QPS \(quota below --qps 200\?\): set --qps (\d+); "
+        r"(\d+) OVER_QUERY_LIMIT answers \(\d+\.\d% of the calls\), \d+ slow-downs?",
+        line,
+    )
+    assert found, line
+    assert 45 <= float(found[1]) <= 55 and 45 <= int(found[2]) <= 50
+    assert int(found[3]) == answers["OVER_QUERY_LIMIT"]
