@@ -192,7 +192,7 @@ def pick_limiter(
         MissingDependencyError: the Redis extra is not installed.
     """
     if state_url and urls.scheme_of(state_url) in ("redis", "rediss"):
-        try:  # the Redis driver and pyrate-limiter come with the redis extra
+        try:  # the Redis driver comes with the redis extra
             from etl4all.geocoders import fleet
         except ModuleNotFoundError as exc:
             raise MissingDependencyError(str(exc.name), "redis") from exc

@@ -15,11 +15,14 @@ decrease) and pauses every request for :data:`SLOW_DOWN_PAUSE` (or the server's
 ``Retry-After``), so the server's own window drains; answers to requests started before it
 are the old rate's and change nothing. Each clean answer then raises the rate a little
 (additive increase): quickly back to :data:`RECOVER_TO` of the rate that was answered over
-the limit (the *peak*: the quota lies just below it), then slowly past it, up to ``qps``. In
-steady state a key whose quota is a quarter of ``qps`` spends about one OVER_QUERY_LIMIT per
-60 clean answers, and :class:`~etl4all.geocoders.base.RateReport` tells the quota found and
-the ``--qps`` to set. The fleet's limiter (:mod:`etl4all.geocoders.fleet`) runs the same
-rules in Redis, shared by every transformer of the key.
+the limit (the *peak*: the quota lies just below it), then slowly past it, up to ``qps``.
+Against a key whose quota is a quarter of ``qps`` the rate comes down in two slow-downs, then
+cycles between half the quota and the quota: one OVER_QUERY_LIMIT answer every 8 s or so
+(1 to 3 % of the requests, the first seconds included) at about 70 % of the quota, and
+:class:`~etl4all.geocoders.base.RateReport` tells the quota found and the ``--qps`` to set
+(at which the key runs at 97 % of it with none). The rate never goes below
+:data:`MIN_SHARE` of ``qps``. The fleet's limiter (:mod:`etl4all.geocoders.fleet`) runs the
+same rules in Redis, shared by every transformer of the key.
 
 Timestamps are those of the limiter's clock (``time.monotonic`` here, injectable: the tests
 run in virtual time); :meth:`RateLimiter.acquire` returns the one of each start, and the HTTP
@@ -58,10 +61,12 @@ RECOVER_GAIN = 0.4
 RECOVER_STEP = 0.05
 """...and in at least 8 answers (the gain of one clean answer is at most this share)."""
 PROBE_GAIN = 0.02
-"""Share of the peak gained per second above :data:`RECOVER_TO`: 5 s from 90 % of the peak
-back to it, so a slow-down (about one OVER_QUERY_LIMIT answer) comes every ~6 s..."""
+"""Share of the peak gained per second above :data:`RECOVER_TO` (additive increase): 5 s
+from 90 % of the peak back to it, so a slow-down (about one OVER_QUERY_LIMIT answer) comes
+every 8 s or so (with the pause, the warm-up and the recovery)..."""
 PROBE_STEP = 0.0025
-"""...and at least 20 answers apart (the gain of one clean answer is at most this share)."""
+"""...and at least 40 answers apart (the gain of one clean answer is at most this share), so
+over-the-limit answers stay a few percent of the requests at low quotas too."""
 WARM_UP = 1.0
 """Seconds after a slow-down's pause whose clean answers do not raise the rate: the server's
 window (Google's, the fake's: 1 s) had room left by the pause, so they prove nothing."""
