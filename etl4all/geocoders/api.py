@@ -48,7 +48,8 @@ class HttpOptions(TypedDict, total=False):
     limiter: Limiter
     """The QPS cap (default: :func:`pick_limiter`)."""
     state_url: str | None
-    """The state store: with ``redis://`` the QPS cap, pause and daily cap are the fleet's."""
+    """The state store: with ``redis://`` the rate, its slow-downs and the daily cap are the
+    fleet's."""
     max_calls_per_day: int | None
     """Request starts per UTC day for the fleet of this provider and key (Redis state only)."""
 
