@@ -21,9 +21,16 @@ from etl4all.errors import (
     GeocodeAuthError,
     GeocodeQuotaError,
     GeocodeUnavailableError,
+    RateLimitedError,
 )
 from etl4all.geocoders import from_name
-from etl4all.geocoders.base import FAILED_SCHEMA, KEYS_SCHEMA, RESULT_SCHEMA, Geocoder
+from etl4all.geocoders.base import (
+    FAILED_SCHEMA,
+    KEYS_SCHEMA,
+    RESULT_SCHEMA,
+    Geocoder,
+    RateReport,
+)
 from etl4all.geocoders.google import GoogleGeocoder
 from etl4all.geocoders.ratelimit import RateLimiter
 
@@ -295,6 +302,25 @@ def test_a_key_that_keeps_timing_out_fails_the_batch(fake_api: FakeApi) -> None:
     with pytest.raises(GeocodeUnavailableError, match="timed out"):
         geocoder(fake_api, timeout=0.3, max_attempts=3).reverse(keys)
     assert time.monotonic() - started < 3
+
+
+def test_a_key_kept_over_the_rate_limit_fails_the_batch_and_says_lower_qps(
+    fake_api: FakeApi,
+) -> None:
+    keys = make_keys(2)
+    fake_api.script[coord(*keys.row(0))] = ["OVER_QUERY_LIMIT"] * 3
+    limiter = short_pauses()
+    with pytest.raises(RateLimitedError) as info:
+        geocoder(fake_api, max_attempts=3, concurrency=1, limiter=limiter).reverse(keys)
+    assert info.value.retryable
+    message = str(info.value)
+    assert "google kept answering over the rate limit: gave up on" in message
+    assert "after 3 requests" in message and fake_api.key not in message
+    # each answer came after the pause of the one before: three slow-downs, 500 → 62.5/s
+    assert limiter.report() == RateReport(500, 62.5, 3, 125)
+    assert message.endswith(
+        "the rate came down to 62.5 requests/s: the key's quota is below --qps 500? set --qps 125"
+    )
 
 
 def test_wrong_key_stops_the_batch_fast_and_never_shows_the_key(

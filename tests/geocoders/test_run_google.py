@@ -20,6 +20,10 @@ from fake_api import FakeApi, expected_row
 
 from etl4all import frames, parse, sample
 from etl4all.cli import cli
+from etl4all.commands.run import rate_lines
+from etl4all.geocoders.base import RateReport
+from etl4all.settings import Settings
+from etl4all.stages.transform import GeocodeStats
 
 CHECK = 1
 """API requests of a run's start-up check (one coordinate, outside the batch counts)."""
@@ -152,3 +156,20 @@ def test_a_key_whose_quota_is_a_quarter_of_qps_finishes_and_names_the_qps_to_set
     assert found, line
     assert 45 <= float(found[1]) <= 55 and 45 <= int(found[2]) <= 50
     assert int(found[3]) == answers["OVER_QUERY_LIMIT"]
+
+
+def test_the_rate_line_only_when_the_api_answered_over_its_limit() -> None:
+    settings = Settings(geocoder="google")
+    clean = GeocodeStats(calls=100, rate=RateReport(40, 40))
+    assert rate_lines(clean, settings) == []
+    recovered = GeocodeStats(calls=200, rate_limited=2, rate=RateReport(40, 40, 1, 40))
+    assert rate_lines(recovered, settings) == [
+        "rate        40.0 QPS, --qps 40; 2 OVER_QUERY_LIMIT answers (1.0% of the calls), "
+        "1 slow-down"
+    ]
+    nominatim = Settings(geocoder="nominatim", qps=20)
+    low = GeocodeStats(calls=400, rate_limited=8, rate=RateReport(20, 3.1, 5, 6.2))
+    assert rate_lines(low, nominatim) == [
+        "rate        settled at 6.2 QPS (quota below --qps 20?): set --qps 6; 8 HTTP 429 "
+        "answers (2.0% of the calls), 5 slow-downs"
+    ]
