@@ -18,7 +18,7 @@ are the old rate's and change nothing. Each clean answer then raises the rate a 
 the limit (the *peak*: the quota lies just below it), then slowly past it, up to ``qps``.
 Against a key whose quota is a quarter of ``qps`` the rate comes down in two slow-downs, then
 cycles between half the quota and the quota: one OVER_QUERY_LIMIT answer every 8 s or so
-(1 to 3 % of the requests, the first seconds included) at about 70 % of the quota, and
+(a few percent of the requests, the first seconds included) at about 70 % of the quota, and
 :class:`~etl4all.geocoders.base.RateReport` tells the quota found and the ``--qps`` to set
 (at which the key runs at 97 % of it with none). The rate never goes below
 :data:`MIN_SHARE` of ``qps``. The fleet's limiter (:mod:`etl4all.geocoders.fleet`) runs the
