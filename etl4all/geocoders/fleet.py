@@ -9,30 +9,30 @@ Every request start is one call of one Lua script (:data:`GRANT`), and every ove
 answer one call of another (:data:`CUT`); both read Redis's own clock (``TIME``), so the
 hosts of a fleet need no synchronised clocks. Keys, under ``{prefix}quota:{scope}``:
 
-- ``:starts`` (sorted set): the starts of the last window. The cap keeps the in-process
-  :class:`~etl4all.geocoders.ratelimit.RateLimiter`'s safety margins (``burst`` starts per
-  ``window`` of 1.025 s) and also allows a tenth of it per tenth of the window, so the fleet's
-  requests are spread over the window rather than let out in one burst.
-- ``:rate`` (hash): the fleet's adaptive rate (the rules of
-  :class:`~etl4all.geocoders.ratelimit.AdaptiveRate`: halved by an over-the-limit answer to a
-  start after the last slow-down, raised back by clean answers, which each process counts and
-  sends with its next start) and the earliest time of the next start at that rate; it
-  expires after :data:`STATE_TTL_SECONDS` unused.
-- ``:pause`` with a ``PX`` TTL: set by a slow-down (or a ``Retry-After``); no start before it
-  expires.
-- ``:calls:{YYYY-MM-DD}`` (hash, UTC day): ``total`` and each process's starts; past the cap
-  a start is refused with :class:`~etl4all.errors.DailyCapError` (the batch is given back to
-  the queue and the worker stops).
+- ``:rate`` (hash): the time of the fleet's next free start slot, and its adaptive rate (the
+  rules of :class:`~etl4all.geocoders.ratelimit.AdaptiveRate`: halved by an over-the-limit
+  answer to a start after the last slow-down, raised back by clean answers, which each
+  process counts and sends with its next start); it expires after :data:`STATE_TTL_SECONDS`
+  unused. A start takes the next free slot: slots are ``1/rate`` apart, and never closer than
+  the in-process :class:`~etl4all.geocoders.ratelimit.RateLimiter`'s at ``qps`` (``burst``
+  starts per ``window`` of 1.025 s, evenly spread). A slot is handed out at most
+  :data:`HORIZON` ahead: further ones are asked for again later (after a short random delay,
+  so no member of the fleet always asks first), and a slow-down reaches the starts at once.
+- ``:pause`` with a ``PX`` TTL: set by a slow-down (or a ``Retry-After``); no slot is handed
+  out before it expires.
+- ``:calls:{YYYY-MM-DD}`` (hash, UTC day): ``total`` and each process's starts, counted when
+  the start's slot comes (:data:`COUNT`, one more call, with ``--max-calls-per-day`` only);
+  past the cap a start is refused with :class:`~etl4all.errors.DailyCapError` (the batch is
+  given back to the queue and the worker stops).
 
 **Restarts are outages.** The scripts are redis-py ``Script`` objects: after a restart, a
 failover or a ``SCRIPT FLUSH`` the server's ``NOSCRIPT`` makes them load themselves again.
-Every key rebuilds itself: an empty window or rate is a fresh start at ``qps``, and each
-process writes its own starts of the day back into a day counter Redis forgot. While Redis
-does not answer, no request starts; the limiter asks again every :data:`OUTAGE_RETRY` seconds
-and gives up (a retryable ``StoreError``: the batch is retried later) only after
-:data:`OUTAGE_SECONDS`. Each process also keeps its own in-process limiter at ``qps``, so its
-coroutines ask Redis at most ``qps`` times a second, evenly spaced; once Redis said "wait",
-none of them asks again before that time is up.
+Every key rebuilds itself: a missing rate is a fresh start at ``qps``, and each process
+writes its own starts of the day back into a day counter Redis forgot. While Redis does not
+answer, no request starts; the limiter asks again every :data:`OUTAGE_RETRY` seconds and
+gives up (a retryable ``StoreError``: the batch is retried later) only after
+:data:`OUTAGE_SECONDS`. Once Redis said "wait", no coroutine of the process asks again
+before that time is up.
 
 ``scope`` is the provider name and a SHA-256 of the endpoint and API key: the key never
 appears in Redis in clear.
@@ -43,10 +43,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import itertools
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -62,8 +62,10 @@ from etl4all.state.redis import REDIS_ERRORS, connect
 
 log = logging.getLogger(__name__)
 
-SLICES = 10
-"""The window's cap is also enforced per tenth of the window (when it is at least 10)."""
+HORIZON = 0.05
+"""Seconds ahead a start slot is handed out (two slots at least). A slow-down or a pause
+reaches the fleet's starts within that, and a member waiting for a slot further ahead asks
+again later, after a random delay of up to half of it."""
 DAY_KEY_SECONDS = 2 * 86400
 """Lifetime of a daily counter: a day plus a margin."""
 STATE_TTL_SECONDS = 3600
@@ -73,91 +75,78 @@ OUTAGE_RETRY = 0.25
 OUTAGE_SECONDS = 30.0
 """Seconds without Redis before a request start fails (a retryable ``StoreError``)."""
 
-_GRANTED, _WAIT, _OVER_CAP = 0, 1, 2
+_WAIT = 1
+"""The grant script's status when no slot was handed out."""
 
 GRANT = """
--- One request start of the fleet, at Redis's clock (microseconds).
--- KEYS: 1 starts (zset), 2 rate (hash), 3 pause, 4 calls of the day (hash)
--- ARGV: 1 qps, 2 window, 3 burst, 4 slice, 5 slice burst (0: none), 6 clean answers,
---   7 the earliest start among them, 8 daily cap (-1: none), 9 member, 10 the member's
---   starts today, 11 rate ttl (ms), 12 day ttl (ms), 13 a unique name for this start,
---   14 recover_to, 15 recover_gain, 16 recover_step, 17 probe_gain, 18 probe_step
--- Returns: status (0 granted, 1 wait, 2 over the daily cap), wait, now, rate, peak,
---   slow-downs, the time clean answers count from, the day's total.
+-- One request start of the fleet: the next free slot, at Redis's clock (microseconds).
+-- KEYS: 1 rate (hash), 2 pause
+-- ARGV: 1 qps, 2 spacing at qps, 3 horizon, 4 clean answers, 5 the earliest start among
+--   them, 6 rate ttl (ms), 7 recover_to, 8 recover_gain, 9 recover_step, 10 probe_gain,
+--   11 probe_step
+-- Returns: status (0 a slot, 1 ask again later), the wait, the slot, rate, peak,
+--   slow-downs, the time clean answers count from.
 if redis.replicate_commands then redis.replicate_commands() end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local qps = tonumber(ARGV[1])
-local state = redis.call('HMGET', KEYS[2], 'rate', 'peak', 'counts_from', 'slow_downs', 'next')
+local state = redis.call('HMGET', KEYS[1], 'rate', 'peak', 'counts_from', 'slow_downs', 'next')
 local rate = math.min(tonumber(state[1]) or qps, qps)
 local peak = tonumber(state[2])
 local counts_from = tonumber(state[3]) or 0
 local slow_downs = tonumber(state[4]) or 0
-local next_start = tonumber(state[5]) or 0
-local total = -1
-local function answer(status, wait)
-    return {status, wait, now, string.format('%.17g', rate),
+local function answer(status, wait, slot)
+    return {status, wait, slot, string.format('%.17g', rate),
             peak and string.format('%.17g', peak) or '', slow_downs,
-            string.format('%.0f', counts_from), total}
+            string.format('%.0f', counts_from)}
 end
 -- clean answers raise the rate: etl4all.geocoders.ratelimit.recover_step
-local cleans = tonumber(ARGV[6])
-if cleans > 0 and peak and rate < qps and tonumber(ARGV[7]) >= counts_from then
+local cleans = tonumber(ARGV[4])
+if cleans > 0 and peak and rate < qps and tonumber(ARGV[5]) >= counts_from then
     for _ = 1, cleans do
-        local share, step = tonumber(ARGV[17]), tonumber(ARGV[18])
-        if rate < tonumber(ARGV[14]) * peak then
-            share, step = tonumber(ARGV[15]), tonumber(ARGV[16])
+        local share, step = tonumber(ARGV[10]), tonumber(ARGV[11])
+        if rate < tonumber(ARGV[7]) * peak then
+            share, step = tonumber(ARGV[8]), tonumber(ARGV[9])
         end
         rate = math.min(qps, rate + peak * math.min(share / rate, step))
         if rate >= qps then break end
     end
-    redis.call('HSET', KEYS[2], 'rate', rate)
+    redis.call('HSET', KEYS[1], 'rate', rate)
 end
-local paused = redis.call('PTTL', KEYS[3])
-if paused > 0 then return answer(1, paused * 1000) end
-if rate < qps and next_start > now then return answer(1, next_start - now) end
--- the cap at qps: a sliding window, and a tenth of it per tenth of the window
-local window, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
-local count = redis.call('ZCARD', KEYS[1])
-if count >= burst then
-    local freeing = redis.call('ZRANGE', KEYS[1], count - burst, count - burst, 'WITHSCORES')
-    return answer(1, tonumber(freeing[2]) + window - now)
-end
-local slice, slice_burst = tonumber(ARGV[4]), tonumber(ARGV[5])
-if slice_burst > 0 then
-    local since = '(' .. string.format('%.0f', now - slice)
-    if redis.call('ZCOUNT', KEYS[1], since, '+inf') >= slice_burst then
-        local freeing = redis.call('ZRANGE', KEYS[1], count - slice_burst,
-                                   count - slice_burst, 'WITHSCORES')
-        return answer(1, tonumber(freeing[2]) + slice - now)
-    end
-end
--- the daily cap; a member's own count writes back what a restarted Redis forgot
-local cap = tonumber(ARGV[8])
-if cap >= 0 then
-    local mine = tonumber(redis.call('HGET', KEYS[4], ARGV[9])) or 0
-    local known = tonumber(ARGV[10])
-    if mine < known then
-        redis.call('HINCRBY', KEYS[4], 'total', known - mine)
-        redis.call('HSET', KEYS[4], ARGV[9], known)
-    end
-    total = tonumber(redis.call('HGET', KEYS[4], 'total')) or 0
-    if total >= cap then return answer(2, 0) end
-    redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
-    total = redis.call('HINCRBY', KEYS[4], 'total', 1)
-    redis.call('PEXPIRE', KEYS[4], ARGV[12])
-end
-redis.call('ZADD', KEYS[1], now, ARGV[13])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-if rate < qps then
-    redis.call('HSET', KEYS[2], 'next', now + 1000000 / rate)
-    redis.call('PEXPIRE', KEYS[2], ARGV[11])
-end
-return answer(0, 0)
+local paused = redis.call('PTTL', KEYS[2])
+if paused > 0 then return answer(1, paused * 1000, 0) end
+local spacing = math.max(tonumber(ARGV[2]), 1000000 / rate)
+local slot = math.max(tonumber(state[5]) or 0, now)
+local horizon = math.max(tonumber(ARGV[3]), 2 * spacing)
+if slot - now > horizon then return answer(1, slot - now - horizon, 0) end
+redis.call('HSET', KEYS[1], 'next', slot + spacing)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return answer(0, slot - now, slot)
 """
 """The request start script (see the module docstring); its Python twin is
 :class:`~etl4all.geocoders.ratelimit.RateLimiter`."""
+
+COUNT = """
+-- One request start against the daily cap (when the slot is reached, so a slot given up is
+-- not counted); a member's own count writes back what a restarted Redis forgot.
+-- KEYS: 1 calls of the day (hash)
+-- ARGV: 1 cap, 2 member, 3 the member's starts today, 4 ttl (ms)
+-- Returns: the day's total with this start, or -1 when the cap is used up.
+local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[2])) or 0
+local known = tonumber(ARGV[3])
+if mine < known then
+    redis.call('HINCRBY', KEYS[1], 'total', known - mine)
+    redis.call('HSET', KEYS[1], ARGV[2], known)
+end
+if (tonumber(redis.call('HGET', KEYS[1], 'total')) or 0) >= tonumber(ARGV[1]) then
+    return -1
+end
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+local total = redis.call('HINCRBY', KEYS[1], 'total', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return total
+"""
+"""The daily cap's count (with ``--max-calls-per-day`` only)."""
 
 CUT = """
 -- An over-the-limit answer to the start at ARGV[2] (microseconds, Redis's clock).
@@ -227,7 +216,8 @@ class FleetLimiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._local = RateLimiter(qps, clock=clock, sleep=sleep)
+        self.qps = qps
+        self._spacing = RateLimiter(qps).interval  # its margins at qps
         self._clock = clock
         self._sleep = sleep
         self._keys = f"{prefix}quota:{scope}"
@@ -235,16 +225,11 @@ class FleetLimiter:
         self._pause = pause
         self._warm_up = warm_up
         self._grant = client.register_script(GRANT)
+        self._count = client.register_script(COUNT)
         self._cut = client.register_script(CUT)
         self._client = client
-        window_us = round(self._local.window * 1_000_000)
-        burst = self._local.burst
-        self._window = (window_us, burst)
-        self._slice = (
-            (window_us // SLICES, math.ceil(burst / SLICES)) if burst >= SLICES else (0, 0)
-        )
         self._member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._names = itertools.count()
+        self._random = random.Random()
         self._lock = threading.Lock()
         self._retry_at = -math.inf
         """Monotonic time before which this process does not ask Redis again."""
@@ -256,11 +241,6 @@ class FleetLimiter:
         self._today = ("", 0)
         """The UTC day and this process's starts counted in it."""
         self._report = RateReport(qps, qps)
-
-    @property
-    def qps(self) -> float:
-        """The fleet's request rate cap."""
-        return self._local.qps
 
     def __repr__(self) -> str:
         return f"FleetLimiter(qps={self.qps}, max_calls_per_day={self._cap})"
@@ -303,14 +283,12 @@ class FleetLimiter:
                 "fleet limiter could not record a slow-down (%s): only this process pauses",
                 type(exc).__name__,
             )
-            self._local.pause(retry_after or self._pause)
+            with self._lock:
+                self._retry_at = max(self._retry_at, self._clock() + (retry_after or self._pause))
             return False
-        seconds = int(pause_ms) / 1000
         with self._lock:
             self._learn(rate, peak, slow_downs, counts_from)
-            self._retry_at = max(self._retry_at, self._clock() + seconds)
-        if seconds > 0:
-            self._local.pause(seconds)
+            self._retry_at = max(self._retry_at, self._clock() + int(pause_ms) / 1000)
         return bool(cut)
 
     async def acquire(self) -> float:
@@ -322,67 +300,75 @@ class FleetLimiter:
             StoreError: Redis has not answered for :data:`OUTAGE_SECONDS` (retryable).
         """
         while True:
-            await self._local.acquire()
-            wait, stamp = self._try()
-            if wait <= 0:
-                return stamp
-            await self._sleep(wait)
+            wait, slot = self._try()
+            if wait > 0:
+                await self._sleep(wait)
+            if slot and self._counted():
+                return slot
 
     def _try(self) -> tuple[float, float]:
-        """Take a start in Redis: (0, its stamp), or (seconds to wait before trying again, 0)."""
+        """Take a start slot in Redis: (seconds until it, its stamp), or (seconds to wait
+        before asking again, 0)."""
         with self._lock:
             now = self._clock()
             if (wait := self._retry_at - now) > 0:
                 return wait, 0.0
-            day = dt.datetime.now(dt.UTC).date().isoformat()
-            if self._today[0] != day:
-                self._today = (day, 0)
             try:
                 reply = self._grant(
-                    keys=[
-                        f"{self._keys}:starts",
-                        f"{self._keys}:rate",
-                        f"{self._keys}:pause",
-                        f"{self._keys}:calls:{day}",
-                    ],
+                    keys=[f"{self._keys}:rate", f"{self._keys}:pause"],
                     args=self._grant_args(),
                 )
             except REDIS_ERRORS as exc:
                 return self._down(exc, now), 0.0
             self._up(now)
-            status, wait_us, stamp_us, rate, peak, slow_downs, counts_from, total = reply
+            status, wait_us, slot_us, rate, peak, slow_downs, counts_from = reply
             self._cleans, self._clean_since = 0, math.inf  # Redis has them now
             self._learn(rate, peak, slow_downs, counts_from)
-            if status == _OVER_CAP:
+            if status == _WAIT:  # a pause, or no free slot within the horizon
+                jitter = self._random.uniform(0, HORIZON / 2)
+                return self._wait(now, int(wait_us) / 1_000_000 + jitter), 0.0
+            return int(wait_us) / 1_000_000, int(slot_us) / 1_000_000
+
+    def _counted(self) -> bool:
+        """Count a start against the daily cap (always True without one); False when Redis
+        failed (the slot is lost: ask for another).
+
+        Raises:
+            DailyCapError: the cap is used up.
+        """
+        if self._cap is None:
+            return True
+        with self._lock:
+            now = self._clock()
+            day = dt.datetime.now(dt.UTC).date().isoformat()
+            if self._today[0] != day:
+                self._today = (day, 0)
+            try:
+                total = self._count(
+                    keys=[f"{self._keys}:calls:{day}"],
+                    args=[self._cap, self._member, self._today[1], DAY_KEY_SECONDS * 1000],
+                )
+            except REDIS_ERRORS as exc:
+                self._down(exc, now)
+                return False
+            self._up(now)
+            if total < 0:
                 raise DailyCapError(
                     f"the daily cap of {self._cap} API calls ({day} UTC, shared by every "
                     "transformer of this key) is reached: no new batch is taken until it "
                     "resets at 00:00 UTC or --max-calls-per-day is raised"
                 )
-            if status == _WAIT:
-                return self._wait(now, max(1, int(wait_us)) / 1_000_000), 0.0
-            if self._cap is not None:
-                self._today = (day, self._today[1] + 1)
-            log.debug("fleet start %s; %s of the day", stamp_us, total)
-            return 0.0, int(stamp_us) / 1_000_000
+            self._today = (day, self._today[1] + 1)
+            return True
 
     def _grant_args(self) -> list[float | int | str]:
-        window_us, burst = self._window
-        slice_us, slice_burst = self._slice
         return [
             self.qps,
-            window_us,
-            burst,
-            slice_us,
-            slice_burst,
+            math.ceil(self._spacing * 1_000_000),  # rounded up: never one start too many
+            round(HORIZON * 1_000_000),
             self._cleans,
             self._clean_since if self._cleans else 0,
-            -1 if self._cap is None else self._cap,
-            self._member,
-            self._today[1],
             STATE_TTL_SECONDS * 1000,
-            DAY_KEY_SECONDS * 1000,
-            f"{self._member}:{next(self._names)}",
             ratelimit.RECOVER_TO,
             ratelimit.RECOVER_GAIN,
             ratelimit.RECOVER_STEP,

@@ -100,8 +100,9 @@ def test_a_restart_stops_the_starts_and_they_resume_once_redis_is_back(
     assert time.monotonic() - back < RESUME
     assert "Redis failed (ConnectionError)" in caplog.text
     assert "Redis answers again" in caplog.text
-    with server.client() as admin:  # what Redis forgot is rebuilt: the window, the day count
-        assert admin.keys("*quota:google:test:starts")
+    with server.client() as admin:  # what Redis forgot is rebuilt: the slots, the day count
+        (rate,) = admin.keys("*quota:google:test:rate")
+        assert admin.hget(rate, "next")
         (day,) = admin.keys("*quota:google:test:calls:*")
         assert admin.hget(day, "total") == "6"
     assert shared.calls_today() == 6
