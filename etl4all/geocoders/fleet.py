@@ -5,9 +5,9 @@ and state URL shares one :class:`FleetLimiter` state in Redis, so five transform
 ``--qps 50`` together start at most 50 requests in any 1-second window, an OVER_QUERY_LIMIT or
 HTTP 429 seen by one slows all down, and ``--max-calls-per-day`` counts the fleet's calls.
 
-Every request start is one call of one Lua script (:data:`GRANT`), and every over-the-limit
-answer one call of another (:data:`CUT`); both read Redis's own clock (``TIME``), so the
-hosts of a fleet need no synchronised clocks. Keys, under ``{prefix}quota:{scope}``:
+Every request start is one call of one Lua script (:data:`GRANT`; one more, :data:`COUNT`,
+with a daily cap), and every over-the-limit answer one call of another (:data:`CUT`); they
+read Redis's own clock (``TIME``), so the hosts of a fleet need no synchronised clocks. Keys, under ``{prefix}quota:{scope}``:
 
 - ``:rate`` (hash): the time of the fleet's next free start slot, and its adaptive rate (the
   rules of :class:`~etl4all.geocoders.ratelimit.AdaptiveRate`: halved by an over-the-limit
