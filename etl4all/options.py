@@ -154,9 +154,10 @@ GEOCODING = group(
         "qps",
         "--qps",
         type=click.FloatRange(min=0, min_open=True),
-        help="Max API requests per second (default 40 Google, 1 public Nominatim). With a "
-        "redis:// state it is the whole fleet's: every transformer of the same provider and key "
-        "shares it, and an OVER_QUERY_LIMIT/429 pauses them all; else it is per process.",
+        help="Max API requests per second (default 40 Google, 1 public Nominatim). The rate "
+        "comes down by itself when the API answers OVER_QUERY_LIMIT/429 and creeps back up "
+        "(the summary suggests a --qps). With a redis:// state it is the whole fleet's: every "
+        "transformer of the same provider and key shares it; else it is per process.",
     ),
     setting(
         "concurrency",

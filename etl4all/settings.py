@@ -87,7 +87,8 @@ class Settings:
     """Identifying User-Agent for Nominatim, e.g. ``acme-etl/1.0 (ops@acme.example)``."""
     qps: float | None = None
     """Max API requests per second (default 40 for Google, 1 for public Nominatim): for the
-    whole fleet of transformers when the state is ``redis://``, else per process."""
+    whole fleet of transformers when the state is ``redis://``, else per process. The rate
+    actually used comes down below it when the API answers over its limit."""
     concurrency: int = 32
     """Max API requests in flight per process."""
     max_attempts: int = 5

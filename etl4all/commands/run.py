@@ -20,6 +20,7 @@ from etl4all.settings import Settings
 
 if TYPE_CHECKING:
     from etl4all.runners.embedded import RunSummary
+    from etl4all.stages.transform import GeocodeStats
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
             f"api         {geo.cache_hits} from the cache, {geo.calls} calls, {geo.retries} "
             f"retries, {geo.zero_results} ZERO_RESULTS, {geo.qps:.1f} QPS"
         )
+        lines += rate_lines(geo, settings)
     lines += [
         f"warehouse   {load.inserted} inserted, {load.updated} updated, "
         f"{load.unchanged - summary.reloaded} unchanged (already there)"
@@ -165,6 +167,26 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
     ]
     click.echo("\n".join(lines))
+
+
+def rate_lines(geo: GeocodeStats, settings: Settings) -> list[str]:
+    """The summary line of the adaptive rate, when the API answered over its rate limit:
+    the rate reached and, when it stayed below ``--qps``, the ``--qps`` to set."""
+    report = geo.rate
+    if report is None or not (geo.rate_limited or report.slow_downs):
+        return []
+    answer = "OVER_QUERY_LIMIT" if settings.geocoder == "google" else "HTTP 429"
+    told = (
+        f"{geo.rate_limited} {answer} answers ({geo.rate_limited / max(geo.calls, 1):.1%} of "
+        f"the calls), {report.slow_downs} slow-down{'s' if report.slow_downs != 1 else ''}"
+    )
+    suggested = report.suggested_qps
+    if suggested is None or report.peak is None:
+        return [f"rate        {report.rate:.1f} QPS, --qps {report.qps:g}; {told}"]
+    return [
+        f"rate        settled at {report.peak:.1f} QPS (quota below --qps {report.qps:g}?): "
+        f"set --qps {suggested:g}; {told}"
+    ]
 
 
 def run_through_broker(settings: Settings) -> None:
@@ -297,6 +319,7 @@ def regeocode(
         lines.append(
             f"api         {geo.cache_hits} cache hits, {geo.calls} calls, {geo.retries} retries"
         )
+        lines += rate_lines(geo, settings)
     lines.append(
         f"warehouse   {load.updated} updated, {load.inserted} inserted, {load.unchanged} "
         f"unchanged → {urls.redact(settings.warehouse_url)}"

@@ -58,7 +58,8 @@ class HttpOptions(TypedDict, total=False):
     limiter: Limiter
     """The QPS cap (default: :func:`pick_limiter`)."""
     state_url: str | None
-    """The state store: with ``redis://`` the QPS cap, pause and daily cap are the fleet's."""
+    """The state store: with ``redis://`` the rate, its slow-downs and the daily cap are the
+    fleet's."""
     max_calls_per_day: int | None
     """Request starts per UTC day for the fleet of this provider and key (Redis state only)."""
 
@@ -207,7 +208,7 @@ def pick_limiter(
         MissingDependencyError: the Redis extra is not installed.
     """
     if state_url and urls.scheme_of(state_url) in ("redis", "rediss"):
-        try:  # the Redis driver and pyrate-limiter come with the redis extra
+        try:  # the Redis driver comes with the redis extra
             from etl4all.geocoders import fleet
         except ModuleNotFoundError as exc:
             raise MissingDependencyError(str(exc.name), "redis") from exc

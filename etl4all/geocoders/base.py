@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Protocol, Self, runtime_checkable
 
@@ -20,8 +21,46 @@ FAILED_SCHEMA: dict[str, pl.DataType] = {**KEYS_SCHEMA, "reason": pl.String(), "
 """Coordinates the provider refused (e.g. INVALID_REQUEST): they become rejects."""
 
 
+MIN_SUGGESTED_QPS = 0.1
+"""The lowest ``--qps`` a :class:`RateReport` suggests."""
+
 ResultSink = Callable[[pl.DataFrame], None]
 """``on_results(rows)``: a geocoder's answers as they arrive (``RESULT_SCHEMA``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RateReport:
+    """Where the adaptive request rate of an API geocoder stands (see
+    :mod:`etl4all.geocoders.ratelimit`): the provider's real quota, as learned from its
+    OVER_QUERY_LIMIT / HTTP 429 answers."""
+
+    qps: float
+    """The configured cap (``--qps``): the rate never goes above it."""
+    rate: float
+    """The rate allowed now."""
+    slow_downs: int = 0
+    """Times the rate was lowered."""
+    peak: float | None = None
+    """The rate at the last slow-down: the first answered over the limit, so the quota lies
+    just below it (None: never slowed down)."""
+
+    @property
+    def suggested_qps(self) -> float | None:
+        """A ``--qps`` at or just below the quota found, when that is below the configured one.
+
+        None when the rate never came down, or came back up to ``qps``.
+        """
+        if self.peak is None or self.rate >= self.qps:
+            return None
+        # the peak is the first rate answered over the limit: the quota is just below it
+        nudge = 1e-9  # a peak of 0.3 is 0.30000000000000004 or 0.29999999999999993
+        found = (
+            math.floor(self.peak + nudge)
+            if self.peak >= 2
+            else math.floor(self.peak * 10 + nudge) / 10
+        )
+        found = max(found, MIN_SUGGESTED_QPS)
+        return found if found < self.qps else None
 
 
 @dataclasses.dataclass
@@ -38,6 +77,10 @@ class Geocoded:
     """Requests that were retries of an earlier failed request."""
     seconds: float = 0.0
     """Wall time spent calling the API."""
+    rate_limited: int = 0
+    """Requests answered OVER_QUERY_LIMIT or HTTP 429."""
+    rate: RateReport | None = None
+    """The adaptive request rate after the frame (API geocoders only)."""
 
 
 @runtime_checkable

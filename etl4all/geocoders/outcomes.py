@@ -41,6 +41,7 @@ class RunState:
     def __init__(self, on_results: ResultSink | None = None) -> None:
         self.calls = 0
         self.retries = 0
+        self.rate_limited = 0
         self.retried_keys = 0
         self.causes: collections.Counter[str] = collections.Counter()
         self.fatal: GeocodeError | None = None

@@ -4,11 +4,12 @@ A provider gives :meth:`HttpRunner.run` two functions: the request URL of one co
 (:data:`UrlFn`) and the mapping of one response to an :data:`Outcome` (:class:`Interpret`: an
 address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner does the rest:
 
-- **QPS cap.** Every request start waits for the shared limiter
-  (:mod:`etl4all.geocoders.ratelimit`, or the fleet's :mod:`etl4all.geocoders.fleet`); an
-  OVER_QUERY_LIMIT or HTTP 429 pauses it (``Retry-After``, else 1 s), so the whole process (or
-  fleet) backs off, not only the coroutine that was told. A fleet's daily cap
-  (``DailyCapError``) aborts the batch like a used-up provider quota.
+- **Rate.** Every request start waits for the shared limiter
+  (:mod:`etl4all.geocoders.ratelimit`, or the fleet's :mod:`etl4all.geocoders.fleet`), and
+  every answer goes back to it with the start's stamp: an OVER_QUERY_LIMIT or HTTP 429 halves
+  the rate of the whole process (or fleet) and pauses it (``Retry-After``, else 1 s), clean
+  answers raise it back towards ``qps``, so the rate follows the key's real quota. A fleet's
+  daily cap (``DailyCapError``) aborts the batch like a used-up provider quota.
 - **Concurrency.** At most ``concurrency`` requests in flight (an ``asyncio.Semaphore``); a key
   waiting in backoff holds no request slot.
 - **Retries.** :func:`etl4all.retry.async_retrying`, for errors whose class is ``retryable``
@@ -31,8 +32,9 @@ address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner d
   session, in a helper thread when the calling thread already runs a loop.
 
 Logging: DEBUG per request and per retry (URL redacted with :func:`etl4all.urls.redact`);
-one WARNING per batch that needed retries, with the count by cause. Coordinates are printed as
-they are sent (``-30.029928``), never as float reprs.
+INFO when the rate is lowered; one WARNING per batch that needed retries, with the count by
+cause, and one per batch that lowered the rate below ``qps``, with the ``--qps`` to set.
+Coordinates are printed as they are sent (``-30.029928``), never as float reprs.
 """
 
 from __future__ import annotations
@@ -64,8 +66,6 @@ from etl4all.timeouts import timed_out
 
 log = logging.getLogger(__name__)
 
-RATE_LIMITED_PAUSE = 1.0
-"""Seconds the whole process stops starting requests after an OVER_QUERY_LIMIT or 429."""
 DEFAULT_CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection to the provider when ``connect_timeout`` is not given."""
 MAX_RETRY_SECONDS = 120.0
@@ -193,6 +193,7 @@ class HttpRunner:
         lats = keys.get_column("latitude").to_list()
         lons = keys.get_column("longitude").to_list()
         state = RunState(on_results)
+        slow_downs = self.limiter.report().slow_downs
         started = time.perf_counter()
         if lats:
             coroutine = self._run_all(lats, lons, url_for, interpret, state)
@@ -212,6 +213,7 @@ class HttpRunner:
                         len(lats),
                         ", ".join(f"{n} {cause}" for cause, n in state.causes.most_common()),
                     )
+                self._tell_rate(slow_downs)
         seconds = time.perf_counter() - started
         return Geocoded(
             addresses=pl.DataFrame(state.columns, schema=RESULT_SCHEMA),
@@ -219,7 +221,21 @@ class HttpRunner:
             calls=state.calls,
             retries=state.retries,
             seconds=seconds,
+            rate_limited=state.rate_limited,
+            rate=self.limiter.report(),
         )
+
+    def _tell_rate(self, slow_downs: int) -> None:
+        """One WARNING when the batch lowered the rate below ``qps``: the ``--qps`` to set."""
+        report = self.limiter.report()
+        suggested = report.suggested_qps
+        if report.slow_downs > slow_downs and suggested is not None and report.peak is not None:
+            log.warning(
+                "%s: %s; the rate settled at %.1f QPS",
+                self.name,
+                rate_hint(report.qps, suggested),
+                report.peak,
+            )
 
     async def _run_all(
         self,
@@ -236,7 +252,7 @@ class HttpRunner:
             async def attempt(lat: float, lon: float) -> Outcome:
                 async with semaphore:
                     try:
-                        await self.limiter.acquire()
+                        started = await self.limiter.acquire()
                     except GeocodeError as exc:  # the fleet's daily cap: stop the batch
                         state.fatal = state.fatal or exc
                         raise
@@ -244,14 +260,17 @@ class HttpRunner:
                         raise _Aborted
                     state.calls += 1
                     try:
-                        return await self._get(session, url_for(lat, lon), interpret)
+                        outcome = await self._get(session, url_for(lat, lon), interpret)
                     except GeocodeError as exc:  # one place that keeps secrets out of errors
                         if isinstance(exc, RateLimitedError):
-                            self.limiter.pause(exc.retry_after or RATE_LIMITED_PAUSE)
+                            state.rate_limited += 1
+                            self._slowed(started, exc.retry_after)
                         exc.args = tuple(self.safe(str(arg)) for arg in exc.args)
                         if not type(exc).retryable:
                             state.fatal = exc
                         raise
+                    self.limiter.clean(started)
+                    return outcome
 
             async def worker() -> None:
                 for i in todo:  # the workers share one iterator: each key is taken once
@@ -273,6 +292,18 @@ class HttpRunner:
                     task.cancel()
                 await asyncio.gather(*tasks, flusher, return_exceptions=True)
                 state.flush()
+
+    def _slowed(self, started: float, retry_after: float | None) -> None:
+        """An over-the-limit answer: tell the limiter; log when it lowered the rate."""
+        if self.limiter.slowed(started, retry_after):
+            report = self.limiter.report()
+            log.info(
+                "%s: over the rate limit at %.1f requests/s: lowered to %.1f (--qps %g)",
+                self.name,
+                report.peak or report.qps,
+                report.rate,
+                report.qps,
+            )
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
@@ -336,15 +367,36 @@ class HttpRunner:
             outcome = await retrying(attempt, lat, lon)
         except GeocodeError as exc:
             if retry.is_retryable(exc) and state.fatal is None:
+                what = (
+                    "kept answering over the rate limit"
+                    if isinstance(exc, RateLimitedError)
+                    else "unavailable"
+                )
                 exc.args = (
-                    f"{self.name} unavailable: gave up on {shown(lat, lon)} after "
-                    f"{call_attempts(retrying)} requests: {exc}",
+                    f"{self.name} {what}: gave up on {shown(lat, lon)} after "
+                    f"{call_attempts(retrying)} requests: {exc}{self._quota_hint(exc)}",
                 )
                 state.fatal = exc
             raise
         if isinstance(outcome, Failed):
             outcome = Failed(outcome.reason, self.safe(outcome.text))
         state.add(lat, lon, outcome, self.name)
+
+    def _quota_hint(self, exc: GeocodeError) -> str:
+        """For a key given up over the rate limit: the rate reached and the ``--qps`` to set."""
+        if not isinstance(exc, RateLimitedError):
+            return ""
+        report = self.limiter.report()
+        suggested = report.suggested_qps
+        if suggested is None:
+            return f"; the rate is {report.rate:.1f} requests/s (--qps {report.qps:g})"
+        hint = rate_hint(report.qps, suggested)
+        return f"; the rate came down to {report.rate:.1f} requests/s: {hint}"
+
+
+def rate_hint(qps: float, suggested: float) -> str:
+    """The advice when the rate settled below ``--qps``."""
+    return f"the key's quota is below --qps {qps:g}? set --qps {suggested:g}"
 
 
 def degrees(value: float) -> str:

@@ -21,7 +21,7 @@ import polars as pl
 
 from etl4all import frames, metrics
 from etl4all.errors import BudgetExceededError, BudgetTooSmallError
-from etl4all.geocoders.base import Geocoder, ResultSink
+from etl4all.geocoders.base import Geocoder, RateReport, ResultSink
 from etl4all.state.base import CACHE_SCHEMA, GeocodeCache
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,16 @@ class GeocodeStats:
     zero_results: int = 0
     failed: int = 0
     api_seconds: float = 0.0
+    rate_limited: int = 0
+    """API answers OVER_QUERY_LIMIT or HTTP 429."""
+    rate: RateReport | None = None
+    """The API's adaptive request rate after the last batch (None: no API call)."""
 
     def __iadd__(self, other: GeocodeStats) -> GeocodeStats:
         for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+            if field.name != "rate":
+                setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        self.rate = other.rate or self.rate
         return self
 
     @property
@@ -292,6 +298,7 @@ def _ask(
         )
     stats.calls, stats.retries, stats.api_seconds = answer.calls, answer.retries, answer.seconds
     stats.failed = answer.failed.height
+    stats.rate_limited, stats.rate = answer.rate_limited, answer.rate
 
     fresh = with_keys(answer.addresses, precision).drop("latitude", "longitude")
     failed = with_keys(answer.failed, precision).drop("latitude", "longitude")

@@ -14,7 +14,8 @@ Keys:
 
 - ``{prefix}claim:{file key}`` = token: a lease, ``SET NX PX``; released and renewed by Lua
   scripts that compare the token first, so an expired lease taken over by another worker is
-  never deleted or extended by the old holder.
+  never deleted or extended by the old holder. A renewal takes a lease Redis forgot (a
+  restart, a failover, a flush) again: nobody else holds it.
 - ``{prefix}done`` (a hash): file key → its :class:`~etl4all.state.base.FileMark` as JSON
   (older releases wrote ``size|mtime|sha256[|partial_since]``, still read); one ``HMGET``.
 - ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.cache`)
@@ -24,8 +25,13 @@ Errors: redis-py's errors become a retryable :class:`~etl4all.errors.StoreError`
 refused credentials or permissions and a database number the server does not have:
 :class:`~etl4all.errors.StoreConfigError`.
 
+Restarts: the scripts are redis-py ``Script`` objects, which load themselves again when the
+server answers ``NOSCRIPT`` (after a restart, a failover or a ``SCRIPT FLUSH``); a command
+that fails on the way is a retryable ``StoreError``, and the next one reconnects.
+
 The lease is an efficiency device (it avoids double downloads), not a correctness guarantee:
-a Redis failover or restart can lose it. The warehouse's unique key is the real guard.
+a Redis failover or restart can lose it for a moment. The warehouse's unique key is the real
+guard.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import polars as pl
 import redis
+import redis.backoff
 import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -75,8 +82,13 @@ return 0
 """
 
 _RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
+local held = redis.call('get', KEYS[1])
+if held == ARGV[1] then
     return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+if held == false then
+    redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
 end
 return 0
 """
@@ -141,7 +153,8 @@ class RedisState(PayloadCache, Closing):
         """Extend the lease on ``key`` to ``ttl`` seconds from now if ``token`` still holds it.
 
         Returns:
-            False when the lease expired or was taken over: give up the work.
+            False when another worker holds it now: give up the work. (A lease Redis forgot
+            is taken again.)
         """
         ttl_ms = _milliseconds(ttl)
         log.debug("renew %sclaim:%s on %s", self.prefix, key, self._safe_url)
@@ -315,6 +328,8 @@ def describe(exc: BaseException, client: redis.Redis) -> str:
 def connect(url: str) -> tuple[redis.Redis, str]:
     """A client (thread-safe, connecting on first use) and the key prefix of a Redis URL.
 
+    A command that fails on a dead connection is tried once more on a fresh one.
+
     Raises:
         ConfigError: not a ``redis://`` URL, a bad database number or an unknown option.
     """
@@ -336,7 +351,9 @@ def connect(url: str) -> tuple[redis.Redis, str]:
             decode_responses=True,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),  # callers retry, with backoff (backends never do)
+            # a pooled connection may have died with a restart or a failover: one more try,
+            # at once, on a fresh one; a longer outage is the caller's (a StoreError)
+            retry=Retry(NoBackoff(), 1),
         )
         pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
     except (TypeError, ValueError) as exc:

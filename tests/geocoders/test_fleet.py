@@ -6,18 +6,25 @@ process, which records the arrival time of every request.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
-from fake_api import FakeApi, coord
+from fake_api import FakeApi, coord, max_in_window
 from fleet_client import coordinates
 
 from etl4all.errors import ConfigError
+from etl4all.geocoders.fleet import FleetLimiter
 from etl4all.geocoders.google import GoogleGeocoder
+from etl4all.geocoders.ratelimit import RateLimiter
+from etl4all.state.redis import connect
 
 CLIENT = Path(__file__).with_name("fleet_client.py")
 MEMBERS = 3
@@ -80,3 +87,48 @@ def test_processes_share_one_cap_and_one_pause(redis_url: str) -> None:
 def test_a_daily_cap_needs_a_redis_state() -> None:
     with pytest.raises(ConfigError, match="redis://"):
         GoogleGeocoder(key="k", state_url="sqlite:///state.db", max_calls_per_day=10, qps=10.0)
+
+
+@pytest.mark.redis
+def test_the_fleets_starts_keep_to_the_cap_and_to_a_lowered_rate(redis_url: str) -> None:
+    """Three members (each its own client, as three processes), checked on the stamps Redis
+    gave their starts: at most ``burst`` per window and a tenth of it per tenth of a window,
+    then, after one member's slow-down, the halved rate for all."""
+    members = [member_limiter(redis_url) for _ in range(3)]
+    cap = RateLimiter(100)  # the margins the fleet keeps too
+    burst, window = cap.burst, cap.window
+    stamps: list[list[float]] = [[] for _ in members]
+
+    def run(i: int, count: int) -> None:
+        async def go() -> None:
+            for _ in range(count):
+                stamps[i].append(await members[i].acquire())
+
+        asyncio.run(go())
+
+    together(run, 60)
+    before = sorted(t for mine in stamps for t in mine)
+    assert max_in_window(before, window) <= burst == 98
+    assert max_in_window(before, window / 10) <= 10
+    assert members[1].slowed(before[-1], retry_after=0.01)  # a pause of 10 ms, then 50/s
+    for mine in stamps:
+        mine.clear()
+    together(run, 10)
+    after = sorted(t for mine in stamps for t in mine)
+    assert min(b - a for a, b in itertools.pairwise(after)) >= 1 / 50 - 1e-6
+    assert all(member.report().rate == 50 for member in members)
+
+
+def member_limiter(state_url: str) -> FleetLimiter:
+    """A fleet limiter with its own Redis client, as another process would have."""
+    client, prefix = connect(state_url)
+    return FleetLimiter(client=client, prefix=prefix, scope="google:members", qps=100)
+
+
+def together(run: Callable[[int, int], None], count: int) -> None:
+    """``run(i, count)`` in one thread per member, all at once."""
+    threads = [threading.Thread(target=run, args=(i, count)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)

@@ -21,9 +21,16 @@ from etl4all.errors import (
     GeocodeAuthError,
     GeocodeQuotaError,
     GeocodeUnavailableError,
+    RateLimitedError,
 )
 from etl4all.geocoders import from_name
-from etl4all.geocoders.base import FAILED_SCHEMA, KEYS_SCHEMA, RESULT_SCHEMA, Geocoder
+from etl4all.geocoders.base import (
+    FAILED_SCHEMA,
+    KEYS_SCHEMA,
+    RESULT_SCHEMA,
+    Geocoder,
+    RateReport,
+)
 from etl4all.geocoders.google import GoogleGeocoder
 from etl4all.geocoders.ratelimit import RateLimiter
 
@@ -59,6 +66,12 @@ def geocoder(api: FakeApi, **changes: Any) -> GoogleGeocoder:
         "sleep": Sleeps(),
     }
     return GoogleGeocoder(**{**options, **changes})
+
+
+def short_pauses(qps: float = 500.0) -> RateLimiter:
+    """A limiter whose slow-downs pause 50 ms, not a second: for tests whose server answers
+    OVER_QUERY_LIMIT at random (it halves the rate all the same)."""
+    return RateLimiter(qps, pause=0.05, warm_up=0.05)
 
 
 class TestGoogleGeocoder(GeocoderContract):
@@ -206,7 +219,7 @@ def test_scripted_transient_faults_all_recover(
             fake_api.script[coord(lat, lon)] = list(faults[i % len(faults)])
             extra += len(faults[i % len(faults)])
     with caplog.at_level(logging.WARNING, logger="etl4all"):
-        result = geocoder(fake_api, max_attempts=5).reverse(keys)
+        result = geocoder(fake_api, max_attempts=5, limiter=short_pauses()).reverse(keys)
     assert result.failed.is_empty()
     assert result.addresses.height == 100
     assert (result.addresses["geocode_status"] == "OK").all()
@@ -223,7 +236,7 @@ def test_random_transient_faults_all_recover(fake_api: FakeApi) -> None:
     fake_api.error_rate = 0.2
     fake_api.error_kinds = (500, 503, "OVER_QUERY_LIMIT", "UNKNOWN_ERROR", 429)
     keys = make_keys(150)
-    result = geocoder(fake_api, max_attempts=10).reverse(keys)
+    result = geocoder(fake_api, max_attempts=10, limiter=short_pauses()).reverse(keys)
     assert result.failed.is_empty()
     assert result.addresses.height == 150
     assert result.retries > 0
@@ -289,6 +302,25 @@ def test_a_key_that_keeps_timing_out_fails_the_batch(fake_api: FakeApi) -> None:
     with pytest.raises(GeocodeUnavailableError, match="timed out"):
         geocoder(fake_api, timeout=0.3, max_attempts=3).reverse(keys)
     assert time.monotonic() - started < 3
+
+
+def test_a_key_kept_over_the_rate_limit_fails_the_batch_and_says_lower_qps(
+    fake_api: FakeApi,
+) -> None:
+    keys = make_keys(2)
+    fake_api.script[coord(*keys.row(0))] = ["OVER_QUERY_LIMIT"] * 3
+    limiter = short_pauses()
+    with pytest.raises(RateLimitedError) as info:
+        geocoder(fake_api, max_attempts=3, concurrency=1, limiter=limiter).reverse(keys)
+    assert info.value.retryable
+    message = str(info.value)
+    assert "google kept answering over the rate limit: gave up on" in message
+    assert "after 3 requests" in message and fake_api.key not in message
+    # each answer came after the pause of the one before: three slow-downs, 500 → 62.5/s
+    assert limiter.report() == RateReport(500, 62.5, 3, 125)
+    assert message.endswith(
+        "the rate came down to 62.5 requests/s: the key's quota is below --qps 500? set --qps 125"
+    )
 
 
 def test_wrong_key_stops_the_batch_fast_and_never_shows_the_key(

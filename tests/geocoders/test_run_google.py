@@ -9,6 +9,7 @@ to start work it cannot pay for. Every run also makes the one request of its sta
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import duckdb
@@ -19,6 +20,11 @@ from fake_api import FakeApi, expected_row
 
 from etl4all import frames, parse, sample
 from etl4all.cli import cli
+from etl4all.commands.run import rate_lines
+from etl4all.geocoders.base import RateReport
+from etl4all.geocoders.ratelimit import RateLimiter
+from etl4all.settings import Settings
+from etl4all.stages.transform import GeocodeStats
 
 CHECK = 1
 """API requests of a run's start-up check (one coordinate, outside the batch counts)."""
@@ -151,3 +157,44 @@ def test_a_bare_base_url_gets_googles_path(fake_api: FakeApi, workdir: Path) -> 
     code, output = run(fake_api, url=fake_api.base_url)
     assert code == 0, output
     assert fake_api.calls == len(distinct_keys(workdir / "in")) + CHECK
+
+
+def test_a_key_whose_quota_is_a_quarter_of_qps_finishes_and_names_the_qps_to_set(
+    fake_api: FakeApi, workdir: Path
+) -> None:
+    fake_api.qps_cap = 50  # the server answers OVER_QUERY_LIMIT above it; --qps is 200
+    code, out = run(fake_api)
+    assert code == 0, out
+    keys = len(distinct_keys(workdir / "in"))
+    assert keys >= 200
+    answers = fake_api.answers()
+    assert answers["OK"] + answers["ZERO_RESULTS"] == keys + CHECK
+    assert answers["OVER_QUERY_LIMIT"] <= 0.10 * fake_api.calls, answers
+    (line,) = [line for line in out.splitlines() if line.startswith("rate ")]
+    found = re.fullmatch(
+        r"rate +settled at (\d+\.\d) QPS \(quota below --qps 200\?\): set --qps (\d+); "
+        r"(\d+) OVER_QUERY_LIMIT answers \(\d+\.\d% of the calls\), \d+ slow-downs?",
+        line,
+    )
+    assert found, line
+    assert 45 <= float(found[1]) <= 55 and int(found[2]) >= 40
+    suggested = RateLimiter(int(found[2]))  # at the --qps suggested the key is never over
+    assert suggested.burst / suggested.window <= 50
+    assert int(found[3]) == answers["OVER_QUERY_LIMIT"]
+
+
+def test_the_rate_line_only_when_the_api_answered_over_its_limit() -> None:
+    settings = Settings(geocoder="google")
+    clean = GeocodeStats(calls=100, rate=RateReport(40, 40))
+    assert rate_lines(clean, settings) == []
+    recovered = GeocodeStats(calls=200, rate_limited=2, rate=RateReport(40, 40, 1, 40))
+    assert rate_lines(recovered, settings) == [
+        "rate        40.0 QPS, --qps 40; 2 OVER_QUERY_LIMIT answers (1.0% of the calls), "
+        "1 slow-down"
+    ]
+    nominatim = Settings(geocoder="nominatim", qps=20)
+    low = GeocodeStats(calls=400, rate_limited=8, rate=RateReport(20, 3.1, 5, 6.2))
+    assert rate_lines(low, nominatim) == [
+        "rate        settled at 6.2 QPS (quota below --qps 20?): set --qps 6; 8 HTTP 429 "
+        "answers (2.0% of the calls), 5 slow-downs"
+    ]
