@@ -40,6 +40,9 @@ class RunBar:
         self._answers = 0
         self._first_answer: float | None = None
         self._advanced: dict[str, float] = {}
+        self._current: PointBatch | None = None
+        self._credited = 0.0
+        """Bytes of the current batch already shown as done while its answers came."""
 
     def files(self, refs: list[FileRef]) -> None:
         """Start the bar over the bytes of ``refs``."""
@@ -47,18 +50,29 @@ class RunBar:
             "run", total=sum(ref.size for ref in refs) or 1, points="", api="", name=""
         )
 
+    def geocoding(self, batch: PointBatch) -> None:
+        """``batch`` is being geocoded: its answers move the bar (and the time left) on."""
+        self._current, self._credited = batch, 0.0
+
     def batch(self, batch: PointBatch) -> None:
-        """Advance by the batch's share of its file."""
+        """Advance by what is left of the batch's share of its file."""
         self._points += batch.points.height
-        self._advance(batch.ref, batch.share, batch.ref.name)
+        left = batch.share - (self._credited if batch is self._current else 0.0)
+        self._current, self._credited = None, 0.0
+        self._advance(batch.ref, left, batch.ref.name)
 
     def answers(self, count: int) -> None:
-        """Count API answers and show their rate."""
+        """Count API answers, show their rate, and move the bar by the current batch's share
+        of them (one answer per point at most: the bar never runs ahead)."""
         now = time.monotonic()
         if self._first_answer is None:
             self._first_answer = now
         self._answers += count
-        self._advance(None, 0.0, None)
+        batch, by = self._current, 0.0
+        if batch is not None and batch.points.height:
+            by = min(batch.share * count / batch.points.height, batch.share - self._credited)
+            self._credited += by
+        self._advance(batch.ref if batch is not None else None, by, None)
 
     def file(self, ref: FileRef) -> None:
         """Complete the file's share (it may have had no batch: done by another worker)."""

@@ -99,11 +99,15 @@ def mapped(
             ) from exc
         hint = _config_hint(exc)
         detail = _cause(exc)
+        if isinstance(exc, px.IncompatibleProtocolError | px.StreamLostError):
+            # what pika calls a connection cut before or after its handshake
+            detail = f"the connection was cut ({detail or 'end of stream'})"
         if isinstance(exc, px.UnsupportedAMQPFieldException):
             detail = repr(exc.args[-1])[:100]  # pika's text holds the whole header table
         cls = BrokerError if hint is None else BrokerConfigError
+        named = "" if isinstance(exc, px.IncompatibleProtocolError) else f"{type(exc).__name__}: "
         raise cls(
-            f"RabbitMQ {urls.redact(url)}: {action} failed: {type(exc).__name__}: "
+            f"RabbitMQ {urls.redact(url)}: {action} failed: {named}"
             f"{urls.redact(detail)}; {hint or 'retrying may help'}"
         ) from exc
     except Etl4allError:  # already ours (a BrokerConfigError is a ValueError too)

@@ -80,7 +80,7 @@ def run(
             raise click.UsageError("with --broker give exactly one SOURCE")
         settings = settings.replace(source_url=paths[0], settle_seconds=0)
         check.require(settings, check.RUN_BROKER)
-        run_through_broker(settings)
+        run_through_broker(settings, interactive)
         return
     check.require(settings, check.RUN, sources=paths)
     summary = embedded.RunSummary()
@@ -189,13 +189,26 @@ def rate_lines(geo: GeocodeStats, settings: Settings) -> list[str]:
     ]
 
 
-def run_through_broker(settings: Settings) -> None:
-    """``etl4all run --broker``: the three stages in this process, through RabbitMQ."""
+_STAGE_LINES = {
+    "extract": "extract     reading the files and publishing their batches…",
+    "transform": "transform   geocoding the point batches…",
+    "load": "load        loading the address batches…",
+}
+"""What ``run --broker`` shows on a terminal as each stage starts."""
+
+
+def run_through_broker(settings: Settings, interactive: bool) -> None:
+    """``etl4all run --broker``: the three stages in this process, through RabbitMQ; on a
+    terminal (``interactive``) a line as each stage starts."""
     import threading
 
     from etl4all.runners.broker import run_all
 
-    report = run_all(settings, threading.Event())
+    def on_stage(stage: str) -> None:
+        if interactive:
+            click.echo(_STAGE_LINES[stage], err=True)
+
+    report = run_all(settings, threading.Event(), on_stage)
     extract, transform, load = report.extract, report.transform, report.load
     unreadable = sum(extract.rejects.values())
     click.echo(

@@ -25,6 +25,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Protocol
 
@@ -338,16 +339,24 @@ def run_stage(stage: str, settings: Settings, stop: threading.Event) -> list[Hel
     return []
 
 
-def run_all(settings: Settings, stop: threading.Event) -> BrokerRunReport:
+def run_all(
+    settings: Settings,
+    stop: threading.Event,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> BrokerRunReport:
     """All three stages in one process through the broker: extract, then drain each queue.
 
     The stages run one after the other (each until its input queue is idle), which keeps one
     process simple and bounded; for concurrency across stages run ``run-stage`` workers.
+    ``on_stage`` is told each stage as it starts (``extract``, ``transform``, ``load``).
     """
     once = settings.replace(once=True)
     budget = CallBudget(settings.max_calls)
     started = time.perf_counter()
+    on_stage("extract")
     extract = run_extract(once, stop)
+    on_stage("transform")
     transform = run_consumer("transform", once, stop, budget)
+    on_stage("load")
     load = run_consumer("load", once, stop, budget)
     return BrokerRunReport(extract, transform, load, time.perf_counter() - started)

@@ -115,6 +115,9 @@ class RunProgress(Protocol):
     def files(self, refs: list[FileRef]) -> None:
         """The files the run is going to process."""
 
+    def geocoding(self, batch: PointBatch) -> None:
+        """``batch`` is being geocoded (its answers come next)."""
+
     def batch(self, batch: PointBatch) -> None:
         """``batch`` is loaded and committed."""
 
@@ -320,6 +323,8 @@ class _Job:
 
     def batch(self, batch: PointBatch) -> None:
         """Keep the batch's parse rejects, geocode its points and load them."""
+        if self.progress:
+            self.progress.geocoding(batch)
         on_answers = self.progress.answers if self.progress else None
         result = geocode_frame(
             batch.points, self.geocoder, self.store, self.config, self.budget, on_answers, self.wh

@@ -59,6 +59,14 @@ def test_other_faults_are_retryable(error: px.AMQPError) -> None:
     assert type(info.value).retryable is True
 
 
+def test_a_cut_connection_is_called_a_cut_not_a_protocol_error() -> None:
+    """Issue 17, item 11: a broker cut was logged as ``IncompatibleProtocolError``."""
+    with pytest.raises(BrokerError) as info, amqp_io.mapped(URL, "connecting"):
+        raise px.IncompatibleProtocolError("StreamLostError: ('Transport indicated EOF',)")
+    assert "connecting failed: the connection was cut (" in str(info.value)
+    assert "IncompatibleProtocolError:" not in str(info.value) and info.value.retryable
+
+
 def test_parameters_apply_the_defaults_and_take_reconnect_attempts() -> None:
     params, attempts = amqp_io.parameters(URL)
     assert (params.heartbeat, params.blocked_connection_timeout, attempts) == (30, 60, 8)

@@ -41,8 +41,11 @@ class Recorder:
     def __init__(self) -> None:
         self.started: list[FileRef] = []
         self.finished: list[FileRef] = []
-        self.batches = self.points = self.answers_seen = 0
+        self.batches = self.points = self.answers_seen = self.geocoded = 0
         self.file_points: dict[str, int] = {}
+
+    def geocoding(self, batch: PointBatch) -> None:
+        self.geocoded += 1
 
     def files(self, refs: list[FileRef]) -> None:
         self.started.extend(refs)
@@ -73,6 +76,7 @@ def test_every_file_is_processed_once_and_reported(settings: Settings, tmp_path:
     summary = run(["in"], settings, progress=seen)
     assert summary.files == summary.processed == 3 and summary.skipped == 0
     assert seen.finished == seen.started and len(seen.started) == 3
+    assert seen.geocoded == seen.batches  # each batch said so before its answers came
     assert summary.points == parsed(tmp_path / "in")[0] == seen.points
     assert seen.batches == sum(-(-n // 30) for n in seen.file_points.values())  # batch_rows 30
     assert summary.distinct == read_warehouse(settings.warehouse_url).height

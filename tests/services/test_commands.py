@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from click.testing import CliRunner
 from workers import table
 
 from etl4all.cli import cli
+from etl4all.runners.broker import run_all
+from etl4all.settings import Settings
 
 pytestmark = [pytest.mark.mysql, pytest.mark.redis, pytest.mark.rabbitmq]
 
@@ -46,3 +49,12 @@ def test_run_through_the_broker_in_one_process(stack: dict[str, str], tmp_path: 
     code, output = invoke(env, "run", str(tmp_path / "ftp"), "-q", "--force-file", "*0101.txt")
     assert code == 0 and "extract     1 files" in output, output
     assert table(stack).equals(rows)  # the same rows, not even touched
+
+
+def test_run_through_the_broker_says_each_stage_as_it_starts(stack: dict[str, str]) -> None:
+    """Issue 17, item 11: `run --broker` showed nothing on a terminal for about 40 s."""
+    invoke(stack, "init-db")
+    stages: list[str] = []
+    settings = Settings.load(environ=stack).replace(settle_seconds=0)
+    report = run_all(settings, threading.Event(), stages.append)
+    assert stages == ["extract", "transform", "load"] and report.extract.files == 4
