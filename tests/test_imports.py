@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("polars", "pyarrow", "numpy", "duckdb", "aiohttp", "pymysql", "pika", "redis", "rich")
 
@@ -16,3 +18,41 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
         ).stdout.split()
     )
     assert sorted(loaded.intersection(HEAVY)) == []
+
+
+def test_no_module_of_the_package_imports_one_that_imports_it_back() -> None:
+    """Issue 16, finding 6: batching.py and extract.py imported each other. Every import of
+    the package, at module level or under TYPE_CHECKING, is an edge; no edge is in a cycle."""
+    root = Path(__file__).resolve().parents[1]
+    modules = {
+        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in (root / "etl4all").rglob("*.py")
+    }
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                named = [f"{node.module}.{alias.name}" for alias in node.names]
+                targets = [t for t in named if t in modules] or [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            edges[name] |= {t for t in targets if t in modules and t != name}
+    cycles = [
+        (name, other)
+        for name, targets in edges.items()
+        for other in targets
+        if name in _reachable(other, edges)
+    ]
+    assert cycles == []
+
+
+def _reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    """The modules ``start`` imports, directly or not."""
+    seen, todo = set(), [start]
+    while todo:
+        for target in edges[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen

@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from geocoders.fake_api import FakeApi, coord
 from sources.ftp_server import FtpTestServer
 
 from etl4all import frames, parse, sample, sources, state, urls
-from etl4all.errors import BudgetExceededError, ConfigError, GeocodeUnavailableError
+from etl4all.errors import (
+    BudgetExceededError,
+    ConfigError,
+    GeocodeAuthError,
+    GeocodeUnavailableError,
+)
 from etl4all.runners.embedded import FAILED_IN_A_ROW, RunSummary, run
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
@@ -361,3 +367,29 @@ def test_a_file_held_by_a_live_worker_is_waited_for_then_named(
         released = FakeTime(on_sleep=lambda: ledger.release(key, token))
         done = run(["held"], settings, sleep=released.sleep, clock=released.clock)
     assert done.processed == 1 and done.busy_files == [] and released.slept == 1
+
+
+def test_a_run_stopped_by_an_error_leaves_no_claim_and_no_heartbeat(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 16, finding 6: the embedded driver did not close a file's batches, so after an
+    error the lease heartbeat stopped only when the generator was garbage-collected."""
+    with FakeApi() as api:
+        api.script.update(
+            {coord(lat, lon): ["REQUEST_DENIED"] * 9 for lat, lon in first_points(tmp_path)}
+        )
+        google = settings.replace(
+            geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
+        )
+        with pytest.raises(GeocodeAuthError):
+            run(["in"], google)
+    assert not [t for t in threading.enumerate() if t.name.startswith("lease ")]
+    with state.from_url(settings.state_url) as ledger:
+        assert ledger.claims() == {}  # released on the way out, not left to expire
+
+
+def first_points(tmp_path: Path) -> list[tuple[float, float]]:
+    """The coordinates of the run's first file."""
+    first = min((tmp_path / "in").glob("*.txt"))
+    points = parse.parse(first.read_bytes(), first.name).points
+    return points.select("latitude", "longitude").rows()
