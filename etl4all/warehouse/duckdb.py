@@ -390,8 +390,8 @@ class DuckdbWarehouse(table.SqlWarehouse):
                 stack.enter_context(self._registered(keep, _KEYS))
             stack.enter_context(self._transaction(con))
             file = _file_version(con, source, version)
-            if file.stale:
-                return 0
+            if file.stale and keep is None:
+                return 0  # by keys, it only drops what its own version and older ones hold
             params: dict[str, Any] = {"id": file.id, "version": version}
             if keep is None:
                 con.execute(_LOST_BY_VERSION_SQL, params)
@@ -407,8 +407,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
         """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
         con = self._connection()
         with _errors(f"pruning the rejects of {source}", self._url), self._transaction(con):
-            if _file_version(con, source, version).stale:
-                return 0
+            _file_version(con, source, version)  # older ones only: right even when stale
             return _count(con.execute(_PRUNE_REJECTS_SQL, {"name": source, "version": version}))
 
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:

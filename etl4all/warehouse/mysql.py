@@ -174,8 +174,9 @@ class MySqlWarehouse(SqlWarehouse):
         """:func:`mysql_prune.prune` in one transaction, the file's row locked first."""
         file_id, current = self._files([source])[source]
         with self._transaction(f"pruning {source}") as cur:
-            if mysql_files.lock(cur, file_id, version, current=current).stale:
-                return 0
+            row = mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
+            if row.stale and keep is None:
+                return 0  # by keys, it only drops what its own version and older ones hold
             return mysql_prune.prune(
                 cur, file_id, source, version, keep, bounds, url=self._url, spool_root=self._spool
             )
@@ -184,8 +185,7 @@ class MySqlWarehouse(SqlWarehouse):
         """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
         file_id, current = self._files([source])[source]
         with self._transaction(f"pruning the rejects of {source}") as cur:
-            if mysql_files.lock(cur, file_id, version, current=current).stale:
-                return 0
+            mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
             return mysql_prune.prune_rejects(cur, source, version)
 
     _MARK = "%s"

@@ -47,19 +47,27 @@ def register(cur: pymysql.cursors.Cursor, names: list[str]) -> None:
     cur.executemany(_REGISTER_SQL, [(name,) for name in names])
 
 
-def lock(cur: pymysql.cursors.Cursor, file_id: int, version: int, *, current: int) -> FileRow:
+def lock(
+    cur: pymysql.cursors.Cursor,
+    file_id: int,
+    version: int,
+    *,
+    current: int,
+    exclusive: bool = False,
+) -> FileRow:
     """Lock file ``file_id``'s row for work of ``version`` and raise its version to it.
 
     ``current`` is the version read without a lock: equal to ``version``, a share lock
-    suffices; below, the row is locked exclusively and raised.
+    suffices (unless ``exclusive``: a prune, which deletes what loads may be adding); below,
+    the row is locked exclusively and raised.
     """
-    exclusive = current < version
+    exclusive = exclusive or current < version
     cur.execute(_LOCK_SQL + ("FOR UPDATE" if exclusive else "LOCK IN SHARE MODE"), (file_id,))
     _, stored, replaced = cur.fetchone()
     if stored > version:
         return FileRow(file_id, stale=True, replaced=bool(replaced))
     if stored < version:
         if not exclusive:  # raised by nobody since: read without a lock, it was equal
-            return lock(cur, file_id, version, current=stored)
+            return lock(cur, file_id, version, current=stored, exclusive=True)
         cur.execute(_BUMP_SQL, (version, file_id, version))
     return FileRow(file_id, stale=False, replaced=bool(replaced) or 0 < stored < version)

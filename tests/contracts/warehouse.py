@@ -317,24 +317,37 @@ class WarehouseContract:
         assert warehouse.prune("data_points_2.txt", 2, keys(mine).clear()) == 4
         assert set(stored(warehouse)["key"]) == set(kept)
 
-    def test_work_of_an_older_version_changes_nothing(self, warehouse: Warehouse) -> None:
+    def test_work_of_an_older_version_never_undoes_a_newer_one(self, warehouse: Warehouse) -> None:
+        name = "data_points_1.txt"
         warehouse.load(addresses(3), NONE, version=5)
-        assert warehouse.prune("data_points_1.txt", 9, keys(addresses(1))) == 2
+        assert warehouse.prune(name, 9, keys(addresses(1))) == 2
         assert warehouse.load(addresses(3), NONE, version=5) == LoadResult(stale=3)
-        assert warehouse.prune("data_points_1.txt", 7, keys(addresses(0))) == 0
+        assert warehouse.load(addresses(2), NONE, version=9).inserted == 1  # version 9's rows
+        assert warehouse.prune(name, 7, keys(addresses(0))) == 0  # late: none is its own
         late = addresses(1, offset=20).with_columns(reason=pl.lit("unrecognized"))
         rejects = late.select("source", "line", "reason", text=pl.lit("x"), detail=pl.lit(None))
         assert warehouse.load_rejects(rejects, version=8) == 0
-        assert set(stored(warehouse)["key"]) == set(keys(addresses(1)))
-        assert warehouse.load(addresses(2), NONE, version=9).inserted == 1  # the current one
+        assert set(stored(warehouse)["key"]) == set(keys(addresses(2)))
+
+    def test_a_late_prune_still_drops_what_only_older_versions_held(
+        self, warehouse: Warehouse
+    ) -> None:
+        """A version that only grows has no prune: the prune of the version before it must
+        apply even when the grown version's rows came first."""
+        name = "data_points_1.txt"
+        warehouse.load(addresses(2), NONE, version=1)  # keys 0, 1
+        warehouse.load(addresses(1, offset=2), NONE, version=3)  # the grown version: key 2
+        assert warehouse.prune(name, 2, keys(addresses(1, offset=2))) == 2  # version 2: key 2
+        assert set(stored(warehouse)["key"]) == set(keys(addresses(1, offset=2)))
 
     def test_a_newer_version_keeps_what_it_loaded_before_its_prune(
         self, warehouse: Warehouse
     ) -> None:
         warehouse.load(addresses(3), NONE, version=1)
         warehouse.load(addresses(2, offset=5), NONE, version=3)  # version 3's rows come first
-        assert warehouse.prune("data_points_1.txt", 2, keys(addresses(1))) == 0  # stale
-        assert warehouse.prune("data_points_1.txt", 3, keys(addresses(2, offset=5))) == 3
+        # late, it still drops what only versions 1 and 2 held, never version 3's rows
+        assert warehouse.prune("data_points_1.txt", 2, keys(addresses(1))) == 2
+        assert warehouse.prune("data_points_1.txt", 3, keys(addresses(2, offset=5))) == 1
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=5)))
 
     def test_prune_by_version_drops_what_older_versions_alone_held(
