@@ -1,12 +1,13 @@
 """Checkpoints of a file version: tell a strict prefix of it from a new version.
 
-A done mark keeps, beside the sha256 of the whole file, short hashes of its first ``n`` bytes
-for a few ``n`` (:func:`offsets`): doubling from 64 bytes up to a block of about 1/64 of the
-file (64 bytes at least: under a record), then every block. A later, smaller file is a
-*prefix* of that version when its hash at the last checkpoint it reaches matches: the same
-bytes up to there, its end within one block.
-A shrink that changes bytes before that checkpoint is a new version. Stored as
-``"<block>:<hash><hash>..."`` (12 hex digits a hash), about 1 KiB for any file size.
+A done mark keeps, beside the sha256 of the whole file, its first 64 bytes as they are and
+short hashes of its first ``n`` bytes for a few ``n`` (:func:`offsets`): doubling from 64
+bytes up to a block of about 1/64 of the file (64 bytes at least: under a record), then every
+block. A later, smaller file is a *prefix* of that version when its first bytes (up to 64)
+are the same and its hash at the last checkpoint it reaches matches: the same bytes up to
+there, its end within one block. A shrink that changes bytes before that checkpoint is a new
+version. Stored as ``"<block>:<first bytes, hex>:<hash><hash>..."`` (12 hex digits a hash),
+about 1 KiB for any file size.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Hasher:
         self._next = 0
         self._hash = hashlib.sha256()
         self.size = 0
+        self.head = b""
+        """The stream's first :data:`HEAD` bytes."""
         self.at: dict[int, str] = {}
         """Offset → the sha256 of the bytes before it, for those reached."""
 
@@ -56,6 +59,8 @@ class Hasher:
         """Hash ``data``, the next bytes of the stream."""
         view, start = memoryview(data), 0
         end = self.size + len(data)
+        if self.size < HEAD:
+            self.head += data[: HEAD - self.size]
         while self._next < len(self._wanted) and self._wanted[self._next] <= end:
             offset = self._wanted[self._next]
             cut = offset - self.size
@@ -71,17 +76,18 @@ class Hasher:
         return self._hash.hexdigest()
 
 
-def encode(block: int, size: int, at: dict[int, str]) -> str:
-    """The checkpoints of a ``size``-byte file from a :class:`Hasher`'s ``at``: those it
-    noted, in order (a file that grew while it was read has fewer than its size gives)."""
-    noted = [at[o][:_DIGITS] for o in offsets(block, size) if o in at]
-    return f"{block}:" + "".join(noted)
+def encode(block: int, size: int, hasher: Hasher) -> str:
+    """The checkpoints of a ``size``-byte file ``hasher`` read: those it noted, in order (a
+    file that grew while it was read has fewer than its size gives)."""
+    noted = [hasher.at[o][:_DIGITS] for o in offsets(block, size) if o in hasher.at]
+    return f"{block}:{hasher.head.hex()}:" + "".join(noted)
 
 
-def _points(stored: str, stored_size: int) -> tuple[list[int], str]:
-    """The offsets and hashes of ``stored`` checkpoints of a ``stored_size``-byte file."""
-    block, _, hashes = stored.partition(":")
-    return offsets(int(block), stored_size)[: len(hashes) // _DIGITS], hashes
+def _points(stored: str, stored_size: int) -> tuple[list[int], bytes, str]:
+    """The offsets, first bytes and hashes of ``stored`` checkpoints of a ``stored_size``-byte
+    file."""
+    block, head, hashes = stored.split(":")
+    return offsets(int(block), stored_size)[: len(hashes) // _DIGITS], bytes.fromhex(head), hashes
 
 
 def is_prefix(stored: str, stored_size: int, hasher: Hasher) -> bool | None:
@@ -92,10 +98,12 @@ def is_prefix(stored: str, stored_size: int, hasher: Hasher) -> bool | None:
         return None
     if hasher.size >= stored_size:
         return False
-    points, hashes = _points(stored, stored_size)
+    points, head, hashes = _points(stored, stored_size)
+    if not head.startswith(hasher.head):
+        return False
     reached = bisect.bisect_right(points, hasher.size) - 1
     if reached < 0:
-        return True  # shorter than any record: nothing to compare
+        return True  # its first bytes, all of it, are the same
     mine = hasher.at.get(points[reached], "")[:_DIGITS]
     return mine == hashes[reached * _DIGITS : (reached + 1) * _DIGITS]
 

@@ -130,7 +130,7 @@ def digest(file: BinaryIO, *, previous: FileMark | None = None, size_hint: int =
         sha256=hasher.hexdigest(),
         prefix_sha256=prefix_sha256,
         prefix_of_previous=fingerprint.is_prefix(*old, hasher) if previous else None,
-        checkpoints=fingerprint.encode(block, hasher.size, hasher.at),
+        checkpoints=fingerprint.encode(block, hasher.size, hasher),
     )
 
 

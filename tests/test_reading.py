@@ -130,6 +130,14 @@ def test_a_shrink_that_changes_bytes_before_its_end_is_a_new_version(at: int) ->
     assert found.prefix_of_previous is False
 
 
+@pytest.mark.parametrize("size", [1, 16, 63, 64, 100])
+def test_a_short_file_of_other_bytes_is_no_prefix(size: int) -> None:
+    """Shorter than the first checkpoint, a file is still compared byte by byte."""
+    data = bytes(range(256)) * 50
+    other = bytes(reversed(data))[:size]
+    assert reading.digest(io.BytesIO(other), previous=previous(data)).prefix_of_previous is False
+
+
 def test_checkpoints_stay_small_for_any_size() -> None:
     for size in (0, 1_000, 10**6, 10**9):
         assert len(fingerprint.offsets(fingerprint.block_for(size), size)) < 80

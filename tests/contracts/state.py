@@ -215,7 +215,7 @@ class LedgerContract(StoreFixtures):
         self, store: FileLedger, other_store: FileLedger
     ) -> None:
         mark = FileMark(10, 1.5, "ab" * 32, version=1_700_000_000_123_456, points=3)
-        mark = dataclasses.replace(mark, checkpoints="64:0123456789ab")
+        mark = dataclasses.replace(mark, checkpoints="64:6c61:0123456789ab")
         store.mark_done({FILE: mark})
         assert other_store.done([FILE]) == {FILE: mark}
 

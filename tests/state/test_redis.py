@@ -38,7 +38,7 @@ def test_key_layout(redis_url: str) -> None:
         token = state.claim(FILE, 30)
         assert client.get(f"{prefix}claim:{FILE}") == token
         assert 0 < client.pttl(f"{prefix}claim:{FILE}") <= 30_000
-        mark = FileMark(10, 1.5, "ab" * 32, version=7, points=3, checkpoints="64:")
+        mark = FileMark(10, 1.5, "ab" * 32, version=7, points=3, checkpoints="64:6c61:")
         state.mark_done({FILE: mark})
         stored = client.hget(f"{prefix}done", FILE)
         assert stored is not None and FileMark.from_json(stored) == mark  # one JSON object
