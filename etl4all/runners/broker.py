@@ -36,6 +36,7 @@ from etl4all.broker.base import (
     BATCH_ID_HEADER,
     PRUNE_HIGH_HEADER,
     PRUNE_LOW_HEADER,
+    REVERT_TO_HEADER,
     SCHEMA_HEADER,
     SOURCE_HEADER,
     VERSION_HEADER,
@@ -55,6 +56,7 @@ from etl4all.stages.load import (
     PrunePart,
     PruneRejects,
     Rejects,
+    Undo,
     apply,
     prune_items,
 )
@@ -210,11 +212,17 @@ def _publish_files(
                 started = time.perf_counter()
 
 
-def _publish_prune(bus: _Publisher, queue: str, part: PrunePart | PruneRejects, bid: str) -> None:
-    """Publish one part of a prune by keys (or its rejects) to ``queue``."""
+def _publish_prune(
+    bus: _Publisher, queue: str, part: PrunePart | PruneRejects | Undo, bid: str
+) -> None:
+    """Publish one part of a prune by keys (or its rejects, or a revert) to ``queue``."""
+    empty = frames.empty(frames.REJECTS_SCHEMA)
     if isinstance(part, PruneRejects):
-        empty = frames.empty(frames.REJECTS_SCHEMA)
         _publish(bus, queue, empty, "prune_rejects", bid, part.source, part.version)
+        return
+    if isinstance(part, Undo):
+        to: dict[str, Any] = {REVERT_TO_HEADER: part.to}
+        _publish(bus, queue, empty, "revert", bid, part.source, part.version, to)
         return
     keys = part.keys if part.keys is not None else frames.empty(frames.PRUNE_SCHEMA)
     bounds = {PRUNE_LOW_HEADER: part.low, PRUNE_HIGH_HEADER: part.high}
@@ -276,6 +284,8 @@ def load_item(frame: pl.DataFrame, headers: dict[str, Any]) -> LoadItem:
         raise DataError(f"{kind} message of {source} has no version header; republish the file")
     if kind == "prune_rejects":
         return PruneRejects(source, version)
+    if kind == "revert":
+        return Undo(source, version, int(headers[REVERT_TO_HEADER]))
     low, high = headers.get(PRUNE_LOW_HEADER), headers.get(PRUNE_HIGH_HEADER)
     return PrunePart(source, version, frame, low and str(low), high and str(high))
 

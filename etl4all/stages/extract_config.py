@@ -57,7 +57,7 @@ class ExtractConfig:
 
     def is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
         """Whether ``ref`` (done mark ``mark``) needs no work at ``now``."""
-        if mark is None or (mark.size, mark.mtime) != (ref.size, ref.mtime):
+        if mark is None or (mark.size, mark.mtime) != (ref.size, ref.mtime) or mark.unfinished:
             return False
         return mark.partial_since is None or not self.final(ref, mark.partial_since, now)
 

@@ -16,13 +16,16 @@ leaving releases it, whatever happened. In between the work decides what the fil
 - nothing (*held*): the file became empty or a strict prefix of the version loaded — an upload
   in progress or a failed transfer far more often than a deliberate delete — so its rows stay
   and :attr:`FileWork.held` says how many a prune would remove (``--accept-shrink NAME``
-  applies it);
+  applies it); only a :class:`~etl4all.stages.prune.Revert` when a later version was cut
+  short, to drop what it loaded;
 - a new *version* (:func:`next_version`): its batches, then a :class:`~etl4all.stages.prune.Prune`
   of what only its older versions held (none when the file only grew, or a broker driver
   re-reads the same content).
 
 Marking the final item done marks the file done, with the version's mark; an interrupted file
-is simply done again, as every effect of an item is idempotent.
+is simply done again, as every effect of an item is idempotent. Before a new version's first
+item, the mark of the version done says it is *unfinished* (``FileMark.unfinished``), so that
+a crash midway is never mistaken for the file being done as it was.
 """
 
 from __future__ import annotations
@@ -42,12 +45,12 @@ from etl4all.sources.base import FileRef, Source
 from etl4all.stages.batching import PointBatch, empty_batch, file_batches
 from etl4all.stages.extract_config import ExtractConfig
 from etl4all.stages.lease import Lease
-from etl4all.stages.prune import Prune
+from etl4all.stages.prune import Prune, Revert
 from etl4all.state.base import FileLedger, FileMark, Holder, owner
 
 log = logging.getLogger(__name__)
 
-Item = PointBatch | Prune
+Item = PointBatch | Prune | Revert
 """What a unit of work hands out."""
 
 
@@ -114,8 +117,10 @@ class ExtractStats:
 
 def next_version(previous: FileMark | None, now: float) -> int:
     """The version of a file read at ``now``: microseconds of the wall clock, and always
-    after the version done before (a clock set back does not reorder a file's versions)."""
-    return max(int(now * 1_000_000), (previous.version if previous else 0) + 1)
+    after the versions started before (a clock set back does not reorder a file's versions)."""
+    if previous is None:
+        return int(now * 1_000_000)
+    return max(int(now * 1_000_000), previous.version + 1, previous.unfinished + 1)
 
 
 class FileWork:
@@ -141,7 +146,9 @@ class FileWork:
         self._lease: Lease | None = None
         self._file: BinaryIO | None = None
         self._mark: FileMark | None = None
+        self._previous: FileMark | None = None
         self._plan: _Plan | None = None
+        self._revert: Revert | None = None
 
     # -- claim --------------------------------------------------------------------------
 
@@ -184,7 +191,7 @@ class FileWork:
         """Read the done mark and the file's digest; set :attr:`status` and the plan."""
         ref = self.ref
         now = self._clock()
-        previous = self._ledger.done([ref.key]).get(ref.key)
+        self._previous = previous = self._ledger.done([ref.key]).get(ref.key)
         forced = self._config.forced(ref)
         if forced:
             log.info("forced file=%s: redone whatever its done mark says", ref.name)
@@ -193,7 +200,9 @@ class FileWork:
             return
         self._file = file = self._source.open(ref)
         found = reading.digest(file, previous=previous, size_hint=ref.size)
-        same = previous is not None and previous.sha256 == found.sha256
+        # An unfinished later version may have left rows: never "the same" or "only grown".
+        dirty = previous is not None and previous.unfinished > 0
+        same = previous is not None and previous.sha256 == found.sha256 and not dirty
         seen_since = previous.partial_since if same and previous is not None else None
         final = self._config.final(ref, seen_since, now)
         end = found.size if final else reading.tail_end(file, found.size)
@@ -213,6 +222,8 @@ class FileWork:
                 if self.held not in self._stats.held:  # a poller sees it on every poll
                     self._stats.held.append(self.held)
                 log.info("held file=%s", self.held)
+                if dirty:  # the rows of the version cut short go; those of ``previous`` stay
+                    self._revert = Revert(ref, next_version(previous, now), previous.version)
                 return
             log.warning("file=%s shrank to a prefix of the version loaded: applied", ref.name)
         if partial_since is not None:
@@ -224,7 +235,7 @@ class FileWork:
                 self._config.final_seconds,
             )
             self._stats.partial += 1
-        grown = previous is not None and not same and _grown(previous, found, file)
+        grown = previous is not None and not same and not dirty and _grown(previous, found, file)
         version = next_version(previous, now)
         # The size read (not the one listed): what _grown compares with the next version.
         self._mark = FileMark(
@@ -255,9 +266,15 @@ class FileWork:
         Stops early (with a WARNING) when the claim is lost: the file is left to the worker
         that took it.
         """
+        if self._revert is not None:
+            yield self._revert
+            return
         if self._plan is None or self._file is None or self._mark is None:
             return
         plan, ref = self._plan, self.ref
+        if self._previous is not None:  # until done, its rows may be in the warehouse
+            started_mark = dataclasses.replace(self._previous, unfinished=plan.version)
+            self._ledger.mark_done({ref.key: started_mark})
         started = time.perf_counter()
         self._file.seek(0)
         chunks = reading.pieces(self._file, reading.piece_bytes(self._config.batch_rows), plan.end)
@@ -312,7 +329,10 @@ class FileWork:
     def done(self, item: Item) -> None:
         """Say that ``item``'s effects are committed downstream; the final one marks the
         file done."""
-        if item.last and self._mark is not None:
+        if isinstance(item, Revert) and self._previous is not None:
+            undone = dataclasses.replace(self._previous, unfinished=0)
+            self._ledger.mark_done({self.ref.key: undone})
+        elif item.last and self._mark is not None:
             self._ledger.mark_done({self.ref.key: self._mark})
             log.debug("file=%s done version=%d", self.ref.name, self._mark.version)
 

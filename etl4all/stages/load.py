@@ -9,7 +9,8 @@ A load item is one of:
   committed them;
 - :class:`Rejects`: rows of one file version that could not be read or geocoded;
 - :class:`PrunePart` and :class:`PruneRejects`: a prune of a file version, or one key range
-  of it (:mod:`etl4all.stages.prune`).
+  of it (:mod:`etl4all.stages.prune`);
+- :class:`Undo`: drop what an unfinished version of a file added (a ``Revert``).
 
 Every item is idempotent, and an item of an older file version than the warehouse has seen
 changes nothing (it is *stale*).
@@ -26,7 +27,7 @@ import polars as pl
 
 from etl4all import frames, metrics
 from etl4all.lookup.base import Lookup
-from etl4all.stages.prune import Prune, key_ranges
+from etl4all.stages.prune import Prune, Revert, key_ranges
 from etl4all.warehouse.base import LoadResult, Warehouse
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,17 @@ class PruneRejects:
     version: int
 
 
-LoadItem = Addresses | Rejects | PrunePart | PruneRejects
+@dataclasses.dataclass(frozen=True)
+class Undo:
+    """Drop from file ``source`` what only its versions after ``to`` added (as version
+    ``version``)."""
+
+    source: str
+    version: int
+    to: int
+
+
+LoadItem = Addresses | Rejects | PrunePart | PruneRejects | Undo
 
 
 @dataclasses.dataclass
@@ -104,6 +115,10 @@ def apply(item: LoadItem, warehouse: Warehouse, lookup: Lookup) -> Applied:
     if isinstance(item, PruneRejects):
         warehouse.prune_rejects(item.source, item.version)
         return Applied()
+    if isinstance(item, Undo):
+        deleted = warehouse.revert(item.source, item.version, item.to)
+        log.info("undid an unfinished version of file=%s rows=%d", item.source, deleted)
+        return Applied(pruned=deleted)
     keep = None
     if item.keys is not None:
         keep = item.keys.select(frames.coordinate_key().alias("key")).get_column("key")
@@ -113,9 +128,14 @@ def apply(item: LoadItem, warehouse: Warehouse, lookup: Lookup) -> Applied:
     return Applied(pruned=deleted)
 
 
-def prune_items(prune: Prune, *, max_rows: int) -> Iterator[PrunePart | PruneRejects]:
+def prune_items(
+    prune: Prune | Revert, *, max_rows: int
+) -> Iterator[PrunePart | PruneRejects | Undo]:
     """The load items of ``prune``: its parts (one by version, or one per key range of at
-    most ``max_rows`` keys), then its rejects."""
+    most ``max_rows`` keys), then its rejects; a revert is one item."""
+    if isinstance(prune, Revert):
+        yield Undo(prune.source, prune.version, prune.to)
+        return
     if prune.keys is None:
         yield PrunePart(prune.source, prune.version)
     else:

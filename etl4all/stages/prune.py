@@ -6,6 +6,10 @@ drops F's memberships that ``v`` lacks, and a row goes only when no file holds i
 any more; F's parse and geocode rejects older than ``v`` go too. A prune or a batch of an
 older version than the warehouse has seen for ``F`` changes nothing.
 
+A version whose work was cut short (a crash, a batch set aside) leaves its batches' rows; the
+next version's prune supersedes them, or, when the file is then held, a :class:`Revert`
+drops what only that unfinished version added (``first_version`` of a membership).
+
 Two forms, one per driver:
 
 - *by version* (``keys`` None): drop F's memberships older than ``v``. Right only once every
@@ -39,6 +43,23 @@ class Prune:
     by version (see the module docstring)."""
     last: bool = True
     """A prune is always its file's final item."""
+
+    @property
+    def source(self) -> str:
+        """The file's name."""
+        return self.ref.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Revert:
+    """Undo what an unfinished version of ``ref`` loaded: keep only what version ``to`` (the
+    last one done) held. Made when that file is read again and held (it shrank to a prefix of
+    version ``to``); ``version`` orders it after the unfinished one."""
+
+    ref: FileRef
+    version: int
+    to: int
+    last: bool = True
 
     @property
     def source(self) -> str:

@@ -44,6 +44,9 @@ class FileMark:
     checkpoints: str = ""
     """Hashes of the version's leading bytes (:mod:`etl4all.fingerprint`): tell a strict
     prefix of it (an upload in progress, a failed transfer) from a new version."""
+    unfinished: int = 0
+    """A later version whose work started and did not finish (0: none): some of its batches
+    may be in the warehouse, so the next read of the file must undo or supersede them."""
 
     def to_json(self) -> str:
         """The mark as one JSON object (how the stores keep it)."""

@@ -113,6 +113,16 @@ class Warehouse(Protocol):
         """
         ...
 
+    def revert(self, source: str, version: int, to: int) -> int:
+        """Drop from file ``source`` what only its versions after ``to`` added (memberships
+        and rejects first loaded by them), as version ``version`` (nothing when the warehouse
+        has seen a newer one); the address rows deleted.
+
+        Raises:
+            WarehouseError: the database failed (nothing is committed; retry).
+        """
+        ...
+
     def prune_rejects(self, source: str, version: int) -> int:
         """Delete the rejects of file ``source`` recorded for versions older than ``version``
         (nothing when the warehouse has seen a newer one); the rows deleted.

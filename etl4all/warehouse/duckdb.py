@@ -157,7 +157,8 @@ _NEW_FILES_SQL = (
 _MEMBERS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE {_MEMBERS} AS
 SELECT f.id AS file_id, s.latitude, s.longitude, s.source_line, s.distance_km, s.bearing_deg,
-       coalesce(CAST($version AS BIGINT), f.version) AS version
+       coalesce(CAST($version AS BIGINT), f.version) AS version,
+       coalesce(CAST($version AS BIGINT), f.version) AS first_version
 FROM {_STAGE} AS s JOIN source_file AS f ON f.name = s.source_file
 """
 _OLD_MEMBERS_SQL = f"""
@@ -172,8 +173,10 @@ WHERE m.file_id = n.file_id AND {_SAME_KEY.format(a="m", b="n")}
 """
 _PUT_MEMBERS_SQL = f"""
 INSERT INTO address_source
+    (file_id, latitude, longitude, source_line, distance_km, bearing_deg, version, first_version)
 SELECT DISTINCT ON (file_id, latitude, longitude)
-       file_id, latitude, longitude, source_line, distance_km, bearing_deg, version
+       file_id, latitude, longitude, source_line, distance_km, bearing_deg, version,
+       min(coalesce(first_version, version)) OVER (PARTITION BY file_id, latitude, longitude)
 FROM {_MEMBERS} ORDER BY file_id, latitude, longitude, version DESC, source_line
 """
 _MOVED_SQL = f"""
@@ -203,6 +206,14 @@ WHERE m.file_id = $id AND m.version <= $version AND {_IN_RANGE}
                   WHERE m.latitude = CAST(k.latitude AS DECIMAL(10,8))
                   AND m.longitude = CAST(k.longitude AS DECIMAL(11,8)))
 """
+_LOST_SINCE_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {_LOST} AS
+SELECT latitude, longitude FROM address_source AS m
+WHERE m.file_id = $id AND coalesce(m.first_version, m.version) > $to
+"""
+_REVERT_REJECTS_SQL = (
+    "DELETE FROM reject WHERE source_file = $name AND coalesce(first_version, version, 0) > $to"
+)
 _DROP_LOST_SQL = f"""
 DELETE FROM address_source AS m USING {_LOST} AS l
 WHERE m.file_id = $id AND {_SAME_KEY.format(a="m", b="l")}
@@ -236,10 +247,12 @@ WHERE r.source_file = i.source AND r.source_line = i.line AND r.reason = i.reaso
   AND coalesce(r.version, 0) < i.version
 """
 _REJECT_SQL = f"""
-INSERT INTO reject (source_file, source_line, reason, text, detail, reasons, version)
-SELECT source, line, reason, text, detail, reasons, coalesce(CAST($version AS BIGINT),
-       (SELECT f.version FROM source_file AS f WHERE f.name = source), 0)
-FROM {_INCOMING}
+INSERT INTO reject
+    (source_file, source_line, reason, text, detail, reasons, version, first_version)
+SELECT source, line, reason, text, detail, reasons, v, v
+FROM (SELECT *, coalesce(CAST($version AS BIGINT),
+             (SELECT f.version FROM source_file AS f WHERE f.name = source), 0) AS v
+      FROM {_INCOMING})
 ON CONFLICT DO NOTHING
 """
 
@@ -401,6 +414,21 @@ class DuckdbWarehouse(table.SqlWarehouse):
             deleted = _count(con.execute(_ORPHANS_SQL))
             con.execute(_REPAIR_SQL, {"name": source})
             con.execute(f"DROP TABLE {_LOST}")
+        return deleted
+
+    def revert(self, source: str, version: int, to: int) -> int:
+        """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
+        con = self._connection()
+        with _errors(f"reverting {source}", self._url), self._transaction(con):
+            file = _file_version(con, source, version)
+            if file.stale:
+                return 0
+            con.execute(_LOST_SINCE_SQL, {"id": file.id, "to": to})
+            con.execute(_DROP_LOST_SQL, {"id": file.id})
+            deleted = _count(con.execute(_ORPHANS_SQL))
+            con.execute(_REPAIR_SQL, {"name": source})
+            con.execute(f"DROP TABLE {_LOST}")
+            con.execute(_REVERT_REJECTS_SQL, {"name": source, "to": to})
         return deleted
 
     def prune_rejects(self, source: str, version: int) -> int:

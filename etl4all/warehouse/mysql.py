@@ -181,6 +181,15 @@ class MySqlWarehouse(SqlWarehouse):
                 cur, file_id, source, version, keep, bounds, url=self._url, spool_root=self._spool
             )
 
+    def revert(self, source: str, version: int, to: int) -> int:
+        """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
+        file_id, current = self._files([source])[source]
+        with self._transaction(f"reverting {source}") as cur:
+            row = mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
+            if row.stale:
+                return 0
+            return mysql_prune.revert(cur, file_id, source, to)
+
     def prune_rejects(self, source: str, version: int) -> int:
         """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
         file_id, current = self._files([source])[source]

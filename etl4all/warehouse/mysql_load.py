@@ -75,6 +75,7 @@ MEMBER_COLUMNS = (
     "distance_km",
     "bearing_deg",
     "version",
+    "first_version",
 )
 """The columns of ``address_source``, in the order :func:`members` gives them."""
 _NEWER = (
@@ -111,8 +112,9 @@ _REJECT_VERSION_SQL = (
     " AND COALESCE(r.version, 0) < s.version"
 )
 _REJECT_SQL = (
-    "INSERT INTO reject (source_file, source_line, reason, text, detail, reasons, version)"
-    " SELECT source, line, reason, text, detail, reasons, version FROM `{stage}`"
+    "INSERT INTO reject"
+    " (source_file, source_line, reason, text, detail, reasons, version, first_version)"
+    " SELECT source, line, reason, text, detail, reasons, version, version FROM `{stage}`"
     " ON DUPLICATE KEY UPDATE id = id"
 )
 
@@ -184,6 +186,7 @@ def members(
         "distance_km",
         "bearing_deg",
         at.alias("version"),
+        at.alias("first_version"),  # kept as it is when the row is there (continuously held)
     )
 
 

@@ -4,7 +4,8 @@
 version, or of it and older that the kept keys lack, within a key range) in a temporary
 table, drops those memberships, deletes the address rows no file holds any more, and gives
 the rows that kept a holder the smallest provenance left. :func:`prune_rejects` drops the
-file's rejects of older versions. The caller has locked the file's row
+file's rejects of older versions; :func:`revert` drops what only versions after a given one
+added (an unfinished version's batches). The caller has locked the file's row
 (:mod:`etl4all.warehouse.mysql_files`). Every value is a parameter; file names compare byte
 by byte (the address table's collation would equate ``A.txt`` and ``a.txt``).
 """
@@ -34,6 +35,15 @@ _LOST_BY_KEYS_SQL = (
     "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
     " LEFT JOIN `{keys}` AS k ON " + _SAME.format(a="k", b="m") + " WHERE k.latitude IS NULL"
     " AND m.file_id = %s AND m.version <= %s" + _IN_RANGE
+)
+_LOST_SINCE_SQL = (
+    "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
+    " WHERE m.file_id = %s AND COALESCE(m.first_version, m.version) > %s"
+)
+_REVERT_REJECTS_SQL = (
+    "DELETE FROM reject WHERE source_file = %s"
+    " AND CAST(source_file AS BINARY) = CAST(%s AS BINARY)"
+    " AND COALESCE(first_version, version, 0) > %s"
 )
 _DROP_SQL = (
     "DELETE m FROM address_source AS m JOIN `{lost}` AS l ON "
@@ -82,11 +92,7 @@ def prune(
     older than it (``keep`` None), or of it and older whose coordinate the
     :func:`~etl4all.warehouse.table.key_frame` rows ``keep`` lack within ``bounds``
     (:func:`~etl4all.warehouse.table.key_range`). Returns the address rows deleted."""
-    lost = f"_etl4all_lost_{uuid.uuid4().hex[:16]}"
-    cur.execute(
-        f"CREATE TEMPORARY TABLE `{lost}` (latitude DECIMAL(10,8) NOT NULL,"
-        " longitude DECIMAL(11,8) NOT NULL, PRIMARY KEY (latitude, longitude))"
-    )
+    lost = _lost_table(cur)
     if keep is None:
         cur.execute(_LOST_BY_VERSION_SQL.format(lost=lost), (file_id, version))
     else:
@@ -97,11 +103,38 @@ def prune(
             (file_id, version, low_lat, low_lat, low_lon, high_lat, high_lat, high_lon),
         )
         cur.execute(f"DROP TEMPORARY TABLE `{keys}`")
+    return _drop(cur, lost, file_id, source)
+
+
+def _lost_table(cur: pymysql.cursors.Cursor) -> str:
+    """A new temporary table of the coordinates a file loses; its name."""
+    lost = f"_etl4all_lost_{uuid.uuid4().hex[:16]}"
+    cur.execute(
+        f"CREATE TEMPORARY TABLE `{lost}` (latitude DECIMAL(10,8) NOT NULL,"
+        " longitude DECIMAL(11,8) NOT NULL, PRIMARY KEY (latitude, longitude))"
+    )
+    return lost
+
+
+def _drop(cur: pymysql.cursors.Cursor, lost: str, file_id: int, source: str) -> int:
+    """Drop the memberships of file ``file_id`` (``source``) in the table ``lost``, then
+    the rows nobody holds (the others take the smallest provenance left); drop ``lost``.
+    Returns the address rows deleted."""
     cur.execute(_DROP_SQL.format(lost=lost), (file_id,))
     cur.execute(_ORPHANS_SQL.format(lost=lost))
     deleted = int(cur.rowcount)
     cur.execute(_REPAIR_SQL.format(lost=lost), (source,))
     cur.execute(f"DROP TEMPORARY TABLE `{lost}`")
+    return deleted
+
+
+def revert(cur: pymysql.cursors.Cursor, file_id: int, source: str, to: int) -> int:
+    """Drop what only the versions of file ``source`` (``file_id``) after ``to`` added: its
+    memberships and rejects first loaded by them, and the rows nobody holds any more."""
+    lost = _lost_table(cur)
+    cur.execute(_LOST_SINCE_SQL.format(lost=lost), (file_id, to))
+    deleted = _drop(cur, lost, file_id, source)
+    cur.execute(_REVERT_REJECTS_SQL, (source, source, to))
     return deleted
 
 

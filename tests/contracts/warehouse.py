@@ -350,6 +350,30 @@ class WarehouseContract:
         assert warehouse.prune("data_points_1.txt", 3, keys(addresses(2, offset=5))) == 1
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=5)))
 
+    def test_a_revert_drops_what_only_an_unfinished_version_added(
+        self, warehouse: Warehouse
+    ) -> None:
+        name = "data_points_1.txt"
+        rejects = pl.DataFrame(
+            {
+                "source": [name] * 2,
+                "line": [4, 9],
+                "reason": ["unrecognized"] * 2,
+                "text": ["x"] * 2,
+            },
+            schema_overrides={"line": pl.UInt32},
+        )
+        warehouse.load(addresses(2), NONE, version=1)  # keys 0, 1: the version done
+        warehouse.load_rejects(rejects.head(1), version=1)
+        warehouse.load(addresses(2, offset=1), NONE, version=3)  # keys 1, 2: cut short
+        warehouse.load_rejects(rejects, version=3)
+        assert warehouse.revert(name, 4, 1) == 1  # key 2 goes; key 1 stays, held since 1
+        assert set(stored(warehouse)["key"]) == set(keys(addresses(2)))
+        left = warehouse.select("reject", {}, after_id=0, limit=9)
+        assert left["source_line"].to_list() == [4]
+        assert warehouse.load(addresses(3), NONE, version=3) == LoadResult(stale=3)  # late
+        assert warehouse.revert(name, 2, 1) == 0  # a late revert changes nothing
+
     def test_prune_by_version_drops_what_older_versions_alone_held(
         self, warehouse: Warehouse
     ) -> None:

@@ -7,6 +7,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -393,3 +394,36 @@ def first_points(tmp_path: Path) -> list[tuple[float, float]]:
     first = min((tmp_path / "in").glob("*.txt"))
     points = parse.parse(first.read_bytes(), first.name).points
     return points.select("latitude", "longitude").rows()
+
+
+@pytest.mark.parametrize("then", ["restored", "truncated"])
+def test_a_version_cut_short_never_outlives_the_next_read(
+    settings: Settings, tmp_path: Path, then: str
+) -> None:
+    """A new version's first batch loads, its second is set aside (the file is not done);
+    then the file goes back to the version done, or is cut to a prefix of it (held): the
+    rows only the version cut short loaded go either way."""
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    path = folder / "f.txt"
+    one = settings.replace(
+        batch_rows=1, geocoder="google", qps=500.0, final_seconds=0, max_attempts=1
+    )
+    loaded = upload(RECORDS[:2])
+    with FakeApi() as api:
+        google = one.replace(google_key=api.key, google_url=api.google_url)
+        path.write_bytes(loaded)
+        run([str(folder)], google)
+        fresh = ("30°03′00″S   -30.05000000", "51°13′00″W   -51.21666667", "1 km  Bearing: 1°")
+        path.write_bytes(upload([RECORDS[2], fresh]))  # a new version
+        os.utime(path, (time.time() + 10, time.time() + 10))
+        api.script[coord("-30.05000000", "-51.21666667")] = [503] * 30  # its batch 2 fails
+        cut = run([str(folder)], google, sleep=FakeTime().sleep)
+        assert len(cut.set_aside) == 1
+        assert (-30.04982864, -51.20150245) in coordinates(google)  # its first batch loaded
+        api.script.clear()
+        path.write_bytes(loaded if then == "restored" else loaded[: len(loaded) // 2])
+        os.utime(path, (time.time() + 20, time.time() + 20))
+        after = run([str(folder)], google)
+    assert len(after.held) == (then == "truncated")
+    assert coordinates(google) == {(-30.01986809, -51.18678828), (-30.00657367, -51.25739042)}

@@ -5,9 +5,10 @@ Two drivers live through the same file events (add, replace, truncate to 0 bytes
 "half then whole", copy under another name):
 
 - :class:`EmbeddedFileLife`: ``etl4all run`` on a folder (DuckDB + SQLite, offline geocoder);
-- :class:`BrokerFileLife`: the broker driver's extract publishing into an in-process broker,
-  and the test delivering the messages to the transform and load handlers itself: in any
-  order, some twice, some held back across later file events, some after a crash.
+- :class:`BrokerFileLife`: the broker driver's extract publishing into an in-process broker
+  (whose connection may drop in the middle of a pass), and the test delivering the messages
+  to the transform and load handlers itself: in any order, some twice, some held back across
+  later file events, some after a crash.
 
 Oracle, checked once everything is settled (after a run; for the broker, once every message
 has been delivered): the warehouse holds exactly the distinct coordinates of the *current
@@ -15,8 +16,10 @@ loaded version* of every file, without duplicates. A file's current loaded versi
 latest content, except when that content is empty or a strict byte prefix of the version
 loaded before it: then the file is held and the earlier version still counts.
 
-A third test runs the embedded machine with the fake Google API and checks that a coordinate
-is paid for once: API calls never exceed the distinct coordinates (6 decimals) ever written.
+Sequences of the broker machine's rules that break the oracle are replayed as plain tests
+(random search reaches some of them rarely). The last test runs the embedded machine's
+sequences with the fake Google API and checks only that a coordinate is paid for once: API
+calls never exceed the distinct coordinates (6 decimals) ever written.
 
 Examples per machine: ``ETL4ALL_STATEFUL_EXAMPLES`` (a long campaign sets it to hundreds).
 """
@@ -36,18 +39,25 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import pytest
 from geocoders.fake_api import FakeApi
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     precondition,
     rule,
     run_state_machine_as_test,
 )
 
-from etl4all import batch, frames, parse, sample, urls
-from etl4all.broker.base import DELIVERY_COUNT_HEADER, SOURCE_HEADER, VERSION_HEADER
+from etl4all import batch, fingerprint, frames, parse, sample, urls
+from etl4all.broker.base import (
+    DELIVERY_COUNT_HEADER,
+    SCHEMA_HEADER,
+    SOURCE_HEADER,
+    VERSION_HEADER,
+)
 from etl4all.broker.memory import MemoryBroker
 from etl4all.errors import BrokerError
 from etl4all.runners import wiring
@@ -57,16 +67,19 @@ from etl4all.settings import Settings
 from etl4all.stages.extract import Extractor
 from etl4all.stages.transform import CallBudget
 
-EXAMPLES = int(os.environ.get("ETL4ALL_STATEFUL_EXAMPLES", "10"))
-"""Examples per machine; the paid test runs a third of them."""
-STEPS = 14
-"""Rules per example."""
+EXAMPLES = int(os.environ.get("ETL4ALL_STATEFUL_EXAMPLES", "12"))
+"""Examples per machine (the paid test runs a quarter of them): 1 to 3 s each."""
 LIFE = settings(
     max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
+    stateful_step_count=14,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+"""The embedded machine's budget: a run is about 0.1 s."""
+BROKER_LIFE = settings(LIFE, stateful_step_count=30)
+"""The broker machine's: its steps are cheaper, and a violation takes more of them."""
+pytestmark = pytest.mark.timeout(max(900, 10 * EXAMPLES))
+"""Room for Hypothesis to shrink a failure (it gives up after 5 minutes)."""
 
 POOL = sample.records(files=1, points=30, seed=11).drop("file")
 """30 fixed records (coordinate, distance, bearing): files draw from them, so they share."""
@@ -77,6 +90,12 @@ FIRST_MTIME = 1_600_000_000
 records_of = st.lists(st.integers(0, len(POOL) - 1), max_size=8)
 index = st.integers(0, 63)
 """Which file or message: taken modulo how many there are."""
+
+
+def note_event(text: str) -> None:
+    """Count ``text`` in Hypothesis's statistics (when the machine runs under Hypothesis)."""
+    if currently_in_test_context():
+        event(text)
 
 
 def render(records: list[int]) -> bytes:
@@ -116,12 +135,22 @@ class FileModel:
     loaded: bytes | None = None
     """The content of its current loaded version (None: never loaded)."""
 
+    def same_as_loaded(self) -> bool:
+        """Whether its latest content is the loaded one."""
+        return self.content == self.loaded
+
     def held(self) -> bool:
-        """Whether its latest content is empty or a strict byte prefix of the loaded one."""
+        """Whether its latest content is empty or a prefix of the loaded one as etl4all
+        tells it (README, Guarantees): shorter, the same first 64 bytes, and the same bytes
+        up to the last checkpoint of the loaded version it reaches."""
         loaded, content = self.loaded, self.content
-        if loaded is None or content == loaded:
+        if loaded is None or content == loaded or len(content) >= len(loaded):
             return False
-        return not content or (len(content) < len(loaded) and loaded.startswith(content))
+        if not loaded.startswith(content[: fingerprint.HEAD]):
+            return False
+        points = fingerprint.offsets(fingerprint.block_for(len(loaded)), len(loaded))
+        reached = [at for at in points if at <= len(content)]
+        return not reached or content[: reached[-1]] == loaded[: reached[-1]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,12 +221,21 @@ class FileLife(RuleBasedStateMachine):
         return names[which % len(names)]
 
     def has_files(self) -> bool:
+        """Whether a file was written."""
         return bool(self.files)
 
     def has_room(self) -> bool:
+        """Whether a name is still free."""
         return len(self.files) < len(NAMES)
 
     # -- file events --------------------------------------------------------------------
+
+    @initialize(files=st.lists(records_of, min_size=1, max_size=3))
+    def start(self, files: list[list[int]]) -> None:
+        """A few files, loaded."""
+        for records in files:
+            self.add_file(records)
+        self.settle_all()
 
     @precondition(has_room)
     @rule(records=records_of)
@@ -253,6 +291,10 @@ class FileLife(RuleBasedStateMachine):
 
     def half_uploaded(self) -> None:
         """What the driver does between the two writes of :meth:`half_then_whole`."""
+        raise NotImplementedError
+
+    def settle_all(self) -> None:
+        """Run the driver until every file is taken and every message delivered; check."""
         raise NotImplementedError
 
     # -- the oracle ---------------------------------------------------------------------
@@ -325,17 +367,24 @@ class EmbeddedFileLife(FileLife):
         self.run_and_check()
 
     def half_uploaded(self) -> None:
+        """A run (checked)."""
         self.run_and_check()
 
-    def run_and_check(self) -> RunSummary:
-        """One run, its held files, and the oracle."""
+    def settle_all(self) -> None:
+        """A run (checked)."""
+        self.run_and_check()
+
+    def run_and_check(self) -> None:
+        """One run, then :meth:`verify`."""
         summary = run([str(self.folder)], self.settings)
-        held = self.advance()
+        self.verify(summary, self.advance())
+
+    def verify(self, summary: RunSummary, held: set[str]) -> None:
+        """The run held the files expected (``held``), and the oracle holds."""
         assert {h.name for h in summary.held} == held, (
             f"held {[str(h) for h in summary.held]}, expected {sorted(held)}"
         )
         self.check()
-        return summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,6 +400,10 @@ class Message:
         return f"<{h.get('schema')} {h.get(SOURCE_HEADER)} v{h.get(VERSION_HEADER)}>"
 
 
+KINDS = ("points", "addresses", "rejects", "prune", "prune_rejects")
+"""The kinds of message (``schema`` header)."""
+
+
 class Wire:
     """The broker as extract and transform see it: every message goes through the
     in-process broker and is taken off at once, in publishing order; it can fail (a lost
@@ -361,19 +414,20 @@ class Wire:
         self.topology = broker.topology
         self.sent = sent
         self.fail_at: int | None = None
+        """Publishes (of the kinds ``fail_on``) left before the broker fails."""
+        self.fail_on: tuple[str, ...] = ()
         self.failed: str | None = None
         """The file whose message failed."""
 
     def publish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
         """Publish one message (taken off the broker at once into ``sent``)."""
-        if self.fail_at is not None:
+        if self.fail_at is not None and headers[SCHEMA_HEADER] in self.fail_on:
             if self.fail_at == 0:
                 self.failed = str(headers[SOURCE_HEADER])
                 raise BrokerError("connection lost (test)")
             self.fail_at -= 1
         self.broker.publish(queue, body, headers)
-        with contextlib.closing(self.broker.consume(queue, timeout=0)) as deliveries:
-            delivery = next(deliveries)
+        for delivery in self.broker.consume(queue, timeout=0):  # just this one
             kept = {k: v for k, v in delivery.headers.items() if k != DELIVERY_COUNT_HEADER}
             self.sent.append(Message(queue, delivery.body, kept))
             delivery.ack()
@@ -389,6 +443,8 @@ class BrokerFileLife(FileLife):
         self.pending: list[Message] = []
         """Messages published and not delivered (acked) yet."""
         self.delivered: list[Message] = []
+        self.unfinished: set[str] = set()
+        """Files with a version left half published by a crashed extract (statistics)."""
         self.wire = Wire(self.broker, self.pending)
         source = self.stack.enter_context(wiring.open_source(str(self.folder), self.settings))
         ledger = self.stack.enter_context(wiring.open_state(self.settings))
@@ -400,16 +456,19 @@ class BrokerFileLife(FileLife):
         self.load = load_handler(self.settings, self.stack)
 
     def teardown(self) -> None:
+        """Close the backends, then remove the example's files."""
         self.stack.close()
         super().teardown()
 
-    def extract(self, fail_at: int | None = None) -> set[str]:
+    def extract(self, fail_at: int | None = None, fail_on: tuple[str, ...] = ()) -> set[str]:
         """One extract pass over the folder (its messages join the pending ones); the
         names of the files it held. With ``fail_at``, the broker fails before that
-        publish: the file then being published is left unfinished, later ones untaken."""
+        publish (counting messages of the kinds ``fail_on``): the file then being
+        published is left unfinished, later ones untaken."""
         held_before = len(self.extractor.stats.held)
         refs = self.extractor.pending(self.extractor.listing())
-        self.wire.fail_at, self.wire.failed = fail_at, None
+        sent = len(self.pending)
+        self.wire.fail_at, self.wire.fail_on, self.wire.failed = fail_at, fail_on, None
         try:
             _publish_files(self.extractor, self.wire, stop_never(), self.settings, refs)  # type: ignore[arg-type]
         except BrokerError:
@@ -417,10 +476,20 @@ class BrokerFileLife(FileLife):
         finally:
             self.wire.fail_at = None
         failed = self.wire.failed
+        if any(m.headers[SOURCE_HEADER] == failed for m in self.pending[sent:]):
+            note_event("extract: a file version left half published")
+            self.unfinished.add(str(failed))
+        taken = {r.name for r in refs if failed is None or r.name < failed} & self.unfinished
+        stuck = {n for n in taken if self.files[n].held() or self.files[n].same_as_loaded()}
+        if stuck:
+            note_event("extract: no new version supersedes a half-published one (held or same)")
+        self.unfinished -= taken - stuck
         held = self.advance(lambda name: failed is None or name < failed)
-        found = {h.name for h in self.extractor.stats.held[held_before:]}
-        if failed is None:
-            assert found == held, f"held {sorted(found)}, expected {sorted(held)}"
+        # A long-lived extractor names a held file once per content, not on every pass.
+        named = {h.name for h in self.extractor.stats.held[held_before:]}
+        ever = {h.name for h in self.extractor.stats.held}
+        assert named <= held, f"held {sorted(named)}, expected {sorted(held)}"
+        assert held <= ever, f"held files never named: {sorted(held - ever)}"
         return held
 
     def deliver(self, message: Message) -> None:
@@ -432,51 +501,49 @@ class BrokerFileLife(FileLife):
             self.load(frame, message.headers)
 
     def has_pending(self) -> bool:
+        """Whether a message waits for delivery."""
         return bool(self.pending)
 
-    def has_delivered(self) -> bool:
-        return bool(self.delivered)
-
     def half_uploaded(self) -> None:
+        """Extract only: the messages wait."""
         self.extract()
 
-    @rule()
-    def extract_files(self) -> None:
-        """Extract publishes what changed; nothing is delivered yet."""
-        self.extract()
-
-    @rule(fail_at=st.integers(0, 6))
-    def extract_crashes(self, fail_at: int) -> None:
-        """The broker connection drops in the middle of an extract pass."""
-        self.extract(fail_at)
-
-    @precondition(has_pending)
-    @rule(which=index)
-    def deliver_one(self, which: int) -> None:
-        """Any pending message is delivered and acked (the others are held back)."""
-        message = self.pending.pop(which % len(self.pending))
-        self.deliver(message)
-        self.delivered.append(message)
+    @rule(crash=st.none() | st.tuples(st.integers(0, 3), st.sampled_from(["any message", "prune"])))
+    def extract_files(self, crash: tuple[int, str] | None) -> None:
+        """Extract publishes what changed; nothing is delivered yet. With ``crash``
+        ``(n, on)``, the broker connection drops before the pass's n-th message, or its
+        n-th prune (when every batch of that file version is out)."""
+        if crash is None:
+            self.extract()
+        else:
+            fail_at, on = crash
+            self.extract(fail_at, ("prune", "prune_rejects") if on == "prune" else KINDS)
 
     @precondition(has_pending)
-    @rule(which=index)
-    def deliver_unacked(self, which: int) -> None:
-        """A message is handled but its ack is lost (the consumer crashed after the
-        commit): it stays pending and comes again."""
-        self.deliver(self.pending[which % len(self.pending)])
+    @rule(
+        which=index,
+        how=st.sampled_from(["ack", "ack lost", "crash before commit", "replay"]),
+    )
+    def deliver_one(self, which: int, how: str) -> None:
+        """A pending message is delivered (the others are held back): handled and acked;
+        or handled but its ack lost (the consumer died after the commit: it stays pending);
+        or its handler raised before the commit (nothing applied: it comes again after the
+        others); or, instead, one delivered long ago comes again (a dead letter replayed)."""
+        at = which % len(self.pending)
+        if how == "ack":
+            message = self.pending.pop(at)
+            self.deliver(message)
+            self.delivered.append(message)
+        elif how == "ack lost":
+            self.deliver(self.pending[at])
+        elif how == "crash before commit":
+            self.pending.append(self.pending.pop(at))
+        elif self.delivered:
+            self.deliver(self.delivered[which % len(self.delivered)])
 
-    @precondition(has_pending)
-    @rule(which=index)
-    def crash_before_commit(self, which: int) -> None:
-        """A transform or load raises before its commit: nothing applied, the message
-        comes again later (after the others)."""
-        self.pending.append(self.pending.pop(which % len(self.pending)))
-
-    @precondition(has_delivered)
-    @rule(which=index)
-    def replay(self, which: int) -> None:
-        """A message delivered long ago is delivered again (a dead letter replayed)."""
-        self.deliver(self.delivered[which % len(self.delivered)])
+    def settle_all(self) -> None:
+        """Settle in publishing order."""
+        self.settle("fifo")
 
     @rule(order=st.sampled_from(["fifo", "lifo"]))
     def settle(self, order: str) -> None:
@@ -499,7 +566,58 @@ TestEmbeddedFileLife = EmbeddedFileLife.TestCase
 TestEmbeddedFileLife.settings = LIFE
 
 TestBrokerFileLife = BrokerFileLife.TestCase
-TestBrokerFileLife.settings = LIFE
+TestBrokerFileLife.settings = BROKER_LIFE
+
+
+FOUND: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    # The broker fails once a new version's batches are out, before its prune; the file is
+    # then truncated (held) or restored to the version loaded (skipped as unchanged): no
+    # later version prunes what the batches of the version cut short loaded.
+    "cut short, then truncated": [
+        ("start", {"files": [[0, 1]]}),
+        ("replace_file", {"which": 0, "drop": {0, 1}, "new": [2, 3], "at": 0}),
+        ("extract_files", {"crash": (0, "prune")}),
+        ("truncate_file", {"which": 0}),
+        ("settle", {"order": "fifo"}),
+    ],
+    "cut short, then restored": [
+        ("start", {"files": [[0, 1]]}),
+        ("replace_file", {"which": 0, "drop": {0, 1}, "new": [2, 3], "at": 0}),
+        ("extract_files", {"crash": (0, "prune")}),
+        ("replace_file", {"which": 0, "drop": {0, 1}, "new": [0, 1], "at": 0}),
+        ("settle", {"order": "fifo"}),
+    ],
+    # A version that only appends to the one before has no prune of its own: when its batch
+    # comes first, the prune of the version before is stale and what it drops stays.
+    "grown version delivered first": [
+        ("start", {"files": [[0, 1]]}),
+        ("replace_file", {"which": 0, "drop": {0, 1}, "new": [2], "at": 0}),
+        ("extract_files", {"crash": None}),
+        ("replace_file", {"which": 0, "drop": set(), "new": [3], "at": 1}),
+        ("extract_files", {"crash": None}),
+        ("settle", {"order": "lifo"}),
+    ],
+    # 16 bytes of a new version (shorter than the first checkpoint, 64 bytes) are taken
+    # for a prefix of the version loaded, though they differ from it: held, not loaded.
+    "a short half of another version": [
+        ("start", {"files": [[1]]}),
+        ("replace_file", {"which": 0, "drop": set(), "new": [0], "at": 0}),
+        ("half_then_whole", {"which": 0, "cut": 16}),
+    ],
+}
+"""Sequences of :class:`BrokerFileLife` rules that break the oracle (found exploring the
+machine, shrunk by hand), replayed as they are: random search reaches some rarely."""
+
+
+@pytest.mark.parametrize("name", list(FOUND))
+def test_a_sequence_found_by_the_broker_machine(name: str) -> None:
+    """Replay ``FOUND[name]``: the oracle must hold after it."""
+    machine = BrokerFileLife()
+    try:
+        for rule_name, arguments in FOUND[name]:
+            getattr(machine, rule_name)(**arguments)
+    finally:
+        machine.teardown()
 
 
 class PaidFileLife(EmbeddedFileLife):
@@ -515,12 +633,12 @@ class PaidFileLife(EmbeddedFileLife):
         )
         self.calls_before = api.calls
 
-    def run_and_check(self) -> RunSummary:
-        summary = super().run_and_check()
+    def verify(self, summary: RunSummary, held: set[str]) -> None:
+        """The API calls so far are at most the distinct coordinates ever written (the
+        warehouse itself is the other machines' business)."""
         distinct = frozenset().union(*(geocode_keys(c) for c in self.written))
         calls = self.api.calls - self.calls_before
         assert calls <= len(distinct), f"{calls} API calls for {len(distinct)} coordinates"
-        return summary
 
 
 def test_a_coordinate_is_paid_for_once_through_a_files_life() -> None:
@@ -529,5 +647,5 @@ def test_a_coordinate_is_paid_for_once_through_a_files_life() -> None:
         PaidFileLife.api = api
         run_state_machine_as_test(
             PaidFileLife,
-            settings=settings(LIFE, max_examples=max(EXAMPLES // 3, 3)),
+            settings=settings(LIFE, max_examples=max(EXAMPLES // 4, 3)),
         )
