@@ -4,8 +4,8 @@
 - addresses: points plus the reverse-geocoded address columns.
 - rejects: input that could not be read, with file and line; a batch row whose coordinate is
   not a real one becomes a reject too (:func:`split_invalid_coordinates`).
-- prune: the coordinates a file version holds, in one key range (``prune_rejects`` and
-  ``revert`` carry only headers: an empty body in the rejects schema).
+- prune: the coordinates a file version holds, in one key range (``prune_rejects``,
+  ``finalize`` and ``revert`` carry only headers: an empty body in the rejects schema).
 
 Every stage casts what it receives with :func:`cast_frame`, so a batch that does not fit
 fails loudly with :class:`~etl4all.errors.DataError` instead of loading garbage.
@@ -165,6 +165,7 @@ SCHEMAS = {
     "prune": PRUNE_SCHEMA,
     "prune_rejects": REJECTS_SCHEMA,
     "revert": REJECTS_SCHEMA,
+    "finalize": REJECTS_SCHEMA,
 }
 
 

@@ -295,7 +295,8 @@ SERVICES = group(
         "prefetch",
         "--prefetch",
         type=click.IntRange(min=1),
-        help="Unacknowledged batches one consumer may hold (default 2).",
+        help="Unacknowledged batches one consumer may hold (default 1: a worker that stops "
+        "gives back the one it holds; RabbitMQ counts any other held as a failed delivery).",
     ),
     setting(
         "max_deliveries",

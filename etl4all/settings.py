@@ -110,8 +110,10 @@ class Settings:
     """Max points per batch (memory is bounded by this, not by file size)."""
     consumers: int = 1
     """Consumers per ``run-stage`` process."""
-    prefetch: int = 2
-    """Unacknowledged messages a consumer may hold."""
+    prefetch: int = 1
+    """Unacknowledged messages a consumer may hold. One: a worker that stops (a refused key,
+    a used-up quota) gives back the batch it holds; RabbitMQ would count any other it held
+    as a failed delivery, towards the dead-letter limit."""
     connect_timeout: float = 30.0
     """Seconds a command keeps trying to reach RabbitMQ at start."""
     max_deliveries: int = 3

@@ -345,20 +345,20 @@ def test_check_of_a_stage_needs_a_broker(workdir: Path) -> None:
     assert result.exit_code == 2 and "needs a broker" in result.output
 
 
-def test_run_with_a_wrong_key_stops_before_claiming_any_file(workdir: Path) -> None:
+def test_run_with_a_wrong_key_stops_at_its_first_request_and_loads_nothing(
+    workdir: Path,
+) -> None:
     invoke("sample", "in", "--files", "2", "--points", "10")
     with FakeApi() as api:
-        result = CliRunner().invoke(
-            cli,
-            ["run", "in", "-q", "--geocoder", "google", "--google-url", api.google_url],
-            env={"GOOGLE_MAPS_API_KEY": "AIzaWRONG-cli-key"},
-        )
-        assert api.calls == 1  # the start-up check, no batch
-    assert result.exit_code == 2, result.output
-    assert "REQUEST_DENIED" in result.output and "AIzaWRONG" not in result.output
-    assert "files" not in result.output  # no summary: nothing ran
-    # the start-up check made neither the warehouse nor the state: nothing was claimed
-    assert sorted(path.name for path in workdir.iterdir()) == ["in"]
+        args = ["run", "in", "-q", "--geocoder", "google", "--google-url", api.google_url]
+        result = CliRunner().invoke(cli, args, env={"GOOGLE_MAPS_API_KEY": "AIzaWRONG-cli-key"})
+        assert api.calls == 1  # no start-up request: the first of the work, alone
+        assert result.exit_code == 2, result.output
+        assert "REQUEST_DENIED" in result.output and "AIzaWRONG" not in result.output
+        assert "files" not in result.output  # a configuration fault: no summary
+        assert read_warehouse("duckdb:///etl4all.duckdb").is_empty()
+        right = CliRunner().invoke(cli, args, env={"GOOGLE_MAPS_API_KEY": api.key or ""})
+    assert right.exit_code == 0 and "2 processed" in right.output  # nothing was marked done
 
 
 @pytest.mark.parametrize("flag", ["--warehouse", "--state", "--broker"])

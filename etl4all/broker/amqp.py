@@ -4,7 +4,7 @@ URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS
 URL option works (``heartbeat``, ``blocked_connection_timeout``, ``socket_timeout``,
 ``stack_timeout``, ``connection_attempts``, ...). etl4all's own option
 ``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``
-(default ``etl4all``), ``prefetch`` (2), ``max_deliveries`` (3), ``connect_timeout`` (30 s,
+(default ``etl4all``), ``prefetch`` (1), ``max_deliveries`` (3), ``connect_timeout`` (30 s,
 ``--connect-timeout``). Driver: pika (``pip install 'etl4all[rabbitmq]'``).
 
 Timeouts (defaults in :data:`~etl4all.broker.amqp_io.DEFAULTS`), so that a RabbitMQ that
@@ -79,6 +79,7 @@ class _Consumer:
     queue: str
     inbox: queue_mod.SimpleQueue[tuple[BlockingChannel, Any, Any, bytes] | BrokerError]
     channel: BlockingChannel | None = None
+    tag: str | None = None
 
 
 class AmqpDelivery:
@@ -131,7 +132,7 @@ class AmqpBroker(Closing):
         *,
         url: str,
         prefix: str = "etl4all",
-        prefetch: int = 2,
+        prefetch: int = 1,
         max_deliveries: int = 3,
         connect_timeout: float = 30.0,
         reconnect_attempts: int = amqp_io.RECONNECT_ATTEMPTS,
@@ -230,6 +231,11 @@ class AmqpBroker(Closing):
                 continue  # from a lost channel: RabbitMQ has requeued it already
             yield AmqpDelivery(self, consumer, channel, method, properties, body)
             deadline = None if timeout is None else time.monotonic() + timeout
+
+    def stop_consuming(self, queue: str) -> None:
+        """Cancel the consumer of ``queue``: RabbitMQ sends it nothing more; its channel stays
+        open until :meth:`close`, so what it holds can still be settled."""
+        self._io.call(functools.partial(self._cancel, queue))
 
     def depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (passive declare; unacked ones are not counted).
@@ -335,8 +341,15 @@ class AmqpBroker(Closing):
                 )
 
             channel.add_on_cancel_callback(cancelled)
-            channel.basic_consume(consumer.queue, deliver, auto_ack=False)
+            consumer.tag = channel.basic_consume(consumer.queue, deliver, auto_ack=False)
             consumer.channel = channel
+
+    def _cancel(self, queue: str) -> None:
+        consumer = self._consumers.pop(queue, None)  # not reopened by _check_consumers
+        if consumer is None or consumer.channel is None or not consumer.channel.is_open:
+            return
+        with amqp_io.mapped(self.url, f"cancelling the consumer of {queue}"):
+            consumer.channel.basic_cancel(consumer.tag)
 
     def _check_consumers(self) -> None:
         """Reopen a consumer whose channel RabbitMQ closed (e.g. an unknown delivery tag)."""

@@ -195,6 +195,12 @@ class Broker(Protocol):
         """Deliveries from ``queue``; stops after ``timeout`` idle seconds (None: never)."""
         ...
 
+    def stop_consuming(self, queue: str) -> None:
+        """Take no more messages from ``queue``; those held stay held until settled (a
+        worker that stops gives back the one it holds, and no other comes to it to be counted
+        as a failed delivery when it exits)."""
+        ...
+
     def depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (not counting those held unacknowledged)."""
         ...

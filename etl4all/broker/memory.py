@@ -117,6 +117,8 @@ class MemoryBroker(Closing):
         }
         self._unacked: set[MemoryDelivery] = set()
         self._consumers: collections.Counter[str] = collections.Counter()
+        self._stopped: set[str] = set()
+        """Queues whose open ``consume`` iterators end (:meth:`stop_consuming`)."""
         self._cond = threading.Condition()
         self._closed = False
 
@@ -141,6 +143,7 @@ class MemoryBroker(Closing):
         with self._cond:
             self._ready(queue)
             self._consumers[queue] += 1
+            self._stopped.discard(queue)
         try:
             yield from self._deliveries(queue, timeout)
         finally:
@@ -152,17 +155,24 @@ class MemoryBroker(Closing):
             with self._cond:
                 ready = self._ready(queue)
                 deadline = None if timeout is None else time.monotonic() + timeout
-                while not ready and not self._closed:
+                while not ready and not self._closed and queue not in self._stopped:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return
                     self._cond.wait(remaining)
-                if self._closed:
+                if self._closed or queue in self._stopped:
                     return
                 delivery = MemoryDelivery(self, queue, ready.popleft())
                 delivery._message.delivered = True
                 self._unacked.add(delivery)
             yield delivery
+
+    def stop_consuming(self, queue: str) -> None:
+        """The open ``consume`` iterators of ``queue`` end (a new one starts afresh)."""
+        with self._cond:
+            self._ready(queue)
+            self._stopped.add(queue)
+            self._cond.notify_all()
 
     def consumers(self, queue: str) -> int:
         """Consumers of ``queue`` in this process: its ``consume`` iterators still open."""

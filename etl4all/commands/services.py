@@ -98,7 +98,7 @@ def check_command(
         skip = {"source"} if not paths else set()
         skip |= {"broker"} if settings.broker_url is None else set()
         roles = tuple(role for role in check.RUN_BROKER if role not in skip)
-    results = check.run_checks(settings, roles, sources=paths, quick=True)
+    results = check.run_checks(settings, roles, sources=paths, quick=True, paid=True)
     for result in results:
         click.echo(result.line())
     sys.exit(check.exit_code(results))

@@ -11,7 +11,9 @@ address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner d
   answers raise it back towards ``qps``, so the rate follows the key's real quota. A fleet's
   daily cap (``DailyCapError``) aborts the batch like a used-up provider quota.
 - **Concurrency.** At most ``concurrency`` requests in flight (an ``asyncio.Semaphore``); a key
-  waiting in backoff holds no request slot.
+  waiting in backoff holds no request slot. The runner's very first request goes out alone:
+  it proves the key (no start-up request for a fixed point is ever made), and a refused key
+  costs one request, not ``concurrency``.
 - **Retries.** :func:`etl4all.retry.async_retrying`, for errors whose class is ``retryable``
   (``RateLimitedError``, ``GeocodeUnavailableError``, ``GeocodeTimeoutError``): full-jitter
   backoff, at least the server's ``Retry-After``, at most ``max_attempts`` requests per key and
@@ -160,6 +162,9 @@ class HttpRunner:
         self._backoff = (backoff_base, backoff_cap)
         self._max_retry_seconds = max_retry_seconds
         self._scrub = [s for s in scrub if s]
+        self._proven = False
+        """Whether the provider has answered a request of this runner: until then one
+        request goes out alone (a refused key costs one request, not ``concurrency``)."""
 
     def __repr__(self) -> str:
         return (
@@ -275,6 +280,11 @@ class HttpRunner:
             async def worker() -> None:
                 for i in todo:  # the workers share one iterator: each key is taken once
                     await self._one(lats[i], lons[i], attempt, state)
+
+            if not self._proven:  # the key is proven by one request before the others go
+                first = next(todo)
+                await self._one(lats[first], lons[first], attempt, state)
+                self._proven = True
 
             # Bounded number of tasks (not one per key); a key in backoff keeps its worker
             # but not its request slot, so spare workers keep the request slots busy.

@@ -52,6 +52,7 @@ from etl4all.stages.extract import Extractor
 from etl4all.stages.filework import ExtractStats, Held
 from etl4all.stages.load import (
     Addresses,
+    Finalize,
     LoadItem,
     PrunePart,
     PruneRejects,
@@ -213,12 +214,13 @@ def _publish_files(
 
 
 def _publish_prune(
-    bus: _Publisher, queue: str, part: PrunePart | PruneRejects | Undo, bid: str
+    bus: _Publisher, queue: str, part: PrunePart | PruneRejects | Finalize | Undo, bid: str
 ) -> None:
-    """Publish one part of a prune by keys (or its rejects, or a revert) to ``queue``."""
+    """Publish one part of a prune by keys (or its finalize, or a revert) to ``queue``."""
     empty = frames.empty(frames.REJECTS_SCHEMA)
-    if isinstance(part, PruneRejects):
-        _publish(bus, queue, empty, "prune_rejects", bid, part.source, part.version)
+    if isinstance(part, PruneRejects | Finalize):
+        kind = "prune_rejects" if isinstance(part, PruneRejects) else "finalize"
+        _publish(bus, queue, empty, kind, bid, part.source, part.version)
         return
     if isinstance(part, Undo):
         to: dict[str, Any] = {REVERT_TO_HEADER: part.to}
@@ -284,6 +286,8 @@ def load_item(frame: pl.DataFrame, headers: dict[str, Any]) -> LoadItem:
         raise DataError(f"{kind} message of {source} has no version header; republish the file")
     if kind == "prune_rejects":
         return PruneRejects(source, version)
+    if kind == "finalize":
+        return Finalize(source, version)
     if kind == "revert":
         return Undo(source, version, int(headers[REVERT_TO_HEADER]))
     low, high = headers.get(PRUNE_LOW_HEADER), headers.get(PRUNE_HIGH_HEADER)

@@ -11,10 +11,12 @@ as the command will, then:
 - ``warehouse``: looks for its tables and columns (:meth:`Warehouse.missing_schema`); missing
   ones are a ConfigError that names ``etl4all init-db`` (DuckDB makes them when it opens);
 - ``lookup``: pings it (the warehouse lookup has nothing of its own to ping);
-- ``geocoder``: an API geocoder geocodes :data:`CHECK_POINT` through the same runner and
-  status table as a batch: one paid request per check, which ``--max-calls`` does not count
-  (it counts coordinates, as it does not count retries); with ``--max-calls 0`` no request is
-  made. ``offline`` has nothing to check.
+- ``geocoder``: built (its key, URL and options checked) and its host resolved; only
+  ``etl4all check`` makes a request, geocoding :data:`CHECK_POINT` through the same runner
+  and status table as a batch (one paid request, which ``--max-calls`` does not count; none
+  with ``--max-calls 0``). A command's own start-up check never pays: the key is proven by
+  its first real request, before anything of that batch is committed (a refused key is a
+  ConfigError that stops it). ``offline`` has nothing to check.
 
 A network backend's host name is resolved first: an unknown host is a ConfigError at once,
 not a connection retried with backoff; before that, its URL is checked to split where it
@@ -132,6 +134,7 @@ def run_checks(
     sources: Sequence[str] | None = None,
     stop_at_failure: bool = False,
     quick: bool = False,
+    paid: bool = False,
 ) -> list[Result]:
     """Check the backends of ``roles``, in that order; every failure becomes a Result.
 
@@ -140,6 +143,7 @@ def run_checks(
         stop_at_failure: return at the first failure (a start-up check).
         quick: a broker that does not answer fails at once instead of after the
             reconnection backoff (unless its URL sets ``reconnect_attempts``).
+        paid: an API geocoder answers one real request (``etl4all check``).
     """
     if sources is None:
         sources = [settings.source_url] if settings.source_url else []
@@ -151,6 +155,8 @@ def run_checks(
                 todo.append(("source", "(none)", _no_source))
         elif role == "broker":
             todo.append((role, _target(settings, role), _broker(settings, quick=quick)))
+        elif role == "geocoder":
+            todo.append((role, _target(settings, role), _geocoder(settings, paid=paid)))
         else:
             todo.append((role, _target(settings, role), _CHECKS[role](settings)))
     results = []
@@ -260,17 +266,19 @@ def _lookup(settings: Settings) -> Callable[[], tuple[str, int]]:
     return check
 
 
-def _geocoder(settings: Settings) -> Callable[[], tuple[str, int]]:
+def _geocoder(settings: Settings, *, paid: bool) -> Callable[[], tuple[str, int]]:
     def check() -> tuple[str, int]:
         with wiring.open_geocoder(settings) as geocoder:
             if not geocoder.paid:
                 return "no network: nothing to check", 0
             _warn_above_limit(geocoder, settings.qps)
-            if settings.max_calls == 0:
-                return "--max-calls 0: no request made", 0
             endpoint = getattr(geocoder, "endpoint", None)
             if endpoint is not None:
                 _resolve("geocoder", str(endpoint))
+            if not paid:
+                return "key proven by the first request of the work: no request made", 0
+            if settings.max_calls == 0:
+                return "--max-calls 0: no request made", 0
             lat, lon = CHECK_POINT
             answer = geocoder.reverse(
                 pl.DataFrame({"latitude": [lat], "longitude": [lon]}, schema=KEYS_SCHEMA)
@@ -306,7 +314,6 @@ _CHECKS: dict[str, Callable[[Settings], Callable[[], tuple[str, int]]]] = {
     "state": _state,
     "warehouse": _warehouse,
     "lookup": _lookup,
-    "geocoder": _geocoder,
 }
 
 

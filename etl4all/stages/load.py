@@ -8,8 +8,9 @@ A load item is one of:
   never creates a duplicate. New keys are recorded in the lookup only after the warehouse
   committed them;
 - :class:`Rejects`: rows of one file version that could not be read or geocoded;
-- :class:`PrunePart` and :class:`PruneRejects`: a prune of a file version, or one key range
-  of it (:mod:`etl4all.stages.prune`);
+- :class:`PrunePart`, :class:`PruneRejects` and :class:`Finalize`: a prune of a file
+  version, or one key range of it, and the end of a prune by keys, which deletes what its
+  parts marked (:mod:`etl4all.stages.prune`);
 - :class:`Undo`: drop what an unfinished version of a file added (a ``Revert``).
 
 Every item is idempotent, and an item of an older file version than the warehouse has seen
@@ -71,6 +72,15 @@ class PruneRejects:
 
 
 @dataclasses.dataclass(frozen=True)
+class Finalize:
+    """End the prune by keys of version ``version`` of file ``source``: delete what its parts
+    marked, and the file's rejects older than it."""
+
+    source: str
+    version: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Undo:
     """Drop from file ``source`` what only its versions after ``to`` added (as version
     ``version``)."""
@@ -80,7 +90,7 @@ class Undo:
     to: int
 
 
-LoadItem = Addresses | Rejects | PrunePart | PruneRejects | Undo
+LoadItem = Addresses | Rejects | PrunePart | PruneRejects | Finalize | Undo
 
 
 @dataclasses.dataclass
@@ -115,6 +125,11 @@ def apply(item: LoadItem, warehouse: Warehouse, lookup: Lookup) -> Applied:
     if isinstance(item, PruneRejects):
         warehouse.prune_rejects(item.source, item.version)
         return Applied()
+    if isinstance(item, Finalize):
+        deleted = warehouse.finalize(item.source, item.version)
+        if deleted:
+            log.info("pruned file=%s rows=%d (no file holds them any more)", item.source, deleted)
+        return Applied(pruned=deleted)
     if isinstance(item, Undo):
         deleted = warehouse.revert(item.source, item.version, item.to)
         log.info("undid an unfinished version of file=%s rows=%d", item.source, deleted)
@@ -130,18 +145,18 @@ def apply(item: LoadItem, warehouse: Warehouse, lookup: Lookup) -> Applied:
 
 def prune_items(
     prune: Prune | Revert, *, max_rows: int
-) -> Iterator[PrunePart | PruneRejects | Undo]:
-    """The load items of ``prune``: its parts (one by version, or one per key range of at
-    most ``max_rows`` keys), then its rejects; a revert is one item."""
+) -> Iterator[PrunePart | PruneRejects | Finalize | Undo]:
+    """The load items of ``prune``: by version, its one part and its rejects; by keys, one
+    part per key range of at most ``max_rows`` keys, then its finalize; a revert is one."""
     if isinstance(prune, Revert):
         yield Undo(prune.source, prune.version, prune.to)
-        return
-    if prune.keys is None:
+    elif prune.keys is None:
         yield PrunePart(prune.source, prune.version)
+        yield PruneRejects(prune.source, prune.version)
     else:
         for part in key_ranges(prune.source, prune.keys, max_rows=max_rows):
             yield PrunePart(prune.source, prune.version, part.keys, part.low, part.high)
-    yield PruneRejects(prune.source, prune.version)
+        yield Finalize(prune.source, prune.version)
 
 
 def _load(item: Addresses, warehouse: Warehouse, lookup: Lookup) -> Applied:

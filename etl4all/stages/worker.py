@@ -230,6 +230,7 @@ def _process(
         metrics.count_error(policy.stage, exc)
         if isinstance(exc, CIRCUIT_OPEN):
             log.error("batch %s: %s; given back, worker stops", batch_id, exc, extra=fields)
+            _stop_consuming(broker, policy)
             _give_back(broker, policy, delivery, stats)
             raise
         if not exc.retryable:
@@ -238,6 +239,7 @@ def _process(
             log.debug("batch %s: where its error came from", batch_id, exc_info=exc)
             _settle(delivery, stats, policy, reason=f"{type(exc).__name__}: {exc}")
             return
+        _stop_consuming(broker, policy)  # the worker stops: no other batch must come to it
         _give_back(broker, policy, delivery, stats)
         if stop.is_set():
             log.warning("batch %s: %s; given back as the worker stops", batch_id, exc, extra=fields)
@@ -300,6 +302,15 @@ def _call_with_retries(
         before_sleep=before_sleep,
     )
     retrying(handler, payload, headers)
+
+
+def _stop_consuming(broker: Broker, policy: _Policy) -> None:
+    """Take no more messages before the worker stops (a failure is logged: what comes then is
+    requeued when the connection closes, as before)."""
+    try:
+        broker.stop_consuming(policy.queue)
+    except BrokerError as exc:
+        log.warning("could not stop consuming %s: %s", policy.queue, exc)
 
 
 def _give_back(broker: Broker, policy: _Policy, delivery: Delivery, stats: WorkerStats) -> None:

@@ -97,15 +97,16 @@ class Warehouse(Protocol):
         low: str | None = None,
         high: str | None = None,
     ) -> int:
-        """Apply a prune of version ``version`` of file ``source`` (:mod:`etl4all.stages.prune`):
-        drop the file's memberships that version lacks, and the rows no file holds any more.
+        """Apply a prune of version ``version`` of file ``source`` (:mod:`etl4all.stages.prune`).
 
-        ``keep`` None: drop the memberships older than ``version`` (every batch of it is
-        loaded). Else drop those of ``version`` or older whose key ``keep`` lacks, among the
-        keys ``k`` with ``low <= k < high`` (ordered by latitude, then longitude; None leaves
-        that end open). ``keep``, ``low`` and ``high`` are canonical keys
-        (``frames.coordinate_key``). Nothing happens when the warehouse has seen a newer
-        version of the file. Returns the address rows deleted (one transaction).
+        ``keep`` None: drop the file's memberships older than ``version`` (every batch of it
+        is loaded), and the rows no file holds any more. Else mark those of ``version`` or
+        older whose key ``keep`` lacks, among the keys ``k`` with ``low <= k < high``
+        (ordered by latitude, then longitude; None leaves that end open), for
+        :meth:`finalize` to drop (at once when it came already). ``keep``, ``low`` and
+        ``high`` are canonical keys (``frames.coordinate_key``). A prune by version of an
+        older version than the file's changes nothing; one by keys does nothing only for a
+        version a revert voided. Returns the address rows deleted (one transaction).
 
         Raises:
             DataError: a key is not canonical.
@@ -113,10 +114,23 @@ class Warehouse(Protocol):
         """
         ...
 
+    def finalize(self, source: str, version: int) -> int:
+        """End a prune by keys of version ``version`` of file ``source``: drop the
+        memberships its parts (and those of older versions) marked, the rows no file holds
+        any more, and the file's rejects older than ``version``; the address rows deleted.
+        Nothing for a version a revert voided.
+
+        Raises:
+            WarehouseError: the database failed (nothing is committed; retry).
+        """
+        ...
+
     def revert(self, source: str, version: int, to: int) -> int:
         """Drop from file ``source`` what only its versions after ``to`` added (memberships
-        and rejects first loaded by them), as version ``version`` (nothing when the warehouse
-        has seen a newer one); the address rows deleted.
+        and rejects first loaded by them), and take back the marks of their prunes, as
+        version ``version`` (nothing when the warehouse has seen a newer one); the address
+        rows deleted. The file is set back to version ``to``: late work of it still applies,
+        work of the versions voided (between ``to`` and ``version``) changes nothing.
 
         Raises:
             WarehouseError: the database failed (nothing is committed; retry).

@@ -144,8 +144,11 @@ _FIND_SQL = (
     " AND a.longitude = CAST(k.longitude AS DECIMAL(11,8))"
 )
 _SAME_KEY = "{a}.latitude = {b}.latitude AND {a}.longitude = {b}.longitude"
-_FILE_SQL = "SELECT id, version, replaced FROM source_file WHERE name = $name"
+_FILE_SQL = "SELECT id, version, replaced, void_from, void_to FROM source_file WHERE name = $name"
 _NEW_FILE_SQL = "INSERT INTO source_file (name, version) VALUES ($name, $version) RETURNING id"
+_REVERT_FILE_SQL = (
+    "UPDATE source_file SET version = $to, void_from = $to, void_to = $version WHERE id = $id"
+)
 _BUMP_SQL = (
     "UPDATE source_file SET replaced = replaced OR version > 0, version = $version"
     " WHERE id = $id AND version < $version"
@@ -158,7 +161,8 @@ _MEMBERS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE {_MEMBERS} AS
 SELECT f.id AS file_id, s.latitude, s.longitude, s.source_line, s.distance_km, s.bearing_deg,
        coalesce(CAST($version AS BIGINT), f.version) AS version,
-       coalesce(CAST($version AS BIGINT), f.version) AS first_version
+       coalesce(CAST($version AS BIGINT), f.version) AS first_version,
+       CAST(NULL AS BIGINT) AS dropped_by
 FROM {_STAGE} AS s JOIN source_file AS f ON f.name = s.source_file
 """
 _OLD_MEMBERS_SQL = f"""
@@ -172,12 +176,17 @@ DELETE FROM address_source AS m USING {_MEMBERS} AS n
 WHERE m.file_id = n.file_id AND {_SAME_KEY.format(a="m", b="n")}
 """
 _PUT_MEMBERS_SQL = f"""
-INSERT INTO address_source
-    (file_id, latitude, longitude, source_line, distance_km, bearing_deg, version, first_version)
+INSERT INTO address_source (file_id, latitude, longitude, source_line, distance_km,
+                            bearing_deg, version, first_version, dropped_by)
 SELECT DISTINCT ON (file_id, latitude, longitude)
        file_id, latitude, longitude, source_line, distance_km, bearing_deg, version,
-       min(coalesce(first_version, version)) OVER (PARTITION BY file_id, latitude, longitude)
-FROM {_MEMBERS} ORDER BY file_id, latitude, longitude, version DESC, source_line
+       min(coalesce(first_version, version)) OVER held,
+       -- a newer version that holds it again takes back an older prune's mark
+       CASE WHEN max(dropped_by) OVER held >= max(version) OVER held
+            THEN max(dropped_by) OVER held END
+FROM {_MEMBERS}
+WINDOW held AS (PARTITION BY file_id, latitude, longitude)
+ORDER BY file_id, latitude, longitude, version DESC, source_line
 """
 _MOVED_SQL = f"""
 UPDATE address AS a
@@ -198,14 +207,22 @@ _LOST_BY_VERSION_SQL = f"""
 CREATE OR REPLACE TEMP TABLE {_LOST} AS
 SELECT latitude, longitude FROM address_source AS m WHERE m.file_id = $id AND m.version < $version
 """
-_LOST_BY_KEYS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE {_LOST} AS
-SELECT latitude, longitude FROM address_source AS m
+_MARK_DROPPED_SQL = f"""
+UPDATE address_source AS m SET dropped_by = greatest(coalesce(m.dropped_by, 0), $version)
 WHERE m.file_id = $id AND m.version <= $version AND {_IN_RANGE}
   AND NOT EXISTS (SELECT 1 FROM {_KEYS} AS k
                   WHERE m.latitude = CAST(k.latitude AS DECIMAL(10,8))
                   AND m.longitude = CAST(k.longitude AS DECIMAL(11,8)))
 """
+_FINALIZE_FILE_SQL = (
+    "UPDATE source_file SET finalized = greatest(coalesce(finalized, 0), $version) WHERE id = $id"
+)
+_LOST_FINALIZED_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {_LOST} AS
+SELECT m.latitude, m.longitude FROM address_source AS m JOIN source_file AS f ON f.id = m.file_id
+WHERE m.file_id = $id AND m.dropped_by <= f.finalized
+"""
+_UNMARK_SQL = "UPDATE address_source SET dropped_by = NULL WHERE file_id = $id AND dropped_by > $to"
 _LOST_SINCE_SQL = f"""
 CREATE OR REPLACE TEMP TABLE {_LOST} AS
 SELECT latitude, longitude FROM address_source AS m
@@ -394,8 +411,9 @@ class DuckdbWarehouse(table.SqlWarehouse):
         keep: pl.DataFrame | None,
         bounds: tuple[str, str, str, str],
     ) -> int:
-        """Drop the memberships of ``source`` that ``version`` lacks, then the rows nobody
-        holds; the rows that lost their provenance take the smallest one left."""
+        """Drop the memberships of ``source`` older than ``version`` (``keep`` None), then
+        the rows nobody holds; or mark those of ``version`` and older that ``keep`` lacks,
+        for :meth:`finalize` to drop (at once when it came already)."""
         names = ("low_lat", "low_lon", "high_lat", "high_lon")
         con = self._connection()
         with _errors(f"pruning {source}", self._url), contextlib.ExitStack() as stack:
@@ -403,32 +421,39 @@ class DuckdbWarehouse(table.SqlWarehouse):
                 stack.enter_context(self._registered(keep, _KEYS))
             stack.enter_context(self._transaction(con))
             file = _file_version(con, source, version)
-            if file.stale and keep is None:
-                return 0  # by keys, it only drops what its own version and older ones hold
+            if file.void or (file.stale and keep is None):
+                return 0  # by keys, it only marks what its own version and older ones hold
             params: dict[str, Any] = {"id": file.id, "version": version}
             if keep is None:
                 con.execute(_LOST_BY_VERSION_SQL, params)
-            else:
-                con.execute(_LOST_BY_KEYS_SQL, {**params, **dict(zip(names, bounds, strict=True))})
-            con.execute(_DROP_LOST_SQL, {"id": file.id})
-            deleted = _count(con.execute(_ORPHANS_SQL))
-            con.execute(_REPAIR_SQL, {"name": source})
-            con.execute(f"DROP TABLE {_LOST}")
-        return deleted
+                return _drop_lost(con, file.id, source)
+            con.execute(_MARK_DROPPED_SQL, {**params, **dict(zip(names, bounds, strict=True))})
+            return _drop_lost(con, file.id, source, finalized=True)  # a part after finalize
 
     def revert(self, source: str, version: int, to: int) -> int:
         """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
         con = self._connection()
         with _errors(f"reverting {source}", self._url), self._transaction(con):
-            file = _file_version(con, source, version)
+            file = _file_version(con, source, version, revert_to=to)
             if file.stale:
                 return 0
+            con.execute(_UNMARK_SQL, {"id": file.id, "to": to})
             con.execute(_LOST_SINCE_SQL, {"id": file.id, "to": to})
-            con.execute(_DROP_LOST_SQL, {"id": file.id})
-            deleted = _count(con.execute(_ORPHANS_SQL))
-            con.execute(_REPAIR_SQL, {"name": source})
-            con.execute(f"DROP TABLE {_LOST}")
+            deleted = _drop_lost(con, file.id, source)
             con.execute(_REVERT_REJECTS_SQL, {"name": source, "to": to})
+        return deleted
+
+    def finalize(self, source: str, version: int) -> int:
+        """Delete what the prunes by keys of ``source`` up to ``version`` marked, and the
+        rejects older than ``version``; the address rows deleted."""
+        con = self._connection()
+        with _errors(f"finalizing {source}", self._url), self._transaction(con):
+            file = _file_version(con, source, version)
+            if file.void:
+                return 0
+            con.execute(_FINALIZE_FILE_SQL, {"id": file.id, "version": version})
+            deleted = _drop_lost(con, file.id, source, finalized=True)
+            con.execute(_PRUNE_REJECTS_SQL, {"name": source, "version": version})
         return deleted
 
     def prune_rejects(self, source: str, version: int) -> int:
@@ -509,21 +534,47 @@ class _File:
 
     id: int
     stale: bool
-    """The warehouse has seen a newer version: the load or prune changes nothing."""
+    """The warehouse has seen a newer version, or a revert voided this one: a load changes
+    nothing."""
     replaced: bool
     """The file has had other versions (rows may have moved to other lines)."""
+    void: bool = False
+    """A revert voided this version: nothing of it applies, not even a prune by keys."""
 
 
-def _file_version(con: duckdb.DuckDBPyConnection, name: str, version: int) -> _File:
-    """File ``name``'s row, raised to ``version`` (created at it when missing)."""
+def _drop_lost(
+    con: duckdb.DuckDBPyConnection, file_id: int, source: str, *, finalized: bool = False
+) -> int:
+    """Drop the memberships of file ``file_id`` (``source``) listed in the lost table (or, with
+    ``finalized``, those marked by a prune its finalize covers), then the rows nobody holds;
+    the others take the smallest provenance left. Returns the address rows deleted."""
+    if finalized:
+        con.execute(_LOST_FINALIZED_SQL, {"id": file_id})
+    con.execute(_DROP_LOST_SQL, {"id": file_id})
+    deleted = _count(con.execute(_ORPHANS_SQL))
+    con.execute(_REPAIR_SQL, {"name": source})
+    con.execute(f"DROP TABLE {_LOST}")
+    return deleted
+
+
+def _file_version(
+    con: duckdb.DuckDBPyConnection, name: str, version: int, *, revert_to: int | None = None
+) -> _File:
+    """File ``name``'s row, raised to ``version`` (created at it when missing); with
+    ``revert_to``, set back to that version, the versions up to ``version`` voided
+    (:func:`etl4all.warehouse.table.is_stale`)."""
     found = con.execute(_FILE_SQL, {"name": name}).fetchall()
     if not found:
         (row,) = con.execute(_NEW_FILE_SQL, {"name": name, "version": version}).fetchall()
         return _File(int(row[0]), stale=False, replaced=False)
-    file_id, stored, replaced = found[0]
-    if stored > version:
-        return _File(int(file_id), stale=True, replaced=bool(replaced))
-    con.execute(_BUMP_SQL, {"id": file_id, "version": version})
+    file_id, stored, replaced, void_from, void_to = found[0]
+    if table.is_stale(version, stored, void_from, void_to):
+        void = table.is_void(version, void_from, void_to)
+        return _File(int(file_id), stale=True, replaced=bool(replaced), void=void)
+    if revert_to is not None:
+        con.execute(_REVERT_FILE_SQL, {"id": file_id, "to": revert_to, "version": version})
+    else:
+        con.execute(_BUMP_SQL, {"id": file_id, "version": version})
     return _File(int(file_id), stale=False, replaced=bool(replaced) or 0 < stored < version)
 
 

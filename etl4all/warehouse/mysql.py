@@ -175,17 +175,26 @@ class MySqlWarehouse(SqlWarehouse):
         file_id, current = self._files([source])[source]
         with self._transaction(f"pruning {source}") as cur:
             row = mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
-            if row.stale and keep is None:
-                return 0  # by keys, it only drops what its own version and older ones hold
+            if row.void or (row.stale and keep is None):
+                return 0  # by keys, it only marks what its own version and older ones hold
             return mysql_prune.prune(
                 cur, file_id, source, version, keep, bounds, url=self._url, spool_root=self._spool
             )
+
+    def finalize(self, source: str, version: int) -> int:
+        """:func:`mysql_prune.finalize` in one transaction, the file's row locked first."""
+        file_id, current = self._files([source])[source]
+        with self._transaction(f"finalizing {source}") as cur:
+            row = mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
+            if row.void:
+                return 0
+            return mysql_prune.finalize(cur, file_id, source, version)
 
     def revert(self, source: str, version: int, to: int) -> int:
         """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
         file_id, current = self._files([source])[source]
         with self._transaction(f"reverting {source}") as cur:
-            row = mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
+            row = mysql_files.lock(cur, file_id, version, current=current, revert_to=to)
             if row.stale:
                 return 0
             return mysql_prune.revert(cur, file_id, source, to)

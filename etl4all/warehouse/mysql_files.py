@@ -4,8 +4,10 @@ Every load, reject load or prune of a file version locks its file's row in the c
 transaction: in share mode while the version is the file's current one (batches of one
 version load side by side), exclusively to raise the version (a new version's first item, or
 a prune), which waits for the loads of the older version in flight and makes the later ones
-stale. Rows are created beforehand, in their own transaction (:func:`register`), so that no
-two loaders race to insert one inside a longer transaction.
+stale. A revert sets the version back to the one kept and voids those between it and its
+own (:func:`~etl4all.warehouse.table.is_stale`). Rows are created beforehand, in their own
+transaction (:func:`register`), so that no two loaders race to insert one inside a longer
+transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import dataclasses
 
 import pymysql.cursors
 
+from etl4all.warehouse.table import is_stale, is_void
+
 _IDS_SQL = "SELECT name, id, version FROM source_file WHERE name IN ({marks})"
 _REGISTER_SQL = "INSERT IGNORE INTO source_file (name) VALUES (%s)"
-_LOCK_SQL = "SELECT id, version, replaced FROM source_file WHERE id = %s "
+_LOCK_SQL = "SELECT id, version, replaced, void_from, void_to FROM source_file WHERE id = %s "
+_REVERT_SQL = "UPDATE source_file SET version = %s, void_from = %s, void_to = %s WHERE id = %s"
 _BUMP_SQL = (
     "UPDATE source_file SET replaced = replaced OR version > 0, version = %s"
     " WHERE id = %s AND version < %s"
@@ -29,9 +34,12 @@ class FileRow:
 
     id: int
     stale: bool
-    """The warehouse has seen a newer version: the load or prune changes nothing."""
+    """The warehouse has seen a newer version, or a revert voided this one: a load changes
+    nothing."""
     replaced: bool
     """The file has had other versions (rows may have moved to other lines)."""
+    void: bool = False
+    """A revert voided this version: nothing of it applies, not even a prune by keys."""
 
 
 def ids(cur: pymysql.cursors.Cursor, names: list[str]) -> dict[str, tuple[int, int]]:
@@ -54,19 +62,25 @@ def lock(
     *,
     current: int,
     exclusive: bool = False,
+    revert_to: int | None = None,
 ) -> FileRow:
-    """Lock file ``file_id``'s row for work of ``version`` and raise its version to it.
+    """Lock file ``file_id``'s row for work of ``version`` and raise its version to it; with
+    ``revert_to``, set it back to that version, the versions up to ``version`` voided
+    (:func:`etl4all.warehouse.table.is_stale`).
 
     ``current`` is the version read without a lock: equal to ``version``, a share lock
     suffices (unless ``exclusive``: a prune, which deletes what loads may be adding); below,
     the row is locked exclusively and raised.
     """
-    exclusive = exclusive or current < version
+    exclusive = exclusive or current < version or revert_to is not None
     cur.execute(_LOCK_SQL + ("FOR UPDATE" if exclusive else "LOCK IN SHARE MODE"), (file_id,))
-    _, stored, replaced = cur.fetchone()
-    if stored > version:
-        return FileRow(file_id, stale=True, replaced=bool(replaced))
-    if stored < version:
+    _, stored, replaced, void_from, void_to = cur.fetchone()
+    if is_stale(version, stored, void_from, void_to):
+        void = is_void(version, void_from, void_to)
+        return FileRow(file_id, stale=True, replaced=bool(replaced), void=void)
+    if revert_to is not None:
+        cur.execute(_REVERT_SQL, (revert_to, revert_to, version, file_id))
+    elif stored < version:
         if not exclusive:  # raised by nobody since: read without a lock, it was equal
             return lock(cur, file_id, version, current=stored, exclusive=True)
         cur.execute(_BUMP_SQL, (version, file_id, version))

@@ -91,7 +91,9 @@ _MEMBERS_SQL = (
         f"{c} = IF({_NEWER}, VALUES({c}), address_source.{c})"
         for c in ("distance_km", "bearing_deg", "source_line")
     )
-    + ", version = GREATEST(address_source.version, VALUES(version))"
+    # a newer version that holds it again takes back an older prune's mark
+    + ", dropped_by = IF(VALUES(version) > address_source.dropped_by, NULL,"
+    " address_source.dropped_by)" + ", version = GREATEST(address_source.version, VALUES(version))"
 )
 _MOVED_SQL = (
     "UPDATE address AS a JOIN `{members}` AS s"

@@ -1,11 +1,13 @@
 """MySQL prune in the caller's transaction: a file version drops what only older ones held.
 
-:func:`prune` gathers the coordinates file ``F`` loses (its memberships older than the
-version, or of it and older that the kept keys lack, within a key range) in a temporary
-table, drops those memberships, deletes the address rows no file holds any more, and gives
-the rows that kept a holder the smallest provenance left. :func:`prune_rejects` drops the
-file's rejects of older versions; :func:`revert` drops what only versions after a given one
-added (an unfinished version's batches). The caller has locked the file's row
+:func:`prune` by version gathers the coordinates file ``F`` loses (its memberships older
+than the version) in a temporary table, drops those memberships, deletes the address rows no
+file holds any more, and gives the rows that kept a holder the smallest provenance left; by
+keys it only marks the memberships of the version and older that the kept keys lack, within
+a key range, and :func:`finalize` (the version's last message) drops what is marked. So a
+version cut short before its finalize deletes nothing, and :func:`revert` takes its marks
+back and drops what only versions after a given one added. :func:`prune_rejects` drops the
+file's rejects of older versions. The caller has locked the file's row
 (:mod:`etl4all.warehouse.mysql_files`). Every value is a parameter; file names compare byte
 by byte (the address table's collation would equate ``A.txt`` and ``a.txt``).
 """
@@ -31,11 +33,21 @@ _LOST_BY_VERSION_SQL = (
     "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
     " WHERE m.file_id = %s AND m.version < %s"
 )
-_LOST_BY_KEYS_SQL = (
-    "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
-    " LEFT JOIN `{keys}` AS k ON " + _SAME.format(a="k", b="m") + " WHERE k.latitude IS NULL"
-    " AND m.file_id = %s AND m.version <= %s" + _IN_RANGE
+_MARK_DROPPED_SQL = (
+    "UPDATE address_source AS m LEFT JOIN `{keys}` AS k ON "
+    + _SAME.format(a="k", b="m")
+    + " SET m.dropped_by = GREATEST(COALESCE(m.dropped_by, 0), %s)"
+    " WHERE k.latitude IS NULL AND m.file_id = %s AND m.version <= %s" + _IN_RANGE
 )
+_FINALIZE_FILE_SQL = (
+    "UPDATE source_file SET finalized = GREATEST(COALESCE(finalized, 0), %s) WHERE id = %s"
+)
+_LOST_FINALIZED_SQL = (
+    "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
+    " JOIN source_file AS f ON f.id = m.file_id WHERE m.file_id = %s"
+    " AND m.dropped_by <= f.finalized"
+)
+_UNMARK_SQL = "UPDATE address_source SET dropped_by = NULL WHERE file_id = %s AND dropped_by > %s"
 _LOST_SINCE_SQL = (
     "INSERT INTO `{lost}` SELECT m.latitude, m.longitude FROM address_source AS m"
     " WHERE m.file_id = %s AND COALESCE(m.first_version, m.version) > %s"
@@ -95,15 +107,27 @@ def prune(
     lost = _lost_table(cur)
     if keep is None:
         cur.execute(_LOST_BY_VERSION_SQL.format(lost=lost), (file_id, version))
-    else:
-        keys = keys_table(cur, keep, url=url, spool_root=spool_root)
-        low_lat, low_lon, high_lat, high_lon = bounds
-        cur.execute(
-            _LOST_BY_KEYS_SQL.format(lost=lost, keys=keys),
-            (file_id, version, low_lat, low_lat, low_lon, high_lat, high_lat, high_lon),
-        )
-        cur.execute(f"DROP TEMPORARY TABLE `{keys}`")
+        return _drop(cur, lost, file_id, source)
+    keys = keys_table(cur, keep, url=url, spool_root=spool_root)
+    low_lat, low_lon, high_lat, high_lon = bounds
+    cur.execute(
+        _MARK_DROPPED_SQL.format(keys=keys),
+        (version, file_id, version, low_lat, low_lat, low_lon, high_lat, high_lat, high_lon),
+    )
+    cur.execute(f"DROP TEMPORARY TABLE `{keys}`")
+    cur.execute(_LOST_FINALIZED_SQL.format(lost=lost), (file_id,))  # a part after finalize
     return _drop(cur, lost, file_id, source)
+
+
+def finalize(cur: pymysql.cursors.Cursor, file_id: int, source: str, version: int) -> int:
+    """End a prune by keys of version ``version`` of file ``source`` (``file_id``): drop what
+    its parts and older ones marked, the rows nobody holds, the rejects older than it."""
+    cur.execute(_FINALIZE_FILE_SQL, (version, file_id))
+    lost = _lost_table(cur)
+    cur.execute(_LOST_FINALIZED_SQL.format(lost=lost), (file_id,))
+    deleted = _drop(cur, lost, file_id, source)
+    prune_rejects(cur, source, version)
+    return deleted
 
 
 def _lost_table(cur: pymysql.cursors.Cursor) -> str:
@@ -131,6 +155,7 @@ def _drop(cur: pymysql.cursors.Cursor, lost: str, file_id: int, source: str) -> 
 def revert(cur: pymysql.cursors.Cursor, file_id: int, source: str, to: int) -> int:
     """Drop what only the versions of file ``source`` (``file_id``) after ``to`` added: its
     memberships and rejects first loaded by them, and the rows nobody holds any more."""
+    cur.execute(_UNMARK_SQL, (file_id, to))
     lost = _lost_table(cur)
     cur.execute(_LOST_SINCE_SQL.format(lost=lost), (file_id, to))
     deleted = _drop(cur, lost, file_id, source)

@@ -117,6 +117,18 @@ class BrokerContract:
         assert broker.depth(points) == 0
         assert take(broker, points, timeout=0.3) == []
 
+    def test_a_consumer_stopped_gets_nothing_more_and_settles_what_it_holds(
+        self, broker: Any, points: str
+    ) -> None:
+        for n in range(3):
+            broker.publish(points, f"m{n}".encode(), {"batch_id": f"b-{n}"})
+        deliveries = broker.consume(points, timeout=1.0)
+        held = next(deliveries)
+        broker.stop_consuming(points)
+        held.ack()  # still settles
+        assert list(deliveries) == []  # nothing more came to this consumer
+        assert broker.depth(points) == 2  # the others wait in the queue, never delivered
+
     def test_consume_stops_after_idle_timeout(self, broker: Any, points: str) -> None:
         started = time.monotonic()
         assert take(broker, points, timeout=0.3) == []

@@ -74,6 +74,20 @@ def keys(frame: pl.DataFrame) -> pl.Series:
     return frame.select(frames.coordinate_key().alias("key"))["key"]
 
 
+def pruned(
+    warehouse: Warehouse,
+    source: str,
+    version: int,
+    keep: pl.Series | None = None,
+    *,
+    low: str | None = None,
+    high: str | None = None,
+) -> int:
+    """Rows deleted by a prune and, by keys, its finalize (one part: the whole prune)."""
+    deleted = warehouse.prune(source, version, keep, low=low, high=high)
+    return deleted + (warehouse.finalize(source, version) if keep is not None else 0)
+
+
 def stored(warehouse: Warehouse) -> pl.DataFrame:
     """The table as comparable values: keyed, sorted, without ids and load timestamps."""
     return (
@@ -307,23 +321,23 @@ class WarehouseContract:
         warehouse.load(other, NONE, version=1)
         kept = keys(mine).head(4)
         # keys 4 and 5 leave data_points_1.txt; data_points_2.txt still holds key 4
-        assert warehouse.prune("data_points_1.txt", 2, kept) == 1
-        assert warehouse.prune("data_points_1.txt", 2, kept) == 0  # a replay deletes nothing
+        assert pruned(warehouse, "data_points_1.txt", 2, kept) == 1
+        assert pruned(warehouse, "data_points_1.txt", 2, kept) == 0  # a replay deletes nothing
         table = stored(warehouse)
         assert set(table["key"]) == set(kept) | set(keys(other))
         moved = table.filter(pl.col("key") == keys(mine)[4])
         assert moved.select("source_file", "source_line").row(0) == ("data_points_2.txt", 11)
-        assert warehouse.prune("Data_points_2.txt", 2, keys(mine).clear()) == 0  # exact names
-        assert warehouse.prune("data_points_2.txt", 2, keys(mine).clear()) == 4
+        assert pruned(warehouse, "Data_points_2.txt", 2, keys(mine).clear()) == 0  # exact names
+        assert pruned(warehouse, "data_points_2.txt", 2, keys(mine).clear()) == 4
         assert set(stored(warehouse)["key"]) == set(kept)
 
     def test_work_of_an_older_version_never_undoes_a_newer_one(self, warehouse: Warehouse) -> None:
         name = "data_points_1.txt"
         warehouse.load(addresses(3), NONE, version=5)
-        assert warehouse.prune(name, 9, keys(addresses(1))) == 2
+        assert pruned(warehouse, name, 9, keys(addresses(1))) == 2
         assert warehouse.load(addresses(3), NONE, version=5) == LoadResult(stale=3)
         assert warehouse.load(addresses(2), NONE, version=9).inserted == 1  # version 9's rows
-        assert warehouse.prune(name, 7, keys(addresses(0))) == 0  # late: none is its own
+        assert pruned(warehouse, name, 7, keys(addresses(0))) == 0  # late: none is its own
         late = addresses(1, offset=20).with_columns(reason=pl.lit("unrecognized"))
         rejects = late.select("source", "line", "reason", text=pl.lit("x"), detail=pl.lit(None))
         assert warehouse.load_rejects(rejects, version=8) == 0
@@ -337,7 +351,7 @@ class WarehouseContract:
         name = "data_points_1.txt"
         warehouse.load(addresses(2), NONE, version=1)  # keys 0, 1
         warehouse.load(addresses(1, offset=2), NONE, version=3)  # the grown version: key 2
-        assert warehouse.prune(name, 2, keys(addresses(1, offset=2))) == 2  # version 2: key 2
+        assert pruned(warehouse, name, 2, keys(addresses(1, offset=2))) == 2  # version 2: key 2
         assert set(stored(warehouse)["key"]) == set(keys(addresses(1, offset=2)))
 
     def test_a_newer_version_keeps_what_it_loaded_before_its_prune(
@@ -346,8 +360,8 @@ class WarehouseContract:
         warehouse.load(addresses(3), NONE, version=1)
         warehouse.load(addresses(2, offset=5), NONE, version=3)  # version 3's rows come first
         # late, it still drops what only versions 1 and 2 held, never version 3's rows
-        assert warehouse.prune("data_points_1.txt", 2, keys(addresses(1))) == 2
-        assert warehouse.prune("data_points_1.txt", 3, keys(addresses(2, offset=5))) == 1
+        assert pruned(warehouse, "data_points_1.txt", 2, keys(addresses(1))) == 2
+        assert pruned(warehouse, "data_points_1.txt", 3, keys(addresses(2, offset=5))) == 1
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=5)))
 
     def test_a_revert_drops_what_only_an_unfinished_version_added(
@@ -371,15 +385,18 @@ class WarehouseContract:
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2)))
         left = warehouse.select("reject", {}, after_id=0, limit=9)
         assert left["source_line"].to_list() == [4]
-        assert warehouse.load(addresses(3), NONE, version=3) == LoadResult(stale=3)  # late
+        assert warehouse.load(addresses(3), NONE, version=3) == LoadResult(stale=3)  # voided
         assert warehouse.revert(name, 2, 1) == 0  # a late revert changes nothing
+        # late work of the version kept still applies (its batches may still be queued)
+        assert warehouse.load(addresses(1, offset=7), NONE, version=1).inserted == 1
+        assert warehouse.load(addresses(1, offset=8), NONE, version=5).inserted == 1
 
     def test_prune_by_version_drops_what_older_versions_alone_held(
         self, warehouse: Warehouse
     ) -> None:
         warehouse.load(addresses(4), NONE, version=1)
         warehouse.load(addresses(2, offset=2), NONE, version=2)
-        assert warehouse.prune("data_points_1.txt", 2) == 2
+        assert pruned(warehouse, "data_points_1.txt", 2) == 2
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=2)))
 
     def test_a_record_that_moved_takes_its_new_line(self, warehouse: Warehouse) -> None:
@@ -394,17 +411,35 @@ class WarehouseContract:
         ordered = keys(rows).reverse().to_list()  # ascending (latitude, longitude)
         low, high = ordered[2], ordered[4]
         name, none = "data_points_1.txt", pl.Series([], dtype=pl.String)
-        assert warehouse.prune(name, 2, pl.Series([ordered[3]]), low=low, high=high) == 1
+        assert pruned(warehouse, name, 2, pl.Series([ordered[3]]), low=low, high=high) == 1
         assert set(stored(warehouse)["key"]) == set(ordered) - {ordered[2]}
-        assert warehouse.prune(name, 2, none, high=low) == 2
-        assert warehouse.prune(name, 2, none, low=high) == 2
+        assert pruned(warehouse, name, 2, none, high=low) == 2
+        assert pruned(warehouse, name, 2, none, low=high) == 2
         assert stored(warehouse)["key"].to_list() == [ordered[3]]
+
+    def test_a_prune_by_keys_deletes_only_once_finalized_and_a_revert_takes_it_back(
+        self, warehouse: Warehouse
+    ) -> None:
+        name = "data_points_1.txt"
+        warehouse.load(addresses(3), NONE, version=1)
+        assert warehouse.prune(name, 2, keys(addresses(1))) == 0  # marked, not deleted
+        assert warehouse.count() == 3
+        assert warehouse.revert(name, 3, 1) == 0  # version 2 cut short: its marks go back
+        assert warehouse.finalize(name, 2) == 0  # voided
+        assert warehouse.count() == 3
+        assert warehouse.prune(name, 4, keys(addresses(1))) == 0
+        assert warehouse.finalize(name, 4) == 2
+        late = keys(addresses(1, offset=5))
+        warehouse.load(addresses(1, offset=5), NONE, version=4)
+        first = keys(addresses(1))[0]  # ordered after the late key: the range holds only it
+        assert warehouse.prune(name, 4, late.clear(), low=late[0], high=first) == 1  # at once
+        assert set(stored(warehouse)["key"]) == set(keys(addresses(1)))
 
     def test_prune_refuses_keys_that_are_not_canonical(self, warehouse: Warehouse) -> None:
         with pytest.raises(DataError):
-            warehouse.prune("a.txt", 1, pl.Series(["-30.1,-51.2"]))
+            pruned(warehouse, "a.txt", 1, pl.Series(["-30.1,-51.2"]))
         with pytest.raises(DataError):
-            warehouse.prune("a.txt", 1, pl.Series([], dtype=pl.String), low="x")
+            pruned(warehouse, "a.txt", 1, pl.Series([], dtype=pl.String), low="x")
 
     def test_a_newer_version_of_a_reject_takes_its_text(self, warehouse: Warehouse) -> None:
         first = pl.DataFrame(

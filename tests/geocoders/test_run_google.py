@@ -2,8 +2,8 @@
 
 One call per distinct coordinate, street-level columns on every point, zero calls on the
 second run (the cache), a wrong key stops the run and loads nothing, and --max-calls refuses
-to start work it cannot pay for. Every run also makes the one request of its start-up check
-(:data:`CHECK`).
+to start work it cannot pay for. No run makes a start-up request (:data:`CHECK`): its first
+request of the work proves the key.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from etl4all.geocoders.ratelimit import RateLimiter
 from etl4all.settings import Settings
 from etl4all.stages.transform import GeocodeStats
 
-CHECK = 1
-"""API requests of a run's start-up check (one coordinate, outside the batch counts)."""
+CHECK = 0
+"""API requests of a run's start-up check: none (issue 18: a rerun with nothing new pays
+nothing)."""
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def test_wrong_key_stops_the_run_loads_nothing_and_never_shows_the_key(
     assert "REQUEST_DENIED" in output and secret not in output
     assert all(secret not in record.getMessage() for record in caplog.records)
     assert not (workdir / "etl4all.duckdb").exists() or rows(workdir / "etl4all.duckdb").is_empty()
-    assert fake_api.calls == CHECK  # stopped by the start-up check, before any batch
+    assert fake_api.calls == 1  # the first request goes alone: a refused key costs one
 
 
 def test_max_calls_below_one_batch_is_a_config_fault_before_any_call(

@@ -95,13 +95,13 @@ def test_a_stage_without_a_source_fails_its_source_check(settings: Settings) -> 
 
 
 def test_google_answers_one_request(settings: Settings, api: FakeApi) -> None:
-    result = only(check.run_checks(google(settings, api), ["geocoder"]))
+    result = only(check.run_checks(google(settings, api), ["geocoder"], paid=True))
     assert result.line() == f"ok   geocoder google {api.google_url} (1 request)"
     assert result.calls == api.calls == 1 and api.answers() == {"OK": 1}
 
 
 def test_max_calls_zero_makes_no_request(settings: Settings, api: FakeApi) -> None:
-    result = only(check.run_checks(google(settings, api, max_calls=0), ["geocoder"]))
+    result = only(check.run_checks(google(settings, api, max_calls=0), ["geocoder"], paid=True))
     assert result.ok and api.calls == 0
 
 
@@ -109,7 +109,7 @@ def test_a_wrong_key_is_a_config_fault_and_the_key_stays_secret(
     settings: Settings, api: FakeApi
 ) -> None:
     wrong = google(settings, api, google_key="AIzaWRONG-check-key")
-    result = only(check.run_checks(wrong, ["geocoder"]))
+    result = only(check.run_checks(wrong, ["geocoder"], paid=True))
     assert isinstance(result.error, GeocodeAuthError) and result.config_fault
     assert "REQUEST_DENIED" in result.line() and "AIzaWRONG" not in result.line()
     assert check.exit_code([result]) == 2 and api.calls == 1
@@ -118,19 +118,19 @@ def test_a_wrong_key_is_a_config_fault_and_the_key_stays_secret(
 def test_a_missing_key_is_a_config_fault_without_any_request(
     settings: Settings, api: FakeApi
 ) -> None:
-    result = only(check.run_checks(google(settings, api, google_key=None), ["geocoder"]))
+    result = only(check.run_checks(google(settings, api, google_key=None), ["geocoder"], paid=True))
     assert result.config_fault and "GOOGLE_MAPS_API_KEY" in result.detail and api.calls == 0
 
 
 def test_a_wrong_endpoint_path_is_a_config_fault(settings: Settings, api: FakeApi) -> None:
     wrong = google(settings, api, google_url=api.base_url + "/maps/api/geocode/jsonx")
-    result = only(check.run_checks(wrong, ["geocoder"]))
+    result = only(check.run_checks(wrong, ["geocoder"], paid=True))
     assert isinstance(result.error, GeocodeEndpointError) and check.exit_code([result]) == 2
 
 
 def test_a_used_up_quota_fails_with_exit_1(settings: Settings, api: FakeApi) -> None:
     api.daily_quota = 0
-    result = only(check.run_checks(google(settings, api), ["geocoder"]))
+    result = only(check.run_checks(google(settings, api), ["geocoder"], paid=True))
     assert isinstance(result.error, GeocodeQuotaError)
     assert not result.config_fault and check.exit_code([result]) == 1
 
@@ -142,7 +142,7 @@ def test_a_geocoder_that_is_down_is_an_outage_not_a_config_fault(settings: Setti
         google_url=f"http://127.0.0.1:{closed_port()}/maps/api/geocode/json",
         max_attempts=1,
     )
-    result = only(check.run_checks(down, ["geocoder"]))
+    result = only(check.run_checks(down, ["geocoder"], paid=True))
     assert not result.ok and not result.config_fault
     assert result.error is not None and result.error.retryable
     assert check.exit_code([result]) == 1
@@ -154,15 +154,16 @@ def test_an_unknown_host_is_a_config_fault_found_before_connecting(settings: Set
     assert result.config_fault and "unknown host 'no-such-host.invalid'" in result.detail
 
 
-def test_require_stops_at_the_first_failure_before_the_paid_request(
-    settings: Settings, api: FakeApi
-) -> None:
+def test_a_commands_start_up_check_never_pays(settings: Settings, api: FakeApi) -> None:
+    """Issue 18: every run paid for a request for a fixed point; the key is proven by the
+    first request of the work instead."""
     broken = google(settings, api, state_url="redis://127.0.0.1:1/0?socket_connect_timeout=1")
     with pytest.raises(StoreError):
         check.require(broken, check.RUN)
-    assert api.calls == 0
     check.require(google(settings, api), check.RUN)
-    assert api.calls == 1
+    assert api.calls == 0
+    results = check.run_checks(google(settings, api), check.RUN, paid=True)
+    assert api.calls == 1 and results[-1].calls == 1  # `etl4all check` asks for it
 
 
 @pytest.mark.mysql
@@ -255,7 +256,7 @@ def test_hosts_that_cannot_be_resolved_alone_are_left_to_their_backend(
 
 def test_a_refused_check_coordinate_is_a_config_fault(settings: Settings, api: FakeApi) -> None:
     api.invalid = {coord(*check.CHECK_POINT)}
-    result = only(check.run_checks(google(settings, api), ["geocoder"]))
+    result = only(check.run_checks(google(settings, api), ["geocoder"], paid=True))
     assert result.config_fault and "invalid_request" in result.detail
 
 

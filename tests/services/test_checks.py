@@ -10,7 +10,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from geocoders.fake_api import FakeApi
-from workers import depths, etl4all, expected, finish, table
+from workers import count, depths, etl4all, expected, finish, table
 
 from etl4all.broker import queues
 from etl4all.broker.base import DELIVERY_COUNT_HEADER
@@ -47,7 +47,7 @@ def claims_and_done(env: dict[str, str]) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_a_transformer_with_a_wrong_key_exits_2_at_start_and_takes_no_message(
+def test_a_transformer_with_a_wrong_key_exits_2_at_its_first_request_and_keeps_the_batch(
     stack: dict[str, str],
 ) -> None:
     finish(etl4all(stack, "init-db"))  # a paid transformer checks the warehouse too
@@ -59,10 +59,9 @@ def test_a_transformer_with_a_wrong_key_exits_2_at_start_and_takes_no_message(
             worker = etl4all(google(stack, api), "run-stage", "transform")
             out, _ = worker.communicate(timeout=60)
             assert worker.returncode == 2, out
-        assert api.calls == 3  # the start-up check of each start; no batch was geocoded
+        assert api.calls == 3  # one request per start, alone: no start-up request for a point
     assert "REQUEST_DENIED" in out and WRONG_KEY not in out
-    assert "worker consuming" not in out
-    assert depths(stack) == before
+    assert depths(stack) == before  # the batch taken was given back
     settings = Settings.load(environ=stack)
     with wiring.open_broker(settings) as bus:
         taken = []
@@ -107,21 +106,26 @@ def test_a_loader_before_init_db_exits_2_naming_it(stack: dict[str, str]) -> Non
     assert depths(stack) == before
 
 
-def test_run_through_the_broker_with_a_wrong_key_publishes_nothing(
+def test_run_through_the_broker_with_a_wrong_key_keeps_the_batches_for_the_right_one(
     stack: dict[str, str], tmp_path: Path
 ) -> None:
     finish(etl4all(stack, "init-db"))
     with FakeApi() as api:
         result = CliRunner().invoke(cli, ["run", "-q"], env=google(stack, api))
-        assert api.calls == 1
-    assert result.exit_code == 2, result.output
-    assert "REQUEST_DENIED" in result.output and WRONG_KEY not in result.output
+        assert api.calls == 1  # the first request of the work, alone, proves the key wrong
+        assert result.exit_code == 2, result.output
+        assert "REQUEST_DENIED" in result.output and WRONG_KEY not in result.output
+        assert depths(stack)[queues.POINTS] == 4 and depths(stack)[queues.DEAD] == 0
+        right = CliRunner().invoke(cli, ["run", "-q"], env=google(stack, api, key=api.key))
+    assert right.exit_code == 0, right.output
     assert depths(stack) == {queues.POINTS: 0, queues.ADDRESSES: 0, queues.DEAD: 0}
-    assert claims_and_done(stack) == (0, 0)
+    assert count(stack, "address") > 0
 
 
 @pytest.mark.parametrize("fault", ["tables", "key"])
-def test_an_embedded_run_stops_before_claiming_any_file(stack: dict[str, str], fault: str) -> None:
+def test_an_embedded_run_with_a_configuration_fault_marks_nothing(
+    stack: dict[str, str], fault: str
+) -> None:
     embedded = {k: v for k, v in stack.items() if k != "ETL4ALL_BROKER_URL"}
     with FakeApi() as api:
         if fault == "key":
@@ -134,7 +138,7 @@ def test_an_embedded_run_stops_before_claiming_any_file(stack: dict[str, str], f
     assert result.exit_code == 2, result.output
     if fault == "tables":
         assert "tables or columns missing" in result.output and "etl4all init-db" in result.output
-        assert calls == 0  # the paid check comes last, after the free ones
+        assert calls == 0  # found by the start-up check, before any request
     else:
-        assert "REQUEST_DENIED" in result.output and calls == 1
+        assert "REQUEST_DENIED" in result.output and calls == 1  # the work's first, alone
     assert claims_and_done(stack) == (0, 0)
