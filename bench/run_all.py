@@ -18,7 +18,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("parse", "cli", "offline", "geocode", "load_mysql", "pipeline", "report", "scale")
+SCRIPTS = (
+    "parse",
+    "cli",
+    "offline",
+    "geocode",
+    "request_path",
+    "load_mysql",
+    "pipeline",
+    "report",
+    "scale",
+)
 """The benchmarks, in the order they run: fast and service-free first."""
 
 

@@ -3,16 +3,18 @@
 An error is retried when its class says so (``Etl4allError.retryable``, a class attribute).
 Waits are "full jitter" (``uniform(0, min(cap, base * 2**(n-1)))``, the AWS Architecture Blog's
 recommendation), never shorter than a ``retry_after`` the error carries (a ``Retry-After``
-header), never longer than ``cap``. The same policy serves the HTTP geocoder runner (async,
-per coordinate), the worker (a batch retried in process before it is requeued) and the AMQP
-reconnect loop; each passes its own schedule, clock seams and hooks.
+header), never longer than ``cap``. The same policy serves the worker (a batch retried in
+process before it is requeued) and the AMQP reconnect loop, through tenacity (:func:`retrying`),
+and the HTTP geocoder runner's loop over its requests, as a :class:`Policy`; each passes its own
+schedule, clock seams and hooks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import tenacity
@@ -42,14 +44,53 @@ def full_jitter(
     uniform = rng.uniform if rng is not None else random.uniform
 
     def wait(state: tenacity.RetryCallState) -> float:
-        delay = uniform(0.0, min(cap, base * 2 ** (state.attempt_number - 1)))
         exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            delay = max(delay, min(float(retry_after), cap))
-        return delay
+        return backoff(state.attempt_number, exc, base, cap, uniform)
 
     return wait
+
+
+def backoff(
+    attempt: int,
+    exc: BaseException | None,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1 for the first call): full
+    jitter, at least the ``retry_after`` that ``exc`` carries, never more than ``cap``."""
+    delay = uniform(0.0, min(cap, base * 2 ** (attempt - 1)))
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        delay = max(delay, min(float(retry_after), cap))
+    return delay
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The policy as plain data, for a hot loop that retries many calls (the geocoder
+    runner's requests): one object per runner, where a tenacity retrier keeps its state on
+    itself and must be built per call.
+
+    Args:
+        attempts: calls at most, the first included.
+        max_seconds: no retry once this long has passed since the first call.
+        base, cap: the backoff schedule.
+    """
+
+    attempts: int
+    max_seconds: float | None = None
+    base: float = BACKOFF_BASE
+    cap: float = BACKOFF_CAP
+
+    def wait(self, attempt: int, exc: BaseException, elapsed: float) -> float | None:
+        """Seconds to wait before the next call, after call number ``attempt`` failed with
+        ``exc`` ``elapsed`` seconds after the first one started; None: give up, raise it."""
+        if not is_retryable(exc) or attempt >= self.attempts:
+            return None
+        if self.max_seconds is not None and elapsed >= self.max_seconds:
+            return None
+        return backoff(attempt, exc, self.base, self.cap)
 
 
 def _policy(
@@ -112,19 +153,3 @@ def _waiter(event: threading.Event) -> Callable[[float], None]:
         event.wait(seconds)
 
     return sleep
-
-
-def async_retrying(
-    *,
-    attempts: int,
-    max_seconds: float | None = None,
-    base: float = BACKOFF_BASE,
-    cap: float = BACKOFF_CAP,
-    before_sleep: Hook | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-) -> tenacity.AsyncRetrying:
-    """The asynchronous twin of :func:`retrying` (``sleep`` defaults to ``asyncio.sleep``)."""
-    extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-    return tenacity.AsyncRetrying(
-        **extra, **_policy(attempts, max_seconds, base, cap, None, before_sleep)
-    )

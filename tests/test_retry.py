@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -149,29 +148,14 @@ def test_stop_event_cuts_the_wait_short() -> None:
     assert time.monotonic() - started < 5.0
 
 
-def test_async_retrying_uses_the_same_policy() -> None:
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    flaky = Flaky(RateLimitedError("x", retry_after=2), GeocodeAuthError("denied"))
-
-    async def call() -> int:
-        return flaky()
-
-    async def go() -> None:
-        await retry.async_retrying(attempts=5, sleep=sleep)(call)
-
-    with pytest.raises(GeocodeAuthError):
-        asyncio.run(go())
-    assert flaky.calls == 2
-    assert waits[0] >= 2.0
-    bounded = Flaky(*(GeocodeUnavailableError("x") for _ in range(10)))
-
-    async def bounded_call() -> int:
-        return bounded()
-
-    with pytest.raises(GeocodeUnavailableError):
-        asyncio.run(retry.async_retrying(attempts=4, sleep=sleep)(bounded_call))
-    assert bounded.calls == 4
+def test_the_policy_of_a_hot_loop_is_the_same_policy() -> None:
+    policy = retry.Policy(attempts=3, max_seconds=60.0, base=0.5, cap=30.0)
+    limited = RateLimitedError("x", retry_after=2)
+    assert all(2.0 <= (policy.wait(1, limited, 0.0) or 0) <= 30.0 for _ in range(50))
+    down = GeocodeUnavailableError("down")
+    waits = [policy.wait(2, down, 1.0) for _ in range(200)]
+    assert all(w is not None and 0 <= w <= 1.0 for w in waits)  # full jitter up to base * 2
+    assert policy.wait(3, down, 1.0) is None  # the third call was the last one
+    assert policy.wait(1, down, 60.0) is None  # max_seconds passed since the first call
+    assert policy.wait(1, GeocodeAuthError("denied"), 0.0) is None  # never retried
+    assert policy.wait(1, Foreign("x"), 0.0) is None

@@ -186,7 +186,7 @@ class ApiGeocoder(Closing):
 
     @staticmethod
     def interpret(
-        http_status: int, body: bytes, *, retry_after: str | None = None, where: str
+        http_status: int, body: bytes, *, retry_after: str | None = None, where: object
     ) -> Outcome:
         """The provider's status table: one response → a row, a ``Failed`` key or an error."""
         raise NotImplementedError

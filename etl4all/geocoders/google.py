@@ -66,7 +66,7 @@ _DAILY = re.compile(r"daily|per day|per-day", re.I)
 
 
 def interpret(
-    http_status: int, body: bytes, *, retry_after: str | None = None, where: str = "google"
+    http_status: int, body: bytes, *, retry_after: str | None = None, where: object = "google"
 ) -> Outcome:
     """Map one Google response to a row, a :class:`Failed` key, or an exception.
 
@@ -74,7 +74,7 @@ def interpret(
         http_status: the HTTP status code.
         body: the raw response body.
         retry_after: the ``Retry-After`` header, if any.
-        where: the redacted request URL, for messages.
+        where: shows the redacted request URL in messages (formatted only on errors).
 
     Raises:
         RateLimitedError, GeocodeUnavailableError: retryable.

@@ -62,7 +62,7 @@ _CITY_KEYS = ("city", "town", "village", "municipality")
 
 
 def interpret(
-    http_status: int, body: bytes, *, retry_after: str | None = None, where: str = "nominatim"
+    http_status: int, body: bytes, *, retry_after: str | None = None, where: object = "nominatim"
 ) -> Outcome:
     """Map one Nominatim response to a row, a :class:`Failed` key, or an exception.
 

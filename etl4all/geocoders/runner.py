@@ -14,10 +14,10 @@ address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner d
   waiting in backoff holds no request slot. The runner's very first request goes out alone:
   it proves the key (no start-up request for a fixed point is ever made), and a refused key
   costs one request, not ``concurrency``.
-- **Retries.** :func:`etl4all.retry.async_retrying`, for errors whose class is ``retryable``
-  (``RateLimitedError``, ``GeocodeUnavailableError``, ``GeocodeTimeoutError``): full-jitter
-  backoff, at least the server's ``Retry-After``, at most ``max_attempts`` requests per key and
-  ``max_retry_seconds`` per key.
+- **Retries.** One :class:`etl4all.retry.Policy` per runner (not a retrier per request), for
+  errors whose class is ``retryable`` (``RateLimitedError``, ``GeocodeUnavailableError``,
+  ``GeocodeTimeoutError``): full-jitter backoff, at least the server's ``Retry-After``, at most
+  ``max_attempts`` requests per key and ``max_retry_seconds`` per key.
 - **Abort.** A key whose retries are used up means the provider is unavailable: the whole
   batch fails with that (retryable) error, so it is retried later rather than stored as
   failed. A non-retryable ``GeocodeError`` (bad key, daily quota, wrong URL) fails it too.
@@ -51,11 +51,11 @@ from typing import Protocol
 
 import aiohttp
 import polars as pl
-import tenacity
 import yarl
 
 from etl4all import retry, urls
 from etl4all.errors import (
+    Etl4allError,
     GeocodeError,
     GeocodeTimeoutError,
     GeocodeUnavailableError,
@@ -80,9 +80,9 @@ class Interpret(Protocol):
     """A provider's response mapping: raises retryable errors, or fatal ones to abort."""
 
     def __call__(
-        self, http_status: int, body: bytes, *, retry_after: str | None, where: str
+        self, http_status: int, body: bytes, *, retry_after: str | None, where: object
     ) -> Outcome:
-        """Map one response (``where`` is the redacted request URL, for messages)."""
+        """Map one response (``where`` shows the redacted request URL in messages)."""
         ...
 
 
@@ -97,7 +97,6 @@ def transport_errors(
     The messages name the redacted URL only: never the key, never the driver's own text
     (which may quote the full URL).
     """
-    shown = urls.redact(str(url))
     # ``from None``: some aiohttp errors quote the full URL, key included, in their text,
     # and a chained cause would print it in every traceback.
     try:
@@ -113,9 +112,10 @@ def transport_errors(
             total = (connect_timeout or 0) + (read_timeout or 0) or None
             what = "did not send the whole answer"
             said = timed_out(host, port, what, total, "connect + request timeouts")
-        raise GeocodeTimeoutError(f"request timed out: {said}: {shown}") from None
+        raise GeocodeTimeoutError(f"request timed out: {said}: {Redacted(url)}") from None
     except aiohttp.ClientError as exc:
-        raise GeocodeUnavailableError(f"request failed ({type(exc).__name__}): {shown}") from None
+        name = type(exc).__name__
+        raise GeocodeUnavailableError(f"request failed ({name}): {Redacted(url)}") from None
 
 
 class HttpRunner:
@@ -159,8 +159,8 @@ class HttpRunner:
         self.connect_timeout = connect_timeout
         self.headers = dict(headers or {})
         self._sleep = sleep or asyncio.sleep
-        self._backoff = (backoff_base, backoff_cap)
-        self._max_retry_seconds = max_retry_seconds
+        self._retry = retry.Policy(max_attempts, max_retry_seconds, backoff_base, backoff_cap)
+        """The retries of each key: one policy for all of them (no retrier per request)."""
         self._scrub = [s for s in scrub if s]
         self._proven = False
         """Whether the provider has answered a request of this runner: until then one
@@ -333,13 +333,13 @@ class HttpRunner:
     async def _get(
         self, session: aiohttp.ClientSession, url: yarl.URL, interpret: Interpret
     ) -> Outcome:
-        shown = urls.redact(str(url))
-        log.debug("%s GET %s", self.name, shown)
+        where = Redacted(url)
+        log.debug("%s GET %s", self.name, where)
         with transport_errors(url, connect_timeout=self.connect_timeout, read_timeout=self.timeout):
             async with session.get(url) as response:
                 body = await response.read()
         return interpret(
-            response.status, body, retry_after=response.headers.get("Retry-After"), where=shown
+            response.status, body, retry_after=response.headers.get("Retry-After"), where=where
         )
 
     async def _one(
@@ -349,48 +349,53 @@ class HttpRunner:
         attempt: Callable[[float, float], Awaitable[Outcome]],
         state: RunState,
     ) -> None:
-        def before_sleep(call: tenacity.RetryCallState) -> None:
-            exc = call.outcome.exception() if call.outcome is not None else None
-            state.retries += 1
-            state.retried_keys += call.attempt_number == 1
-            state.causes[cause(exc)] += 1
-            log.debug(
-                "%s retry %d/%d for %s in %.2fs: %s",
-                self.name,
-                call.attempt_number,
-                self.max_attempts - 1,
-                shown(lat, lon),
-                call.upcoming_sleep,
-                self.safe(str(exc)),
-            )
-
-        retrying = retry.async_retrying(  # one per key: tenacity keeps per-call state on it
-            attempts=self.max_attempts,
-            max_seconds=self._max_retry_seconds,
-            base=self._backoff[0],
-            cap=self._backoff[1],
-            before_sleep=before_sleep,
-            sleep=self._sleep,
-        )
-        outcome: Outcome
-        try:
-            outcome = await retrying(attempt, lat, lon)
-        except GeocodeError as exc:
-            if retry.is_retryable(exc) and state.fatal is None:
-                what = (
-                    "kept answering over the rate limit"
-                    if isinstance(exc, RateLimitedError)
-                    else "unavailable"
+        """Geocode one key: its requests, retried by :attr:`_retry`, and its outcome."""
+        started = time.monotonic()
+        calls = 1
+        while True:
+            try:
+                outcome = await attempt(lat, lon)
+                break
+            except Etl4allError as exc:
+                wait = self._retry.wait(calls, exc, time.monotonic() - started)
+                if wait is None:
+                    if isinstance(exc, GeocodeError):
+                        self._give_up(exc, lat, lon, calls, state)
+                    raise
+                state.retries += 1
+                state.retried_keys += calls == 1
+                state.causes[cause(exc)] += 1
+                log.debug(
+                    "%s retry %d/%d for %s in %.2fs: %s",
+                    self.name,
+                    calls,
+                    self.max_attempts - 1,
+                    shown(lat, lon),
+                    wait,
+                    self.safe(str(exc)),
                 )
-                exc.args = (
-                    f"{self.name} {what}: gave up on {shown(lat, lon)} after "
-                    f"{call_attempts(retrying)} requests: {exc}{self._quota_hint(exc)}",
-                )
-                state.fatal = exc
-            raise
+                await self._sleep(wait)
+                calls += 1
         if isinstance(outcome, Failed):
             outcome = Failed(outcome.reason, self.safe(outcome.text))
         state.add(lat, lon, outcome, self.name)
+
+    def _give_up(
+        self, exc: GeocodeError, lat: float, lon: float, calls: int, state: RunState
+    ) -> None:
+        """A key's retries are used up: its error, reworded, is the one that aborts the run."""
+        if not retry.is_retryable(exc) or state.fatal is not None:
+            return
+        what = (
+            "kept answering over the rate limit"
+            if isinstance(exc, RateLimitedError)
+            else "unavailable"
+        )
+        exc.args = (
+            f"{self.name} {what}: gave up on {shown(lat, lon)} after "
+            f"{calls} requests: {exc}{self._quota_hint(exc)}",
+        )
+        state.fatal = exc
 
     def _quota_hint(self, exc: GeocodeError) -> str:
         """For a key given up over the rate limit: the rate reached and the ``--qps`` to set."""
@@ -431,13 +436,21 @@ def cause(exc: BaseException | None) -> str:
     return text[http : http + 8] if http >= 0 else type(exc).__name__
 
 
+class Redacted:
+    """A request URL as errors and logs show it (:func:`etl4all.urls.redact`), redacted only
+    when it is shown: most requests succeed, and their URL is never shown."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: yarl.URL) -> None:
+        self._url = url
+
+    def __str__(self) -> str:
+        return urls.redact(str(self._url))
+
+
 class _Aborted(Exception):
     """Raised instead of a request once the batch is being aborted (never retried)."""
-
-
-def call_attempts(retrying: tenacity.AsyncRetrying) -> int:
-    """Requests made for the key of ``retrying`` (its last attempt number)."""
-    return int(retrying.statistics.get("attempt_number", 1))
 
 
 def _loop_running() -> bool:
