@@ -41,8 +41,10 @@ class RateReport:
     slow_downs: int = 0
     """Times the rate was lowered."""
     peak: float | None = None
-    """The rate at the last slow-down: the first answered over the limit, so the quota lies
-    just below it (None: never slowed down)."""
+    """The lowest rate of the slow-downs so far: each was answered over the limit, so the
+    quota lies below the lowest (None: never slowed down). The lowest, not the last: a loaded
+    client starts fewer requests than its rate allows, and its rate creeps past the quota
+    before the server says so."""
 
     @property
     def suggested_qps(self) -> float | None:
@@ -52,7 +54,7 @@ class RateReport:
         """
         if self.peak is None or self.rate >= self.qps:
             return None
-        # the peak is the first rate answered over the limit: the quota is just below it
+        # the peak was answered over the limit: the quota is just below it
         nudge = 1e-9  # a peak of 0.3 is 0.30000000000000004 or 0.29999999999999993
         found = (
             math.floor(self.peak + nudge)

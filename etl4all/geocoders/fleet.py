@@ -170,7 +170,7 @@ local cut = 0
 if tonumber(ARGV[2]) > (tonumber(state[3]) or 0) then
     cut = 1
     if pause <= 0 then pause = tonumber(ARGV[5]) end
-    peak = rate
+    peak = peak and math.min(peak, rate) or rate
     rate = math.max(tonumber(ARGV[4]), rate * tonumber(ARGV[3]))
     slow_downs = slow_downs + 1
     counts_from = now + pause * 1000 + tonumber(ARGV[7])

@@ -15,7 +15,8 @@ decrease) and pauses every request for :data:`SLOW_DOWN_PAUSE` (or the server's
 ``Retry-After``), so the server's own window drains; answers to requests started before it
 are the old rate's and change nothing. Each clean answer then raises the rate a little
 (additive increase): quickly back to :data:`RECOVER_TO` of the rate that was answered over
-the limit (the *peak*: the quota lies just below it), then slowly past it, up to ``qps``.
+the limit (the *peak*, the lowest such rate so far: the quota lies just below it), then
+slowly past it, up to ``qps``.
 Against a key whose quota is a quarter of ``qps`` the rate comes down in two slow-downs, then
 cycles between half the quota and the quota: one OVER_QUERY_LIMIT answer every 8 s or so
 (a few percent of the requests, the first seconds included) at about 70 % of the quota, and
@@ -154,7 +155,7 @@ class AdaptiveRate:
         if started <= self.cut_at:  # the old rate's answer: that rate is cut already
             return retry_after or 0.0
         pause = retry_after or self.pause
-        self.peak = self.rate
+        self.peak = self.rate if self.peak is None else min(self.peak, self.rate)
         self.rate = max(self.floor, self.rate * DECREASE)
         self.cut_at = now
         self.counts_from = now + pause + self.warm_up

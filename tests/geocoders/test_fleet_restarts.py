@@ -125,6 +125,16 @@ def test_the_rate_rules_in_redis_are_those_of_the_process(server: PrivateRedis) 
     starts(shared, 1)  # the clean answers go to Redis with the next start
     assert shared.report().rate == pytest.approx(twin.report().rate)
     assert 20 < twin.report().rate < 40
+    (late,) = starts(shared, 1)
+    assert shared.slowed(late, retry_after=0.001)  # a second cut, at 20 < rate < 40
+    peak = shared.report().peak
+    assert peak is not None and peak < 40
+    with server.client() as admin:  # the rate crept past that peak, unanswered
+        (rate,) = admin.keys("*quota:google:test:rate")
+        admin.hset(rate, "rate", peak + 5)
+    (later,) = starts(shared, 1)
+    assert shared.slowed(later, retry_after=0.001)
+    assert shared.report().peak == peak  # the lowest rate answered over the limit
 
 
 def test_geocoding_goes_on_through_a_script_flush_and_a_restart(server: PrivateRedis) -> None:

@@ -122,6 +122,20 @@ def test_a_slow_down_halves_the_rate_once_and_pauses() -> None:
     assert (rate.rate, rate.peak, rate.slow_downs) == (10, 20, 2)
 
 
+def test_the_peak_is_the_lowest_rate_answered_over_the_limit() -> None:
+    """A loaded client starts fewer requests than its rate allows: its rate creeps past the
+    quota before the server says so, and such a cut must not raise the quota found."""
+    rate = AdaptiveRate(200)
+    rate.slowed(started=0.0, now=0.0, retry_after=None)  # 200 → 100
+    rate.slowed(started=1.0, now=1.0, retry_after=None)  # 100 → 50: the peak is 100
+    rate.rate = 56.8  # crept up without an answer over the limit
+    rate.slowed(started=20.0, now=20.0, retry_after=None)
+    assert rate.peak == 56.8 and rate.report().suggested_qps == 56
+    rate.rate = 70.0  # further still, on a loaded machine
+    rate.slowed(started=40.0, now=40.0, retry_after=None)
+    assert rate.peak == 56.8 and rate.report().suggested_qps == 56
+
+
 def test_clean_answers_raise_the_rate_back_quickly_then_slowly() -> None:
     rate = AdaptiveRate(40)
     rate.slowed(started=0.0, now=0.0, retry_after=None)
