@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = (
     "parse",
     "cli",
+    "noop",
     "offline",
     "geocode",
     "request_path",

@@ -27,6 +27,7 @@ import polars as pl
 from etl4all import frames
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
+    MAX_BYTES,
     ROWS_HEADER,
     SCHEMA_HEADER,
     SHA256_HEADER,
@@ -36,9 +37,6 @@ from etl4all.broker.base import (
 from etl4all.errors import DataError
 
 log = logging.getLogger(__name__)
-
-MAX_BYTES = 8 * 1024 * 1024
-"""Default upper bound of an encoded body (half of RabbitMQ 4's 16 MiB message limit)."""
 
 _OVERHEAD = 64 * 1024
 """Room kept for Parquet metadata and page headers when sizing a chunk."""

@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from etl4all.cli import cli
+
 HEAVY = ("polars", "pyarrow", "numpy", "duckdb", "aiohttp", "pymysql", "pika", "redis", "rich")
+DATA_LIBRARIES = ("polars", "pyarrow", "numpy", "duckdb", "aiohttp")
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
@@ -18,6 +24,37 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
         ).stdout.split()
     )
     assert sorted(loaded.intersection(HEAVY)) == []
+
+
+def test_a_run_with_nothing_new_loads_no_data_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: a rerun finds out from the listing and the done marks alone that every file
+    is done; it imports no Polars, NumPy, PyArrow, DuckDB or aiohttp and pays for nothing."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    runner.invoke(cli, ["sample", "in", "--files", "2", "--points", "20"], catch_exceptions=False)
+    runner.invoke(cli, ["run", "in", "-q"], catch_exceptions=False)
+    code = (
+        "import sys\n"
+        "from etl4all.cli import cli\n"
+        "try:\n"
+        "    cli(['run', 'in'])\n"
+        "except SystemExit as stop:\n"
+        "    print('exit', stop.code)\n"
+        "print('loaded', ' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split("loaded ")[1].split())
+    assert "exit 0" in done.stdout
+    assert "0 processed, 2 skipped (already done)" in done.stdout
+    assert "nothing new" in done.stdout
+    assert sorted(loaded.intersection(DATA_LIBRARIES)) == []
+
+    runner.invoke(cli, ["sample", "in", "--files", "3", "--points", "20"], catch_exceptions=False)
+    new = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "exit 0" in new.stdout and "nothing new" not in new.stdout
+    assert "polars" in new.stdout.split("loaded ")[1].split()
 
 
 def test_no_module_of_the_package_imports_one_that_imports_it_back() -> None:

@@ -17,6 +17,9 @@ from etl4all.broker.queues import Topology
 
 log = logging.getLogger(__name__)
 
+MAX_BYTES = 8 * 1024 * 1024
+"""Default upper bound of an encoded message body (half of RabbitMQ 4's 16 MiB limit)."""
+
 BATCH_ID_HEADER = "batch_id"
 """The batch's deterministic id (:func:`etl4all.batch.batch_id`); also the AMQP message id."""
 SOURCE_HEADER = "source"

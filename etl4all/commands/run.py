@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -67,14 +68,23 @@ def run(
     or a prefix of the version loaded is held (its rows stay; exit 3) unless
     --accept-shrink NAME. Without SOURCES the source_url setting (ETL4ALL_SOURCE_URL) is used.
     """
-    from etl4all.progress import run_bar
-    from etl4all.runners import check, embedded
-
+    started = time.perf_counter()
     settings = load_settings(pipeline, verbose, quiet, **flags)
     interactive = sys.stderr.isatty() and not quiet and settings.log_format != "json"
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
     if not paths:
         raise click.UsageError("give at least one SOURCE (or set ETL4ALL_SOURCE_URL)")
+    if not settings.broker_url:
+        from etl4all.runners.nothing_new import done_files
+
+        done = done_files(paths, settings)
+        if done is not None:
+            print_nothing_new(done, settings, time.perf_counter() - started)
+            return
+
+    from etl4all.progress import run_bar
+    from etl4all.runners import check, embedded
+
     if settings.broker_url:
         if len(paths) > 1:
             raise click.UsageError("with --broker give exactly one SOURCE")
@@ -167,6 +177,16 @@ def print_summary(summary: RunSummary, settings: Settings) -> None:
         f"elapsed     {summary.seconds:.2f} s, {summary.points_per_second:,.0f} points/s",
     ]
     click.echo("\n".join(lines))
+
+
+def print_nothing_new(files: int, settings: Settings, seconds: float) -> None:
+    """The final report of a run that found every file done (:mod:`etl4all.runners.nothing_new`)."""
+    click.echo(
+        f"files       0 processed, {files} skipped (already done)\n"
+        f"nothing new every file is done: nothing was read, geocoded or loaded "
+        f"→ {urls.redact(settings.warehouse_url)}\n"
+        f"elapsed     {seconds:.2f} s"
+    )
 
 
 def rate_lines(geo: GeocodeStats, settings: Settings) -> list[str]:

@@ -3,22 +3,28 @@
 Every backend is built by its role's factory from a URL (a name for geocoders) and the few
 keyword options it uses; this module picks those options out of ``Settings``. Stages get a
 small frozen config each, built here too.
+
+Importing this module imports no data library (Polars, PyArrow, DuckDB, aiohttp): each
+backend's module is imported when it is opened, so a run with nothing new, which opens only
+its source and state, starts fast.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl4all import broker, geocoders, lookup, sources, state, urls, warehouse
-from etl4all.broker.base import Broker
-from etl4all.geocoders.base import Geocoder
-from etl4all.lookup.base import Lookup
 from etl4all.settings import Settings
-from etl4all.sources.base import Source
 from etl4all.stages.extract_config import ExtractConfig
-from etl4all.stages.transform import DEFAULT_CACHE_DAYS, TransformConfig
-from etl4all.state.base import StateStore
-from etl4all.warehouse.base import Warehouse
+
+if TYPE_CHECKING:
+    from etl4all.broker.base import Broker
+    from etl4all.geocoders.base import Geocoder
+    from etl4all.lookup.base import Lookup
+    from etl4all.sources.base import Source
+    from etl4all.stages.transform import TransformConfig
+    from etl4all.state.base import StateStore
+    from etl4all.warehouse.base import Warehouse
 
 
 def open_source(url: str, settings: Settings) -> Source:
@@ -116,6 +122,8 @@ def extract_config(settings: Settings, *, ordered: bool = False) -> ExtractConfi
 
 def transform_config(settings: Settings) -> TransformConfig:
     """The transform stage's config."""
+    from etl4all.stages.transform import DEFAULT_CACHE_DAYS, TransformConfig
+
     return TransformConfig(
         precision=settings.geocode_precision,
         cache_scope=f"{settings.geocoder}:{settings.language}:{settings.geocode_precision}",

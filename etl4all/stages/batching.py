@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 import polars as pl
 
 from etl4all import batch, frames, parse
+from etl4all.broker.base import MAX_BYTES
 from etl4all.sources.base import FileRef
 
 
@@ -54,7 +55,7 @@ def file_batches(
     sha256: str,
     version: int,
     batch_rows: int,
-    max_bytes: int = batch.MAX_BYTES,
+    max_bytes: int = MAX_BYTES,
 ) -> Iterator[PointBatch]:
     """The batches of one file version from its parsed pieces (size in bytes, frames).
 

@@ -21,7 +21,6 @@ forces: a forced file would be redone on every poll.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -64,21 +63,13 @@ class Extractor:
         self.clock = clock
 
     def listing(self) -> list[FileRef]:
-        """The source's files, their keys scoped to the warehouse (the password never enters
-        a key): a file done for one warehouse is still new work for another."""
-        prefix = self.config.scope + " <- "
-        return [dataclasses.replace(ref, key=prefix + ref.key) for ref in self.source.list_files()]
+        """The source's files, their keys scoped to the warehouse (:meth:`ExtractConfig.scoped`)."""
+        return self.config.scoped(self.source.list_files())
 
     def pending(self, refs: list[FileRef]) -> list[FileRef]:
-        """Those of ``refs`` forced, not done with this size and mtime, or done without a
-        cut-off last record and final now (one ledger round trip)."""
-        done = self.ledger.done([ref.key for ref in refs])
-        now, config = self.clock(), self.config
-        return [
-            ref
-            for ref in refs
-            if config.forced(ref) or not config.is_done(done.get(ref.key), ref, now)
-        ]
+        """Those of ``refs`` that need work (:meth:`ExtractConfig.pending`; one ledger round
+        trip)."""
+        return self.config.pending(refs, self.ledger.done([ref.key for ref in refs]), self.clock())
 
     def take(self, ref: FileRef) -> FileWork:
         """The unit of work of ``ref`` (a context manager that claims it)."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from collections.abc import Iterable, Mapping
 
-from etl4all import batch
+from etl4all.broker.base import MAX_BYTES
 from etl4all.sources.base import FileRef
 from etl4all.state.base import FileMark
 
@@ -23,7 +24,7 @@ class ExtractConfig:
     """Whose done marks these are: the redacted warehouse URL (a new warehouse redoes all)."""
     batch_rows: int = 100_000
     """Max points per batch."""
-    max_bytes: int = batch.MAX_BYTES
+    max_bytes: int = MAX_BYTES
     """Max size of a batch's encoded body."""
     lease_seconds: float = 30.0
     """A claim on a file expires after this long unless renewed; a heartbeat renews it every
@@ -54,6 +55,21 @@ class ExtractConfig:
     def accepts_shrink(self, ref: FileRef) -> bool:
         """Whether a shrink of ``ref`` to a prefix is to be applied (not held)."""
         return _matches(ref, self.accept_shrink)
+
+    def scoped(self, refs: Iterable[FileRef]) -> list[FileRef]:
+        """``refs`` with their keys scoped to the warehouse (the password never enters a key):
+        a file done for one warehouse is still new work for another."""
+        prefix = self.scope + " <- "
+        return [dataclasses.replace(ref, key=prefix + ref.key) for ref in refs]
+
+    def pending(
+        self, refs: Iterable[FileRef], done: Mapping[str, FileMark], now: float
+    ) -> list[FileRef]:
+        """Those of ``refs`` (scoped, with their done marks ``done``) forced, not done with
+        this size and mtime, or done without a cut-off last record and final ``now``."""
+        return [
+            ref for ref in refs if self.forced(ref) or not self.is_done(done.get(ref.key), ref, now)
+        ]
 
     def is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
         """Whether ``ref`` (done mark ``mark``) needs no work at ``now``."""

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import polars as pl
 
 from etl4all import batch, frames
+from etl4all.broker.base import MAX_BYTES
 from etl4all.sources.base import FileRef
 
 
@@ -80,7 +81,7 @@ class KeyRange:
 
 
 def key_ranges(
-    source: str, points: pl.DataFrame, *, max_rows: int, max_bytes: int = batch.MAX_BYTES
+    source: str, points: pl.DataFrame, *, max_rows: int, max_bytes: int = MAX_BYTES
 ) -> Iterator[KeyRange]:
     """The parts of a prune by keys of file ``source`` holding ``points``: consecutive
     ranges that cover every coordinate, each holding at most ``max_rows`` keys (and fitting

@@ -22,7 +22,8 @@ import polars as pl
 from etl4all import frames, metrics
 from etl4all.errors import BudgetExceededError, BudgetTooSmallError
 from etl4all.geocoders.base import Geocoder, RateReport, ResultSink
-from etl4all.state.base import CACHE_SCHEMA, GeocodeCache
+from etl4all.state.base import GeocodeCache
+from etl4all.state.payloads import CACHE_SCHEMA
 
 log = logging.getLogger(__name__)
 

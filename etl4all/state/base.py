@@ -12,18 +12,13 @@ import math
 import os
 import secrets
 import socket
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
-import polars as pl
-
-from etl4all import frames, processes
+from etl4all import processes
 from etl4all.errors import ConfigError
 
-CACHE_KEYS_SCHEMA: dict[str, pl.DataType] = {"lat_key": pl.Int64(), "lon_key": pl.Int64()}
-"""Cache keys: the coordinate as integers of 10**-precision degrees."""
-
-CACHE_SCHEMA: dict[str, pl.DataType] = {**CACHE_KEYS_SCHEMA, **frames.GEOCODE_SCHEMA}
-"""A cached geocode result."""
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ Keys:
   restart, a failover, a flush) again: nobody else holds it.
 - ``{prefix}done`` (a hash): file key → its :class:`~etl4all.state.base.FileMark` as JSON
   (older releases wrote ``size|mtime|sha256[|partial_since]``, still read); one ``HMGET``.
-- ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.cache`)
+- ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.payloads`)
   with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
 
 Errors: redis-py's errors become a retryable :class:`~etl4all.errors.StoreError`, except
@@ -40,10 +40,9 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-import polars as pl
 import redis
 import redis.backoff
 import redis.exceptions
@@ -56,6 +55,9 @@ from etl4all.errors import ConfigError, StoreConfigError, StoreError
 from etl4all.state.base import Claim, FileMark, Holder, checked_ttl, new_token, owner
 from etl4all.state.cache import PayloadCache
 from etl4all.timeouts import timed_out
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +220,8 @@ class RedisState(PayloadCache, Closing):
 
     def _fetch(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
         """The payloads of ``keys`` in ``scope``: pipelined MGETs (Redis expires the rest)."""
+        import polars as pl
+
         names = keys.select(self._geo_key(scope)).to_series().to_list()
         log.debug("MGET %d cache keys scope=%s on %s", len(names), scope, self._safe_url)
         with self._errors(f"read {len(names)} cache keys"):
@@ -278,6 +282,8 @@ class RedisState(PayloadCache, Closing):
 
     def _geo_key(self, scope: str) -> pl.Expr:
         """``{prefix}geo:{scope}:{lat_key}:{lon_key}`` of each row."""
+        import polars as pl
+
         return pl.concat_str(
             pl.lit(f"{self.prefix}geo:{scope}:"),
             pl.col("lat_key").cast(pl.String),

@@ -17,7 +17,7 @@ Tables (created when missing):
 - ``claims(key, token, expires_at)``: leases; a claim is one ``INSERT … ON CONFLICT DO
   UPDATE … WHERE expires_at <= now`` in a write transaction, so exactly one claimer wins.
 - ``geocode_cache(scope, lat_key, lon_key, payload, expires_at)``: JSON payloads
-  (:mod:`etl4all.state.cache`); expired rows are ignored and purged on the next put.
+  (:mod:`etl4all.state.payloads`); expired rows are ignored and purged on the next put.
 
 Times are wall-clock seconds (``time.time()``), shared by the processes of the machine.
 """
@@ -31,15 +31,17 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreConfigError, StoreError
 from etl4all.perthread import PerThread
 from etl4all.state.base import Claim, FileMark, Holder, checked_ttl, new_token, owner
-from etl4all.state.cache import PAYLOADS_SCHEMA, PayloadCache
+from etl4all.state.cache import PayloadCache
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +246,10 @@ class SqliteState(PayloadCache, Closing):
 
     def _fetch(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:
         """The unexpired payloads of ``keys`` in ``scope``, joined through a temp table."""
+        import polars as pl
+
+        from etl4all.state.payloads import PAYLOADS_SCHEMA
+
         with self._errors(f"read {keys.height} cache keys"), self._transaction("DEFERRED") as conn:
             conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS cache_keys (lat_key INTEGER, lon_key INTEGER)"
@@ -256,6 +262,8 @@ class SqliteState(PayloadCache, Closing):
 
     def _store(self, scope: str, payloads: pl.DataFrame, ttl: float) -> None:
         """Upsert ``payloads`` in ``scope``, purging expired rows first."""
+        import polars as pl
+
         now = time.time()
         values = payloads.with_columns(
             pl.lit(scope).alias("scope"), pl.lit(now + ttl).alias("expires_at")

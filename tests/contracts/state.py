@@ -22,14 +22,8 @@ from polars.testing import assert_frame_equal
 
 from etl4all import state
 from etl4all.errors import ConfigError, DataError
-from etl4all.state.base import (
-    CACHE_KEYS_SCHEMA,
-    CACHE_SCHEMA,
-    FileLedger,
-    FileMark,
-    GeocodeCache,
-    StateStore,
-)
+from etl4all.state.base import FileLedger, FileMark, GeocodeCache, StateStore
+from etl4all.state.payloads import CACHE_KEYS_SCHEMA, CACHE_SCHEMA
 
 SCOPE = "google:pt-BR:6"
 FILE = "ftp://127.0.0.1:21/in/São Paulo|day 1.txt"
