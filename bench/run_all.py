@@ -26,6 +26,7 @@ SCRIPTS = (
     "geocode",
     "request_path",
     "load_mysql",
+    "history",
     "pipeline",
     "report",
     "scale",
