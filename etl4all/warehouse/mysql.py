@@ -139,9 +139,12 @@ class MySqlWarehouse(SqlWarehouse):
                 if row.stale:
                     return None
                 moved = sources[0] if row.replaced else None
-            members = mysql_load.members(new, known, files, version)
+            held = (
+                mysql_load.members(new, files, version),
+                mysql_load.members(known, files, version),
+            )
             return mysql_load.merge(
-                cur, new, known, members, url=self._url, moved=moved, spool_root=self._spool
+                cur, new, known, held, url=self._url, moved=moved, spool_root=self._spool
             )
 
     def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:

@@ -10,9 +10,11 @@
    address changed or its provenance is smaller; a second statement applies the marks,
    so no assignment depends on the order MySQL evaluates a multi-table ``SET`` in;
 4. staged rows that matched nothing (a stale lookup) are inserted;
-5. the files' memberships (:func:`members`) go to ``address_source`` with a third
-   ``LOAD DATA`` and one upsert that keeps, per file and coordinate, the newest version and
-   within it the smallest line; in a file that had other versions, rows whose record moved
+5. the files' memberships (:func:`members`) go to ``address_source``: those of the
+   coordinates the first ``LOAD DATA`` inserted straight in with a third ``LOAD DATA`` (a
+   coordinate new to ``address`` is held by no file yet), the others with a ``LOAD DATA``
+   into a staging table and one upsert that keeps, per file and coordinate, the newest version
+   and within it the smallest line; in a file that had other versions, rows whose record moved
    to another line follow it.
 
 :func:`merge_rejects` stages rejects the same way and inserts the new ones.
@@ -165,14 +167,11 @@ def _stage_engine(conn: pymysql.Connection) -> str:
 
 
 def members(
-    new: pl.DataFrame,
-    known: pl.DataFrame,
-    files: dict[str, tuple[int, int]],
-    version: int | None,
+    rows: pl.DataFrame, files: dict[str, tuple[int, int]], version: int | None
 ) -> pl.DataFrame:
-    """The ``address_source`` rows (:data:`MEMBER_COLUMNS`) of :func:`load_rows`' frames:
-    each file (``files``: name → (id, current version)) holds its coordinates at ``version``,
-    or at its current version when None."""
+    """The ``address_source`` rows (:data:`MEMBER_COLUMNS`) of :func:`load_rows` rows: each
+    file (``files``: name → (id, current version)) holds its coordinates at ``version``, or
+    at its current version when None."""
     ids = {name: file_id for name, (file_id, _) in files.items()}
     versions = {name: current for name, (_, current) in files.items()}
     at = (
@@ -180,7 +179,7 @@ def members(
         if version is not None
         else pl.col("source_file").replace_strict(versions, return_dtype=pl.Int64)
     )
-    return pl.concat([new, known]).select(
+    return rows.select(
         pl.col("source_file").replace_strict(ids, return_dtype=pl.Int64).alias("file_id"),
         "latitude",
         "longitude",
@@ -196,15 +195,16 @@ def merge(
     cur: pymysql.cursors.Cursor,
     new: pl.DataFrame,
     known: pl.DataFrame,
-    held: pl.DataFrame,
+    held: tuple[pl.DataFrame, pl.DataFrame],
     *,
     url: str,
     moved: str | None = None,
     spool_root: Path | None = None,
 ) -> tuple[int, int]:
-    """Load the rows of :func:`~etl4all.warehouse.table.load_rows` and their memberships
-    ``held`` (:func:`members`) on ``url``; ``moved``: the file whose rows follow their
-    records to other lines; ``spool_root``: where the TSV files go (:func:`spool.root`).
+    """Load the rows of :func:`~etl4all.warehouse.table.load_rows` and the memberships of
+    each (:func:`members` of ``new``, of ``known``) on ``url``; ``moved``: the file whose
+    rows follow their records to other lines; ``spool_root``: where the TSV files go
+    (:func:`spool.root`).
 
     Returns (inserted, updated).
 
@@ -213,19 +213,38 @@ def merge(
     """
     stage = f"_etl4all_stage_{uuid.uuid4().hex[:16]}"
     engine = _stage_engine(cur.connection)
-    with spool.load_folder(spool_root) as tmp:
+    held_new, held_known = held
+    with spool.load_folder(spool_root) as tmp, ThreadPoolExecutor(max_workers=1) as pool:
+        # The server loads the inserts while the memberships' file is written.
+        new_members = tmp / "new_members.tsv"
+        written = pool.submit(write_tsv, held_new, new_members) if held_new.height else None
         cur.execute(
             f"CREATE TEMPORARY TABLE `{stage}` (target_id BIGINT NULL,"
             " chg BOOL NOT NULL DEFAULT 0, sm BOOL NOT NULL DEFAULT 0)"
             f" ENGINE={engine} SELECT {_COLUMNS} FROM address LIMIT 0"
         )
         try:
-            merged = _merge_staged(cur, tmp, stage, new, known, url)
+            inserted, updated, straight = _merge_staged(cur, tmp, stage, new, known, url, pool)
         finally:
             with contextlib.suppress(pymysql.err.MySQLError, OSError):
                 cur.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
-        _hold(cur, tmp, held, engine, url, moved)
-    return merged
+        if written is not None:
+            written.result()
+            if not (straight and _held_straight(cur, new_members, held_new.height, url)):
+                held_known = pl.concat([held_new, held_known])
+        if held_known.height:
+            _hold(cur, tmp, held_known, engine, url, moved)
+    return inserted, updated
+
+
+def _held_straight(cur: pymysql.cursors.Cursor, path: Path, rows: int, url: str) -> bool:
+    """``LOAD DATA`` the memberships (in ``path``) of coordinates this load inserted into
+    ``address`` straight into ``address_source``; whether all went in (one already there,
+    which only a membership left without its row would be, then goes through the upsert)."""
+    loaded = _load_file(
+        cur, path, rows, "address_source", url=url, columns=MEMBER_COLUMNS, skip_duplicates=True
+    )
+    return loaded == rows
 
 
 def _hold(
@@ -298,29 +317,31 @@ def _merge_staged(
     new: pl.DataFrame,
     known: pl.DataFrame,
     url: str,
-) -> tuple[int, int]:
-    """The body of :func:`merge`, with the staging table ``stage`` created."""
+    pool: ThreadPoolExecutor,
+) -> tuple[int, int, bool]:
+    """The body of :func:`merge`, with the staging table ``stage`` created: (inserted,
+    updated, whether every row of ``new`` was inserted straight into ``address``)."""
     inserted = updated = staged = 0
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # Write the updates' file while the server loads the inserts.
-        known_path = tmp / "updates.tsv"
-        written = pool.submit(write_tsv, known, known_path) if known.height else None
-        if new.height:
-            path = tmp / "inserts.tsv"
-            write_tsv(new, path)
-            inserted = _load_file(cur, path, new.height, "address", url=url, skip_duplicates=True)
-            if inserted < new.height:  # a stale lookup: they exist, maybe changed
-                staged += _load_file(cur, path, new.height, stage, url=url)
-        if written is not None:
-            written.result()
-            staged += _load_file(cur, known_path, known.height, stage, url=url)
+    # Write the updates' file while the server loads the inserts.
+    known_path = tmp / "updates.tsv"
+    written = pool.submit(write_tsv, known, known_path) if known.height else None
+    if new.height:
+        path = tmp / "inserts.tsv"
+        write_tsv(new, path)
+        inserted = _load_file(cur, path, new.height, "address", url=url, skip_duplicates=True)
+        if inserted < new.height:  # a stale lookup: they exist, maybe changed
+            staged += _load_file(cur, path, new.height, stage, url=url)
+    straight = inserted == new.height
+    if written is not None:
+        written.result()
+        staged += _load_file(cur, known_path, known.height, stage, url=url)
     if staged:
         matched = _execute(cur, _MARK_SQL.format(stage=stage))
         # Each row goes down the duplicate-id path: 2 affected rows per updated row.
         updated = _execute(cur, _APPLY_SQL.format(stage=stage)) // 2
         if matched < staged:
             inserted += _execute(cur, _INSERT_SQL.format(stage=stage))
-    return inserted, updated
+    return inserted, updated, straight
 
 
 def keys_table(

@@ -213,6 +213,23 @@ def test_init_db_gives_rows_loaded_before_file_versions_to_their_file(mysql_url:
         assert old.finalize("data_points_1.txt", 1) == 3
 
 
+def test_a_membership_left_without_its_row_is_upserted_not_refused(
+    warehouse: MySqlWarehouse, mysql_url: str
+) -> None:
+    """Memberships of coordinates new to ``address`` go straight in with ``LOAD DATA``; one
+    that is already there (its row gone by some other hand) takes the upsert instead."""
+    warehouse.load(addresses(3), NONE)
+    database = urlsplit(mysql_url).path[1:]
+    with _admin(mysql_url) as admin, admin.cursor() as cur:
+        cur.execute(f"DELETE FROM `{database}`.address")
+    earlier = addresses(3).with_columns(line=pl.col("line") - 1)
+    assert warehouse.load(earlier, NONE) == LoadResult(inserted=3)
+    with _admin(mysql_url) as admin, admin.cursor() as cur:
+        cur.execute(f"SELECT source_line FROM `{database}`.address_source ORDER BY source_line")
+        lines = [line for (line,) in cur.fetchall()]
+    assert lines == sorted(earlier.get_column("line").to_list())
+
+
 @pytest.mark.parametrize("column", ["detail", "reasons"])
 def test_init_db_upgrades_a_reject_table_made_before_a_column(mysql_url: str, column: str) -> None:
     with MySqlWarehouse(url=mysql_url) as wh:
