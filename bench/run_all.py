@@ -28,6 +28,7 @@ SCRIPTS = (
     "load_mysql",
     "pipeline",
     "report",
+    "e2e",
     "scale",
 )
 """The benchmarks, in the order they run: fast and service-free first."""
