@@ -34,7 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from results import Figure, cold, etl4all, write, write_samples
+from results import Figure, cold_usage, etl4all, write, write_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 ANCHORS = ROOT / "bench" / "anchors"
@@ -82,6 +82,7 @@ def main() -> None:
     os.environ["GOOGLE_MAPS_API_KEY"] = DEFAULT_KEY
     os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # a benchmark never phones home
     times: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     paid: dict[str, list[int]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="etl4all-e2e-") as tmp,
@@ -110,10 +111,14 @@ def main() -> None:
 
         def measure(side: str, argv: list[str]) -> None:
             before = calls(base)
-            seconds = cold(argv)[0]
+            seconds, _, used = cold_usage(argv)
             times.setdefault(side, []).append(seconds)
+            cpu.setdefault(side, []).append(used)
             paid.setdefault(side, []).append(calls(base) - before)
-            print(f"  {side:<18} {seconds:7.2f} s  {paid[side][-1]:,} requests", flush=True)
+            print(
+                f"  {side:<18} {seconds:7.2f} s  {used:6.2f} s CPU  {paid[side][-1]:,} requests",
+                flush=True,
+            )
 
         sides: list[tuple[str, Callable[[Path], list[str]]]] = [
             ("etl4all", ours),
@@ -132,9 +137,11 @@ def main() -> None:
                     if name != "naive":
                         measure(f"{name} rerun", argv(work[name]))
     median = {side: statistics.median(values) for side, values in times.items()}
+    cpus = {side: statistics.median(values) for side, values in cpu.items()}
     requests = {side: statistics.median(values) for side, values in paid.items()}
     print(f"{described}: medians {', '.join(f'{s} {t:.2f} s' for s, t in median.items())}")
-    write("e2e", figures(median, requests, described, args))
+    print(f"  CPU: {', '.join(f'{s} {t:.2f} s' for s, t in cpus.items())}")
+    write("e2e", figures(median, requests, described, args, cpus))
 
 
 def figures(
@@ -142,8 +149,10 @@ def figures(
     requests: dict[str, float],
     described: str,
     args: argparse.Namespace,
+    cpus: dict[str, float] | None = None,
 ) -> list[Figure]:
-    """The figures: seconds against each anchor (ratio < 1: etl4all is faster), requests."""
+    """The figures: seconds against each anchor (ratio < 1: etl4all is faster), requests,
+    and the CPU seconds of the first runs (steadier than wall time on a loaded machine)."""
     setup = f"{described}, fake Google {args.latency * 1000:g} ms, --qps {args.qps:g}"
 
     def faster(side: str, anchor: str, target: float, runs: int, what: str) -> Figure:
@@ -179,6 +188,22 @@ def figures(
             "requests",
             requests["dlt+geopy rerun"],
             "0",
+        ),
+        *(
+            [
+                Figure(
+                    STAGE,
+                    "CPU seconds (user + system) of the first run (baseline: dlt + geopy; "
+                    + (f"naive used {cpus['naive']:.2f} s; " if naive else "")
+                    + f"median of {args.runs})",
+                    cpus["etl4all"],
+                    "s",
+                    cpus["dlt+geopy"],
+                    None,
+                )
+            ]
+            if cpus
+            else []
         ),
     ]
 
