@@ -24,6 +24,7 @@ Run: ``.venv/bin/python bench/e2e.py [--runs 3] [--naive-runs 1] [--qps 10000]``
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -141,7 +142,8 @@ def main() -> None:
     requests = {side: statistics.median(values) for side, values in paid.items()}
     print(f"{described}: medians {', '.join(f'{s} {t:.2f} s' for s, t in median.items())}")
     print(f"  CPU: {', '.join(f'{s} {t:.2f} s' for s, t in cpus.items())}")
-    write("e2e", figures(median, requests, described, args, cpus))
+    anchors = {name: importlib.metadata.version(name) for name in ("dlt", "geopy")}
+    write("e2e", figures(median, requests, described, args, cpus), anchors)
 
 
 def figures(
