@@ -40,9 +40,14 @@ lint: venv
 	$(BIN)/mypy etl4all
 
 ## bench: every benchmark against the DESIGN.md budget (~10 min; needs MariaDB, and RabbitMQ
-## and Redis for scale.py); writes bench/results/*.json and docs/BENCHMARKS.md
-bench: venv
+## and Redis for scale.py); writes bench/results/*.json and docs/BENCHMARKS.md. Installs the
+## bench extra (dlt, geopy: the anchors of bench/e2e.py) into .venv; `make test` never needs it
+bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/run_all.py $(ARGS)
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
 
 clean:
 	rm -rf $(VENV) .etl4all etl4all.duckdb .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ SCRIPTS = (
     "history",
     "pipeline",
     "report",
+    "e2e",
     "scale",
 )
 """The benchmarks, in the order they run: fast and service-free first."""
