@@ -89,8 +89,9 @@ class Settings:
     """Max API requests per second (default 40 for Google, 1 for public Nominatim): for the
     whole fleet of transformers when the state is ``redis://``, else per process. The rate
     actually used comes down below it when the API answers over its limit."""
-    concurrency: int = 32
-    """Max API requests in flight per process."""
+    concurrency: int | None = None
+    """Max API requests in flight per process; None: enough to reach ``qps`` at a quarter of
+    a second per answer, from 32 to 256 (:func:`etl4all.geocoders.api.concurrency_for`)."""
     max_attempts: int = 5
     """Attempts per coordinate on retryable API errors before giving up."""
     max_calls: int | None = None
@@ -173,7 +174,7 @@ class Settings:
         """
         positive = ("batch_rows", "concurrency", "max_attempts", "consumers", "prefetch")
         for name in positive:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.log_level is not None and self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(

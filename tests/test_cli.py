@@ -606,7 +606,7 @@ def test_the_warning_on_qps_above_googles_limit_is_printed_once(workdir: Path) -
             env={"GOOGLE_MAPS_API_KEY": api.key or ""},
         )
     assert result.exit_code == 0, result.output
-    assert result.output.count("is above google's limit of 50.0 per second") == 1
+    assert result.output.count("is above google's default limit of 50.0 per second") == 1
 
 
 def test_run_stage_has_a_metrics_host_option() -> None:

@@ -20,6 +20,7 @@ A server that accepts connections and never answers is thus a retryable
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, ClassVar, TypedDict, Unpack
 
 import polars as pl
@@ -34,18 +35,30 @@ from etl4all.geocoders.ratelimit import Limiter, Sleep, shared_limiter
 from etl4all.geocoders.runner import DEFAULT_CONNECT_TIMEOUT, HttpRunner
 
 DEFAULT_CONCURRENCY = 32
-"""Requests in flight when ``concurrency`` is not given."""
+"""The fewest requests in flight when ``concurrency`` is not given."""
+MAX_DEFAULT_CONCURRENCY = 256
+"""The most requests in flight when ``concurrency`` is not given."""
+ANSWER_SECONDS = 0.25
+"""The answer time the default ``concurrency`` allows for at the full rate."""
 DEFAULT_MAX_ATTEMPTS = 5
 """Requests per key (first try included) when ``max_attempts`` is not given."""
 DEFAULT_TIMEOUT = 10.0
 """Seconds a request waits for each read of the answer when ``timeout`` is not given."""
 
 
+def concurrency_for(qps: float) -> int:
+    """Requests in flight that reach ``qps`` when answers take :data:`ANSWER_SECONDS`, from
+    :data:`DEFAULT_CONCURRENCY` to :data:`MAX_DEFAULT_CONCURRENCY`: a raised quota is
+    reached without also raising ``--concurrency``."""
+    wanted = math.ceil(qps * ANSWER_SECONDS)
+    return max(DEFAULT_CONCURRENCY, min(MAX_DEFAULT_CONCURRENCY, wanted))
+
+
 class HttpOptions(TypedDict, total=False):
     """The keyword options every API geocoder takes besides its own (all optional)."""
 
-    concurrency: int
-    """Max requests in flight (default :data:`DEFAULT_CONCURRENCY`)."""
+    concurrency: int | None
+    """Max requests in flight (default, or None: :func:`concurrency_for` the rate)."""
     max_attempts: int
     """Max requests per key, first try included (default :data:`DEFAULT_MAX_ATTEMPTS`)."""
     timeout: float
@@ -98,7 +111,8 @@ class ApiGeocoder(Closing):
         **options: Unpack[HttpOptions],
     ) -> None:
         rate = self.default_qps if qps is None else qps
-        concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
+        concurrency = options.get("concurrency")
+        concurrency = concurrency_for(rate) if concurrency is None else concurrency
         max_attempts = options.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
         timeout = options.get("timeout", DEFAULT_TIMEOUT)
         connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)

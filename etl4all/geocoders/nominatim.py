@@ -140,7 +140,9 @@ class NominatimGeocoder(api.ApiGeocoder):
             )
         self._language = language
         if self.public:
-            if (qps or 0) > PUBLIC_QPS or options.get("concurrency", api.DEFAULT_CONCURRENCY) > 1:
+            if (qps or 0) > PUBLIC_QPS or (
+                options.get("concurrency") or api.DEFAULT_CONCURRENCY
+            ) > 1:
                 log.info("public Nominatim server: limited to 1 request/s, one at a time")
             qps = min(qps or PUBLIC_QPS, PUBLIC_QPS)
             options["concurrency"] = 1

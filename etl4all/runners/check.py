@@ -296,14 +296,15 @@ def _geocoder(settings: Settings, *, paid: bool) -> Callable[[], tuple[str, int]
 
 
 def _warn_above_limit(geocoder: Geocoder, qps: float | None) -> None:
-    """Warn when ``qps`` is above the provider's documented limit: here, once per start (the
-    command builds its geocoder again for the work)."""
+    """Warn when ``qps`` is above the provider's documented default limit (a raised quota
+    may allow it): here, once per start (the command builds its geocoder again for the work)."""
     limit = getattr(geocoder, "max_qps", None)
     rate = qps if qps is not None else getattr(geocoder, "default_qps", None)
     if limit is not None and rate is not None and rate > limit:
         log.warning(
-            "qps %s is above %s's limit of %s per second: the rest is answered "
-            "OVER_QUERY_LIMIT; lower --qps",
+            "qps %s is above %s's default limit of %s per second: right for a key whose quota "
+            "was raised; otherwise the API answers OVER_QUERY_LIMIT and the run slows down to "
+            "what the key allows (its summary names the --qps to set)",
             rate,
             geocoder.name,
             limit,

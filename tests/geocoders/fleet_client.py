@@ -5,7 +5,8 @@ its own :class:`~etl4all.geocoders.google.GoogleGeocoder` (8 requests in flight)
 is the fleet's in Redis (``STATE_URL``). Coordinates are ``(-30 - (FIRST + i) / 1e4, -51)``,
 so each process's requests are told apart at the server. It prints ``ready`` once built and
 starts when a line arrives on stdin, so the members of a fleet start together however long
-each took to start.
+each took to start. Last it prints ``starts`` and the stamps the fleet gave its requests
+(Redis's clock: a loaded machine delays requests in transit, never the fleet's schedule).
 """
 
 from __future__ import annotations
@@ -26,10 +27,20 @@ def coordinates(first: int, count: int) -> pl.DataFrame:
 
 def main(url: str, key: str, state_url: str, qps: str, first: str, count: str) -> None:
     geocoder = GoogleGeocoder(key=key, url=url, qps=float(qps), concurrency=8, state_url=state_url)
+    limiter = geocoder._runner.limiter
+    granted = limiter.acquire
+    starts: list[float] = []
+
+    async def acquire() -> float:
+        starts.append(await granted())
+        return starts[-1]
+
+    limiter.acquire = acquire  # type: ignore[method-assign]
     print("ready", flush=True)
     sys.stdin.readline()
     done = geocoder.reverse(coordinates(int(first), int(count)))
     print(f"geocoded {done.addresses.height} calls {done.calls}")
+    print("starts", *starts)
 
 
 if __name__ == "__main__":

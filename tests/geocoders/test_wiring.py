@@ -44,6 +44,21 @@ def test_api_geocoders_get_the_shared_options(name: str) -> None:
     assert geocoder._runner.connect_timeout == 1.5
 
 
+@pytest.mark.parametrize(("qps", "in_flight"), [(None, 32), (50.0, 32), (400.0, 100), (1e4, 256)])
+def test_requests_in_flight_follow_a_raised_qps_unless_given(
+    qps: float | None, in_flight: int
+) -> None:
+    """Issue 18: at 32 in flight a key raised to 10,000 QPS reached 1,600 at 20 ms."""
+    settings = Settings(geocoder="google", google_key="k", qps=qps)
+    with open_geocoder(settings) as geocoder:
+        assert isinstance(geocoder, ApiGeocoder)
+        assert geocoder.concurrency == in_flight
+    given = Settings(geocoder="google", google_key="k", qps=qps, concurrency=5)
+    with open_geocoder(given) as geocoder:
+        assert isinstance(geocoder, ApiGeocoder)
+        assert geocoder.concurrency == 5
+
+
 def test_google_gets_its_key_url_and_filters() -> None:
     settings = Settings(
         geocoder="google",
