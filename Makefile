@@ -39,7 +39,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy etl4all
 
-## bench: every benchmark against the DESIGN.md budget (~10 min; needs MariaDB, and RabbitMQ
+## bench: every benchmark against the DESIGN.md budget (~30 min; needs MariaDB, and RabbitMQ
 ## and Redis for scale.py); writes bench/results/*.json and docs/BENCHMARKS.md. Installs the
 ## bench extra (dlt, geopy: the anchors of bench/e2e.py) into .venv; `make test` never needs it
 bench: $(VENV)/.bench-installed
