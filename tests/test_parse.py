@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl4all import frames
-from etl4all.parse import REASONS, decode, not_text, parse, split_lines
+from etl4all.parse import REASONS, not_text, parse, split_lines
 from etl4all.records import complete_end
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
@@ -224,14 +224,31 @@ def test_empty_file_gives_zero_rows() -> None:
 
 
 def test_line_numbers_are_one_based_and_count_blank_lines() -> None:
-    assert split_lines(b"a\r\n\r\nb").rows() == [(1, "a\r\n"), (2, "\r\n"), (3, "b")]
+    assert split_lines(b"a\r\n\r\nb").rows() == [(1, "a"), (2, ""), (3, "b")]
+
+
+@pytest.mark.parametrize(
+    ("data", "texts"),
+    [
+        (b"", []),
+        (b"\n", [""]),
+        (b"a\rb\r\nc\nd", ["a", "b", "c", "d"]),  # lone CR, CRLF and LF mixed
+        (b"a\r\r\nb\r", ["a", "", "b"]),  # a lone CR before a CRLF; a CR at the very end
+        (b"\xef\xbb\xbfa\nb", ["a", "b"]),  # the BOM dropped
+        (b"caf\xe9\nb\n", ["caf\u00e9", "b"]),  # not UTF-8: Latin-1
+    ],
+)
+def test_split_lines_ends_lines_at_lf_crlf_and_lone_cr(data: bytes, texts: list[str]) -> None:
+    lines = split_lines(data)
+    assert lines.get_column("text").to_list() == texts
+    assert lines.get_column("line").to_list() == list(range(1, len(texts) + 1))
 
 
 def accounted(data: bytes) -> tuple[int, int]:
     """(non-blank lines in the input, lines covered by points and rejects)."""
     if not_text(data) is not None:  # a file that is not text is one reject, whatever it holds
         return 1, parse(data, "f").rejects.height
-    lines = split_lines(decode(data)).get_column("text").str.strip_chars()
+    lines = split_lines(data).get_column("text").str.strip_chars()
     non_blank = int((lines != "").sum())
     parsed = parse(data, "f")
     rejected = int(parsed.rejects.get_column("text").str.count_matches("\n").sum())
