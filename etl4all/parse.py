@@ -251,7 +251,8 @@ def _unglued(lines: pl.DataFrame) -> pl.DataFrame:
     :data:`_GLUED`) split before the label, both parts keeping the line's number: the record
     of the second file is read, and the end of the first file's last record too."""
     text = lines.get_column("text")
-    later = text.str.slice(1).str.contains(r"(?i)latitude[ \t]*:")  # cheap: few lines have one
+    # a literal search (Aho-Corasick) first, cheap: few lines hold the label after their start
+    later = text.str.slice(1).str.contains_any(["latitude"], ascii_case_insensitive=True)
     if not later.any():
         return lines
     glued = later & text.str.contains(_GLUED)

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from etl4all import frames
 from etl4all.parse import REASONS, not_text, parse, split_lines
@@ -45,6 +46,26 @@ def test_line_endings_are_all_understood(end: str) -> None:
 def test_mixed_line_endings_keep_line_numbers() -> None:
     data = (LAT + "\r\n" + LON + "\r" + DIST + "\n" + LAT + "\r\n" + LON).encode()
     assert parse(data, "f").points.get_column("line").to_list() == [1, 4]
+
+
+MIXTURE = [*RECORD, "junk café", "", LAT, "Latitude: 30,5", LON, "Longitude: x", DIST]
+MIXTURE += ["Latitude: 30\x00", LAT, LON, "", "Distance: 1 km", LAT, LON]
+
+
+@pytest.mark.parametrize(
+    "ends", [["\n"], ["\r\n"], ["\r"], ["\r\n", "\n", "\r"], ["\r", "\r\n", "\r\n"]]
+)
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_points_and_rejects_do_not_depend_on_line_endings_or_encoding(
+    ends: list[str], encoding: str
+) -> None:
+    lines = [line.replace("′", "'").replace("″", '"') for line in MIXTURE]
+    data = "".join(line + ends[at % len(ends)] for at, line in enumerate(lines))
+    expected = parse(text(lines, "\n"), "f")  # UTF-8, LF, no final line break
+    parsed = parse(data.encode(encoding), "f")
+    assert expected.points.height >= 2 and expected.rejects.height >= 3
+    assert_frame_equal(parsed.points, expected.points)
+    assert_frame_equal(parsed.rejects, expected.rejects)
 
 
 def test_bom_is_ignored() -> None:
