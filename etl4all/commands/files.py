@@ -148,6 +148,7 @@ class FrameWriter:
         raise self._error or RuntimeError(f"the writer of {self._path} stopped")
 
     def _sink(self) -> None:
+        """The writer thread: Polars' sink over the frames queued, until None comes."""
         import polars as pl
         from polars.io.plugins import register_io_source
 
