@@ -8,6 +8,10 @@ leak into the children's peak RSS: see ``results.cold``):
 
 - parse records/s: the same parse warm, in one process that has imported everything and
   parsed the file once before (median of the runs): what a cold process costs on top;
+- the floor: a cold process that only reads the file's lines with Polars
+  (``pl.read_lines``), and the naive parser (``bench/naive.py``, a Python loop over the
+  lines) as a cold process: each run of ``etl4all parse`` is followed by one of each, so the
+  three share the machine's moments (medians of the runs);
 - peak RSS and records/s at the larger sizes: the smallest size's, so the ratio shows growth
   (memory bounded by ``--batch-size``: ratio about 1);
 - the time of the largest size over that of 1M records (budget ≤ 3.3 for 3x the records).
@@ -27,6 +31,9 @@ from pathlib import Path
 from results import Figure, cold, etl4all, write, write_samples
 
 PARSE_BUDGET = "≥ 1,000,000 records/s on 1M records"
+HERE = Path(__file__).resolve().parent
+FLOOR = "import polars as pl, sys; pl.read_lines(sys.argv[1])"
+"""The floor of a cold parse: a new process that imports Polars and reads the file's lines."""
 WARM = """
 import statistics, sys, time
 from pathlib import Path
@@ -43,13 +50,17 @@ print(statistics.median(times))
 """Median seconds of a warm in-process parse of the file (after one untimed parse)."""
 
 
-def median_cold(runs: int, argv: list[str]) -> tuple[float, float]:
-    """Median seconds and median peak RSS (MiB) of ``runs`` cold runs of ``argv``."""
-    measured = [cold(argv) for _ in range(runs)]
-    return (
-        statistics.median(seconds for seconds, _ in measured),
-        statistics.median(rss for _, rss in measured),
-    )
+def alternated(runs: int, commands: list[list[str]]) -> list[tuple[float, float]]:
+    """Median seconds and median peak RSS (MiB) of each of ``commands``, cold, run in turn
+    ``runs`` times (the first, then the second... then the first again)."""
+    measured: list[list[tuple[float, float]]] = [[] for _ in commands]
+    for _ in range(runs):
+        for argv, times in zip(commands, measured, strict=True):
+            times.append(cold(argv))
+    return [
+        (statistics.median(t for t, _ in times), statistics.median(r for _, r in times))
+        for times in measured
+    ]
 
 
 def records(size: int) -> str:
@@ -76,7 +87,14 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
                 check=True,
             ).stdout
         )
-        seconds, rss = median_cold(runs, etl4all("parse", "--batch-size", str(batch), str(path)))
+        (seconds, rss), (floor, _), (slow, _) = alternated(
+            runs,
+            [
+                etl4all("parse", "--batch-size", str(batch), str(path)),
+                [sys.executable, "-c", FLOOR, str(path)],
+                [sys.executable, str(HERE / "naive.py"), str(path)],
+            ],
+        )
         parse_time[size], parse_rss[size] = seconds, rss
         label, smallest = records(size), sizes[0]
         versus = f" (baseline: {records(smallest)})" if size != smallest else ""
@@ -88,6 +106,24 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
                 "records/s",
                 size / warm,
                 PARSE_BUDGET if size == 1_000_000 else None,
+            ),
+            Figure(
+                "parse",
+                f"cold `etl4all parse`, {label}: seconds (baseline: cold Polars read_lines, "
+                "the floor; ratio = times the floor)",
+                seconds,
+                "s",
+                floor,
+                "≤ 2x the floor" if size == 1_000_000 else None,
+            ),
+            Figure(
+                "parse",
+                f"cold `etl4all parse`, {label} (baseline: cold naive per-line loop; "
+                "ratio = times faster)",
+                size / seconds,
+                "records/s",
+                size / slow,
+                "≥ 10x the naive loop" if size == 1_000_000 else None,
             ),
             Figure(
                 "parse",
@@ -136,7 +172,10 @@ def measure(sizes: list[int], runs: int, run_runs: int, batch: int, work: Path) 
                 f"bounded by --batch-size ({batch:,})",
             ),
         ]
-        print(f"{label}: parse {seconds:.2f} s, {rss:.0f} MiB; run {run_rate[size]:,.0f} rec/s")
+        print(
+            f"{label}: parse {seconds:.2f} s, {rss:.0f} MiB (floor {floor:.2f} s, naive "
+            f"{slow:.2f} s); run {run_rate[size]:,.0f} rec/s"
+        )
     if 1_000_000 in parse_time and sizes[-1] > 1_000_000:
         largest = sizes[-1]
         figures.append(

@@ -11,28 +11,12 @@ as users run it (a cold `etl4all parse`).
 
 from __future__ import annotations
 
-import re
 import sys
 
+from naive import naive
 from results import Figure, median_seconds, write
 
 from etl4all import parse, sample
-
-NAIVE_LINE = re.compile(r"^(Latitude|Longitude|Distance):.*?(-?\d+(?:\.\d+)?)\D*$")
-
-
-def naive(data: bytes) -> list[tuple[float, float]]:
-    """Baseline: decode, split, one regex per line, a Longitude right after a Latitude."""
-    points, lat = [], None
-    for line in data.decode("utf-8").splitlines():
-        match = NAIVE_LINE.match(line.strip())
-        if match is None:
-            continue
-        kind, value = match.group(1), float(match.group(2))
-        if kind == "Longitude" and lat is not None:
-            points.append((lat, value))
-        lat = value if kind == "Latitude" else None
-    return points
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def parse_pieces(chunks: Iterable[bytes], source: str) -> Iterator[tuple[int, pa
             for rest in chunks:  # read on (the callers count bytes), nothing more to parse
                 yield len(rest), parse.parse(b"", source)
             return
-        lines = parse.split_lines(parse.decode(piece))
+        lines = parse.split_lines(piece)
         if first > 1:
             lines = lines.with_columns(pl.col("line") + (first - 1))
         first += lines.height

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 from geocoders.fake_api import FakeApi, coord
+from polars.testing import assert_frame_equal
 
 from etl4all import __version__, frames, parse, reading
 from etl4all.cli import cli
@@ -229,6 +230,40 @@ def test_parse_reads_in_pieces_of_batch_size_and_writes_them_all(
         row for part in whole for row in part.rejects.select("source", "line", "reason").rows()
     ]
     assert f"rejects  {rejects.height}" in result.output and rejects.height > 20
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".ndjson"])
+def test_parse_writes_exactly_the_frames_parsed(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    monkeypatch.setattr(reading, "MIN_PIECE_BYTES", 0)
+    invoke("sample", "in", "--files", "2", "--points", "300", "--dirty-rate", "0.2", "--seed", "6")
+    files = sorted((workdir / "in").glob("*.txt"))
+    result = invoke("parse", *map(str, files), "--batch-size", "20", "-o", f"out{suffix}")
+    assert result.exit_code == 0, result.output
+    whole = [parse.parse(path.read_bytes(), path.name) for path in files]
+    read = {".parquet": pl.read_parquet, ".csv": pl.read_csv, ".ndjson": pl.read_ndjson}[suffix]
+    for name, schema, part in (
+        ("out", frames.POINTS_SCHEMA, 0),
+        ("out.rejects", frames.REJECTS_SCHEMA, 1),
+    ):
+        written = frames.cast_frame(read(workdir / f"{name}{suffix}"), schema)
+        assert_frame_equal(written, pl.concat([parsed[part] for parsed in whole]))
+
+
+def test_parse_raises_what_the_writer_met_without_hanging(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*_: object, **__: object) -> None:
+        raise pl.exceptions.ComputeError("no space left on device")
+
+    monkeypatch.setattr(reading, "MIN_PIECE_BYTES", 0)
+    monkeypatch.setattr(pl.LazyFrame, "sink_parquet", full)
+    invoke("sample", "in", "--files", "1", "--points", "300")
+    args = ["parse", "in/data_points_20180101.txt", "--batch-size", "10", "-o", "out.parquet"]
+    result = CliRunner().invoke(cli, args)  # 30 pieces: more than the writer's queue holds
+    assert result.exit_code == 1
+    assert isinstance(result.exception, pl.exceptions.ComputeError)
 
 
 def test_parse_of_an_empty_file_writes_empty_outputs(workdir: Path) -> None:

@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from etl4all import frames
-from etl4all.parse import REASONS, decode, not_text, parse, split_lines
+from etl4all.parse import REASONS, not_text, parse, split_lines
 from etl4all.records import complete_end
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
@@ -45,6 +46,26 @@ def test_line_endings_are_all_understood(end: str) -> None:
 def test_mixed_line_endings_keep_line_numbers() -> None:
     data = (LAT + "\r\n" + LON + "\r" + DIST + "\n" + LAT + "\r\n" + LON).encode()
     assert parse(data, "f").points.get_column("line").to_list() == [1, 4]
+
+
+MIXTURE = [*RECORD, "junk café", "", LAT, "Latitude: 30,5", LON, "Longitude: x", DIST]
+MIXTURE += ["Latitude: 30\x00", LAT, LON, "", "Distance: 1 km", LAT, LON]
+
+
+@pytest.mark.parametrize(
+    "ends", [["\n"], ["\r\n"], ["\r"], ["\r\n", "\n", "\r"], ["\r", "\r\n", "\r\n"]]
+)
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_points_and_rejects_do_not_depend_on_line_endings_or_encoding(
+    ends: list[str], encoding: str
+) -> None:
+    lines = [line.replace("′", "'").replace("″", '"') for line in MIXTURE]
+    data = "".join(line + ends[at % len(ends)] for at, line in enumerate(lines))
+    expected = parse(text(lines, "\n"), "f")  # UTF-8, LF, no final line break
+    parsed = parse(data.encode(encoding), "f")
+    assert expected.points.height >= 2 and expected.rejects.height >= 3
+    assert_frame_equal(parsed.points, expected.points)
+    assert_frame_equal(parsed.rejects, expected.rejects)
 
 
 def test_bom_is_ignored() -> None:
@@ -224,14 +245,31 @@ def test_empty_file_gives_zero_rows() -> None:
 
 
 def test_line_numbers_are_one_based_and_count_blank_lines() -> None:
-    assert split_lines(b"a\r\n\r\nb").rows() == [(1, "a\r\n"), (2, "\r\n"), (3, "b")]
+    assert split_lines(b"a\r\n\r\nb").rows() == [(1, "a"), (2, ""), (3, "b")]
+
+
+@pytest.mark.parametrize(
+    ("data", "texts"),
+    [
+        (b"", []),
+        (b"\n", [""]),
+        (b"a\rb\r\nc\nd", ["a", "b", "c", "d"]),  # lone CR, CRLF and LF mixed
+        (b"a\r\r\nb\r", ["a", "", "b"]),  # a lone CR before a CRLF; a CR at the very end
+        (b"\xef\xbb\xbfa\nb", ["a", "b"]),  # the BOM dropped
+        (b"caf\xe9\nb\n", ["caf\u00e9", "b"]),  # not UTF-8: Latin-1
+    ],
+)
+def test_split_lines_ends_lines_at_lf_crlf_and_lone_cr(data: bytes, texts: list[str]) -> None:
+    lines = split_lines(data)
+    assert lines.get_column("text").to_list() == texts
+    assert lines.get_column("line").to_list() == list(range(1, len(texts) + 1))
 
 
 def accounted(data: bytes) -> tuple[int, int]:
     """(non-blank lines in the input, lines covered by points and rejects)."""
     if not_text(data) is not None:  # a file that is not text is one reject, whatever it holds
         return 1, parse(data, "f").rejects.height
-    lines = split_lines(decode(data)).get_column("text").str.strip_chars()
+    lines = split_lines(data).get_column("text").str.strip_chars()
     non_blank = int((lines != "").sum())
     parsed = parse(data, "f")
     rejected = int(parsed.rejects.get_column("text").str.count_matches("\n").sum())

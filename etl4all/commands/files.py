@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +21,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".ndjson": "write_ndjson"}
-"""The formats ``parse -o`` writes, by file suffix."""
+SINKS = {".parquet": "sink_parquet", ".csv": "sink_csv", ".ndjson": "sink_ndjson"}
+"""The formats ``parse -o`` writes, by file suffix: the Polars sink that writes each."""
 
 
 @click.command("parse")
@@ -48,7 +51,7 @@ def parse_command(files: tuple[str, ...], output: str | None, batch_size: int) -
 
     out = Path(output) if output else None
     if out is not None:
-        if out.suffix.lower() not in WRITERS:
+        if out.suffix.lower() not in SINKS:
             raise ConfigError(
                 f"-o {out}: name a .parquet, .csv or .ndjson file (the suffix picks the format)"
             )
@@ -103,49 +106,67 @@ def _tally(
 
 
 class FrameWriter:
-    """Appends frames to one file, in the format its suffix names; nothing without a path."""
+    """Streams frames to one file, in the format its suffix names, through Polars' own
+    writer (``sink_parquet``, ``sink_csv``, ``sink_ndjson``) in a thread of its own: the next
+    piece is parsed while this one is written. Nothing without a path; a file with no rows
+    still holds the schema (Parquet) or the header (CSV)."""
 
     def __init__(self, path: Path | None, schema: dict[str, pl.DataType]) -> None:
         self._path = path
         self._schema = schema
-        self._file: Any = None
-        self._parquet: Any = None
+        self._frames: queue.Queue[pl.DataFrame | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._sink, name=f"write {path}", daemon=True)
 
     def __enter__(self) -> FrameWriter:
+        if self._path is not None:
+            self._thread.start()
         return self
 
     def write(self, frame: pl.DataFrame) -> None:
         """Append ``frame`` (every frame has the same schema)."""
-        if self._path is None or not frame.height:
-            return
-        suffix = self._path.suffix.lower()
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = frame.to_arrow()
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self._path, table.schema, compression="zstd")
-            self._parquet.write_table(table)
-            return
-        first = self._file is None
-        if first:
-            self._file = self._path.open("wb")
-        if suffix == ".csv":
-            frame.write_csv(self._file, include_header=first)
-        else:
-            frame.write_ndjson(self._file)
+        if self._path is not None and frame.height:
+            self._put(frame)
 
     def __exit__(self, *exc: object) -> None:
-        """Close the file; write a header-only file when no rows came."""
-        if self._parquet is not None:
-            self._parquet.close()
-        elif self._file is not None:
-            self._file.close()
-        elif self._path is not None:
-            from etl4all import frames
+        """Close the file once every frame is written; raise what the writer raised."""
+        if self._path is None:
+            return
+        self._put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
-            empty = frames.empty(self._schema)
-            getattr(empty, WRITERS[self._path.suffix.lower()])(self._path)
+    def _put(self, frame: pl.DataFrame | None) -> None:
+        """Queue ``frame`` (None ends the file) unless the writer has stopped."""
+        while self._thread.is_alive():
+            try:
+                self._frames.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise self._error or RuntimeError(f"the writer of {self._path} stopped")
+
+    def _sink(self) -> None:
+        """The writer thread: Polars' sink over the frames queued, until None comes."""
+        import polars as pl
+        from polars.io.plugins import register_io_source
+
+        assert self._path is not None
+
+        def frames(*_: object) -> Iterator[pl.DataFrame]:
+            while (frame := self._frames.get()) is not None:
+                yield frame
+
+        source = register_io_source(frames, schema=self._schema)
+        suffix = self._path.suffix.lower()
+        try:
+            if suffix == ".parquet":
+                source.sink_parquet(self._path, compression="zstd")
+            else:
+                getattr(source, SINKS[suffix])(self._path)
+        except (pl.exceptions.PolarsError, OSError) as exc:  # raised in the parsing thread
+            self._error = exc
 
 
 def _center(value: str) -> tuple[float, float]:
