@@ -178,7 +178,9 @@ def test_a_key_whose_quota_is_a_quarter_of_qps_finishes_and_names_the_qps_to_set
         line,
     )
     assert found, line
-    assert 45 <= float(found[1]) <= 55 and int(found[2]) >= 40
+    # the lowest rate the server refused: above its cap of 50, by how much depends on how
+    # late a loaded machine delivers requests (its window counts arrivals, not starts)
+    assert 45 <= float(found[1]) <= 65 and int(found[2]) >= 40
     suggested = RateLimiter(int(found[2]))  # at the --qps suggested the key is never over
     assert suggested.burst / suggested.window <= 50
     assert int(found[3]) == answers["OVER_QUERY_LIMIT"]
