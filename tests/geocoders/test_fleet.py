@@ -66,26 +66,23 @@ def test_processes_share_one_cap_and_one_pause(redis_url: str) -> None:
         assert member.returncode == 0, out
         assert f"geocoded {EACH}" in out
     assert len(requests) == MEMBERS * EACH + 1  # one retry of the coordinate told to wait
-    # never more than the cap in any 1-second window of the starts, all members together
-    starts = [
-        float(stamp)
+    # on the stamps Redis gave the starts: the server's arrival times move with the load
+    stamps = [
+        [float(stamp) for stamp in line.split()[1:]]
         for out in outputs
         for line in out.splitlines()
         if line.startswith("starts ")
-        for stamp in line.split()[1:]
     ]
+    starts = sorted(itertools.chain.from_iterable(stamps))
     assert len(starts) == len(requests)
+    # never more than the cap in any 1-second window, all members together
     assert max_in_window(starts, 1.0) <= QPS
     # the pause: after the OVER_QUERY_LIMIT no member starts a request for about a second
-    paused = next(r.t for r in requests if r.answer == "OVER_QUERY_LIMIT")
-    member = {
-        coord(*coordinates(i * EACH, EACH).row(k)): i for i in range(MEMBERS) for k in range(EACH)
-    }
-    after = [(r.t, member[coord(*map(float, r.params["latlng"].split(",")))]) for r in requests]
-    assert not [t for t, _ in after if paused + 0.1 < t < paused + 0.9]
-    for i in range(MEMBERS):  # every member was running on both sides of the pause
-        assert any(t < paused for t, m in after if m == i)
-        assert any(t > paused + 0.9 for t, m in after if m == i)
+    assert [r.answer for r in requests].count("OVER_QUERY_LIMIT") == 1
+    gap, resumed = max((b - a, b) for a, b in itertools.pairwise(starts))
+    assert gap >= 0.8
+    for mine in stamps:  # every member was running on both sides of the pause
+        assert min(mine) < resumed - gap and max(mine) >= resumed
     # the fleet's keys in Redis never hold the API key in clear
     prefix = parse_qs(urlsplit(redis_url).query)["prefix"][0]
     keys = list(redis.Redis.from_url(redis_url.split("?")[0]).scan_iter(match=f"{prefix}quota:*"))
