@@ -37,7 +37,7 @@ FLOOR = "import polars as pl, sys; pl.read_lines(sys.argv[1])"
 WARM = """
 import statistics, sys, time
 from pathlib import Path
-from etl4all import reading
+from etl4all.parsing import reading
 path, runs, batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 reading.parse_file(path, path.name, batch_rows=batch)
 times = []

@@ -16,7 +16,8 @@ import sys
 from naive import naive
 from results import Figure, median_seconds, write
 
-from etl4all import parse, sample
+from etl4all import sample
+from etl4all.parsing import parse
 
 
 def main() -> None:

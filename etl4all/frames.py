@@ -75,7 +75,7 @@ REJECTS_SCHEMA: dict[str, pl.DataType] = {
 """A reject: where (file, first line), why (a stable ``reason``), the input ``text`` (all the
 lines of the record), a short human ``detail`` naming the likely cause when one is known
 (else null), and ``reasons``: every reason found, comma-separated, ``reason`` first (see
-:mod:`etl4all.parse`; a single reason for rejects made after parsing)."""
+:mod:`etl4all.parsing.parse`; a single reason for rejects made after parsing)."""
 
 ADDED_LATER = frozenset({"detail", "reasons"})
 """Nullable columns added after the first release: a batch from an older worker lacks them and

@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from geocoders.fake_api import FakeApi, coord
 from polars.testing import assert_frame_equal
 
-from etl4all import __version__, frames, parse, reading
+from etl4all import __version__, frames
 from etl4all.cli import cli
+from etl4all.parsing import parse, reading
 from etl4all.warehouse.read import read_warehouse
 
 

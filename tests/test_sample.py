@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from etl4all import parse, sample
+from etl4all import sample
+from etl4all.parsing import parse
 
 
 def test_generated_coordinates_parse_back_exactly() -> None:

@@ -1,7 +1,7 @@
 """The Broker role: durable queues of batches between the stages, and the header names.
 
 Every message header that more than one module reads or writes is named here once: the
-batch headers (:mod:`etl4all.batch` writes them), the delivery count both brokers keep, and
+batch headers (:mod:`etl4all.broker.batch` writes them), the delivery count both brokers keep, and
 the headers of a dead letter, which :class:`DeadLetter` reads.
 """
 
@@ -21,7 +21,7 @@ MAX_BYTES = 8 * 1024 * 1024
 """Default upper bound of an encoded message body (half of RabbitMQ 4's 16 MiB limit)."""
 
 BATCH_ID_HEADER = "batch_id"
-"""The batch's deterministic id (:func:`etl4all.batch.batch_id`); also the AMQP message id."""
+"""The batch's deterministic id (:func:`~etl4all.broker.batch.batch_id`); the AMQP message id."""
 SOURCE_HEADER = "source"
 """The file the batch's rows come from."""
 ROWS_HEADER = "rows"

@@ -47,7 +47,8 @@ SINKS = {".parquet": "sink_parquet", ".csv": "sink_csv", ".ndjson": "sink_ndjson
 def parse_command(files: tuple[str, ...], output: str | None, batch_size: int) -> None:
     """Parse data_points FILES and report records, points and rejects per reason (a bad
     record, whatever its lines, is one reject)."""
-    from etl4all import frames, reading
+    from etl4all import frames
+    from etl4all.parsing import reading
 
     out = Path(output) if output else None
     if out is not None:

@@ -82,8 +82,9 @@ def run(
             print_nothing_new(done, settings, time.perf_counter() - started)
             return
 
+    from etl4all.operations import check
     from etl4all.progress import run_bar
-    from etl4all.runners import check, embedded
+    from etl4all.runners import embedded
 
     if settings.broker_url:
         if len(paths) > 1:
@@ -267,7 +268,7 @@ def estimate(
     sources: tuple[str, ...], pipeline: str | None, verbose: int, quiet: bool, **flags: Any
 ) -> None:
     """Count the API calls and cost of geocoding SOURCES, without calling any API."""
-    from etl4all.runners.estimate import estimate as count
+    from etl4all.operations.estimate import estimate as count
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
     result = count(sources, settings)
@@ -324,8 +325,8 @@ def regeocode(
     google. The address columns take the new answers; file, line, distance and bearing stay.
     Cached answers cost nothing; --max-calls caps the rest. Run it again after a stop.
     """
-    from etl4all.runners import check
-    from etl4all.runners import regeocode as driver
+    from etl4all.operations import check
+    from etl4all.operations import regeocode as driver
 
     if not (from_geocoders or statuses):
         raise click.UsageError("choose the rows with --from-geocoder and/or --status")

@@ -38,7 +38,7 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
     """
     import threading
 
-    from etl4all.runners import check
+    from etl4all.operations import check
     from etl4all.runners.broker import run_stage as run_one
     from etl4all.stages.worker import install_signal_handlers
 
@@ -86,7 +86,7 @@ def check_command(
     broker are checked when given. Exit 0 if all pass, 2 if any setting is wrong (bad key or
     password, unknown host, missing tables), else 1 (a server down).
     """
-    from etl4all.runners import check
+    from etl4all.operations import check
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
     paths = list(sources) or ([settings.source_url] if settings.source_url else [])
@@ -143,7 +143,7 @@ def status(pipeline: str | None, verbose: int, quiet: bool, as_json: bool, **fla
 
     from rich.console import Console
 
-    from etl4all.runners import status as report
+    from etl4all.operations import status as report
 
     settings = load_settings(pipeline, verbose, quiet, **flags)
     found = report.gather(settings)

@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from etl4all import batch, frames, metrics, urls
+from etl4all import frames, metrics, urls
+from etl4all.broker import batch
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
     PRUNE_HIGH_HEADER,

@@ -1,6 +1,6 @@
 """Batches of one file as its pieces are parsed: what a file's unit of work hands out.
 
-:func:`file_batches` turns the parsed pieces of a file (:func:`etl4all.reading.parse_pieces`)
+:func:`file_batches` turns the parsed pieces of a file (:mod:`~etl4all.parsing.reading`)
 into :class:`PointBatch` items of at most ``batch_rows`` points whose encoded body fits
 ``max_bytes``, numbered across the file (deterministic ids), without holding more than one
 piece's frames. A :class:`PointBatch` is plain data: marking it done is the unit of work's
@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator
 
 import polars as pl
 
-from etl4all import batch, frames, parse
+from etl4all import frames
+from etl4all.broker import batch
 from etl4all.broker.base import MAX_BYTES
+from etl4all.parsing import parse
 from etl4all.sources.base import FileRef
 
 

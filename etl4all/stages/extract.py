@@ -9,7 +9,7 @@ Uploads that stall. Settling cannot tell a finished file from an upload paused f
 than ``settle_seconds``, and such a file may end in the middle of a record, even of a number.
 So a file is taken whole only once it is *final*: unchanged for ``final_seconds``, by its
 mtime or by how long the ledger has seen this content. Before that, only its complete records
-are read (:func:`etl4all.records.complete_end`) and its done mark says *partial*
+are read (:func:`etl4all.parsing.records.complete_end`) and its done mark says *partial*
 (``FileMark.partial_since``): :meth:`Extractor.pending` offers the file again as soon as it
 changes or becomes final, and then the cut-off tail is read as it is (a point or a reject).
 

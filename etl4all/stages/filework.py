@@ -40,7 +40,8 @@ from typing import BinaryIO
 
 import polars as pl
 
-from etl4all import metrics, parse, reading
+from etl4all import metrics
+from etl4all.parsing import parse, reading
 from etl4all.sources.base import FileRef, Source
 from etl4all.stages.batching import PointBatch, empty_batch, file_batches
 from etl4all.stages.extract_config import ExtractConfig

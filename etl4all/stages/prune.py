@@ -28,7 +28,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from etl4all import batch, frames
+from etl4all import frames
+from etl4all.broker import batch
 from etl4all.broker.base import MAX_BYTES
 from etl4all.sources.base import FileRef
 

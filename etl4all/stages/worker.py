@@ -1,7 +1,7 @@
 """The generic loop of every services stage: consume → decode → handle → ack.
 
 ``run_worker(broker, queue, handler, stop=...)`` takes one message at a time, decodes it
-(:func:`etl4all.batch.decode` by default) and calls ``handler(frame, headers)``, which does the
+(:func:`~etl4all.broker.batch.decode`) and calls ``handler(frame, headers)``, which does the
 stage's work including its downstream publish or commit. The message is acked only after the
 handler returned, so every effect is committed before RabbitMQ forgets it.
 
@@ -40,7 +40,8 @@ from typing import Any
 
 import tenacity
 
-from etl4all import batch, metrics, retry
+from etl4all import metrics, retry
+from etl4all.broker import batch
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
     DELIVERY_COUNT_HEADER,

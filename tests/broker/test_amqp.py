@@ -15,8 +15,7 @@ import polars as pl
 import pytest
 from contracts.broker import BrokerContract, dead_letter, take
 
-from etl4all import batch
-from etl4all.broker import amqp_dead
+from etl4all.broker import amqp_dead, batch
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.broker.base import DELIVERY_COUNT_HEADER, ERROR_HEADER
 from etl4all.broker.dead import everything, matching

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from etl4all import batch
+from etl4all.broker import batch
 from etl4all.broker import dead as dead_letters
 from etl4all.broker.base import (
     BATCH_ID_HEADER,

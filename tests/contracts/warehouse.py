@@ -11,8 +11,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from etl4all import frames, parse
+from etl4all import frames
 from etl4all.errors import ConfigError, DataError
+from etl4all.parsing import parse
 from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult, Warehouse
 
 NONE = frames.empty(frames.ADDRESSES_SCHEMA)

@@ -43,10 +43,11 @@ import redis
 from geocoders.fake_api import FINAL_ANSWERS, FakeApi, coord, expected_row
 from sources.ftp_server import FtpTestServer
 
-from etl4all import frames, parse, sample
+from etl4all import frames, sample
 from etl4all.broker.base import BATCH_ID_HEADER, ERROR_HEADER
+from etl4all.operations.check import CHECK_POINT
+from etl4all.parsing import parse
 from etl4all.runners import wiring
-from etl4all.runners.check import CHECK_POINT
 from etl4all.settings import Settings
 from etl4all.stages.transform import distinct_keys
 from etl4all.state.base import FileMark
@@ -689,7 +690,7 @@ class Pipeline:
 
     def calls(self, *, answered: bool = False) -> tuple[int, int]:
         """API calls (all, or those that got a final answer) for the data, and for the
-        workers' start-up checks (they geocode :data:`~etl4all.runners.check.CHECK_POINT`)."""
+        workers' start-up checks (they geocode :data:`~etl4all.operations.check.CHECK_POINT`)."""
         check = coord(*CHECK_POINT)
         data = checks = 0
         for request in list(self.api.requests):

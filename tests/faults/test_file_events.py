@@ -26,7 +26,7 @@ import polars as pl
 from harness import MARKS, Pipeline, write_files
 from sources.ftp_server import PASSWORD, USER
 
-from etl4all import parse
+from etl4all.parsing import parse
 
 pytestmark = MARKS
 

@@ -20,7 +20,7 @@ import time
 from geocoders.fake_api import coord
 from harness import MARKS, Pipeline, Worker, figure
 
-from etl4all import parse
+from etl4all.parsing import parse
 from etl4all.settings import Settings
 
 pytestmark = MARKS

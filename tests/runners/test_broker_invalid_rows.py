@@ -12,7 +12,9 @@ import polars as pl
 import pymysql
 import pytest
 
-from etl4all import batch, parse, sample
+from etl4all import sample
+from etl4all.broker import batch
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.runners.broker import run_consumer
 from etl4all.settings import Settings

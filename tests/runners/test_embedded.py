@@ -17,13 +17,14 @@ import pytest
 from geocoders.fake_api import FakeApi, coord
 from sources.ftp_server import FtpTestServer
 
-from etl4all import frames, parse, sample, sources, state, urls
+from etl4all import frames, sample, sources, state, urls
 from etl4all.errors import (
     BudgetExceededError,
     ConfigError,
     GeocodeAuthError,
     GeocodeUnavailableError,
 )
+from etl4all.parsing import parse
 from etl4all.runners.embedded import FAILED_IN_A_ROW, RunSummary, run
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef

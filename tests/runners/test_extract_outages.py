@@ -21,7 +21,9 @@ import pytest
 from sources.ftp_server import FtpTestServer
 from tcp_proxy import TcpProxy
 
-from etl4all import batch, parse, sample
+from etl4all import sample
+from etl4all.broker import batch
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.runners.broker import run_extract
 from etl4all.settings import Settings

@@ -14,8 +14,7 @@ import pytest
 from click.testing import CliRunner
 from workers import depths, etl4all, expected, finish, pipeline, table
 
-from etl4all import batch
-from etl4all.broker import queues
+from etl4all.broker import batch, queues
 from etl4all.cli import cli
 from etl4all.exits import ATTENTION as EXIT_DEAD_LETTERS
 from etl4all.runners import wiring

@@ -21,9 +21,10 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 from workers import count, etl4all, expected, finish
 
-from etl4all import batch, parse
+from etl4all.broker import batch
 from etl4all.cli import cli
 from etl4all.exits import ATTENTION as EXIT_DEAD_LETTERS
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from etl4all import parse
 from etl4all.broker import queues
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.warehouse.read import read_warehouse

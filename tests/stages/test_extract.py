@@ -17,8 +17,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl4all import parse, reading, sample
+from etl4all import sample
 from etl4all.errors import ConfigError
+from etl4all.parsing import parse, reading
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source

@@ -51,7 +51,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from etl4all import batch, fingerprint, frames, parse, sample, urls
+from etl4all import fingerprint, frames, sample, urls
+from etl4all.broker import batch
 from etl4all.broker.base import (
     DELIVERY_COUNT_HEADER,
     SCHEMA_HEADER,
@@ -60,6 +61,7 @@ from etl4all.broker.base import (
 )
 from etl4all.broker.memory import MemoryBroker
 from etl4all.errors import BrokerError
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.runners.broker import _publish_files, load_handler, transform_handler
 from etl4all.runners.embedded import RunSummary, run

@@ -8,8 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl4all import parse, sample
+from etl4all import sample
 from etl4all.lookup.base import Lookup
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.stages.load import Addresses, apply

@@ -9,9 +9,10 @@ import polars as pl
 import pytest
 from geocoders.fake_api import FakeApi
 
-from etl4all import frames, parse, sample
+from etl4all import frames, sample
 from etl4all.errors import BudgetExceededError, BudgetTooSmallError, ConfigError
 from etl4all.geocoders.base import Geocoder
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.stages.transform import CallBudget, geocode_frame

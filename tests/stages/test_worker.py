@@ -13,7 +13,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from etl4all import batch, frames
+from etl4all import frames
+from etl4all.broker import batch
 from etl4all.broker.base import ERROR_HEADER, QUEUE_HEADER
 from etl4all.broker.memory import MemoryBroker
 from etl4all.errors import (

@@ -29,7 +29,7 @@ the DMS text agreeing, is *good*: it becomes a point. Any other record is *bad*,
 record is ONE reject: its file, its first line, its reasons and its text (all its lines).
 
 A record ends where the next one starts, so bad records never span a Latitude line: reading
-a file in pieces cut at Latitude lines gives the same rejects (:mod:`etl4all.reading`).
+a file in pieces cut at Latitude lines gives the same rejects (:mod:`etl4all.parsing.reading`).
 
 Reasons, each found at one line of the record:
     ``unrecognized``       a line with no label, or a labelled line not in the format; when it
@@ -52,7 +52,7 @@ with it the reject's (file, line, reason) key, stays the same while its file gro
 The work is done with Polars expressions over all lines at once: no Python loop per line.
 
 Where the complete records of a file still uploading end, and where a record starts, is
-:mod:`etl4all.records`.
+:mod:`etl4all.parsing.records`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from typing import NamedTuple
 import polars as pl
 
 from etl4all import frames
-from etl4all.records import BOM
+from etl4all.parsing.records import BOM
 
 DMS_TOLERANCE = 0.0005
 """Degrees the DMS text may differ from the decimal value (a rounded second is 0.00014°)."""

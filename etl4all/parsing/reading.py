@@ -2,13 +2,13 @@
 
 A whole file in memory costs its size several times over once split into lines, so a large
 file is read ``piece_bytes`` at a time: each piece ends where the last record that starts in
-it starts (:func:`etl4all.records.last_record_start`), and that record goes on with the next
+it starts (:func:`etl4all.parsing.records.last_record_start`), and that record goes on with the next
 piece. A record never straddles two pieces, so parsing piece after piece gives the same points
 and rejects as parsing the whole file, with line numbers counted on across pieces; memory
 follows the piece size, which follows ``--batch-size`` (:func:`piece_bytes`).
 
 The extract stage also needs, before parsing, the file's sha256 (batch ids, same-content
-check) and where its complete records end (:func:`etl4all.records.complete_end`): :func:`digest`
+check) and where its complete records end (:func:`.records.complete_end`): :func:`digest`
 hashes the file in one bounded pass and :func:`tail_end` looks only at its tail.
 """
 
@@ -23,7 +23,8 @@ from typing import BinaryIO
 
 import polars as pl
 
-from etl4all import fingerprint, parse, records
+from etl4all import fingerprint
+from etl4all.parsing import parse, records
 from etl4all.state.base import FileMark
 
 BYTES_PER_RECORD = 128
@@ -65,7 +66,7 @@ def pieces(file: BinaryIO, max_bytes: int, size: int | None = None) -> Iterator[
 def parse_pieces(chunks: Iterable[bytes], source: str) -> Iterator[tuple[int, parse.Parsed]]:
     """Parse consecutive pieces of one file (see :func:`pieces`), numbering lines on; yields
     each piece's size in bytes and what it holds. A file that is not text (compressed,
-    UTF-16: :func:`etl4all.parse.not_text`) is one reject, whatever its size."""
+    UTF-16: :func:`etl4all.parsing.parse.not_text`) is one reject, whatever its size."""
     first = 1
     chunks = iter(chunks)
     for piece in chunks:
@@ -135,7 +136,7 @@ def digest(file: BinaryIO, *, previous: FileMark | None = None, size_hint: int =
 
 
 def tail_end(file: BinaryIO, size: int) -> int:
-    """:func:`etl4all.records.complete_end` of the first ``size`` bytes of ``file``, from a
+    """:func:`etl4all.parsing.records.complete_end` of the first ``size`` bytes of ``file``, from a
     tail that holds the last record start (the whole file only when none is found)."""
     window = _TAIL_BYTES
     while True:

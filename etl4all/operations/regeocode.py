@@ -52,7 +52,7 @@ FAILED_REASONS = ("geocode_failed", "invalid_request", "unexpected_status", "not
 """Reject reasons of points that reached a geocoder and got no address."""
 
 CHECKS = ("state", "warehouse", "lookup", "geocoder")
-"""The backends ``etl4all regeocode`` checks at start-up (see :mod:`etl4all.runners.check`)."""
+"""The backends ``etl4all regeocode`` checks at start-up (see :mod:`etl4all.operations.check`)."""
 DRY_RUN_CHECKS = ("state", "warehouse")
 """Those ``regeocode --dry-run`` checks: it calls no geocoder and loads nothing."""
 

@@ -8,8 +8,8 @@ import pytest
 from geocoders.fake_api import FakeApi
 
 from etl4all import sample
+from etl4all.operations.estimate import estimate
 from etl4all.runners.embedded import run
-from etl4all.runners.estimate import estimate
 from etl4all.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""Where records start and end in the raw bytes of a data_points file (see :mod:`etl4all.parse`).
+"""Where records start and end in the raw bytes of a data_points file (see :mod:`.parse`).
 
 A file that may still be uploading can end in the middle of a record, even in the middle of
 a number (``-51.201`` of ``-51.20150245``), which would read as a wrong but valid coordinate.
@@ -18,7 +18,7 @@ leaves the tail out until the file is final (see :mod:`etl4all.stages.extract`);
 file's tail is parsed as it is, into a point or a reject.
 
 :func:`last_record_start` tells where the last record starts, so that a file can be read in
-pieces cut there (:mod:`etl4all.reading`).
+pieces cut there (:mod:`etl4all.parsing.reading`).
 """
 
 from __future__ import annotations
@@ -87,5 +87,5 @@ def _rfind_any_case(data: bytes, label: bytes, lo: int, hi: int) -> int:
 
 def last_record_start(data: bytes) -> int:
     """The offset of the line where the last record of ``data`` starts, or -1 if none does:
-    cutting there never splits a record (see :mod:`etl4all.reading`)."""
+    cutting there never splits a record (see :mod:`etl4all.parsing.reading`)."""
     return _last_line_with(data, _RECORD_START, 0, len(data))

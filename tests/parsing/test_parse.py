@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from etl4all import frames
-from etl4all.parse import REASONS, not_text, parse, split_lines
-from etl4all.records import complete_end
+from etl4all.parsing.parse import REASONS, not_text, parse, split_lines
+from etl4all.parsing.records import complete_end
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
 LON = "Longitude: 51°12′05″W   -51.20150245"
@@ -308,7 +308,7 @@ def test_random_bytes_never_raise_and_every_line_is_accounted_for(data: bytes) -
 class Generated:
     """A record the property below writes: its lines, whether it is good, the label of its
     first line and of its last labelled line (None for garbage), which say what may follow
-    it without joining it (see etl4all.parse)."""
+    it without joining it (see etl4all.parsing.parse)."""
 
     lines: tuple[str, ...]
     good: bool

@@ -13,7 +13,7 @@ from contextlib import ExitStack
 
 import polars as pl
 
-from etl4all import reading
+from etl4all.parsing import reading
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.stages.transform import distinct_keys, uncached_keys

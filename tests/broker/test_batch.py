@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from etl4all import batch, frames
+from etl4all import frames
+from etl4all.broker import batch
 from etl4all.errors import DataError
 
 

@@ -23,7 +23,8 @@ from etl4all.errors import (
     StoreError,
     WarehouseError,
 )
-from etl4all.runners import check, wiring
+from etl4all.operations import check
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.warehouse.mysql import MySqlWarehouse
 

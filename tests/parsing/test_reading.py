@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl4all import fingerprint, reading, sample
-from etl4all.parse import parse
-from etl4all.records import complete_end
+from etl4all import fingerprint, sample
+from etl4all.parsing import reading
+from etl4all.parsing.parse import parse
+from etl4all.parsing.records import complete_end
 from etl4all.state.base import FileMark
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"

@@ -10,12 +10,13 @@ import pytest
 from click.testing import CliRunner
 from geocoders.fake_api import FakeApi, coord
 
-from etl4all import frames, parse, sample
+from etl4all import frames, sample
 from etl4all.cli import cli
 from etl4all.errors import BudgetExceededError, ConfigError
+from etl4all.operations.regeocode import Selection, plan, regeocode
+from etl4all.parsing import parse
 from etl4all.runners import wiring
 from etl4all.runners.embedded import run
-from etl4all.runners.regeocode import Selection, plan, regeocode
 from etl4all.settings import Settings
 from etl4all.warehouse.read import read_warehouse
 

@@ -1,0 +1,1 @@
+"""Operators' commands beside the drivers: ``check``, ``status``, ``estimate``, ``regeocode``."""
