@@ -1,13 +1,20 @@
-"""URL helpers: pick a backend by scheme, and redact secrets before logging."""
+"""URLs: the one parser (:func:`parse`, a :class:`Url`), backends by scheme, redaction.
+
+Every module reads its URL through :func:`parse`: scheme, user, password, host, port, path
+and query options, percent-decoded, with :attr:`Url.shown` (password and keys hidden) for
+messages. File URLs follow SQLAlchemy's slash rule (:func:`file_path`), never the disk:
+``duckdb:///etl4all.duckdb`` is relative to the working directory, ``duckdb:////srv/x.duckdb``
+absolute. ``file://`` URLs are RFC 8089's (``file:///srv/in`` is absolute); a bare path is a path.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from etl4all.errors import ConfigError, MissingDependencyError, UnknownSchemeError
 
@@ -44,37 +51,96 @@ def redact(text: str) -> str:
     return "".join(parts) + text[shown:]
 
 
-def _urlsplit(url: str) -> SplitResult:
-    """``urlsplit``, its ValueError (an unencoded "[" or "]") a ConfigError that shows no
-    part of the URL's password (the driver's message quotes the text between brackets)."""
+@dataclasses.dataclass(frozen=True)
+class Url:
+    """A parsed URL: its parts percent-decoded, the text as given for drivers.
+
+    A bare path (``data/in``, ``/srv/in``, ``C:\\in``) is a ``file`` URL whose path is the
+    text unchanged.
+    """
+
+    text: str = dataclasses.field(repr=False)
+    """The URL as given, secrets included: for drivers only, never for messages."""
+    scheme: str
+    """Lower case; ``file`` for a bare path."""
+    user: str | None
+    password: str | None = dataclasses.field(repr=False)
+    host: str | None
+    """Lower case, an IPv6 address without its brackets; None when the URL names none."""
+    path: str
+    """``/db`` of ``mysql://host/db``, ``//srv/x.db`` of ``sqlite:////srv/x.db``."""
+    query: tuple[tuple[str, str], ...]
+    """The query options in order, blank values kept."""
+    _parts: SplitResult = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def shown(self) -> str:
+        """The URL with its password and ``key=`` values hidden: for messages and logs."""
+        return redact(self.text)
+
+    @property
+    def netloc(self) -> str:
+        """``user:password@host:port`` as written (several hosts for a MongoDB replica set)."""
+        return self._parts.netloc
+
+    @property
+    def port(self) -> int | None:
+        """The port, None when the URL gives none.
+
+        Raises:
+            ConfigError: the port is not a number from 0 to 65535.
+        """
+        try:
+            return self._parts.port
+        except ValueError as exc:
+            raise ConfigError(f"{self.shown}: bad port ({exc})") from None
+
+    @property
+    def database(self) -> str:
+        """The path without its leading slashes: ``db`` of ``mysql://host/db``."""
+        return self.path.lstrip("/")
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The query options by name (the last of a repeated name wins)."""
+        return dict(self.query)
+
+    def with_query(self, options: Iterable[tuple[str, str]]) -> str:
+        """The URL text with its query replaced by ``options``: what a driver is given."""
+        return self._parts._replace(query=urlencode(list(options))).geturl()
+
+
+def parse(url: str) -> Url:
+    """``url`` parsed; a bare path becomes a ``file`` URL (:class:`Url`).
+
+    Raises:
+        ConfigError: an unencoded ``[`` or ``]`` (the message shows no part of the password).
+    """
     try:
-        return urlsplit(url)
-    except ValueError:
+        parts = urlsplit(url)
+    except ValueError:  # the driver's message would quote the text between brackets
         raise ConfigError(
             f"{redact(url)} is not a valid URL: percent-encode the user's and password's special "
             "characters ([ as %5B, ] as %5D, / as %2F, @ as %40)"
         ) from None
-
-
-def split(url: str) -> SplitResult:
-    """Split a URL; a plain path becomes ``file://``.
-
-    Raises:
-        ConfigError: ``url`` is not a valid URL.
-    """
-    parts = _urlsplit(url)
     if not parts.scheme or len(parts.scheme) == 1:  # "C:\\..." on Windows is a path too
-        return (
-            urlsplit("file://" + url)
-            if url.startswith("/")
-            else SplitResult("file", "", url, "", "")
-        )
-    return parts
+        return Url(url, "file", None, None, None, url, (), SplitResult("file", "", url, "", ""))
+    user, password = parts.username, parts.password
+    return Url(
+        text=url,
+        scheme=parts.scheme.lower(),
+        user=None if user is None else unquote(user),
+        password=None if password is None else unquote(password),
+        host=parts.hostname,
+        path=unquote(parts.path),
+        query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+        _parts=parts,
+    )
 
 
 def scheme_of(url: str) -> str:
     """The scheme of ``url`` (``file`` for a plain path), lower case."""
-    return split(url).scheme.lower()
+    return parse(url).scheme
 
 
 def load_class(role: str, key: str, table: Mapping[str, tuple[str, str]]) -> Any:
@@ -135,7 +201,7 @@ def check_form(url: str) -> None:
     Raises:
         ConfigError: naming the form the URL needs, with the password hidden.
     """
-    scheme = split(url).scheme.lower()
+    scheme = parse(url).scheme
     if scheme == "file" or url[len(scheme) + 1 :].startswith("//"):
         return
     form = f"{scheme}:///path" if scheme in FILE_SCHEMES else f"{scheme}://host/..."
@@ -156,10 +222,10 @@ def check_userinfo(url: str) -> None:
     Raises:
         ConfigError: naming the fix, percent-encoding, with the password hidden.
     """
-    parts = _urlsplit(url)
-    rest = url.partition("://")[2][len(parts.netloc) :]
-    cut = parts.netloc.rpartition(":")[2]  # "user:Pa" of "user:Pa/ss@host", not "host:21"
-    if "@" not in parts.netloc and ":" in parts.netloc and not cut.isdigit() and "@" in rest:
+    netloc = parse(url).netloc
+    rest = url.partition("://")[2][len(netloc) :]
+    cut = netloc.rpartition(":")[2]  # "user:Pa" of "user:Pa/ss@host", not "host:21"
+    if "@" not in netloc and ":" in netloc and not cut.isdigit() and "@" in rest:
         raise ConfigError(
             f"{redact(url)}: the user or password holds a '/', '?' or '#'; percent-encode "
             "them in the URL (/ as %2F, ? as %3F, # as %23, @ as %40)"
@@ -167,23 +233,23 @@ def check_userinfo(url: str) -> None:
 
 
 def file_path(url: str) -> str:
-    """The file path of a ``sqlite:///path`` or ``duckdb:///path`` URL.
+    """The file of a ``sqlite://`` or ``duckdb://`` URL, by SQLAlchemy's slash rule.
 
-    ``duckdb:///tmp/x.duckdb`` is ``/tmp/x.duckdb`` when the top folder (``/tmp``) exists;
-    a bare name (``duckdb:///etl4all.duckdb``) or a top folder that does not exist at the root
-    (``sqlite:///.etl4all/state.db``) is relative to the working directory; four slashes
-    are always absolute and ``///./`` always relative.
+    After the scheme's ``//`` comes an empty host, then ``/``, then the path as written:
+    ``duckdb:///data/x.duckdb`` is ``data/x.duckdb``, relative to the working directory;
+    ``duckdb:////data/x.duckdb`` is ``/data/x.duckdb``. What exists on disk changes nothing.
 
     Raises:
         ConfigError: no path in the URL, or a host in it.
     """
-    parts = _urlsplit(url)
-    if parts.netloc:
-        raise ConfigError(f"{redact(url)}: use three slashes, e.g. {parts.scheme}:///data/x.db")
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    parsed = parse(url)
+    scheme = parsed.scheme
+    if parsed.netloc:
+        raise ConfigError(
+            f"{parsed.shown}: a file URL names no host: use three slashes for a relative path "
+            f"({scheme}:///data/x.db), four for an absolute one ({scheme}:////srv/x.db)"
+        )
+    path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
     if not path:
-        raise ConfigError(f"{redact(url)} names no file; e.g. {parts.scheme}:///data/x.db")
-    top, sep, _ = path.partition("/")
-    if path.startswith("/") or (sep and top not in ("", ".", "..") and os.path.isdir("/" + top)):
-        return "/" + path.lstrip("/")
+        raise ConfigError(f"{parsed.shown} names no file; e.g. {scheme}:///data/x.db")
     return path

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +39,8 @@ def test_unknown_scheme_suggests_the_closest() -> None:
 @pytest.mark.parametrize(
     ("url", "path"),
     [
-        ("duckdb:///tmp/x.duckdb", "/tmp/x.duckdb"),
+        ("duckdb:///data/x.duckdb", "data/x.duckdb"),
+        ("duckdb:////data/x.duckdb", "/data/x.duckdb"),
         ("duckdb:///etl4all.duckdb", "etl4all.duckdb"),
         ("sqlite:///.etl4all/state.db", ".etl4all/state.db"),
         ("sqlite:////abs/state.db", "/abs/state.db"),
@@ -46,6 +49,43 @@ def test_unknown_scheme_suggests_the_closest() -> None:
 )
 def test_file_path(url: str, path: str) -> None:
     assert urls.file_path(url) == path
+
+
+def test_an_existing_root_folder_does_not_make_three_slashes_absolute() -> None:
+    assert os.path.isdir("/tmp")  # a folder at the root of that name exists
+    assert urls.file_path("duckdb:///tmp/x.duckdb") == "tmp/x.duckdb"
+    assert urls.file_path("sqlite:///tmp/state.db") == "tmp/state.db"
+    assert urls.file_path("duckdb:////tmp/x.duckdb") == "/tmp/x.duckdb"
+
+
+def test_a_three_slash_warehouse_opens_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with warehouse.from_url("duckdb:///tmp/x.duckdb"):
+        pass
+    assert (tmp_path / "tmp" / "x.duckdb").is_file()
+
+
+def test_parse_gives_the_parts_decoded_and_hides_the_password() -> None:
+    url = urls.parse("MySQL://etl:Pa%2Fss@DB.example:3307/etl4all?read_timeout=5&ssl_ca=")
+    assert (url.scheme, url.user, url.password) == ("mysql", "etl", "Pa/ss")
+    assert (url.host, url.port, url.database) == ("db.example", 3307, "etl4all")
+    assert url.query == (("read_timeout", "5"), ("ssl_ca", ""))
+    assert "Pa" not in url.shown and "Pa" not in repr(url)
+    assert url.with_query([("a", "1")]) == "mysql://etl:Pa%2Fss@DB.example:3307/etl4all?a=1"
+
+
+@pytest.mark.parametrize("path", ["data/in", "/srv/in", "a%20b", "C:\\in"])
+def test_a_bare_path_is_a_file_url_of_that_path(path: str) -> None:
+    url = urls.parse(path)
+    assert (url.scheme, url.path, url.host, url.netloc) == ("file", path, None, "")
+
+
+def test_a_bad_port_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError, match="bad port") as caught:
+        _ = urls.parse("ftp://u:S3cret@h:99999/in").port
+    assert "S3cret" not in str(caught.value)
 
 
 def test_file_path_refuses_a_host() -> None:

@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions as px
@@ -431,13 +430,13 @@ def parameters(
     Raises:
         ConfigError: a malformed URL or option.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-        raise ConfigError(f"broker URL {urls.redact(url)}: expected amqp://user:pass@host:5672/")
-    options = {**DEFAULTS, **dict(parse_qsl(parts.query))}
+    parsed = urls.parse(url)
+    if parsed.scheme not in ("amqp", "amqps") or not parsed.host:
+        raise ConfigError(f"broker URL {parsed.shown}: expected amqp://user:pass@host:5672/")
+    options = {**DEFAULTS, **{k: v for k, v in parsed.query if v}}
     attempts = options.pop("reconnect_attempts", str(reconnect_attempts))
     try:
-        params = pika.URLParameters(urlunsplit(parts._replace(query=urlencode(options))))
+        params = pika.URLParameters(parsed.with_query(options.items()))
         reconnect_attempts = int(attempts)
     except ValueError as exc:
         raise ConfigError(f"broker URL {urls.redact(url)}: {urls.redact(str(exc))}") from exc

@@ -148,20 +148,21 @@ class ApiGeocoder(Closing):
 
     @classmethod
     def check_url(cls, value: str) -> yarl.URL:
-        """``value`` parsed, once checked to be an absolute http(s) URL.
+        """``value``, once checked to be an absolute http(s) URL (:func:`etl4all.urls.parse`),
+        as aiohttp's URL type, which builds the request URLs.
 
         Raises:
             ConfigError: it is not; the message names :attr:`url_option`.
         """
-        try:
-            url = yarl.URL(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{cls.url_option} is not a URL: {urls.redact(str(value))}") from exc
-        if url.scheme not in ("http", "https") or not url.host:
+        parsed = urls.parse(str(value))
+        if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ConfigError(
-                f"{cls.url_option} must be an absolute http(s) URL, got {urls.redact(value)}"
+                f"{cls.url_option} must be an absolute http(s) URL, got {parsed.shown}"
             )
-        return url
+        try:
+            return yarl.URL(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{cls.url_option} is not a URL: {parsed.shown}") from exc
 
     @property
     def qps(self) -> float:

@@ -19,7 +19,6 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import polars as pl
 import pymongo
@@ -76,22 +75,21 @@ class MongoLookup(Closing):
     """
 
     def __init__(self, *, url: str, client: Any = None) -> None:
-        self._url = urls.redact(url)
-        parts = urls.split(url)
-        if parts.scheme != "mongodb":
+        parsed = urls.parse(url)
+        self._url = parsed.shown
+        if parsed.scheme != "mongodb":
             raise ConfigError(f"{self._url} is not a mongodb://host:port/database URL")
-        options = parse_qsl(parts.query, keep_blank_values=True)
-        collection = dict(options).get("collection", DEFAULT_COLLECTION)
-        rest = [(k, v) for k, v in options if k != "collection"]
+        collection = parsed.options.get("collection", DEFAULT_COLLECTION)
+        rest = [(k, v) for k, v in parsed.query if k != "collection"]
         given = {k.lower() for k, _ in rest}
         rest += [(k, v) for k, v in _TIMEOUTS.items() if k.lower() not in given]
-        driver_url = parts._replace(query=urlencode(rest)).geturl()
+        driver_url = parsed.with_query(rest)
         try:
             with _errors("reading the URL", self._url):
-                parsed = uri_parser.parse_uri(driver_url)
+                driver = uri_parser.parse_uri(driver_url)  # the driver's own checks
         except ValueError as exc:  # pymongo reports some bad URLs (a bad port) this way
             raise ConfigError(f"{self._url}: {exc}") from exc
-        database = parsed["database"] or DEFAULT_DATABASE
+        database = driver["database"] or DEFAULT_DATABASE
         for name in (database, collection):
             if not _NAME.match(name):
                 raise ConfigError(f"{self._url}: bad database or collection name {name!r}")

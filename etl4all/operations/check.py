@@ -38,7 +38,6 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -343,11 +342,11 @@ def _resolve(role: str, url: str) -> None:
     """
     urls.check(url)  # "user:pa/ss@host" would look up the host "user"
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # a malformed URL: its backend says what is wrong with it
+        parsed = urls.parse(url)
+    except ConfigError:  # a malformed URL: its backend says what is wrong with it
         return
-    if not host or "," in parts.netloc.rpartition("@")[2]:  # several (a MongoDB replica set)
+    host = parsed.host
+    if not host or "," in parsed.netloc.rpartition("@")[2]:  # several (a MongoDB replica set)
         return
     try:
         socket.getaddrinfo(host, None)

@@ -45,7 +45,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote
 
 with warnings.catch_warnings():
     # ftputil warns on import that its default path encoding will change; we always pass one.
@@ -92,24 +92,21 @@ class FtpSource(Closing):
         Raises:
             ConfigError: not an ``ftp://`` URL, no host, a bad port or option.
         """
-        self._safe_url = urls.redact(url)
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "ftp":
+        parsed = urls.parse(url)
+        self._safe_url = parsed.shown
+        if parsed.scheme != "ftp":
             raise ConfigError(f"{self._safe_url}: an FTP source URL starts with ftp://")
-        try:
-            port = parts.port or 21
-        except ValueError as exc:
-            raise ConfigError(f"{self._safe_url}: bad port") from exc
-        if not parts.hostname:
+        port = parsed.port or 21
+        if not parsed.host:
             raise ConfigError(f"{self._safe_url} names no host, e.g. ftp://user:pass@host/dir")
-        self._hostname = parts.hostname
+        self._hostname = parsed.host
         self._port = port
-        self._user = unquote(parts.username) if parts.username else "anonymous"
-        self._password = unquote(parts.password) if parts.password else ""
-        self._recursive, self._timeout, utc_offset = _options(parts.query, self._safe_url)
+        self._user = parsed.user or "anonymous"
+        self._password = parsed.password or ""
+        self._recursive, self._timeout, utc_offset = _options(parsed.options, self._safe_url)
         self._time_shift = utc_offset * 3600.0
         self._pattern = pattern
-        self._dir = unquote(parts.path[1:]).rstrip("/") or "."
+        self._dir = parsed.path[1:].rstrip("/") or "."
         netloc = f"[{self._hostname}]" if ":" in self._hostname else self._hostname
         dir_part = "" if self._dir == "." else "/" + quote(self._dir, safe="/")
         if self._dir.startswith("/"):
@@ -263,13 +260,8 @@ class FtpSource(Closing):
             ) from exc
 
 
-def _options(query: str, safe_url: str) -> tuple[bool, float, float]:
-    """``(recursive, timeout, utc_offset)`` from the URL's query string."""
-    try:
-        parsed = parse_qs(query, strict_parsing=True) if query else {}
-    except ValueError as exc:
-        raise ConfigError(f"{safe_url}: malformed query string") from exc
-    values = {name: items[-1] for name, items in parsed.items()}
+def _options(values: dict[str, str], safe_url: str) -> tuple[bool, float, float]:
+    """``(recursive, timeout, utc_offset)`` from the URL's query options."""
     unknown = sorted(set(values) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"{safe_url}: unknown option {unknown[0]!r}; known: {', '.join(OPTIONS)}")

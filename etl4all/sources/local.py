@@ -23,8 +23,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit
 
+from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceError
 from etl4all.sources.base import FileRef
@@ -39,15 +39,12 @@ def path_of(url: str) -> Path:
     Raises:
         ConfigError: a ``file://`` URL with a remote host, or no path at all.
     """
-    if url[:5].lower() == "file:":
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise ConfigError(
-                f"{url}: a file URL names a local path, e.g. file:///data/in (three slashes)"
-            )
-        text = unquote(parts.path)
-    else:
-        text = url
+    parsed = urls.parse(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise ConfigError(
+            f"{url}: a file URL names a local path, e.g. file:///data/in (three slashes)"
+        )
+    text = parsed.path
     if not text:
         raise ConfigError(f"{url!r} names no file or folder")
     return Path(os.path.abspath(os.path.expanduser(text)))

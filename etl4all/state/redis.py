@@ -41,7 +41,6 @@ import logging
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.backoff
@@ -339,18 +338,17 @@ def connect(url: str) -> tuple[redis.Redis, str]:
     Raises:
         ConfigError: not a ``redis://`` URL, a bad database number or an unknown option.
     """
-    safe_url = urls.redact(url)
+    parsed = urls.parse(url)
+    safe_url = parsed.shown
     urls.check(url)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("redis", "rediss"):
+    if parsed.scheme not in ("redis", "rediss"):
         raise ConfigError(f"{safe_url}: a Redis state URL starts with redis://")
-    if not parts.hostname:
+    if not parsed.host:
         raise ConfigError(f"{safe_url} names no host: write redis://host:6379/0")
-    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+    if parsed.path.strip("/") and not parsed.path.strip("/").isdigit():
         raise ConfigError(f"{safe_url}: the path is the database number, e.g. /0")
-    query = parse_qs(parts.query, keep_blank_values=True)
-    prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
-    driver_url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    prefix = parsed.options.get("prefix", DEFAULT_PREFIX)
+    driver_url = parsed.with_query((k, v) for k, v in parsed.query if k != "prefix")
     try:
         pool = redis.ConnectionPool.from_url(
             driver_url,

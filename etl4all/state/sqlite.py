@@ -1,7 +1,7 @@
 """State in a local SQLite file: the embedded-mode default.
 
-URL: ``sqlite:///path/to/state.db`` (see :func:`etl4all.urls.file_path` for relative and
-absolute paths; ``sqlite:///.etl4all/state.db`` is relative to the working directory). No
+URL: ``sqlite:///relative/state.db`` (to the working directory) or
+``sqlite:////absolute/state.db`` (:func:`etl4all.urls.file_path`). No
 query options. The parent folder is created. In-memory databases are refused, because every
 thread opens its own connection.
 

@@ -1,7 +1,8 @@
 """DuckDB warehouse: the embedded default, a single file.
 
-URL: ``duckdb:///path/to/etl4all.duckdb`` (see :func:`etl4all.urls.file_path` for relative
-and absolute paths); the parent folder is created. No query options.
+URL: ``duckdb:///relative/etl4all.duckdb`` (to the working directory) or
+``duckdb:////absolute/etl4all.duckdb`` (:func:`etl4all.urls.file_path`); the parent folder
+is created. No query options.
 Driver: ``duckdb`` (a core dependency). The tables are created from ``sql/duckdb/`` when
 the warehouse is built, so it is ready to use at once. :meth:`DuckdbWarehouse.read_url`
 opens the file read-only.

@@ -21,7 +21,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import quote
 
 import polars as pl
 import pymysql
@@ -144,27 +144,26 @@ class Dsn:
             ConfigError: not a ``mysql://`` URL, no host, no valid database name, or a bad
                 option.
         """
-        parts = urls.split(url)
-        redacted = urls.redact(url)
-        if parts.scheme != "mysql":
+        parsed = urls.parse(url)
+        redacted = parsed.shown
+        if parsed.scheme != "mysql":
             raise ConfigError(f"{redacted} is not a mysql://user:password@host/db URL")
         urls.check(url)
-        if not parts.hostname:
+        if not parsed.host:
             raise ConfigError(f"{redacted} names no host: write mysql://user:password@host/db")
-        database = parts.path.lstrip("/")
-        if not _DATABASE.match(database):
+        if not _DATABASE.match(parsed.database):
             raise ConfigError(f"{redacted}: name a database (letters, digits, _ and $)")
-        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        options = {k: v for k, v in parsed.options.items() if v}
         if unknown := set(options) - _OPTIONS:
             raise ConfigError(f"{redacted}: unknown options {sorted(unknown)}; known {_OPTIONS}")
         try:
             return cls(
                 url=redacted,
-                database=database,
-                host=parts.hostname,
-                port=parts.port or 3306,
-                user=unquote(parts.username or "root"),
-                password=unquote(parts.password or ""),
+                database=parsed.database,
+                host=parsed.host,
+                port=parsed.port or 3306,
+                user=parsed.user or "root",
+                password=parsed.password or "",
                 connect_timeout=_seconds(options, "connect_timeout", CONNECT_TIMEOUT),
                 read_timeout=_seconds(options, "read_timeout", QUERY_TIMEOUT),
                 write_timeout=_seconds(options, "write_timeout", QUERY_TIMEOUT),
