@@ -1,10 +1,9 @@
 """The analysis queries of ``sql/analysis/``, run read-only on either warehouse.
 
 Each ``sql/analysis/NAME.sql`` file is plain SQL that runs unchanged on DuckDB and on
-MySQL/MariaDB, its parameters ``?`` marks bound in order. DuckDB binds them natively; on
-MySQL the file's text is sent unchanged as a server-side prepared statement
-(``PREPARE … FROM``, then ``EXECUTE … USING`` with the values in session variables), so no
-dialect rewrites anything and no value is pasted into SQL. Both sessions run in UTC.
+MySQL/MariaDB, its parameters ``?`` marks bound in order, on the warehouse backend's own
+read-only session (``Warehouse.reader``: DuckDB binds them natively, MySQL prepares the text
+on the server), so no dialect rewrites anything and no value is pasted into SQL.
 
 The files are found like the DDL (:func:`etl4all.warehouse.ddl.files`): in the source
 checkout, else in the installed data folder ``<prefix>/share/etl4all/sql/analysis/``.
@@ -13,17 +12,19 @@ checkout, else in the installed data folder ``<prefix>/share/etl4all/sql/analysi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from etl4all import urls
+from etl4all import urls, warehouse
 from etl4all.closing import Closing
-from etl4all.errors import ConfigError, MissingDependencyError, WarehouseError
+from etl4all.errors import ConfigError
 from etl4all.warehouse import ddl
+
+if TYPE_CHECKING:
+    from etl4all.warehouse.base import Reader, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,6 @@ def normalized(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(casts)
 
 
-class _Session(Protocol):
-    def run(self, sql: str, params: Sequence[Param]) -> pl.DataFrame: ...
-
-    def close(self) -> None: ...
-
-
 class AnalysisDatabase(Closing):
     """A read-only session on the warehouse at ``url`` that runs the analysis queries.
 
@@ -92,14 +87,14 @@ class AnalysisDatabase(Closing):
     def __init__(self, *, url: str) -> None:
         self.url = urls.redact(url)
         scheme = urls.scheme_of(url)
-        if scheme == "duckdb":
-            self._open: Callable[[], _Session] = lambda: _DuckdbSession(url)
-        elif scheme == "mysql":
-            self._open = lambda: _mysql_session(url)
-        else:
-            raise ConfigError(f"{self.url}: the report reads duckdb:/// or mysql:// warehouses")
+        self._backend: type[Warehouse] = urls.load_class("warehouse", scheme, warehouse.SCHEMES)
+        self._url = url
         self._parallel = scheme == "mysql"
         self._session = self._open()
+
+    def _open(self) -> Reader:
+        """A new read-only session of the warehouse backend."""
+        return self._backend.reader(self._url)
 
     def run(self, name: str, *params: Param) -> pl.DataFrame:
         """The rows of the analysis query ``name`` with ``params`` bound to its ``?`` marks.
@@ -128,7 +123,7 @@ class AnalysisDatabase(Closing):
             return {label: future.result() for label, future in futures.items()}
 
     def _run_apart(self, name: str, params: Sequence[Param]) -> pl.DataFrame:
-        """:meth:`run` on a session of its own (a PyMySQL connection serves one thread)."""
+        """:meth:`run` on a session of its own (a MySQL connection serves one thread)."""
         session = self._open()
         try:
             return normalized(session.run(text(name), params))
@@ -138,43 +133,3 @@ class AnalysisDatabase(Closing):
     def close(self) -> None:
         """Close the session."""
         self._session.close()
-
-
-class _DuckdbSession:
-    """A read-only DuckDB connection in UTC."""
-
-    def __init__(self, url: str) -> None:
-        import duckdb
-
-        self._url = urls.redact(url)
-        path = Path(urls.file_path(url))
-        if not path.is_file():
-            raise ConfigError(f"{self._url}: no such DuckDB file ({path}); run `etl4all run`")
-        try:
-            self._con = duckdb.connect(str(path), read_only=True)
-            self._con.execute("SET TimeZone = 'UTC'")
-        except duckdb.Error as exc:
-            raise WarehouseError(f"opening {self._url} failed: {exc}; retry later") from exc
-
-    def run(self, sql: str, params: Sequence[Param]) -> pl.DataFrame:
-        import duckdb
-
-        try:
-            return self._con.sql(sql, params=list(params)).pl()
-        except duckdb.CatalogException as exc:
-            raise ConfigError(f"{self._url}: {exc}; run `etl4all init-db` first") from exc
-        except duckdb.Error as exc:
-            raise WarehouseError(f"querying {self._url} failed: {exc}") from exc
-
-    def close(self) -> None:
-        self._con.close()
-
-
-def _mysql_session(url: str) -> _Session:
-    """A MySQL session (imported here: PyMySQL is the ``mysql`` extra)."""
-    try:
-        from etl4all.report.mysql_session import MySqlSession
-    except ModuleNotFoundError as exc:
-        raise MissingDependencyError("pymysql", "mysql") from exc
-    session: Any = MySqlSession(url)
-    return session

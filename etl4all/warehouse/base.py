@@ -41,6 +41,23 @@ class LoadResult:
         return self
 
 
+class Reader(Protocol):
+    """A read-only session on a warehouse that runs queries with ``?`` marks (the report's)."""
+
+    def run(self, sql: str, params: Sequence[int | float | str]) -> pl.DataFrame:
+        """The rows of ``sql`` with ``params`` bound to its ``?`` marks, in UTC.
+
+        Raises:
+            ConfigError: the warehouse lacks a table the query reads.
+            WarehouseError: the database failed.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
 @runtime_checkable
 class Warehouse(Protocol):
     """The address table; a context manager."""
@@ -197,6 +214,17 @@ class Warehouse(Protocol):
         """What :meth:`read` returns, for the warehouse at ``url``, without building one.
 
         Reads only: no DDL, no write connection (what ``etl4all.read_warehouse`` calls).
+        """
+        ...
+
+    @classmethod
+    def reader(cls, url: str) -> Reader:
+        """A read-only session on the warehouse at ``url``, through the backend's one way to
+        SQL (what the report's queries run on): no DDL, no write connection.
+
+        Raises:
+            ConfigError: a bad URL, no such database or file, refused credentials.
+            WarehouseError: the database cannot be reached.
         """
         ...
 

@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -512,11 +512,49 @@ class DuckdbWarehouse(table.SqlWarehouse):
         with _opening(url, path), duckdb.connect(str(path), read_only=True) as con:
             return _read(con, url)
 
+    @classmethod
+    def reader(cls, url: str) -> DuckdbReader:
+        """A read-only session on the file at ``url`` (:class:`DuckdbReader`)."""
+        return DuckdbReader(url)
+
     def close(self) -> None:
         """Close the database file."""
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+class DuckdbReader:
+    """A read-only UTC connection on the DuckDB file at ``url``.
+
+    Raises:
+        ConfigError: a bad URL, or no such file.
+        WarehouseError: the file cannot be opened (locked by a writer).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = urls.redact(url)
+        path = _path(url)
+        if not path.is_file():
+            raise ConfigError(f"{self._url}: no such DuckDB file ({path}); run `etl4all run`")
+        try:
+            self._con = duckdb.connect(str(path), read_only=True)
+            self._con.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error as exc:
+            raise WarehouseError(f"opening {self._url} failed: {exc}; retry later") from exc
+
+    def run(self, sql: str, params: Sequence[int | float | str]) -> pl.DataFrame:
+        """The rows of ``sql`` with ``params`` bound to its ``?`` marks."""
+        try:
+            return _frame(self._con.sql(sql, params=list(params)))
+        except duckdb.CatalogException as exc:
+            raise ConfigError(f"{self._url}: {exc}; run `etl4all init-db` first") from exc
+        except duckdb.Error as exc:
+            raise WarehouseError(f"querying {self._url} failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()
 
 
 def _read(con: duckdb.DuckDBPyConnection, url: str) -> pl.DataFrame:

@@ -36,8 +36,8 @@ import pymysql.cursors
 
 from etl4all import frames
 from etl4all.errors import DataError, WarehouseError
-from etl4all.warehouse import ddl, mysql_files, mysql_load, mysql_prune, spool
-from etl4all.warehouse.mysql_connection import Dsn, connect, errors, read_table
+from etl4all.warehouse import ddl, mysql_files, mysql_load, mysql_prune, mysql_read, spool
+from etl4all.warehouse.mysql_connection import Dsn, connect, errors
 from etl4all.warehouse.table import SqlWarehouse
 
 _DUPLICATE_COLUMN = 1060
@@ -209,15 +209,9 @@ class MySqlWarehouse(SqlWarehouse):
             mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
             return mysql_prune.prune_rejects(cur, source, version)
 
-    _MARK = "%s"
-
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
         with self._transaction(what) as cur:
-            cur.execute(sql, params)
-            rows = cur.fetchall()
-            names = [column[0] for column in cur.description or ()]
-        # DECIMAL arrives as Decimal; table_frame casts the coordinates to Float64
-        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+            return mysql_read.query(cur, sql, params)
 
     def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
         """Record rejects in the ``reject`` table (staged, then one insert); rows added."""
@@ -251,7 +245,7 @@ class MySqlWarehouse(SqlWarehouse):
 
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64)."""
-        return read_table(self._dsn)
+        return mysql_read.read_table(self._dsn)
 
     @classmethod
     def read_url(cls, url: str) -> pl.DataFrame:
@@ -262,7 +256,12 @@ class MySqlWarehouse(SqlWarehouse):
             MissingDependencyError: connectorx is not installed.
             WarehouseError: the database could not be read.
         """
-        return read_table(Dsn.parse(url))
+        return mysql_read.read_table(Dsn.parse(url))
+
+    @classmethod
+    def reader(cls, url: str) -> mysql_read.MySqlReader:
+        """A read-only session on the database at ``url`` (:class:`mysql_read.MySqlReader`)."""
+        return mysql_read.MySqlReader(url)
 
     def _drop(self) -> None:
         if self._conn is not None:

@@ -1,10 +1,9 @@
-"""MySQL / MariaDB connections for the warehouse: the URL, connecting, reading, error mapping.
+"""MySQL / MariaDB connections for the warehouse: the URL, connecting, error mapping.
 
 :class:`Dsn` is the parsed ``mysql://`` URL (see :mod:`etl4all.warehouse.mysql` for its
 form and options). :func:`connect` opens a PyMySQL connection with ``LOAD DATA LOCAL``
-allowed and checked, :func:`open_session` any other; :func:`read_table` reads the address
-table through connectorx, which streams straight into Arrow. :func:`errors` is the one
-translation of PyMySQL's errors.
+allowed and checked, :func:`open_session` any other (reads: :mod:`etl4all.warehouse.mysql_read`).
+:func:`errors` is the one translation of PyMySQL's errors.
 
 Timeouts: ``connect_timeout`` bounds the TCP connection and, separately, the server's greeting,
 the login and the session set-up; then ``read_timeout`` and ``write_timeout`` bound each wait
@@ -17,19 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
 
-import polars as pl
 import pymysql
 
 from etl4all import urls
-from etl4all.errors import ConfigError, DataError, MissingDependencyError, WarehouseError
+from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.timeouts import timed_out
-from etl4all.warehouse import table
 
 LOCAL_INFILE_HINT = (
     "LOAD DATA LOCAL is disabled on the server: enable local_infile on the server "
@@ -248,29 +243,3 @@ def open_session(
     conn._read_timeout = dsn.read_timeout
     conn._write_timeout = dsn.write_timeout
     return conn
-
-
-def read_table(dsn: Dsn) -> pl.DataFrame:
-    """The address table through connectorx, in the common shape (DECIMAL arrives as Float64).
-
-    Raises:
-        ConfigError: no such database or table.
-        MissingDependencyError: connectorx is not installed (``pip install 'etl4all[mysql]'``).
-        WarehouseError: the database could not be read.
-    """
-    try:
-        cx = importlib.import_module("connectorx")
-    except ModuleNotFoundError as exc:
-        raise MissingDependencyError("connectorx", "mysql") from exc
-    host = f"[{dsn.host}]" if ":" in dsn.host else dsn.host
-    user, password = quote(dsn.user, safe=""), quote(dsn.password, safe="")
-    uri = f"mysql://{user}:{password}@{host}:{dsn.port}/{dsn.database}"
-    try:
-        frame = cx.read_sql(uri, table.READ_SQL, return_type="polars", protocol="binary")
-    except RuntimeError as exc:  # connectorx raises RuntimeError for every failure
-        message = urls.redact(str(exc))
-        if "doesn't exist" in message or "Unknown database" in message:
-            raise ConfigError(f"{dsn.url}: {message}; run `etl4all init-db`") from None
-        raise WarehouseError(f"reading {dsn.url} failed: {message}") from None
-    assert isinstance(frame, pl.DataFrame)
-    return table.table_frame(frame)

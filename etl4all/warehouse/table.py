@@ -152,24 +152,24 @@ def table_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def select_sql(table: str, where: Mapping[str, Sequence[str]], mark: str) -> tuple[str, list[Any]]:
-    """SQL and parameters of a page of chosen rows (see ``Warehouse.select``), the dialect's
-    parameter ``mark`` (``?`` or ``%s``) standing for ``after_id``, every value and ``limit``.
+def select_sql(table: str, where: Mapping[str, Sequence[str]]) -> tuple[str, list[Any]]:
+    """SQL and parameters of a page of chosen rows (see ``Warehouse.select``), a ``?`` mark
+    standing for ``after_id``, every value and ``limit``.
 
     Raises:
         ConfigError: an unknown table or column, or a column with no values.
     """
     if table not in SELECTABLE:
         raise ConfigError(f"cannot select from table {table!r}; known: {sorted(SELECTABLE)}")
-    conditions, params = [f"id > {mark}"], []
+    conditions, params = ["id > ?"], []
     for column, values in where.items():
         if column not in SELECTABLE[table]:
             raise ConfigError(f"table {table} has no column {column!r} to select on")
         if not values:
             raise ConfigError(f"no values to select {table}.{column} on")
-        conditions.append(f"{column} IN ({', '.join([mark] * len(values))})")
+        conditions.append(f"{column} IN ({', '.join(['?'] * len(values))})")
         params += list(values)
-    sql = f"SELECT * FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {mark}"
+    sql = f"SELECT * FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?"
     return sql, params
 
 
@@ -283,15 +283,12 @@ class SqlWarehouse(Closing):
             ConfigError: an unknown table or column, or a column with no values.
             WarehouseError: the database failed.
         """
-        sql, params = select_sql(table, where, self._MARK)
+        sql, params = select_sql(table, where)
         frame = self._query(f"selecting {table} rows", sql, [after_id, *params, limit])
         return table_frame(frame) if table == "address" else frame
 
-    _MARK = "?"
-    """The dialect's query parameter mark."""
-
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
-        """The rows of one parameterized query, as a frame."""
+        """The rows of one query with ``?`` marks, as a frame (the backend's one read path)."""
         raise NotImplementedError
 
     def prune(
