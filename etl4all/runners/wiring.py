@@ -78,7 +78,7 @@ def open_broker(settings: Settings, *, quick: bool = False) -> Broker:
     # only RabbitMQ has a prefetch window and a connection to wait for
     window: dict[str, Any] = (
         {}
-        if url.startswith("memory:")
+        if urls.scheme_of(url) == "memory"
         else {"prefetch": settings.prefetch, "connect_timeout": settings.connect_timeout}
     )
     if quick and window:

@@ -8,8 +8,9 @@ finishes, see :data:`~etl4all.warehouse.mysql_connection.QUERY_TIMEOUT`), ``ssl_
 file: TLS with the server's identity verified; use it in production). A server that accepts
 connections and never answers is a :class:`~etl4all.errors.WarehouseError` naming the host,
 port and what timed out, after about twice ``connect_timeout``. Driver: PyMySQL
-(``pip install 'etl4all[mysql]'``); reads go through connectorx (the same extra), whose
-connection pool gives up after 30 s.
+(``pip install 'etl4all[mysql]'``); queries read through it too, as prepared statements
+(:mod:`etl4all.warehouse.mysql_read`), and the whole-table read through connectorx (the same
+extra), whose connection pool gives up after 30 s.
 
 The server must allow ``LOAD DATA LOCAL`` (``local_infile=ON``); this is checked when the
 warehouse is built. ``local_infile`` is enabled on this class's own connection only, because
@@ -20,7 +21,7 @@ then the files' memberships (:mod:`etl4all.warehouse.mysql_load`); any warning f
 nothing is committed. A prune drops a file's memberships and the rows nobody holds
 (:mod:`etl4all.warehouse.mysql_prune`). Both lock the file's row of ``source_file`` first
 (:mod:`etl4all.warehouse.mysql_files`), which orders a file's versions.
-Connecting, reading and error mapping are in :mod:`etl4all.warehouse.mysql_connection`.
+Connecting and error mapping are in :mod:`etl4all.warehouse.mysql_connection`.
 """
 
 from __future__ import annotations
