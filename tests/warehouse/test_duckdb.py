@@ -171,3 +171,17 @@ con = duckdb.connect(sys.argv[1])
 print("holding", flush=True)
 time.sleep(60)
 """
+
+
+def test_the_reader_binds_marks_and_reads_only(url: str) -> None:
+    with DuckdbWarehouse(url=url) as warehouse:
+        warehouse.load(addresses(3), NONE)
+    reader = DuckdbWarehouse.reader(url)
+    try:
+        sql = "SELECT id, created_at FROM address WHERE source_file = ? ORDER BY id"
+        assert reader.run(sql, ["data_points_1.txt"])["id"].to_list() == [1, 2, 3]
+        assert reader.run(sql, ["no such file"]).height == 0
+        with pytest.raises(WarehouseError, match="read-only"):
+            reader.run("DELETE FROM address WHERE id > ?", [0])
+    finally:
+        reader.close()

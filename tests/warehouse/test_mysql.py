@@ -242,3 +242,19 @@ def test_init_db_upgrades_a_reject_table_made_before_a_column(mysql_url: str, co
         assert old.missing_schema() == []
         old.init()  # the upgrade is skipped once made
         assert old.missing_schema() == []
+
+
+def test_the_reader_binds_marks_and_types_an_empty_result(
+    mysql_url: str, warehouse: MySqlWarehouse
+) -> None:
+    warehouse.load(addresses(3), NONE)
+    reader = MySqlWarehouse.reader(mysql_url)
+    try:
+        sql = "SELECT id, latitude, created_at FROM address WHERE source_file = ? ORDER BY id"
+        found = reader.run(sql, ["data_points_1.txt"])
+        none = reader.run(sql, ["no such file"])
+    finally:
+        reader.close()
+    assert found.height == 3 and none.height == 0
+    typed = {"id": pl.Int64, "latitude": pl.Float64, "created_at": pl.Datetime("us")}
+    assert none.schema == found.schema == typed
