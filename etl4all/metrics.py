@@ -1,12 +1,10 @@
 """Prometheus metrics of a worker (``run-stage --metrics-port PORT``).
 
-:func:`serve` defines the metrics and starts their HTTP endpoint (``/metrics``); until it is
-called, every ``count_*`` function does nothing, so the stages count unconditionally and a
-process that exposes no metrics pays nothing (and needs no ``prometheus-client``). Like
-logging, the metrics are process-wide: one endpoint per process, shared by its threads.
-
-The stages count where they already sum a batch up (a file parsed, a batch geocoded, a batch
-loaded, a message settled), never per row. Names follow Prometheus conventions:
+:func:`serve` starts their HTTP endpoint (``/metrics``). The metrics keep no count of their
+own: each scrape reads the process's record of counted events (:data:`etl4all.counts.PROCESS`),
+which the stages add to where they already sum a batch up (a file parsed, a batch geocoded, a
+batch loaded, a message settled), never per row. A process that exposes no metrics imports no
+``prometheus-client``. Names follow Prometheus conventions:
 
 ===========================================  ===================  ===========================
 metric                                       labels               counts
@@ -33,44 +31,36 @@ metric                                       labels               counts
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import itertools
+from collections.abc import Iterator
+from typing import Any
 
+from etl4all.counts import BUCKETS, PROCESS, Counts
 from etl4all.errors import ConfigError, MissingDependencyError
 
-if TYPE_CHECKING:
-    from etl4all.warehouse.base import LoadResult
+COUNTERS = (
+    ("files", "Files read and parsed.", ("stage",)),
+    ("points", "Points read (extract) or geocoded (transform).", ("stage",)),
+    ("rejects", "Records or points rejected, by reason.", ("stage", "reason")),
+    ("geocoder_calls", "Geocoding API calls made.", ("geocoder",)),
+    ("geocoder_cache_hits", "Coordinates found in the cache.", ("geocoder",)),
+    ("geocoder_retries", "Geocoding API calls retried.", ("geocoder",)),
+    ("rows", "Warehouse rows inserted, updated or unchanged.", ("kind",)),
+    ("batches", "Messages settled, by outcome.", ("stage", "outcome")),
+    ("batch_retries", "In-process retries of a batch.", ("stage",)),
+    ("errors", "Errors met while handling batches, by class.", ("stage", "kind")),
+)
+"""The counters: record name (``etl4all_<name>_total``), help text, labels."""
+DURATION = "batch_duration_seconds"
+"""The record name of the histogram of a batch's duration."""
 
-BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-"""Seconds: the histogram buckets of a batch's duration (a batch takes ms offline, minutes
-through a rate-limited API)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Metrics:
-    """The metric objects of this process."""
-
-    files: Any
-    points: Any
-    rejects: Any
-    calls: Any
-    cache_hits: Any
-    api_retries: Any
-    rows: Any
-    batches: Any
-    dead_lettered: Any
-    batch_retries: Any
-    errors: Any
-    duration: Any
-
-
-_active: list[_Metrics] = []
-"""The process's metrics once :func:`serve` ran (a list, so no ``global`` is needed)."""
+_serving: list[int] = []
+"""The port served once :func:`serve` ran (a list, so no ``global`` is needed)."""
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Define the metrics and serve them on ``http://host:port/metrics`` (a daemon thread).
+    """Serve the metrics of :data:`~etl4all.counts.PROCESS` on ``http://host:port/metrics``
+    (a daemon thread).
 
     Raises:
         MissingDependencyError: prometheus-client is not installed.
@@ -80,99 +70,45 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
         import prometheus_client as prom
     except ImportError as exc:
         raise MissingDependencyError("prometheus_client", "metrics") from exc
-    if _active:
+    if _serving:
         return
     registry = prom.CollectorRegistry()
-
-    def counter(name: str, text: str, *labels: str) -> Any:
-        return prom.Counter(f"etl4all_{name}", text, labels, registry=registry)
-
-    metrics = _Metrics(
-        files=counter("files", "Files read and parsed.", "stage"),
-        points=counter("points", "Points read (extract) or geocoded (transform).", "stage"),
-        rejects=counter("rejects", "Records or points rejected, by reason.", "stage", "reason"),
-        calls=counter("geocoder_calls", "Geocoding API calls made.", "geocoder"),
-        cache_hits=counter("geocoder_cache_hits", "Coordinates found in the cache.", "geocoder"),
-        api_retries=counter("geocoder_retries", "Geocoding API calls retried.", "geocoder"),
-        rows=counter("rows", "Warehouse rows inserted, updated or unchanged.", "kind"),
-        batches=counter("batches", "Messages settled, by outcome.", "stage", "outcome"),
-        dead_lettered=counter("dead_lettered", "Messages sent to the dead-letter queue.", "stage"),
-        batch_retries=counter("batch_retries", "In-process retries of a batch.", "stage"),
-        errors=counter("errors", "Errors met while handling batches, by class.", "stage", "kind"),
-        duration=prom.Histogram(
-            "etl4all_batch_duration_seconds",
-            "Seconds to handle one batch.",
-            ["stage"],
-            buckets=BUCKETS,
-            registry=registry,
-        ),
-    )
+    registry.register(Collector(PROCESS))
     try:
         prom.start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         raise ConfigError(
             f"--metrics-port {port} --metrics-host {host}: cannot listen there: {exc}"
         ) from exc
-    _active.append(metrics)
+    _serving.append(port)
 
 
-def _metrics() -> _Metrics | None:
-    return _active[0] if _active else None
+class Collector:
+    """The metrics of a record, read at each scrape (a prometheus-client custom collector)."""
 
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
 
-def count_file(stage: str, points: int, rejects: Mapping[str, int]) -> None:
-    """A file was read: its points and its rejects by reason."""
-    if (m := _metrics()) is None:
-        return
-    m.files.labels(stage).inc()
-    m.points.labels(stage).inc(points)
-    count_rejects(stage, rejects)
+    def collect(self) -> Iterator[Any]:
+        """The metric families, from the record as it is now."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
-
-def count_rejects(stage: str, rejects: Mapping[str, int]) -> None:
-    """Rejects by reason."""
-    if (m := _metrics()) is None:
-        return
-    for reason, n in rejects.items():
-        m.rejects.labels(stage, reason).inc(n)
-
-
-def count_geocoded(
-    geocoder: str, *, points: int, calls: int, cache_hits: int, retries: int
-) -> None:
-    """A batch was geocoded."""
-    if (m := _metrics()) is None:
-        return
-    m.points.labels("transform").inc(points)
-    m.calls.labels(geocoder).inc(calls)
-    m.cache_hits.labels(geocoder).inc(cache_hits)
-    m.api_retries.labels(geocoder).inc(retries)
-
-
-def count_loaded(result: LoadResult) -> None:
-    """A batch was committed to the warehouse."""
-    if (m := _metrics()) is None:
-        return
-    for kind in ("inserted", "updated", "unchanged"):
-        m.rows.labels(kind).inc(getattr(result, kind))
-
-
-def count_batch(stage: str, outcome: str, seconds: float | None = None) -> None:
-    """A message was settled (``acked``, ``dead_lettered``, ``given_back``); ``seconds`` it
-    took when it was handled."""
-    if (m := _metrics()) is None:
-        return
-    m.batches.labels(stage, outcome).inc()
-    if outcome == "dead_lettered":
-        m.dead_lettered.labels(stage).inc()
-    if seconds is not None:
-        m.duration.labels(stage).observe(seconds)
-
-
-def count_error(stage: str, error: BaseException, *, retried: bool = False) -> None:
-    """A batch met ``error`` (and is retried in process when ``retried``)."""
-    if (m := _metrics()) is None:
-        return
-    m.errors.labels(stage, type(error).__name__).inc()
-    if retried:
-        m.batch_retries.labels(stage).inc()
+        for name, text, labels in COUNTERS:
+            family = CounterMetricFamily(f"etl4all_{name}", text, labels=labels)
+            for key, n in sorted(self.counts.samples(name).items()):
+                family.add_metric([dict(key)[label] for label in labels], n)
+            yield family
+        dead = CounterMetricFamily(
+            "etl4all_dead_lettered", "Messages sent to the dead-letter queue.", labels=["stage"]
+        )
+        for stage, n in sorted(self.counts.by("stage", "batches", outcome="dead_lettered").items()):
+            dead.add_metric([stage], n)
+        yield dead
+        duration = HistogramMetricFamily(
+            f"etl4all_{DURATION}", "Seconds to handle one batch.", labels=["stage"]
+        )
+        for key, (counts, total) in sorted(self.counts.histogram(DURATION).items()):
+            cumulative = list(itertools.accumulate(counts))
+            buckets = list(zip([*map(str, BUCKETS), "+Inf"], cumulative, strict=True))
+            duration.add_metric([dict(key)["stage"]], buckets, total)
+        yield duration

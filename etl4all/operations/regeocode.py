@@ -28,7 +28,9 @@ from contextlib import ExitStack
 import polars as pl
 
 from etl4all import frames
+from etl4all.counts import PROCESS, Counts
 from etl4all.errors import ConfigError
+from etl4all.geocoders.base import RateReport
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.stages.load import Addresses, Rejects, apply
@@ -118,14 +120,28 @@ class Plan:
 
 @dataclasses.dataclass
 class RegeocodeReport:
-    """What ``regeocode`` did."""
+    """What ``regeocode`` did: the chosen rows, and its record of counts."""
 
     rows: int = 0
     failed: int = 0
-    geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
-    load: LoadResult = dataclasses.field(default_factory=LoadResult)
-    rejects: int = 0
-    """Chosen points the geocoder could not answer (recorded as rejects)."""
+    counts: Counts = dataclasses.field(default_factory=PROCESS.child)
+    """What geocoding and loading the chosen rows counted."""
+    rate: RateReport | None = None
+    """The API's adaptive request rate after the last page (None: no API call)."""
+
+    @property
+    def geocode(self) -> GeocodeStats:
+        return GeocodeStats.read(self.counts, self.rate)
+
+    @property
+    def load(self) -> LoadResult:
+        kinds = self.counts.by("kind", "rows")
+        return LoadResult(kinds["inserted"], kinds["updated"], kinds["unchanged"])
+
+    @property
+    def rejects(self) -> int:
+        """Chosen points the geocoder could not answer (recorded as rejects)."""
+        return self.counts.get("rejects")
 
 
 def chosen(wh: Warehouse, selection: Selection, page_rows: int) -> Iterator[Page]:
@@ -212,14 +228,13 @@ def regeocode(selection: Selection, settings: Settings) -> RegeocodeReport:
         config = wiring.transform_config(settings)
         budget = CallBudget(settings.max_calls)
         for page in chosen(wh, selection, settings.batch_rows):
-            result = geocode_frame(page.points, geocoder, store, config, budget)
+            page_counts = report.counts.child()
+            result = geocode_frame(page.points, geocoder, store, config, budget, counts=page_counts)
             if result.rejects.height:
-                apply(Rejects(result.rejects), wh, lookup)
-            loaded = apply(Addresses(result.addresses), wh, lookup).load
+                apply(Rejects(result.rejects), wh, lookup, page_counts)
+            loaded = apply(Addresses(result.addresses), wh, lookup, page_counts).load
             report.rows, report.failed = report.rows + page.rows, report.failed + page.failed
-            report.geocode += result.stats
-            report.load += loaded
-            report.rejects += result.rejects.height
+            report.rate = result.stats.rate or report.rate
             log.info(
                 "re-geocoded rows=%d failed=%d with=%s updated=%d inserted=%d rejects=%d",
                 page.rows,
@@ -227,6 +242,6 @@ def regeocode(selection: Selection, settings: Settings) -> RegeocodeReport:
                 geocoder.name,
                 loaded.updated,
                 loaded.inserted,
-                result.rejects.height,
+                page_counts.get("rejects"),
             )
     return report

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from etl4all import frames, metrics, urls
+from etl4all import frames, urls
 from etl4all.broker import batch
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
@@ -63,7 +63,7 @@ from etl4all.stages.load import (
     prune_items,
 )
 from etl4all.stages.transform import CallBudget, geocode_frame
-from etl4all.stages.worker import RETRY_ATTEMPTS, Handler, WorkerStats, run_worker
+from etl4all.stages.worker import RETRY_ATTEMPTS, Handler, WorkerStats, count_acked, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def _publish_files(
                     for index, part in enumerate(parts):
                         _publish_prune(outbox, addresses, part, f"{ref.key}@{item.version}.{index}")
                 work.done(item)
-                metrics.count_batch("extract", "acked", time.perf_counter() - started)
+                count_acked(extractor.stats.counts, "extract", time.perf_counter() - started)
                 started = time.perf_counter()
 
 

@@ -25,15 +25,16 @@ import polars as pl
 import tenacity
 
 from etl4all import frames, retry
+from etl4all.counts import PROCESS, Counts
 from etl4all.errors import Etl4allError
-from etl4all.geocoders.base import Geocoder
+from etl4all.geocoders.base import Geocoder, RateReport
 from etl4all.lookup.base import Lookup
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
 from etl4all.stages.batching import PointBatch
 from etl4all.stages.extract import Extractor
-from etl4all.stages.filework import Busy, ExtractStats, Held
+from etl4all.stages.filework import Busy, Held
 from etl4all.stages.load import Addresses, Rejects, apply, prune_items
 from etl4all.stages.polling import check_forced
 from etl4all.stages.transform import (
@@ -51,47 +52,90 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class RunSummary:
-    """What a run did, for the final report."""
+    """What a run did, for the final report: the run's record of counts, and the files and
+    batches left for later."""
 
-    files: int = 0
-    """Files listed."""
-    processed: int = 0
-    skipped: int = 0
-    busy: int = 0
-    partial: int = 0
-    """Files read without their cut-off last record (not final yet)."""
-    distinct: int = 0
-    """Distinct coordinates (warehouse keys) among the run's points."""
-    repeats: int = 0
-    """Points whose coordinate an earlier point of the run already had."""
-    reloaded: int = 0
-    """Coordinates loaded again because an earlier batch of the run had them (the load
-    counts them as unchanged)."""
-    pruned: int = 0
-    """Address rows deleted: no file holds their coordinate any more."""
+    counts: Counts = dataclasses.field(default_factory=PROCESS.child)
+    """Every event of the run, counted where it happened (its files', batches' and rows')."""
     held: list[Held] = dataclasses.field(default_factory=list)
     """Files that shrank to a prefix of the version loaded: held, their rows kept."""
     busy_files: list[Busy] = dataclasses.field(default_factory=list)
     """Files still claimed by another live worker when the run gave up waiting."""
     set_aside: list[SetAside] = dataclasses.field(default_factory=list)
     """Batches that failed every try: their files are not done (a rerun finishes them)."""
-    points: int = 0
-    unreadable: int = 0
-    """Records read that could not be parsed (one parse reject each)."""
-    rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    """Rejects by reason: the unreadable records' and the points' no geocoder answered."""
-    geocode: GeocodeStats = dataclasses.field(default_factory=GeocodeStats)
-    load: LoadResult = dataclasses.field(default_factory=LoadResult)
+    rate: RateReport | None = None
+    """The API's adaptive request rate after the last batch (None: no API call)."""
     seconds: float = 0.0
 
-    def add(self, extracted: ExtractStats) -> None:
-        """Add an extractor's file counts (its rejects are counted as they are kept)."""
-        self.processed += extracted.files
-        self.skipped += extracted.skipped
-        self.partial += extracted.partial
-        self.points += extracted.points
-        self.unreadable += sum(extracted.rejects.values())
-        self.held += extracted.held
+    @property
+    def files(self) -> int:
+        """Files listed."""
+        return self.counts.get("files_listed")
+
+    @property
+    def processed(self) -> int:
+        """Files read and parsed."""
+        return self.counts.get("files", stage="extract")
+
+    @property
+    def skipped(self) -> int:
+        """Files found done, when listed or once claimed."""
+        return self.counts.get("files_skipped")
+
+    @property
+    def busy(self) -> int:
+        return len(self.busy_files)
+
+    @property
+    def partial(self) -> int:
+        """Files read without their cut-off last record (not final yet)."""
+        return self.counts.get("files_partial")
+
+    @property
+    def distinct(self) -> int:
+        """Distinct coordinates (warehouse keys) among the run's points."""
+        return self.counts.get("distinct_coordinates")
+
+    @property
+    def repeats(self) -> int:
+        """Points whose coordinate an earlier point of the run already had."""
+        return self.counts.get("repeats")
+
+    @property
+    def reloaded(self) -> int:
+        """Coordinates loaded again because an earlier batch of the run had them (the load
+        counts them as unchanged)."""
+        return self.counts.get("reloaded")
+
+    @property
+    def pruned(self) -> int:
+        """Address rows deleted: no file holds their coordinate any more."""
+        return self.counts.get("rows_pruned")
+
+    @property
+    def points(self) -> int:
+        return self.counts.get("points", stage="extract")
+
+    @property
+    def unreadable(self) -> int:
+        """Records read that could not be parsed (one parse reject each)."""
+        return self.counts.get("rejects", stage="extract")
+
+    @property
+    def rejects(self) -> collections.Counter[str]:
+        """Rejects by reason: the unreadable records' and the points' no geocoder answered."""
+        return self.counts.by("reason", "rejects")
+
+    @property
+    def geocode(self) -> GeocodeStats:
+        return GeocodeStats.read(self.counts, self.rate)
+
+    @property
+    def load(self) -> LoadResult:
+        kinds = self.counts.by("kind", "rows")
+        return LoadResult(
+            kinds["inserted"], kinds["updated"], kinds["unchanged"], self.counts.get("rows_stale")
+        )
 
     @property
     def records(self) -> int:
@@ -184,12 +228,12 @@ def _run(
         extractors: list[Extractor] = []
         for url in urls:
             source = stack.enter_context(wiring.open_source(url, settings))
-            extractor = Extractor(source=source, ledger=store, config=config)
+            extractor = Extractor(source=source, ledger=store, config=config, counts=summary.counts)
             extractors.append(extractor)
             listed = extractor.listing()
             todo = extractor.pending(listed)
-            summary.files += len(listed)
-            summary.skipped += len(listed) - len(todo)
+            summary.counts.add("files_listed", len(listed))
+            summary.counts.add("files_skipped", len(listed) - len(todo))
             work += [(extractor, ref) for ref in todo]
             every += listed
         check_forced(config.force_files, every)
@@ -215,10 +259,9 @@ def _run(
                 sleep(min(_CLAIM_POLL_SECONDS, max(deadline - clock(), 0.0)))
                 busy = job.files([(ex, ref) for ex, ref, _ in busy])
             summary.busy_files = [holder for _, _, holder in busy]
-            summary.busy = len(summary.busy_files)
         finally:
             for extractor in extractors:
-                summary.add(extractor.stats)
+                summary.held += extractor.stats.held
 
 
 BATCH_ATTEMPTS = 3
@@ -289,7 +332,7 @@ class _Job:
                     break  # a prune by version needs every batch: the rerun redoes the file
                 else:
                     for part in prune_items(item, max_rows=self.batch_rows):
-                        self.summary.pruned += apply(part, self.wh, self.keys).pruned
+                        apply(part, self.wh, self.keys, self.summary.counts)
                 work.done(item)
         if self.progress:
             self.progress.file(ref)
@@ -326,14 +369,23 @@ class _Job:
         if self.progress:
             self.progress.geocoding(batch)
         on_answers = self.progress.answers if self.progress else None
+        counts = self.summary.counts
         result = geocode_frame(
-            batch.points, self.geocoder, self.store, self.config, self.budget, on_answers, self.wh
+            batch.points,
+            self.geocoder,
+            self.store,
+            self.config,
+            self.budget,
+            on_answers,
+            self.wh,
+            counts,
         )
-        self.summary.geocode += result.stats
+        self.summary.rate = result.stats.rate or self.summary.rate
         self.count_repeats(batch.points)
-        self.keep_rejects(pl.concat([batch.rejects, result.rejects]), batch.version)
-        applied = apply(Addresses(result.addresses, batch.version), self.wh, self.keys)
-        self.summary.load += applied.load
+        rejects = pl.concat([batch.rejects, result.rejects])
+        if rejects.height:
+            apply(Rejects(rejects, batch.version), self.wh, self.keys, counts)
+        apply(Addresses(result.addresses, batch.version), self.wh, self.keys, counts)
         if self.progress:
             self.progress.batch(batch)
 
@@ -342,16 +394,10 @@ class _Job:
         keys = distinct_keys(points, frames.KEY_DECIMALS)
         hashes = keys.select(pl.struct(keys.columns).hash(seed=0)).to_series()
         new = hashes.filter(~hashes.is_in(self.seen.implode()))
-        self.summary.distinct += new.len()
-        self.summary.repeats += points.height - new.len()
-        self.summary.reloaded += keys.height - new.len()
+        self.summary.counts.add("distinct_coordinates", new.len())
+        self.summary.counts.add("repeats", points.height - new.len())
+        self.summary.counts.add("reloaded", keys.height - new.len())
         self.seen = pl.concat([self.seen, new.rename("seen")], rechunk=True)
-
-    def keep_rejects(self, rejects: pl.DataFrame, version: int) -> None:
-        """Count rejects by reason and keep them in the warehouse's ``reject`` table."""
-        if rejects.height:
-            self.summary.rejects.update(rejects.get_column("reason").to_list())
-            apply(Rejects(rejects, version), self.wh, self.keys)
 
 
 def _log_batch_retry(state: tenacity.RetryCallState) -> None:

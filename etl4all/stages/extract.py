@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 
 from etl4all import retry
+from etl4all.counts import PROCESS, Counts
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
 from etl4all.sources.settle import by_key, settled
@@ -46,6 +47,7 @@ class Extractor:
         ledger: claims and done marks.
         config: batch size, lease and polling times, and the warehouse scope of the marks.
         clock: wall-clock seconds, as file mtimes count them (tests pass their own).
+        counts: the record its counts add to (default: the process's).
     """
 
     def __init__(
@@ -55,11 +57,12 @@ class Extractor:
         ledger: FileLedger,
         config: ExtractConfig,
         clock: Callable[[], float] = time.time,
+        counts: Counts = PROCESS,
     ) -> None:
         self.source = source
         self.ledger = ledger
         self.config = config
-        self.stats = ExtractStats()
+        self.stats = ExtractStats(counts.child())
         self.clock = clock
 
     def listing(self) -> list[FileRef]:

@@ -40,7 +40,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from etl4all import metrics
+from etl4all.counts import Counts
 from etl4all.parsing import parse, reading
 from etl4all.sources.base import FileRef, Source
 from etl4all.stages.batching import PointBatch, empty_batch, file_batches
@@ -91,29 +91,56 @@ class Busy:
         )
 
 
-@dataclasses.dataclass
 class ExtractStats:
-    """What the units of work of an extractor did."""
+    """What the units of work of an extractor did: its record of counts (files, batches,
+    points and rejects as the ``extract`` stage), and the files held or busy."""
 
-    files: int = 0
-    """Files read and parsed."""
-    skipped: int = 0
-    """Files found done once claimed (another worker finished them, or same content); files
-    already done at listing time are left out by ``Extractor.pending``."""
-    busy: int = 0
-    """Files claimed by another worker."""
-    partial: int = 0
-    """Files read without their cut-off last record (not final yet)."""
-    pruned: int = 0
-    """Files read again with other content, whose earlier version's leftovers are pruned."""
-    held: list[Held] = dataclasses.field(default_factory=list)
-    """Files that shrank to a prefix of the version loaded, held instead of pruned."""
-    holders: list[Busy] = dataclasses.field(default_factory=list)
-    """Who holds the busy files (those whose holder was still there to ask)."""
-    batches: int = 0
-    points: int = 0
-    rejects: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    """Parse rejects by reason."""
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+        self.held: list[Held] = []
+        """Files that shrank to a prefix of the version loaded, held instead of pruned."""
+        self.holders: list[Busy] = []
+        """Who holds the busy files (those whose holder was still there to ask)."""
+
+    @property
+    def files(self) -> int:
+        """Files read and parsed."""
+        return self.counts.get("files", stage="extract")
+
+    @property
+    def skipped(self) -> int:
+        """Files found done once claimed (another worker finished them, or same content);
+        files already done at listing time are left out by ``Extractor.pending``."""
+        return self.counts.get("files_skipped")
+
+    @property
+    def busy(self) -> int:
+        """Files claimed by another worker."""
+        return self.counts.get("files_busy")
+
+    @property
+    def partial(self) -> int:
+        """Files read without their cut-off last record (not final yet)."""
+        return self.counts.get("files_partial")
+
+    @property
+    def pruned(self) -> int:
+        """Files read again with other content, whose earlier version's leftovers are pruned."""
+        return self.counts.get("files_pruned")
+
+    @property
+    def batches(self) -> int:
+        """Point batches cut from the files read."""
+        return self.counts.get("file_batches")
+
+    @property
+    def points(self) -> int:
+        return self.counts.get("points", stage="extract")
+
+    @property
+    def rejects(self) -> collections.Counter[str]:
+        """Parse rejects by reason."""
+        return self.counts.by("reason", "rejects", stage="extract")
 
 
 def next_version(previous: FileMark | None, now: float) -> int:
@@ -163,7 +190,7 @@ class FileWork:
                 self.holder = Busy(ref.name, holder)
                 self._stats.holders.append(self.holder)
             log.info("file=%s is being processed by another worker", ref.name)
-            self._stats.busy += 1
+            self._stats.counts.add("files_busy")
             return self
         self._lease = lease.__enter__()
         try:
@@ -235,7 +262,7 @@ class FileWork:
                 found.size - end,
                 self._config.final_seconds,
             )
-            self._stats.partial += 1
+            self._stats.counts.add("files_partial")
         grown = previous is not None and not same and not dirty and _grown(previous, found, file)
         version = next_version(previous, now)
         # The size read (not the one listed): what _grown compares with the next version.
@@ -245,9 +272,8 @@ class FileWork:
         # By keys (in any order) unless the version only adds to the last one.
         prune = "version" if self._config.ordered else "none" if (same or grown) else "keys"
         if previous is not None and not same and not grown:
-            self._stats.pruned += 1
+            self._stats.counts.add("files_pruned")
         self._plan = _Plan(end=end, version=version, prune=prune)
-        self._stats.files += 1
 
     def _shrunk(self, previous: FileMark, found: reading.Digest) -> bool:
         """Whether the file (``found``) is empty or a strict prefix of ``previous``."""
@@ -257,7 +283,7 @@ class FileWork:
 
     def _skip(self) -> None:
         self.status = "skipped"
-        self._stats.skipped += 1
+        self._stats.counts.add("files_skipped")
 
     # -- items --------------------------------------------------------------------------
 
@@ -300,10 +326,8 @@ class FileWork:
                     return
                 yield held
             held = item
-        counted.log(ref.name, time.perf_counter() - started)
-        self._stats.batches += max(count, 1)
-        self._stats.points += counted.points
-        self._stats.rejects += counted.reasons
+        counted.record(self._stats.counts, ref.name, time.perf_counter() - started)
+        self._stats.counts.add("file_batches", max(count, 1))
         self._mark = dataclasses.replace(self._mark, points=counted.points)
         if held is None:
             held = empty_batch(ref, sha256=self._mark.sha256, version=plan.version)
@@ -363,24 +387,29 @@ class _Counted:
             self.reasons.update(part.rejects.get_column("reason").to_list())
             yield size, part
 
-    def log(self, name: str, seconds: float) -> None:
-        """Log (and count in the metrics) what parsing the file found."""
-        rejects = sum(self.reasons.values())
-        metrics.count_file("extract", self.points, self.reasons)
+    def record(self, counts: Counts, name: str, seconds: float) -> None:
+        """Count the file parsed in ``counts``, and log what its count says."""
+        file = counts.child()
+        file.add("files", stage="extract")
+        file.add("points", self.points, stage="extract")
+        for reason, n in self.reasons.items():
+            file.add("rejects", n, stage="extract", reason=reason)
+        points, reasons = file.get("points"), file.by("reason", "rejects")
+        rejects = sum(reasons.values())
         if rejects:
             log.warning(
                 "rejects file=%s count=%d reasons=%s",
                 name,
                 rejects,
-                ",".join(f"{reason}:{n}" for reason, n in self.reasons.most_common()),
+                ",".join(f"{reason}:{n}" for reason, n in reasons.most_common()),
             )
         log.info(
             "parsed file=%s points=%d rejects=%d seconds=%.3f",
             name,
-            self.points,
+            points,
             rejects,
             seconds,
-            extra={"stage": "extract", "file": name, "rows": self.points, "seconds": seconds},
+            extra={"stage": "extract", "file": name, "rows": points, "seconds": seconds},
         )
 
 

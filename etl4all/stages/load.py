@@ -26,7 +26,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from etl4all import frames, metrics
+from etl4all import frames
+from etl4all.counts import PROCESS, Counts
 from etl4all.lookup.base import Lookup
 from etl4all.stages.prune import Prune, Revert, key_ranges
 from etl4all.warehouse.base import LoadResult, Warehouse
@@ -103,23 +104,28 @@ class Applied:
     pruned: int = 0
     """Address rows deleted: no file holds their coordinate any more."""
 
-    def __iadd__(self, other: Applied) -> Applied:
-        self.load += other.load
-        self.rejects += other.rejects
-        self.pruned += other.pruned
-        return self
 
-
-def apply(item: LoadItem, warehouse: Warehouse, lookup: Lookup) -> Applied:
+def apply(
+    item: LoadItem, warehouse: Warehouse, lookup: Lookup, counts: Counts = PROCESS
+) -> Applied:
     """Commit ``item`` to the warehouse (one transaction, or two for addresses with invalid
-    coordinates).
+    coordinates), counting the rows loaded and pruned in ``counts``.
 
     Raises:
         DataError: the warehouse refused a value (nothing committed).
         WarehouseError: the warehouse failed (nothing committed; retry).
     """
     if isinstance(item, Addresses):
-        return _load(item, warehouse, lookup)
+        return _load(item, warehouse, lookup, counts.child())
+    applied = _apply(item, warehouse)
+    counts.add("rows_pruned", applied.pruned)
+    return applied
+
+
+def _apply(
+    item: Rejects | PrunePart | PruneRejects | Finalize | Undo, warehouse: Warehouse
+) -> Applied:
+    """Commit ``item``, not addresses, to the warehouse."""
     if isinstance(item, Rejects):
         return Applied(rejects=warehouse.load_rejects(item.frame, version=item.version))
     if isinstance(item, PruneRejects):
@@ -159,8 +165,9 @@ def prune_items(
         yield Finalize(prune.source, prune.version)
 
 
-def _load(item: Addresses, warehouse: Warehouse, lookup: Lookup) -> Applied:
-    """Insert the new coordinates of ``item`` and update the known ones.
+def _load(item: Addresses, warehouse: Warehouse, lookup: Lookup, batch: Counts) -> Applied:
+    """Insert the new coordinates of ``item`` and update the known ones, counting them in
+    ``batch``.
 
     Rows whose coordinate is not a real one (NaN, infinite, out of range) are kept in the
     ``reject`` table (``invalid_coordinate``) instead; the rest of the batch is loaded.
@@ -170,7 +177,7 @@ def _load(item: Addresses, warehouse: Warehouse, lookup: Lookup) -> Applied:
     if invalid.height:
         log.warning("%d rows have an invalid coordinate; rejected", invalid.height)
         applied.rejects = warehouse.load_rejects(invalid, version=item.version)
-        metrics.count_rejects("load", {"invalid_coordinate": invalid.height})
+        batch.add("rejects", invalid.height, stage="load", reason="invalid_coordinate")
     if addresses.is_empty():
         return applied
     started = time.perf_counter()
@@ -181,15 +188,17 @@ def _load(item: Addresses, warehouse: Warehouse, lookup: Lookup) -> Applied:
     result = warehouse.load(inserts, updates, version=item.version)
     if not result.stale:
         lookup.add(keys.filter(~known))
-    metrics.count_loaded(result)
+    for kind in ("inserted", "updated", "unchanged"):
+        batch.add("rows", getattr(result, kind), kind=kind)
+    batch.add("rows_stale", result.stale)
     seconds = time.perf_counter() - started
     log.info(
         "loaded rows=%d inserted=%d updated=%d unchanged=%d stale=%d seconds=%.2f",
         rows.height,
-        result.inserted,
-        result.updated,
-        result.unchanged,
-        result.stale,
+        batch.get("rows", kind="inserted"),
+        batch.get("rows", kind="updated"),
+        batch.get("rows", kind="unchanged"),
+        batch.get("rows_stale"),
         seconds,
         extra={"stage": "load", "rows": rows.height, "seconds": round(seconds, 3)},
     )

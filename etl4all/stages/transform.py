@@ -19,7 +19,8 @@ from typing import Protocol
 
 import polars as pl
 
-from etl4all import frames, metrics
+from etl4all import frames
+from etl4all.counts import PROCESS, Counts
 from etl4all.errors import BudgetExceededError, BudgetTooSmallError
 from etl4all.geocoders.base import Geocoder, RateReport, ResultSink
 from etl4all.state.base import GeocodeCache
@@ -100,7 +101,7 @@ class CallBudget:
 
 @dataclasses.dataclass
 class GeocodeStats:
-    """Counters of the transform stage, summed over batches."""
+    """Counts of the transform stage: of a batch, or summed over a record (:meth:`read`)."""
 
     points: int = 0
     distinct: int = 0
@@ -116,12 +117,22 @@ class GeocodeStats:
     rate: RateReport | None = None
     """The API's adaptive request rate after the last batch (None: no API call)."""
 
-    def __iadd__(self, other: GeocodeStats) -> GeocodeStats:
-        for field in dataclasses.fields(self):
-            if field.name != "rate":
-                setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
-        self.rate = other.rate or self.rate
-        return self
+    @classmethod
+    def read(cls, counts: Counts, rate: RateReport | None = None) -> GeocodeStats:
+        """What the batches geocoded into ``counts`` (:func:`geocode_frame`) add up to."""
+        return cls(
+            points=counts.get("points", stage="transform"),
+            distinct=counts.get("geocode_distinct"),
+            cache_hits=counts.get("geocoder_cache_hits"),
+            geocoded=counts.get("geocoded"),
+            calls=counts.get("geocoder_calls"),
+            retries=counts.get("geocoder_retries"),
+            zero_results=counts.get("zero_results"),
+            failed=counts.get("geocode_failed"),
+            api_seconds=counts.total("api_seconds"),
+            rate_limited=counts.get("rate_limited"),
+            rate=rate,
+        )
 
     @property
     def qps(self) -> float:
@@ -184,6 +195,7 @@ def geocode_frame(
     budget: CallBudget | None = None,
     on_answers: Callable[[int], None] | None = None,
     stored: AnswerStore | None = None,
+    counts: Counts = PROCESS,
 ) -> Transformed:
     """Reverse-geocode ``points`` (points schema) into addresses.
 
@@ -194,6 +206,7 @@ def geocode_frame(
             geocoders only); what it has goes back to the cache.
         on_answers: told how many more coordinates the geocoder answered, as they arrive
             (for a progress display).
+        counts: the record the batch's counts add to (``Transformed.stats`` reads them).
 
     Paid answers go to the cache as they arrive (not at the end), so a batch that fails or
     is interrupted halfway has paid for what it got once: its retry asks only for the rest.
@@ -221,29 +234,26 @@ def geocode_frame(
                 todo = todo.join(kept.select(_KEYS), on=_KEYS, how="anti")
     else:
         cached, todo = frames.empty(CACHE_SCHEMA), keys
-    stats = GeocodeStats(points=points.height, distinct=keys.height, cache_hits=cached.height)
     if geocoder.paid and budget is not None and todo.height:
         budget.spend(todo.height, geocoder.name)
-    fresh, failed = _ask(
-        geocoder, todo, precision, stats, _sink(geocoder, cache, config, on_answers)
+    batch = counts.child()
+    fresh, failed, rate = _ask(
+        geocoder, todo, precision, batch, _sink(geocoder, cache, config, on_answers)
     )
     results = pl.concat([cached, fresh], how="vertical")
     addresses = keyed.join(results, on=_KEYS, how="inner", maintain_order="left")
     rejects = pl.concat([invalid, _rejects(keyed, results, failed)])
-    stats.geocoded = results.height
-    stats.zero_results = int(results.get_column("geocode_status").eq("ZERO_RESULTS").sum())
-    metrics.count_geocoded(
-        geocoder.name,
-        points=points.height,
-        calls=stats.calls,
-        cache_hits=stats.cache_hits,
-        retries=stats.retries,
-    )
-    metrics.count_rejects("transform", dict(rejects.get_column("reason").value_counts().rows()))
+    batch.add("points", points.height, stage="transform")
+    batch.add("geocode_distinct", keys.height)
+    batch.add("geocoder_cache_hits", cached.height, geocoder=geocoder.name)
+    batch.add("geocoded", results.height)
+    batch.add("zero_results", int(results.get_column("geocode_status").eq("ZERO_RESULTS").sum()))
+    for reason, n in rejects.get_column("reason").value_counts().rows():
+        batch.add("rejects", n, stage="transform", reason=reason)
     return Transformed(
         addresses=frames.cast_frame(addresses, frames.ADDRESSES_SCHEMA),
         rejects=rejects,
-        stats=stats,
+        stats=GeocodeStats.read(batch, rate),
     )
 
 
@@ -273,37 +283,41 @@ def _ask(
     geocoder: Geocoder,
     todo: pl.DataFrame,
     precision: int,
-    stats: GeocodeStats,
+    batch: Counts,
     on_results: ResultSink,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Geocode ``todo`` keys: (results as ``CACHE_SCHEMA``, failed keys with reason/text)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, RateReport | None]:
+    """Geocode ``todo`` keys, counting the calls in ``batch``: (results as ``CACHE_SCHEMA``,
+    failed keys with reason/text, the API's rate after them)."""
     scale = 10**precision
     if todo.is_empty():
-        return frames.empty(CACHE_SCHEMA), todo.with_columns(
-            reason=pl.lit(None, pl.String), text=pl.lit(None, pl.String)
+        return (
+            frames.empty(CACHE_SCHEMA),
+            todo.with_columns(reason=pl.lit(None, pl.String), text=pl.lit(None, pl.String)),
+            None,
         )
     started = time.perf_counter()
     answer = geocoder.reverse(
         todo.select(latitude=pl.col("lat_key") / scale, longitude=pl.col("lon_key") / scale),
         on_results,
     )
+    batch.add("geocoder_calls", answer.calls, geocoder=geocoder.name)
+    batch.add("geocoder_retries", answer.retries, geocoder=geocoder.name)
+    batch.add("api_seconds", answer.seconds)
+    batch.add("geocode_failed", answer.failed.height)
+    batch.add("rate_limited", answer.rate_limited)
     if geocoder.paid:
         seconds = time.perf_counter() - started
         log.info(
             "geocoded %d coordinates calls=%d retries=%d seconds=%.2f",
             todo.height,
-            answer.calls,
-            answer.retries,
+            batch.get("geocoder_calls"),
+            batch.get("geocoder_retries"),
             seconds,
             extra={"stage": "transform", "rows": todo.height, "seconds": round(seconds, 3)},
         )
-    stats.calls, stats.retries, stats.api_seconds = answer.calls, answer.retries, answer.seconds
-    stats.failed = answer.failed.height
-    stats.rate_limited, stats.rate = answer.rate_limited, answer.rate
-
     fresh = with_keys(answer.addresses, precision).drop("latitude", "longitude")
     failed = with_keys(answer.failed, precision).drop("latitude", "longitude")
-    return frames.cast_frame(fresh, CACHE_SCHEMA), failed
+    return frames.cast_frame(fresh, CACHE_SCHEMA), failed, answer.rate
 
 
 def _rejects(keyed: pl.DataFrame, results: pl.DataFrame, failed: pl.DataFrame) -> pl.DataFrame:

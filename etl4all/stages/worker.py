@@ -40,7 +40,7 @@ from typing import Any
 
 import tenacity
 
-from etl4all import metrics, retry
+from etl4all import retry
 from etl4all.broker import batch
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
@@ -49,6 +49,7 @@ from etl4all.broker.base import (
     Broker,
     Delivery,
 )
+from etl4all.counts import PROCESS, Counts
 from etl4all.errors import (
     BrokerError,
     BudgetExceededError,
@@ -95,22 +96,36 @@ _BROKER_HEADERS = frozenset(
 """Headers the broker sets on delivery: a message given back starts without them."""
 
 
-@dataclasses.dataclass
 class WorkerStats:
-    """What one :func:`run_worker` call did."""
+    """What one :func:`run_worker` call did: its record of counts."""
 
-    acked: int = 0
-    """Messages handled and acked."""
-    rows: int = 0
-    """Rows in the acked messages (their ``rows`` header)."""
-    dead_lettered: int = 0
-    """Messages sent to the dead-letter queue."""
-    requeued: int = 0
-    """Messages given back (stopping, circuit open, retries used up)."""
-    retries: int = 0
-    """In-process retries of the handler."""
-    seconds: float = 0.0
-    """Time spent in decode and handler."""
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+
+    @property
+    def acked(self) -> int:
+        """Messages handled and acked."""
+        return self.counts.get("batches", outcome="acked")
+
+    @property
+    def rows(self) -> int:
+        """Rows in the acked messages (their ``rows`` header)."""
+        return self.counts.get("acked_rows")
+
+    @property
+    def dead_lettered(self) -> int:
+        """Messages sent to the dead-letter queue."""
+        return self.counts.get("batches", outcome="dead_lettered")
+
+    @property
+    def requeued(self) -> int:
+        """Messages given back (stopping, circuit open, retries used up)."""
+        return self.counts.get("batches", outcome="given_back")
+
+    @property
+    def retries(self) -> int:
+        """In-process retries of the handler."""
+        return self.counts.get("batch_retries")
 
 
 def run_worker(
@@ -125,6 +140,7 @@ def run_worker(
     retry_base: float = RETRY_BASE,
     poll: float = 1.0,
     stage: str | None = None,
+    counts: Counts = PROCESS,
 ) -> WorkerStats:
     """Consume ``queue`` until ``stop`` is set or it has been idle ``idle_timeout`` seconds.
 
@@ -139,7 +155,8 @@ def run_worker(
             given back and the error raised (None: retry until it works or ``stop`` is set).
         retry_base: the first in-process retry waits up to this long (full jitter).
         poll: longest wait for a message before ``stop`` is looked at again.
-        stage: the ``stage`` of log records and metrics (default: the queue name).
+        stage: the ``stage`` of log records and counts (default: the queue name).
+        counts: the record its counts add to (default: the process's).
 
     Returns:
         Counts of what was done.
@@ -149,7 +166,7 @@ def run_worker(
             outlived ``retry_attempts`` (the message was given back), or the broker failed
             for good.
     """
-    stats = WorkerStats()
+    stats = WorkerStats(counts.child())
     policy = _Policy(queue, retry_attempts, retry_base, stage or queue)
     last = time.monotonic()
     log.info("worker consuming %s", queue)
@@ -227,8 +244,7 @@ def _process(
         payload = decode(delivery.body, headers)
         _call_with_retries(handler, payload, headers, stop, policy, stats)
     except Etl4allError as exc:
-        stats.seconds += time.monotonic() - started
-        metrics.count_error(policy.stage, exc)
+        _count_error(stats, policy, exc)
         if isinstance(exc, CIRCUIT_OPEN):
             log.error("batch %s: %s; given back, worker stops", batch_id, exc, extra=fields)
             _stop_consuming(broker, policy)
@@ -254,16 +270,14 @@ def _process(
         )
         raise
     except Exception as exc:  # a bug in a stage: keep the evidence, keep the queue moving
-        stats.seconds += time.monotonic() - started
-        metrics.count_error(policy.stage, exc)
+        _count_error(stats, policy, exc)
         log.exception("bug while handling batch %s; dead-lettered", batch_id, extra=fields)
         _settle(delivery, stats, policy, reason=f"bug: {type(exc).__name__}: {exc}")
     else:
         seconds = time.monotonic() - started
-        stats.seconds += seconds
         rows = int(headers.get(ROWS_HEADER) or getattr(payload, "height", 0) or 0)
         if _settle(delivery, stats, policy, seconds=seconds):
-            stats.rows += rows
+            stats.counts.add("acked_rows", rows, stage=policy.stage)
         log.info(
             "batch %s done rows=%d seconds=%.3f",
             batch_id,
@@ -284,10 +298,10 @@ def _call_with_retries(
     """Call the handler; retry retryable errors with backoff while not stopping."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
-        stats.retries += 1
+        stats.counts.add("batch_retries", stage=policy.stage)
         exc = state.outcome.exception() if state.outcome is not None else None
         if exc is not None:
-            metrics.count_error(policy.stage, exc, retried=True)
+            _count_error(stats, policy, exc)
         log.warning(
             "batch %s: %s; retrying in %.1f s",
             headers.get(BATCH_ID_HEADER, "?"),
@@ -328,8 +342,7 @@ def _give_back(broker: Broker, policy: _Policy, delivery: Delivery, stats: Worke
         log.warning("could not give back batch %s: %s", headers.get(BATCH_ID_HEADER, "?"), exc)
         _settle(delivery, stats, policy, requeue=True)
         return
-    stats.requeued += 1
-    metrics.count_batch(policy.stage, "given_back")
+    stats.counts.add("batches", stage=policy.stage, outcome="given_back")
 
 
 def _settle(
@@ -342,7 +355,7 @@ def _settle(
     seconds: float | None = None,
 ) -> bool:
     """Ack (no reason, no requeue), requeue, or dead-letter; False if the broker failed.
-    ``seconds``: how long the acked batch took (for its metric).
+    ``seconds``: how long the acked batch took.
 
     A failed ack is not fatal: the broker redelivers the message and the stage's effects are
     idempotent. A broker that is gone for good fails the next consume.
@@ -350,19 +363,28 @@ def _settle(
     try:
         if requeue:
             delivery.reject(requeue=True)
-            stats.requeued += 1
-            metrics.count_batch(policy.stage, "given_back")
+            stats.counts.add("batches", stage=policy.stage, outcome="given_back")
         elif reason is not None:
             delivery.reject(requeue=False, reason=reason[:_REASON_MAX])
-            stats.dead_lettered += 1
-            metrics.count_batch(policy.stage, "dead_lettered")
+            stats.counts.add("batches", stage=policy.stage, outcome="dead_lettered")
         else:
             delivery.ack()
-            stats.acked += 1
-            metrics.count_batch(policy.stage, "acked", seconds)
+            count_acked(stats.counts, policy.stage, seconds)
     except BrokerError as exc:
         log.warning(
             "could not settle batch %s: %s", delivery.headers.get(BATCH_ID_HEADER, "?"), exc
         )
         return False
     return True
+
+
+def count_acked(counts: Counts, stage: str, seconds: float | None) -> None:
+    """A message of ``stage`` was acked, ``seconds`` after it was taken (when known)."""
+    counts.add("batches", stage=stage, outcome="acked")
+    if seconds is not None:
+        counts.observe("batch_duration_seconds", seconds, stage=stage)
+
+
+def _count_error(stats: WorkerStats, policy: _Policy, error: BaseException) -> None:
+    """A batch met ``error``."""
+    stats.counts.add("errors", stage=policy.stage, kind=type(error).__name__)
