@@ -31,17 +31,10 @@ returns only once RabbitMQ confirmed; a nacked message raises
 :class:`~etl4all.errors.BrokerConfigError`.
 
 The modules, by concern: this one is the backend and its data path (publish, consume, ack,
-reject); :mod:`etl4all.broker.amqp_io` the connection (its I/O thread, error mapping and URL
-parameters); :mod:`etl4all.broker.amqp_admin` the operator's path (queue counts, purge, and
-reading and replaying dead letters).
-
-Heartbeats: pika services a BlockingConnection only while one of its methods runs, so a
-long handler would let the heartbeat lapse. The connection therefore lives in a private I/O
-thread (:class:`~etl4all.broker.amqp_io.IoThread`) that calls ``process_data_events`` every
-0.2 s; ``publish``, ``ack``, ``reject`` and ``depth`` are handed to that thread (woken with
-``add_callback_threadsafe``) and wait for its result, so the handler runs in the caller's
-thread as long as it likes. One connection is used by one thread only, as pika requires.
-Run one broker per consumer thread.
+reject); :mod:`etl4all.broker.amqp_io` the connection: the private I/O thread that owns it
+(and keeps its heartbeat while a handler runs), hands it every call, maps pika's errors and
+reconnects; :mod:`etl4all.broker.amqp_admin` the operator's path (queue counts, purge, and
+reading and replaying dead letters). Run one broker per consumer thread.
 
 Dead letters, written: RabbitMQ's own dead-lettering (``basic.reject`` without requeue)
 cannot add a header, so ``reject(requeue=False, reason=...)`` republishes the message
@@ -55,10 +48,9 @@ comes first); those carry ``x-first-death-reason: delivery_limit``. On RabbitMQ 
 return counts, including prefetched messages requeued when a consumer stops: keep
 ``prefetch`` small.
 
-Connection loss: the I/O thread reconnects with full-jitter backoff (:mod:`etl4all.retry`),
-redeclares the topology and its consumers. Deliveries from the lost channel were requeued by
-RabbitMQ; acking them is a logged no-op. Refused credentials and topology conflicts raise
-:class:`~etl4all.errors.BrokerConfigError` at once.
+Connection loss: once the I/O thread has reconnected, the topology and the consumers are
+declared again. Deliveries from the lost channel were requeued by RabbitMQ; acking them is a
+logged no-op.
 """
 
 from __future__ import annotations

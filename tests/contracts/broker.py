@@ -58,6 +58,15 @@ def dead_letter(broker: Any, queue: str, batch_id: str, source: str, reason: str
     return body
 
 
+def hold_one_of_three(broker: Any, queue: str) -> tuple[Iterator[Delivery], Delivery]:
+    """Publish three messages to ``queue`` and take the first: the open consumer and the
+    delivery it holds (the other two wait in the queue)."""
+    for n in range(3):
+        broker.publish(queue, f"m{n}".encode(), {"batch_id": f"b-{n}"})
+    deliveries = broker.consume(queue, timeout=1.0)
+    return deliveries, next(deliveries)
+
+
 def exhaust(broker: Any, queue: str, limit: int) -> None:
     """Requeue the one message of ``queue`` until the broker dead-letters it itself."""
     for _ in range(limit + 1):
@@ -122,10 +131,7 @@ class BrokerContract(BrokerFixtures):
     def test_a_consumer_stopped_gets_nothing_more_and_settles_what_it_holds(
         self, broker: Any, points: str
     ) -> None:
-        for n in range(3):
-            broker.publish(points, f"m{n}".encode(), {"batch_id": f"b-{n}"})
-        deliveries = broker.consume(points, timeout=1.0)
-        held = next(deliveries)
+        deliveries, held = hold_one_of_three(broker, points)
         broker.stop_consuming(points)
         held.ack()  # still settles
         assert list(deliveries) == []  # nothing more came to this consumer
@@ -211,10 +217,7 @@ class BrokerAdminContract(BrokerFixtures):
     def test_counts_what_waits_and_who_consumes_and_purges_what_waits(
         self, broker: Any, points: str
     ) -> None:
-        for n in range(3):
-            broker.publish(points, f"m{n}".encode(), {"batch_id": f"c-{n}"})
-        deliveries = broker.consume(points, timeout=1.0)
-        held = next(deliveries)
+        _, held = hold_one_of_three(broker, points)
         assert (broker.depth(points), broker.consumers(points)) == (2, 1)
         assert broker.purge(points) == 2  # only the ready ones: the held one stays held
         held.ack()
