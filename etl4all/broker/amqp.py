@@ -30,21 +30,27 @@ returns only once RabbitMQ confirmed; a nacked message raises
 :class:`~etl4all.errors.BrokerError`, an unroutable one
 :class:`~etl4all.errors.BrokerConfigError`.
 
-Heartbeats: pika services a BlockingConnection only while one of its methods runs, so a
-long handler would let the heartbeat lapse. The connection therefore lives in a private I/O
-thread (:class:`~etl4all.broker.amqp_io.IoThread`) that calls ``process_data_events`` every
-0.2 s; ``publish``, ``ack``, ``reject`` and ``depth`` are handed to that thread (woken with
-``add_callback_threadsafe``) and wait for its result, so the handler runs in the caller's
-thread as long as it likes. One connection is used by one thread only, as pika requires.
-Run one broker per consumer thread.
+The modules, by concern: this one is the backend and its data path (publish, consume, ack,
+reject); :mod:`etl4all.broker.amqp_io` the connection: the private I/O thread that owns it
+(and keeps its heartbeat while a handler runs), hands it every call, maps pika's errors and
+reconnects; :mod:`etl4all.broker.amqp_admin` the operator's path (queue counts, purge, and
+reading and replaying dead letters). Run one broker per consumer thread.
 
-Dead letters, written (``reject(requeue=False)``) and read (``dead_letters``, ``replay``):
-:mod:`etl4all.broker.amqp_dead`.
+Dead letters, written: RabbitMQ's own dead-lettering (``basic.reject`` without requeue)
+cannot add a header, so ``reject(requeue=False, reason=...)`` republishes the message
+(confirmed) to ``{prefix}.dlx`` with ``x-etl4all-error`` (the reason) and ``x-etl4all-queue``
+(:func:`~etl4all.broker.dead.buried_headers`), then acks the original. A crash between the
+two leaves a duplicate dead letter, never a lost one. The queue's own delivery limit is the
+backstop for consumers that crash before they can reject: RabbitMQ dead-letters a message
+returned more than ``x-delivery-limit`` times (so after ``max_deliveries + 1`` deliveries,
+one more than the worker allows itself, so the worker's dead letter with a reason normally
+comes first); those carry ``x-first-death-reason: delivery_limit``. On RabbitMQ 3.x every
+return counts, including prefetched messages requeued when a consumer stops: keep
+``prefetch`` small.
 
-Connection loss: the I/O thread reconnects with full-jitter backoff (:mod:`etl4all.retry`),
-redeclares the topology and its consumers. Deliveries from the lost channel were requeued by
-RabbitMQ; acking them is a logged no-op. Refused credentials and topology conflicts raise
-:class:`~etl4all.errors.BrokerConfigError` at once.
+Connection loss: once the I/O thread has reconnected, the topology and the consumers are
+declared again. Deliveries from the lost channel were requeued by RabbitMQ; acking them is a
+logged no-op.
 """
 
 from __future__ import annotations
@@ -60,18 +66,17 @@ from typing import Any
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from etl4all import urls
-from etl4all.broker import amqp_dead, amqp_io
-from etl4all.broker.base import (
-    BATCH_ID_HEADER,
-    DeadLetter,
-    Replayed,
-    Select,
-)
+from etl4all.broker import amqp_admin, amqp_io
+from etl4all.broker.base import BATCH_ID_HEADER
+from etl4all.broker.dead import DeadLetter, Replayed, Select, buried_headers
 from etl4all.broker.queues import Topology
 from etl4all.closing import Closing
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
+
+_REASON_MAX = 4000
+"""Longest reason text stored in a dead letter's header."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -177,7 +182,7 @@ class AmqpBroker(Closing):
             on_drop=self._forget_channels,
             on_shutdown=self._fail_consumers,
         )
-        self._dead = amqp_dead.DeadLetters(self.url, self.topology, self._io.live, self._publish)
+        self._admin = amqp_admin.AmqpAdmin(self.url, self.topology, self._io.live, self._publish)
         self._io.start()
 
     @property
@@ -185,7 +190,7 @@ class AmqpBroker(Closing):
         """Connections re-established after a loss (0 when the first one held)."""
         return self._io.reconnects
 
-    # -- public API (any thread) ------------------------------------------------------------
+    # -- the data path: Broker (any thread) ----------------------------------------------------
 
     def publish(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
         """Publish a persistent message to ``queue``; return once RabbitMQ confirmed it.
@@ -237,21 +242,23 @@ class AmqpBroker(Closing):
         open until :meth:`close`, so what it holds can still be settled."""
         self._io.call(functools.partial(self._cancel, queue))
 
+    # -- the operator's path: BrokerAdmin, DeadLetters (any thread; see amqp_admin) ----------
+
     def depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (passive declare; unacked ones are not counted).
 
         Raises:
             BrokerConfigError: the queue does not exist.
         """
-        return self._io.call(functools.partial(self._with_channel, queue, "depth"))
+        return self._io.call(functools.partial(self._admin.queue, queue, "depth"))
 
     def consumers(self, queue: str) -> int:
         """Consumers attached to ``queue``, any process (passive declare)."""
-        return self._io.call(functools.partial(self._with_channel, queue, "consumers"))
+        return self._io.call(functools.partial(self._admin.queue, queue, "consumers"))
 
     def purge(self, queue: str) -> int:
         """Drop the ready messages of ``queue``; return how many there were."""
-        return self._io.call(functools.partial(self._with_channel, queue, "purge"))
+        return self._io.call(functools.partial(self._admin.queue, queue, "purge"))
 
     def dead_letters(self) -> list[DeadLetter]:
         """The dead letters ready in ``{prefix}.dead``, in order; they stay there.
@@ -259,7 +266,7 @@ class AmqpBroker(Closing):
         Raises:
             BrokerError: the connection failed (RabbitMQ keeps every dead letter).
         """
-        return self._io.call(functools.partial(self._dead.sweep, None))[0]
+        return self._io.call(functools.partial(self._admin.sweep, None))[0]
 
     def replay(self, select: Select) -> Replayed:
         """Move the ``select``-ed dead letters back to their work queue (confirmed, then acked).
@@ -268,7 +275,7 @@ class AmqpBroker(Closing):
             BrokerConfigError: a work queue is gone (unroutable); that dead letter stays.
             BrokerError: a publish failed; the dead letters not sent back yet stay.
         """
-        return self._io.call(functools.partial(self._dead.sweep, select))[1]
+        return self._io.call(functools.partial(self._admin.sweep, select))[1]
 
     def delete(self) -> None:
         """Delete this prefix's queues and dead-letter exchange (used by tests)."""
@@ -390,22 +397,10 @@ class AmqpBroker(Closing):
     def _dead_letter(self, delivery: AmqpDelivery, reason: str) -> None:
         if not self._stale(delivery):
             queue = delivery._consumer.queue
-            self._dead.bury(queue, delivery.body, delivery.headers, reason)
+            headers = buried_headers(delivery.headers, queue, urls.redact(reason)[:_REASON_MAX])
+            properties = amqp_io.message_properties(self.url, headers)
+            self._publish(self.topology.dead_letter_exchange, queue, delivery.body, properties)
             self._settle(delivery, None)
-
-    def _with_channel(self, queue: str, action: str) -> int:
-        with amqp_io.mapped(self.url, f"{action} of {queue}"):
-            channel = self._io.live().channel()
-            try:
-                if action == "purge":
-                    return int(channel.queue_purge(queue).method.message_count)
-                declared = channel.queue_declare(queue, passive=True).method
-                if action == "consumers":
-                    return int(declared.consumer_count)
-                return int(declared.message_count)
-            finally:
-                if channel.is_open:
-                    channel.close()
 
     def _delete_topology(self) -> None:
         with amqp_io.mapped(self.url, "deleting the queues"):

@@ -1,21 +1,23 @@
-"""The Broker role: durable queues of batches between the stages, and the header names.
+"""The broker roles: durable queues of batches between the stages, and the header names.
+
+:class:`Broker` is the data path (publish, consume; :class:`Delivery` acks or rejects), what
+the stages and drivers use; :class:`BrokerAdmin` is the operator's path (queue depths and
+consumers, purge). The third role, :class:`~etl4all.broker.dead.DeadLetters`, lives with the
+rest of the dead-letter logic; :class:`etl4all.broker.BrokerBackend` is all three, as the
+wiring opens it.
 
 Every message header that more than one module reads or writes is named here once: the
 batch headers (:mod:`etl4all.broker.batch` writes them), the delivery count both brokers keep, and
-the headers of a dead letter, which :class:`DeadLetter` reads.
+the headers of a dead letter, which :class:`~etl4all.broker.dead.DeadLetter` reads.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import Any, Protocol, Self, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
-from etl4all import urls
 from etl4all.broker.queues import Topology
-
-log = logging.getLogger(__name__)
+from etl4all.closing import Closes
 
 MAX_BYTES = 8 * 1024 * 1024
 """Default upper bound of an encoded message body (half of RabbitMQ 4's 16 MiB limit)."""
@@ -55,112 +57,6 @@ X_DEATH_HEADER = "x-death"
 """RabbitMQ's record of a message's deaths: ``{queue, reason, count, ...}`` per queue."""
 
 
-@dataclasses.dataclass(frozen=True)
-class DeadLetter:
-    """One dead letter as its headers describe it (values as stored: redact before showing).
-
-    A message reaches the dead-letter queue in one of two ways: a worker rejected it
-    (``reject(requeue=False, reason=...)``), and the broker added ``x-etl4all-error`` (the
-    reason) and ``x-etl4all-queue``; or the broker dead-lettered it itself after too many
-    deliveries: RabbitMQ adds ``x-death`` (a list of ``{queue, reason, count, ...}``, newest
-    first), ``x-first-death-queue`` and ``x-first-death-reason: delivery_limit``, the
-    in-process broker the last two.
-    """
-
-    queue: str | None
-    """The work queue it died in; None when no header names one."""
-    source: str | None
-    """The file its rows come from (``source`` header)."""
-    batch_id: str | None
-    """Its ``batch_id`` header."""
-    rows: int | None
-    """Its ``rows`` header."""
-    reason: str
-    """Why it died: the worker's reason, else the broker's (``delivery_limit``), else ``?``."""
-    deaths: int
-    """Times it was dead-lettered, this time included."""
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, Any]) -> DeadLetter:
-        """Read a dead letter's headers (either kind of death); odd values never fail it."""
-        x_death = _x_death(headers)
-        queue = headers.get(QUEUE_HEADER) or headers.get(DEATH_QUEUE_HEADER)
-        if not queue and x_death:
-            queue = x_death[0].get("queue")
-        reason = headers.get(ERROR_HEADER) or headers.get(DEATH_REASON_HEADER) or "?"
-        native = sum(_int(entry.get("count")) or 0 for entry in x_death)
-        return cls(
-            queue=_text(queue),
-            source=_text(headers.get(SOURCE_HEADER)),
-            batch_id=_text(headers.get(BATCH_ID_HEADER)),
-            rows=_int(headers.get(ROWS_HEADER)),
-            reason=_text(reason) or "?",
-            deaths=(_int(headers.get(DEATHS_HEADER)) or 0) + max(native, 1),
-        )
-
-    def shown(self) -> dict[str, Any]:
-        """Its fields with every text redacted (:func:`etl4all.urls.redact`), for output."""
-        return {
-            key: urls.redact(value) if isinstance(value, str) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
-
-
-@dataclasses.dataclass
-class Replayed:
-    """What a replay did."""
-
-    sent: dict[str, int] = dataclasses.field(default_factory=dict)
-    """Dead letters sent back, per work queue."""
-    stranded: int = 0
-    """Selected dead letters left in place: no header names a work queue of this topology."""
-
-    def target(
-        self, letter: DeadLetter, select: Select, work_queues: Collection[str]
-    ) -> str | None:
-        """The work queue to send ``letter`` back to; None to leave it (stranded if selected)."""
-        if not select(letter):
-            return None
-        if letter.queue is None or letter.queue not in work_queues:
-            self.stranded += 1
-            return None
-        return letter.queue
-
-    def count(self, letter: DeadLetter, queue: str) -> None:
-        """``letter`` was sent back to ``queue``."""
-        self.sent[queue] = self.sent.get(queue, 0) + 1
-        log.info(
-            "replayed batch %s of %s to %s",
-            letter.batch_id,
-            urls.redact(str(letter.source)),
-            queue,
-        )
-
-
-Select = Callable[[DeadLetter], bool]
-"""Chooses the dead letters to replay."""
-
-
-def _x_death(headers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    entries = headers.get(X_DEATH_HEADER)
-    if not isinstance(entries, list):
-        return []
-    return [entry for entry in entries if isinstance(entry, Mapping)]
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 @runtime_checkable
 class Delivery(Protocol):
     """One received message."""
@@ -179,8 +75,8 @@ class Delivery(Protocol):
 
 
 @runtime_checkable
-class Broker(Protocol):
-    """Publishes and consumes batches on the queues of its :attr:`topology`; a context manager."""
+class Broker(Closes, Protocol):
+    """The data path: publishes and consumes batches on the queues of its :attr:`topology`."""
 
     topology: Topology
     """The queue names (``topology.points``, ``.addresses``, ``.dead``) and delivery limit."""
@@ -204,6 +100,14 @@ class Broker(Protocol):
         as a failed delivery when it exits)."""
         ...
 
+
+@runtime_checkable
+class BrokerAdmin(Closes, Protocol):
+    """The operator's path: the queues of :attr:`topology` counted and emptied."""
+
+    topology: Topology
+    """The queue names (``topology.points``, ``.addresses``, ``.dead``) and delivery limit."""
+
     def depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (not counting those held unacknowledged)."""
         ...
@@ -212,37 +116,6 @@ class Broker(Protocol):
         """Consumers attached to ``queue`` now (for status commands)."""
         ...
 
-    def dead_letters(self) -> list[DeadLetter]:
-        """The dead letters ready in ``topology.dead``, in queue order; they stay there.
-
-        Raises:
-            BrokerError: the connection failed (every dead letter is still in the queue).
-        """
-        ...
-
-    def replay(self, select: Select) -> Replayed:
-        """Move the ``select``-ed dead letters back to the work queue each died in.
-
-        Each is published (confirmed) with its body and :func:`~etl4all.broker.dead.replay_headers`
-        before it leaves the dead-letter queue; the rest stay, in order.
-
-        Raises:
-            BrokerError: a publish failed; the dead letters not yet sent back stay where they were.
-        """
-        ...
-
     def purge(self, queue: str) -> int:
         """Drop the ready messages of ``queue``; return how many there were."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
-
-    def __enter__(self) -> Self:
-        """Use as a context manager: ``close()`` on exit."""
-        ...
-
-    def __exit__(self, *exc: object) -> None:
-        """Close."""
         ...

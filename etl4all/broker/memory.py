@@ -31,18 +31,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from etl4all.broker import dead
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
     DEATH_QUEUE_HEADER,
     DEATH_REASON_HEADER,
     DELIVERY_COUNT_HEADER,
-    ERROR_HEADER,
-    QUEUE_HEADER,
-    DeadLetter,
-    Replayed,
-    Select,
 )
+from etl4all.broker.dead import DeadLetter, Replayed, Select, buried_headers, replay_headers
 from etl4all.broker.queues import Topology
 from etl4all.closing import Closing
 from etl4all.errors import BrokerConfigError, BrokerError
@@ -205,7 +200,7 @@ class MemoryBroker(Closing):
                 if queue is None:
                     kept.append(message)
                     continue
-                headers = dead.replay_headers(message.headers, letter)
+                headers = replay_headers(message.headers, letter)
                 self._queues[queue].append(_Message(message.body, headers))
                 replayed.count(letter, queue)
             letters.clear()
@@ -279,6 +274,6 @@ class MemoryBroker(Closing):
     ) -> None:
         with self._cond:
             self._unacked.discard(delivery)
-            headers = {**message.headers, ERROR_HEADER: reason, QUEUE_HEADER: queue}
+            headers = buried_headers(message.headers, queue, reason)
             self._queues[self.topology.dead].append(_Message(message.body, headers))
             self._cond.notify_all()

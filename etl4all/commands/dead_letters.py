@@ -18,7 +18,7 @@ from etl4all.commands.common import (
 from etl4all.errors import ConfigError
 
 if TYPE_CHECKING:
-    from etl4all.broker.base import Broker
+    from etl4all.broker import BrokerBackend
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ DEAD_LETTER_OPTIONS = options.group(
 )
 
 
-def open_dead_letters(pipeline: str | None, verbose: int, quiet: bool, **flags: Any) -> Broker:
+def open_dead_letters(
+    pipeline: str | None, verbose: int, quiet: bool, **flags: Any
+) -> BrokerBackend:
     """The broker whose dead letters a ``dead-letters`` command works on."""
     from etl4all.runners import wiring
 

@@ -8,7 +8,7 @@ as the command will, then:
 - ``source``: lists it once (each source of ``etl4all run``);
 - ``state``: counts the done files (Redis ``HLEN``, a SQLite ``COUNT``);
 - ``broker``: connects and declares the topology (what opening it does), reads a queue depth;
-- ``warehouse``: looks for its tables and columns (:meth:`Warehouse.missing_schema`); missing
+- ``warehouse``: looks for its tables and columns (:meth:`WarehouseAdmin.missing_schema`); missing
   ones are a ConfigError that names ``etl4all init-db`` (DuckDB makes them when it opens);
 - ``lookup``: pings it (the warehouse lookup has nothing of its own to ping);
 - ``geocoder``: built (its key, URL and options checked) and its host resolved; only

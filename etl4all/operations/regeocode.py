@@ -41,7 +41,7 @@ from etl4all.stages.transform import (
     geocode_frame,
     uncached_keys,
 )
-from etl4all.warehouse.base import LoadResult, Warehouse
+from etl4all.warehouse.base import LoadResult, Warehouse, WarehouseBackend
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class RegeocodeReport:
         return self.counts.get("rejects")
 
 
-def chosen(wh: Warehouse, selection: Selection, page_rows: int) -> Iterator[Page]:
+def chosen(wh: WarehouseBackend, selection: Selection, page_rows: int) -> Iterator[Page]:
     """The chosen points, page after page: address rows first, then failed points.
 
     Each page is read when the previous one has been handled, so rows loaded from failed

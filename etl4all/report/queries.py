@@ -24,7 +24,7 @@ from etl4all.errors import ConfigError
 from etl4all.warehouse import ddl
 
 if TYPE_CHECKING:
-    from etl4all.warehouse.base import Reader, Warehouse
+    from etl4all.warehouse.base import Reader, WarehouseAdmin
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class AnalysisDatabase(Closing):
     def __init__(self, *, url: str) -> None:
         self.url = urls.redact(url)
         scheme = urls.scheme_of(url)
-        self._backend: type[Warehouse] = urls.load_class("warehouse", scheme, warehouse.SCHEMES)
+        backend: type[WarehouseAdmin] = urls.load_class("warehouse", scheme, warehouse.SCHEMES)
+        self._backend = backend
         self._url = url
         self._parallel = scheme == "mysql"
         self._session = self._open()

@@ -18,13 +18,13 @@ from etl4all.settings import Settings
 from etl4all.stages.extract_config import ExtractConfig
 
 if TYPE_CHECKING:
-    from etl4all.broker.base import Broker
+    from etl4all.broker import BrokerBackend
     from etl4all.geocoders.base import Geocoder
     from etl4all.lookup.base import Lookup
     from etl4all.sources.base import Source
     from etl4all.stages.transform import TransformConfig
     from etl4all.state.base import StateStore
-    from etl4all.warehouse.base import Warehouse
+    from etl4all.warehouse.base import Warehouse, WarehouseBackend
 
 
 def open_source(url: str, settings: Settings) -> Source:
@@ -67,7 +67,7 @@ def geocoder_is_paid(settings: Settings) -> bool:
     return bool(urls.load_class("geocoder", settings.geocoder, geocoders.NAMES).paid)
 
 
-def open_broker(settings: Settings, *, quick: bool = False) -> Broker:
+def open_broker(settings: Settings, *, quick: bool = False) -> BrokerBackend:
     """The broker of ``settings.broker_url`` (in-process ``memory://`` when unset).
 
     Args:
@@ -88,7 +88,7 @@ def open_broker(settings: Settings, *, quick: bool = False) -> Broker:
     )
 
 
-def open_warehouse(settings: Settings) -> Warehouse:
+def open_warehouse(settings: Settings) -> WarehouseBackend:
     """The warehouse of ``settings.warehouse_url``."""
     url = settings.warehouse_url
     # only MySQL spools its loads to local files

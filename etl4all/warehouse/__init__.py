@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from etl4all import urls
 
 if TYPE_CHECKING:
-    from etl4all.warehouse.base import Warehouse
+    from etl4all.warehouse.base import WarehouseBackend
 
 SCHEMES = {
     "duckdb": ("etl4all.warehouse.duckdb:DuckdbWarehouse", "core"),
@@ -19,6 +19,6 @@ SCHEMES = {
 }
 
 
-def from_url(url: str, **options: Any) -> Warehouse:
+def from_url(url: str, **options: Any) -> WarehouseBackend:
     """The warehouse of ``url`` (options are URL query options); see :func:`etl4all.urls.build`."""
     return urls.build("warehouse", url, SCHEMES, **options)

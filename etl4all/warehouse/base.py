@@ -1,15 +1,22 @@
-"""The Warehouse role: the ``address`` table, one row per distinct coordinate."""
+"""The warehouse roles: the ``address`` table, one row per distinct coordinate.
+
+:class:`Warehouse` is the data path (load, look up, prune), what the stages and drivers use;
+:class:`WarehouseAdmin` is the operator's path (create tables, the start-up check, status
+counts, reads for reports and ``regeocode``). Both SQL backends implement both, as a
+:class:`WarehouseBackend`, which the wiring opens; each caller is typed against the role it uses.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
 from etl4all import frames
+from etl4all.closing import Closes
 
 LOAD_SCHEMA: dict[str, pl.DataType] = frames.ADDRESSES_SCHEMA
 """What ``load`` takes: addresses, one row per coordinate at 8 decimals."""
@@ -59,24 +66,8 @@ class Reader(Protocol):
 
 
 @runtime_checkable
-class Warehouse(Protocol):
-    """The address table; a context manager."""
-
-    def init(self) -> None:
-        """Create the database objects from ``sql/<dialect>/`` (idempotent)."""
-        ...
-
-    def missing_schema(self) -> list[str]:
-        """What ``sql/<dialect>/`` makes that the database lacks: table names, and
-        ``table.column`` for a column a later release added (``reject.detail``); empty when
-        it is ready.
-
-        One cheap catalogue query: the start-up check (``etl4all check``) calls it.
-
-        Raises:
-            WarehouseError: the database cannot be reached.
-        """
-        ...
+class Warehouse(Closes, Protocol):
+    """The data path: load batches, look coordinates and answers up, apply prunes."""
 
     def load(
         self, inserts: pl.DataFrame, updates: pl.DataFrame, *, version: int | None = None
@@ -178,6 +169,27 @@ class Warehouse(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class WarehouseAdmin(Closes, Protocol):
+    """The operator's path: create and check the tables, count, and read for reports."""
+
+    def init(self) -> None:
+        """Create the database objects from ``sql/<dialect>/`` (idempotent)."""
+        ...
+
+    def missing_schema(self) -> list[str]:
+        """What ``sql/<dialect>/`` makes that the database lacks: table names, and
+        ``table.column`` for a column a later release added (``reject.detail``); empty when
+        it is ready.
+
+        One cheap catalogue query: the start-up check (``etl4all check``) calls it.
+
+        Raises:
+            WarehouseError: the database cannot be reached.
+        """
+        ...
+
     def count(self) -> int:
         """Rows in the address table."""
         ...
@@ -228,14 +240,7 @@ class Warehouse(Protocol):
         """
         ...
 
-    def close(self) -> None:
-        """Release connections."""
-        ...
 
-    def __enter__(self) -> Self:
-        """Use as a context manager: ``close()`` on exit."""
-        ...
-
-    def __exit__(self, *exc: object) -> None:
-        """Close."""
-        ...
+@runtime_checkable
+class WarehouseBackend(Warehouse, WarehouseAdmin, Protocol):
+    """One warehouse serving both roles, as the wiring opens it."""

@@ -16,7 +16,7 @@ from etl4all import urls
 from etl4all.warehouse import SCHEMES
 
 if TYPE_CHECKING:
-    from etl4all.warehouse.base import Warehouse
+    from etl4all.warehouse.base import WarehouseAdmin
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,6 @@ def read_warehouse(url: str) -> pl.DataFrame:
         MissingDependencyError: the backend's driver is not installed.
         WarehouseError: the database could not be read.
     """
-    cls: type[Warehouse] = urls.load_class("warehouse", urls.scheme_of(url), SCHEMES)
+    cls: type[WarehouseAdmin] = urls.load_class("warehouse", urls.scheme_of(url), SCHEMES)
     log.debug("reading the address table of %s", urls.redact(url))
     return cls.read_url(url)

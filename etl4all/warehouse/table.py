@@ -153,7 +153,7 @@ def table_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def select_sql(table: str, where: Mapping[str, Sequence[str]]) -> tuple[str, list[Any]]:
-    """SQL and parameters of a page of chosen rows (see ``Warehouse.select``), a ``?`` mark
+    """SQL and parameters of a page of chosen rows (see ``WarehouseAdmin.select``), a ``?`` mark
     standing for ``after_id``, every value and ``limit``.
 
     Raises:
@@ -277,7 +277,7 @@ class SqlWarehouse(Closing):
     def select(
         self, table: str, where: Mapping[str, Sequence[str]], *, after_id: int, limit: int
     ) -> pl.DataFrame:
-        """A page of chosen rows of ``table``, ordered by ``id`` (see ``Warehouse.select``).
+        """A page of chosen rows of ``table``, ordered by ``id`` (see ``WarehouseAdmin.select``).
 
         Raises:
             ConfigError: an unknown table or column, or a column with no values.

@@ -13,9 +13,15 @@ import pika
 import pika.exceptions
 import polars as pl
 import pytest
-from contracts.broker import BrokerContract, dead_letter, take
+from contracts.broker import (
+    BrokerAdminContract,
+    BrokerContract,
+    DeadLettersContract,
+    dead_letter,
+    take,
+)
 
-from etl4all.broker import amqp_dead, batch
+from etl4all.broker import amqp_admin, batch
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.broker.base import DELIVERY_COUNT_HEADER, ERROR_HEADER
 from etl4all.broker.dead import everything, matching
@@ -69,7 +75,7 @@ def make_broker(amqp_url: str, topology: Topology) -> Iterator[MakeBroker]:
         delete_topology(amqp_url, topology)
 
 
-class TestAmqpBroker(BrokerContract):
+class TestAmqpBroker(BrokerContract, BrokerAdminContract, DeadLettersContract):
     @pytest.fixture
     def broker(self, make_broker: MakeBroker) -> AmqpBroker:
         return make_broker()
@@ -283,7 +289,7 @@ def test_reading_dead_letters_often_keeps_them_and_their_order(
     broker = make_broker()
     for name in ("r1", "r2"):
         dead_letter(broker, points, name, "r.txt", "DataError: bad")
-    for _ in range(3 * amqp_dead._REFRESH_AFTER):
+    for _ in range(3 * amqp_admin._REFRESH_AFTER):
         assert [letter.batch_id for letter in broker.dead_letters()] == ["r1", "r2"]
     counts = []
     for delivery in broker.consume(topology.dead, timeout=2.0):
@@ -292,7 +298,7 @@ def test_reading_dead_letters_often_keeps_them_and_their_order(
         delivery.ack()
         if len(counts) == 2:
             break
-    assert len(counts) == 2 and max(counts) <= amqp_dead._REFRESH_AFTER
+    assert len(counts) == 2 and max(counts) <= amqp_admin._REFRESH_AFTER
 
 
 def test_replay_to_a_deleted_queue_keeps_the_dead_letter(

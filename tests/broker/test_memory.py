@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from contracts.broker import BrokerContract, take
+from contracts.broker import BrokerAdminContract, BrokerContract, DeadLettersContract, take
 
 from etl4all import broker as broker_role
 from etl4all.broker.memory import MemoryBroker
@@ -16,7 +16,7 @@ from etl4all.runners import wiring
 from etl4all.settings import Settings
 
 
-class TestMemoryBroker(BrokerContract):
+class TestMemoryBroker(BrokerContract, BrokerAdminContract, DeadLettersContract):
     @pytest.fixture
     def broker(self, topology: Topology) -> Iterator[MemoryBroker]:
         with MemoryBroker(prefix=topology.prefix, max_deliveries=topology.max_deliveries) as broker:

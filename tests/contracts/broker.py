@@ -1,6 +1,9 @@
-"""The Broker contract: the in-process broker and RabbitMQ pass the same tests.
+"""The broker contracts, one per role: the in-process broker and RabbitMQ pass the same tests.
 
-A backend's test module subclasses :class:`BrokerContract` and overrides the ``broker``
+:class:`BrokerContract` checks the data path (:class:`~etl4all.broker.base.Broker`),
+:class:`BrokerAdminContract` the operator's path (:class:`~etl4all.broker.base.BrokerAdmin`)
+and :class:`DeadLettersContract` the dead letters (:class:`~etl4all.broker.dead.DeadLetters`).
+A backend's test class subclasses each role it implements and overrides the ``broker``
 fixture: a broker on the ``topology`` fixture (a unique queue prefix, max_deliveries 3; for
 RabbitMQ prefetch 1) whose queues are deleted after the test.
 """
@@ -25,10 +28,10 @@ from etl4all.broker.base import (
     ERROR_HEADER,
     QUEUE_HEADER,
     Broker,
-    DeadLetter,
+    BrokerAdmin,
     Delivery,
-    Replayed,
 )
+from etl4all.broker.dead import DeadLetter, DeadLetters, Replayed
 from etl4all.broker.queues import Topology
 from etl4all.errors import BrokerConfigError
 
@@ -55,6 +58,15 @@ def dead_letter(broker: Any, queue: str, batch_id: str, source: str, reason: str
     return body
 
 
+def hold_one_of_three(broker: Any, queue: str) -> tuple[Iterator[Delivery], Delivery]:
+    """Publish three messages to ``queue`` and take the first: the open consumer and the
+    delivery it holds (the other two wait in the queue)."""
+    for n in range(3):
+        broker.publish(queue, f"m{n}".encode(), {"batch_id": f"b-{n}"})
+    deliveries = broker.consume(queue, timeout=1.0)
+    return deliveries, next(deliveries)
+
+
 def exhaust(broker: Any, queue: str, limit: int) -> None:
     """Requeue the one message of ``queue`` until the broker dead-letters it itself."""
     for _ in range(limit + 1):
@@ -63,8 +75,8 @@ def exhaust(broker: Any, queue: str, limit: int) -> None:
     assert take(broker, queue, timeout=0.5) == []
 
 
-class BrokerContract:
-    """Publish, consume, ack, requeue, dead letters and the delivery limit."""
+class BrokerFixtures:
+    """The fixtures every broker contract shares."""
 
     @pytest.fixture
     def topology(self, unique: str) -> Topology:
@@ -82,13 +94,12 @@ class BrokerContract:
     def dead(self, topology: Topology) -> str:
         return topology.dead
 
+
+class BrokerContract(BrokerFixtures):
+    """The data path: publish, consume, ack, requeue, dead-lettering and the delivery limit."""
+
     def test_satisfies_the_protocol(self, broker: Any) -> None:
         assert isinstance(broker, Broker)
-
-    def test_holds_the_topology_it_was_built_with(self, broker: Any, topology: Topology) -> None:
-        assert broker.topology == topology
-        for spec in topology.queues:
-            assert broker.depth(spec.name) == 0
 
     def test_publish_consume_ack(self, broker: Any, points: str) -> None:
         frame = pl.DataFrame(
@@ -120,10 +131,7 @@ class BrokerContract:
     def test_a_consumer_stopped_gets_nothing_more_and_settles_what_it_holds(
         self, broker: Any, points: str
     ) -> None:
-        for n in range(3):
-            broker.publish(points, f"m{n}".encode(), {"batch_id": f"b-{n}"})
-        deliveries = broker.consume(points, timeout=1.0)
-        held = next(deliveries)
+        deliveries, held = hold_one_of_three(broker, points)
         broker.stop_consuming(points)
         held.ack()  # still settles
         assert list(deliveries) == []  # nothing more came to this consumer
@@ -193,6 +201,34 @@ class BrokerContract:
             if len(got) == 5:
                 break
         assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+
+class BrokerAdminContract(BrokerFixtures):
+    """The operator's path: queue depths, consumers and purge."""
+
+    def test_satisfies_the_admin_protocol(self, broker: Any) -> None:
+        assert isinstance(broker, BrokerAdmin)
+
+    def test_holds_the_topology_it_was_built_with(self, broker: Any, topology: Topology) -> None:
+        assert broker.topology == topology
+        for spec in topology.queues:
+            assert broker.depth(spec.name) == 0
+
+    def test_counts_what_waits_and_who_consumes_and_purges_what_waits(
+        self, broker: Any, points: str
+    ) -> None:
+        _, held = hold_one_of_three(broker, points)
+        assert (broker.depth(points), broker.consumers(points)) == (2, 1)
+        assert broker.purge(points) == 2  # only the ready ones: the held one stays held
+        held.ack()
+        assert broker.depth(points) == 0
+
+
+class DeadLettersContract(BrokerFixtures):
+    """The dead letters: read, replayed, purged."""
+
+    def test_satisfies_the_dead_letters_protocol(self, broker: Any) -> None:
+        assert isinstance(broker, DeadLetters)
 
     def test_dead_letters_are_read_and_left_in_place(
         self, broker: Any, points: str, dead: str, topology: Topology

@@ -15,21 +15,22 @@ from typing import Any
 import pytest
 
 from etl4all import broker, geocoders, lookup, sources, state, urls, warehouse
-from etl4all.broker.base import Broker
+from etl4all.broker.base import Broker, BrokerAdmin
+from etl4all.broker.dead import DeadLetters
 from etl4all.geocoders.base import Geocoder
 from etl4all.lookup.base import Lookup
 from etl4all.lookup.warehouse import WarehouseLookup
 from etl4all.sources.base import Source
 from etl4all.state.base import FileLedger, GeocodeCache
-from etl4all.warehouse.base import Warehouse
+from etl4all.warehouse.base import Warehouse, WarehouseAdmin
 
 ROLES: list[tuple[Mapping[str, tuple[str, str]], tuple[type, ...]]] = [
     (sources.SCHEMES, (Source,)),
     (geocoders.NAMES, (Geocoder,)),
     (state.SCHEMES, (FileLedger, GeocodeCache)),
     (lookup.SCHEMES, (Lookup,)),
-    (warehouse.SCHEMES, (Warehouse,)),
-    (broker.SCHEMES, (Broker,)),
+    (warehouse.SCHEMES, (Warehouse, WarehouseAdmin)),
+    (broker.SCHEMES, (Broker, BrokerAdmin, DeadLetters)),
 ]
 CASES = [
     pytest.param(urls.load_class("role", key, table), protocol, id=f"{key}-{protocol.__name__}")
@@ -90,3 +91,18 @@ def same_or_narrower(got: Any, hint: Any, param: str) -> bool:
         return False
     pairs = zip(typing.get_args(got), typing.get_args(hint), strict=True)
     return all(a == b or getattr(b, "_is_protocol", False) for a, b in pairs)
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [(Warehouse, WarehouseAdmin), (Broker, BrokerAdmin, DeadLetters)],
+    ids=["warehouse", "broker"],
+)
+def test_the_roles_of_a_backend_share_no_method(roles: tuple[type, ...]) -> None:
+    """Issue 19: the data path and the operator's path shared one interface. Each method
+    belongs to one role; they share only closing and the broker's topology."""
+    shared = {"close", "__enter__", "__exit__", "topology"}
+    owned = [set(members(role)) - shared for role in roles]
+    for index, first in enumerate(owned):
+        for second in owned[index + 1 :]:
+            assert first.isdisjoint(second)

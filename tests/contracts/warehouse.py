@@ -1,7 +1,9 @@
-"""The Warehouse contract: DuckDB and MySQL pass the same tests.
+"""The warehouse contracts, one per role: DuckDB and MySQL pass the same tests.
 
-A backend's test module subclasses :class:`WarehouseContract` and overrides the
-``warehouse`` fixture: a fresh, initialised, test-private warehouse.
+:class:`WarehouseContract` checks the data path (:class:`~etl4all.warehouse.base.Warehouse`),
+:class:`WarehouseAdminContract` the operator's path
+(:class:`~etl4all.warehouse.base.WarehouseAdmin`). A backend's test class subclasses both and
+overrides the ``warehouse`` fixture: a fresh, initialised, test-private warehouse.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ import pytest
 from etl4all import frames
 from etl4all.errors import ConfigError, DataError
 from etl4all.parsing import parse
-from etl4all.warehouse.base import CHANGE_FIELDS, LoadResult, Warehouse
+from etl4all.warehouse.base import (
+    CHANGE_FIELDS,
+    LoadResult,
+    Warehouse,
+    WarehouseAdmin,
+    WarehouseBackend,
+)
 
 NONE = frames.empty(frames.ADDRESSES_SCHEMA)
 AWKWARD = [
@@ -89,7 +97,7 @@ def pruned(
     return deleted + (warehouse.finalize(source, version) if keep is not None else 0)
 
 
-def stored(warehouse: Warehouse) -> pl.DataFrame:
+def stored(warehouse: WarehouseAdmin) -> pl.DataFrame:
     """The table as comparable values: keyed, sorted, without ids and load timestamps."""
     return (
         warehouse.read()
@@ -99,21 +107,22 @@ def stored(warehouse: Warehouse) -> pl.DataFrame:
     )
 
 
-class WarehouseContract:
-    """Tests every Warehouse backend passes."""
+class WarehouseFixtures:
+    """The fixture both warehouse contracts share."""
 
     @pytest.fixture
-    def warehouse(self) -> Warehouse:
+    def warehouse(self) -> WarehouseBackend:
         """A fresh, initialised warehouse; each backend's test module overrides this."""
         raise NotImplementedError
 
-    def test_satisfies_the_protocol(self, warehouse: Warehouse) -> None:
+
+class WarehouseContract(WarehouseFixtures):
+    """The data path: load, look up, prune (observed through the operator's reads)."""
+
+    def test_satisfies_the_protocol(self, warehouse: WarehouseBackend) -> None:
         assert isinstance(warehouse, Warehouse)
 
-    def test_an_initialised_warehouse_misses_no_table(self, warehouse: Warehouse) -> None:
-        assert warehouse.missing_schema() == []
-
-    def test_insert_then_read(self, warehouse: Warehouse) -> None:
+    def test_insert_then_read(self, warehouse: WarehouseBackend) -> None:
         rows = addresses(5)
         assert warehouse.load(rows, NONE) == LoadResult(inserted=5)
         assert warehouse.count() == 5
@@ -126,7 +135,7 @@ class WarehouseContract:
         assert back["geocoded_at"].to_list() == rows["geocoded_at"].to_list()
         assert back["geocoded_at"].dtype == pl.Datetime("us", "UTC")
 
-    def test_reload_is_unchanged(self, warehouse: Warehouse) -> None:
+    def test_reload_is_unchanged(self, warehouse: WarehouseBackend) -> None:
         rows = addresses(4)
         warehouse.load(rows, NONE)
         before = stored(warehouse)
@@ -135,11 +144,11 @@ class WarehouseContract:
         assert warehouse.count() == 4
         assert stored(warehouse).equals(before)
 
-    def test_empty_load(self, warehouse: Warehouse) -> None:
+    def test_empty_load(self, warehouse: WarehouseBackend) -> None:
         assert warehouse.load(NONE, NONE) == LoadResult()
         assert warehouse.count() == 0
 
-    def test_changed_address_is_updated(self, warehouse: Warehouse) -> None:
+    def test_changed_address_is_updated(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(3), NONE)
         changed = addresses(3).with_columns(
             street=pl.Series(["Rua Nova", "Rua dos Andradas", "Rua dos Andradas"]),
@@ -153,7 +162,7 @@ class WarehouseContract:
         assert table["geocoded_at"][1] == addresses(3)["geocoded_at"][1]
 
     @pytest.mark.parametrize("field", CHANGE_FIELDS)
-    def test_every_change_field_counts(self, warehouse: Warehouse, field: str) -> None:
+    def test_every_change_field_counts(self, warehouse: WarehouseBackend, field: str) -> None:
         warehouse.load(addresses(1), NONE)
         changed = addresses(1).with_columns(pl.lit("changed").alias(field))
         assert warehouse.load(NONE, changed) == LoadResult(updated=1)
@@ -161,14 +170,16 @@ class WarehouseContract:
         # NULL-safe: a value becoming NULL is a change too
         assert warehouse.load(NONE, changed.with_columns(pl.lit(None).alias(field))).updated == 1
 
-    def test_case_and_trailing_spaces_are_changes(self, warehouse: Warehouse) -> None:
+    def test_case_and_trailing_spaces_are_changes(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(1, street="Rua A"), NONE)
         assert warehouse.load(NONE, addresses(1, street="RUA A")).updated == 1
         assert warehouse.load(NONE, addresses(1, street="RUA A ")).updated == 1
         assert stored(warehouse)["street"].to_list() == ["RUA A "]
 
     @pytest.mark.parametrize("order", ["small first", "big first"])
-    def test_provenance_follows_the_smallest_source(self, warehouse: Warehouse, order: str) -> None:
+    def test_provenance_follows_the_smallest_source(
+        self, warehouse: WarehouseBackend, order: str
+    ) -> None:
         small = addresses(2, source="a.txt").with_columns(distance_km=pl.lit(1.5))
         big = addresses(2, source="b.txt").with_columns(
             line=pl.Series([1, 2], dtype=pl.UInt32), distance_km=pl.lit(9.0), bearing_deg=None
@@ -185,27 +196,27 @@ class WarehouseContract:
         assert table["distance_km"].to_list() == [1.5, 1.5]
         assert table["bearing_deg"].to_list() == [137.352, None]
 
-    def test_provenance_same_file_smaller_line(self, warehouse: Warehouse) -> None:
+    def test_provenance_same_file_smaller_line(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(1).with_columns(line=pl.lit(50, pl.UInt32)), NONE)
         assert (
             warehouse.load(NONE, addresses(1).with_columns(line=pl.lit(7, pl.UInt32))).updated == 1
         )
         assert stored(warehouse)["source_line"].to_list() == [7]
 
-    def test_stale_insert_does_not_duplicate(self, warehouse: Warehouse) -> None:
+    def test_stale_insert_does_not_duplicate(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(3), NONE)
         again = addresses(5).with_columns(street=pl.lit("Rua Nova"))  # 3 exist, 2 are new
         assert warehouse.load(again, NONE) == LoadResult(inserted=2, updated=3)
         assert warehouse.count() == 5
         assert set(stored(warehouse)["street"]) == {"Rua Nova"}
 
-    def test_stale_update_is_not_lost(self, warehouse: Warehouse) -> None:
+    def test_stale_update_is_not_lost(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(2), NONE)
         assert warehouse.load(NONE, addresses(4)) == LoadResult(inserted=2, unchanged=2)
         assert warehouse.count() == 4
         assert stored(warehouse)["key"].to_list() == sorted(keys(addresses(4)).to_list())
 
-    def test_same_coordinate_in_both_frames_is_kept_once(self, warehouse: Warehouse) -> None:
+    def test_same_coordinate_in_both_frames_is_kept_once(self, warehouse: WarehouseBackend) -> None:
         one = addresses(1, source="b.txt")
         other = addresses(1, source="a.txt", street="Rua Outra")
         result = warehouse.load(one, other)
@@ -213,7 +224,7 @@ class WarehouseContract:
         assert warehouse.count() == 1
         assert stored(warehouse)["source_file"].to_list() == ["a.txt"]
 
-    def test_existing(self, warehouse: Warehouse) -> None:
+    def test_existing(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(3), NONE)
         asked = pl.concat([keys(addresses(2, offset=5)), keys(addresses(3))]).rename("k")
         found = warehouse.existing(asked)
@@ -221,13 +232,13 @@ class WarehouseContract:
         assert found.to_list() == keys(addresses(3)).to_list()
         assert warehouse.existing(pl.Series("k", [], dtype=pl.String)).to_list() == []
 
-    def test_existing_matches_exact_decimals(self, warehouse: Warehouse) -> None:
+    def test_existing_matches_exact_decimals(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(1), NONE)
         key = keys(addresses(1))[0]
         near = key.replace("4,", "5,")  # one unit in the 8th decimal away
         assert warehouse.existing(pl.Series([key, near])).to_list() == [key]
 
-    def test_nulls_survive(self, warehouse: Warehouse) -> None:
+    def test_nulls_survive(self, warehouse: WarehouseBackend) -> None:
         rows = (
             addresses(1)
             .with_columns(pl.lit(None, pl.String).alias(c) for c in CHANGE_FIELDS)
@@ -238,7 +249,7 @@ class WarehouseContract:
         for column in (*CHANGE_FIELDS, "distance_km", "bearing_deg", "geocoded_at"):
             assert table[column].to_list() == [None], column
 
-    def test_awkward_text_round_trips(self, warehouse: Warehouse) -> None:
+    def test_awkward_text_round_trips(self, warehouse: WarehouseBackend) -> None:
         n = len(AWKWARD)
         rows = addresses(n).with_columns(
             street=pl.Series(AWKWARD),
@@ -253,7 +264,7 @@ class WarehouseContract:
         assert table["source_file"].to_list() == [f"dir\\{s}" for s in AWKWARD]
         assert warehouse.load(rows, NONE) == LoadResult(unchanged=n)
 
-    def test_numbers_round_trip(self, warehouse: Warehouse) -> None:
+    def test_numbers_round_trip(self, warehouse: WarehouseBackend) -> None:
         rows = addresses(3).with_columns(
             distance_km=pl.Series([1e-7, 12345.678901234567, 0.0]),
             bearing_deg=pl.Series([359.99999999999, float("nan"), -0.0]),
@@ -267,7 +278,7 @@ class WarehouseContract:
         assert table["bearing_deg"].to_list()[1] is None  # NaN is stored as NULL
         assert table["key"].to_list() == keys(rows).to_list()
 
-    def test_rejects_are_recorded_once(self, warehouse: Warehouse) -> None:
+    def test_rejects_are_recorded_once(self, warehouse: WarehouseBackend) -> None:
         rejects = pl.DataFrame(
             {
                 "source": ["a.txt", "a.txt", "b.txt"],
@@ -288,7 +299,7 @@ class WarehouseContract:
         assert warehouse.load_rejects(rejects.head(1).with_columns(line=pl.lit(5, pl.UInt32))) == 1
 
     def test_rejects_of_the_parser_and_of_an_older_worker_are_kept(
-        self, warehouse: Warehouse
+        self, warehouse: WarehouseBackend
     ) -> None:
         older = pl.DataFrame(  # a worker from before detail and reasons
             {"source": ["a.txt"], "line": [3], "reason": ["unrecognized"], "text": ["x"]}
@@ -306,14 +317,14 @@ class WarehouseContract:
         ]
         assert stored["text"][2] == "Latitude: -30,1\nDistance: 1 km"
 
-    def test_a_reject_of_a_huge_garbage_line_is_kept(self, warehouse: Warehouse) -> None:
+    def test_a_reject_of_a_huge_garbage_line_is_kept(self, warehouse: WarehouseBackend) -> None:
         garbage = ("é" * 100_000 + "\n").encode()  # 200 KB of two-byte characters
         rejects = parse.parse(garbage, "junk.txt").rejects
         assert warehouse.load_rejects(rejects) == 1
 
     # -- file versions and prunes: a row goes when no file holds it any more -------------
 
-    def test_prune_deletes_only_rows_no_file_holds(self, warehouse: Warehouse) -> None:
+    def test_prune_deletes_only_rows_no_file_holds(self, warehouse: WarehouseBackend) -> None:
         mine = addresses(6)
         other = pl.concat([addresses(3, offset=10), addresses(1, offset=4)]).with_columns(
             source=pl.lit("data_points_2.txt"), line=pl.Series([2, 5, 8, 11], dtype=pl.UInt32)
@@ -332,7 +343,9 @@ class WarehouseContract:
         assert pruned(warehouse, "data_points_2.txt", 2, keys(mine).clear()) == 4
         assert set(stored(warehouse)["key"]) == set(kept)
 
-    def test_work_of_an_older_version_never_undoes_a_newer_one(self, warehouse: Warehouse) -> None:
+    def test_work_of_an_older_version_never_undoes_a_newer_one(
+        self, warehouse: WarehouseBackend
+    ) -> None:
         name = "data_points_1.txt"
         warehouse.load(addresses(3), NONE, version=5)
         assert pruned(warehouse, name, 9, keys(addresses(1))) == 2
@@ -345,7 +358,7 @@ class WarehouseContract:
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2)))
 
     def test_a_late_prune_still_drops_what_only_older_versions_held(
-        self, warehouse: Warehouse
+        self, warehouse: WarehouseBackend
     ) -> None:
         """A version that only grows has no prune: the prune of the version before it must
         apply even when the grown version's rows came first."""
@@ -356,7 +369,7 @@ class WarehouseContract:
         assert set(stored(warehouse)["key"]) == set(keys(addresses(1, offset=2)))
 
     def test_a_newer_version_keeps_what_it_loaded_before_its_prune(
-        self, warehouse: Warehouse
+        self, warehouse: WarehouseBackend
     ) -> None:
         warehouse.load(addresses(3), NONE, version=1)
         warehouse.load(addresses(2, offset=5), NONE, version=3)  # version 3's rows come first
@@ -366,7 +379,7 @@ class WarehouseContract:
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=5)))
 
     def test_a_revert_drops_what_only_an_unfinished_version_added(
-        self, warehouse: Warehouse
+        self, warehouse: WarehouseBackend
     ) -> None:
         name = "data_points_1.txt"
         rejects = pl.DataFrame(
@@ -393,20 +406,22 @@ class WarehouseContract:
         assert warehouse.load(addresses(1, offset=8), NONE, version=5).inserted == 1
 
     def test_prune_by_version_drops_what_older_versions_alone_held(
-        self, warehouse: Warehouse
+        self, warehouse: WarehouseBackend
     ) -> None:
         warehouse.load(addresses(4), NONE, version=1)
         warehouse.load(addresses(2, offset=2), NONE, version=2)
         assert pruned(warehouse, "data_points_1.txt", 2) == 2
         assert set(stored(warehouse)["key"]) == set(keys(addresses(2, offset=2)))
 
-    def test_a_record_that_moved_takes_its_new_line(self, warehouse: Warehouse) -> None:
+    def test_a_record_that_moved_takes_its_new_line(self, warehouse: WarehouseBackend) -> None:
         warehouse.load(addresses(2), NONE, version=1)
         moved = addresses(2).with_columns(line=pl.Series([40, 1], dtype=pl.UInt32))
         warehouse.load(moved, NONE, version=2)
         assert sorted(stored(warehouse)["source_line"].to_list()) == [1, 40]
 
-    def test_prune_in_key_ranges_looks_only_inside_its_range(self, warehouse: Warehouse) -> None:
+    def test_prune_in_key_ranges_looks_only_inside_its_range(
+        self, warehouse: WarehouseBackend
+    ) -> None:
         rows = addresses(6)  # latitudes fall as the index grows, longitudes rise
         warehouse.load(rows, NONE, version=1)
         ordered = keys(rows).reverse().to_list()  # ascending (latitude, longitude)
@@ -419,7 +434,7 @@ class WarehouseContract:
         assert stored(warehouse)["key"].to_list() == [ordered[3]]
 
     def test_a_prune_by_keys_deletes_only_once_finalized_and_a_revert_takes_it_back(
-        self, warehouse: Warehouse
+        self, warehouse: WarehouseBackend
     ) -> None:
         name = "data_points_1.txt"
         warehouse.load(addresses(3), NONE, version=1)
@@ -436,13 +451,13 @@ class WarehouseContract:
         assert warehouse.prune(name, 4, late.clear(), low=late[0], high=first) == 1  # at once
         assert set(stored(warehouse)["key"]) == set(keys(addresses(1)))
 
-    def test_prune_refuses_keys_that_are_not_canonical(self, warehouse: Warehouse) -> None:
+    def test_prune_refuses_keys_that_are_not_canonical(self, warehouse: WarehouseBackend) -> None:
         with pytest.raises(DataError):
             pruned(warehouse, "a.txt", 1, pl.Series(["-30.1,-51.2"]))
         with pytest.raises(DataError):
             pruned(warehouse, "a.txt", 1, pl.Series([], dtype=pl.String), low="x")
 
-    def test_a_newer_version_of_a_reject_takes_its_text(self, warehouse: Warehouse) -> None:
+    def test_a_newer_version_of_a_reject_takes_its_text(self, warehouse: WarehouseBackend) -> None:
         first = pl.DataFrame(
             {"source": ["a.txt"], "line": [4], "reason": ["unrecognized"], "text": ["Lat"]},
             schema_overrides={"line": pl.UInt32},
@@ -454,7 +469,7 @@ class WarehouseContract:
         (text,) = warehouse.select("reject", {}, after_id=0, limit=9)["text"].to_list()
         assert text == "Latitude: 3x"
 
-    def test_prune_rejects_drops_those_of_older_versions(self, warehouse: Warehouse) -> None:
+    def test_prune_rejects_drops_those_of_older_versions(self, warehouse: WarehouseBackend) -> None:
         rejects = pl.DataFrame(
             {
                 "source": ["a.txt"] * 4 + ["b.txt"],
@@ -485,7 +500,27 @@ class WarehouseContract:
             ("b.txt", 4),
         ]
 
-    def test_select_pages_through_the_chosen_rows(self, warehouse: Warehouse) -> None:
+
+class WarehouseAdminContract(WarehouseFixtures):
+    """The operator's path: the schema check, counts and the reads for reports."""
+
+    def test_satisfies_the_admin_protocol(self, warehouse: WarehouseBackend) -> None:
+        assert isinstance(warehouse, WarehouseAdmin)
+
+    def test_an_initialised_warehouse_misses_no_table(self, warehouse: WarehouseBackend) -> None:
+        assert warehouse.missing_schema() == []
+
+    def test_counts_the_rows_and_knows_when_it_last_loaded(
+        self, warehouse: WarehouseBackend
+    ) -> None:
+        assert (warehouse.count(), warehouse.last_loaded()) == (0, None)
+        warehouse.load(addresses(3), NONE)
+        last = warehouse.last_loaded()
+        assert warehouse.count() == 3
+        assert last is not None and last.utcoffset() == dt.timedelta(0)
+        assert last == warehouse.read()["updated_at"].max()
+
+    def test_select_pages_through_the_chosen_rows(self, warehouse: WarehouseBackend) -> None:
         rows = addresses(7).with_columns(
             geocoder=pl.Series(["offline", "google"] * 3 + ["offline"]),
             geocode_status=pl.Series(["OK", "OK", "ZERO_RESULTS"] * 2 + ["OK"]),
@@ -504,7 +539,7 @@ class WarehouseContract:
         assert everything.height == 7
         assert warehouse.select("address", where, after_id=chosen["id"].max(), limit=5).height == 0
 
-    def test_select_rejects_by_reason(self, warehouse: Warehouse) -> None:
+    def test_select_rejects_by_reason(self, warehouse: WarehouseBackend) -> None:
         rejects = pl.DataFrame(
             {
                 "source": ["a.txt", "a.txt", "b.txt"],
@@ -525,7 +560,7 @@ class WarehouseContract:
         )
         assert quoted["source_line"].to_list() == [1]
 
-    def test_select_refuses_unknown_tables_and_columns(self, warehouse: Warehouse) -> None:
+    def test_select_refuses_unknown_tables_and_columns(self, warehouse: WarehouseBackend) -> None:
         with pytest.raises(ConfigError, match="no column"):
             warehouse.select("address", {"id; DROP TABLE address": ["1"]}, after_id=0, limit=1)
         with pytest.raises(ConfigError, match="cannot select"):

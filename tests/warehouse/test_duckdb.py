@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from contracts.warehouse import NONE, WarehouseContract, addresses
+from contracts.warehouse import NONE, WarehouseAdminContract, WarehouseContract, addresses
 
 from etl4all import warehouse as warehouse_role
 from etl4all.errors import ConfigError, DataError, UnknownSchemeError, WarehouseError
@@ -23,7 +23,7 @@ def url(tmp_path: Path) -> str:
     return f"duckdb:///{tmp_path}/deep/er/etl4all.duckdb"
 
 
-class TestDuckdbWarehouse(WarehouseContract):
+class TestDuckdbWarehouse(WarehouseContract, WarehouseAdminContract):
     @pytest.fixture
     def warehouse(self, url: str) -> Iterator[DuckdbWarehouse]:
         with DuckdbWarehouse(url=url) as warehouse:

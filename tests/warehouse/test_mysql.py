@@ -10,7 +10,13 @@ from urllib.parse import urlsplit
 import polars as pl
 import pymysql
 import pytest
-from contracts.warehouse import NONE, WarehouseContract, addresses, stored
+from contracts.warehouse import (
+    NONE,
+    WarehouseAdminContract,
+    WarehouseContract,
+    addresses,
+    stored,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,7 +61,7 @@ def warehouse(mysql_url: str) -> Iterator[MySqlWarehouse]:
         yield warehouse
 
 
-class TestMySqlWarehouse(WarehouseContract):
+class TestMySqlWarehouse(WarehouseContract, WarehouseAdminContract):
     @pytest.fixture
     def warehouse(self, warehouse: MySqlWarehouse) -> MySqlWarehouse:
         return warehouse

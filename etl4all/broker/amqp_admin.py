@@ -1,19 +1,11 @@
-"""A RabbitMQ broker's dead letters, written and read: :class:`DeadLetters`, run in its I/O
-thread.
+"""A RabbitMQ broker's operator's path: :class:`AmqpAdmin`, run in the broker's I/O thread.
 
-Writing them: RabbitMQ's own dead-lettering (``basic.reject`` without requeue) cannot add a
-header, so ``reject(requeue=False, reason=...)`` republishes the message (confirmed) to
-``{prefix}.dlx`` with ``x-etl4all-error`` (the reason) and ``x-etl4all-queue``, then acks the
-original. A crash between the two leaves a duplicate dead letter, never a lost one. The
-queue's own delivery limit is the backstop for consumers that crash before they can reject:
-RabbitMQ dead-letters a message returned more than ``x-delivery-limit`` times (so after
-``max_deliveries + 1`` deliveries, one more than the worker allows itself, so the worker's
-dead letter with a reason normally comes first); those carry
-``x-first-death-reason: delivery_limit``. On RabbitMQ 3.x every return counts, including
-prefetched messages requeued when a consumer stops: keep ``prefetch`` small.
+Queue counts and purges (``depth``, ``consumers``, ``purge``) each use a private channel:
+a passive ``queue.declare`` reads the counts, so a queue that does not exist is a
+:class:`~etl4all.errors.BrokerConfigError`.
 
-Reading them (``dead_letters``, ``replay``): on a private channel, ``basic.get`` takes the
-messages ready in ``{prefix}.dead`` (as many as it held at the start), holding them
+Reading the dead letters (``dead_letters``, ``replay``): on a private channel, ``basic.get``
+takes the messages ready in ``{prefix}.dead`` (as many as it held at the start), holding them
 unacknowledged; ``replay`` publishes each selected one (confirmed) to its work queue and only
 then acks it, so a failed publish loses nothing and a crash between the two leaves a
 duplicate, which the idempotent stages absorb. The rest are returned with one
@@ -32,26 +24,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from etl4all import urls
-from etl4all.broker import amqp_io, dead
-from etl4all.broker.base import (
-    DELIVERY_COUNT_HEADER,
-    ERROR_HEADER,
-    QUEUE_HEADER,
-    DeadLetter,
-    Replayed,
-    Select,
-)
+from etl4all.broker import amqp_io
+from etl4all.broker.base import DELIVERY_COUNT_HEADER
+from etl4all.broker.dead import DeadLetter, Replayed, Select, replay_headers
 from etl4all.broker.queues import Topology
 
 log = logging.getLogger(__name__)
 
-_REASON_MAX = 4000
-"""Longest reason text stored in a dead letter's header."""
 _REFRESH_AFTER = 10
 """Returns after which a dead letter that was read is republished fresh (limit 20 on RabbitMQ 4)."""
 _RETURN_WAIT = 5.0
@@ -61,9 +44,9 @@ Publish = Callable[[str, str, bytes, Any], None]
 """A confirmed publish: (exchange, routing key, body, properties)."""
 
 
-class DeadLetters:
-    """Writes, reads and replays the dead letters of a topology; call it in the broker's I/O
-    thread.
+class AmqpAdmin:
+    """Counts and purges the queues of a topology, and reads and replays its dead letters;
+    call it in the broker's I/O thread.
 
     Args:
         url: the broker URL, redacted (for errors).
@@ -80,13 +63,21 @@ class DeadLetters:
         self._live = live
         self._publish = publish
 
-    def bury(self, queue: str, body: bytes, headers: dict[str, Any], reason: str) -> None:
-        """Publish a message of ``queue`` (confirmed) to the dead-letter exchange, with
-        ``reason`` and ``queue`` in its headers; the caller then acks the original."""
-        kept = {k: v for k, v in headers.items() if k != DELIVERY_COUNT_HEADER}
-        headers = {**kept, ERROR_HEADER: urls.redact(reason)[:_REASON_MAX], QUEUE_HEADER: queue}
-        properties = amqp_io.message_properties(self._url, headers)
-        self._publish(self._topology.dead_letter_exchange, queue, body, properties)
+    def queue(self, queue: str, action: Literal["depth", "consumers", "purge"]) -> int:
+        """Messages ready in ``queue`` (``depth``), its consumers (``consumers``), or the
+        ready messages dropped (``purge``)."""
+        with amqp_io.mapped(self._url, f"{action} of {queue}"):
+            channel = self._live().channel()
+            try:
+                if action == "purge":
+                    return int(channel.queue_purge(queue).method.message_count)
+                declared = channel.queue_declare(queue, passive=True).method
+                if action == "consumers":
+                    return int(declared.consumer_count)
+                return int(declared.message_count)
+            finally:
+                if channel.is_open:
+                    channel.close()
 
     def sweep(self, select: Select | None) -> tuple[list[DeadLetter], Replayed]:
         """Take the ready dead letters, send the selected ones back, return the rest in order."""
@@ -107,7 +98,7 @@ class DeadLetters:
                         None if select is None else replayed.target(letter, select, work_queues)
                     )
                     if target is not None:
-                        self._republish(target, body, dead.replay_headers(headers, letter))
+                        self._republish(target, body, replay_headers(headers, letter))
                         channel.basic_ack(method.delivery_tag)
                         replayed.count(letter, target)
                         continue
