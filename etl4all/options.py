@@ -214,7 +214,7 @@ GEOCODING = group(
     setting(
         "cache_ttl_days",
         "--cache-ttl-days",
-        help="Days a geocode result stays cached (default 30, Google's limit).",
+        help="Days a geocode result stays cached (default {default:g}, Google's limit).",
     ),
 )
 

@@ -151,8 +151,9 @@ class Settings:
     after this long); a request lasts at most ``request_connect_timeout`` + this."""
     request_connect_timeout: float = _within(POSITIVE, 5.0)
     """Seconds to open a connection to the geocoding API."""
-    cache_ttl_days: float | None = _within(POSITIVE)
-    """Days a geocode result stays in the cache (default 30 for Google and Nominatim)."""
+    cache_ttl_days: float = _within(POSITIVE, 30.0)
+    """Days a geocode result stays in the cache (Google's terms allow caching results
+    derived from its answers for at most 30 days)."""
     price_per_1000: float = _within(NOT_NEGATIVE, 5.0)
     """USD per 1,000 API calls, for ``etl4all estimate``."""
     batch_rows: int = _within(AT_LEAST_ONE, 100_000)
