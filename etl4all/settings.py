@@ -67,6 +67,7 @@ class Bounds:
 POSITIVE = Bounds(0, low_open=True)
 NOT_NEGATIVE = Bounds(0)
 AT_LEAST_ONE = Bounds(1)
+"""The common ranges (``> 0``, ``>= 0``, ``>= 1``)."""
 
 
 def _within(bounds: Bounds, default: Any = None) -> Any:
@@ -88,7 +89,8 @@ class Settings:
     file_pattern: str = "*.txt"
     """Glob of the file names to take from the source."""
     settle_seconds: float = _within(NOT_NEGATIVE, 2.0)
-    """An FTP file is taken only when its size and mtime stay the same this long."""
+    """A file is taken only when its size and mtime stay the same this long (FTP listings
+    have minute precision)."""
     poll_interval: float = _within(POSITIVE, 10.0)
     """Seconds between two listings of the source when polling."""
     final_seconds: float = _within(NOT_NEGATIVE, 300.0)
@@ -279,8 +281,9 @@ def _redacted(value: Any) -> Any:
 def kind_of(name: str) -> type:
     """The type of the field ``name`` without its None (``float`` for ``qps``)."""
     hint = _hint(name)
-    kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-    return typing.get_origin(kinds[0]) or kinds[0]
+    if isinstance(hint, types.UnionType):
+        (hint,) = (t for t in typing.get_args(hint) if t is not type(None))
+    return typing.get_origin(hint) or hint
 
 
 def _hint(name: str) -> Any:
@@ -321,7 +324,7 @@ def _value(name: str, value: Any, where: str | None = None) -> Any:
             ``where`` (the pipeline file or the variable it came from).
     """
     try:
-        converted = _convert(name, value, _hint(name))
+        converted = _convert(name, value)
         _check(FIELDS[name], converted)
     except ConfigError as exc:
         if where is None:
@@ -343,13 +346,12 @@ def _check(field: dataclasses.Field[Any], value: Any) -> None:
         raise ConfigError(f"{field.name} must be {allowed}, got {value!r}")
 
 
-def _convert(name: str, value: Any, hint: Any) -> Any:
+def _convert(name: str, value: Any) -> Any:
     """Convert a TOML, environment or flag value to the field's type."""
-    kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-    if isinstance(hint, types.UnionType) and value in ("", None):
+    if isinstance(_hint(name), types.UnionType) and value in ("", None):
         return None
-    kind = kinds[0]
-    if typing.get_origin(hint) is tuple:  # a repeatable flag's values
+    kind = kind_of(name)
+    if kind is tuple:  # a repeatable flag's values
         return tuple(str(item) for item in value)
     try:
         if kind is bool:
