@@ -1,7 +1,8 @@
 """Click options shared by the commands, each mapped to a Settings field.
 
 Every option reads its ``ETL4ALL_*`` variable (shown in ``--help``) and defaults to None, so
-``Settings.load`` can apply the order flags > variables > pipeline file > defaults.
+``Settings.load`` can apply the order flags > variables > pipeline file > defaults. Its range
+or choices and the default its help shows come from the Settings field.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 import click
 
-from etl4all.settings import SECRET_ENV
+from etl4all.geocoders import NAMES as GEOCODERS
+from etl4all.settings import BOUNDS, CHOICES, FIELDS, SECRET_ENV, kind_of
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -19,7 +21,9 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 def setting(
     field: str, *flags: str, help: str, type: Any = None, is_flag: bool = False
 ) -> Decorator:
-    """An option that sets the Settings field ``field``.
+    """An option that sets the Settings field ``field``; ``{default}`` in ``help`` (with a
+    format spec if wanted, ``{default:g}``) shows the field's default, and the field's range
+    or choices are the option's type unless ``type`` is given.
 
     Only a flag gets a ``flag_value``: on an option that takes a value, click reads any
     ``flag_value`` (even None) as "the value is optional", and then parses a negative number
@@ -33,10 +37,20 @@ def setting(
         envvar=envvar,
         show_envvar=True,
         default=None,
-        type=type,
-        help=help,
+        type=click_type(field) if type is None else type,
+        help=help.format(default=FIELDS[field].default),
         **flag,
     )
+
+
+def click_type(field: str) -> Any:
+    """The click type of the Settings field ``field``: its range or choices, else None."""
+    bounds = FIELDS[field].metadata.get(BOUNDS)
+    choices = FIELDS[field].metadata.get(CHOICES)
+    if bounds is not None:
+        kind = click.IntRange if kind_of(field) is int else click.FloatRange
+        return kind(bounds.low, bounds.high, min_open=bounds.low_open)
+    return None if choices is None else click.Choice(choices)
 
 
 def group(*decorators: Decorator) -> Decorator:
@@ -73,7 +87,7 @@ VERBOSITY = group(
 WAREHOUSE = setting(
     "warehouse_url",
     "--warehouse",
-    help="Warehouse URL: duckdb:///path.duckdb (default duckdb:///etl4all.duckdb) "
+    help="Warehouse URL: duckdb:///path.duckdb (default {default}) "
     "or mysql://user:pass@host:3306/db; MySQL timeouts as query options, in seconds: "
     "connect_timeout (default 10: connecting, then the handshake), read_timeout and "
     "write_timeout (default 300: each wait for the server during a statement).",
@@ -82,7 +96,7 @@ STATE = setting(
     "state_url",
     "--state",
     help="State URL (files done, claims, geocode cache): sqlite:///path "
-    "(default sqlite:///.etl4all/state.db) or redis://host:6379/0; Redis timeouts as query "
+    "(default {default}) or redis://host:6379/0; Redis timeouts as query "
     "options, in seconds: socket_connect_timeout (default 5), socket_timeout (default 30: "
     "each wait for a reply).",
 )
@@ -103,57 +117,57 @@ BROKER = group(
     setting(
         "connect_timeout",
         "--connect-timeout",
-        type=click.FloatRange(min=0, min_open=True),
         help="Seconds to keep trying to reach RabbitMQ at start before giving up (default "
-        "30), each attempt bounded by what is left of them; a connection lost later is "
+        "{default:g}), each attempt bounded by what is left of them; a connection lost later is "
         "retried with backoff.",
     ),
 )
 QUEUE_PREFIX = setting(
-    "queue_prefix", "--queue-prefix", help="Prefix of the queue names (default etl4all)."
+    "queue_prefix", "--queue-prefix", help="Prefix of the queue names (default {default})."
 )
 PATTERN = setting(
-    "file_pattern", "--pattern", help="Glob of the file names to take (default *.txt)."
+    "file_pattern", "--pattern", help="Glob of the file names to take (default {default})."
 )
 BATCH = setting(
     "batch_rows",
     "--batch-size",
-    type=click.IntRange(min=1),
-    help="Max points per batch; memory is bounded by this (default 100000).",
+    help="Max points per batch; memory is bounded by this (default {default}).",
 )
 GEOCODING = group(
     setting(
         "geocoder",
         "--geocoder",
-        type=click.Choice(["offline", "google", "nominatim"]),
-        help="Reverse geocoder (default offline: city/state/country, no network).",
+        type=click.Choice(list(GEOCODERS)),
+        help="Reverse geocoder (default {default}: city/state/country, no network).",
     ),
     setting(
         "geocode_precision",
         "--geocode-precision",
-        type=click.IntRange(0, 8),
         help="Decimals coordinates are rounded to before geocoding; equal keys are "
-        "geocoded once (default 6, about 11 cm).",
+        "geocoded once (default {default}, about 11 cm).",
     ),
     setting(
         "google_key",
         "--google-key",
         help="Google Maps API key. Prefer the variable: a flag shows in the process list.",
     ),
-    setting("google_url", "--google-url", help="Google Geocoding endpoint (tests, proxies)."),
-    setting("nominatim_url", "--nominatim-url", help="Nominatim server URL."),
+    setting(
+        "google_url",
+        "--google-url",
+        help="Google Geocoding endpoint (tests, proxies; default {default}).",
+    ),
+    setting("nominatim_url", "--nominatim-url", help="Nominatim server URL (default {default})."),
     setting(
         "user_agent",
         "--user-agent",
         help="Identifying User-Agent for Nominatim, e.g. 'acme-etl/1.0 (ops@acme.example)'.",
     ),
-    setting("language", "--language", help="Language of the addresses (default pt-BR)."),
+    setting("language", "--language", help="Language of the addresses (default {default})."),
     setting("result_type", "--result-type", help="Google result_type filter, e.g. street_address."),
     setting("location_type", "--location-type", help="Google location_type filter, e.g. ROOFTOP."),
     setting(
         "qps",
         "--qps",
-        type=click.FloatRange(min=0, min_open=True),
         help="Max API requests per second (default 40 Google, 1 public Nominatim). The rate "
         "comes down by itself when the API answers OVER_QUERY_LIMIT/429 and creeps back up "
         "(the summary suggests a --qps). With a redis:// state it is the whole fleet's: every "
@@ -162,20 +176,17 @@ GEOCODING = group(
     setting(
         "concurrency",
         "--concurrency",
-        type=click.IntRange(min=1),
         help="Max API requests in flight per process (default: enough to reach --qps at a "
         "quarter of a second per answer, from 32 to 256).",
     ),
     setting(
         "max_attempts",
         "--max-attempts",
-        type=click.IntRange(min=1),
-        help="Attempts per coordinate on retryable API errors (default 5).",
+        help="Attempts per coordinate on retryable API errors (default {default}).",
     ),
     setting(
         "max_calls",
         "--max-calls",
-        type=click.IntRange(min=0),
         help="API calls this command may make in all (a run, or a worker's lifetime), counted "
         "after dedup and cache; a batch that needs more than is left is refused before any "
         "of its calls, and the command exits 1. The start-up check's one request is not "
@@ -184,7 +195,6 @@ GEOCODING = group(
     setting(
         "max_calls_per_day",
         "--max-calls-per-day",
-        type=click.IntRange(min=1),
         help="API calls per UTC day for every transformer of this provider and key together, "
         "counted in Redis (needs a redis:// state). Once reached, a transformer gives its batch "
         "back to the queue, stops taking new ones and exits 1; the count resets at 00:00 UTC.",
@@ -192,31 +202,27 @@ GEOCODING = group(
     setting(
         "request_timeout",
         "--request-timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        help="Seconds an API request waits for the answer's next bytes (default 10): a server "
-        "that accepts the connection and never answers is given up after this long and "
+        help="Seconds an API request waits for the answer's next bytes (default {default:g}): a "
+        "server that accepts the connection and never answers is given up after this long and "
         "retried as an outage. A request lasts at most --request-connect-timeout + this.",
     ),
     setting(
         "request_connect_timeout",
         "--request-connect-timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        help="Seconds to open a connection to the geocoding API (default 5).",
+        help="Seconds to open a connection to the geocoding API (default {default:g}).",
     ),
     setting(
         "cache_ttl_days",
         "--cache-ttl-days",
-        type=click.FloatRange(min=0, min_open=True),
-        help="Days a geocode result stays cached (default 30, Google's limit).",
+        help="Days a geocode result stays cached (default {default:g}, Google's limit).",
     ),
 )
 
 FINAL = setting(
     "final_seconds",
     "--final-seconds",
-    type=click.FloatRange(min=0),
-    help="A file unchanged this long is final (default 300). Before, a file whose last record "
-    "is cut off (no Distance line or next record after it yet: an upload that stalled) is "
+    help="A file unchanged this long is final (default {default:g}). Before, a file whose last "
+    "record is cut off (no Distance line or next record after it yet: an upload that stalled) is "
     "loaded without that record and taken again once it changes or is final; 0 takes every "
     "file whole at once.",
 )
@@ -251,10 +257,9 @@ ACCEPT_SHRINK = click.option(
 CLAIM_WAIT = setting(
     "claim_wait",
     "--claim-wait",
-    type=click.FloatRange(min=0),
-    help="Seconds to wait for files another live worker holds (default 60); those still held "
-    "then are named, with their holder, and the run exits 1. A claim of a process that has "
-    "ended on this machine is taken at once.",
+    help="Seconds to wait for files another live worker holds (default {default:g}); those "
+    "still held then are named, with their holder, and the run exits 1. A claim of a process "
+    "that has ended on this machine is taken at once.",
 )
 SOURCE = setting(
     "source_url",
@@ -275,53 +280,47 @@ SERVICES = group(
     setting(
         "settle_seconds",
         "--settle",
-        type=click.FloatRange(min=0),
-        help="A file is taken only when its size and mtime stay unchanged this long (default 2; "
-        "FTP listings have minute precision, so use 60 for uploads that pause).",
+        help="A file is taken only when its size and mtime stay unchanged this long (default "
+        "{default:g}; FTP listings have minute precision, so use 60 for uploads that pause).",
     ),
     FINAL,
     setting(
         "poll_interval",
         "--interval",
-        type=click.FloatRange(min=0, min_open=True),
-        help="Seconds between two listings of the source when polling (default 10).",
+        help="Seconds between two listings of the source when polling (default {default:g}).",
     ),
     setting(
         "consumers",
         "--consumers",
-        type=click.IntRange(min=1),
-        help="Consumer threads per transform/load process (default 1; or run more replicas).",
+        help="Consumer threads per transform/load process (default {default}; or run more "
+        "replicas).",
     ),
     setting(
         "prefetch",
         "--prefetch",
-        type=click.IntRange(min=1),
-        help="Unacknowledged batches one consumer may hold (default 1: a worker that stops "
+        help="Unacknowledged batches one consumer may hold (default {default}: a worker that stops "
         "gives back the one it holds; RabbitMQ counts any other held as a failed delivery).",
     ),
     setting(
         "max_deliveries",
         "--max-deliveries",
-        type=click.IntRange(min=1),
         help="A batch whose worker died this many times holding it (killed, out of memory) "
-        "goes to the dead-letter queue (default 3); temporary faults never count.",
+        "goes to the dead-letter queue (default {default}); temporary faults never count.",
     ),
     setting(
         "lease_seconds",
         "--lease",
-        type=click.FloatRange(min=0, min_open=True),
         help="Seconds a claim on a file lasts unless renewed: a crashed extractor's file is "
-        "taken over after this long (default 30; renewed every third of it while the file is "
-        "worked on).",
+        "taken over after this long (default {default:g}; renewed every third of it while the "
+        "file is worked on).",
     ),
 )
 
 LOG_FORMAT = setting(
     "log_format",
     "--log-format",
-    type=click.Choice(["text", "json"]),
-    help="Log lines as text (default) or json: one object per line with time, level, logger, "
-    "stage, file, batch, rows, seconds and message (for log shippers); json hides the "
+    help="Log lines as text or json (default {default}): one object per line with time, level, "
+    "logger, stage, file, batch, rows, seconds and message (for log shippers); json hides the "
     "progress bar. Secrets are redacted in both.",
 )
 OPERATIONS = group(
@@ -329,7 +328,6 @@ OPERATIONS = group(
     setting(
         "metrics_port",
         "--metrics-port",
-        type=click.IntRange(1, 65535),
         help="Serve Prometheus metrics on http://HOST:PORT/metrics while the worker runs: "
         "files, points, rejects by reason, API calls, cache hits, retries, rows inserted/"
         "updated/unchanged, batches by outcome, dead letters, errors by type and batch "
@@ -338,7 +336,7 @@ OPERATIONS = group(
     setting(
         "metrics_host",
         "--metrics-host",
-        help="Address the metrics endpoint listens on (default 127.0.0.1: this machine only, "
+        help="Address the metrics endpoint listens on (default {default}: this machine only, "
         "as the metrics name files and hosts); 0.0.0.0 for a scraper on another machine or "
         "outside a container (docker-compose.yml sets it).",
     ),

@@ -4,11 +4,17 @@ This is the only module that reads ``os.environ``. Every field is documented bel
 environment variable of a field is ``ETL4ALL_`` + its name in capitals (``warehouse_url`` →
 ``ETL4ALL_WAREHOUSE_URL``), except the Google key, read from ``GOOGLE_MAPS_API_KEY``, and
 the one-off fields of :data:`FLAGS_ONLY`, which only a command-line flag sets.
+
+:class:`Settings` owns every default and range: a field's default and its :class:`Bounds`
+(or choices) are written here once. The click options (:mod:`etl4all.options`) are built
+from them, a pipeline file is checked against them, and the library parameters below take
+their defaults from :data:`DEFAULTS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 import types
@@ -30,6 +36,49 @@ FLAGS_ONLY = ("force", "force_files", "accept_shrink")
 """Fields no variable or pipeline file sets: forcing a file or accepting its shrink is a
 one-off, never a standing setting."""
 
+BOUNDS = "bounds"
+"""Key of a field's :class:`Bounds` in its metadata."""
+CHOICES = "choices"
+"""Key of a field's allowed values in its metadata."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The range of a number setting: from ``low`` (excluded when ``low_open``) to ``high``."""
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        """Whether ``value`` lies in the range (NaN never does)."""
+        above = value > self.low if self.low_open else value >= self.low
+        return above and (self.high is None or value <= self.high)
+
+    def rule(self) -> str:
+        """The range in words, e.g. ``must be at least 1``."""
+        if self.high is not None:
+            return f"must be {self.low:g}..{self.high:g}"
+        if self.low_open:
+            return "must be positive" if self.low == 0 else f"must be above {self.low:g}"
+        return "must not be negative" if self.low == 0 else f"must be at least {self.low:g}"
+
+
+POSITIVE = Bounds(0, low_open=True)
+NOT_NEGATIVE = Bounds(0)
+AT_LEAST_ONE = Bounds(1)
+"""The common ranges (``> 0``, ``>= 0``, ``>= 1``)."""
+
+
+def _within(bounds: Bounds, default: Any = None) -> Any:
+    """A field whose value (unless None) must lie within ``bounds``."""
+    return dataclasses.field(default=default, metadata={BOUNDS: bounds})
+
+
+def _one_of(default: str, *choices: str) -> Any:
+    """A field whose value must be ``default`` or one of ``choices``."""
+    return dataclasses.field(default=default, metadata={CHOICES: (default, *choices)})
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -39,11 +88,12 @@ class Settings:
     """Where coordinate files come from: a folder, ``file:///dir`` or ``ftp://user:pass@host/dir``."""
     file_pattern: str = "*.txt"
     """Glob of the file names to take from the source."""
-    settle_seconds: float = 2.0
-    """An FTP file is taken only when its size and mtime stay the same this long."""
-    poll_interval: float = 10.0
+    settle_seconds: float = _within(NOT_NEGATIVE, 2.0)
+    """A file is taken only when its size and mtime stay the same this long (FTP listings
+    have minute precision)."""
+    poll_interval: float = _within(POSITIVE, 10.0)
     """Seconds between two listings of the source when polling."""
-    final_seconds: float = 300.0
+    final_seconds: float = _within(NOT_NEGATIVE, 300.0)
     """A file unchanged this long is final; before, a cut-off last record is left out."""
     once: bool = False
     """Process what is there and exit instead of polling (for cron)."""
@@ -54,7 +104,7 @@ class Settings:
     accept_shrink: tuple[str, ...] = ()
     """Globs of file names whose shrink to a prefix of the version loaded is applied, not
     held (``--accept-shrink``; a flag only)."""
-    claim_wait: float = 60.0
+    claim_wait: float = _within(NOT_NEGATIVE, 60.0)
     """Seconds ``etl4all run`` waits for files another live worker holds, before it reports
     them and exits 1."""
     broker_url: str | None = None
@@ -69,7 +119,7 @@ class Settings:
     """``duckdb:///path`` or ``mysql://user:pass@host:3306/db``."""
     geocoder: str = "offline"
     """Reverse geocoder: ``offline``, ``google`` or ``nominatim``."""
-    geocode_precision: int = 6
+    geocode_precision: int = _within(Bounds(0, 8), 6)
     """Coordinates are rounded to this many decimals before geocoding (6 ≈ 11 cm)."""
     google_key: str | None = dataclasses.field(default=None, repr=False)
     """Google Maps API key (``GOOGLE_MAPS_API_KEY``); never logged."""
@@ -85,49 +135,50 @@ class Settings:
     """Nominatim server (the public one allows 1 request/s and needs a real User-Agent)."""
     user_agent: str | None = None
     """Identifying User-Agent for Nominatim, e.g. ``acme-etl/1.0 (ops@acme.example)``."""
-    qps: float | None = None
+    qps: float | None = _within(POSITIVE)
     """Max API requests per second (default 40 for Google, 1 for public Nominatim): for the
     whole fleet of transformers when the state is ``redis://``, else per process. The rate
     actually used comes down below it when the API answers over its limit."""
-    concurrency: int | None = None
+    concurrency: int | None = _within(AT_LEAST_ONE)
     """Max API requests in flight per process; None: enough to reach ``qps`` at a quarter of
     a second per answer, from 32 to 256 (:func:`etl4all.geocoders.api.concurrency_for`)."""
-    max_attempts: int = 5
+    max_attempts: int = _within(AT_LEAST_ONE, 5)
     """Attempts per coordinate on retryable API errors before giving up."""
-    max_calls: int | None = None
+    max_calls: int | None = _within(NOT_NEGATIVE)
     """API calls one command may make (a run, or a worker's lifetime), after dedup and cache."""
-    max_calls_per_day: int | None = None
+    max_calls_per_day: int | None = _within(AT_LEAST_ONE)
     """API calls per UTC day for the whole fleet of this provider and key, counted in Redis."""
-    request_timeout: float = 10.0
+    request_timeout: float = _within(POSITIVE, 10.0)
     """Seconds an API request waits for each read of the answer (a silent server is given up
     after this long); a request lasts at most ``request_connect_timeout`` + this."""
-    request_connect_timeout: float = 5.0
+    request_connect_timeout: float = _within(POSITIVE, 5.0)
     """Seconds to open a connection to the geocoding API."""
-    cache_ttl_days: float | None = None
-    """Days a geocode result stays in the cache (default 30 for Google and Nominatim)."""
-    price_per_1000: float = 5.0
+    cache_ttl_days: float = _within(POSITIVE, 30.0)
+    """Days a geocode result stays in the cache (Google's terms allow caching results
+    derived from its answers for at most 30 days)."""
+    price_per_1000: float = _within(NOT_NEGATIVE, 5.0)
     """USD per 1,000 API calls, for ``etl4all estimate``."""
-    batch_rows: int = 100_000
+    batch_rows: int = _within(AT_LEAST_ONE, 100_000)
     """Max points per batch (memory is bounded by this, not by file size)."""
-    consumers: int = 1
+    consumers: int = _within(AT_LEAST_ONE, 1)
     """Consumers per ``run-stage`` process."""
-    prefetch: int = 1
+    prefetch: int = _within(AT_LEAST_ONE, 1)
     """Unacknowledged messages a consumer may hold. One: a worker that stops (a refused key,
     a used-up quota) gives back the batch it holds; RabbitMQ would count any other it held
     as a failed delivery, towards the dead-letter limit."""
-    connect_timeout: float = 30.0
+    connect_timeout: float = _within(POSITIVE, 30.0)
     """Seconds a command keeps trying to reach RabbitMQ at start."""
-    max_deliveries: int = 3
+    max_deliveries: int = _within(AT_LEAST_ONE, 3)
     """A message that fails this many times goes to the dead-letter queue."""
-    lease_seconds: float = 30.0
+    lease_seconds: float = _within(POSITIVE, 30.0)
     """A claim on a file expires after this long unless renewed (a heartbeat renews it every
     third of that while the file is worked on), so another replica takes a crashed one's file."""
     log_level: str | None = None
     """DEBUG, INFO, WARNING or ERROR (any case); None: the command's own (WARNING, INFO for
     workers)."""
-    log_format: str = "text"
+    log_format: str = _one_of("text", "json")
     """``text`` (one readable line per record) or ``json`` (one JSON object per line)."""
-    metrics_port: int | None = None
+    metrics_port: int | None = _within(Bounds(1, 65535))
     """Port of a worker's Prometheus ``/metrics`` endpoint; none when absent."""
     metrics_host: str = "127.0.0.1"
     """Address the ``/metrics`` endpoint listens on: this machine only by default (the
@@ -147,7 +198,8 @@ class Settings:
         """Resolve settings: defaults < pipeline TOML < environment < ``overrides``.
 
         Raises:
-            ConfigError: unreadable pipeline file, unknown key or a value of the wrong type.
+            ConfigError: unreadable pipeline file, unknown key, or a value of the wrong type
+                or out of range; the message names the file or variable it came from.
         """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -158,47 +210,28 @@ class Settings:
                 continue
             name = SECRET_ENV.get(field.name, f"ETL4ALL_{field.name.upper()}")
             if environ.get(name, "") != "":
-                values[field.name] = _convert(field.name, environ[name], _hint(field.name))
+                values[field.name] = _value(field.name, environ[name], where=name)
         if "spool_dir" not in values and environ.get("TMPDIR", "") != "":
             values["spool_dir"] = environ["TMPDIR"]  # what the spool's docs promise
         for name, value in (overrides or {}).items():
             if value is not None:
-                values[name] = _convert(name, value, _hint(name))
+                values[name] = _value(name, value)
         return cls(**values).validated()
 
     def validated(self) -> Settings:
-        """Check value ranges; return self.
+        """Check every value against its field's range or choices; return self.
 
         Raises:
             ConfigError: a value out of range.
         """
-        positive = ("batch_rows", "concurrency", "max_attempts", "consumers", "prefetch")
-        for name in positive:
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for field in dataclasses.fields(self):
+            _check(field, getattr(self, field.name))
         if self.log_level is not None and self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)} (in any case), "
                 f"got {self.log_level!r}; set ETL4ALL_LOG_LEVEL or log_level in the pipeline "
                 "file to one of them, or leave it unset"
             )
-        if self.log_format not in ("text", "json"):
-            raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
-        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
-            raise ConfigError(f"metrics_port must be 1..65535, got {self.metrics_port}")
-        if not 0 <= self.geocode_precision <= 8:
-            raise ConfigError(f"geocode_precision must be 0..8, got {self.geocode_precision}")
-        if self.qps is not None and self.qps <= 0:
-            raise ConfigError(f"qps must be positive, got {self.qps}")
-        if self.max_calls is not None and self.max_calls < 0:
-            raise ConfigError(f"max_calls must not be negative, got {self.max_calls}")
-        if self.max_calls_per_day is not None and self.max_calls_per_day < 1:
-            raise ConfigError(f"max_calls_per_day must be at least 1, got {self.max_calls_per_day}")
-        for name in ("final_seconds", "claim_wait"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.max_deliveries < 1:
-            raise ConfigError(f"max_deliveries must be at least 1, got {self.max_deliveries}")
         return self
 
     def __repr__(self) -> str:
@@ -216,6 +249,10 @@ class Settings:
 
 
 _HINTS = typing.get_type_hints(Settings)
+FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
+"""The fields of :class:`Settings` by name: their defaults, types and ranges."""
+DEFAULTS = Settings()
+"""Every setting at its default: the library parameters below ``Settings`` default to these."""
 
 
 def requested_log_format(
@@ -241,6 +278,14 @@ def _redacted(value: Any) -> Any:
     return urls.redact(value) if isinstance(value, str) else value
 
 
+def kind_of(name: str) -> type:
+    """The type of the field ``name`` without its None (``float`` for ``qps``)."""
+    hint = _hint(name)
+    if isinstance(hint, types.UnionType):
+        (hint,) = (t for t in typing.get_args(hint) if t is not type(None))
+    return typing.get_origin(hint) or hint
+
+
 def _hint(name: str) -> Any:
     if name not in _HINTS:
         raise ConfigError(f"unknown setting {name!r}")
@@ -257,16 +302,56 @@ def _read_pipeline(path: Path) -> dict[str, Any]:
     table = data.get("etl4all", data)
     if one_off := sorted(set(table) & set(FLAGS_ONLY)):
         raise ConfigError(f"pipeline file {path}: {', '.join(one_off)} can only be given as flags")
-    return {name: _convert(name, value, _hint(name)) for name, value in table.items()}
+    where = f"pipeline file {path}"
+    for name in table:
+        if name not in FIELDS:
+            raise ConfigError(f"{where}: unknown setting {name!r}{_nearest(name)}")
+    return {name: _value(name, value, where=where) for name, value in table.items()}
 
 
-def _convert(name: str, value: Any, hint: Any) -> Any:
+def _nearest(name: str) -> str:
+    """``; did you mean 'qps'?`` for the setting nearest to ``name``, if one is near."""
+    names = [field for field in FIELDS if field not in FLAGS_ONLY]
+    near = difflib.get_close_matches(name.lower().replace("-", "_"), names, n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _value(name: str, value: Any, where: str | None = None) -> Any:
+    """``value`` converted to the type of the field ``name`` and checked against its range.
+
+    Raises:
+        ConfigError: it is not of that type or out of range; the message starts with
+            ``where`` (the pipeline file or the variable it came from).
+    """
+    try:
+        converted = _convert(name, value)
+        _check(FIELDS[name], converted)
+    except ConfigError as exc:
+        if where is None:
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
+    return converted
+
+
+def _check(field: dataclasses.Field[Any], value: Any) -> None:
+    """Raise ConfigError when ``value`` (unless None) is outside ``field``'s range or choices."""
+    bounds: Bounds | None = field.metadata.get(BOUNDS)
+    choices: tuple[str, ...] | None = field.metadata.get(CHOICES)
+    if value is None:
+        return
+    if bounds is not None and not bounds.admits(value):
+        raise ConfigError(f"{field.name} {bounds.rule()}, got {value}")
+    if choices is not None and value not in choices:
+        allowed = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+        raise ConfigError(f"{field.name} must be {allowed}, got {value!r}")
+
+
+def _convert(name: str, value: Any) -> Any:
     """Convert a TOML, environment or flag value to the field's type."""
-    kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-    if isinstance(hint, types.UnionType) and value in ("", None):
+    if isinstance(_hint(name), types.UnionType) and value in ("", None):
         return None
-    kind = kinds[0]
-    if typing.get_origin(hint) is tuple:  # a repeatable flag's values
+    kind = kind_of(name)
+    if kind is tuple:  # a repeatable flag's values
         return tuple(str(item) for item in value)
     try:
         if kind is bool:

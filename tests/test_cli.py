@@ -535,6 +535,24 @@ def test_an_invalid_log_level_exits_2_naming_the_valid_ones(
     assert result.exit_code == 2 and "got 'loud'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("qsp = 10", "unknown setting 'qsp'; did you mean 'qps'?"),
+        ("lease_seconds = 0", "lease_seconds must be positive, got 0.0"),
+    ],
+)
+def test_a_wrong_pipeline_key_or_value_is_one_line_naming_the_file(
+    workdir: Path, line: str, error: str
+) -> None:
+    """Issue 19: a typo gave no file name and no "did you mean"; a value out of range in a
+    pipeline file passed where the same flag was refused."""
+    (workdir / "p.toml").write_text(f"[etl4all]\n{line}\n")
+    result = call("run", "in", "--pipeline", "p.toml")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"error: pipeline file p.toml: {error}"]
+
+
 def test_with_json_logs_the_error_line_is_json_too(workdir: Path) -> None:
     (workdir / "t.txt").write_text("not a database\n")
     invoke("sample", "in", "--files", "1", "--points", "5")

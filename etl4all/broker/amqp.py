@@ -3,9 +3,9 @@
 URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS). Every pika
 URL option works (``heartbeat``, ``blocked_connection_timeout``, ``socket_timeout``,
 ``stack_timeout``, ``connection_attempts``, ...). etl4all's own option
-``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``
-(default ``etl4all``), ``prefetch`` (1), ``max_deliveries`` (3), ``connect_timeout`` (30 s,
-``--connect-timeout``). Driver: pika (``pip install 'etl4all[rabbitmq]'``).
+``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``,
+``prefetch``, ``max_deliveries``, ``connect_timeout`` (``--connect-timeout``); their defaults
+and ranges are ``Settings``'. Driver: pika (``pip install 'etl4all[rabbitmq]'``).
 
 Timeouts (defaults in :data:`~etl4all.broker.amqp_io.DEFAULTS`), so that a RabbitMQ that
 accepts connections and never answers is a :class:`~etl4all.errors.BrokerError` naming the
@@ -71,7 +71,8 @@ from etl4all.broker.base import BATCH_ID_HEADER
 from etl4all.broker.dead import DeadLetter, Replayed, Select, buried_headers
 from etl4all.broker.queues import Topology
 from etl4all.closing import Closing
-from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
+from etl4all.errors import BrokerConfigError, BrokerError
+from etl4all.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,10 @@ class AmqpBroker(Closing):
         self,
         *,
         url: str,
-        prefix: str = "etl4all",
-        prefetch: int = 1,
-        max_deliveries: int = 3,
-        connect_timeout: float = 30.0,
+        prefix: str = DEFAULTS.queue_prefix,
+        prefetch: int = DEFAULTS.prefetch,
+        max_deliveries: int = DEFAULTS.max_deliveries,
+        connect_timeout: float = DEFAULTS.connect_timeout,
         reconnect_attempts: int = amqp_io.RECONNECT_ATTEMPTS,
     ) -> None:
         """Connect and declare the topology.
@@ -156,15 +157,13 @@ class AmqpBroker(Closing):
                 ``reconnect_attempts`` (0: fail at once, as ``etl4all check`` does).
 
         Raises:
-            ConfigError: the URL is malformed, or an option is out of range.
+            ConfigError: the URL is malformed, or the prefix empty.
             BrokerConfigError: RabbitMQ refuses the credentials, or holds queues of the
                 same names with other arguments.
             BrokerError: RabbitMQ is unreachable.
         """
         self.url = urls.redact(url)
         params, reconnect_attempts = amqp_io.parameters(url, reconnect_attempts)
-        if prefetch < 1:
-            raise ConfigError(f"prefetch must be at least 1, got {prefetch}")
         self.topology = Topology(prefix, max_deliveries)
         """The queue names and arguments this broker declares."""
         params.client_properties = {"connection_name": f"etl4all {prefix}"}

@@ -1,7 +1,7 @@
 """In-process broker (``memory://``): thread-safe queues with RabbitMQ's delivery semantics.
 
-URL: ``memory://`` (no query options). Options: ``prefix`` (default ``etl4all``) and
-``max_deliveries`` (default 3), as for :class:`~etl4all.broker.amqp.AmqpBroker`. No driver.
+URL: ``memory://`` (no query options). Options: ``prefix`` and ``max_deliveries`` (defaults
+``Settings``'), as for :class:`~etl4all.broker.amqp.AmqpBroker`. No driver.
 Used by embedded mode and by the worker-loop tests; messages live only as long as the broker
 object.
 
@@ -41,6 +41,7 @@ from etl4all.broker.dead import DeadLetter, Replayed, Select, buried_headers, re
 from etl4all.broker.queues import Topology
 from etl4all.closing import Closing
 from etl4all.errors import BrokerConfigError, BrokerError
+from etl4all.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,16 @@ class MemoryBroker(Closing):
     """Thread-safe in-process queues named like the RabbitMQ ones; a context manager."""
 
     def __init__(
-        self, *, url: str = "memory://", prefix: str = "etl4all", max_deliveries: int = 3
+        self,
+        *,
+        url: str = "memory://",
+        prefix: str = DEFAULTS.queue_prefix,
+        max_deliveries: int = DEFAULTS.max_deliveries,
     ) -> None:
         """Declare the queues of ``Topology(prefix, max_deliveries)``.
 
         Raises:
-            ConfigError: an empty prefix or ``max_deliveries`` below 1.
+            ConfigError: an empty prefix.
         """
         self.url = url
         self.topology = Topology(prefix, max_deliveries)

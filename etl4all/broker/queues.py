@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from etl4all.errors import ConfigError
+from etl4all.settings import DEFAULTS
 
 POINTS = "points"
 """Point batches from extract to transform."""
@@ -47,21 +48,19 @@ class QueueSpec:
 class Topology:
     """Every queue and exchange of one prefix, with the delivery limit of the work queues."""
 
-    prefix: str = "etl4all"
+    prefix: str = DEFAULTS.queue_prefix
     """Prefix of every queue and exchange name."""
-    max_deliveries: int = 3
+    max_deliveries: int = DEFAULTS.max_deliveries
     """Failed deliveries after which the broker itself dead-letters a message."""
 
     def __post_init__(self) -> None:
-        """Refuse an empty prefix or a delivery limit below 1.
+        """Refuse an empty prefix (``Settings`` checks the range of ``max_deliveries``).
 
         Raises:
-            ConfigError: a value out of range.
+            ConfigError: the prefix is empty.
         """
         if not self.prefix:
             raise ConfigError("the queue prefix must not be empty")
-        if self.max_deliveries < 1:
-            raise ConfigError(f"max_deliveries must be at least 1, got {self.max_deliveries}")
 
     @property
     def points(self) -> str:

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from etl4all import options
 from etl4all.commands.common import handle_errors
 from etl4all.errors import ConfigError
+from etl4all.settings import DEFAULTS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,9 +38,9 @@ SINKS = {".parquet": "sink_parquet", ".csv": "sink_csv", ".ndjson": "sink_ndjson
 )
 @click.option(
     "--batch-size",
-    default=100_000,
+    default=DEFAULTS.batch_rows,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=options.click_type("batch_rows"),
     envvar="ETL4ALL_BATCH_ROWS",
     show_envvar=True,
     help="Records read and parsed at a time: memory follows this, not the size of the files.",

@@ -252,14 +252,10 @@ def run_through_broker(settings: Settings, interactive: bool) -> None:
 @options.STATE
 @options.PATTERN
 @options.GEOCODING
-@click.option(
-    "--price-per-1000",
+@options.setting(
     "price_per_1000",
-    envvar="ETL4ALL_PRICE_PER_1000",
-    show_envvar=True,
-    type=click.FloatRange(min=0),
-    default=None,
-    help="USD per 1,000 API calls (default 5.00, Google's list price).",
+    "--price-per-1000",
+    help="USD per 1,000 API calls (default {default:.2f}, Google's list price).",
 )
 @options.PIPELINE
 @options.VERBOSITY

@@ -3,15 +3,16 @@
 :class:`ApiGeocoder` does what every HTTP provider needs: it checks the endpoint URL, picks
 the QPS cap (the provider's default when unset) and its limiter (the process-wide one, or the
 fleet's in Redis when the state URL is ``redis://``, see :func:`pick_limiter`), sets up the
-:class:`~etl4all.geocoders.runner.HttpRunner` with the options of :class:`HttpOptions`,
+:class:`~etl4all.geocoders.runner.HttpRunner` with the options of :class:`HttpOptions`
+(defaults and ranges are :class:`~etl4all.settings.Settings`'),
 keeps the API key out of every error text, and implements ``reverse``, ``close`` and
 ``repr``. A provider (``google.py``, ``nominatim.py``) keeps only its parameters
 (:meth:`ApiGeocoder.request_url`), its status table (:meth:`ApiGeocoder.interpret`) and its
 response mapping (the row builder).
 
-Timeouts (aiohttp's ``ClientTimeout``): ``connect_timeout`` (default 5 s,
-``--request-connect-timeout``) bounds opening a connection, ``timeout`` (default 10 s,
-``--request-timeout``) each wait for the answer's bytes, and a request lasts at most their sum.
+Timeouts (aiohttp's ``ClientTimeout``): ``connect_timeout`` (``--request-connect-timeout``)
+bounds opening a connection, ``timeout`` (``--request-timeout``) each wait for the answer's
+bytes, and a request lasts at most their sum.
 A server that accepts connections and never answers is thus a retryable
 :class:`~etl4all.errors.GeocodeTimeoutError` naming the host, port and what timed out, after
 ``timeout``; the runner retries it as any outage (``max_attempts``), then fails the batch.
@@ -32,7 +33,8 @@ from etl4all.errors import ConfigError, MissingDependencyError
 from etl4all.geocoders.base import Geocoded, ResultSink
 from etl4all.geocoders.outcomes import Outcome
 from etl4all.geocoders.ratelimit import Limiter, Sleep, shared_limiter
-from etl4all.geocoders.runner import DEFAULT_CONNECT_TIMEOUT, HttpRunner
+from etl4all.geocoders.runner import HttpRunner
+from etl4all.settings import DEFAULTS
 
 DEFAULT_CONCURRENCY = 32
 """The fewest requests in flight when ``concurrency`` is not given."""
@@ -40,10 +42,6 @@ MAX_DEFAULT_CONCURRENCY = 256
 """The most requests in flight when ``concurrency`` is not given."""
 ANSWER_SECONDS = 0.25
 """The answer time the default ``concurrency`` allows for at the full rate."""
-DEFAULT_MAX_ATTEMPTS = 5
-"""Requests per key (first try included) when ``max_attempts`` is not given."""
-DEFAULT_TIMEOUT = 10.0
-"""Seconds a request waits for each read of the answer when ``timeout`` is not given."""
 
 
 def concurrency_for(qps: float) -> int:
@@ -60,12 +58,12 @@ class HttpOptions(TypedDict, total=False):
     concurrency: int | None
     """Max requests in flight (default, or None: :func:`concurrency_for` the rate)."""
     max_attempts: int
-    """Max requests per key, first try included (default :data:`DEFAULT_MAX_ATTEMPTS`)."""
+    """Max requests per key, first try included (default ``Settings.max_attempts``)."""
     timeout: float
-    """Seconds a request waits for each read of the answer (default :data:`DEFAULT_TIMEOUT`)."""
+    """Seconds a request waits for each read of the answer (default
+    ``Settings.request_timeout``)."""
     connect_timeout: float
-    """Seconds to open a connection (default
-    :data:`~etl4all.geocoders.runner.DEFAULT_CONNECT_TIMEOUT`)."""
+    """Seconds to open a connection (default ``Settings.request_connect_timeout``)."""
     sleep: Sleep
     """Async sleep of the backoff waits (default ``asyncio.sleep``); tests inject a fast one."""
     limiter: Limiter
@@ -86,10 +84,7 @@ class ApiGeocoder(Closing):
         qps: requests per second (default: the provider's ``default_qps``).
         headers: sent with every request (e.g. User-Agent).
         secret: the API key, blanked out of every error text and failed row.
-        options: see :class:`HttpOptions`.
-
-    Raises:
-        ConfigError: a non-positive ``qps``, ``concurrency``, ``max_attempts`` or ``timeout``.
+        options: see :class:`HttpOptions`; their ranges are checked by ``Settings``.
     """
 
     name: ClassVar[str]
@@ -113,18 +108,6 @@ class ApiGeocoder(Closing):
         rate = self.default_qps if qps is None else qps
         concurrency = options.get("concurrency")
         concurrency = concurrency_for(rate) if concurrency is None else concurrency
-        max_attempts = options.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
-        timeout = options.get("timeout", DEFAULT_TIMEOUT)
-        connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
-        for option, value in (
-            ("qps", rate),
-            ("concurrency", concurrency),
-            ("max_attempts", max_attempts),
-            ("timeout", timeout),
-            ("connect_timeout", connect_timeout),
-        ):
-            if value <= 0:
-                raise ConfigError(f"{self.name}: {option} must be positive, got {value}")
         self.endpoint = endpoint
         self._runner = HttpRunner(
             name=self.name,
@@ -138,9 +121,9 @@ class ApiGeocoder(Closing):
                 max_calls_per_day=options.get("max_calls_per_day"),
             ),
             concurrency=concurrency,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
+            max_attempts=options.get("max_attempts", DEFAULTS.max_attempts),
+            timeout=options.get("timeout", DEFAULTS.request_timeout),
+            connect_timeout=options.get("connect_timeout", DEFAULTS.request_connect_timeout),
             headers=headers,
             sleep=options.get("sleep"),
             scrub=[secret] if secret else [],

@@ -64,12 +64,11 @@ from etl4all.errors import (
 from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded, ResultSink
 from etl4all.geocoders.outcomes import FLUSH_SECONDS, Failed, Outcome, RunState
 from etl4all.geocoders.ratelimit import Limiter, Sleep
+from etl4all.settings import DEFAULTS
 from etl4all.timeouts import timed_out
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONNECT_TIMEOUT = 5.0
-"""Seconds to open a connection to the provider when ``connect_timeout`` is not given."""
 MAX_RETRY_SECONDS = 120.0
 """Seconds: a key stops being retried once this long has passed since its first request."""
 UrlFn = Callable[[float, float], yarl.URL]
@@ -143,7 +142,7 @@ class HttpRunner:
         concurrency: int,
         max_attempts: int,
         timeout: float,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        connect_timeout: float = DEFAULTS.request_connect_timeout,
         headers: Mapping[str, str] | None = None,
         sleep: Sleep | None = None,
         backoff_base: float = retry.BACKOFF_BASE,

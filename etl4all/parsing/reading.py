@@ -25,6 +25,7 @@ import polars as pl
 
 from etl4all import fingerprint
 from etl4all.parsing import parse, records
+from etl4all.settings import DEFAULTS
 from etl4all.state.base import FileMark
 
 BYTES_PER_RECORD = 128
@@ -82,7 +83,7 @@ def parse_pieces(chunks: Iterable[bytes], source: str) -> Iterator[tuple[int, pa
         yield len(piece), parse.parse_lines(lines, source)
 
 
-def parse_file(path: Path, source: str, *, batch_rows: int = 100_000) -> parse.Parsed:
+def parse_file(path: Path, source: str, *, batch_rows: int = DEFAULTS.batch_rows) -> parse.Parsed:
     """Parse the file at ``path`` piece by piece; the points and rejects of all of it."""
     with path.open("rb") as file:
         parts = [

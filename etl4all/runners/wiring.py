@@ -122,10 +122,10 @@ def extract_config(settings: Settings, *, ordered: bool = False) -> ExtractConfi
 
 def transform_config(settings: Settings) -> TransformConfig:
     """The transform stage's config."""
-    from etl4all.stages.transform import DEFAULT_CACHE_DAYS, TransformConfig
+    from etl4all.stages.transform import TransformConfig
 
     return TransformConfig(
         precision=settings.geocode_precision,
         cache_scope=f"{settings.geocoder}:{settings.language}:{settings.geocode_precision}",
-        cache_ttl_seconds=(settings.cache_ttl_days or DEFAULT_CACHE_DAYS) * 86400,
+        cache_ttl_seconds=settings.cache_ttl_days * 86400,
     )

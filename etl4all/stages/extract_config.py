@@ -12,30 +12,31 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 
 from etl4all.broker.base import MAX_BYTES
+from etl4all.settings import DEFAULTS
 from etl4all.sources.base import FileRef
 from etl4all.state.base import FileMark
 
 
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
-    """What the extract stage needs to know."""
+    """What the extract stage needs to know (the defaults are ``Settings``')."""
 
     scope: str
     """Whose done marks these are: the redacted warehouse URL (a new warehouse redoes all)."""
-    batch_rows: int = 100_000
+    batch_rows: int = DEFAULTS.batch_rows
     """Max points per batch."""
     max_bytes: int = MAX_BYTES
     """Max size of a batch's encoded body."""
-    lease_seconds: float = 30.0
+    lease_seconds: float = DEFAULTS.lease_seconds
     """A claim on a file expires after this long unless renewed; a heartbeat renews it every
     third of that while the file is worked on, so a crashed worker's file waits this long."""
-    settle_seconds: float = 2.0
+    settle_seconds: float = DEFAULTS.settle_seconds
     """When polling, a file is taken once two listings this far apart agree on it."""
-    poll_interval: float = 10.0
+    poll_interval: float = DEFAULTS.poll_interval
     """Seconds between two listings when polling."""
-    once: bool = False
+    once: bool = DEFAULTS.once
     """Poll once (two listings ``settle_seconds`` apart) instead of until stopped."""
-    final_seconds: float = 300.0
+    final_seconds: float = DEFAULTS.final_seconds
     """A file unchanged this long is final: its cut-off last record is read as it is. Before,
     only its complete records are (0: every file is final at once)."""
     force_all: bool = False

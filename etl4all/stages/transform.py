@@ -28,21 +28,18 @@ from etl4all.state.payloads import CACHE_SCHEMA
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_DAYS = 30.0
-"""Google's terms allow caching coordinates-derived results for at most 30 days."""
-
 _KEYS = ["lat_key", "lon_key"]
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformConfig:
-    """What the transform stage needs to know."""
+    """What the transform stage needs to know (built from ``Settings`` by the wiring)."""
 
-    precision: int = 6
+    precision: int
     """Coordinates are rounded to this many decimals before dedup, cache and API."""
-    cache_scope: str = "offline::6"
+    cache_scope: str
     """Cache namespace: provider, language and precision (``google:pt-BR:6``)."""
-    cache_ttl_seconds: float = DEFAULT_CACHE_DAYS * 86400
+    cache_ttl_seconds: float
     """How long a paid answer stays in the cache."""
 
 

@@ -90,13 +90,6 @@ def test_bad_urls_are_config_errors(url: str) -> None:
     assert "s3cret" not in str(info.value)
 
 
-def test_out_of_range_options_are_refused_before_connecting() -> None:
-    with pytest.raises(ConfigError, match="prefetch"):
-        AmqpBroker(url=URL, prefetch=0)
-    with pytest.raises(ConfigError, match="max_deliveries"):
-        AmqpBroker(url=URL, max_deliveries=0)
-
-
 class FailingConnection:
     """Stands in for pika's BlockingConnection: every attempt raises ``error``."""
 

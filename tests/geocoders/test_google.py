@@ -443,12 +443,6 @@ def test_default_limiter_is_shared_per_endpoint(fake_api: FakeApi) -> None:
     assert GoogleGeocoder(key="k", url=url).qps == 40.0
 
 
-@pytest.mark.parametrize("option", ["qps", "concurrency", "max_attempts", "timeout"])
-def test_a_non_positive_option_is_refused_at_construction(option: str) -> None:
-    with pytest.raises(ConfigError, match=f"{option} must be positive"):
-        GoogleGeocoder(key="k", **{option: 0})
-
-
 def test_reverse_from_inside_a_running_event_loop(fake_api: FakeApi) -> None:
     google = geocoder(fake_api)
 
