@@ -34,7 +34,7 @@ later: slots reserved long ahead would keep the old spacing while the rate rises
 
 class RateLimiter:
     """At most ``qps`` request starts in any 1-second window, evenly spaced, at the adaptive
-    rate (:class:`AdaptiveRate`); thread-safe.
+    rate (:class:`~etl4all.quota.adaptive.AdaptiveRate`); thread-safe.
 
     Each :meth:`acquire` first reserves the next free slot (so the schedule does not drift
     when the event loop wakes up late), sleeps until it, and then checks the real start times

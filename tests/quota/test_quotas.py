@@ -1,14 +1,24 @@
-"""open_quota: the run's quota comes from the state URL, and its geocoders share it."""
+"""The quota role: its scheme table, and the run's quota (from the state URL), which its
+geocoders share."""
 
 from __future__ import annotations
 
 import pytest
 
+from etl4all import quota, urls
 from etl4all.geocoders.api import ApiGeocoder
+from etl4all.quota.base import Quota
 from etl4all.quota.memory import MemoryQuota
 from etl4all.quota.redis import RedisQuota
 from etl4all.runners import wiring
 from etl4all.settings import Settings
+
+
+@pytest.mark.parametrize("scheme", sorted(quota.SCHEMES))
+def test_every_table_entry_is_a_quota(scheme: str) -> None:
+    assert isinstance(urls.load_class("quota", scheme, quota.SCHEMES), type)
+    with quota.from_url(f"{scheme}://127.0.0.1:6379/0") as built:  # built without any I/O
+        assert isinstance(built, Quota)
 
 
 def limiter(settings: Settings, quota: MemoryQuota) -> object:
