@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "geocoders"))
 from fake_api import DEFAULT_KEY, GOOGLE_PATH, STATS_PATH, serve_in_process  # noqa: E402
 
 from etl4all.geocoders.google import GoogleGeocoder  # noqa: E402
-from etl4all.geocoders.ratelimit import RateLimiter  # noqa: E402
+from etl4all.quota.memory import RateLimiter  # noqa: E402
 
 LATENCY = 0.05
 CAP = 200

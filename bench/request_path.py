@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests" / "geocoders"))
 from fake_api import DEFAULT_KEY, GOOGLE_PATH, serve_in_process  # noqa: E402
 
 from etl4all.geocoders.google import GoogleGeocoder  # noqa: E402
-from etl4all.geocoders.ratelimit import RateLimiter  # noqa: E402
 from etl4all.geocoders.runner import shown  # noqa: E402
+from etl4all.quota.memory import RateLimiter  # noqa: E402
 
 CONCURRENCY = 32
 QPS = 1_000_000.0

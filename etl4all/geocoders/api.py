@@ -1,8 +1,8 @@
 """Base of the API geocoders (as geopy's ``Geocoder``), and the helpers their mappings share.
 
 :class:`ApiGeocoder` does what every HTTP provider needs: it checks the endpoint URL, picks
-the QPS cap (the provider's default when unset) and its limiter (the process-wide one, or the
-fleet's in Redis when the state URL is ``redis://``, see :func:`pick_limiter`), sets up the
+the QPS cap (the provider's default when unset), asks the run's quota (:mod:`etl4all.quota`:
+this process's, or the fleet's in Redis) for its endpoint's limiter, sets up the
 :class:`~etl4all.geocoders.runner.HttpRunner` with the options of :class:`HttpOptions`
 (defaults and ranges are :class:`~etl4all.settings.Settings`'),
 keeps the API key out of every error text, and implements ``reverse``, ``close`` and
@@ -28,12 +28,13 @@ import polars as pl
 import yarl
 
 from etl4all import frames, urls
+from etl4all import quota as quotas
 from etl4all.closing import Closing
-from etl4all.errors import ConfigError, MissingDependencyError
+from etl4all.errors import ConfigError
 from etl4all.geocoders.base import Geocoded, ResultSink
 from etl4all.geocoders.outcomes import Outcome
-from etl4all.geocoders.ratelimit import Limiter, Sleep, shared_limiter
 from etl4all.geocoders.runner import HttpRunner
+from etl4all.quota.base import Limiter, Quota, Sleep
 from etl4all.settings import DEFAULTS
 
 DEFAULT_CONCURRENCY = 32
@@ -66,13 +67,11 @@ class HttpOptions(TypedDict, total=False):
     """Seconds to open a connection (default ``Settings.request_connect_timeout``)."""
     sleep: Sleep
     """Async sleep of the backoff waits (default ``asyncio.sleep``); tests inject a fast one."""
+    quota: Quota
+    """The run's quota, which hands out the endpoint's limiter (default: an in-process quota
+    of the geocoder's own, closed with it)."""
     limiter: Limiter
-    """The QPS cap (default: :func:`pick_limiter`)."""
-    state_url: str | None
-    """The state store: with ``redis://`` the rate, its slow-downs and the daily cap are the
-    fleet's."""
-    max_calls_per_day: int | None
-    """Request starts per UTC day for the fleet of this provider and key (Redis state only)."""
+    """The QPS cap itself, instead of the quota's (tests, benchmarks)."""
 
 
 class ApiGeocoder(Closing):
@@ -85,6 +84,9 @@ class ApiGeocoder(Closing):
         headers: sent with every request (e.g. User-Agent).
         secret: the API key, blanked out of every error text and failed row.
         options: see :class:`HttpOptions`; their ranges are checked by ``Settings``.
+
+    Raises:
+        ConfigError: a quota that cannot serve the endpoint (a daily cap without Redis).
     """
 
     name: ClassVar[str]
@@ -109,17 +111,21 @@ class ApiGeocoder(Closing):
         concurrency = options.get("concurrency")
         concurrency = concurrency_for(rate) if concurrency is None else concurrency
         self.endpoint = endpoint
+        self._own_quota: Quota | None = None
+        limiter = options.get("limiter")
+        if limiter is None:
+            quota = options.get("quota")
+            if quota is None:  # built on its own, not by a run
+                quota = self._own_quota = quotas.from_url(None)
+            limiter = quota.limiter(
+                provider=self.name,
+                endpoint=str(endpoint.with_query(None)),
+                secret=secret,
+                qps=rate,
+            )
         self._runner = HttpRunner(
             name=self.name,
-            limiter=options.get("limiter")
-            or pick_limiter(
-                self.name,
-                str(endpoint.with_query(None)),
-                rate,
-                secret=secret,
-                state_url=options.get("state_url"),
-                max_calls_per_day=options.get("max_calls_per_day"),
-            ),
+            limiter=limiter,
             concurrency=concurrency,
             max_attempts=options.get("max_attempts", DEFAULTS.max_attempts),
             timeout=options.get("timeout", DEFAULTS.request_timeout),
@@ -176,7 +182,10 @@ class ApiGeocoder(Closing):
         return self._runner.run(keys, self.request_url, self.interpret, on_results)
 
     def close(self) -> None:
-        """Nothing to release: each :meth:`reverse` opens and closes its own HTTP session."""
+        """Close the quota of its own, if any: each :meth:`reverse` opens and closes its own
+        HTTP session, and a quota given is the run's to close."""
+        if self._own_quota is not None:
+            self._own_quota.close()
 
     def request_url(self, latitude: float, longitude: float) -> yarl.URL:
         """The provider's request URL for one coordinate (its parameters)."""
@@ -188,35 +197,6 @@ class ApiGeocoder(Closing):
     ) -> Outcome:
         """The provider's status table: one response → a row, a ``Failed`` key or an error."""
         raise NotImplementedError
-
-
-def pick_limiter(
-    name: str,
-    endpoint: str,
-    qps: float,
-    *,
-    secret: str | None,
-    state_url: str | None,
-    max_calls_per_day: int | None,
-) -> Limiter:
-    """The fleet's limiter in Redis when ``state_url`` is ``redis://``, else the process's.
-
-    Raises:
-        ConfigError: ``max_calls_per_day`` without a Redis state (it is counted there).
-        MissingDependencyError: the Redis extra is not installed.
-    """
-    if state_url and urls.scheme_of(state_url) in ("redis", "rediss"):
-        try:  # the Redis driver comes with the redis extra
-            from etl4all.geocoders import fleet
-        except ModuleNotFoundError as exc:
-            raise MissingDependencyError(str(exc.name), "redis") from exc
-        scope = fleet.fleet_scope(name, endpoint, secret)
-        return fleet.fleet_limiter(state_url, scope, qps, max_calls_per_day)
-    if max_calls_per_day is not None:
-        raise ConfigError(
-            "max_calls_per_day is counted in Redis across the fleet: it needs a redis:// state URL"
-        )
-    return shared_limiter(endpoint, qps)
 
 
 def empty_row(status: str) -> dict[str, Any]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Protocol, Self, runtime_checkable
 
 import polars as pl
 
 from etl4all import frames
+from etl4all.quota.base import RateReport
 
 KEYS_SCHEMA: dict[str, pl.DataType] = {"latitude": pl.Float64(), "longitude": pl.Float64()}
 """What a geocoder receives: distinct coordinates, already rounded to the geocode precision."""
@@ -21,48 +21,8 @@ FAILED_SCHEMA: dict[str, pl.DataType] = {**KEYS_SCHEMA, "reason": pl.String(), "
 """Coordinates the provider refused (e.g. INVALID_REQUEST): they become rejects."""
 
 
-MIN_SUGGESTED_QPS = 0.1
-"""The lowest ``--qps`` a :class:`RateReport` suggests."""
-
 ResultSink = Callable[[pl.DataFrame], None]
 """``on_results(rows)``: a geocoder's answers as they arrive (``RESULT_SCHEMA``)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RateReport:
-    """Where the adaptive request rate of an API geocoder stands (see
-    :mod:`etl4all.geocoders.ratelimit`): the provider's real quota, as learned from its
-    OVER_QUERY_LIMIT / HTTP 429 answers."""
-
-    qps: float
-    """The configured cap (``--qps``): the rate never goes above it."""
-    rate: float
-    """The rate allowed now."""
-    slow_downs: int = 0
-    """Times the rate was lowered."""
-    peak: float | None = None
-    """The lowest rate of the slow-downs so far: each was answered over the limit, so the
-    quota lies below the lowest (None: never slowed down). The lowest, not the last: a loaded
-    client starts fewer requests than its rate allows, and its rate creeps past the quota
-    before the server says so."""
-
-    @property
-    def suggested_qps(self) -> float | None:
-        """A ``--qps`` at or just below the quota found, when that is below the configured one.
-
-        None when the rate never came down, or came back up to ``qps``.
-        """
-        if self.peak is None or self.rate >= self.qps:
-            return None
-        # the peak was answered over the limit: the quota is just below it
-        nudge = 1e-9  # a peak of 0.3 is 0.30000000000000004 or 0.29999999999999993
-        found = (
-            math.floor(self.peak + nudge)
-            if self.peak >= 2
-            else math.floor(self.peak * 10 + nudge) / 10
-        )
-        found = max(found, MIN_SUGGESTED_QPS)
-        return found if found < self.qps else None
 
 
 @dataclasses.dataclass

@@ -10,7 +10,7 @@ Options (keyword-only): ``key`` (required, never logged; ``GOOGLE_MAPS_API_KEY``
 and tests), ``language`` (default ``pt-BR``), ``result_type`` and ``location_type`` (filters
 applied by Google after the search), ``qps`` (default 40: below Google's 3,000 queries per
 minute), and the runner options of :class:`~etl4all.geocoders.api.HttpOptions`
-(``concurrency``, ``max_attempts``, ``timeout``, ``connect_timeout``, ``sleep``,
+(``concurrency``, ``max_attempts``, ``timeout``, ``connect_timeout``, ``sleep``, ``quota``,
 ``limiter``; timeouts: see :mod:`etl4all.geocoders.api`). Driver: aiohttp
 (base class :mod:`etl4all.geocoders.api`, requests run by :mod:`etl4all.geocoders.runner`).
 

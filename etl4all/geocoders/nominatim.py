@@ -8,8 +8,8 @@ Options (keyword-only): ``url`` (default :data:`DEFAULT_URL`), ``user_agent`` (s
 User-Agent header; required by the public server's usage policy), ``language``, ``qps``
 (self-hosted only; default 50 requests/s), and the runner options of
 :class:`~etl4all.geocoders.api.HttpOptions` (``concurrency`` applies to a self-hosted server
-only; ``max_attempts``, ``timeout``, ``connect_timeout``, ``sleep``, ``limiter``; timeouts:
-see :mod:`etl4all.geocoders.api`). Driver: aiohttp (base class
+only; ``max_attempts``, ``timeout``, ``connect_timeout``, ``sleep``, ``quota``, ``limiter``;
+timeouts: see :mod:`etl4all.geocoders.api`). Driver: aiohttp (base class
 :mod:`etl4all.geocoders.api`, requests run by :mod:`etl4all.geocoders.runner`).
 
 The public server (``nominatim.openstreetmap.org``) allows at most 1 request per second, one

@@ -4,8 +4,8 @@ A provider gives :meth:`HttpRunner.run` two functions: the request URL of one co
 (:data:`UrlFn`) and the mapping of one response to an :data:`Outcome` (:class:`Interpret`: an
 address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner does the rest:
 
-- **Rate.** Every request start waits for the shared limiter
-  (:mod:`etl4all.geocoders.ratelimit`, or the fleet's :mod:`etl4all.geocoders.fleet`), and
+- **Rate.** Every request start waits for the shared limiter (the quota's:
+  :mod:`etl4all.quota.memory`, or the fleet's :mod:`etl4all.quota.redis`), and
   every answer goes back to it with the start's stamp: an OVER_QUERY_LIMIT or HTTP 429 halves
   the rate of the whole process (or fleet) and pauses it (``Retry-After``, else 1 s), clean
   answers raise it back towards ``qps``, so the rate follows the key's real quota. A fleet's
@@ -63,7 +63,7 @@ from etl4all.errors import (
 )
 from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, Geocoded, ResultSink
 from etl4all.geocoders.outcomes import FLUSH_SECONDS, Failed, Outcome, RunState
-from etl4all.geocoders.ratelimit import Limiter, Sleep
+from etl4all.quota.base import Limiter, Sleep
 from etl4all.settings import DEFAULTS
 from etl4all.timeouts import timed_out
 

@@ -267,7 +267,10 @@ def _lookup(settings: Settings) -> Callable[[], tuple[str, int]]:
 
 def _geocoder(settings: Settings, *, paid: bool) -> Callable[[], tuple[str, int]]:
     def check() -> tuple[str, int]:
-        with wiring.open_geocoder(settings) as geocoder:
+        with (
+            wiring.open_quota(settings) as quota,
+            wiring.open_geocoder(settings, quota) as geocoder,
+        ):
             if not geocoder.paid:
                 return "no network: nothing to check", 0
             _warn_above_limit(geocoder, settings.qps)

@@ -223,7 +223,8 @@ def regeocode(selection: Selection, settings: Settings) -> RegeocodeReport:
     with ExitStack() as stack:
         wh = stack.enter_context(wiring.open_warehouse(settings))
         store = stack.enter_context(wiring.open_state(settings))
-        geocoder = stack.enter_context(wiring.open_geocoder(settings))
+        quota = stack.enter_context(wiring.open_quota(settings))
+        geocoder = stack.enter_context(wiring.open_geocoder(settings, quota))
         lookup = stack.enter_context(wiring.open_lookup(settings, wh))
         config = wiring.transform_config(settings)
         budget = CallBudget(settings.max_calls)

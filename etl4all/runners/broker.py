@@ -238,7 +238,8 @@ def transform_handler(
 ) -> Handler:
     """The transform stage's message handler: geocode, then publish the addresses."""
     addresses = bus.topology.addresses
-    geocoder = stack.enter_context(wiring.open_geocoder(settings))
+    quota = stack.enter_context(wiring.open_quota(settings))
+    geocoder = stack.enter_context(wiring.open_geocoder(settings, quota))
     cache = stack.enter_context(wiring.open_state(settings))
     # what was paid for, kept for good: asked before paying again when the cache lost it
     stored = stack.enter_context(wiring.open_warehouse(settings)) if geocoder.paid else None

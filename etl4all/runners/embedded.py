@@ -238,8 +238,9 @@ def _run(
             every += listed
         check_forced(config.force_files, every)
         wh = stack.enter_context(wiring.open_warehouse(settings))
+        quota = stack.enter_context(wiring.open_quota(settings))
         job = _Job(
-            geocoder=stack.enter_context(wiring.open_geocoder(settings)),
+            geocoder=stack.enter_context(wiring.open_geocoder(settings, quota)),
             wh=wh,
             keys=stack.enter_context(wiring.open_lookup(settings, wh)),
             store=store,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from etl4all import broker, geocoders, lookup, sources, state, urls, warehouse
+from etl4all import quota as quotas
 from etl4all.settings import Settings
 from etl4all.stages.extract_config import ExtractConfig
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from etl4all.broker import BrokerBackend
     from etl4all.geocoders.base import Geocoder
     from etl4all.lookup.base import Lookup
+    from etl4all.quota.base import Quota
     from etl4all.sources.base import Source
     from etl4all.stages.transform import TransformConfig
     from etl4all.state.base import StateStore
@@ -37,8 +39,15 @@ def open_state(settings: Settings) -> StateStore:
     return state.from_url(settings.state_url)
 
 
-def open_geocoder(settings: Settings) -> Geocoder:
-    """The geocoder named by ``settings.geocoder``, with the options of that provider."""
+def open_quota(settings: Settings) -> Quota:
+    """The request quota the API geocoders share: the fleet's in Redis when the state URL is
+    ``redis://`` (with ``settings.max_calls_per_day``), else this process's."""
+    return quotas.from_url(settings.state_url, max_calls_per_day=settings.max_calls_per_day)
+
+
+def open_geocoder(settings: Settings, quota: Quota) -> Geocoder:
+    """The geocoder named by ``settings.geocoder``, with the options of that provider; an API
+    geocoder takes its endpoint's limiter from ``quota`` (:func:`open_quota`)."""
     http: dict[str, Any] = {
         "language": settings.language,
         "qps": settings.qps,
@@ -46,8 +55,7 @@ def open_geocoder(settings: Settings) -> Geocoder:
         "max_attempts": settings.max_attempts,
         "timeout": settings.request_timeout,
         "connect_timeout": settings.request_connect_timeout,
-        "state_url": settings.state_url,
-        "max_calls_per_day": settings.max_calls_per_day,
+        "quota": quota,
     }
     options: dict[str, dict[str, Any]] = {
         "google": {

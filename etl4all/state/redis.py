@@ -45,33 +45,21 @@ from typing import TYPE_CHECKING, Any
 import redis
 import redis.backoff
 import redis.exceptions
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from etl4all import urls
 from etl4all.closing import Closing
-from etl4all.errors import ConfigError, StoreConfigError, StoreError
+from etl4all.errors import StoreConfigError, StoreError
+from etl4all.redis_client import REDIS_ERRORS, connect, describe
 from etl4all.state.base import Claim, FileMark, Holder, checked_ttl, new_token, owner
 from etl4all.state.cache import PayloadCache
-from etl4all.timeouts import timed_out
 
 if TYPE_CHECKING:
     import polars as pl
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "etl4all:"
-"""Key prefix when the URL has no ``prefix=`` option."""
-
 CHUNK = 10_000
 """Keys per MGET command and commands per pipeline round trip."""
-SOCKET_TIMEOUT = 30.0
-"""Seconds a command waits for Redis's reply (``socket_timeout``)."""
-CONNECT_TIMEOUT = 5.0
-"""Seconds for the TCP connection to Redis (``socket_connect_timeout``)."""
-
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
-"""Every driver error the store translates (ConnectionError, TimeoutError, ResponseError…)."""
 _REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError)
 """Driver errors that retrying cannot fix: StoreConfigError (a ConfigError)."""
 
@@ -313,56 +301,6 @@ class RedisState(PayloadCache, Closing):
                 f"Redis state {self._safe_url} failed to {action}: "
                 f"{describe(exc, self._client)}; {hint}"
             ) from exc
-
-
-def describe(exc: BaseException, client: redis.Redis) -> str:
-    """``{error type}: {text}``; for a timeout, the host, port and what timed out."""
-    if isinstance(exc, redis.exceptions.TimeoutError):
-        options = client.connection_pool.connection_kwargs
-        host, port = str(options.get("host", "?")), options.get("port")
-        if "connecting" in str(exc):  # redis-py's "Timeout connecting to server"
-            seconds = options.get("socket_connect_timeout")
-            return timed_out(
-                host, port, "did not accept the connection", seconds, "socket_connect_timeout"
-            )
-        seconds = options.get("socket_timeout")
-        return timed_out(host, port, "did not answer", seconds, "socket_timeout")
-    return f"{type(exc).__name__}: {urls.redact(str(exc))}"
-
-
-def connect(url: str) -> tuple[redis.Redis, str]:
-    """A client (thread-safe, connecting on first use) and the key prefix of a Redis URL.
-
-    A command that fails on a dead connection is tried once more on a fresh one.
-
-    Raises:
-        ConfigError: not a ``redis://`` URL, a bad database number or an unknown option.
-    """
-    parsed = urls.parse(url)
-    safe_url = parsed.shown
-    urls.check(url)
-    if parsed.scheme not in ("redis", "rediss"):
-        raise ConfigError(f"{safe_url}: a Redis state URL starts with redis://")
-    if not parsed.host:
-        raise ConfigError(f"{safe_url} names no host: write redis://host:6379/0")
-    if parsed.path.strip("/") and not parsed.path.strip("/").isdigit():
-        raise ConfigError(f"{safe_url}: the path is the database number, e.g. /0")
-    prefix = parsed.options.get("prefix", DEFAULT_PREFIX)
-    driver_url = parsed.with_query((k, v) for k, v in parsed.query if k != "prefix")
-    try:
-        pool = redis.ConnectionPool.from_url(
-            driver_url,
-            decode_responses=True,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            # a pooled connection may have died with a restart or a failover: one more try,
-            # at once, on a fresh one; a longer outage is the caller's (a StoreError)
-            retry=Retry(NoBackoff(), 1),
-        )
-        pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{safe_url}: {urls.redact(str(exc))}") from exc
-    return redis.Redis(connection_pool=pool), prefix
 
 
 def _milliseconds(ttl: float) -> int:

@@ -24,15 +24,10 @@ from etl4all.errors import (
     RateLimitedError,
 )
 from etl4all.geocoders import from_name
-from etl4all.geocoders.base import (
-    FAILED_SCHEMA,
-    KEYS_SCHEMA,
-    RESULT_SCHEMA,
-    Geocoder,
-    RateReport,
-)
+from etl4all.geocoders.base import FAILED_SCHEMA, KEYS_SCHEMA, RESULT_SCHEMA, Geocoder
 from etl4all.geocoders.google import GoogleGeocoder
-from etl4all.geocoders.ratelimit import RateLimiter
+from etl4all.quota.base import RateReport
+from etl4all.quota.memory import MemoryQuota, RateLimiter
 
 
 def make_keys(n: int, lat0: float = -30.0, lon0: float = -51.2) -> pl.DataFrame:
@@ -436,8 +431,9 @@ def test_one_cap_shared_by_threads_and_geocoders(fake_api: FakeApi) -> None:
 
 def test_default_limiter_is_shared_per_endpoint(fake_api: FakeApi) -> None:
     url = fake_api.google_url + "?x=1"
-    a = GoogleGeocoder(key="k", url=url, qps=33.0)
-    b = GoogleGeocoder(key="k", url=url, qps=33.0)
+    quota = MemoryQuota()
+    a = GoogleGeocoder(key="k", url=url, qps=33.0, quota=quota)
+    b = GoogleGeocoder(key="k", url=url, qps=33.0, quota=quota)
     assert a._runner.limiter is b._runner.limiter
     assert a.qps == 33.0
     assert GoogleGeocoder(key="k", url=url).qps == 40.0

@@ -21,9 +21,9 @@ from fake_api import FakeApi, expected_row
 from etl4all import frames, sample
 from etl4all.cli import cli
 from etl4all.commands.run import rate_lines
-from etl4all.geocoders.base import RateReport
-from etl4all.geocoders.ratelimit import RateLimiter
 from etl4all.parsing import parse
+from etl4all.quota.base import RateReport
+from etl4all.quota.memory import RateLimiter
 from etl4all.settings import Settings
 from etl4all.stages.transform import GeocodeStats
 

@@ -1,4 +1,4 @@
-"""open_geocoder: each provider gets its own options out of Settings."""
+"""open_geocoder: each provider gets its own options out of Settings (and the run's quota)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import pytest
 
 from etl4all.errors import ConfigError, UnknownSchemeError
 from etl4all.geocoders.api import ApiGeocoder
+from etl4all.geocoders.base import Geocoder
 from etl4all.geocoders.google import GoogleGeocoder
 from etl4all.geocoders.nominatim import NominatimGeocoder
 from etl4all.geocoders.offline import OfflineGeocoder
-from etl4all.runners.wiring import open_geocoder
+from etl4all.quota.memory import MemoryQuota
+from etl4all.runners import wiring
 from etl4all.settings import Settings
 
 AGENT = "etl4all-tests/1.0 (ops@example.com)"
@@ -21,6 +23,11 @@ SHARED = {
     "request_timeout": 4.0,
     "request_connect_timeout": 1.5,
 }
+
+
+def open_geocoder(settings: Settings) -> Geocoder:
+    """The geocoder of ``settings``, on an in-process quota of its own."""
+    return wiring.open_geocoder(settings, MemoryQuota())
 
 
 def test_offline_needs_nothing() -> None:

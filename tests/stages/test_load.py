@@ -11,6 +11,7 @@ import pytest
 from etl4all import sample
 from etl4all.lookup.base import Lookup
 from etl4all.parsing import parse
+from etl4all.quota.memory import MemoryQuota
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.stages.load import Addresses, apply
@@ -35,7 +36,10 @@ def addresses(seed: int, points: int = 40) -> pl.DataFrame:
     table = sample.records(files=1, points=points, seed=seed, duplicate_rate=0.2)
     frame = parse.parse(sample.render(table), f"f{seed}.txt").points
     settings = Settings(state_url="sqlite:///state.db")
-    with wiring.open_geocoder(settings) as offline, wiring.open_state(settings) as cache:
+    with (
+        wiring.open_geocoder(settings, MemoryQuota()) as offline,
+        wiring.open_state(settings) as cache,
+    ):
         return geocode_frame(frame, offline, cache, wiring.transform_config(settings)).addresses
 
 

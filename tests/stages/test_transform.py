@@ -13,6 +13,7 @@ from etl4all import frames, sample
 from etl4all.errors import BudgetExceededError, BudgetTooSmallError, ConfigError
 from etl4all.geocoders.base import Geocoder
 from etl4all.parsing import parse
+from etl4all.quota.memory import MemoryQuota
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.stages.transform import CallBudget, geocode_frame
@@ -47,7 +48,7 @@ def google(fake_api: FakeApi, settings: Settings) -> Iterator[tuple[Geocoder, Se
     settings = settings.replace(
         geocoder="google", google_key=fake_api.key, google_url=fake_api.google_url, qps=500.0
     )
-    with wiring.open_geocoder(settings) as geocoder:
+    with wiring.open_geocoder(settings, MemoryQuota()) as geocoder:
         yield geocoder, settings
 
 
@@ -59,7 +60,7 @@ def distinct(points: pl.DataFrame) -> int:
 def test_offline_dedups_and_addresses_every_point(
     points: pl.DataFrame, settings: Settings, cache: GeocodeCache
 ) -> None:
-    with wiring.open_geocoder(settings) as offline:
+    with wiring.open_geocoder(settings, MemoryQuota()) as offline:
         result = geocode_frame(points, offline, cache, wiring.transform_config(settings))
     assert result.addresses.height == points.height and result.rejects.height == 0
     assert result.stats.distinct == distinct(points) < points.height
@@ -147,7 +148,7 @@ def test_a_batch_of_only_invalid_coordinates_is_all_rejects(
     points: pl.DataFrame, settings: Settings, cache: GeocodeCache
 ) -> None:
     bad = points[:4].with_columns(latitude=pl.Series([None, 90.5, -91.0, float("-inf")]))
-    with wiring.open_geocoder(settings) as offline:
+    with wiring.open_geocoder(settings, MemoryQuota()) as offline:
         result = geocode_frame(bad, offline, cache, wiring.transform_config(settings))
     assert result.addresses.height == 0
     assert result.rejects["reason"].to_list() == ["invalid_coordinate"] * 4

@@ -10,8 +10,9 @@ from contracts.state import FILE, SCOPE, CacheContract, LedgerContract, cache_ro
 
 from etl4all import state as state_role
 from etl4all.errors import ConfigError, StoreConfigError, StoreError
+from etl4all.redis_client import DEFAULT_PREFIX
 from etl4all.state.base import FileMark, StateStore
-from etl4all.state.redis import DEFAULT_PREFIX, RedisState
+from etl4all.state.redis import RedisState
 
 pytestmark = pytest.mark.redis
 

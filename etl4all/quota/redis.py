@@ -1,9 +1,11 @@
 """The request rate, the slow-down pause and the daily cap of a whole fleet, shared in Redis.
 
-When the state store is Redis, every transformer that calls the same provider with the same key
-and state URL shares one :class:`FleetLimiter` state in Redis, so five transformers with
-``--qps 50`` together start at most 50 requests in any 1-second window, an OVER_QUERY_LIMIT or
-HTTP 429 seen by one slows all down, and ``--max-calls-per-day`` counts the fleet's calls.
+:class:`RedisQuota` serves when the state URL is ``redis://`` or ``rediss://`` (its own
+client, on the same URL and ``prefix=``; driver: ``redis``, ``pip install 'etl4all[redis]'``):
+every transformer that calls the same provider with the same key and state URL shares one
+:class:`FleetLimiter` state in Redis, so five transformers with ``--qps 50`` together start
+at most 50 requests in any 1-second window, an OVER_QUERY_LIMIT or HTTP 429 seen by one slows
+all down, and ``--max-calls-per-day`` counts the fleet's calls.
 
 Every request start is one call of one Lua script (:data:`GRANT`; one more, :data:`COUNT`,
 with a daily cap), and every over-the-limit answer one call of another (:data:`CUT`); they
@@ -11,11 +13,11 @@ read Redis's own clock (``TIME``), so the hosts of a fleet need no synchronised 
 under ``{prefix}quota:{scope}``:
 
 - ``:rate`` (hash): the time of the fleet's next free start slot, and its adaptive rate (the
-  rules of :class:`~etl4all.geocoders.ratelimit.AdaptiveRate`: halved by an over-the-limit
+  rules of :class:`~etl4all.quota.adaptive.AdaptiveRate`: halved by an over-the-limit
   answer to a start after the last slow-down, raised back by clean answers, which each
   process counts and sends with its next start); it expires after :data:`STATE_TTL_SECONDS`
   unused. A start takes the next free slot: slots are ``1/rate`` apart, and never closer than
-  the in-process :class:`~etl4all.geocoders.ratelimit.RateLimiter`'s at ``qps`` (``burst``
+  the in-process :class:`~etl4all.quota.memory.RateLimiter`'s at ``qps`` (``burst``
   starts per ``window`` of 1.025 s, evenly spread). A slot is handed out at most
   :data:`HORIZON` ahead: further ones are asked for again later (after a short random delay,
   so no member of the fleet always asks first), and a slow-down reaches the starts at once.
@@ -55,11 +57,13 @@ import uuid
 
 import redis
 
+from etl4all import urls
+from etl4all.closing import Closing
 from etl4all.errors import DailyCapError, StoreError
-from etl4all.geocoders import ratelimit
-from etl4all.geocoders.base import RateReport
-from etl4all.geocoders.ratelimit import Clock, RateLimiter, Sleep
-from etl4all.state.redis import REDIS_ERRORS, connect, describe
+from etl4all.quota import adaptive
+from etl4all.quota.base import Clock, RateReport, Sleep
+from etl4all.quota.memory import RateLimiter
+from etl4all.redis_client import REDIS_ERRORS, connect, describe
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +105,7 @@ local function answer(status, wait, slot)
             peak and string.format('%.17g', peak) or '', slow_downs,
             string.format('%.0f', counts_from)}
 end
--- clean answers raise the rate: etl4all.geocoders.ratelimit.recover_step
+-- clean answers raise the rate: etl4all.quota.adaptive.recover_step
 local cleans = tonumber(ARGV[4])
 if cleans > 0 and peak and rate < qps and tonumber(ARGV[5]) >= counts_from then
     for _ = 1, cleans do
@@ -125,7 +129,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return answer(0, slot - now, slot)
 """
 """The request start script (see the module docstring); its Python twin is
-:class:`~etl4all.geocoders.ratelimit.RateLimiter`."""
+:class:`~etl4all.quota.memory.RateLimiter`."""
 
 COUNT = """
 -- One request start against the daily cap (when the slot is reached, so a slot given up is
@@ -188,7 +192,7 @@ return {cut, string.format('%.17g', rate), peak and string.format('%.17g', peak)
 
 
 class FleetLimiter:
-    """The :class:`~etl4all.geocoders.ratelimit.Limiter` of a fleet; thread-safe.
+    """The :class:`~etl4all.quota.base.Limiter` of a fleet; thread-safe.
 
     Building it makes no request: the scripts are loaded on first use.
 
@@ -212,8 +216,8 @@ class FleetLimiter:
         scope: str,
         qps: float,
         max_calls_per_day: int | None = None,
-        pause: float = ratelimit.SLOW_DOWN_PAUSE,
-        warm_up: float = ratelimit.WARM_UP,
+        pause: float = adaptive.SLOW_DOWN_PAUSE,
+        warm_up: float = adaptive.WARM_UP,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -271,8 +275,8 @@ class FleetLimiter:
                 args=[
                     self.qps,
                     round(started * 1_000_000),
-                    ratelimit.DECREASE,
-                    self.qps * ratelimit.MIN_SHARE,
+                    adaptive.DECREASE,
+                    self.qps * adaptive.MIN_SHARE,
                     max(1, round(self._pause * 1000)),
                     round(1000 * (retry_after or 0)),
                     round(self._warm_up * 1_000_000),
@@ -370,11 +374,11 @@ class FleetLimiter:
             self._cleans,
             self._clean_since if self._cleans else 0,
             STATE_TTL_SECONDS * 1000,
-            ratelimit.RECOVER_TO,
-            ratelimit.RECOVER_GAIN,
-            ratelimit.RECOVER_STEP,
-            ratelimit.PROBE_GAIN,
-            ratelimit.PROBE_STEP,
+            adaptive.RECOVER_TO,
+            adaptive.RECOVER_GAIN,
+            adaptive.RECOVER_STEP,
+            adaptive.PROBE_GAIN,
+            adaptive.PROBE_STEP,
         ]
 
     def _learn(self, rate: str, peak: str, slow_downs: int, counts_from: str) -> None:
@@ -433,26 +437,61 @@ def fleet_scope(provider: str, endpoint: str, secret: str | None) -> str:
     return f"{provider}:{digest}"
 
 
-_FLEETS: dict[tuple[str, str, float, int | None], FleetLimiter] = {}
-_FLEETS_LOCK = threading.Lock()
+class RedisQuota(Closing):
+    """The fleet's quota, in the Redis of the state URL: the :class:`FleetLimiter` of each
+    provider, endpoint and key, on one client that :meth:`close` closes; thread-safe.
 
+    Building it makes no request. A scope asked for at two rates gets two limiters on the same
+    keys in Redis (each member of a fleet sends its own ``qps`` with every start).
 
-def fleet_limiter(
-    state_url: str, scope: str, qps: float, max_calls_per_day: int | None
-) -> FleetLimiter:
-    """The process-wide :class:`FleetLimiter` of ``scope`` in the Redis of ``state_url``."""
-    if not math.isfinite(qps) or qps <= 0:
-        raise ValueError(f"qps must be positive, got {qps}")
-    with _FLEETS_LOCK:
-        key = (state_url, scope, qps, max_calls_per_day)
-        limiter = _FLEETS.get(key)
-        if limiter is None:
-            client, prefix = connect(state_url)
-            limiter = _FLEETS[key] = FleetLimiter(
-                client=client,
-                prefix=prefix,
-                scope=scope,
-                qps=qps,
-                max_calls_per_day=max_calls_per_day,
-            )
-        return limiter
+    Args:
+        url: ``redis://`` or ``rediss://`` URL, ``prefix=`` included (the state URL).
+        max_calls_per_day: the fleet's request starts per UTC day for each scope (None: no cap).
+        clock: the limiters' monotonic clock, injectable for tests.
+        sleep: the limiters' async sleep, injectable for tests.
+
+    Raises:
+        ConfigError: the URL is not a valid Redis URL.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        max_calls_per_day: int | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._safe_url = urls.redact(url)
+        self._client, self._prefix = connect(url)
+        self._daily_cap = max_calls_per_day
+        self._clock = clock
+        self._sleep = sleep
+        self._limiters: dict[tuple[str, float], FleetLimiter] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RedisQuota({self._safe_url!r}, max_calls_per_day={self._daily_cap})"
+
+    def limiter(
+        self, *, provider: str, endpoint: str, secret: str | None, qps: float
+    ) -> FleetLimiter:
+        """The fleet's limiter of ``provider`` at ``endpoint`` with the key ``secret``."""
+        scope = fleet_scope(provider, endpoint, secret)
+        with self._lock:
+            limiter = self._limiters.get((scope, qps))
+            if limiter is None:
+                limiter = self._limiters[(scope, qps)] = FleetLimiter(
+                    client=self._client,
+                    prefix=self._prefix,
+                    scope=scope,
+                    qps=qps,
+                    max_calls_per_day=self._daily_cap,
+                    clock=self._clock,
+                    sleep=self._sleep,
+                )
+            return limiter
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

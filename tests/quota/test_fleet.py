@@ -17,14 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
-from fake_api import FakeApi, coord, max_in_window
 from fleet_client import coordinates
+from geocoders.fake_api import FakeApi, coord, max_in_window
 
+from etl4all import quota
 from etl4all.errors import ConfigError
-from etl4all.geocoders.fleet import FleetLimiter
 from etl4all.geocoders.google import GoogleGeocoder
-from etl4all.geocoders.ratelimit import RateLimiter
-from etl4all.state.redis import connect
+from etl4all.quota.memory import RateLimiter
+from etl4all.quota.redis import FleetLimiter, RedisQuota
+from etl4all.redis_client import connect
 
 CLIENT = Path(__file__).with_name("fleet_client.py")
 MEMBERS = 3
@@ -92,8 +93,22 @@ def test_processes_share_one_cap_and_one_pause(redis_url: str) -> None:
 
 
 def test_a_daily_cap_needs_a_redis_state() -> None:
+    local = quota.from_url("sqlite:///state.db", max_calls_per_day=10)
     with pytest.raises(ConfigError, match="redis://"):
-        GoogleGeocoder(key="k", state_url="sqlite:///state.db", max_calls_per_day=10, qps=10.0)
+        GoogleGeocoder(key="k", quota=local, qps=10.0)
+
+
+@pytest.mark.redis
+def test_a_redis_state_is_the_fleets_quota_on_a_client_that_closes(redis_url: str) -> None:
+    with quota.from_url(redis_url, max_calls_per_day=10) as fleet:
+        assert isinstance(fleet, RedisQuota)
+        google = GoogleGeocoder(key="k", url="http://127.0.0.1:9/json", qps=10.0, quota=fleet)
+        limiter = google._runner.limiter
+        assert isinstance(limiter, FleetLimiter) and "max_calls_per_day=10" in repr(limiter)
+        assert limiter.calls_today() == 0  # a connection to Redis is open now
+        pool = fleet._client.connection_pool
+        assert [c for c in pool._available_connections if c._sock is not None]
+    assert not [c for c in pool._available_connections if c._sock is not None]
 
 
 @pytest.mark.redis

@@ -19,14 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_api import FakeApi
 from fleet_client import coordinates
+from geocoders.fake_api import FakeApi
 from private_redis import PrivateRedis
 
-from etl4all.geocoders import fleet, ratelimit
+from etl4all import quota
 from etl4all.geocoders.google import GoogleGeocoder
-from etl4all.geocoders.ratelimit import AdaptiveRate
-from etl4all.state.redis import connect
+from etl4all.quota import adaptive
+from etl4all.quota import redis as fleet
+from etl4all.quota.adaptive import AdaptiveRate
+from etl4all.redis_client import connect
 
 pytestmark = pytest.mark.redis
 
@@ -46,7 +48,7 @@ def limiter(
     server: PrivateRedis,
     qps: float = 100,
     max_calls_per_day: int | None = None,
-    warm_up: float = ratelimit.WARM_UP,
+    warm_up: float = adaptive.WARM_UP,
 ) -> fleet.FleetLimiter:
     """A fleet limiter on the private server, with the client the factory gives it."""
     client, prefix = connect(server.url(f"t{time.monotonic_ns()}:"))
@@ -139,9 +141,9 @@ def test_the_rate_rules_in_redis_are_those_of_the_process(server: PrivateRedis) 
 
 def test_geocoding_goes_on_through_a_script_flush_and_a_restart(server: PrivateRedis) -> None:
     keys = coordinates(0, 240)
-    with FakeApi() as api:
+    with FakeApi() as api, quota.from_url(server.url()) as shared:
         google = GoogleGeocoder(
-            key=api.key, url=api.google_url, qps=100.0, concurrency=8, state_url=server.url()
+            key=api.key, url=api.google_url, qps=100.0, concurrency=8, quota=shared
         )
         results: list[int] = []
         run = threading.Thread(target=lambda: results.append(google.reverse(keys).calls))

@@ -1,25 +1,22 @@
-"""Unit tests of the QPS limiter (virtual time)."""
+"""Unit tests of the in-process quota and its QPS limiter (virtual time)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import random
 from collections import deque
 
 import pytest
 import virtual_time
-from fake_api import max_in_window
+from geocoders.fake_api import max_in_window
 
-from etl4all.geocoders.base import RateReport
-from etl4all.geocoders.ratelimit import (
-    MIN_SHARE,
-    RECOVER_TO,
-    SLOW_DOWN_PAUSE,
-    AdaptiveRate,
-    RateLimiter,
-    shared_limiter,
-)
+from etl4all import quota
+from etl4all.errors import ConfigError
+from etl4all.quota.adaptive import MIN_SHARE, RECOVER_TO, SLOW_DOWN_PAUSE, AdaptiveRate
+from etl4all.quota.base import RateReport
+from etl4all.quota.memory import MemoryQuota, RateLimiter
 
 
 class VirtualTime:
@@ -78,15 +75,65 @@ def test_limiter_first_request_is_not_delayed() -> None:
     assert time.now == 1000.0
 
 
-def test_limiter_rejects_a_non_positive_rate() -> None:
-    with pytest.raises(ValueError):
-        RateLimiter(0)
+def endpoint_limiter(shared: MemoryQuota, endpoint: str, qps: float) -> RateLimiter:
+    """The limiter ``shared`` hands a Google geocoder of ``endpoint`` at ``qps``."""
+    return shared.limiter(provider="google", endpoint=endpoint, secret="k", qps=qps)
 
 
-def test_shared_limiter_is_one_per_endpoint_and_rate() -> None:
-    a = shared_limiter("http://unit-test.invalid/x", 7)
-    assert shared_limiter("http://unit-test.invalid/x", 7) is a
-    assert shared_limiter("http://unit-test.invalid/y", 7) is not a
+def test_the_quota_is_one_limiter_per_endpoint() -> None:
+    shared = MemoryQuota()
+    a = endpoint_limiter(shared, "http://unit-test.invalid/x", 7)
+    assert endpoint_limiter(shared, "http://unit-test.invalid/x", 7) is a
+    assert endpoint_limiter(shared, "http://unit-test.invalid/y", 7) is not a
+    assert endpoint_limiter(MemoryQuota(), "http://unit-test.invalid/x", 7) is not a
+
+
+def test_one_endpoint_at_two_rates_is_one_cap_at_the_lower() -> None:
+    time = VirtualTime()
+    shared = MemoryQuota(clock=time.clock, sleep=time.sleep)
+    fast = endpoint_limiter(shared, "http://unit-test.invalid/x", 20)
+    slow = endpoint_limiter(shared, "http://unit-test.invalid/x", 10)
+    assert slow is fast and fast.qps == 10 and fast.report() == RateReport(10, 10)
+    assert endpoint_limiter(shared, "http://unit-test.invalid/x", 40).qps == 10
+    starts = []
+
+    async def go() -> None:
+        for _ in range(50):
+            for limiter in (fast, slow):
+                starts.append(await limiter.acquire())
+
+    asyncio.run(go())
+    assert max_in_window(starts, 1.0) <= 10
+
+
+def test_lowering_the_cap_voids_the_slots_reserved_at_the_old_one() -> None:
+    limiter = RateLimiter(100, clock=virtual_time.now)
+    starts: list[float] = []
+
+    async def start() -> None:
+        starts.append(await limiter.acquire())
+
+    async def go() -> None:
+        waiting = [asyncio.create_task(start()) for _ in range(30)]
+        await asyncio.sleep(0)  # each has reserved its slot, 10 ms apart
+        limiter.lower(2)
+        await asyncio.gather(*waiting)
+
+    virtual_time.run(go())
+    assert len(starts) == 30 and starts[0] == virtual_time.START  # it started at once
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= limiter.interval - 1e-9
+
+
+@pytest.mark.parametrize("url", [None, "memory://", "sqlite:///state.db"])
+def test_no_state_url_or_a_local_one_is_the_process_quota(url: str | None) -> None:
+    with quota.from_url(url) as shared:
+        assert isinstance(shared, MemoryQuota)
+
+
+def test_a_daily_cap_is_refused_once_a_limiter_is_asked_for() -> None:
+    shared = quota.from_url("sqlite:///state.db", max_calls_per_day=10)
+    with pytest.raises(ConfigError, match="redis://"):
+        endpoint_limiter(shared, "http://unit-test.invalid/x", 7)
 
 
 def test_pause_holds_back_every_request_after_a_slow_down() -> None:
