@@ -105,6 +105,10 @@ class Url:
         """The query options by name (the last of a repeated name wins)."""
         return dict(self.query)
 
+    def with_scheme(self, scheme: str) -> str:
+        """The URL text under another scheme (``mongomock://`` read as ``mongodb://``)."""
+        return self._parts._replace(scheme=scheme).geturl()
+
     def with_query(self, options: Iterable[tuple[str, str]]) -> str:
         """The URL text with its query replaced by ``options``: what a driver is given."""
         return self._parts._replace(query=urlencode(list(options))).geturl()

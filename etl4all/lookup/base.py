@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
+from etl4all.closing import Closes
+
 
 @runtime_checkable
-class Lookup(Protocol):
+class Lookup(Closes, Protocol):
     """Which canonical coordinate keys are loaded; a context manager."""
 
     def present(self, keys: pl.Series) -> pl.Series:
@@ -26,16 +28,4 @@ class Lookup(Protocol):
             ConfigError: the store refused the credentials.
             StoreError: the store cannot be reached.
         """
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
-
-    def __enter__(self) -> Self:
-        """Use as a context manager: ``close()`` on exit."""
-        ...
-
-    def __exit__(self, *exc: object) -> None:
-        """Close."""
         ...

@@ -158,5 +158,5 @@ class MongomockLookup(MongoLookup):
             import mongomock
         except ModuleNotFoundError as exc:
             raise MissingDependencyError("mongomock", "dev") from exc
-        real = "mongodb" + url[len("mongomock") :]
+        real = urls.parse(url).with_scheme("mongodb")
         super().__init__(url=real, client=mongomock.MongoClient())

@@ -66,6 +66,7 @@ class RunSummary:
     rate: RateReport | None = None
     """The API's adaptive request rate after the last batch (None: no API call)."""
     seconds: float = 0.0
+    """Wall-clock seconds of the run."""
 
     @property
     def files(self) -> int:
@@ -84,6 +85,7 @@ class RunSummary:
 
     @property
     def busy(self) -> int:
+        """Files left to another live worker (:attr:`busy_files`)."""
         return len(self.busy_files)
 
     @property
@@ -114,6 +116,7 @@ class RunSummary:
 
     @property
     def points(self) -> int:
+        """Points read from the files (parse rejects not included)."""
         return self.counts.get("points", stage="extract")
 
     @property
@@ -128,10 +131,12 @@ class RunSummary:
 
     @property
     def geocode(self) -> GeocodeStats:
+        """What geocoding did: cache hits, calls, answers and failures."""
         return GeocodeStats.read(self.counts, self.rate)
 
     @property
     def load(self) -> LoadResult:
+        """What the warehouse did with the run's rows."""
         kinds = self.counts.by("kind", "rows")
         return LoadResult(
             kinds["inserted"], kinds["updated"], kinds["unchanged"], self.counts.get("rows_stale")

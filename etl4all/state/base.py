@@ -12,9 +12,10 @@ import math
 import os
 import secrets
 import socket
-from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from etl4all import processes
+from etl4all.closing import Closes
 from etl4all.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -72,23 +73,6 @@ def checked_ttl(ttl: float) -> float:
     return ttl
 
 
-@runtime_checkable
-class _Closes(Protocol):
-    """What both roles share: a context manager that closes on exit."""
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
-
-    def __enter__(self) -> Self:
-        """Use as a context manager: ``close()`` on exit."""
-        ...
-
-    def __exit__(self, *exc: object) -> None:
-        """Close."""
-        ...
-
-
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """A lease held on a file, as ``etl4all status`` shows it."""
@@ -125,7 +109,7 @@ def owner(token: str) -> str:
 
 
 @runtime_checkable
-class FileLedger(_Closes, Protocol):
+class FileLedger(Closes, Protocol):
     """Which files are done and which worker holds which file; a context manager."""
 
     def claim(self, key: str, ttl: float, *, replace: str | None = None) -> str | None:
@@ -165,7 +149,7 @@ class FileLedger(_Closes, Protocol):
 
 
 @runtime_checkable
-class GeocodeCache(_Closes, Protocol):
+class GeocodeCache(Closes, Protocol):
     """Geocode results by coordinate key, per scope, with a TTL; a context manager."""
 
     def cache_get(self, scope: str, keys: pl.DataFrame) -> pl.DataFrame:

@@ -40,13 +40,6 @@ class LoadResult:
     stale: int = 0
     """Rows not loaded: the warehouse holds a newer version of their file."""
 
-    def __iadd__(self, other: LoadResult) -> LoadResult:
-        self.inserted += other.inserted
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.stale += other.stale
-        return self
-
 
 class Reader(Protocol):
     """A read-only session on a warehouse that runs queries with ``?`` marks (the report's)."""
