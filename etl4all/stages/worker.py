@@ -49,6 +49,7 @@ from etl4all.broker.base import (
     Broker,
     Delivery,
 )
+from etl4all.clock import REAL, Clock
 from etl4all.errors import (
     BrokerError,
     BudgetExceededError,
@@ -125,6 +126,7 @@ def run_worker(
     retry_base: float = RETRY_BASE,
     poll: float = 1.0,
     stage: str | None = None,
+    clock: Clock = REAL,
 ) -> WorkerStats:
     """Consume ``queue`` until ``stop`` is set or it has been idle ``idle_timeout`` seconds.
 
@@ -140,6 +142,7 @@ def run_worker(
         retry_base: the first in-process retry waits up to this long (full jitter).
         poll: longest wait for a message before ``stop`` is looked at again.
         stage: the ``stage`` of log records and metrics (default: the queue name).
+        clock: what the idle time is read on.
 
     Returns:
         Counts of what was done.
@@ -151,18 +154,18 @@ def run_worker(
     """
     stats = WorkerStats()
     policy = _Policy(queue, retry_attempts, retry_base, stage or queue)
-    last = time.monotonic()
+    last = clock.monotonic()
     log.info("worker consuming %s", queue)
     while not stop.is_set():
         wait = poll
         if idle_timeout is not None:
-            wait = min(poll, idle_timeout - (time.monotonic() - last))
+            wait = min(poll, idle_timeout - (clock.monotonic() - last))
         for delivery in broker.consume(queue, timeout=max(wait, 0.05)):
             _process(broker, delivery, handler, decode, stop, policy, stats)
-            last = time.monotonic()
+            last = clock.monotonic()
             if stop.is_set():
                 break
-        if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+        if idle_timeout is not None and clock.monotonic() - last >= idle_timeout:
             log.info("queue %s idle for %.1f s; worker exits", queue, idle_timeout)
             break
     log.info(
