@@ -19,6 +19,7 @@ from typing import Any
 
 import tenacity
 
+from etl4all.clock import REAL, Clock
 from etl4all.errors import Etl4allError
 
 BACKOFF_BASE = 0.5
@@ -126,6 +127,7 @@ def retrying(
     stop_event: threading.Event | None = None,
     before_sleep: Hook | None = None,
     sleep: Callable[[float], None] | None = None,
+    clock: Clock = REAL,
 ) -> tenacity.Retrying:
     """A synchronous retrier: call it with the function and its arguments.
 
@@ -135,21 +137,22 @@ def retrying(
         base, cap: the backoff schedule.
         stop_event: stop retrying once it is set (the wait ends early too).
         before_sleep: called before each wait (log, count).
-        sleep: the wait (default: ``stop_event.wait`` when given, else ``time.sleep``).
+        sleep: the wait (default: on ``clock``, ended early by ``stop_event`` when given).
+        clock: what the default ``sleep`` waits on.
 
     The last error is raised as it is once the policy gives up.
     """
     if sleep is None:
-        sleep = tenacity.nap.sleep if stop_event is None else _waiter(stop_event)
+        sleep = clock.sleep if stop_event is None else _waiter(clock, stop_event)
     return tenacity.Retrying(
         sleep=sleep, **_policy(attempts, max_seconds, base, cap, stop_event, before_sleep)
     )
 
 
-def _waiter(event: threading.Event) -> Callable[[float], None]:
-    """A sleep that ends early when ``event`` is set."""
+def _waiter(clock: Clock, event: threading.Event) -> Callable[[float], None]:
+    """A sleep on ``clock`` that ends early when ``event`` is set."""
 
     def sleep(seconds: float) -> None:
-        event.wait(seconds)
+        clock.wait(event, seconds)
 
     return sleep

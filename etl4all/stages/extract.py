@@ -132,14 +132,11 @@ class Extractor:
                 one_poll()
             return
 
-        def pause(seconds: float) -> None:  # a backoff that ends when stop is set
-            self.clock.wait(stop, seconds)
-
         retrier = retry.retrying(
             attempts=None,  # until the poll succeeds or stop is set
             stop_event=stop,
             before_sleep=polling.log_failed_poll,
-            sleep=pause,
+            clock=self.clock,
         )
         try:
             retrier(one_poll)
