@@ -142,7 +142,7 @@ def run_worker(
         retry_base: the first in-process retry waits up to this long (full jitter).
         poll: longest wait for a message before ``stop`` is looked at again.
         stage: the ``stage`` of log records and metrics (default: the queue name).
-        clock: what the idle time is read on.
+        clock: what the idle time is read on and the retries wait on.
 
     Returns:
         Counts of what was done.
@@ -153,7 +153,7 @@ def run_worker(
             for good.
     """
     stats = WorkerStats()
-    policy = _Policy(queue, retry_attempts, retry_base, stage or queue)
+    policy = _Policy(queue, retry_attempts, retry_base, stage or queue, clock)
     last = clock.monotonic()
     log.info("worker consuming %s", queue)
     while not stop.is_set():
@@ -207,6 +207,7 @@ class _Policy:
     retry_attempts: int | None
     retry_base: float
     stage: str
+    clock: Clock
 
 
 def _process(
@@ -304,6 +305,7 @@ def _call_with_retries(
         cap=RETRY_CAP,
         stop_event=stop,
         before_sleep=before_sleep,
+        clock=policy.clock,
     )
     retrying(handler, payload, headers)
 

@@ -59,15 +59,39 @@ def publish(broker: MemoryBroker, n: int = 1, rows: int = 3) -> None:
         broker.publish(POINTS, body, headers)
 
 
+class ClockedBroker:
+    """The memory broker with its waits for messages on a virtual clock."""
+
+    def __init__(self, broker: MemoryBroker, clock: VirtualClock) -> None:
+        self._broker, self._clock = broker, clock
+        self.waits: list[float | None] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
+
+    def consume(self, queue: str, timeout: float | None = None) -> Iterator[Any]:
+        """The messages ready; none: ``timeout`` passes on the clock."""
+        got = False
+        for delivery in self._broker.consume(queue, timeout=0):
+            got = True
+            yield delivery
+        if not got:
+            self.waits.append(timeout)
+            self._clock.sleep(timeout or 0.0)
+
+
 def run(broker: MemoryBroker, handler: Any, settings: Settings, **kwargs: Any) -> Any:
+    """The worker until idle, in virtual time (its backoffs and idle waits)."""
+    clock = kwargs.pop("clock", None) or VirtualClock()
     kwargs = {"idle_timeout": 0.2, "retry_attempts": 3, "retry_base": 0.01, "poll": 0.1, **kwargs}
     stop = threading.Event()
-    return run_worker(broker, POINTS, handler, stop=stop, **kwargs)
+    clocked = ClockedBroker(broker, clock)
+    return run_worker(clocked, POINTS, handler, stop=stop, clock=clock, **kwargs)
 
 
 def dead_letters(broker: MemoryBroker) -> list[dict[str, Any]]:
     letters = []
-    for delivery in broker.consume(DEAD, timeout=0.05):
+    for delivery in broker.consume(DEAD, timeout=0):  # those there: no wait
         letters.append(delivery.headers)
         delivery.ack()
     return letters
@@ -242,27 +266,6 @@ def test_stop_finishes_the_current_message_and_returns(
     assert broker.depth(POINTS) == 2
 
 
-class ClockedBroker:
-    """The memory broker with its waits for messages on a virtual clock."""
-
-    def __init__(self, broker: MemoryBroker, clock: VirtualClock) -> None:
-        self._broker, self._clock = broker, clock
-        self.waits: list[float | None] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._broker, name)
-
-    def consume(self, queue: str, timeout: float | None = None) -> Iterator[Any]:
-        """The messages ready; none: ``timeout`` passes on the clock."""
-        got = False
-        for delivery in self._broker.consume(queue, timeout=0):
-            got = True
-            yield delivery
-        if not got:
-            self.waits.append(timeout)
-            self._clock.sleep(timeout or 0.0)
-
-
 def test_stop_while_idle_ends_the_loop(broker: MemoryBroker, settings: Settings) -> None:
     clock, stop = VirtualClock(), threading.Event()
     clocked = ClockedBroker(broker, clock)
@@ -301,9 +304,7 @@ def test_stop_during_retry_backoff_gives_the_batch_back(
 def test_idle_timeout_returns(broker: MemoryBroker, settings: Settings) -> None:
     clock = VirtualClock()
     started = clock.monotonic()
-    stats = run(
-        ClockedBroker(broker, clock), lambda f, h: None, settings, idle_timeout=0.3, clock=clock
-    )
+    stats = run(broker, lambda f, h: None, settings, idle_timeout=0.3, clock=clock)
     assert stats.acked == 0
     assert 0.3 <= clock.monotonic() - started <= 0.3 + 0.1  # idle its timeout, within a poll
 
