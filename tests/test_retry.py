@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 import pytest
 import tenacity
@@ -115,14 +114,15 @@ def test_waits_honour_retry_after_up_to_the_cap() -> None:
 
 
 def test_max_seconds_ends_retrying() -> None:
+    clock = VirtualClock()
     flaky = Flaky(*(GeocodeUnavailableError("x") for _ in range(100)))
 
     def slow_sleep(seconds: float) -> None:
-        time.sleep(0.02)
+        clock.advance(0.02)
 
     with pytest.raises(GeocodeUnavailableError):
-        retry.retrying(attempts=100, max_seconds=0.05, sleep=slow_sleep)(flaky)
-    assert 2 <= flaky.calls < 10
+        retry.retrying(attempts=100, max_seconds=0.05, sleep=slow_sleep, clock=clock)(flaky)
+    assert flaky.calls == 4  # attempts at 0, 0.02, 0.04 and 0.06 s: the last one past 0.05
 
 
 def test_stop_event_ends_retrying() -> None:
