@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import tenacity
 
+from etl4all.clock import REAL, Clock
 from etl4all.errors import Etl4allError
 
 BACKOFF_BASE = 0.5
@@ -93,6 +95,24 @@ class Policy:
         return backoff(attempt, exc, self.base, self.cap)
 
 
+class _AfterSeconds(tenacity.stop.stop_base):
+    """Stop once ``seconds`` have passed on ``clock`` since a call's first attempt began
+    (tenacity's own ``stop_after_delay`` reads ``time.monotonic``)."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self._clock, self._seconds = clock, seconds
+        self._starts: weakref.WeakKeyDictionary[tenacity.RetryCallState, float]
+        self._starts = weakref.WeakKeyDictionary()
+
+    def begin(self, state: tenacity.RetryCallState) -> None:
+        """Tenacity's ``before`` hook: note when the first attempt begins."""
+        if state.attempt_number == 1:
+            self._starts[state] = self._clock.monotonic()
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        return self._clock.monotonic() - self._starts[state] >= self._seconds
+
+
 def _policy(
     attempts: int | None,
     max_seconds: float | None,
@@ -100,18 +120,22 @@ def _policy(
     cap: float,
     stop_event: threading.Event | None,
     before_sleep: Hook | None,
+    clock: Clock,
 ) -> dict[str, Any]:
     stop: tenacity.stop.stop_base = tenacity.stop_never
+    before: Hook | None = None
     if attempts is not None:
         stop = stop | tenacity.stop_after_attempt(attempts)
     if max_seconds is not None:
-        stop = stop | tenacity.stop_after_delay(max_seconds)
+        after = _AfterSeconds(clock, max_seconds)
+        stop, before = stop | after, after.begin
     if stop_event is not None:
         stop = stop | tenacity.stop_when_event_set(stop_event)
     return {
         "stop": stop,
         "wait": full_jitter(base, cap),
         "retry": tenacity.retry_if_exception(is_retryable),
+        "before": before,
         "before_sleep": before_sleep,
         "reraise": True,
     }
@@ -126,6 +150,7 @@ def retrying(
     stop_event: threading.Event | None = None,
     before_sleep: Hook | None = None,
     sleep: Callable[[float], None] | None = None,
+    clock: Clock = REAL,
 ) -> tenacity.Retrying:
     """A synchronous retrier: call it with the function and its arguments.
 
@@ -135,21 +160,23 @@ def retrying(
         base, cap: the backoff schedule.
         stop_event: stop retrying once it is set (the wait ends early too).
         before_sleep: called before each wait (log, count).
-        sleep: the wait (default: ``stop_event.wait`` when given, else ``time.sleep``).
+        sleep: the wait (default: on ``clock``, ended early by ``stop_event`` when given).
+        clock: what ``max_seconds`` is read on and the default ``sleep`` waits on.
 
     The last error is raised as it is once the policy gives up.
     """
     if sleep is None:
-        sleep = tenacity.nap.sleep if stop_event is None else _waiter(stop_event)
+        sleep = clock.sleep if stop_event is None else _waiter(clock, stop_event)
     return tenacity.Retrying(
-        sleep=sleep, **_policy(attempts, max_seconds, base, cap, stop_event, before_sleep)
+        sleep=sleep,
+        **_policy(attempts, max_seconds, base, cap, stop_event, before_sleep, clock),
     )
 
 
-def _waiter(event: threading.Event) -> Callable[[float], None]:
-    """A sleep that ends early when ``event`` is set."""
+def _waiter(clock: Clock, event: threading.Event) -> Callable[[float], None]:
+    """A sleep on ``clock`` that ends early when ``event`` is set."""
 
     def sleep(seconds: float) -> None:
-        event.wait(seconds)
+        clock.wait(event, seconds)
 
     return sleep

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 import pytest
 import tenacity
+from virtual_clock import VirtualClock
 
 from etl4all import retry
 from etl4all.errors import (
@@ -114,14 +114,15 @@ def test_waits_honour_retry_after_up_to_the_cap() -> None:
 
 
 def test_max_seconds_ends_retrying() -> None:
+    clock = VirtualClock()
     flaky = Flaky(*(GeocodeUnavailableError("x") for _ in range(100)))
 
     def slow_sleep(seconds: float) -> None:
-        time.sleep(0.02)
+        clock.advance(0.02)
 
     with pytest.raises(GeocodeUnavailableError):
-        retry.retrying(attempts=100, max_seconds=0.05, sleep=slow_sleep)(flaky)
-    assert 2 <= flaky.calls < 10
+        retry.retrying(attempts=100, max_seconds=0.05, sleep=slow_sleep, clock=clock)(flaky)
+    assert flaky.calls == 4  # attempts at 0, 0.02, 0.04 and 0.06 s: the last one past 0.05
 
 
 def test_stop_event_ends_retrying() -> None:
@@ -139,13 +140,20 @@ def test_stop_event_ends_retrying() -> None:
 
 
 def test_stop_event_cuts_the_wait_short() -> None:
-    stop = threading.Event()
-    flaky = Flaky(*(GeocodeUnavailableError("x") for _ in range(100)))
-    threading.Timer(0.1, stop.set).start()
-    started = time.monotonic()
-    with pytest.raises(GeocodeUnavailableError):
-        retry.retrying(attempts=100, base=20.0, cap=20.0, stop_event=stop)(flaky)
-    assert time.monotonic() - started < 5.0
+    clock, stop = VirtualClock(), threading.Event()
+    started = clock.monotonic()
+    flaky = Flaky(*(RateLimitedError("x", retry_after=20.0) for _ in range(100)))
+
+    def stopper() -> None:
+        clock.sleep(0.1)
+        stop.set()
+
+    threading.Thread(target=stopper).start()
+    clock.until_waiting(1)
+    with pytest.raises(RateLimitedError):
+        retry.retrying(attempts=100, base=20.0, cap=20.0, stop_event=stop, clock=clock)(flaky)
+    assert flaky.calls == 2 and clock.slept == [20.0]  # one wait of 20 s, cut at 0.1 s
+    assert clock.monotonic() - started == pytest.approx(0.1)
 
 
 def test_the_policy_of_a_hot_loop_is_the_same_policy() -> None:

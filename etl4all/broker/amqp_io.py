@@ -37,6 +37,7 @@ from pika.adapters.utils import connection_workflow as cw
 
 from etl4all import retry, urls
 from etl4all.broker.base import BATCH_ID_HEADER
+from etl4all.clock import REAL, Clock
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError, Etl4allError
 from etl4all.timeouts import timed_out
 
@@ -194,9 +195,12 @@ class IoThread:
         on_tick: Callable[[], None],
         on_drop: Callable[[], None],
         on_shutdown: Callable[[BrokerError], None],
+        clock: Clock = REAL,
     ) -> None:
-        """Prepare the thread; :meth:`start` connects. ``url`` must be redacted already."""
+        """Prepare the thread; :meth:`start` connects. ``url`` must be redacted already;
+        the backoffs between connection attempts wait on ``clock``."""
         self.url = url
+        self._clock = clock
         self._params = params
         self._reconnect_attempts = reconnect_attempts
         self._connect_timeout = connect_timeout
@@ -321,6 +325,7 @@ class IoThread:
             max_seconds=self._connect_timeout if first else None,
             stop_event=self.closing,
             before_sleep=self._log_retry,
+            clock=self._clock,
         )
         try:
             retrier(self._connect, deadline)

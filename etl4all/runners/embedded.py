@@ -25,6 +25,7 @@ import polars as pl
 import tenacity
 
 from etl4all import frames, retry
+from etl4all.clock import REAL, Clock
 from etl4all.counts import PROCESS, Counts
 from etl4all.errors import Etl4allError
 from etl4all.geocoders.base import Geocoder, RateReport
@@ -183,8 +184,7 @@ def run(
     *,
     progress: RunProgress | None = None,
     summary: RunSummary | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Clock = REAL,
 ) -> RunSummary:
     """Process every file of ``urls`` not done yet, and those forced (``settings.force``,
     ``settings.force_files``) whatever their done marks say.
@@ -198,8 +198,8 @@ def run(
     Args:
         progress: told what happens, for a progress bar.
         summary: filled as the run goes (given, it keeps what was done when the run fails).
-        sleep, clock: how the run waits for files another worker holds and between tries of
-            a batch (tests pass their own).
+        clock: how the run waits for files another worker holds and between tries of a
+            batch, and the extractors' clock (tests pass a virtual one).
 
     Raises:
         ConfigError: a ``force_files`` glob matches no listed file (nothing was processed).
@@ -210,7 +210,7 @@ def run(
     started = time.perf_counter()
     summary = RunSummary() if summary is None else summary
     try:
-        _run(urls, settings, progress, summary, sleep, clock)
+        _run(urls, settings, progress, summary, clock)
     finally:
         summary.seconds = time.perf_counter() - started
     return summary
@@ -221,8 +221,7 @@ def _run(
     settings: Settings,
     progress: RunProgress | None,
     summary: RunSummary,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
+    clock: Clock,
 ) -> None:
     """The body of :func:`run`."""
     with ExitStack() as stack:
@@ -233,7 +232,9 @@ def _run(
         extractors: list[Extractor] = []
         for url in urls:
             source = stack.enter_context(wiring.open_source(url, settings))
-            extractor = Extractor(source=source, ledger=store, config=config, counts=summary.counts)
+            extractor = Extractor(
+                source=source, ledger=store, config=config, clock=clock, counts=summary.counts
+            )
             extractors.append(extractor)
             listed = extractor.listing()
             todo = extractor.pending(listed)
@@ -253,16 +254,16 @@ def _run(
             budget=CallBudget(settings.max_calls),
             summary=summary,
             batch_rows=settings.batch_rows,
-            sleep=sleep,
+            sleep=clock.sleep,
             progress=progress,
         )
         if progress:
             progress.files([ref for _, ref in work])
         try:
             busy = job.files(work)
-            deadline = clock() + settings.claim_wait
-            while busy and clock() < deadline:
-                sleep(min(_CLAIM_POLL_SECONDS, max(deadline - clock(), 0.0)))
+            deadline = clock.monotonic() + settings.claim_wait
+            while busy and clock.monotonic() < deadline:
+                clock.sleep(min(_CLAIM_POLL_SECONDS, max(deadline - clock.monotonic(), 0.0)))
                 busy = job.files([(ex, ref) for ex, ref, _ in busy])
             summary.busy_files = [holder for _, _, holder in busy]
         finally:

@@ -10,18 +10,16 @@ used (the source and the state). ``etl4all check`` checks every backend.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import ExitStack
 
+from etl4all.clock import REAL, Clock
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef
 
 
-def done_files(
-    urls: Iterable[str], settings: Settings, *, clock: Callable[[], float] = time.time
-) -> int | None:
+def done_files(urls: Iterable[str], settings: Settings, *, clock: Clock = REAL) -> int | None:
     """The number of files listed in ``urls`` when none of them needs work; None when one
     does, when a file is forced, or when no file is listed (the run says so)."""
     if settings.force or settings.force_files:
@@ -36,4 +34,4 @@ def done_files(
         if not refs:
             return None
         done = store.done([ref.key for ref in refs])
-        return None if config.pending(refs, done, clock()) else len(refs)
+        return None if config.pending(refs, done, clock.wall()) else len(refs)

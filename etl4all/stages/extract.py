@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from etl4all import retry
+from etl4all.clock import REAL, Clock
 from etl4all.counts import PROCESS, Counts
 from etl4all.errors import ConfigError, Etl4allError
 from etl4all.sources.base import FileRef, Source
@@ -46,7 +46,8 @@ class Extractor:
         source: where the files are; the caller opens and closes it.
         ledger: claims and done marks.
         config: batch size, lease and polling times, and the warehouse scope of the marks.
-        clock: wall-clock seconds, as file mtimes count them (tests pass their own).
+        clock: the wall time files are judged by (their mtimes), what leases read and wait
+            on, and the wait between polls (tests pass a virtual one).
         counts: the record its counts add to (default: the process's).
     """
 
@@ -56,7 +57,7 @@ class Extractor:
         source: Source,
         ledger: FileLedger,
         config: ExtractConfig,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = REAL,
         counts: Counts = PROCESS,
     ) -> None:
         self.source = source
@@ -72,7 +73,9 @@ class Extractor:
     def pending(self, refs: list[FileRef]) -> list[FileRef]:
         """Those of ``refs`` that need work (:meth:`ExtractConfig.pending`; one ledger round
         trip)."""
-        return self.config.pending(refs, self.ledger.done([ref.key for ref in refs]), self.clock())
+        return self.config.pending(
+            refs, self.ledger.done([ref.key for ref in refs]), self.clock.wall()
+        )
 
     def take(self, ref: FileRef) -> FileWork:
         """The unit of work of ``ref`` (a context manager that claims it)."""
@@ -113,7 +116,7 @@ class Extractor:
             else max(config.poll_interval, config.settle_seconds)
         )
         previous: dict[str, FileRef] | None = None
-        heartbeat = polling.Heartbeat(self.source)
+        heartbeat = polling.Heartbeat(self.source, self.clock)
 
         def one_poll() -> None:
             nonlocal previous
@@ -128,17 +131,19 @@ class Extractor:
 
         if config.once:
             one_poll()
-            if not stop.wait(interval):
+            if not self.clock.wait(stop, interval):
                 one_poll()
             return
+
         retrier = retry.retrying(
             attempts=None,  # until the poll succeeds or stop is set
             stop_event=stop,
             before_sleep=polling.log_failed_poll,
+            clock=self.clock,
         )
         try:
             retrier(one_poll)
-            while not stop.wait(interval):
+            while not self.clock.wait(stop, interval):
                 retrier(one_poll)
         except Etl4allError as error:
             if not (error.retryable and stop.is_set()):

@@ -34,12 +34,13 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import BinaryIO
 
 import polars as pl
 
+from etl4all.clock import Clock
 from etl4all.counts import Counts
 from etl4all.parsing import parse, reading
 from etl4all.sources.base import FileRef, Source
@@ -162,7 +163,7 @@ class FileWork:
         ledger: FileLedger,
         config: ExtractConfig,
         stats: ExtractStats,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.ref = ref
         self.status = "todo"
@@ -182,7 +183,9 @@ class FileWork:
 
     def __enter__(self) -> FileWork:
         ref = self.ref
-        lease = Lease.take(self._ledger, ref.key, self._config.lease_seconds, name=ref.name)
+        lease = Lease.take(
+            self._ledger, ref.key, self._config.lease_seconds, name=ref.name, clock=self._clock
+        )
         if lease is None:
             holder = self._ledger.holder(ref.key)
             self.status = "busy"
@@ -218,7 +221,7 @@ class FileWork:
     def _decide(self) -> None:
         """Read the done mark and the file's digest; set :attr:`status` and the plan."""
         ref = self.ref
-        now = self._clock()
+        now = self._clock.wall()
         self._previous = previous = self._ledger.done([ref.key]).get(ref.key)
         forced = self._config.forced(ref)
         if forced:

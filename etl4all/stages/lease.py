@@ -9,17 +9,18 @@ worker claimed it) or once no renewal has succeeded for a whole lease (the store
 reached: the lease may have run out). The holder then stops working on the file and leaves it
 to whoever holds it now; every effect of a batch is idempotent, so a batch in flight at that
 moment is harmless. A renewal that fails with a :class:`~etl4all.errors.StoreError` is logged
-(WARNING) and tried again at the next beat.
+(WARNING) and tried again at the next beat. The lease reads and waits on its ``clock``
+(:mod:`etl4all.clock`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from types import TracebackType
 
 from etl4all import processes
+from etl4all.clock import REAL, Clock
 from etl4all.errors import StoreError
 from etl4all.state.base import FileLedger, owner
 
@@ -37,20 +38,30 @@ class Lease:
     """
 
     def __init__(
-        self, *, ledger: FileLedger, key: str, token: str, seconds: float, name: str
+        self,
+        *,
+        ledger: FileLedger,
+        key: str,
+        token: str,
+        seconds: float,
+        name: str,
+        clock: Clock = REAL,
     ) -> None:
         self.ledger = ledger
         self.key = key
         self.token = token
         self.seconds = seconds
         self.name = name
-        self._renewed = time.monotonic()
+        self.clock = clock
+        self._renewed = clock.monotonic()
         self._taken = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease {name}", daemon=True)
 
     @classmethod
-    def take(cls, ledger: FileLedger, key: str, seconds: float, *, name: str) -> Lease | None:
+    def take(
+        cls, ledger: FileLedger, key: str, seconds: float, *, name: str, clock: Clock = REAL
+    ) -> Lease | None:
         """Claim ``key`` for ``seconds``; the lease, or None when another worker holds it.
 
         A claim whose holder is a dead process of this host (:func:`etl4all.processes.dead`)
@@ -58,11 +69,12 @@ class Lease:
 
         Args:
             name: the file's name, for log lines.
+            clock: what the lease reads and its heartbeat waits on.
 
         Raises:
             StoreError: the ledger failed.
         """
-        asked = time.monotonic()
+        asked = clock.monotonic()
         token = ledger.claim(key, seconds)
         if token is None:
             holder = ledger.holder(key)
@@ -75,14 +87,14 @@ class Lease:
                 token = ledger.claim(key, seconds, replace=holder.token)
         if token is None:
             return None
-        lease = cls(ledger=ledger, key=key, token=token, seconds=seconds, name=name)
+        lease = cls(ledger=ledger, key=key, token=token, seconds=seconds, name=name, clock=clock)
         lease._renewed = asked  # the lease runs from the request, not from its answer
         return lease
 
     @property
     def lost(self) -> bool:
         """Whether the claim was taken over, or not renewed for a whole lease."""
-        return self._taken or time.monotonic() - self._renewed >= self.seconds
+        return self._taken or self.clock.monotonic() - self._renewed >= self.seconds
 
     def __enter__(self) -> Lease:
         self._thread.start()
@@ -111,8 +123,8 @@ class Lease:
     def _beat(self) -> None:
         """Renew the lease every ``seconds / BEATS_PER_LEASE`` until the holder is done."""
         try:
-            while not self._done.wait(self.seconds / BEATS_PER_LEASE):
-                asked = time.monotonic()
+            while not self.clock.wait(self._done, self.seconds / BEATS_PER_LEASE):
+                asked = self.clock.monotonic()
                 try:
                     kept = self.ledger.renew(self.key, self.token, self.seconds)
                 except StoreError as error:

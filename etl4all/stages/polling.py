@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import time
 
 import tenacity
 
+from etl4all.clock import REAL, Clock
 from etl4all.errors import ConfigError
 from etl4all.sources.base import FileRef
 
@@ -37,25 +37,27 @@ HEARTBEAT_SECONDS = 300.0
 class Heartbeat:
     """Logs each poll at DEBUG and, every :data:`HEARTBEAT_SECONDS`, a summary at INFO."""
 
-    def __init__(self, source: object) -> None:
+    def __init__(self, source: object, clock: Clock = REAL) -> None:
         self._source = source
-        self._since = time.monotonic()
+        self._clock = clock
+        self._since = clock.monotonic()
         self._polls = self._taken = 0
 
     def polled(self, listed: int, taken: int) -> None:
         self._polls += 1
         self._taken += taken
         log.debug("poll: %d files listed, %d to do", listed, taken)
-        if time.monotonic() - self._since >= HEARTBEAT_SECONDS:
+        now = self._clock.monotonic()
+        if now - self._since >= HEARTBEAT_SECONDS:
             log.info(
                 "still watching %s: %d polls, %d files taken in the last %.0f s; %d listed now",
                 self._source,
                 self._polls,
                 self._taken,
-                time.monotonic() - self._since,
+                now - self._since,
                 listed,
             )
-            self._since = time.monotonic()
+            self._since = now
             self._polls = self._taken = 0
 
 

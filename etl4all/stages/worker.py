@@ -49,6 +49,7 @@ from etl4all.broker.base import (
     Broker,
     Delivery,
 )
+from etl4all.clock import REAL, Clock
 from etl4all.counts import PROCESS, Counts
 from etl4all.errors import (
     BrokerError,
@@ -141,6 +142,7 @@ def run_worker(
     poll: float = 1.0,
     stage: str | None = None,
     counts: Counts = PROCESS,
+    clock: Clock = REAL,
 ) -> WorkerStats:
     """Consume ``queue`` until ``stop`` is set or it has been idle ``idle_timeout`` seconds.
 
@@ -157,6 +159,7 @@ def run_worker(
         poll: longest wait for a message before ``stop`` is looked at again.
         stage: the ``stage`` of log records and counts (default: the queue name).
         counts: the record its counts add to (default: the process's).
+        clock: what the idle time is read on and the retries wait on.
 
     Returns:
         Counts of what was done.
@@ -167,19 +170,19 @@ def run_worker(
             for good.
     """
     stats = WorkerStats(counts.child())
-    policy = _Policy(queue, retry_attempts, retry_base, stage or queue)
-    last = time.monotonic()
+    policy = _Policy(queue, retry_attempts, retry_base, stage or queue, clock)
+    last = clock.monotonic()
     log.info("worker consuming %s", queue)
     while not stop.is_set():
         wait = poll
         if idle_timeout is not None:
-            wait = min(poll, idle_timeout - (time.monotonic() - last))
+            wait = min(poll, idle_timeout - (clock.monotonic() - last))
         for delivery in broker.consume(queue, timeout=max(wait, 0.05)):
             _process(broker, delivery, handler, decode, stop, policy, stats)
-            last = time.monotonic()
+            last = clock.monotonic()
             if stop.is_set():
                 break
-        if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+        if idle_timeout is not None and clock.monotonic() - last >= idle_timeout:
             log.info("queue %s idle for %.1f s; worker exits", queue, idle_timeout)
             break
     log.info(
@@ -221,6 +224,7 @@ class _Policy:
     retry_attempts: int | None
     retry_base: float
     stage: str
+    clock: Clock
 
 
 def _process(
@@ -315,6 +319,7 @@ def _call_with_retries(
         cap=RETRY_CAP,
         stop_event=stop,
         before_sleep=before_sleep,
+        clock=policy.clock,
     )
     retrying(handler, payload, headers)
 

@@ -17,5 +17,5 @@ SCHEMES = {
 
 
 def from_url(url: str, **options: Any) -> StateStore:
-    """The state store of ``url`` (see :func:`etl4all.urls.build`); it takes no options."""
+    """The state store of ``url`` (see :func:`etl4all.urls.build`); SQLite takes a ``clock``."""
     return urls.build("state", url, SCHEMES, **options)

@@ -19,7 +19,8 @@ Tables (created when missing):
 - ``geocode_cache(scope, lat_key, lon_key, payload, expires_at)``: JSON payloads
   (:mod:`etl4all.state.payloads`); expired rows are ignored and purged on the next put.
 
-Times are wall-clock seconds (``time.time()``), shared by the processes of the machine.
+Times are wall-clock seconds (the ``clock``'s :meth:`~etl4all.clock.Clock.wall`, ``time.time()``
+by default), shared by the processes of the machine.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ import json
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from etl4all import urls
+from etl4all.clock import REAL, Clock
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, StoreConfigError, StoreError
 from etl4all.perthread import PerThread
@@ -121,8 +122,8 @@ ON CONFLICT (key) DO UPDATE SET
 class SqliteState(PayloadCache, Closing):
     """Claims, done files and the geocode cache in one SQLite file."""
 
-    def __init__(self, *, url: str) -> None:
-        """Create the folder, the file and the tables.
+    def __init__(self, *, url: str, clock: Clock = REAL) -> None:
+        """Create the folder, the file and the tables; expiries are read on ``clock``.
 
         Raises:
             ConfigError: the URL names no usable file, the file cannot be created or written,
@@ -130,6 +131,7 @@ class SqliteState(PayloadCache, Closing):
             StoreError: the database is locked.
         """
         self._safe_url = urls.redact(url)
+        self._clock = clock
         self.path = urls.file_path(url)
         if self.path in (":memory:", "") or self.path.startswith("file:"):
             raise ConfigError(
@@ -162,7 +164,7 @@ class SqliteState(PayloadCache, Closing):
         None if someone holds it."""
         ttl = checked_ttl(ttl)
         token = new_token()
-        now = time.time()
+        now = self._clock.wall()
         with self._errors(f"claim {key}"), self._transaction() as conn:
             won = conn.execute(_CLAIM, (key, token, now + ttl, now, replace)).rowcount == 1
         log.debug("claim %s on %s: %s", key, self._safe_url, "won" if won else "held")
@@ -170,7 +172,7 @@ class SqliteState(PayloadCache, Closing):
 
     def holder(self, key: str) -> Holder | None:
         """Who holds the lease on ``key`` now."""
-        now = time.time()
+        now = self._clock.wall()
         sql = "SELECT token, expires_at FROM claims WHERE key = ? AND expires_at > ?"
         with self._errors(f"read the claim on {key}"):
             row = self._conn().execute(sql, (key, now)).fetchone()
@@ -183,7 +185,7 @@ class SqliteState(PayloadCache, Closing):
             False when the lease expired or was taken over: give up the work.
         """
         ttl = checked_ttl(ttl)
-        now = time.time()
+        now = self._clock.wall()
         sql = "UPDATE claims SET expires_at = ? WHERE key = ? AND token = ? AND expires_at > ?"
         with self._errors(f"renew {key}"), self._transaction() as conn:
             kept = conn.execute(sql, (now + ttl, key, token, now)).rowcount == 1
@@ -220,7 +222,7 @@ class SqliteState(PayloadCache, Closing):
 
     def mark_done(self, marks: dict[str, FileMark]) -> None:
         """Remember files as done (a later mark of the same key replaces the earlier one)."""
-        now = time.time()
+        now = self._clock.wall()
         rows = [
             (key, m.size, m.mtime, m.sha256, now, m.partial_since, m.to_json())
             for key, m in marks.items()
@@ -236,7 +238,7 @@ class SqliteState(PayloadCache, Closing):
 
     def claims(self) -> dict[str, Claim]:
         """The leases held now."""
-        now = time.time()
+        now = self._clock.wall()
         sql = "SELECT key, token, expires_at FROM claims WHERE expires_at > ?"
         with self._errors("list the claims"):
             rows = self._conn().execute(sql, (now,)).fetchall()
@@ -256,7 +258,7 @@ class SqliteState(PayloadCache, Closing):
             )
             conn.execute("DELETE FROM temp.cache_keys")
             conn.executemany("INSERT INTO temp.cache_keys VALUES (?, ?)", keys.iter_rows())
-            found = conn.execute(_GET, (scope, time.time())).fetchall()
+            found = conn.execute(_GET, (scope, self._clock.wall())).fetchall()
             conn.execute("DELETE FROM temp.cache_keys")
         return pl.DataFrame(found, schema=PAYLOADS_SCHEMA, orient="row")
 
@@ -264,7 +266,7 @@ class SqliteState(PayloadCache, Closing):
         """Upsert ``payloads`` in ``scope``, purging expired rows first."""
         import polars as pl
 
-        now = time.time()
+        now = self._clock.wall()
         values = payloads.with_columns(
             pl.lit(scope).alias("scope"), pl.lit(now + ttl).alias("expires_at")
         ).select("scope", "lat_key", "lon_key", "payload", "expires_at")
@@ -276,7 +278,7 @@ class SqliteState(PayloadCache, Closing):
         """Number of unexpired cached results (all scopes)."""
         sql = "SELECT count(*) FROM geocode_cache WHERE expires_at > ?"
         with self._errors("count the cache"):
-            (count,) = self._conn().execute(sql, (time.time(),)).fetchone()
+            (count,) = self._conn().execute(sql, (self._clock.wall(),)).fetchone()
         return int(count)
 
     # -- plumbing -------------------------------------------------------------------------

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import pika.exceptions as px
 import pytest
+from virtual_clock import VirtualClock
 
 from etl4all import urls
 from etl4all.broker import amqp_io
@@ -132,6 +132,7 @@ def test_refused_credentials_are_not_retried(failing: type[FailingConnection]) -
 
 
 def test_close_during_the_backoff_ends_the_retries(failing: type[FailingConnection]) -> None:
+    clock = VirtualClock()
     io = amqp_io.IoThread(
         url=urls.redact(URL),
         params=amqp_io.parameters(URL)[0],
@@ -142,6 +143,7 @@ def test_close_during_the_backoff_ends_the_retries(failing: type[FailingConnecti
         on_tick=lambda: None,
         on_drop=lambda: None,
         on_shutdown=lambda error: None,
+        clock=clock,
     )
     errors: list[BrokerError] = []
 
@@ -153,13 +155,11 @@ def test_close_during_the_backoff_ends_the_retries(failing: type[FailingConnecti
 
     starter = threading.Thread(target=start)
     starter.start()
-    deadline = time.monotonic() + 5
-    while failing.attempts == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    started = time.monotonic()
+    clock.until_waiting(1)  # the I/O thread failed to connect and waits its backoff
+    started = clock.monotonic()
     io.close()
-    starter.join(timeout=5)
-    assert time.monotonic() - started < 2
+    starter.join(timeout=30)
+    assert not starter.is_alive() and clock.monotonic() == started  # no backoff waited out
     assert [str(e) for e in errors] == [f"RabbitMQ {io.url}: the broker object is closed"]
     assert io.fatal is None
     assert failing.attempts <= 2

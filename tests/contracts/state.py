@@ -2,8 +2,11 @@
 
 :class:`LedgerContract` checks the file ledger (claims, done marks), :class:`CacheContract`
 the geocode cache. A backend's test module subclasses each contract it implements and
-provides a ``store_url`` fixture: the URL of a fresh, test-private store. The contracts build
-two instances on it with ``state.from_url``, as two workers would see it.
+provides a ``store_url`` fixture: the URL of a fresh, test-private store, and a
+``store_options`` fixture: what ``state.from_url`` takes besides, for the store's expiries to
+follow the contract's virtual ``clock`` (SQLite takes the clock; Redis's TTLs are made to age
+with it, :mod:`redis_time`). The contracts build two instances on it, as two workers would see
+it, and let leases and cache entries expire by moving the clock: no test sleeps.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import datetime as dt
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from virtual_clock import VirtualClock
 
 from etl4all import state
 from etl4all.errors import ConfigError, DataError
@@ -69,15 +73,20 @@ class StoreFixtures:
     """Two instances on the backend's ``store_url``; shared by both contracts."""
 
     @pytest.fixture
-    def store(self, store_url: str) -> Iterator[StateStore]:
+    def clock(self) -> VirtualClock:
+        """The time the stores' expiries follow."""
+        return VirtualClock()
+
+    @pytest.fixture
+    def store(self, store_url: str, store_options: dict[str, Any]) -> Iterator[StateStore]:
         """A store on the test-private ``store_url``."""
-        with state.from_url(store_url) as store:
+        with state.from_url(store_url, **store_options) as store:
             yield store
 
     @pytest.fixture
-    def other_store(self, store_url: str) -> Iterator[StateStore]:
+    def other_store(self, store_url: str, store_options: dict[str, Any]) -> Iterator[StateStore]:
         """A second instance on the same store as ``store`` (another worker)."""
-        with state.from_url(store_url) as store:
+        with state.from_url(store_url, **store_options) as store:
             yield store
 
 
@@ -107,11 +116,11 @@ class LedgerContract(StoreFixtures):
         assert other_store.claims() == {}
 
     def test_expired_claim_can_be_taken_over(
-        self, store: FileLedger, other_store: FileLedger
+        self, store: FileLedger, other_store: FileLedger, clock: VirtualClock
     ) -> None:
         first = store.claim(FILE, 0.2)
         assert first
-        time.sleep(0.35)
+        clock.advance(0.35)
         second = other_store.claim(FILE, 30)
         assert second and second != first
 
@@ -124,29 +133,31 @@ class LedgerContract(StoreFixtures):
         assert other_store.claim(FILE, 30)
 
     def test_stale_release_keeps_the_new_lease(
-        self, store: FileLedger, other_store: FileLedger
+        self, store: FileLedger, other_store: FileLedger, clock: VirtualClock
     ) -> None:
         stale = store.claim(FILE, 0.2)
         assert stale
-        time.sleep(0.35)
+        clock.advance(0.35)
         assert other_store.claim(FILE, 30)
         store.release(FILE, stale)
         assert store.claim(FILE, 30) is None
 
     def test_renew_extends_only_the_holders_lease(
-        self, store: FileLedger, other_store: FileLedger
+        self, store: FileLedger, other_store: FileLedger, clock: VirtualClock
     ) -> None:
         token = store.claim(FILE, 0.3)
         assert token
         assert not other_store.renew(FILE, "not-the-token", 30)
         assert store.renew(FILE, token, 30)
-        time.sleep(0.45)
+        clock.advance(0.45)
         assert other_store.claim(FILE, 30) is None
 
-    def test_renew_fails_after_takeover(self, store: FileLedger, other_store: FileLedger) -> None:
+    def test_renew_fails_after_takeover(
+        self, store: FileLedger, other_store: FileLedger, clock: VirtualClock
+    ) -> None:
         token = store.claim(FILE, 0.2)
         assert token
-        time.sleep(0.35)
+        clock.advance(0.35)
         assert other_store.claim(FILE, 30)
         assert not store.renew(FILE, token, 30)
 
@@ -256,13 +267,13 @@ class CacheContract(StoreFixtures):
         got = store.cache_get(SCOPE, keys_of(cache_rows(5)))
         assert got["city"].to_list() == ["Canoas"] * 5
 
-    def test_cache_entries_expire(self, store: GeocodeCache) -> None:
+    def test_cache_entries_expire(self, store: GeocodeCache, clock: VirtualClock) -> None:
         rows = cache_rows(5)
         store.cache_put(SCOPE, rows, 0.2)
         store.cache_put(SCOPE, cache_rows(3, offset=100), 60)
         assert store.cache_get(SCOPE, keys_of(rows)).height == 5
         assert store.cache_size() == 8
-        time.sleep(0.35)
+        clock.advance(0.35)
         assert store.cache_get(SCOPE, keys_of(rows)).is_empty()
         assert store.cache_size() == 3
 
@@ -290,11 +301,9 @@ class CacheContract(StoreFixtures):
             store.cache_get(SCOPE, pl.DataFrame({"lat_key": ["x"], "lon_key": [1]}))
 
     def test_twenty_thousand_keys(self, store: GeocodeCache) -> None:
+        """(How many round trips they take is the backend's test: Redis pipelines them.)"""
         rows = cache_rows(20_000)
-        started = time.perf_counter()
         store.cache_put(SCOPE, rows, 600)
         got = store.cache_get(SCOPE, keys_of(cache_rows(20_500)))
-        elapsed = time.perf_counter() - started
         assert_frame_equal(sorted_rows(got), sorted_rows(rows))
         assert store.cache_size() == 20_000
-        assert elapsed < 10, f"20,000 keys took {elapsed:.1f} s"

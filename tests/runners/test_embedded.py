@@ -8,7 +8,6 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -16,6 +15,7 @@ import polars as pl
 import pytest
 from geocoders.fake_api import FakeApi, coord
 from sources.ftp_server import FtpTestServer
+from virtual_clock import VirtualClock
 
 from etl4all import frames, sample, sources, state, urls
 from etl4all.errors import (
@@ -126,10 +126,10 @@ def test_a_flaky_coordinate_costs_a_retry_of_its_batch_not_the_run(
             geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
         )
         api.script[coord(flaky["latitude"], flaky["longitude"])] = [503] * 3  # 2 tries + 1
-        waits = FakeTime()
-        summary = run(["in"], google, sleep=waits.sleep, clock=waits.clock)
+        waits = VirtualClock()
+        summary = run(["in"], google, clock=waits)
     _, distinct = parsed(tmp_path / "in")
-    assert summary.processed == 3 and summary.set_aside == [] and waits.slept == 1
+    assert summary.processed == 3 and summary.set_aside == [] and len(waits.slept) == 1
     assert read_warehouse(one.warehouse_url).height == distinct
 
 
@@ -147,7 +147,7 @@ def test_a_batch_that_keeps_failing_is_set_aside_and_the_rest_goes_on(
             geocoder="google", google_key=api.key, google_url=api.google_url, qps=500.0
         )
         api.script[coord(down["latitude"], down["longitude"])] = [503] * 6  # 3 tries of 2
-        summary = run(["in"], google, sleep=FakeTime().sleep)
+        summary = run(["in"], google, clock=VirtualClock())
         (aside,) = summary.set_aside
         assert aside.name == first.name and "google unavailable: gave up on" in aside.reason
         assert summary.processed == 3  # the other two files were loaded and are done
@@ -176,7 +176,7 @@ def test_batches_failing_in_a_row_stop_the_run_with_what_was_done(
         api.go_down()
         summary = RunSummary()
         with pytest.raises(GeocodeUnavailableError):
-            run(["in"], google, summary=summary, sleep=FakeTime().sleep)
+            run(["in"], google, summary=summary, clock=VirtualClock())
     assert len(summary.set_aside) == FAILED_IN_A_ROW - 1 and summary.seconds > 0
 
 
@@ -330,23 +330,6 @@ def test_force_files_redo_only_the_files_named(settings: Settings, tmp_path: Pat
         run(["in"], settings.replace(force_files=(first, "nothing*")))
 
 
-class FakeTime:
-    """The run's clock and sleep: sleeping moves the clock (and may run ``on_sleep``)."""
-
-    def __init__(self, on_sleep: Callable[[], None] = lambda: None) -> None:
-        self.now = 0.0
-        self.slept = 0
-        self._on_sleep = on_sleep
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.slept += 1
-        self._on_sleep()
-
-
 def test_a_file_held_by_a_live_worker_is_waited_for_then_named(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -357,18 +340,20 @@ def test_a_file_held_by_a_live_worker_is_waited_for_then_named(
     with state.from_url(settings.state_url) as ledger:
         token = ledger.claim(key, 600)  # this live process holds it
         assert token
-        waiting = FakeTime()
-        summary = run(["held"], settings, sleep=waiting.sleep, clock=waiting.clock)
+        waiting = VirtualClock()
+        started = waiting.monotonic()
+        summary = run(["held"], settings, clock=waiting)
         assert summary.processed == 0 and summary.busy == 1
-        assert waiting.now >= settings.claim_wait  # waited, in the run's own time
+        assert waiting.monotonic() - started >= settings.claim_wait  # waited, in virtual time
         (busy,) = summary.busy_files
         assert busy.name == ref.name and f"claimed by {socket.gethostname()}:{os.getpid()}" in str(
             busy
         )
 
-        released = FakeTime(on_sleep=lambda: ledger.release(key, token))
-        done = run(["held"], settings, sleep=released.sleep, clock=released.clock)
-    assert done.processed == 1 and done.busy_files == [] and released.slept == 1
+        released = VirtualClock()
+        released.listeners.append(lambda seconds: ledger.release(key, token))
+        done = run(["held"], settings, clock=released)
+    assert done.processed == 1 and done.busy_files == [] and len(released.slept) == 1
 
 
 def test_a_run_stopped_by_an_error_leaves_no_claim_and_no_heartbeat(
@@ -419,7 +404,7 @@ def test_a_version_cut_short_never_outlives_the_next_read(
         path.write_bytes(upload([RECORDS[2], fresh]))  # a new version
         os.utime(path, (time.time() + 10, time.time() + 10))
         api.script[coord("-30.05000000", "-51.21666667")] = [503] * 30  # its batch 2 fails
-        cut = run([str(folder)], google, sleep=FakeTime().sleep)
+        cut = run([str(folder)], google, clock=VirtualClock())
         assert len(cut.set_aside) == 1
         assert (-30.04982864, -51.20150245) in coordinates(google)  # its first batch loaded
         api.script.clear()

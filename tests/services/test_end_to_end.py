@@ -135,11 +135,17 @@ def test_poison_message_is_dead_lettered_and_the_worker_goes_on(stack: dict[str,
 def test_sigterm_finishes_and_exits_zero(stack: dict[str, str]) -> None:
     finish(etl4all(stack, "init-db"))  # a loader checks its tables at start
     worker = etl4all(stack, "run-stage", "load")
-    time.sleep(3)  # connected and consuming
+    assert worker.stdout is not None
+    lines = []
+    for line in worker.stdout:  # until it says it is connected and consuming
+        lines.append(line)
+        if "worker consuming" in line:
+            break
     worker.send_signal(signal.SIGTERM)
-    out, _ = worker.communicate(timeout=30)
+    rest, _ = worker.communicate(timeout=30)
+    out = "".join(lines) + rest
     assert worker.returncode == 0, out
-    assert "worker on" in out and "done" in out
+    assert "worker consuming" in out and "worker on" in out and "done" in out
 
 
 def test_sigterm_in_the_middle_of_a_batch_lets_it_finish(stack: dict[str, str]) -> None:

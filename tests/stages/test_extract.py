@@ -11,13 +11,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
+from virtual_clock import VirtualClock
 
 from etl4all import sample
+from etl4all.clock import REAL, Clock
 from etl4all.errors import ConfigError
 from etl4all.parsing import parse, reading
 from etl4all.runners import wiring
@@ -52,7 +54,7 @@ def ledger(tmp_path: Path) -> Iterator[FileLedger]:
 
 
 def extractor(
-    source: Source, ledger: FileLedger, clock: Callable[[], float] = time.time, **config: object
+    source: Source, ledger: FileLedger, clock: Clock = REAL, **config: object
 ) -> Extractor:
     return Extractor(
         source=source,
@@ -240,10 +242,11 @@ def test_a_file_still_growing_is_left_for_a_later_poll(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
     done, growing = sample.write_sample(folder, files=2, points=50, seed=1)
-    ex = extractor(source, ledger, once=True, settle_seconds=0.6)
+    clock = VirtualClock()
+    ex = extractor(source, ledger, clock, once=True, settle_seconds=0.6)
 
     def upload() -> None:  # another record arrives while the extractor waits
-        time.sleep(0.3)
+        clock.sleep(0.3)
         with growing.open("ab") as out:
             out.write(
                 b"\r\nLatitude: -30.1\r\nLongitude: -51.1\r\nDistance: 1 km  Bearing: 2\xc2\xb0"
@@ -251,9 +254,10 @@ def test_a_file_still_growing_is_left_for_a_later_poll(
 
     writer = threading.Thread(target=upload)
     writer.start()
+    clock.until_waiting(1)
     polls: list[list[FileRef]] = []
     ex.poll(threading.Event(), polls.append)
-    writer.join()
+    assert not writer.is_alive() and clock.slept == [0.6]  # it wrote within the settle time
     (settled,) = polls
     assert [ref.name for ref in settled] == [done.name]
     work(ex, settled, done=True)
@@ -266,23 +270,26 @@ def test_a_file_still_growing_is_left_for_a_later_poll(
 
 
 def test_poll_returns_when_stopped(source: Source, ledger: FileLedger) -> None:
-    stop = threading.Event()
-    threading.Timer(0.2, stop.set).start()
-    started = time.monotonic()
+    clock, stop = VirtualClock(), threading.Event()
+    started = clock.monotonic()
+
+    def stopper() -> None:
+        clock.sleep(0.2)
+        stop.set()
+
+    threading.Thread(target=stopper).start()
+    clock.until_waiting(1)
     polls: list[list[FileRef]] = []
-    extractor(source, ledger, poll_interval=30).poll(stop, polls.append)
+    extractor(source, ledger, clock, poll_interval=30).poll(stop, polls.append)
     assert polls == []
-    assert time.monotonic() - started < 5
+    assert clock.slept == [30] and clock.monotonic() - started == pytest.approx(0.2)
 
 
 def test_a_polling_extractor_says_it_is_alive_while_nothing_comes(
-    source: Source,
-    ledger: FileLedger,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    source: Source, ledger: FileLedger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(polling, "HEARTBEAT_SECONDS", 0.0)
-    stop = threading.Event()
+    clock, stop = VirtualClock(), threading.Event()
+    started = clock.monotonic()
     polls: list[list[FileRef]] = []
 
     def work(refs: list[FileRef]) -> None:
@@ -291,10 +298,13 @@ def test_a_polling_extractor_says_it_is_alive_while_nothing_comes(
             stop.set()
 
     with caplog.at_level(logging.INFO, logger="etl4all.stages.extract"):
-        extractor(source, ledger, poll_interval=0.01, settle_seconds=0.0).poll(stop, work)
+        interval = polling.HEARTBEAT_SECONDS
+        extractor(source, ledger, clock, poll_interval=interval, settle_seconds=0.0).poll(
+            stop, work
+        )
     beats = [r.getMessage() for r in caplog.records if r.getMessage().startswith("still watching")]
-    assert polls == [[], []] and len(beats) == 2
-    assert str(source) in beats[0] and "0 files taken" in beats[0]
+    assert polls == [[], []] and len(beats) == 2 and clock.monotonic() - started == 2 * interval
+    assert str(source) in beats[0] and "0 files taken in the last 300 s" in beats[0]
 
 
 # -- uploads that stall: cut-off last records, partial marks, prunes ------------------------
@@ -307,16 +317,6 @@ FIRST = "\r\n".join(
 )
 STALLED = (FIRST + "\r\n" + LAT + "\r\n" + LON[:-5]).encode()  # cut in -51.20150245
 FINISHED = (FIRST + "\r\n" + LAT + "\r\n" + LON + "\r\n" + DIST).encode()
-
-
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def write(path: Path, data: bytes, mtime: float) -> None:
@@ -337,18 +337,18 @@ def coordinates(items: list[Item]) -> list[tuple[float, float]]:
 def test_a_stalled_upload_is_read_without_its_cut_off_record(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
-    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
-    write(path, STALLED, clock.now - 15)  # settled, not final
+    path, clock = folder / "f.txt", VirtualClock(1_700_000_000.0)
+    write(path, STALLED, clock.wall() - 15)  # settled, not final
     ex = extractor(source, ledger, clock, final_seconds=300)
     first = take(ex)
     assert coordinates(first) == [(-30.01986809, -51.18678828)]  # no -51.201
     assert batches(first)[0].rejects.is_empty()
-    assert mark(ex, "f.txt").partial_since == clock.now
+    assert mark(ex, "f.txt").partial_since == clock.wall()
     assert ex.stats.partial == 1
-    clock.now += 200
+    clock.advance(200)
     assert ex.pending(ex.listing()) == []  # unchanged and not final: nothing to do
 
-    write(path, FINISHED, clock.now)  # the upload resumes and ends
+    write(path, FINISHED, clock.wall())  # the upload resumes and ends
     done = take(ex)
     assert coordinates(done) == [(-30.01986809, -51.18678828), (-30.04982864, -51.20150245)]
     assert mark(ex, "f.txt").partial_since is None
@@ -359,13 +359,13 @@ def test_a_stalled_upload_is_read_without_its_cut_off_record(
 def test_a_partial_record_without_distance_is_read_once_the_file_is_final(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
-    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
-    write(path, (FIRST + "\r\n" + LAT + "\r\n" + LON).encode(), clock.now - 15)
+    path, clock = folder / "f.txt", VirtualClock(1_700_000_000.0)
+    write(path, (FIRST + "\r\n" + LAT + "\r\n" + LON).encode(), clock.wall() - 15)
     ex = extractor(source, ledger, clock, final_seconds=300)
     assert len(coordinates(take(ex))) == 1
-    clock.now += 284
+    clock.advance(284)
     assert ex.pending(ex.listing()) == []
-    clock.now += 1  # 300 s after the last change: final
+    clock.advance(1)  # 300 s after the last change: final
     final = take(ex)
     assert coordinates(final)[-1] == (-30.04982864, -51.20150245)
     assert mark(ex, "f.txt").partial_since is None and prunes(final) == []
@@ -375,8 +375,8 @@ def test_a_partial_record_without_distance_is_read_once_the_file_is_final(
 def test_a_final_file_with_a_cut_off_tail_reads_it_as_it_is(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
-    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
-    write(path, STALLED, clock.now - 300)
+    path, clock = folder / "f.txt", VirtualClock(1_700_000_000.0)
+    write(path, STALLED, clock.wall() - 300)
     ex = extractor(source, ledger, clock, final_seconds=300)
     assert coordinates(take(ex))[-1] == (-30.04982864, -51.201)  # all the file ever said
     assert mark(ex, "f.txt").partial_since is None
@@ -385,14 +385,14 @@ def test_a_final_file_with_a_cut_off_tail_reads_it_as_it_is(
 def test_a_file_dated_in_the_future_is_final_by_the_ledgers_time(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
-    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
-    write(path, STALLED, clock.now + 86_400)  # a server clock a day ahead
+    path, clock = folder / "f.txt", VirtualClock(1_700_000_000.0)
+    write(path, STALLED, clock.wall() + 86_400)  # a server clock a day ahead
     ex = extractor(source, ledger, clock, final_seconds=300)
     assert len(coordinates(take(ex))) == 1
-    clock.now += 299
-    os.utime(path, (clock.now + 86_400, clock.now + 86_400))  # touched, same bytes
+    clock.advance(299)
+    os.utime(path, (clock.wall() + 86_400, clock.wall() + 86_400))  # touched, same bytes
     assert work(ex, ex.pending(ex.listing())) == []  # still partial, same age
-    clock.now += 1
+    clock.advance(1)
     assert len(coordinates(take(ex))) == 2
 
 
@@ -407,11 +407,11 @@ def test_final_seconds_zero_takes_every_file_whole(
 def test_a_rewritten_file_carries_a_prune_of_its_new_version(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
-    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
-    write(path, FINISHED, clock.now - 400)
+    path, clock = folder / "f.txt", VirtualClock(1_700_000_000.0)
+    write(path, FINISHED, clock.wall() - 400)
     ex = extractor(source, ledger, clock, batch_rows=1, final_seconds=300)
     first = take(ex)
-    write(path, (LAT + "\r\n" + LON + "\r\nx\r\n").encode(), clock.now - 300)
+    write(path, (LAT + "\r\n" + LON + "\r\nx\r\n").encode(), clock.wall() - 300)
     items = take(ex)
     assert [type(item) for item in items] == [PointBatch, Prune]  # the prune ends the file
     (prune,) = prunes(items)
@@ -424,11 +424,11 @@ def test_a_rewritten_file_carries_a_prune_of_its_new_version(
 def test_a_final_cut_off_tail_that_grows_later_is_pruned(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
-    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
-    write(path, STALLED, clock.now - 300)  # final: -51.201 is read
+    path, clock = folder / "f.txt", VirtualClock(1_700_000_000.0)
+    write(path, STALLED, clock.wall() - 300)  # final: -51.201 is read
     ex = extractor(source, ledger, clock, final_seconds=300)
     take(ex)
-    write(path, FINISHED, clock.now)  # the upload resumed after all
+    write(path, FINISHED, clock.wall())  # the upload resumed after all
     (prune,) = prunes(take(ex))  # its -51.201 must go
     assert prune.keys is not None and (-30.04982864, -51.201) not in prune.keys.rows()
 
@@ -436,13 +436,13 @@ def test_a_final_cut_off_tail_that_grows_later_is_pruned(
 def test_a_file_that_grew_between_listing_and_reading_needs_no_prune_later(
     folder: Path, source: Source, ledger: FileLedger
 ) -> None:
-    path, clock = folder / "f.txt", Clock(1_700_000_000.0)
-    write(path, FIRST.encode(), clock.now - 15)
+    path, clock = folder / "f.txt", VirtualClock(1_700_000_000.0)
+    write(path, FIRST.encode(), clock.wall() - 15)
     ex = extractor(source, ledger, clock, final_seconds=300)
     listed = ex.pending(ex.listing())
-    write(path, STALLED, clock.now - 10)  # more arrives before the file is read
+    write(path, STALLED, clock.wall() - 10)  # more arrives before the file is read
     work(ex, listed, done=True)
-    write(path, FINISHED, clock.now)
+    write(path, FINISHED, clock.wall())
     last = take(ex)
     assert prunes(last) == [] and len(coordinates(last)) == 2
 

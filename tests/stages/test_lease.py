@@ -1,6 +1,8 @@
 """File leases: short, kept alive by a heartbeat; a dead holder's taken over at once.
 
-Leases here last about a second so that a test waits a few seconds, not minutes.
+The tests run in virtual time (:mod:`virtual_clock`): the lease, its heartbeat and the
+ledger's expiries (SQLite's clock, Redis's TTLs aged by :mod:`redis_time`) follow one clock
+that the test moves, so a lease lasts its default 30 s and no test waits.
 """
 
 from __future__ import annotations
@@ -12,25 +14,27 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from redis_time import following
 from tcp_proxy import TcpProxy
+from virtual_clock import VirtualClock
 
-from etl4all import sample
+from etl4all import sample, state
 from etl4all.runners import wiring
 from etl4all.settings import Settings
 from etl4all.sources.base import FileRef, Source
 from etl4all.stages.batching import PointBatch
 from etl4all.stages.extract import Extractor
 from etl4all.stages.extract_config import ExtractConfig
-from etl4all.stages.lease import Lease
+from etl4all.stages.lease import BEATS_PER_LEASE, Lease
 from etl4all.state.base import FileLedger
 
-LEASE = 1.0
+LEASE = 30.0
+BEAT = LEASE / BEATS_PER_LEASE
 
 
 @pytest.fixture
@@ -46,20 +50,33 @@ def source(folder: Path) -> Iterator[Source]:
         yield source
 
 
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def state_url(request: pytest.FixtureRequest, tmp_path: Path, clock: VirtualClock) -> Iterator[str]:
+    """A ledger whose expiries follow ``clock``."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/state.db"
-    return str(request.getfixturevalue("redis_url"))
+        yield f"sqlite:///{tmp_path}/state.db"
+        return
+    url = str(request.getfixturevalue("redis_url"))
+    with following(clock, url):
+        yield url
 
 
-def open_ledger(url: str) -> FileLedger:
-    return wiring.open_state(Settings(state_url=url))
+def open_ledger(url: str, clock: VirtualClock) -> FileLedger:
+    return state.from_url(url, **({"clock": clock} if url.startswith("sqlite") else {}))
 
 
-def extractor(source: Source, ledger: FileLedger, **config: object) -> Extractor:
+def extractor(
+    source: Source, ledger: FileLedger, clock: VirtualClock, **config: object
+) -> Extractor:
     config = {"batch_rows": 10, "lease_seconds": LEASE, **config}
-    return Extractor(source=source, ledger=ledger, config=ExtractConfig(scope="t", **config))
+    return Extractor(
+        source=source, ledger=ledger, config=ExtractConfig(scope="t", **config), clock=clock
+    )
 
 
 def only_file(ex: Extractor) -> FileRef:
@@ -79,19 +96,18 @@ def points_of(ex: Extractor, ref: FileRef) -> list[int]:
 
 
 def test_a_slow_file_keeps_its_claim_for_longer_than_a_lease(
-    folder: Path, source: Source, state_url: str
+    folder: Path, source: Source, state_url: str, clock: VirtualClock
 ) -> None:
     sample.write_sample(folder, files=1, points=30, seed=1)  # 3 batches
-    with open_ledger(state_url) as ledger, open_ledger(state_url) as other_ledger:
-        slow, rival = extractor(source, ledger), extractor(source, other_ledger)
+    with open_ledger(state_url, clock) as ledger, open_ledger(state_url, clock) as other_ledger:
+        slow, rival = extractor(source, ledger, clock), extractor(source, other_ledger, clock)
         ref = only_file(slow)
         stolen: list[int] = []
         finished = threading.Event()
 
         def try_to_steal() -> None:
-            while not finished.is_set():
+            while not clock.wait(finished, LEASE / 10):
                 stolen.extend(points_of(rival, ref))
-                time.sleep(LEASE / 10)
 
         thief = threading.Thread(target=try_to_steal)
         sizes = []
@@ -99,7 +115,8 @@ def test_a_slow_file_keeps_its_claim_for_longer_than_a_lease(
             for item in work.items():
                 if not thief.is_alive():
                     thief.start()
-                time.sleep(1.5 * LEASE)  # each batch takes longer downstream than a lease
+                    clock.until_waiting(2)  # the thief and the heartbeat
+                clock.sleep(1.5 * LEASE)  # each batch takes longer downstream than a lease
                 if isinstance(item, PointBatch):
                     sizes.append(item.points.height)
                 work.done(item)
@@ -110,20 +127,25 @@ def test_a_slow_file_keeps_its_claim_for_longer_than_a_lease(
 
 
 def test_a_claim_taken_over_stops_the_file(
-    folder: Path, source: Source, redis_url: str, caplog: pytest.LogCaptureFixture
+    folder: Path,
+    source: Source,
+    redis_url: str,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sample.write_sample(folder, files=1, points=80, seed=1)
     client = redis.Redis.from_url(redis_url.split("?")[0])
     prefix = redis_url.split("prefix=")[1]
-    with open_ledger(redis_url) as ledger:
-        ex = extractor(source, ledger)
+    with open_ledger(redis_url, clock) as ledger:
+        ex = extractor(source, ledger, clock)
         ref = only_file(ex)
         with ex.take(ref) as work:
             items = work.items()
             work.done(next(items))
             # The lease ran out (a long GC pause, a frozen VM) and another worker took the file.
             client.set(f"{prefix}claim:{ref.key}", "another-worker", px=60_000)
-            time.sleep(LEASE)  # a heartbeat renewal finds it gone
+            clock.until_waiting(1)
+            clock.sleep(BEAT)  # a heartbeat renewal finds it gone
             rest = list(items)
     client.close()
     assert rest == []
@@ -131,28 +153,32 @@ def test_a_claim_taken_over_stops_the_file(
     assert "lost the claim on file=" in caplog.text
 
 
-def test_a_lease_not_renewed_for_a_whole_lease_is_lost(redis_url: str) -> None:
+def test_a_lease_not_renewed_for_a_whole_lease_is_lost(
+    redis_url: str, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
     """The store is unreachable: the lease may have run out, so the holder stops."""
-    with TcpProxy.to_url(redis_url) as proxy, open_ledger(proxy.url(redis_url)) as ledger:
-        lease = Lease.take(ledger, "file", LEASE, name="file")
+    with TcpProxy.to_url(redis_url) as proxy, open_ledger(proxy.url(redis_url), clock) as ledger:
+        lease = Lease.take(ledger, "file", LEASE, name="file", clock=clock)
         assert lease is not None
         with lease:
-            time.sleep(2 * LEASE)
+            clock.until_waiting(1)
+            clock.sleep(2 * LEASE)
             assert not lease.lost  # the heartbeat renews it
             proxy.cut()
-            deadline = time.monotonic() + 10 * LEASE
-            while not lease.lost and time.monotonic() < deadline:
-                time.sleep(0.05)
+            clock.sleep(LEASE - BEAT)  # two renewals fail
+            assert not lease.lost
+            assert caplog.text.count("could not renew the claim on file=file") == 2
+            clock.sleep(BEAT)  # the third: a whole lease since the last renewal
             assert lease.lost
             proxy.restore()
 
 
 def test_a_lease_is_released_when_its_file_ends(
-    folder: Path, source: Source, state_url: str
+    folder: Path, source: Source, state_url: str, clock: VirtualClock
 ) -> None:
     sample.write_sample(folder, files=1, points=15, seed=1)
-    with open_ledger(state_url) as ledger:
-        ex = extractor(source, ledger)
+    with open_ledger(state_url, clock) as ledger:
+        ex = extractor(source, ledger, clock)
         ref = only_file(ex)
         before = set(threading.enumerate())
         with ex.take(ref) as work:
@@ -167,7 +193,7 @@ def test_a_lease_is_released_when_its_file_ends(
 
 HOLDER = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys
     from etl4all.runners import wiring
     from etl4all.settings import Settings
     from etl4all.stages.extract import Extractor
@@ -182,14 +208,20 @@ HOLDER = textwrap.dedent(
     work = ex.take(ref).__enter__()
     next(work.items())
     print("claimed", flush=True)
-    time.sleep(600)  # working on the first batch for a long time, until killed
+    signal.pause()  # working on the first batch until killed
     """
 )
 
 
 def test_a_killed_extractors_file_is_taken_over_at_once(
-    folder: Path, source: Source, state_url: str, caplog: pytest.LogCaptureFixture
+    folder: Path,
+    source: Source,
+    state_url: str,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The holder is another process, on the real clock: its claim of a whole lease is
+    taken while it still holds (before it expires), as soon as the process has ended."""
     caplog.set_level(logging.INFO)
     sample.write_sample(folder, files=1, points=30, seed=1)
     holder = subprocess.Popen(
@@ -200,17 +232,18 @@ def test_a_killed_extractors_file_is_taken_over_at_once(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "claimed\n"
-        with open_ledger(state_url) as ledger:
-            ex = extractor(source, ledger)
+        with wiring.open_state(Settings(state_url=state_url)) as ledger:
+            ex = extractor(source, ledger, clock)
             ref = only_file(ex)
-            time.sleep(3 * LEASE)  # the live holder's heartbeat keeps it
-            assert points_of(ex, ref) == [] and ex.stats.busy == 1
+            assert points_of(ex, ref) == [] and ex.stats.busy == 1  # the live holder keeps it
             holder.send_signal(signal.SIGKILL)
             holder.wait(timeout=30)
+            held = ledger.holder(ref.key)
             taken = points_of(ex, ref)  # the holder is a dead process of this host
     finally:
         holder.kill()
         holder.wait()
+    assert held is not None and held.expires_in > 0  # not expired: taken over
     assert taken == [10, 10, 10]
     assert "a process that has ended; taken over" in caplog.text
     assert ex.pending(ex.listing()) == []

@@ -6,12 +6,12 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 import pytest
+from virtual_clock import VirtualClock
 
 from etl4all import frames
 from etl4all.broker import batch
@@ -59,15 +59,39 @@ def publish(broker: MemoryBroker, n: int = 1, rows: int = 3) -> None:
         broker.publish(POINTS, body, headers)
 
 
+class ClockedBroker:
+    """The memory broker with its waits for messages on a virtual clock."""
+
+    def __init__(self, broker: MemoryBroker, clock: VirtualClock) -> None:
+        self._broker, self._clock = broker, clock
+        self.waits: list[float | None] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
+
+    def consume(self, queue: str, timeout: float | None = None) -> Iterator[Any]:
+        """The messages ready; none: ``timeout`` passes on the clock."""
+        got = False
+        for delivery in self._broker.consume(queue, timeout=0):
+            got = True
+            yield delivery
+        if not got:
+            self.waits.append(timeout)
+            self._clock.sleep(timeout or 0.0)
+
+
 def run(broker: MemoryBroker, handler: Any, settings: Settings, **kwargs: Any) -> Any:
+    """The worker until idle, in virtual time (its backoffs and idle waits)."""
+    clock = kwargs.pop("clock", None) or VirtualClock()
     kwargs = {"idle_timeout": 0.2, "retry_attempts": 3, "retry_base": 0.01, "poll": 0.1, **kwargs}
     stop = threading.Event()
-    return run_worker(broker, POINTS, handler, stop=stop, **kwargs)
+    clocked = ClockedBroker(broker, clock)
+    return run_worker(clocked, POINTS, handler, stop=stop, clock=clock, **kwargs)
 
 
 def dead_letters(broker: MemoryBroker) -> list[dict[str, Any]]:
     letters = []
-    for delivery in broker.consume(DEAD, timeout=0.05):
+    for delivery in broker.consume(DEAD, timeout=0):  # those there: no wait
         letters.append(delivery.headers)
         delivery.ack()
     return letters
@@ -236,7 +260,6 @@ def test_stop_finishes_the_current_message_and_returns(
 
     def handler(frame: pl.DataFrame, headers: dict[str, Any]) -> None:
         stop.set()  # e.g. SIGTERM arrives while the batch is being processed
-        time.sleep(0.05)
 
     stats = run_worker(broker, POINTS, handler, stop=stop, poll=0.1)
     assert stats.acked == 1
@@ -244,18 +267,21 @@ def test_stop_finishes_the_current_message_and_returns(
 
 
 def test_stop_while_idle_ends_the_loop(broker: MemoryBroker, settings: Settings) -> None:
-    stop = threading.Event()
+    clock, stop = VirtualClock(), threading.Event()
+    clocked = ClockedBroker(broker, clock)
     result: list[Any] = []
     thread = threading.Thread(
         target=lambda: result.append(
-            run_worker(broker, POINTS, lambda f, h: None, stop=stop, poll=0.1)
+            run_worker(clocked, POINTS, lambda f, h: None, stop=stop, poll=0.1, clock=clock)
         )
     )
     thread.start()
-    time.sleep(0.3)
-    assert thread.is_alive()  # no idle_timeout: it waits for work
+    clock.until_waiting(1)
+    clock.advance(1.0)
+    assert thread.is_alive() and len(clocked.waits) >= 10  # no idle_timeout: it waits for work
     stop.set()
-    thread.join(timeout=2)
+    clock.advance(0.1)  # the wait in progress ends
+    thread.join(timeout=30)
     assert not thread.is_alive()
     assert result[0].acked == 0
 
@@ -276,24 +302,21 @@ def test_stop_during_retry_backoff_gives_the_batch_back(
 
 
 def test_idle_timeout_returns(broker: MemoryBroker, settings: Settings) -> None:
-    started = time.monotonic()
-    stats = run(broker, lambda f, h: None, settings, idle_timeout=0.3)
+    clock = VirtualClock()
+    started = clock.monotonic()
+    stats = run(broker, lambda f, h: None, settings, idle_timeout=0.3, clock=clock)
     assert stats.acked == 0
-    assert 0.25 < time.monotonic() - started < 2
+    assert 0.3 <= clock.monotonic() - started <= 0.3 + 0.1  # idle its timeout, within a poll
 
 
 def test_signal_handlers_set_the_stop_event() -> None:
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
-        os.kill(os.getpid(), signal.SIGTERM)
-        deadline = time.monotonic() + 2
-        while not stop.is_set() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled in this (the main) thread at once
         assert stop.is_set()
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)  # the handler raises in the main thread
     finally:
         restore()
     assert signal.getsignal(signal.SIGTERM) is not None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from contracts.state import FILE, SCOPE, CacheContract, LedgerContract, cache_rows
+from contracts.state import FILE, SCOPE, CacheContract, LedgerContract, cache_rows, keys_of
+from redis_time import following
+from virtual_clock import VirtualClock
 
 from etl4all import state as state_role
 from etl4all.errors import ConfigError, StoreConfigError, StoreError
@@ -21,6 +25,13 @@ pytestmark = pytest.mark.redis
 def store_url(redis_url: str) -> str:
     """The contracts' store: a test-private key prefix."""
     return redis_url
+
+
+@pytest.fixture
+def store_options(store_url: str, clock: VirtualClock) -> Iterator[dict[str, Any]]:
+    """Redis expires by its own TTLs: they age with the contract's clock."""
+    with following(clock, store_url):
+        yield {}
 
 
 class TestRedisLedger(LedgerContract):
@@ -50,6 +61,39 @@ def test_key_layout(redis_url: str) -> None:
         name = f"{prefix}geo:{SCOPE}:{rows['lat_key'][0]}:{rows['lon_key'][0]}"
         assert 0 < client.pttl(name) <= 60_000
     client.close()
+
+
+def test_keys_expire_on_the_server(redis_url: str) -> None:
+    """The TTLs Redis is given expire there: with the shortest TTL, polled (no sleep)."""
+    client = redis.Redis.from_url(redis_url.split("?")[0], decode_responses=True)
+    with RedisState(url=redis_url) as state:
+        assert state.claim(FILE, 0.001)
+        state.cache_put(SCOPE, cache_rows(1), 0.001)
+        for _ in range(100_000):  # round trips until Redis's clock has passed 1 ms
+            if not client.keys(f"{state.prefix}*"):
+                break
+        assert client.keys(f"{state.prefix}*") == []
+        assert state.claim(FILE, 30) and state.cache_get(SCOPE, keys_of(cache_rows(1))).is_empty()
+    client.close()
+
+
+def test_twenty_thousand_keys_take_a_round_trip_per_chunk(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pipelined by CHUNK commands: 2 round trips to put 20,000 rows, 1 to get 20,500 keys."""
+    trips: list[int] = []
+    execute = redis.client.Pipeline.execute
+
+    def counted(pipe: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        trips.append(len(pipe.command_stack))
+        return execute(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    with RedisState(url=redis_url) as state:
+        state.cache_put(SCOPE, cache_rows(20_000), 600)
+        assert trips == [10_000, 10_000]
+        assert state.cache_get(SCOPE, keys_of(cache_rows(20_500))).height == 20_000
+        assert trips == [10_000, 10_000, 3]
 
 
 def test_default_prefix_and_factory() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contracts.state import FILE, CacheContract, LedgerContract
+from virtual_clock import VirtualClock
 
 from etl4all import state as state_role
 from etl4all.errors import ConfigError, StoreConfigError
@@ -24,6 +26,12 @@ def db_url(tmp_path: Path) -> str:
 def store_url(db_url: str) -> str:
     """The contracts' store: a fresh SQLite file."""
     return db_url
+
+
+@pytest.fixture
+def store_options(clock: VirtualClock) -> dict[str, Any]:
+    """The contracts' stores read their expiries on the contract's clock."""
+    return {"clock": clock}
 
 
 class TestSqliteLedger(LedgerContract):
