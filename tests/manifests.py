@@ -145,6 +145,9 @@ def _environ(
             found.append(f"{where}: no ConfigMap {name}")
         environ.update(config_maps.get(name, {}))
     for variable in container.get("env", []):
+        if "valueFrom" not in variable:
+            environ[variable["name"]] = variable.get("value", "")
+            continue
         ref = variable["valueFrom"]["secretKeyRef"]
         found += _secret_key_problems(where, ref["name"], ref["key"], secret)
         if ref["key"] != variable["name"]:
