@@ -1,9 +1,15 @@
-"""Prometheus metrics of a worker (``run-stage --metrics-port PORT``).
+"""Prometheus metrics of a worker (``run-stage --metrics-port PORT``), and its health probes.
 
-:func:`serve` starts their HTTP endpoint (``/metrics``). The metrics keep no count of their
-own: each scrape reads the process's record of counted events (:data:`etl4all.counts.PROCESS`),
-which the stages add to where they already sum a batch up (a file parsed, a batch geocoded, a
-batch loaded, a message settled), never per row. A process that exposes no metrics imports no
+:func:`serve` starts their HTTP endpoint (``/metrics``), which also answers an orchestrator's
+probes (Kubernetes, ``deploy/``): ``/healthz`` (liveness) and ``/readyz`` (readiness) are
+``200 ok`` while the thread that runs the worker is alive, ``503`` once it ended while the
+process lingers (other threads still running). ``run-stage`` serves only after its start-up
+check reached every backend the stage uses, so nothing answers before that: readiness means
+the backends were checked. A worker alive but blocked is not seen: that would need a
+heartbeat from the consume loop. The metrics keep no count of their own: each scrape reads
+the process's record of counted events (:data:`etl4all.counts.PROCESS`), which the stages add
+to where they already sum a batch up (a file parsed, a batch geocoded, a batch loaded, a
+message settled), never per row. A process that exposes no metrics imports no
 ``prometheus-client``. Names follow Prometheus conventions:
 
 ===========================================  ===================  ===========================
@@ -32,11 +38,15 @@ metric                                       labels               counts
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from etl4all.counts import BUCKETS, PROCESS, Counts
 from etl4all.errors import ConfigError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 COUNTERS = (
     ("files", "Files read and parsed.", ("stage",)),
@@ -53,6 +63,8 @@ COUNTERS = (
 """The counters: record name (``etl4all_<name>_total``), help text, labels."""
 DURATION = "batch_duration_seconds"
 """The record name of the histogram of a batch's duration."""
+PROBES = ("/healthz", "/readyz")
+"""The paths of the liveness and readiness probes."""
 
 _serving: list[int] = []
 """The port served once :func:`serve` ran (a list, so no ``global`` is needed)."""
@@ -60,7 +72,25 @@ _serving: list[int] = []
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Serve the metrics of :data:`~etl4all.counts.PROCESS` on ``http://host:port/metrics``
-    (a daemon thread).
+    and the probes on ``/healthz`` and ``/readyz`` (a daemon thread), once per process.
+
+    Call it from the thread that runs the worker, once its backends were checked: the probes
+    answer 200 while this thread is alive.
+
+    Raises:
+        MissingDependencyError: prometheus-client is not installed.
+        ConfigError: the port cannot be bound (in use, or privileged).
+    """
+    if _serving:
+        return
+    start(port, host, PROCESS, threading.current_thread())
+    _serving.append(port)
+
+
+def start(port: int, host: str, counts: Counts, worker: threading.Thread) -> WSGIServer:
+    """Serve the metrics of ``counts`` and the probes of ``worker`` on ``host:port`` (a daemon
+    thread; port 0: any free one). Returns the server: ``server_port`` is its port,
+    ``shutdown()`` stops it.
 
     Raises:
         MissingDependencyError: prometheus-client is not installed.
@@ -70,17 +100,35 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
         import prometheus_client as prom
     except ImportError as exc:
         raise MissingDependencyError("prometheus_client", "metrics") from exc
-    if _serving:
-        return
     registry = prom.CollectorRegistry()
-    registry.register(Collector(PROCESS))
+    registry.register(Collector(counts))
     try:
-        prom.start_http_server(port, addr=host, registry=registry)
+        server, _ = prom.start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         raise ConfigError(
             f"--metrics-port {port} --metrics-host {host}: cannot listen there: {exc}"
         ) from exc
-    _serving.append(port)
+    server.set_app(_with_probes(prom.make_wsgi_app(registry), worker))
+    return server
+
+
+_App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+"""A WSGI application."""
+
+
+def _with_probes(metrics: _App, worker: threading.Thread) -> _App:
+    """``metrics`` (the prometheus-client application) with :data:`PROBES` answered first."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") not in PROBES:
+            return metrics(environ, start_response)
+        alive = worker.is_alive()
+        body = b"ok\n" if alive else b"the worker thread ended\n"
+        status = "200 OK" if alive else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+        return [body]
+
+    return app
 
 
 class Collector:

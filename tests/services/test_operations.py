@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 from workers import count, etl4all, expected, finish
 
+from etl4all import metrics
 from etl4all.broker import batch
 from etl4all.cli import cli
 from etl4all.exits import ATTENTION as EXIT_DEAD_LETTERS
@@ -49,6 +50,12 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def probe(port: int, path: str) -> int:
+    """The status a worker's probe answers."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
+        return int(answer.status)
 
 
 def value(
@@ -94,6 +101,7 @@ def test_metrics_logs_and_status_of_running_workers(stack: dict[str, str], tmp_p
     }
     try:
         extracted = wait_for(ports["extract"], "etl4all_files_total", 4, stage="extract")
+        probes = [probe(port, path) for port in ports.values() for path in metrics.PROBES]
         loaded = wait_for(ports["load"], "etl4all_rows_total", distinct, kind="inserted")
         code, table = status(stack)
         code_json, output = status(stack, "--json")
@@ -110,6 +118,7 @@ def test_metrics_logs_and_status_of_running_workers(stack: dict[str, str], tmp_p
     finally:
         logs = dict(zip(workers, stop(*workers.values()), strict=True))
 
+    assert probes == [200] * 6  # run-stage's probes follow its worker thread
     assert value(extracted, "etl4all_points_total", stage="extract") == points
     assert reasons and all(
         value(extracted, "etl4all_rejects_total", stage="extract", reason=reason) == n
