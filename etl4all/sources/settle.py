@@ -31,7 +31,7 @@ def by_key(refs: Iterable[FileRef]) -> dict[str, FileRef]:
 
 
 def settled(previous: dict[str, FileRef], current: list[FileRef]) -> list[FileRef]:
-    """The files of ``current`` whose size and mtime did not change since ``previous``.
+    """The files of ``current`` whose size, mtime and etag did not change since ``previous``.
 
     Args:
         previous: the earlier listing, by key (see :func:`by_key`).
@@ -44,6 +44,11 @@ def settled(previous: dict[str, FileRef], current: list[FileRef]) -> list[FileRe
     settled_refs = []
     for ref in current:
         before = previous.get(ref.key)
-        if before is not None and before.size == ref.size and before.mtime == ref.mtime:
+        if before is not None and _version(before) == _version(ref):
             settled_refs.append(ref)
     return settled_refs
+
+
+def _version(ref: FileRef) -> tuple[int, float, str]:
+    """What identifies the content of a file as listed."""
+    return ref.size, ref.mtime, ref.etag
