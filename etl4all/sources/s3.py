@@ -168,7 +168,12 @@ class S3Source(Closing):
             client.close()
 
     def _s3(self) -> Any:
-        """The client, made on first use from the AWS environment and files."""
+        """The client, made on first use from the AWS environment and files.
+
+        Raises:
+            SourceConfigError: the AWS configuration is wrong (an unknown profile, a
+                malformed region or endpoint).
+        """
         with self._lock:
             if self._client is None:
                 config = botocore.config.Config(
@@ -176,7 +181,13 @@ class S3Source(Closing):
                     read_timeout=self._timeout,
                     retries={"mode": "standard", "max_attempts": 3},
                 )
-                self._client = boto3.session.Session().client("s3", config=config)
+                try:
+                    self._client = boto3.session.Session().client("s3", config=config)
+                except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+                    raise SourceConfigError(
+                        f"S3 source {self._safe_url}: {urls.redact(_first_line(exc))}; check "
+                        "AWS_PROFILE, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL and ~/.aws/config"
+                    ) from exc
             return self._client
 
     def _walk(self, client: Any) -> Iterator[FileRef]:

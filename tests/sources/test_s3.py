@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import moto.settings
 import pytest
 from click.testing import CliRunner
 from contracts.source import SourceContract
-from s3_server import Bucket, S3TestServer, aws_environment
+from s3_server import SECRET_KEY, Bucket, S3TestServer, aws_environment
 
 from etl4all import exits, sample, sources
 from etl4all.cli import cli
@@ -117,6 +118,33 @@ def test_missing_credentials_are_a_one_line_config_fault(
     with source, pytest.raises(SourceConfigError, match="no AWS credentials found") as info:
         source.list_files()
     assert "\n" not in str(info.value) and "AWS_ACCESS_KEY_ID" in str(info.value)
+
+
+def test_refused_credentials_are_a_one_line_config_fault(
+    bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # check signatures
+    source = S3Source(url=bucket.url())
+    with source, pytest.raises(SourceConfigError, match="InvalidAccessKeyId") as info:
+        source.list_files()
+    assert "\n" not in str(info.value) and SECRET_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("AWS_PROFILE", "nope", r"profile \(nope\) could not be found"),
+        ("AWS_ENDPOINT_URL", "not a url", "Invalid endpoint"),
+    ],
+)
+def test_a_wrong_aws_configuration_is_a_config_fault(
+    bucket: Bucket, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    source = S3Source(url=bucket.url())
+    with source, pytest.raises(SourceConfigError, match=says) as info:
+        source.list_files()
+    assert "AWS_PROFILE" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_credentials_come_from_the_aws_files(
