@@ -94,9 +94,10 @@ class S3Source(Closing):
             raise ConfigError(f"{self._safe_url} names no bucket, e.g. s3://bucket/prefix")
         self._bucket = parsed.netloc  # as written: hostname would lower-case it
         self._prefix = parsed.path.lstrip("/")
-        self._folder = (
-            self._prefix if self._prefix.endswith("/") or not self._prefix else (self._prefix + "/")
-        )
+        self._folder = self._prefix
+        """The prefix as a folder: ``in/`` of ``in``; empty for the whole bucket."""
+        if self._folder and not self._folder.endswith("/"):
+            self._folder += "/"
         self._recursive, self._timeout = _options(parsed.options, self._safe_url)
         self._pattern = pattern
         self._single = False
