@@ -1,9 +1,10 @@
 """Helpers shared by the sources' listings: name matching and the "settled" check.
 
 FTP cannot tell whether a file is still being uploaded. A poller therefore takes a file only
-when two listings, taken ``settle_seconds`` apart, show it with the same size and
-mtime (:func:`settled`). Both helpers are pure functions, so the extract stage owns the
-timing and the tests need no clock.
+when two listings, taken ``settle_seconds`` apart, show it with the same size, mtime and
+etag (:func:`settled`; S3 shows an object only once uploaded, but the rule is the same).
+Both helpers are pure functions, so the extract stage owns the timing and the tests need no
+clock.
 """
 
 from __future__ import annotations
