@@ -83,6 +83,9 @@ CHECK_POINT = (-30.0346, -51.2177)
 """The coordinate the geocoder check asks for (central Porto Alegre: an address exists)."""
 
 _UNKNOWN_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+_BUCKET_SCHEMES = ("s3",)
+"""Schemes whose URL names a bucket where a host would be (``s3://bucket/prefix``): the
+store's address comes from elsewhere (``AWS_ENDPOINT_URL``), so nothing is resolved."""
 _OUTAGE: dict[str, type[Etl4allError]] = {
     "source": SourceError,
     "state": StoreError,
@@ -350,6 +353,8 @@ def _resolve(role: str, url: str) -> None:
         return
     host = parsed.host
     if not host or "," in parsed.netloc.rpartition("@")[2]:  # several (a MongoDB replica set)
+        return
+    if parsed.scheme in _BUCKET_SCHEMES:
         return
     try:
         socket.getaddrinfo(host, None)

@@ -18,6 +18,9 @@ class FileRef:
     """Size in bytes when listed."""
     mtime: float
     """Modification time (seconds since the epoch) when listed."""
+    etag: str = ""
+    """The store's tag of this content (an S3 ETag), part of the version identity with the
+    size and mtime; empty where the store gives none (local, FTP)."""
 
 
 @runtime_checkable

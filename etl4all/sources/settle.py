@@ -1,9 +1,10 @@
 """Helpers shared by the sources' listings: name matching and the "settled" check.
 
 FTP cannot tell whether a file is still being uploaded. A poller therefore takes a file only
-when two listings, taken ``settle_seconds`` apart, show it with the same size and
-mtime (:func:`settled`). Both helpers are pure functions, so the extract stage owns the
-timing and the tests need no clock.
+when two listings, taken ``settle_seconds`` apart, show it with the same size, mtime and
+etag (:func:`settled`; S3 shows an object only once uploaded, but the rule is the same).
+Both helpers are pure functions, so the extract stage owns the timing and the tests need no
+clock.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def by_key(refs: Iterable[FileRef]) -> dict[str, FileRef]:
 
 
 def settled(previous: dict[str, FileRef], current: list[FileRef]) -> list[FileRef]:
-    """The files of ``current`` whose size and mtime did not change since ``previous``.
+    """The files of ``current`` whose size, mtime and etag did not change since ``previous``.
 
     Args:
         previous: the earlier listing, by key (see :func:`by_key`).
@@ -44,6 +45,11 @@ def settled(previous: dict[str, FileRef], current: list[FileRef]) -> list[FileRe
     settled_refs = []
     for ref in current:
         before = previous.get(ref.key)
-        if before is not None and before.size == ref.size and before.mtime == ref.mtime:
+        if before is not None and _version(before) == _version(ref):
             settled_refs.append(ref)
     return settled_refs
+
+
+def _version(ref: FileRef) -> tuple[int, float, str]:
+    """What identifies the content of a file as listed."""
+    return ref.size, ref.mtime, ref.etag

@@ -67,14 +67,15 @@ class ExtractConfig:
         self, refs: Iterable[FileRef], done: Mapping[str, FileMark], now: float
     ) -> list[FileRef]:
         """Those of ``refs`` (scoped, with their done marks ``done``) forced, not done with
-        this size and mtime, or done without a cut-off last record and final ``now``."""
+        this size, mtime and etag, or done without a cut-off last record and final ``now``."""
         return [
             ref for ref in refs if self.forced(ref) or not self.is_done(done.get(ref.key), ref, now)
         ]
 
     def is_done(self, mark: FileMark | None, ref: FileRef, now: float) -> bool:
         """Whether ``ref`` (done mark ``mark``) needs no work at ``now``."""
-        if mark is None or (mark.size, mark.mtime) != (ref.size, ref.mtime) or mark.unfinished:
+        listed = (ref.size, ref.mtime, ref.etag)
+        if mark is None or (mark.size, mark.mtime, mark.etag) != listed or mark.unfinished:
             return False
         return mark.partial_since is None or not self.final(ref, mark.partial_since, now)
 

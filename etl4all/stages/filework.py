@@ -242,7 +242,11 @@ class FileWork:
         if same and not forced and previous is not None and unchanged:
             log.info("unchanged content file=%s", ref.name)
             self._ledger.mark_done(
-                {ref.key: dataclasses.replace(previous, mtime=ref.mtime, size=found.size)}
+                {
+                    ref.key: dataclasses.replace(
+                        previous, mtime=ref.mtime, size=found.size, etag=ref.etag
+                    )
+                }
             )
             self._skip()
             return
@@ -270,7 +274,14 @@ class FileWork:
         version = next_version(previous, now)
         # The size read (not the one listed): what _grown compares with the next version.
         self._mark = FileMark(
-            found.size, ref.mtime, found.sha256, partial_since, version, 0, found.checkpoints
+            found.size,
+            ref.mtime,
+            found.sha256,
+            partial_since,
+            version,
+            0,
+            found.checkpoints,
+            etag=ref.etag,
         )
         # By keys (in any order) unless the version only adds to the last one.
         prune = "version" if self._config.ordered else "none" if (same or grown) else "keys"

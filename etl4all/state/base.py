@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class FileMark:
-    """What a done file looked like: a changed size or mtime means new work."""
+    """What a done file looked like: a changed size, mtime or etag means new work."""
 
     size: int
     mtime: float
@@ -43,6 +43,8 @@ class FileMark:
     unfinished: int = 0
     """A later version whose work started and did not finish (0: none): some of its batches
     may be in the warehouse, so the next read of the file must undo or supersede them."""
+    etag: str = ""
+    """The store's tag of the content as listed (``FileRef.etag``; empty: none)."""
 
     def to_json(self) -> str:
         """The mark as one JSON object (how the stores keep it)."""

@@ -25,3 +25,10 @@ def test_name_matches_base_name_or_whole_path() -> None:
     assert name_matches("2024/05/day.txt", "2024/*/*.txt")
     assert not name_matches("2023/05/day.txt", "2024/*")
     assert name_matches("data_points_1.txt", "data_points_*")
+
+
+def test_a_new_etag_is_not_settled_at_the_same_size_and_mtime() -> None:
+    first = [FileRef(key="s3://b/a.txt", name="a.txt", size=10, mtime=1.0, etag='"e1"')]
+    rewritten = [FileRef(key="s3://b/a.txt", name="a.txt", size=10, mtime=1.0, etag='"e2"')]
+    assert settled(by_key(first), first) == first
+    assert settled(by_key(first), rewritten) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 import pytest
@@ -20,6 +22,7 @@ from virtual_clock import VirtualClock
 
 from etl4all import sample
 from etl4all.clock import REAL, Clock
+from etl4all.closing import Closing
 from etl4all.errors import ConfigError
 from etl4all.parsing import parse, reading
 from etl4all.runners import wiring
@@ -194,6 +197,39 @@ def test_a_touched_file_is_not_read_into_batches_again(
     touched = ex.pending(ex.listing())
     assert len(touched) == 1
     assert work(ex, touched) == []  # content unchanged: only the mark is refreshed
+    assert ex.pending(ex.listing()) == []
+
+
+class Tagged(Closing):
+    """``source``'s files with an etag (as an S3 store lists them): ``etag`` when listed."""
+
+    def __init__(self, source: Source) -> None:
+        self.source, self.etag = source, '"one"'
+
+    def list_files(self) -> list[FileRef]:
+        return [dataclasses.replace(ref, etag=self.etag) for ref in self.source.list_files()]
+
+    def read(self, ref: FileRef) -> bytes:
+        return self.source.read(ref)
+
+    def open(self, ref: FileRef) -> BinaryIO:
+        return self.source.open(ref)
+
+    def close(self) -> None:
+        """The wrapped source is the fixture's to close."""
+
+
+def test_a_new_etag_at_the_same_size_and_mtime_is_new_work(
+    folder: Path, source: Source, ledger: FileLedger
+) -> None:
+    sample.write_sample(folder, files=1, points=5, seed=3)
+    tagged = Tagged(source)
+    ex = extractor(tagged, ledger)
+    assert len(batches(take(ex))) == 1
+    assert ex.pending(ex.listing()) == []  # the mark holds the etag
+    tagged.etag = '"two"'  # rewritten within the same second, at the same size
+    (ref,) = ex.pending(ex.listing())
+    assert work(ex, [ref]) == []  # content unchanged: only the mark is refreshed
     assert ex.pending(ex.listing()) == []
 
 
