@@ -3,7 +3,7 @@
 Usage::
 
     with SftpTestServer(root, tmp_path / "ssh") as server:
-        url = server.url            # sftp://user:password@127.0.0.1:PORT/?known_hosts=...
+        url = f"{server.url}/in{server.known_hosts_option}"  # sftp://user:password@…
         (server.root / "a.txt").write_text("...")
 
 The server has a host key and accepts ``USER`` with ``PASSWORD`` or with the client key it
@@ -46,9 +46,7 @@ class SftpTestServer:
         self.client_key_path = keys / "id_ed25519"
         client_key.write_private_key(str(self.client_key_path))
         client_key.write_public_key(str(keys / "id_ed25519.pub"))
-        self._authorized = asyncssh.import_authorized_keys(
-            client_key.export_public_key().decode()
-        )
+        self._authorized = asyncssh.import_authorized_keys(client_key.export_public_key().decode())
         self.known_hosts_path = keys / "known_hosts"
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -58,13 +56,13 @@ class SftpTestServer:
 
     @property
     def url(self) -> str:
-        """``sftp://user:password@127.0.0.1:PORT/?known_hosts=…`` naming the root."""
-        return f"{self.url_without_password.replace('user@', 'user:password@')}"
+        """``sftp://user:password@127.0.0.1:PORT`` (add the path, then ``known_hosts_option``)."""
+        return f"sftp://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
 
     @property
-    def url_without_password(self) -> str:
-        """``sftp://user@127.0.0.1:PORT/?known_hosts=…``: a login by key or agent."""
-        return f"sftp://{USER}@127.0.0.1:{self.port}/?known_hosts={self.known_hosts_path}"
+    def known_hosts_option(self) -> str:
+        """``?known_hosts=…``: the query that trusts this server's host key."""
+        return f"?known_hosts={self.known_hosts_path}"
 
     def known_hosts_line(self) -> str:
         """The ``known_hosts`` line of this server's host key."""
@@ -80,10 +78,12 @@ class SftpTestServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and disconnect every client."""
+        """Stop serving and disconnect every client (again: nothing)."""
+        if self._loop.is_closed():
+            return
         if self._listener is not None:
             listener, self._listener = self._listener, None
-            self._loop.call_soon_threadsafe(listener.close)
+            listener.close()
             asyncio.run_coroutine_threadsafe(listener.wait_closed(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)

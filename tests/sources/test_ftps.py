@@ -72,9 +72,7 @@ def test_an_unknown_ca_fails_in_one_line_without_the_password(
     assert "password" not in text and "password" not in caplog.text
 
 
-def test_a_wrong_host_name_fails_in_one_line(
-    tmp_path: Path, ca: trustme.CA, ca_file: Path
-) -> None:
+def test_a_wrong_host_name_fails_in_one_line(tmp_path: Path, ca: trustme.CA, ca_file: Path) -> None:
     with tls_server(tmp_path / "other", ca, "files.example.org") as server:
         source = sources.from_url(f"{server.url}?ca={ca_file}")
         with source, pytest.raises(SourceConfigError) as info:

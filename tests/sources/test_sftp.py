@@ -1,0 +1,194 @@
+"""SftpSource against a real asyncssh SFTP server on loopback: the Source contract, host keys,
+logins by password and by key, and errors that name what to fix without the password."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncssh
+import pytest
+from contracts.source import SourceContract
+from sftp_server import SftpTestServer
+
+from etl4all import sources
+from etl4all.errors import ConfigError, SourceConfigError, SourceError
+from etl4all.sources.settle import by_key, settled
+from etl4all.sources.sftp import SftpSource
+
+
+class TestSftpSource(SourceContract):
+    @pytest.fixture
+    def root(self, sftp_server: SftpTestServer) -> Path:
+        return sftp_server.root / "in"
+
+    @pytest.fixture
+    def url_of(self, sftp_server: SftpTestServer) -> Callable[[str], str]:
+        return lambda path: f"{sftp_server.url}/in/{path}{sftp_server.known_hosts_option}"
+
+
+@pytest.fixture
+def files(sftp_server: SftpTestServer) -> SftpTestServer:
+    root = sftp_server.root
+    (root / "in" / "2024").mkdir(parents=True)
+    (root / "in" / "day1.txt").write_bytes(b"Latitude: 30\xc2\xb0S   -30.1\r\nLongitude: x\r\n")
+    (root / "in" / "2024" / "day2.txt").write_bytes(bytes(range(256)) * 40)
+    (root / "in" / "readme.md").write_text("not coordinates")
+    return sftp_server
+
+
+def source_of(server: SftpTestServer, path: str = "/in", url: str | None = None) -> SftpSource:
+    return SftpSource(url=f"{url or server.url}{path}{server.known_hosts_option}")
+
+
+def test_keys_are_sftp_urls_without_credentials(files: SftpTestServer) -> None:
+    with source_of(files) as source:
+        refs = source.list_files()
+        assert repr(source) == f"SftpSource('sftp://127.0.0.1:{files.port}/in')"
+    assert [ref.key for ref in refs] == [
+        f"sftp://127.0.0.1:{files.port}/in/2024/day2.txt",
+        f"sftp://127.0.0.1:{files.port}/in/day1.txt",
+    ]
+
+
+def test_settled_across_fresh_listings(files: SftpTestServer) -> None:
+    with source_of(files) as source:
+        first = by_key(source.list_files())
+        with open(files.root / "in" / "day1.txt", "ab") as handle:
+            handle.write(b"Distance: 1 km\r\n")
+        (files.root / "in" / "day3.txt").write_text("new")
+        second = source.list_files()
+        assert {ref.name: ref.size for ref in second} == {
+            "2024/day2.txt": 10240,
+            "day1.txt": 55,
+            "day3.txt": 3,
+        }
+        assert [ref.name for ref in settled(first, second)] == ["2024/day2.txt"]
+        third = source.list_files()
+        assert [ref.name for ref in settled(by_key(second), third)] == [
+            "2024/day2.txt",
+            "day1.txt",
+            "day3.txt",
+        ]
+
+
+def test_non_recursive_listing_and_a_single_file(files: SftpTestServer) -> None:
+    with SftpSource(url=f"{files.url}/in{files.known_hosts_option}&recursive=no") as flat:
+        assert [ref.name for ref in flat.list_files()] == ["day1.txt"]
+    with source_of(files, "/in/readme.md") as single:
+        (ref,) = single.list_files()
+        assert ref.key == f"sftp://127.0.0.1:{files.port}/in/readme.md"
+
+
+def test_threads_share_one_connection(files: SftpTestServer) -> None:
+    with source_of(files) as source:
+        refs = source.list_files()
+        results: list[bytes] = []
+
+        def download() -> None:
+            results.extend(source.read(ref) for ref in refs)
+
+        threads = [threading.Thread(target=download) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(results) == sorted([source.read(ref) for ref in refs] * 3)
+
+
+def test_login_by_the_users_key_and_known_hosts_the_usual_way(
+    files: SftpTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_bytes(files.client_key_path.read_bytes())
+    (home / ".ssh" / "known_hosts").write_text(files.known_hosts_line())
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with SftpSource(url=f"sftp://user@127.0.0.1:{files.port}/in") as source:
+        assert [ref.name for ref in source.list_files()] == ["2024/day2.txt", "day1.txt"]
+
+
+def test_an_unknown_host_key_is_refused_in_one_line(files: SftpTestServer, tmp_path: Path) -> None:
+    other = tmp_path / "empty_known_hosts"
+    other.write_text("")
+    source = SftpSource(url=f"{files.url}/in?known_hosts={other}")
+    with source, pytest.raises(SourceConfigError) as info:
+        source.list_files()
+    text = str(info.value)
+    assert f"host key of [127.0.0.1]:{files.port} is unknown" in text and str(other) in text
+    assert "ssh-keyscan" in text and "\n" not in text and not info.value.retryable
+    assert "password@" not in text
+
+
+def test_a_changed_host_key_is_refused_in_one_line(files: SftpTestServer, tmp_path: Path) -> None:
+    not_the_servers = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    stale = tmp_path / "stale_known_hosts"
+    stale.write_text(f"[127.0.0.1]:{files.port} {not_the_servers}")
+    source = SftpSource(url=f"{files.url}/in?known_hosts={stale}")
+    with source, pytest.raises(SourceConfigError, match="has changed") as info:
+        source.list_files()
+    assert "\n" not in str(info.value) and not info.value.retryable
+
+
+def test_a_wrong_password_is_a_config_error_without_the_password(
+    files: SftpTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"sftp://user:Wr0ngPa55@127.0.0.1:{files.port}"
+    with source_of(files, url=url) as source, pytest.raises(SourceConfigError) as info:
+        source.list_files()
+    text = str(info.value)
+    assert "login refused" in text and f"sftp://user:***@127.0.0.1:{files.port}/in" in text
+    assert not info.value.retryable
+    assert "Wr0ngPa55" not in text and "Wr0ngPa55" not in caplog.text
+    assert "Wr0ngPa55" not in repr(source)
+
+
+def test_a_missing_folder_and_recovery_after_an_error(files: SftpTestServer) -> None:
+    with source_of(files, "/nope") as missing, pytest.raises(SourceConfigError, match="no such"):
+        missing.list_files()
+    with source_of(files) as source:
+        refs = source.list_files()
+        (files.root / "in" / "day1.txt").unlink()
+        with pytest.raises(SourceError):
+            source.read(refs[-1])
+        assert len(source.list_files()) == 1  # the connection recovers after an error
+
+
+def test_server_down_is_a_retryable_source_error(files: SftpTestServer) -> None:
+    url = f"{files.url}/in{files.known_hosts_option}&timeout=2"
+    files.stop()
+    with SftpSource(url=url) as source, pytest.raises(SourceError, match=r"127\.0\.0\.1") as info:
+        source.list_files()
+    assert info.value.retryable and "password@" not in str(info.value)
+
+
+def test_paths_relative_to_the_login_folder(files: SftpTestServer) -> None:
+    # the test server's login folder is its root: /~/in is /in
+    with source_of(files, "/~/in") as source:
+        assert [ref.name for ref in source.list_files()] == ["2024/day2.txt", "day1.txt"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sftp:///in",
+        "sftp://host:99999/in",
+        "sftp://host/in?recursive=maybe",
+        "sftp://host/in?timeout=0",
+        "sftp://host/in?known_hosts=/no/such/file",
+        "sftp://host/in?utc_offset=1",
+        "ftp://host/in",
+    ],
+)
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        SftpSource(url=url)
+
+
+def test_built_from_url(files: SftpTestServer) -> None:
+    with sources.from_url(f"{files.url}/in{files.known_hosts_option}") as source:
+        assert isinstance(source, SftpSource)
