@@ -176,15 +176,20 @@ class SftpSource(Closing):
     async def _connect(self) -> tuple[asyncssh.SFTPClient, asyncssh.SSHClientConnection]:
         """A new logged-in connection and its SFTP client."""
         log.debug("connecting to %s", self._safe_url)
-        conn = await asyncssh.connect(
-            self._hostname,
-            self._port,
-            connect_timeout=self._timeout,
-            login_timeout=self._timeout,
-            keepalive_interval=self._timeout / 2,
-            keepalive_count_max=2,
-            **self._login,
-        )
+        try:
+            conn = await asyncssh.connect(
+                self._hostname,
+                self._port,
+                connect_timeout=self._timeout,
+                keepalive_interval=self._timeout / 2,
+                keepalive_count_max=2,
+                **self._login,
+            )
+        except TimeoutError as exc:
+            what = "did not complete the connection and SSH handshake"
+            raise TimeoutError(
+                timed_out(self._hostname, self._port, what, self._timeout, "timeout")
+            ) from exc
         try:
             return await asyncio.wait_for(conn.start_sftp_client(), self._timeout), conn
         except BaseException:
@@ -313,7 +318,7 @@ class SftpSource(Closing):
         """One line of what went wrong, with no secret in it."""
         if isinstance(exc, TimeoutError):
             what = "did not answer"
-            return timed_out(self._hostname, self._port, what, self._timeout, "timeout")
+            return str(exc) or timed_out(self._hostname, self._port, what, self._timeout, "timeout")
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         return urls.redact(str(reason).strip().splitlines()[0])
 

@@ -12,6 +12,7 @@ import asyncssh
 import pytest
 from contracts.source import SourceContract
 from sftp_server import SftpTestServer
+from silent_server import SilentServer, bounded
 
 from etl4all import sources
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
@@ -164,6 +165,17 @@ def test_server_down_is_a_retryable_source_error(files: SftpTestServer) -> None:
     with SftpSource(url=url) as source, pytest.raises(SourceError, match=r"127\.0\.0\.1") as info:
         source.list_files()
     assert info.value.retryable and "password@" not in str(info.value)
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_a_server_that_never_answers_is_a_retryable_source_error(accept: bool) -> None:
+    with SilentServer(accept=accept) as server:
+        source = SftpSource(url=server.url("sftp", "/in?timeout=1", "user:s3cret-pw"))
+        with source, pytest.raises(SourceError) as info:
+            bounded(20.0, source.list_files)
+    text = str(info.value)
+    assert info.value.retryable and "\n" not in text and "s3cret-pw" not in text
+    assert f"127.0.0.1:{server.port} did not complete the connection and SSH handshake" in text
 
 
 def test_paths_relative_to_the_login_folder(files: SftpTestServer) -> None:

@@ -1,0 +1,68 @@
+"""``etl4all run`` end to end on an SFTP and an FTPS source (embedded, offline geocoder,
+DuckDB): three generated sample files load once, and a rerun skips them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+import trustme
+from click.testing import CliRunner
+from ftp_server import FtpTestServer
+from sftp_server import SftpTestServer
+
+from etl4all import sample
+from etl4all.cli import cli
+from etl4all.parsing import parse
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from an empty folder: the default state and warehouse land there."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "work"
+
+
+def served_sample(folder: Path) -> set[tuple[float, float]]:
+    """Three sample files in ``folder``; their distinct valid coordinates."""
+    paths = sample.write_sample(folder, files=3, points=120, seed=7, duplicate_rate=0.1)
+    points = pl.concat(parse.parse(path.read_bytes(), path.name).points for path in paths)
+    return set(points.select("latitude", "longitude").unique().rows())
+
+
+def loads_once_then_skips(url: str, workdir: Path, expected: set[tuple[float, float]]) -> None:
+    first = CliRunner().invoke(cli, ["run", url, "-q", "--final-seconds", "0"])
+    assert first.exit_code == 0, first.output
+    assert "3 processed, 0 skipped" in first.output
+    with duckdb.connect(str(workdir / "etl4all.duckdb"), read_only=True) as db:
+        rows = db.sql("SELECT latitude::DOUBLE, longitude::DOUBLE FROM address").fetchall()
+    assert len(rows) == len(expected) and set(rows) == expected
+    again = CliRunner().invoke(cli, ["run", url, "-q"])
+    assert again.exit_code == 0, again.output
+    assert "0 processed, 3 skipped" in again.output
+
+
+def test_run_on_sftp(workdir: Path, sftp_server: SftpTestServer) -> None:
+    expected = served_sample(sftp_server.root / "in")
+    url = f"{sftp_server.url}/in{sftp_server.known_hosts_option}"
+    loads_once_then_skips(url, workdir, expected)
+
+
+@pytest.fixture
+def ftps_server(tmp_path: Path) -> Iterator[tuple[FtpTestServer, Path]]:
+    ca = trustme.CA()
+    ca_file, cert = tmp_path / "ca.pem", tmp_path / "server.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert))
+    with FtpTestServer(tmp_path / "ftps-root", cert=cert) as server:
+        yield server, ca_file
+
+
+def test_run_on_ftps(workdir: Path, ftps_server: tuple[FtpTestServer, Path]) -> None:
+    server, ca_file = ftps_server
+    expected = served_sample(server.root / "in")
+    loads_once_then_skips(f"{server.url}in?ca={ca_file}", workdir, expected)
