@@ -19,14 +19,6 @@ from etl4all.cli import cli
 from etl4all.parsing import parse
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run from an empty folder: the default state and warehouse land there."""
-    (tmp_path / "work").mkdir()
-    monkeypatch.chdir(tmp_path / "work")
-    return tmp_path / "work"
-
-
 def served_sample(folder: Path) -> set[tuple[float, float]]:
     """Three sample files in ``folder``; their distinct valid coordinates."""
     paths = sample.write_sample(folder, files=3, points=120, seed=7, duplicate_rate=0.1)
@@ -34,22 +26,26 @@ def served_sample(folder: Path) -> set[tuple[float, float]]:
     return set(points.select("latitude", "longitude").unique().rows())
 
 
-def loads_once_then_skips(url: str, workdir: Path, expected: set[tuple[float, float]]) -> None:
-    first = CliRunner().invoke(cli, ["run", url, "-q", "--final-seconds", "0"])
+def loads_once_then_skips(url: str, work: Path, expected: set[tuple[float, float]]) -> None:
+    """Run twice; the state and the warehouse by absolute paths (pyftpdlib's server changes
+    the process's working folder)."""
+    warehouse = work / "etl4all.duckdb"
+    stores = ["--warehouse", f"duckdb:///{warehouse}", "--state", f"sqlite:///{work}/state.db"]
+    first = CliRunner().invoke(cli, ["run", url, "-q", "--final-seconds", "0", *stores])
     assert first.exit_code == 0, first.output
     assert "3 processed, 0 skipped" in first.output
-    with duckdb.connect(str(workdir / "etl4all.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(warehouse), read_only=True) as db:
         rows = db.sql("SELECT latitude::DOUBLE, longitude::DOUBLE FROM address").fetchall()
     assert len(rows) == len(expected) and set(rows) == expected
-    again = CliRunner().invoke(cli, ["run", url, "-q"])
+    again = CliRunner().invoke(cli, ["run", url, "-q", *stores])
     assert again.exit_code == 0, again.output
     assert "0 processed, 3 skipped" in again.output
 
 
-def test_run_on_sftp(workdir: Path, sftp_server: SftpTestServer) -> None:
+def test_run_on_sftp(tmp_path: Path, sftp_server: SftpTestServer) -> None:
     expected = served_sample(sftp_server.root / "in")
     url = f"{sftp_server.url}/in{sftp_server.known_hosts_option}"
-    loads_once_then_skips(url, workdir, expected)
+    loads_once_then_skips(url, tmp_path, expected)
 
 
 @pytest.fixture
@@ -62,7 +58,7 @@ def ftps_server(tmp_path: Path) -> Iterator[tuple[FtpTestServer, Path]]:
         yield server, ca_file
 
 
-def test_run_on_ftps(workdir: Path, ftps_server: tuple[FtpTestServer, Path]) -> None:
+def test_run_on_ftps(tmp_path: Path, ftps_server: tuple[FtpTestServer, Path]) -> None:
     server, ca_file = ftps_server
     expected = served_sample(server.root / "in")
-    loads_once_then_skips(f"{server.url}in?ca={ca_file}", workdir, expected)
+    loads_once_then_skips(f"{server.url}in?ca={ca_file}", tmp_path, expected)
