@@ -4,6 +4,7 @@ etl4all's lines, not the SSH library's."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,21 @@ def test_run_on_sftp(tmp_path: Path, sftp_server: SftpTestServer) -> None:
     expected = served_sample(sftp_server.root / "in")
     url = f"{sftp_server.url}/in{sftp_server.known_hosts_option}"
     loads_once_then_skips(url, tmp_path, expected)
+
+
+def test_check_and_estimate_read_an_sftp_source(
+    tmp_path: Path, sftp_server: SftpTestServer
+) -> None:
+    expected = served_sample(sftp_server.root / "in")
+    url = f"{sftp_server.url}/in{sftp_server.known_hosts_option}"
+    state = ["--state", f"sqlite:///{tmp_path}/state.db"]
+    checked = CliRunner().invoke(cli, ["check", url, *state])
+    assert f"ok   source sftp://user:***@127.0.0.1:{sftp_server.port}/in" in checked.output
+    assert "(3 files)" in checked.output and "password" not in checked.output
+    estimated = CliRunner().invoke(cli, ["estimate", url, *state])
+    assert estimated.exit_code == 0, estimated.output
+    assert re.search(r"^files +3$", estimated.output, re.MULTILINE), estimated.output
+    assert re.search(rf"distinct keys +{len(expected)} ", estimated.output), estimated.output
 
 
 @pytest.fixture
