@@ -4,6 +4,7 @@ logins by password and by key, and errors that name what to fix without the pass
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from sftp_server import SftpTestServer
 from silent_server import SilentServer, bounded
 
 from etl4all import sources
-from etl4all.errors import ConfigError, SourceConfigError, SourceError
+from etl4all.errors import ConfigError, MissingDependencyError, SourceConfigError, SourceError
 from etl4all.sources.settle import by_key, settled
 from etl4all.sources.sftp import SftpSource
 
@@ -204,3 +205,20 @@ def test_bad_urls_are_refused(url: str) -> None:
 def test_built_from_url(files: SftpTestServer) -> None:
     with sources.from_url(f"{files.url}/in{files.known_hosts_option}") as source:
         assert isinstance(source, SftpSource)
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "driver", "extra"),
+    [
+        ("sftp://host/in", "etl4all.sources.sftp", "asyncssh", "sftp"),
+        ("ftps://host/in", "etl4all.sources.ftps", "ftputil", "ftp"),
+    ],
+)
+def test_a_missing_driver_names_the_extra_to_install(
+    url: str, module: str, driver: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, driver, None)  # "import driver" fails as if not installed
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.delitem(sys.modules, "etl4all.sources.ftp", raising=False)
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'etl4all\[{extra}\]'"):
+        sources.from_url(url)
