@@ -24,7 +24,8 @@ per file).
 ``FileRef.key`` is ``sftp://host:port/path/name`` without credentials; sizes are exact and
 mtimes to the second (to the nanosecond on SFTPv4+ servers). One connection per source,
 shared by every thread: calls run on the source's own event loop thread. A failed operation
-drops the connection, so that a retry by the caller reconnects. Errors become a retryable
+on the connection (not a file's own error: no such file, no permission) drops it, so that a
+retry by the caller reconnects. Errors become a retryable
 :class:`~etl4all.errors.SourceError`, except a refused login, an untrusted host key and a
 path that does not exist: :class:`~etl4all.errors.SourceConfigError`.
 """
@@ -60,6 +61,9 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 _COPY_BYTES = 1024 * 1024
 """Bytes read at a time from the server into the temporary file."""
 _T = TypeVar("_T")
+_CONNECTION_GONE = (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection)
+"""SFTP errors that mean the connection is gone (the others are a file's own: no such
+file, permission denied)."""
 
 
 class SftpSource(Closing):
@@ -307,8 +311,9 @@ class SftpSource(Closing):
                 f"SFTP {action} failed on {self._safe_url}: login refused ({exc.reason}); "
                 "check the user and password in the URL, or the SSH keys and agent"
             ) from exc
-        except (asyncssh.Error, asyncssh.SFTPError, OSError) as exc:
-            self._drop_connection()
+        except (asyncssh.Error, OSError) as exc:
+            if not isinstance(exc, asyncssh.SFTPError) or isinstance(exc, _CONNECTION_GONE):
+                self._drop_connection()  # a file's own error leaves other threads' work be
             raise SourceError(
                 f"SFTP {action} failed on {self._safe_url}: {self._describe(exc)}; "
                 "check the server, the URL and the credentials"
