@@ -125,6 +125,16 @@ def test_an_unknown_host_key_is_refused_in_one_line(files: SftpTestServer, tmp_p
     assert "password@" not in text
 
 
+def test_without_a_known_hosts_file_no_host_key_is_trusted(
+    files: SftpTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "empty-home"))
+    source = SftpSource(url=f"{files.url}/in")
+    with source, pytest.raises(SourceConfigError, match="is unknown") as info:
+        source.list_files()
+    assert str(tmp_path / "empty-home" / ".ssh" / "known_hosts") in str(info.value)
+
+
 def test_a_changed_host_key_is_refused_in_one_line(files: SftpTestServer, tmp_path: Path) -> None:
     not_the_servers = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
     stale = tmp_path / "stale_known_hosts"
