@@ -22,7 +22,7 @@ into a temporary file) and a fast listing (``READDIR`` returns sizes and mtimes:
 per file).
 
 ``FileRef.key`` is ``sftp://host:port/path/name`` without credentials; sizes are exact and
-mtimes to the second (to the nanosecond on SFTPv4+ servers). One connection per source,
+mtimes to the second (SFTP version 3, as OpenSSH speaks it). One connection per source,
 shared by every thread: calls run on the source's own event loop thread. A failed operation
 on the connection (not a file's own error: no such file, no permission) drops it, so that a
 retry by the caller reconnects. Errors become a retryable
@@ -269,8 +269,7 @@ class SftpSource(Closing):
 
     @staticmethod
     def _ref(key: str, name: str, attrs: asyncssh.SFTPAttrs) -> FileRef:
-        mtime = float(attrs.mtime or 0) + (attrs.mtime_ns or 0) / 1e9
-        return FileRef(key=key, name=name, size=int(attrs.size or 0), mtime=mtime)
+        return FileRef(key=key, name=name, size=int(attrs.size or 0), mtime=float(attrs.mtime or 0))
 
     # -- on the caller's thread --------------------------------------------------------------
 
@@ -321,11 +320,13 @@ class SftpSource(Closing):
 
     def _describe(self, exc: BaseException) -> str:
         """One line of what went wrong, with no secret in it."""
-        if isinstance(exc, TimeoutError):
+        reason = str(getattr(exc, "reason", None) or str(exc) or type(exc).__name__)
+        if isinstance(exc, TimeoutError) and str(exc):
+            return str(exc)  # the wording of the step that timed out (connecting)
+        if isinstance(exc, TimeoutError) or "keepalive" in reason.lower():
             what = "did not answer"
-            return str(exc) or timed_out(self._hostname, self._port, what, self._timeout, "timeout")
-        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-        return urls.redact(str(reason).strip().splitlines()[0])
+            return timed_out(self._hostname, self._port, what, self._timeout, "timeout")
+        return urls.redact(reason.strip().splitlines()[0])
 
     def _host_key_problem(self) -> str:
         """Why the host key was refused, in one line: unknown, or changed."""

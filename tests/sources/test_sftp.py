@@ -14,6 +14,7 @@ import pytest
 from contracts.source import SourceContract
 from sftp_server import SftpTestServer
 from silent_server import SilentServer, bounded
+from tcp_proxy import TcpProxy
 
 from etl4all import sources
 from etl4all.errors import ConfigError, MissingDependencyError, SourceConfigError, SourceError
@@ -178,6 +179,40 @@ def test_server_down_is_a_retryable_source_error(files: SftpTestServer) -> None:
     with SftpSource(url=url) as source, pytest.raises(SourceError, match=r"127\.0\.0\.1") as info:
         source.list_files()
     assert info.value.retryable and "password@" not in str(info.value)
+
+
+def proxied(files: SftpTestServer, proxy: TcpProxy, tmp_path: Path) -> SftpSource:
+    """A source of ``/in`` through ``proxy``, whose port ``known_hosts`` names."""
+    known = tmp_path / "proxied_known_hosts"
+    known.write_text(files.known_hosts_line().replace(f":{files.port} ", f":{proxy.port} "))
+    return SftpSource(url=f"{proxy.url(files.url)}/in?known_hosts={known}&timeout=1")
+
+
+def test_a_lost_connection_is_retryable_and_the_next_call_reconnects(
+    files: SftpTestServer, tmp_path: Path
+) -> None:
+    with TcpProxy("127.0.0.1", files.port) as proxy, proxied(files, proxy, tmp_path) as source:
+        assert len(source.list_files()) == 2
+        proxy.cut()
+        with pytest.raises(SourceError) as info:
+            bounded(20.0, source.list_files)
+        assert info.value.retryable and "password@" not in str(info.value)
+        proxy.restore()
+        assert len(source.list_files()) == 2
+        assert proxy.accepted == 2
+
+
+def test_a_server_that_stops_answering_is_given_up_on(
+    files: SftpTestServer, tmp_path: Path
+) -> None:
+    with TcpProxy("127.0.0.1", files.port) as proxy, proxied(files, proxy, tmp_path) as source:
+        refs = source.list_files()
+        proxy.pause()
+        with pytest.raises(SourceError) as info:
+            bounded(20.0, lambda: source.read(refs[0]))  # keepalives go unanswered
+    text = str(info.value)
+    assert info.value.retryable and "\n" not in text
+    assert f"127.0.0.1:{proxy.port} did not answer within 1 s (timeout)" in text
 
 
 @pytest.mark.parametrize("accept", [True, False])
