@@ -31,6 +31,8 @@ and closed by :meth:`FtpSource.close`. A failed operation drops the calling thre
 connection, so that a retry by the caller reconnects. Errors become a retryable
 :class:`~etl4all.errors.SourceError`, except a refused login (reply 530) and a ``dir`` that does
 not exist, which retrying cannot fix: :class:`~etl4all.errors.SourceConfigError`.
+
+``ftps://`` (the same over explicit TLS) is :mod:`etl4all.sources.ftps`.
 """
 
 from __future__ import annotations
