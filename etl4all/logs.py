@@ -106,7 +106,7 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("pika", "asyncio", "urllib3", "pyftpdlib"):
+    for noisy in ("pika", "asyncio", "urllib3", "pyftpdlib", "asyncssh"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # pika logs every failed connection attempt with a traceback; etl4all reports the same
     # error once, with the host and the cause (debug shows pika's own lines)

@@ -10,7 +10,8 @@ output — unless the same text shows with another password too (then it is the 
 text, such as a port number).
 
 Live tests: a MariaDB user, a Redis ACL user, a RabbitMQ user and an FTP user whose
-password holds ``/ @ : ? # %`` connect with that password percent-encoded in the URL.
+password holds ``/ @ : ? # %`` connect with that password percent-encoded in the URL; FTP
+and SFTP servers refuse logins without showing the password.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from service_urls import SERVICE_URLS
 from sources.ftp_server import FtpTestServer
+from sources.sftp_server import SftpTestServer
 
 from etl4all import broker, geocoders, logs, lookup, sample, sources, state, urls, warehouse
 from etl4all.cli import cli
@@ -156,6 +158,8 @@ BACKENDS: dict[str, tuple[str, str, Callable[[str], Any], Callable[[Any], Any]]]
         lambda bus: bus.depth(bus.topology.points),
     ),
     "ftp": ("ftp", "in?timeout=5", sources.from_url, lambda source: source.list_files()),
+    "ftps": ("ftps", "in?timeout=5", sources.from_url, lambda source: source.list_files()),
+    "sftp": ("sftp", "in?timeout=5", sources.from_url, lambda source: source.list_files()),
     "mongodb": (
         "mongodb",
         "etl4all?serverSelectionTimeoutMS=100",
@@ -193,6 +197,14 @@ def test_a_backend_that_cannot_connect_shows_no_password(backend: str, password:
     )
 
 
+@pytest.fixture
+def sftp_server(tmp_path: Path) -> Iterator[SftpTestServer]:
+    """An SFTP server, whose host key the URL's ``known_hosts`` trusts."""
+    with SftpTestServer(tmp_path / "sftp", tmp_path / "sftp-keys") as server:
+        (server.root / "in").mkdir()
+        yield server
+
+
 LIVE = {
     "mysql": SERVICE_URLS["mysql"],
     "redis": SERVICE_URLS["redis"],
@@ -213,13 +225,16 @@ def ftp_server(tmp_path: Path) -> Iterator[FtpTestServer]:
 @pytest.mark.rabbitmq
 @PROPERTY
 @given(password=PASSWORDS)
-@pytest.mark.parametrize("backend", ["mysql", "redis", "amqp", "ftp"])
+@pytest.mark.parametrize("backend", ["mysql", "redis", "amqp", "ftp", "sftp"])
 def test_a_refused_login_shows_no_password(
     backend: str, password: str, request: pytest.FixtureRequest
 ) -> None:
     scheme, path, build, use = BACKENDS[backend]
     if backend == "ftp":
         live = f"127.0.0.1:{request.getfixturevalue('ftp_server').port}"
+    elif backend == "sftp":
+        server = request.getfixturevalue("sftp_server")
+        live, path = f"127.0.0.1:{server.port}", f"in{server.known_hosts_option}"
     else:
         live = _host_port(LIVE[backend])
 

@@ -31,6 +31,8 @@ and closed by :meth:`FtpSource.close`. A failed operation drops the calling thre
 connection, so that a retry by the caller reconnects. Errors become a retryable
 :class:`~etl4all.errors.SourceError`, except a refused login (reply 530) and a ``dir`` that does
 not exist, which retrying cannot fix: :class:`~etl4all.errors.SourceConfigError`.
+
+``ftps://`` (the same over explicit TLS) is :mod:`etl4all.sources.ftps`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import stat
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar, TypeVar
 from urllib.parse import quote
 
 with warnings.catch_warnings():
@@ -58,18 +60,20 @@ from etl4all import urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.perthread import PerThread
+from etl4all.sources import url_options
 from etl4all.sources.base import FileRef
 from etl4all.sources.settle import name_matches
 from etl4all.timeouts import timed_out
 
 log = logging.getLogger(__name__)
 
+_E = TypeVar("_E", bound=BaseException)
+
 OPTIONS = ("recursive", "timeout", "utc_offset")
 """Query options an ``ftp://`` URL may carry."""
 
 _COPY_BYTES = 1024 * 1024
 """Bytes copied at a time from the server into the temporary file."""
-_FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.all_errors)
 """Every driver error the source translates into :class:`SourceError`."""
@@ -84,6 +88,11 @@ class _PhaseTimeout(TimeoutError):
 class FtpSource(Closing):
     """Files of a folder (or one file) on an FTP server."""
 
+    scheme: ClassVar[str] = "ftp"
+    """The URL scheme this class serves (:class:`~etl4all.sources.ftps.FtpsSource`: ``ftps``)."""
+    options: ClassVar[tuple[str, ...]] = OPTIONS
+    """The query options its URL may carry."""
+
     def __init__(self, *, url: str, pattern: str = "*.txt") -> None:
         """Parse and check the URL; a folder's files are those whose name fits ``pattern``.
 
@@ -94,16 +103,22 @@ class FtpSource(Closing):
         """
         parsed = urls.parse(url)
         self._safe_url = parsed.shown
-        if parsed.scheme != "ftp":
-            raise ConfigError(f"{self._safe_url}: an FTP source URL starts with ftp://")
+        if parsed.scheme != self.scheme:
+            raise ConfigError(
+                f"{self._safe_url}: an {self.scheme.upper()} source URL starts with {self.scheme}://"
+            )
         port = parsed.port or 21
         if not parsed.host:
-            raise ConfigError(f"{self._safe_url} names no host, e.g. ftp://user:pass@host/dir")
+            raise ConfigError(
+                f"{self._safe_url} names no host, e.g. {self.scheme}://user:pass@host/dir"
+            )
         self._hostname = parsed.host
         self._port = port
         self._user = parsed.user or "anonymous"
         self._password = parsed.password or ""
-        self._recursive, self._timeout, utc_offset = _options(parsed.options, self._safe_url)
+        self._recursive, self._timeout, utc_offset = _options(
+            parsed.options, self._safe_url, self.options
+        )
         self._time_shift = utc_offset * 3600.0
         self._pattern = pattern
         self._dir = parsed.path[1:].rstrip("/") or "."
@@ -111,13 +126,13 @@ class FtpSource(Closing):
         dir_part = "" if self._dir == "." else "/" + quote(self._dir, safe="/")
         if self._dir.startswith("/"):
             dir_part = "/%2F" + quote(self._dir[1:], safe="/")
-        self._base_key = f"ftp://{netloc}:{port}{dir_part}"
-        self._factory = _session_factory(port, self._timeout)
+        self._base_key = f"{self.scheme}://{netloc}:{port}{dir_part}"
+        self._factory = _session_factory(port, self._timeout, self._session_class(parsed))
         self._root: str | None = None
         self._hosts = PerThread(self._connect)
 
     def __repr__(self) -> str:
-        return f"FtpSource({self._base_key!r})"
+        return f"{type(self).__name__}({self._base_key!r})"
 
     def list_files(self) -> list[FileRef]:
         """Fresh listing of the matching files, sorted by name.
@@ -192,6 +207,10 @@ class FtpSource(Closing):
         for host in self._hosts.pop_all():
             _close_quietly(host, self._safe_url)
 
+    def _session_class(self, parsed: urls.Url) -> type[ftplib.FTP]:
+        """The ``ftplib`` class of a session: plain FTP here."""
+        return ftplib.FTP
+
     def _connect(self) -> ftputil.FTPHost:
         """A new logged-in connection."""
         log.debug("connecting to %s", self._safe_url)
@@ -240,7 +259,7 @@ class FtpSource(Closing):
         except FTP_ERRORS as exc:
             self._drop_host()
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            timeout = _timeout_in(exc)
+            timeout = cause_in(exc, TimeoutError)
             if timeout is not None:
                 if not isinstance(timeout, _PhaseTimeout):  # a reply or a transfer
                     what = "did not answer"
@@ -260,44 +279,37 @@ class FtpSource(Closing):
             ) from exc
 
 
-def _options(values: dict[str, str], safe_url: str) -> tuple[bool, float, float]:
+def _options(
+    values: dict[str, str], safe_url: str, known: tuple[str, ...]
+) -> tuple[bool, float, float]:
     """``(recursive, timeout, utc_offset)`` from the URL's query options."""
-    unknown = sorted(set(values) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(f"{safe_url}: unknown option {unknown[0]!r}; known: {', '.join(OPTIONS)}")
-    flag = values.get("recursive", "yes").lower()
-    if flag not in _FLAGS:
-        raise ConfigError(f"{safe_url}: recursive must be yes or no, got {flag!r}")
-    try:
-        timeout = float(values.get("timeout", "30"))
-    except ValueError as exc:
-        raise ConfigError(f"{safe_url}: timeout must be a number of seconds") from exc
-    if timeout <= 0:
-        raise ConfigError(f"{safe_url}: timeout must be positive, got {timeout}")
+    url_options.refuse_unknown(values, known, safe_url)
+    recursive = url_options.flag(values, "recursive", "yes", safe_url)
+    timeout = url_options.seconds(values, "timeout", "30", safe_url)
     try:
         utc_offset = float(values.get("utc_offset", "0"))
     except ValueError as exc:
         raise ConfigError(f"{safe_url}: utc_offset must be a number of hours") from exc
     if abs(utc_offset) > 24 or utc_offset * 4 != round(utc_offset * 4):
         raise ConfigError(f"{safe_url}: utc_offset must be hours in quarters, -24..24")
-    return _FLAGS[flag], timeout, utc_offset
+    return recursive, timeout, utc_offset
 
 
-def _timeout_in(exc: BaseException) -> TimeoutError | None:
-    """The socket timeout behind ``exc`` (ftputil wraps ftplib's errors), if any."""
+def cause_in(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The ``kind`` error behind ``exc`` (ftputil wraps ftplib's errors), if any."""
     seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None or isinstance(seen, TimeoutError):
+    for _ in range(6):
+        if seen is None or isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
 
 
-def _session_factory(port: int, timeout: float) -> Callable[..., Any]:
-    """An ftputil session factory: passive mode, UTF-8 paths, ``timeout`` on every socket;
-    a timeout while connecting or logging in says which step timed out."""
+def _session_factory(port: int, timeout: float, base: type[ftplib.FTP]) -> Callable[..., Any]:
+    """An ftputil session factory of ``base`` sessions: passive mode, UTF-8 paths, ``timeout``
+    on every socket; a timeout while connecting or logging in says which step timed out."""
 
-    class TimeoutFTP(ftplib.FTP):
+    class TimeoutFTP(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("timeout", timeout)
             super().__init__(*args, **kwargs)

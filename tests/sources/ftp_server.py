@@ -23,7 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.filesystems import AbstractedFS
-    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
     from pyftpdlib.servers import FTPServer
 
 
@@ -41,7 +41,12 @@ PASSWORD = "password"
 class FtpTestServer:
     """Serves ``root`` to ``USER``/``PASSWORD`` with full permissions on a free port."""
 
-    def __init__(self, root: Path, *, user: str = USER, password: str = PASSWORD) -> None:
+    def __init__(
+        self, root: Path, *, user: str = USER, password: str = PASSWORD, cert: Path | None = None
+    ) -> None:
+        """``cert``: a PEM file of the server's key and certificate chain, to serve FTPS
+        (explicit TLS, required on the control and the data connections) instead of FTP."""
+        self.scheme = "ftp" if cert is None else "ftps"
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.user = user
@@ -49,10 +54,20 @@ class FtpTestServer:
         authorizer = DummyAuthorizer()
         authorizer.add_user(user, password, str(self.root), perm="elradfmwMT")
         # A handler class per server, so that two servers never share an authorizer.
+        tls = (
+            {}
+            if cert is None
+            else {
+                "certfile": str(cert),
+                "tls_control_required": True,
+                "tls_data_required": True,
+            }
+        )
         handler = type(
             "TestFTPHandler",
-            (FTPHandler,),
+            (FTPHandler if cert is None else TLS_FTPHandler,),
             {
+                **tls,
                 "authorizer": authorizer,
                 "abstracted_fs": _UnbufferedFS,
                 "use_gmt_times": True,
@@ -68,8 +83,8 @@ class FtpTestServer:
 
     @property
     def url(self) -> str:
-        """``ftp://user:password@127.0.0.1:PORT/``."""
-        return f"ftp://{self.user}:{self.password}@127.0.0.1:{self.port}/"
+        """``ftp://user:password@127.0.0.1:PORT/`` (``ftps://`` with a ``cert``)."""
+        return f"{self.scheme}://{self.user}:{self.password}@127.0.0.1:{self.port}/"
 
     def start(self) -> FtpTestServer:
         """Start serving in the background."""
