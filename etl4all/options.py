@@ -264,7 +264,8 @@ CLAIM_WAIT = setting(
 SOURCE = setting(
     "source_url",
     "--source",
-    help="Where files come from: a folder, file:///dir or ftp://user:pass@host:21/dir "
+    help="Where files come from: a folder, file:///dir, ftp://user:pass@host:21/dir, "
+    "ftps://user:pass@host/dir, sftp://user@host/dir or s3://bucket/prefix "
     "(?timeout=30: seconds for connecting, each reply and each transfer read).",
 )
 SERVICES = group(

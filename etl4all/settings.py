@@ -85,7 +85,8 @@ class Settings:
     """Everything a run or a worker needs to know, resolved once at start-up."""
 
     source_url: str | None = None
-    """Where coordinate files come from: a folder, ``file:///dir`` or ``ftp://user:pass@host/dir``."""
+    """Where coordinate files come from: a folder or a ``file``, ``ftp``, ``ftps``, ``sftp`` or
+    ``s3`` URL (:data:`etl4all.sources.SCHEMES`)."""
     file_pattern: str = "*.txt"
     """Glob of the file names to take from the source."""
     settle_seconds: float = _within(NOT_NEGATIVE, 2.0)

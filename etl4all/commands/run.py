@@ -61,7 +61,7 @@ def run(
     fail_on_rejects: float | None,
     **flags: Any,
 ) -> None:
-    """Process SOURCES (folders, files, file:// or ftp:// URLs) end to end.
+    """Process SOURCES (folders, files, or file, ftp, ftps, sftp or s3 URLs) end to end.
 
     Files already done (same size and mtime, or same content) are skipped, unless --force
     (all of them) or --force-file NAME (those named) redoes them. A file that became empty

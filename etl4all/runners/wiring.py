@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 def open_source(url: str, settings: Settings) -> Source:
-    """The source of ``url`` (a folder, ``file://`` or ``ftp://``)."""
+    """The source of ``url`` (a folder or a URL of :data:`etl4all.sources.SCHEMES`)."""
     return sources.from_url(url, pattern=settings.file_pattern)
 
 

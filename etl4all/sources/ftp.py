@@ -189,7 +189,9 @@ class FtpSource(Closing):
             with self._errors(f"download of {ref.name}"):
                 host = self._hosts.get()
                 root = self._root_of(host)
-                path = root if ref.key == self._base_key else posixpath.join(root, ref.name)
+                # a single-file URL's key, maybe after the warehouse scope (ExtractConfig.scoped)
+                single = ref.key.endswith(self._base_key)
+                path = root if single else posixpath.join(root, ref.name)
                 log.debug("RETR %s from %s", path, self._safe_url)
                 with host.open(path, "rb") as remote:
                     shutil.copyfileobj(remote, local, _COPY_BYTES)

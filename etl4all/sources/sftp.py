@@ -261,7 +261,9 @@ class SftpSource(Closing):
     async def _download(self, ref: FileRef, local: IO[bytes]) -> None:
         sftp = await self._client()
         root = await self._root_of(sftp)
-        path = root if ref.key == self._base_key else posixpath.join(root, ref.name)
+        # a single-file URL's key, maybe after the warehouse scope (ExtractConfig.scoped)
+        single = ref.key.endswith(self._base_key)
+        path = root if single else posixpath.join(root, ref.name)
         log.debug("reading %s from %s", path, self._safe_url)
         async with sftp.open(path, "rb") as remote:
             while chunk := await remote.read(_COPY_BYTES):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -80,6 +81,9 @@ def test_a_single_file_url(files: FtpTestServer) -> None:
     with FtpSource(url=files.url + "in/readme.md") as source:
         (ref,) = source.list_files()
         assert ref.key == f"ftp://127.0.0.1:{files.port}/in/readme.md"
+        # the extractor reads it under the warehouse scope's key (ExtractConfig.scoped)
+        scoped = dataclasses.replace(ref, key="duckdb:///w.duckdb <- " + ref.key)
+        assert source.read(scoped) == b"not coordinates"
 
 
 def test_one_connection_per_thread(files: FtpTestServer) -> None:

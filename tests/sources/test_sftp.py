@@ -3,6 +3,7 @@ logins by password and by key, and errors that name what to fix without the pass
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -83,6 +84,9 @@ def test_non_recursive_listing_and_a_single_file(files: SftpTestServer) -> None:
     with source_of(files, "/in/readme.md") as single:
         (ref,) = single.list_files()
         assert ref.key == f"sftp://127.0.0.1:{files.port}/in/readme.md"
+        # the extractor reads it under the warehouse scope's key (ExtractConfig.scoped)
+        scoped = dataclasses.replace(ref, key="duckdb:///w.duckdb <- " + ref.key)
+        assert single.read(scoped) == b"not coordinates"
 
 
 def test_threads_share_one_connection(files: SftpTestServer) -> None:
