@@ -25,6 +25,7 @@ import copy
 import logging
 import queue as queue_mod
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -87,12 +88,11 @@ def mapped(
     """
     try:
         yield
+    except ssl.SSLCertVerificationError as exc:  # pika lets it through as it is
+        raise _refused(url, action, exc, params) from exc
     except (px.AMQPError, cw.AMQPConnectorException) as exc:
-        if params is not None and (refused := tls.refused(exc)):
-            raise BrokerConfigError(
-                f"RabbitMQ {urls.redact(url)}: {action} failed: "
-                f"{tls.describe(refused, params.host, params.port)}"
-            ) from exc
+        if refused := tls.refused(exc):
+            raise _refused(url, action, refused, params) from exc
         if params is not None and (said := _timed_out(exc, params)):
             raise BrokerError(
                 f"RabbitMQ {urls.redact(url)}: {action} failed: {said}; retrying may help"
@@ -129,6 +129,19 @@ def mapped(
             f"RabbitMQ {urls.redact(url)}: {action} failed: {urls.redact(detail)}; "
             "retrying may help"
         ) from exc
+
+
+def _refused(
+    url: str,
+    action: str,
+    error: ssl.SSLCertVerificationError,
+    params: pika.ConnectionParameters | None,
+) -> BrokerConfigError:
+    """The error of a broker certificate the client refused (retrying cannot help)."""
+    parsed = urls.parse(url)
+    host, port = (params.host, params.port) if params else (parsed.host, parsed.port)
+    said = tls.describe(error, host, port)
+    return BrokerConfigError(f"RabbitMQ {parsed.shown}: {action} failed: {said}")
 
 
 def _timed_out(exc: BaseException, params: pika.ConnectionParameters) -> str | None:
