@@ -107,9 +107,11 @@ def read_table(dsn: Dsn) -> pl.DataFrame:
         conn = _session(dsn)
         try:
             with errors("reading the address table", dsn), conn.cursor() as cur:
-                return table.table_frame(query(cur, table.READ_SQL, ()))
+                frame = query(cur, table.READ_SQL, ())
         finally:
             conn.close()
+        # the table's one INT UNSIGNED column, typed as connectorx types it
+        return table.table_frame(frame.cast({"source_line": pl.UInt32}))
     try:
         cx = importlib.import_module("connectorx")
     except ModuleNotFoundError as exc:
