@@ -10,13 +10,15 @@ period and name the URL's host.
 A certificate the client refuses is a configuration fault, not an outage: :func:`refused`
 finds the :class:`ssl.SSLCertVerificationError` inside a driver's error, and :func:`describe`
 says in one line whose certificate failed and why (unknown CA or self-signed, host name
-mismatch, expired), so the backend raises its ConfigError instead of retrying.
+mismatch, expired), so the backend raises its ConfigError instead of retrying. A driver that
+keeps only the text (pymongo) has :func:`refused_in_text`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import ssl
 from collections.abc import Mapping
 
@@ -28,22 +30,26 @@ OPTIONS = ("ssl_ca", "ssl_verify", "ssl_cert", "ssl_key")
 """The URL options of :class:`Tls`, the same for every backend."""
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
-_UNKNOWN_CA = (
-    "unknown CA or self-signed certificate",
-    "give the file of the CA that signed it with ssl_ca=/path/ca.pem in the URL",
+_REASONS = (
+    (
+        ("issuer", "self-signed", "self signed", "unable to verify"),
+        "unknown CA or self-signed certificate",
+        "give the file of the CA that signed it with {ca}=/path/ca.pem in the URL",
+    ),
+    (("mismatch",), "host name mismatch", "connect with a host name the certificate names"),
+    (("expired",), "certificate expired", "renew the server's certificate"),
+    (
+        ("not yet valid",),
+        "certificate not yet valid",
+        "check the server's and this machine's clocks",
+    ),
 )
-_REASONS = {
-    2: _UNKNOWN_CA,  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
-    18: _UNKNOWN_CA,  # DEPTH_ZERO_SELF_SIGNED_CERT
-    19: _UNKNOWN_CA,  # SELF_SIGNED_CERT_IN_CHAIN
-    20: _UNKNOWN_CA,  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-    21: _UNKNOWN_CA,  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
-    9: ("certificate not yet valid", "check the server's and this machine's clocks"),
-    10: ("certificate expired", "renew the server's certificate"),
-    62: ("host name mismatch", "connect with a host name the certificate names"),
-    64: ("host name mismatch", "connect with an address the certificate names"),
-}
-"""OpenSSL's verification codes: what failed, and what to do."""
+"""Words of OpenSSL's (and Python's host name) verification messages: what failed, what to
+do. OpenSSL's texts are stable (``X509_verify_cert_error_string``); 1.1 and 3 differ only
+in "self signed" and "self-signed"."""
+_IN_TEXT = re.compile(
+    r"([^\s,]+): \[SSL: CERTIFICATE_VERIFY_FAILED\] certificate verify failed: ([^(]+)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,8 +144,23 @@ def refused(exc: BaseException) -> ssl.SSLCertVerificationError | None:
 
 def describe(error: ssl.SSLCertVerificationError, host: str | None, port: int | None) -> str:
     """One line: whose certificate was refused, why, and what to do."""
-    reason, hint = _REASONS.get(
-        error.verify_code, (error.verify_message or "refused", "check the server's certificate")
+    return _line(f"{host}:{port}", error.verify_message or str(error), "ssl_ca")
+
+
+def refused_in_text(text: str, ca_option: str) -> str | None:
+    """:func:`describe`'s line for the first refused certificate a driver's message quotes
+    (``host:port: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: why``), or
+    None; ``ca_option``: the driver's URL option naming a CA file."""
+    found = _IN_TEXT.search(text)
+    return _line(found[1], found[2].strip(), ca_option) if found else None
+
+
+def _line(address: str, message: str, ca_option: str) -> str:
+    reason, hint = message, "check the server's certificate"
+    for words, what, todo in _REASONS:
+        if any(word in message.lower() for word in words):
+            reason, hint = what, todo
+            break
+    return (
+        f"TLS certificate of {address} refused: {reason} ({message}); {hint.format(ca=ca_option)}"
     )
-    detail = error.verify_message or str(error)
-    return f"TLS certificate of {host}:{port} refused: {reason} ({detail}); {hint}"
