@@ -248,12 +248,14 @@ class MySqlWarehouse(SqlWarehouse):
         return row[0].replace(tzinfo=dt.UTC) if row and row[0] else None
 
     def read(self) -> pl.DataFrame:
-        """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64)."""
+        """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64;
+        PyMySQL over TLS)."""
         return mysql_read.read_table(self._dsn)
 
     @classmethod
     def read_url(cls, url: str) -> pl.DataFrame:
-        """The address table at ``url`` through connectorx; no PyMySQL connection is opened.
+        """The address table at ``url`` through connectorx; no PyMySQL connection is opened
+        (except over TLS, which connectorx cannot verify against a CA file).
 
         Raises:
             ConfigError: a bad URL, or no such database or table.
