@@ -57,10 +57,8 @@ class VerifiedSSLConnection(redis.SSLConnection):
     def _connect(self) -> Any:
         try:
             return super()._connect()
-        except ssl.SSLError as exc:
-            if (error := tls.refused(exc)) is None:
-                raise
-            raise StoreConfigError(f"Redis: {tls.describe(error, self.host, self.port)}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise StoreConfigError(f"Redis: {tls.describe(exc, self.host, self.port)}") from exc
 
 
 def _tls_options(parsed: urls.Url) -> dict[str, Any]:

@@ -183,14 +183,16 @@ def _tls(options: dict[str, str], shown: str) -> Tls | None:
     """The TLS options: on with ``ssl=true`` or any ``ssl_*`` option (:mod:`etl4all.tls`).
 
     Raises:
-        ValueError: ``ssl`` is not true or false, or a bad TLS option.
+        ValueError: ``ssl`` is not true or false, or is false beside an ``ssl_*`` option.
+        ConfigError: a bad TLS option.
     """
-    wanted = options.get("ssl", "false").lower()
-    if wanted not in ("true", "false"):
+    wanted = options.get("ssl", "").lower()
+    if wanted not in ("true", "false", ""):
         raise ValueError(f"ssl must be true or false, got {options['ssl']!r}")
-    if wanted == "false" and not any(name in options for name in tls.OPTIONS):
-        return None
-    return Tls.from_options(options, shown)
+    given = sorted(name for name in tls.OPTIONS if name in options)
+    if wanted == "false" and given:
+        raise ValueError(f"ssl=false and {', '.join(given)} contradict each other")
+    return Tls.from_options(options, shown) if wanted == "true" or given else None
 
 
 def _seconds(options: dict[str, str], name: str, default: float) -> float:

@@ -96,6 +96,7 @@ def test_tls_asked_of_a_server_without_it_is_a_configuration_fault(tmp_path: Pat
     [
         ("ssl=maybe", "ssl must be true or false"),
         ("ssl_verify=perhaps", "ssl_verify must be true or false"),
+        ("ssl=false&ssl_ca=/ca.pem", "ssl=false and ssl_ca contradict each other"),
     ],
 )
 def test_bad_tls_options_are_refused(query: str, said: str) -> None:
