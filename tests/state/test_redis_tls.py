@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis.exceptions
 from contracts.state import FILE
 from private_redis import PrivateRedis
 from private_tls import TlsFiles
@@ -78,6 +79,16 @@ def test_verification_off_connects_with_a_warning(
     with client:
         assert client.ping()
     assert "ssl_verify=false" in caplog.text
+
+
+def test_a_client_certificate_is_presented_when_given(files: TlsFiles, tmp_path: Path) -> None:
+    with PrivateRedis(tmp_path, tls=files, client_certs=True) as strict:
+        client, _ = redis_client.connect(f"{strict.url()}&ssl_cert={files.client_cert}")
+        with client:
+            assert client.ping()
+        client, _ = redis_client.connect(strict.url())  # no certificate: the server refuses
+        with client, pytest.raises(redis.exceptions.ConnectionError):
+            client.ping()
 
 
 def test_the_quota_stops_at_a_refused_certificate_instead_of_waiting(
