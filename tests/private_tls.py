@@ -68,13 +68,19 @@ class TlsFiles:
         client.private_key_and_cert_chain_pem.write_to_path(str(files.client_cert))
         return files
 
-    def server_context(self, *, expired: bool = False) -> ssl.SSLContext:
-        """A server's context with the server (or the expired) certificate."""
+    def server_context(
+        self, *, expired: bool = False, client_certs: bool = False
+    ) -> ssl.SSLContext:
+        """A server's context with the server (or the expired) certificate; with
+        ``client_certs``, a client must show a certificate by ``ca``."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         if expired:
             context.load_cert_chain(self.expired_cert)
         else:
             context.load_cert_chain(self.cert, self.key)
+        if client_certs:
+            context.load_verify_locations(self.ca)
+            context.verify_mode = ssl.CERT_REQUIRED
         return context
 
 

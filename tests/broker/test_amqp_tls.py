@@ -20,9 +20,12 @@ from service_urls import SERVICE_URLS
 from etl4all.broker import amqp_io
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.broker.queues import Topology
-from etl4all.errors import BrokerConfigError, ConfigError
+from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
 
 pytestmark = pytest.mark.rabbitmq
+_PARTS = urlsplit(SERVICE_URLS["rabbitmq"])
+RABBITMQ = (_PARTS.hostname or "127.0.0.1", _PARTS.port or 5672)
+"""Where the proxies forward to: the loopback RabbitMQ's plain AMQP port."""
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +44,7 @@ def build(url: str, topology: Topology) -> AmqpBroker:
 
 @pytest.fixture(scope="module")
 def proxy(files: TlsFiles) -> Iterator[TlsProxy]:
-    parts = urlsplit(SERVICE_URLS["rabbitmq"])
-    with TlsProxy(files.server_context(), (parts.hostname or "127.0.0.1", parts.port or 5672)) as p:
+    with TlsProxy(files.server_context(), RABBITMQ) as p:
         yield p
 
 
@@ -64,6 +66,17 @@ def test_a_batch_goes_there_and_back_over_tls_with_the_right_ca(
             delivery.ack()
         finally:
             broker.delete()
+
+
+def test_a_client_certificate_is_presented_when_given(
+    amqp_url: str, files: TlsFiles, topology: Topology
+) -> None:
+    with TlsProxy(files.server_context(client_certs=True), RABBITMQ) as strict:
+        query = f"ssl_ca={files.ca}&ssl_cert={files.client_cert}"
+        with build(amqps(amqp_url, strict, query), topology) as broker:
+            broker.delete()
+        with pytest.raises(BrokerError):  # no certificate: the server ends the connection
+            build(amqps(amqp_url, strict, f"ssl_ca={files.ca}&reconnect_attempts=0"), topology)
 
 
 @pytest.mark.parametrize(
