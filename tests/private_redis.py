@@ -9,6 +9,10 @@ Usage::
         server.stop()                         # down: connections refused
         server.start()                        # back on the same port, empty (no persistence)
 
+``PrivateRedis(tmp_path, tls=TlsFiles.make(...))`` listens with TLS only (``--tls-port``,
+the test CA's server certificate, a client certificate asked only with ``client_certs=True``);
+its :meth:`url` is then a ``rediss://`` URL trusting the test CA.
+
 The shared Redis of the development machine is never restarted or flushed: other tests run
 against it. This one keeps nothing on disk (``--save "" --appendonly no``), so a restart
 forgets every key and script, as a failover to an empty replica would.
@@ -24,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from private_tls import TlsFiles
 
 START_SECONDS = 10.0
 """How long the server may take to answer PING after it is started."""
@@ -39,12 +44,16 @@ def free_port() -> int:
 class PrivateRedis:
     """A ``redis-server`` child process on ``127.0.0.1``; a context manager (stops it)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self, folder: Path, *, tls: TlsFiles | None = None, client_certs: bool = False
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: the restart tests need it")
         self.binary = binary
         self.folder = folder
+        self.tls = tls
+        self.client_certs = client_certs
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -61,20 +70,36 @@ class PrivateRedis:
         self.stop()
 
     def url(self, prefix: str = "etl4all-test:") -> str:
-        """A state URL on this server."""
+        """A state URL on this server (``rediss://``, trusting the test CA, with TLS)."""
+        if self.tls is not None:
+            return f"rediss://127.0.0.1:{self.port}/0?prefix={prefix}&ssl_ca={self.tls.ca}"
         return f"redis://127.0.0.1:{self.port}/0?prefix={prefix}"
 
     def client(self) -> redis.Redis:
         """A plain client (for checks and faults); close it after use."""
+        if self.tls is not None:
+            return redis.Redis(
+                host="127.0.0.1",
+                port=self.port,
+                decode_responses=True,
+                ssl=True,
+                ssl_ca_certs=str(self.tls.ca),
+                ssl_certfile=str(self.tls.client_cert) if self.client_certs else None,
+            )
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
 
     def start(self) -> None:
         """Start the server (empty) and wait until it answers."""
+        listen = ["--port", str(self.port)]
+        if self.tls is not None:
+            asked = "yes" if self.client_certs else "no"
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", asked]
+            listen += ["--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)]
+            listen += ["--tls-ca-cert-file", str(self.tls.ca)]
         self._process = subprocess.Popen(
             [
                 self.binary,
-                "--port",
-                str(self.port),
+                *listen,
                 "--bind",
                 "127.0.0.1",
                 "--save",

@@ -1,6 +1,7 @@
 """RabbitMQ broker (``amqp://``): :class:`AmqpBroker` and its deliveries, on pika.
 
-URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS). Every pika
+URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS: see
+:func:`~etl4all.broker.amqp_io.parameters`). Every pika
 URL option works (``heartbeat``, ``blocked_connection_timeout``, ``socket_timeout``,
 ``stack_timeout``, ``connection_attempts``, ...). etl4all's own option
 ``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``,

@@ -25,6 +25,7 @@ import copy
 import logging
 import queue as queue_mod
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingConnection
 from pika.adapters.utils import connection_workflow as cw
 
-from etl4all import retry, urls
+from etl4all import retry, tls, urls
 from etl4all.broker.base import BATCH_ID_HEADER
 from etl4all.clock import REAL, Clock
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError, Etl4allError
@@ -80,14 +81,19 @@ def mapped(
 ) -> Iterator[None]:
     """Translate every pika error raised inside (the only place that does).
 
-    Refused credentials or permissions, topology conflicts, bad header values and unroutable
-    messages raise :class:`BrokerConfigError`: retrying cannot fix them, and the worker stops
-    instead of looping. Every other pika error raises a retryable :class:`BrokerError`; a
-    connection that timed out (``params``: the attempt's) names the host, port and phase.
+    Refused credentials or permissions, a refused TLS certificate, topology conflicts, bad
+    header values and unroutable messages raise :class:`BrokerConfigError`: retrying cannot
+    fix them, and the worker stops instead of looping. Every other pika error raises a
+    retryable :class:`BrokerError`; a connection that timed out (``params``: the attempt's)
+    names the host, port and phase.
     """
     try:
         yield
+    except ssl.SSLCertVerificationError as exc:  # pika lets it through as it is
+        raise _refused(url, action, exc, params) from exc
     except (px.AMQPError, cw.AMQPConnectorException) as exc:
+        if refused := tls.refused(exc):
+            raise _refused(url, action, refused, params) from exc
         if params is not None and (said := _timed_out(exc, params)):
             raise BrokerError(
                 f"RabbitMQ {urls.redact(url)}: {action} failed: {said}; retrying may help"
@@ -124,6 +130,19 @@ def mapped(
             f"RabbitMQ {urls.redact(url)}: {action} failed: {urls.redact(detail)}; "
             "retrying may help"
         ) from exc
+
+
+def _refused(
+    url: str,
+    action: str,
+    error: ssl.SSLCertVerificationError,
+    params: pika.ConnectionParameters | None,
+) -> BrokerConfigError:
+    """The error of a broker certificate the client refused (retrying cannot help)."""
+    parsed = urls.parse(url)
+    host, port = (params.host, params.port) if params else (parsed.host, parsed.port)
+    said = tls.describe(error, host, port)
+    return BrokerConfigError(f"RabbitMQ {parsed.shown}: {action} failed: {said}")
 
 
 def _timed_out(exc: BaseException, params: pika.ConnectionParameters) -> str | None:
@@ -432,13 +451,22 @@ def parameters(
     """pika parameters with etl4all's defaults, and the URL's ``reconnect_attempts``
     (``reconnect_attempts`` when it sets none).
 
+    ``amqps://`` is TLS with the options of :mod:`etl4all.tls` (``ssl_ca``, ``ssl_verify``,
+    ``ssl_cert``, ``ssl_key``): the broker's certificate and host name are verified (against
+    the system's CAs unless ``ssl_ca`` names a file) unless ``ssl_verify=false``.
+
     Raises:
-        ConfigError: a malformed URL or option.
+        ConfigError: a malformed URL or option, a TLS option on an ``amqp://`` URL, or a TLS
+            file that cannot be loaded.
     """
     parsed = urls.parse(url)
     if parsed.scheme not in ("amqp", "amqps") or not parsed.host:
         raise ConfigError(f"broker URL {parsed.shown}: expected amqp://user:pass@host:5672/")
     options = {**DEFAULTS, **{k: v for k, v in parsed.query if v}}
+    tls_options = {k: options.pop(k) for k in tls.OPTIONS if k in options}
+    if tls_options and parsed.scheme == "amqp":
+        given = ", ".join(sorted(tls_options))
+        raise ConfigError(f"broker URL {parsed.shown}: {given} need an amqps:// URL (TLS)")
     attempts = options.pop("reconnect_attempts", str(reconnect_attempts))
     try:
         params = pika.URLParameters(parsed.with_query(options.items()))
@@ -447,4 +475,8 @@ def parameters(
         raise ConfigError(f"broker URL {urls.redact(url)}: {urls.redact(str(exc))}") from exc
     if reconnect_attempts < 0:
         raise ConfigError(f"broker URL {urls.redact(url)}: reconnect_attempts must be >= 0")
+    if parsed.scheme == "amqps":
+        shown = f"broker URL {parsed.shown}"
+        context = tls.Tls.from_options(tls_options, shown).context(shown)
+        params.ssl_options = pika.SSLOptions(context, server_hostname=parsed.host)
     return params, reconnect_attempts

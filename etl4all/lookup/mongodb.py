@@ -5,8 +5,12 @@ defaults to ``etl4all``). ``collection`` (default ``address_keys``) is ours; eve
 query option goes to pymongo unchanged (``replicaSet``, ``tls``, ``authSource``, ...;
 ``serverSelectionTimeoutMS`` defaults to 10000, ``connectTimeoutMS`` to 10000 and
 ``socketTimeoutMS`` to 60000: a server that goes silent mid-query is an outage, not a hang).
-Driver: pymongo
-(``pip install 'etl4all[mongodb]'``).
+TLS: pymongo's own options (``tls=true``, ``tlsCAFile=/path/ca.pem``, ``tlsCertificateKeyFile``;
+``mongodb+srv://`` turns it on), the certificate and host name verified against the system's
+store or ``tlsCAFile``; ``tlsInsecure``, ``tlsAllowInvalidCertificates`` or
+``tlsAllowInvalidHostnames`` turn that off, with a warning. A certificate refused is a
+:class:`~etl4all.errors.ConfigError` naming the host and why, once pymongo gives up
+(``serverSelectionTimeoutMS``). Driver: pymongo (``pip install 'etl4all[mongodb]'``).
 
 Each key is a document ``{"_id": "-30.04982864,-51.20150245"}``: the ``_id`` index makes
 ``present`` one ``$in`` query per chunk and makes ``add`` idempotent.
@@ -25,7 +29,7 @@ import pymongo
 import pymongo.errors
 from pymongo import uri_parser
 
-from etl4all import urls
+from etl4all import tls, urls
 from etl4all.closing import Closing
 from etl4all.errors import ConfigError, MissingDependencyError, StoreError
 
@@ -45,6 +49,8 @@ _TIMEOUTS = {
 _DUPLICATE_KEY = 11000
 _AUTH_FAILED = {13, 18}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
+_INSECURE = {"tlsinsecure", "tlsallowinvalidcertificates", "tlsallowinvalidhostnames"}
+"""pymongo's options that turn off the check of the server's certificate or host name."""
 
 
 @contextlib.contextmanager
@@ -59,6 +65,8 @@ def _errors(what: str, url: str) -> Iterator[None]:
             raise ConfigError(f"{what} on {url}: not authorised ({exc}); check the user") from exc
         raise StoreError(f"{what} on {url} failed: {exc}; retry later") from exc
     except pymongo.errors.PyMongoError as exc:
+        if said := tls.refused_in_text(str(exc), "tlsCAFile"):
+            raise ConfigError(f"{what} on {url} failed: {said}") from exc
         raise StoreError(f"{what} on {url} failed: {exc}; retry later") from exc
 
 
@@ -81,6 +89,14 @@ class MongoLookup(Closing):
             raise ConfigError(f"{self._url} is not a mongodb://host:port/database URL")
         collection = parsed.options.get("collection", DEFAULT_COLLECTION)
         rest = [(k, v) for k, v in parsed.query if k != "collection"]
+        insecure = sorted(k for k, v in rest if k.lower() in _INSECURE and v.lower() == "true")
+        if insecure:
+            log.warning(
+                "%s: %s: TLS without checking the server's certificate or name; the connection "
+                "is encrypted but anyone on the way may answer for the server",
+                self._url,
+                ", ".join(insecure),
+            )
         given = {k.lower() for k, _ in rest}
         rest += [(k, v) for k, v in _TIMEOUTS.items() if k.lower() not in given]
         driver_url = parsed.with_query(rest)

@@ -4,13 +4,16 @@ URL: ``mysql://user:password@host:3306/database`` (password URL-escaped). Query 
 ``connect_timeout`` (seconds, default 10: the TCP connection, then the greeting, login and
 session set-up), ``read_timeout`` and ``write_timeout`` (seconds, default 300: each wait for
 the server during a statement; long, so that a big ``LOAD DATA`` or a row lock wait still
-finishes, see :data:`~etl4all.warehouse.mysql_connection.QUERY_TIMEOUT`), ``ssl_ca`` (a CA
-file: TLS with the server's identity verified; use it in production). A server that accepts
+finishes, see :data:`~etl4all.warehouse.mysql_connection.QUERY_TIMEOUT`); TLS with ``ssl=true``
+or any of :mod:`etl4all.tls`'s options (``ssl_ca`` a CA file, default the system's store;
+``ssl_verify=false`` to skip the check, with a warning; ``ssl_cert``/``ssl_key`` a client
+certificate): the server's certificate and host name are verified, and a certificate refused
+is a ConfigError naming the host and why. A server that accepts
 connections and never answers is a :class:`~etl4all.errors.WarehouseError` naming the host,
 port and what timed out, after about twice ``connect_timeout``. Driver: PyMySQL
 (``pip install 'etl4all[mysql]'``); queries read through it too, as prepared statements
 (:mod:`etl4all.warehouse.mysql_read`), and the whole-table read through connectorx (the same
-extra), whose connection pool gives up after 30 s.
+extra; PyMySQL over TLS), whose connection pool gives up after 30 s.
 
 The server must allow ``LOAD DATA LOCAL`` (``local_infile=ON``); this is checked when the
 warehouse is built. ``local_infile`` is enabled on this class's own connection only, because
@@ -245,12 +248,14 @@ class MySqlWarehouse(SqlWarehouse):
         return row[0].replace(tzinfo=dt.UTC) if row and row[0] else None
 
     def read(self) -> pl.DataFrame:
-        """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64)."""
+        """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64;
+        PyMySQL over TLS)."""
         return mysql_read.read_table(self._dsn)
 
     @classmethod
     def read_url(cls, url: str) -> pl.DataFrame:
-        """The address table at ``url`` through connectorx; no PyMySQL connection is opened.
+        """The address table at ``url`` through connectorx; no PyMySQL connection is opened
+        (except over TLS, which connectorx cannot verify against a CA file).
 
         Raises:
             ConfigError: a bad URL, or no such database or table.

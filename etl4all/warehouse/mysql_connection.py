@@ -22,15 +22,16 @@ from typing import Any
 
 import pymysql
 
-from etl4all import urls
+from etl4all import tls, urls
 from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.timeouts import timed_out
+from etl4all.tls import Tls
 
 LOCAL_INFILE_HINT = (
     "LOAD DATA LOCAL is disabled on the server: enable local_infile on the server "
     "(SET GLOBAL local_infile=1 / --local-infile=1)"
 )
-_OPTIONS = {"connect_timeout", "read_timeout", "write_timeout", "ssl_ca"}
+_OPTIONS = {"connect_timeout", "read_timeout", "write_timeout", "ssl", *tls.OPTIONS}
 CONNECT_TIMEOUT = 10.0
 """Seconds for the TCP connection, then for the greeting, login and set-up (``connect_timeout``)."""
 QUERY_TIMEOUT = 300.0
@@ -53,6 +54,8 @@ _SETUP = {1046, 1049, 1146}
 _DATA = {1048, 1264, 1265, 1292, 1366, 1406, 1411, 1690}
 _RETRYABLE = {1040, 1053, 1062, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 _UNKNOWN_DATABASE = 1049
+_NO_TLS = 2026
+"""PyMySQL's CR_SSL_CONNECTION_ERROR: TLS was asked for and the server offers none."""
 _CANNOT_CONNECT, _GONE, _LOST = 2003, 2006, 2013
 
 
@@ -67,8 +70,13 @@ def errors(what: str, dsn: Dsn, *, connecting: bool = False) -> Iterator[None]:
         yield
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        if refused := tls.refused(exc):
+            said = tls.describe(refused, dsn.host, dsn.port)
+            raise ConfigError(f"{what} on {url} failed: {said}") from exc
         said = _timeout(exc, code, dsn, connecting) or describe(exc)
         text = f"{what} on {url} failed: {said}"
+        if code == _NO_TLS:
+            raise ConfigError(f"{text}; enable TLS on the server or drop the ssl options") from exc
         if code in _LOCAL_INFILE:
             raise ConfigError(f"{what} on {url}: {LOCAL_INFILE_HINT} ({said})") from exc
         if code in _LOGIN:
@@ -129,7 +137,8 @@ class Dsn:
     """Seconds one read of a query may wait for the server."""
     write_timeout: float
     """Seconds one write of a query may wait for the server to take data."""
-    ssl_ca: str | None
+    tls: Tls | None
+    """TLS (``ssl=true`` or any ``ssl_*`` option), else None: the driver's default."""
 
     @classmethod
     def parse(cls, url: str) -> Dsn:
@@ -162,10 +171,28 @@ class Dsn:
                 connect_timeout=_seconds(options, "connect_timeout", CONNECT_TIMEOUT),
                 read_timeout=_seconds(options, "read_timeout", QUERY_TIMEOUT),
                 write_timeout=_seconds(options, "write_timeout", QUERY_TIMEOUT),
-                ssl_ca=options.get("ssl_ca"),
+                tls=_tls(options, redacted),
             )
+        except ConfigError:
+            raise
         except ValueError as exc:
             raise ConfigError(f"{redacted}: {exc}") from exc
+
+
+def _tls(options: dict[str, str], shown: str) -> Tls | None:
+    """The TLS options: on with ``ssl=true`` or any ``ssl_*`` option (:mod:`etl4all.tls`).
+
+    Raises:
+        ValueError: ``ssl`` is not true or false, or is false beside an ``ssl_*`` option.
+        ConfigError: a bad TLS option.
+    """
+    wanted = options.get("ssl", "").lower()
+    if wanted not in ("true", "false", ""):
+        raise ValueError(f"ssl must be true or false, got {options['ssl']!r}")
+    given = sorted(name for name in tls.OPTIONS if name in options)
+    if wanted == "false" and given:
+        raise ValueError(f"ssl=false and {', '.join(given)} contradict each other")
+    return Tls.from_options(options, shown) if wanted == "true" or given else None
 
 
 def _seconds(options: dict[str, str], name: str, default: float) -> float:
@@ -213,10 +240,11 @@ def open_session(
     connection returned waits ``read_timeout`` / ``write_timeout`` for each read or write.
 
     Raises:
-        ConfigError: bad credentials or grants, or what ``prepare`` refuses.
+        ConfigError: bad credentials or grants, what ``prepare`` refuses, a TLS file that
+            cannot be loaded, a server certificate refused or a server without TLS.
         WarehouseError: the server cannot be reached, or does not answer in time.
     """
-    ssl = {"ssl_ca": dsn.ssl_ca, "ssl_verify_identity": True} if dsn.ssl_ca else {}
+    ssl = {"ssl": dsn.tls.context(dsn.url)} if dsn.tls else {}
     with errors("connecting", dsn, connecting=True):
         conn = pymysql.connect(
             host=dsn.host,

@@ -2,7 +2,7 @@
 
 The backend is resolved through :data:`etl4all.warehouse.SCHEMES` and reads with its own
 ``read_url``: DuckDB opens the file read-only; MySQL reads through connectorx (the
-``mysql`` extra), which streams straight into Arrow.
+``mysql`` extra), which streams straight into Arrow, or PyMySQL over TLS.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def test_dsn_parses_the_url_and_hides_the_password() -> None:
     dsn = Dsn.parse("mysql://u%40x:p%2Fss@db.example:3307/etl?connect_timeout=3&ssl_ca=/ca.pem")
     assert (dsn.user, dsn.password, dsn.host, dsn.port) == ("u@x", "p/ss", "db.example", 3307)
     assert (dsn.database, dsn.connect_timeout, dsn.read_timeout) == ("etl", 3.0, 300.0)
-    assert dsn.ssl_ca == "/ca.pem"
+    assert dsn.tls is not None and dsn.tls.ca == "/ca.pem"
     assert "p/ss" not in repr(dsn) and "p%2Fss" not in dsn.url
 
 
