@@ -33,7 +33,7 @@ from psycopg import sql
 from etl4all import frames
 from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.warehouse import ddl, postgres_files, postgres_load, postgres_prune, postgres_read
-from etl4all.warehouse.postgres_connection import Dsn, connect, errors
+from etl4all.warehouse.postgres_connection import Dsn, connect, errors, missing_database
 from etl4all.warehouse.table import SqlWarehouse
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class PostgresWarehouse(SqlWarehouse):
         try:
             self._connection()
         except ConfigError as exc:
-            if not _no_database(exc):
+            if not missing_database(exc):
                 raise
             self._exists = False  # init() creates it; until then every use says so
 
@@ -106,12 +106,10 @@ class PostgresWarehouse(SqlWarehouse):
     def _create_database(self) -> None:
         """``CREATE DATABASE`` the URL's database (UTF-8), from the maintenance database."""
         admin = self._dsn.on(_MAINTENANCE_DB)
-        with errors(f"creating the database {self._dsn.database}", admin):
-            with connect(admin, autocommit=True) as conn:
-                name = sql.Identifier(self._dsn.database)
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(name)
-                )
+        create = sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0")
+        what = f"creating the database {self._dsn.database}"
+        with errors(what, admin), connect(admin, autocommit=True) as conn:
+            conn.execute(create.format(sql.Identifier(self._dsn.database)))
         self._exists = True
 
     def _postgis(self) -> bool:
@@ -286,9 +284,3 @@ class PostgresWarehouse(SqlWarehouse):
     def close(self) -> None:
         """Close the connection."""
         self._drop()
-
-
-def _no_database(exc: ConfigError) -> bool:
-    """Whether ``exc``, raised by connecting, says the database does not exist."""
-    cause = exc.__cause__
-    return isinstance(cause, psycopg.OperationalError) and 'database "' in str(cause)

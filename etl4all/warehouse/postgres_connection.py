@@ -116,11 +116,9 @@ def connect(dsn: Dsn, *, autocommit: bool = False, read_only: bool = False) -> p
 
 
 def missing_database(exc: BaseException) -> bool:
-    """Whether ``exc`` (from :func:`connect`) says the database does not exist."""
-    cause = exc.__cause__
-    return isinstance(cause, psycopg.OperationalError) and (
-        f'database "' in str(cause) and _NO_DATABASE in str(cause)
-    )
+    """Whether ``exc``, raised by :func:`connect`, says the database does not exist."""
+    said = str(exc.__cause__ or exc)
+    return 'database "' in said and _NO_DATABASE in said
 
 
 @contextlib.contextmanager
@@ -132,7 +130,7 @@ def errors(what: str, dsn: Dsn) -> Iterator[None]:
         state = exc.sqlstate or ""
         said = urls.redact(str(exc).strip()) or type(exc).__name__
         text = f"{what} on {dsn.url} failed: {said}"
-        if state in _SETUP or (not state and 'database "' in said and _NO_DATABASE in said):
+        if state in _SETUP or (not state and missing_database(exc)):
             raise ConfigError(f"{text}; create them with `etl4all init-db`") from exc
         if not state and any(login in said for login in _LOGIN):
             raise ConfigError(f"{text}; check the user and password in the URL") from exc

@@ -171,7 +171,7 @@ def merge_rejects(
     )
     rows = rejects.with_columns(at.alias("version")).select(_REJECT_COLUMNS)
     cur.execute(
-        f"CREATE TEMPORARY TABLE {_REJECTS} (source TEXT COLLATE \"C\" NOT NULL,"
+        f'CREATE TEMPORARY TABLE {_REJECTS} (source TEXT COLLATE "C" NOT NULL,'
         " line BIGINT NOT NULL, reason TEXT NOT NULL, text TEXT, detail TEXT, reasons TEXT,"
         " version BIGINT NOT NULL) ON COMMIT DROP"
     )
@@ -190,7 +190,8 @@ def keys_table(cur: psycopg.Cursor, keys: pl.DataFrame) -> str:
         f"CREATE TEMPORARY TABLE {KEYS} (key TEXT NOT NULL, latitude NUMERIC(10,8) NOT NULL,"
         " longitude NUMERIC(11,8) NOT NULL) ON COMMIT DROP"
     )
-    copy_in(cur, keys.select("key", "latitude", "longitude"), KEYS, ("key", "latitude", "longitude"))
+    columns = ("key", "latitude", "longitude")
+    copy_in(cur, keys.select(columns), KEYS, columns)
     cur.execute(f"ANALYZE {KEYS}")
     return KEYS
 

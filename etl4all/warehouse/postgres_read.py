@@ -77,10 +77,9 @@ def query(cur: psycopg.Cursor, sql: str, params: Sequence[object]) -> pl.DataFra
         raw.execute(numbered(sql), list(params))
         rows = raw.fetchall()
         described = raw.description or []
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in described]
     schema = {
-        d.name: _dtype(_type_name(cur.connection, d.type_code), d.scale, list(values))
-        for d, values in zip(described, columns, strict=True)
+        d.name: _dtype(_type_name(cur.connection, d.type_code), d.scale, [r[i] for r in rows])
+        for i, d in enumerate(described)
     }
     return pl.DataFrame(rows, schema=schema, orient="row", strict=False)
 
