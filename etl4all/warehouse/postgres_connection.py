@@ -29,6 +29,9 @@ _DATABASE = re.compile(r"^[A-Za-z0-9_$-]{1,63}$")
 
 _LOGIN = ("password authentication failed", "no password supplied", "role ")
 _NO_DATABASE = "does not exist"
+_TLS = ("SSL", "certificate")
+"""What libpq's refusals of a TLS set-up say (no SSL on the server, a certificate that does
+not verify, a CA file missing): the URL's ``ssl*`` options or the server are to be fixed."""
 _SETUP = {"42P01", "42703", "3D000", "3F000"}
 """No such table, column, database or schema: ``etl4all init-db`` makes them."""
 _GRANTS = {"42501"}
@@ -134,6 +137,8 @@ def errors(what: str, dsn: Dsn) -> Iterator[None]:
             raise ConfigError(f"{text}; create them with `etl4all init-db`") from exc
         if not state and any(login in said for login in _LOGIN):
             raise ConfigError(f"{text}; check the user and password in the URL") from exc
+        if not state and any(tls in said for tls in _TLS):
+            raise ConfigError(f"{text}; check the URL's sslmode and sslrootcert") from exc
         if state in _GRANTS:
             raise ConfigError(f"{text}; check the user's grants on the server") from exc
         if state in _RETRYABLE or state.startswith(("08", "53", "58")):

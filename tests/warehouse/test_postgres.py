@@ -171,6 +171,15 @@ def test_unknown_options_are_refused(postgres_url: str) -> None:
         PostgresWarehouse(url=postgres_url + "?read_timeout=3")
 
 
+def test_a_tls_set_up_that_cannot_verify_is_a_config_error(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """No CA file (or a server without TLS): it fails at once, saying why, not "retry"."""
+    url = f"{postgres_url}?sslmode=verify-full&sslrootcert={tmp_path}/no-ca.pem"
+    with pytest.raises(ConfigError, match="sslmode"):
+        PostgresWarehouse(url=url)
+
+
 def test_marks_become_numbered_outside_literals_and_comments() -> None:
     sql = "SELECT '?', \"a?\" -- why?\n FROM t /* ? */ WHERE a = ? AND b = 'it''s?' AND c = ?"
     assert numbered(sql) == (
@@ -259,3 +268,15 @@ def test_an_embedded_run_loads_into_postgresql_once(
     assert again.exit_code == 0, again.output
     assert "0 processed, 3 skipped" in again.output
     assert read_warehouse(postgres_url).equals(loaded)
+
+
+def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from etl4all.errors import MissingDependencyError
+
+    for name in [m for m in sys.modules if m.startswith("etl4all.warehouse.postgres")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(MissingDependencyError, match=r"psycopg.*etl4all\[postgres\]"):
+        warehouse_role.from_url("postgresql://postgres@127.0.0.1/x")
