@@ -7,7 +7,8 @@ row is matched on the coordinate's unique index):
 1. all rows go to a temporary staging table (dropped at commit) with one ``COPY`` in text
    format, the frame encoded by Polars (:func:`copy_text`), so no Python loop touches a row;
 2. ``INSERT … SELECT … ON CONFLICT (latitude, longitude) DO NOTHING`` inserts the new
-   coordinates (a coordinate another loader inserts meanwhile waits for it, then is skipped);
+   coordinates in key order (a coordinate another loader inserts meanwhile waits for it,
+   then is skipped; two loaders wait on each other's keys in one order, never in a cycle);
 3. one ``UPDATE … FROM`` the staging table applies the update rule
    (:func:`etl4all.warehouse.table.merge_sql`) to the stored rows that changed or whose
    provenance is smaller; the rows step 2 inserted compare equal and are left alone;
@@ -45,6 +46,7 @@ _SAME = "{a}.latitude = {b}.latitude AND {a}.longitude = {b}.longitude"
 _INSERT_SQL = (
     f"INSERT INTO address ({_COLUMNS}, created_at, updated_at)"
     f" SELECT {_COLUMNS}, {_NOW}, {_NOW} FROM {STAGE}"
+    " ORDER BY latitude, longitude"  # loaders racing on keys take them in one order
     " ON CONFLICT (latitude, longitude) DO NOTHING"
 )
 _UPDATE_SQL = (

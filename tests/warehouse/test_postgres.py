@@ -19,6 +19,7 @@ from contracts.warehouse import (
     WarehouseContract,
     addresses,
     keys,
+    pruned,
     stored,
 )
 from hypothesis import HealthCheck, given, settings
@@ -280,3 +281,30 @@ def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(MissingDependencyError, match=r"psycopg.*etl4all\[postgres\]"):
         warehouse_role.from_url("postgresql://postgres@127.0.0.1/x")
+
+
+def test_loaders_racing_on_the_same_coordinates_lose_nothing(
+    warehouse: PostgresWarehouse, postgres_url: str
+) -> None:
+    """Two loaders insert the same new coordinates at once (each for its own file): one
+    inserts each row, the other waits on the unique index and merges; every file holds all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(source: str) -> LoadResult:
+        with PostgresWarehouse(url=postgres_url) as mine:
+            total = LoadResult()
+            parts = range(4) if source == "a.txt" else reversed(range(4))
+            for part in parts:  # in opposite orders
+                rows = addresses(500, offset=part * 500, source=source)
+                total += mine.load(rows if source == "a.txt" else rows.reverse(), NONE, version=1)
+            return total
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(load, ["a.txt", "b.txt"]))
+    assert sum(r.inserted for r in results) == 2000
+    assert warehouse.count() == 2000
+    assert set(stored(warehouse)["source_file"]) == {"a.txt"}  # the smallest provenance
+    members = warehouse._query("counting", "SELECT COUNT(*) AS n FROM address_source", [])
+    assert members["n"].item() == 4000
+    assert pruned(warehouse, "a.txt", 2, keys(addresses(0))) == 0  # b.txt holds every row
+    assert set(stored(warehouse)["source_file"]) == {"b.txt"}
