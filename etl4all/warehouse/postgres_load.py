@@ -144,7 +144,6 @@ def merge(
         f" SELECT {_COLUMNS} FROM address WITH NO DATA"
     )
     copy_in(cur, rows, STAGE, table.COLUMNS)
-    cur.execute(f"ANALYZE {STAGE}")  # the planner then joins a big batch by hash
     cur.execute(_INSERT_SQL)
     inserted = cur.rowcount
     cur.execute(_UPDATE_SQL)
@@ -194,7 +193,6 @@ def keys_table(cur: psycopg.Cursor, keys: pl.DataFrame) -> str:
     )
     columns = ("key", "latitude", "longitude")
     copy_in(cur, keys.select(columns), KEYS, columns)
-    cur.execute(f"ANALYZE {KEYS}")
     return KEYS
 
 
