@@ -34,6 +34,10 @@ Param = int | float | str
 Request = tuple[str, Sequence[Param]]
 """A query name and its parameters."""
 
+POSTGIS = "postgis"
+"""The subfolder of ``sql/analysis/`` whose queries need PostgreSQL with PostGIS."""
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
 MYSQL_SESSIONS = 3
 """Queries :meth:`AnalysisDatabase.run_all` runs at once on MySQL and PostgreSQL (on MySQL,
 2.1x faster than one after another on a million rows, on 2 cores)."""
@@ -96,6 +100,7 @@ class AnalysisDatabase(Closing):
         backend: type[WarehouseAdmin] = urls.load_class("warehouse", scheme, warehouse.SCHEMES)
         self._backend = backend
         self._url = url
+        self._scheme = scheme
         self._parallel = scheme != "duckdb"  # a server scans for each session in parallel
         self._session = self._open()
 
@@ -107,9 +112,15 @@ class AnalysisDatabase(Closing):
         """The rows of the analysis query ``name`` with ``params`` bound to its ``?`` marks.
 
         Raises:
-            ConfigError: no such query, or the warehouse lacks its tables.
+            ConfigError: no such query, a ``postgis/`` query on another warehouse than
+                PostgreSQL, or the warehouse lacks its tables (or PostGIS's column).
             WarehouseError: the database failed.
         """
+        if name.startswith(f"{POSTGIS}/") and self._scheme not in POSTGRES_SCHEMES:
+            raise ConfigError(
+                f"{name} needs a PostgreSQL warehouse with PostGIS, not {self.url}; the other "
+                "analysis queries run on every warehouse"
+            )
         log.debug("running analysis query %s %s on %s", name, list(params), self.url)
         return normalized(self._session.run(text(name), params))
 

@@ -122,6 +122,7 @@ class PostgresWarehouse(SqlWarehouse):
             except _NO_POSTGIS as exc:
                 log.info("no PostGIS geometry on %s: %s", self._dsn.url, exc)
                 return False
+        log.info("PostGIS: address.geom (a point with a GiST index) on %s", self._dsn.url)
         return True
 
     def missing_schema(self) -> list[str]:

@@ -106,6 +106,16 @@ def test_a_missing_table_is_a_config_error(tmp_path: Path) -> None:
         db.run("headline")
 
 
+def test_a_postgis_query_on_duckdb_is_refused_by_name(tmp_path: Path) -> None:
+    from etl4all.errors import ConfigError
+
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    DuckdbWarehouse(url=url).close()
+    assert "postgis/nearest_points" not in queries.names()  # the report never runs them
+    with AnalysisDatabase(url=url) as db, pytest.raises(ConfigError, match="PostGIS"):
+        db.run("postgis/nearest_points", -51.2, -30.0, 3)
+
+
 @pytest.mark.mysql
 def test_mariadb_gives_the_same_answers(
     tmp_path: Path, mysql_url: str, addresses: pl.DataFrame
