@@ -3,7 +3,9 @@
 URL: ``postgresql://user:password@host:5432/database`` (or ``postgres://``; password
 URL-escaped; no password: libpq's ``~/.pgpass`` or trust). Query options go to libpq as they
 are: ``connect_timeout`` (whole seconds, default 10), ``sslmode``, ``sslrootcert``, ``sslcert``,
-``sslkey``. Driver: psycopg 3 (``pip install 'etl4all[postgres]'``); the whole-table read
+``sslkey`` (without ``sslmode``, libpq's ``prefer``: TLS when the server offers it, its
+certificate unchecked; in production give ``sslmode=verify-full`` and ``sslrootcert``).
+Driver: psycopg 3 (``pip install 'etl4all[postgres]'``); the whole-table read
 through connectorx (the same extra).
 
 ``init-db`` creates the database when it is missing (the user needs ``CREATEDB``), then the
