@@ -32,7 +32,7 @@ test: venv
 
 ## test-fast: unit tests only, no services
 test-fast: venv
-	$(BIN)/pytest -m "not mysql and not redis and not rabbitmq and not slow" $(ARGS)
+	$(BIN)/pytest -m "not mysql and not postgres and not redis and not rabbitmq and not slow" $(ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -75,6 +75,21 @@ def _mysql_connect(base: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def postgres_url(unique: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database, dropped after the test (with its sessions)."""
+    import psycopg
+
+    base = SERVICE_URLS["postgres"].rstrip("/")
+    name = f"etl4all_test_{unique}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{base}/{name}"
+        finally:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def redis_url(unique: str) -> Iterator[str]:
     """A Redis URL whose keys carry a unique prefix; the keys are deleted after the test."""
     import redis

@@ -150,6 +150,12 @@ KEY = "-30.04982864,-51.20150245"
 BACKENDS: dict[str, tuple[str, str, Callable[[str], Any], Callable[[Any], Any]]] = {
     # scheme, path, build(url), use(backend)
     "mysql": ("mysql", "etl4all?connect_timeout=5", warehouse.from_url, lambda wh: wh.count()),
+    "postgresql": (
+        "postgresql",
+        "etl4all?connect_timeout=5",
+        warehouse.from_url,
+        lambda wh: wh.count(),
+    ),
     "redis": ("redis", "0", state.from_url, lambda store: store.done(["a"])),
     "amqp": (
         "amqp",
@@ -172,7 +178,8 @@ BACKENDS: dict[str, tuple[str, str, Callable[[str], Any], Callable[[Any], Any]]]
 @PROPERTY
 @given(password=PASSWORDS)
 @pytest.mark.parametrize(
-    "scheme", ["mysql", "redis", "rediss", "amqp", "amqps", "ftp", "mongodb", "http", "https"]
+    "scheme",
+    ["mysql", "postgresql", "redis", "rediss", "amqp", "amqps", "ftp", "mongodb", "http", "https"],
 )
 def test_redact_hides_every_password(scheme: str, password: str) -> None:
     def shown(secret: str) -> str:
@@ -207,6 +214,7 @@ def sftp_server(tmp_path: Path) -> Iterator[SftpTestServer]:
 
 LIVE = {
     "mysql": SERVICE_URLS["mysql"],
+    "postgresql": SERVICE_URLS["postgres"],
     "redis": SERVICE_URLS["redis"],
     "amqp": SERVICE_URLS["rabbitmq"],
 }
@@ -221,11 +229,12 @@ def ftp_server(tmp_path: Path) -> Iterator[FtpTestServer]:
 
 
 @pytest.mark.mysql
+@pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.rabbitmq
 @PROPERTY
 @given(password=PASSWORDS)
-@pytest.mark.parametrize("backend", ["mysql", "redis", "amqp", "ftp", "sftp"])
+@pytest.mark.parametrize("backend", ["mysql", "postgresql", "redis", "amqp", "ftp", "sftp"])
 def test_a_refused_login_shows_no_password(
     backend: str, password: str, request: pytest.FixtureRequest
 ) -> None:

@@ -107,7 +107,10 @@ def gather(
         "files": ("points_per_file", ()),
         "duplicates": ("duplicates", ()),
         "sample": ("map_sample", (max(1, math.ceil(rows / sample_points)),)),
-        **{f"stale {days}": ("stale_geocodes", (days,)) for days in _providers_by_terms()},
+        **{
+            f"stale {days}": ("stale_geocodes", (_cutoff(now, days),))
+            for days in _providers_by_terms()
+        },
     }
     grid_cells = _grid(headline, grid) if rows else None
     if grid_cells:
@@ -145,6 +148,11 @@ def _coverage(got: dict[str, pl.DataFrame], now: dt.datetime) -> pl.DataFrame:
     return coverage.join(stale, on="geocoder", how="left").with_columns(
         pl.col("past_terms").fill_null(0)
     )
+
+
+def _cutoff(now: dt.datetime, days: int) -> str:
+    """``days`` before ``now`` as ``stale_geocodes.sql`` takes it: UTC time as text."""
+    return (now.astimezone(dt.UTC) - dt.timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _providers_by_terms() -> dict[int, list[str]]:

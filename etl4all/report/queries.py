@@ -1,9 +1,11 @@
 """The analysis queries of ``sql/analysis/``, run read-only on either warehouse.
 
-Each ``sql/analysis/NAME.sql`` file is plain SQL that runs unchanged on DuckDB and on
-MySQL/MariaDB, its parameters ``?`` marks bound in order, on the warehouse backend's own
-read-only session (``Warehouse.reader``: DuckDB binds them natively, MySQL prepares the text
-on the server), so no dialect rewrites anything and no value is pasted into SQL.
+Each ``sql/analysis/NAME.sql`` file is plain SQL that runs unchanged on DuckDB, on
+MySQL/MariaDB and on PostgreSQL, its parameters ``?`` marks bound in order, on the warehouse
+backend's own read-only session (``Warehouse.reader``: DuckDB binds them natively, MySQL
+prepares the text on the server, PostgreSQL numbers them ``$1, $2…``), so no dialect rewrites
+the SQL and no value is pasted into it. ``sql/analysis/postgis/`` holds the queries that need
+PostGIS (``postgis/nearest_points``), which only a PostgreSQL warehouse with it can run.
 
 The files are found like the DDL (:func:`etl4all.warehouse.ddl.files`): in the source
 checkout, else in the installed data folder ``<prefix>/share/etl4all/sql/analysis/``.
@@ -32,9 +34,13 @@ Param = int | float | str
 Request = tuple[str, Sequence[Param]]
 """A query name and its parameters."""
 
+POSTGIS = "postgis"
+"""The subfolder of ``sql/analysis/`` whose queries need PostgreSQL with PostGIS."""
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
 MYSQL_SESSIONS = 3
-"""Queries :meth:`AnalysisDatabase.run_all` runs at once on MySQL (2.1x faster than one
-after another on a million rows, on 2 cores)."""
+"""Queries :meth:`AnalysisDatabase.run_all` runs at once on MySQL and PostgreSQL (on MySQL,
+2.1x faster than one after another on a million rows, on 2 cores)."""
 
 
 def names() -> list[str]:
@@ -43,15 +49,18 @@ def names() -> list[str]:
 
 
 def text(name: str) -> str:
-    """The SQL of the analysis query ``name``.
+    """The SQL of the analysis query ``name``; ``postgis/NAME`` for one of the queries that
+    need PostgreSQL with PostGIS (``sql/analysis/postgis/``, which the report and
+    :func:`names` leave out).
 
     Raises:
         ConfigError: no such query.
     """
-    found = {path.stem: path for path in ddl.files("analysis")}
-    if name not in found:
+    folder, _, stem = name.rpartition("/")
+    found = {path.stem: path for path in ddl.files("analysis", folder)}
+    if stem not in found:
         raise ConfigError(f"no analysis query {name!r}; known: {', '.join(sorted(found))}")
-    return found[name].read_text(encoding="utf-8")
+    return found[stem].read_text(encoding="utf-8")
 
 
 def normalized(frame: pl.DataFrame) -> pl.DataFrame:
@@ -75,12 +84,13 @@ class AnalysisDatabase(Closing):
 
     Args:
         url: ``duckdb:///path`` (opened read-only; the file must exist) or
-            ``mysql://user:pass@host:3306/db``.
+            ``mysql://user:pass@host:3306/db`` or ``postgresql://user@host:5432/db``.
 
     Raises:
         ConfigError: an unsupported URL, a DuckDB file that does not exist, refused
             credentials or an unknown database.
-        MissingDependencyError: PyMySQL is missing for a mysql:// URL.
+        MissingDependencyError: PyMySQL (psycopg) is missing for a mysql:// (postgresql://)
+            URL.
         WarehouseError: the database cannot be reached.
     """
 
@@ -90,7 +100,8 @@ class AnalysisDatabase(Closing):
         backend: type[WarehouseAdmin] = urls.load_class("warehouse", scheme, warehouse.SCHEMES)
         self._backend = backend
         self._url = url
-        self._parallel = scheme == "mysql"
+        self._scheme = scheme
+        self._parallel = scheme != "duckdb"  # a server scans for each session in parallel
         self._session = self._open()
 
     def _open(self) -> Reader:
@@ -101,17 +112,23 @@ class AnalysisDatabase(Closing):
         """The rows of the analysis query ``name`` with ``params`` bound to its ``?`` marks.
 
         Raises:
-            ConfigError: no such query, or the warehouse lacks its tables.
+            ConfigError: no such query, a ``postgis/`` query on another warehouse than
+                PostgreSQL, or the warehouse lacks its tables (or PostGIS's column).
             WarehouseError: the database failed.
         """
+        if name.startswith(f"{POSTGIS}/") and self._scheme not in POSTGRES_SCHEMES:
+            raise ConfigError(
+                f"{name} needs a PostgreSQL warehouse with PostGIS, not {self.url}; the other "
+                "analysis queries run on every warehouse"
+            )
         log.debug("running analysis query %s %s on %s", name, list(params), self.url)
         return normalized(self._session.run(text(name), params))
 
     def run_all(self, requests: Mapping[str, Request]) -> dict[str, pl.DataFrame]:
         """The rows of several queries, by label: each label maps to a query name and its
-        parameters. On MySQL they run at once, up to :data:`MYSQL_SESSIONS` sessions (the
-        server scans for each in parallel); DuckDB runs them in turn, as it already spreads
-        each query over every core.
+        parameters. On MySQL and PostgreSQL they run at once, up to :data:`MYSQL_SESSIONS`
+        sessions (the server scans for each in parallel); DuckDB runs them in turn, as it
+        already spreads each query over every core.
 
         Raises:
             ConfigError: no such query, or the warehouse lacks its tables.

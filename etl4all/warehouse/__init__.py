@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 SCHEMES = {
     "duckdb": ("etl4all.warehouse.duckdb:DuckdbWarehouse", "core"),
     "mysql": ("etl4all.warehouse.mysql:MySqlWarehouse", "mysql"),
+    "postgresql": ("etl4all.warehouse.postgres:PostgresWarehouse", "postgres"),
+    "postgres": ("etl4all.warehouse.postgres:PostgresWarehouse", "postgres"),
 }
 
 

@@ -1,4 +1,5 @@
-"""The files of sql/analysis/ run unchanged on DuckDB and MariaDB and give the same answers."""
+"""The files of sql/analysis/ run unchanged on DuckDB, MariaDB and PostgreSQL and give the same
+answers."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from polars.testing import assert_frame_equal
 
 from etl4all.report import queries
 from etl4all.report.queries import AnalysisDatabase
+from etl4all.warehouse.base import WarehouseBackend
 from etl4all.warehouse.duckdb import DuckdbWarehouse
 
-PARAMS: dict[str, tuple[int | float, ...]] = {
+PARAMS: dict[str, tuple[int | float | str, ...]] = {
     "coverage": (),
     "density": (-30.2, 0.01, -51.3, 0.01),
     "duplicates": (),
@@ -22,7 +24,9 @@ PARAMS: dict[str, tuple[int | float, ...]] = {
     "map_sample": (7,),
     "points_per_file": (),
     "rejects_per_reason": (),
-    "stale_geocodes": (30,),
+    "stale_geocodes": (
+        (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    ),
     "streets_per_city": (),
     "top_neighborhoods": (5,),
     "top_streets": (5,),
@@ -37,7 +41,7 @@ def addresses() -> pl.DataFrame:
     return synthetic.addresses(ROWS, seed=1)
 
 
-def fill(warehouse: DuckdbWarehouse, addresses: pl.DataFrame) -> None:
+def fill(warehouse: WarehouseBackend, addresses: pl.DataFrame) -> None:
     warehouse.load(addresses, addresses.clear())
     warehouse.load_rejects(synthetic.rejects())
 
@@ -102,31 +106,61 @@ def test_a_missing_table_is_a_config_error(tmp_path: Path) -> None:
         db.run("headline")
 
 
+def test_a_postgis_query_on_duckdb_is_refused_by_name(tmp_path: Path) -> None:
+    from etl4all.errors import ConfigError
+
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    DuckdbWarehouse(url=url).close()
+    assert "postgis/nearest_points" not in queries.names()  # the report never runs them
+    with AnalysisDatabase(url=url) as db, pytest.raises(ConfigError, match="PostGIS"):
+        db.run("postgis/nearest_points", -51.2, -30.0, 3)
+
+
 @pytest.mark.mysql
 def test_mariadb_gives_the_same_answers(
     tmp_path: Path, mysql_url: str, addresses: pl.DataFrame
 ) -> None:
     from etl4all.warehouse.mysql import MySqlWarehouse
 
-    duck_url = f"duckdb:///{tmp_path}/w.duckdb"
-    with DuckdbWarehouse(url=duck_url) as duck, MySqlWarehouse(url=mysql_url) as maria:
+    with MySqlWarehouse(url=mysql_url) as maria:
         maria.init()
-        fill(duck, addresses)
         fill(maria, addresses)
-    on_duckdb, on_mariadb = answers(duck_url), answers(mysql_url)
+    assert_same_as_on_duckdb(tmp_path, answers(mysql_url), addresses)
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_the_same_answers(
+    tmp_path: Path, postgres_url: str, addresses: pl.DataFrame
+) -> None:
+    from etl4all.warehouse.postgres import PostgresWarehouse
+
+    with PostgresWarehouse(url=postgres_url) as postgres:
+        postgres.init()
+        fill(postgres, addresses)
+    assert_same_as_on_duckdb(tmp_path, answers(postgres_url), addresses)
+
+
+def assert_same_as_on_duckdb(
+    tmp_path: Path, got: dict[str, pl.DataFrame], addresses: pl.DataFrame
+) -> None:
+    """``got``, the answers of another database, are DuckDB's on the same rows."""
+    duck_url = f"duckdb:///{tmp_path}/w.duckdb"
+    with DuckdbWarehouse(url=duck_url) as duck:
+        fill(duck, addresses)
+    on_duckdb = answers(duck_url)
 
     for name in queries.names():
-        duck, maria = on_duckdb[name], on_mariadb[name]
-        assert duck.columns == maria.columns, name
+        duck, other = on_duckdb[name], got[name]
+        assert duck.columns == other.columns, name
         if name == "map_sample":  # ids (hence the sample) follow each database's load order
-            assert duck.height == maria.height == ROWS // 7
+            assert duck.height == other.height == ROWS // 7
             continue
         for column in LOAD_TIMES.intersection(duck.columns):
-            assert duck[column].null_count() == maria[column].null_count() == 0
+            assert duck[column].null_count() == other[column].null_count() == 0
         kept = [c for c in duck.columns if c not in LOAD_TIMES]
         assert_frame_equal(
             duck.select(kept).sort(kept, nulls_last=True),
-            maria.select(kept).sort(kept, nulls_last=True),
+            other.select(kept).sort(kept, nulls_last=True),
             check_dtypes=False,
             abs_tol=1e-9,
         )

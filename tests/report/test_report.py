@@ -118,3 +118,18 @@ def test_the_report_reads_mysql(tmp_path: Path, mysql_url: str) -> None:
     assert code == 0, output
     assert "500 rows, 30 files" in output
     assert (tmp_path / "r.html").read_text().count("<img") == 5
+
+
+@pytest.mark.postgres
+def test_the_report_reads_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    from etl4all.warehouse.postgres import PostgresWarehouse
+
+    addresses = synthetic.addresses(500, seed=3)
+    with PostgresWarehouse(url=postgres_url) as wh:
+        wh.init()
+        wh.load(addresses, addresses.clear())
+    code, output = report(postgres_url, tmp_path / "r.html")
+
+    assert code == 0, output
+    assert "500 rows, 30 files" in output
+    assert (tmp_path / "r.html").read_text().count("<img") == 5

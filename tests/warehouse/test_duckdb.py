@@ -92,7 +92,7 @@ def test_read_warehouse_without_the_table_says_init_db(tmp_path: Path) -> None:
 
 def test_read_warehouse_of_an_unknown_scheme_names_the_known_ones() -> None:
     with pytest.raises(UnknownSchemeError, match="duckdb"):
-        read_warehouse("postgresql://h/db")
+        read_warehouse("oracle://h/db")
 
 
 def test_bad_value_is_a_data_error_and_nothing_is_committed(url: str) -> None:
