@@ -87,10 +87,12 @@ VERBOSITY = group(
 WAREHOUSE = setting(
     "warehouse_url",
     "--warehouse",
-    help="Warehouse URL: duckdb:///path.duckdb (default {default}) "
-    "or mysql://user:pass@host:3306/db; MySQL timeouts as query options, in seconds: "
-    "connect_timeout (default 10: connecting, then the handshake), read_timeout and "
-    "write_timeout (default 300: each wait for the server during a statement).",
+    help="Warehouse URL: duckdb:///path.duckdb (default {default}; four slashes for an "
+    "absolute path), mysql://user:pass@host:3306/db or postgresql://user:pass@host:5432/db; "
+    "MySQL timeouts as query options, in seconds: connect_timeout (default 10: connecting, "
+    "then the handshake), read_timeout and write_timeout (default 300: each wait for the "
+    "server during a statement); TLS: ssl_ca=/path/ca.pem (MySQL), "
+    "sslmode=verify-full&sslrootcert=/path/ca.pem (PostgreSQL).",
 )
 STATE = setting(
     "state_url",

@@ -117,7 +117,8 @@ class Settings:
     lookup_url: str | None = None
     """``mongodb://host/db`` lookup of loaded keys; the warehouse itself when absent."""
     warehouse_url: str = "duckdb:///etl4all.duckdb"
-    """``duckdb:///path`` or ``mysql://user:pass@host:3306/db``."""
+    """``duckdb:///path``, ``mysql://user:pass@host:3306/db`` or
+    ``postgresql://user:pass@host:5432/db``."""
     geocoder: str = "offline"
     """Reverse geocoder: ``offline``, ``google`` or ``nominatim``."""
     geocode_precision: int = _within(Bounds(0, 8), 6)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -19,12 +20,16 @@ import psycopg
 from etl4all import urls
 from etl4all.errors import ConfigError, DataError, WarehouseError
 
+log = logging.getLogger(__name__)
+
 SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT = 10
 """Seconds libpq waits for the connection, TLS and login included (``connect_timeout``)."""
 _LIBPQ_OPTIONS = {"connect_timeout", "sslmode", "sslrootcert", "sslcert", "sslkey"}
 """Query options passed to libpq as they are (its defaults when absent, ``connect_timeout``
 aside)."""
+_UNCHECKED = {"allow", "prefer", "require"}
+"""libpq's TLS modes that do not verify the certificate: a warning names them."""
 _DATABASE = re.compile(r"^[A-Za-z0-9_$-]{1,63}$")
 
 _LOGIN = ("password authentication failed", "no password supplied", "role ")
@@ -79,6 +84,15 @@ class Dsn:
             raise ConfigError(f"{shown}: unknown options {sorted(unknown)}; known {known}")
         if not options.setdefault("connect_timeout", str(CONNECT_TIMEOUT)).isdigit():
             raise ConfigError(f"{shown}: connect_timeout must be whole seconds")
+        if "sslrootcert" in options:  # a CA given: check the chain and the host name
+            options.setdefault("sslmode", "verify-full")
+        if options.get("sslmode") in _UNCHECKED:
+            log.warning(
+                "%s: sslmode=%s encrypts without checking the server's certificate; "
+                "use sslmode=verify-full with sslrootcert=/path/ca.pem",
+                shown,
+                options["sslmode"],
+            )
         return cls(
             url=shown,
             database=parsed.database,

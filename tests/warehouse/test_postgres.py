@@ -31,6 +31,7 @@ from etl4all.errors import ConfigError, DataError
 from etl4all.report.queries import AnalysisDatabase
 from etl4all.warehouse.base import LoadResult
 from etl4all.warehouse.postgres import PostgresWarehouse
+from etl4all.warehouse.postgres_connection import Dsn
 from etl4all.warehouse.postgres_read import numbered
 from etl4all.warehouse.read import read_warehouse
 
@@ -179,6 +180,22 @@ def test_a_tls_set_up_that_cannot_verify_is_a_config_error(
     url = f"{postgres_url}?sslmode=verify-full&sslrootcert={tmp_path}/no-ca.pem"
     with pytest.raises(ConfigError, match="sslmode"):
         PostgresWarehouse(url=url)
+
+
+def test_a_ca_file_means_verify_full_and_an_unchecked_mode_is_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    base = "postgresql://etl:pw@db.example/w"
+    checked = Dsn.parse(base + "?sslrootcert=/etc/ca.pem")
+    assert dict(checked.options)["sslmode"] == "verify-full"
+    assert dict(Dsn.parse(base + "?sslrootcert=/ca.pem&sslmode=verify-ca").options)["sslmode"] == (
+        "verify-ca"
+    )
+    assert not caplog.records
+    Dsn.parse(base + "?sslmode=require")
+    (record,) = caplog.records
+    assert "sslmode=require encrypts without checking" in record.getMessage()
+    assert "pw" not in record.getMessage()
 
 
 def test_marks_become_numbered_outside_literals_and_comments() -> None:
