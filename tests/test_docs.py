@@ -1,4 +1,5 @@
-"""The README's links reach a file, and a heading of it, on GitHub and on the docs site alike.
+"""The README's links reach a file, and a heading of it, on GitHub and on the docs site alike;
+the configuration page's generated table has every setting.
 
 Links between the docs pages are checked by ``make docs`` (``mkdocs build --strict``); the
 README is outside the site, so its links into ``docs/`` are checked here.
@@ -6,14 +7,19 @@ README is outside the site, so its links into ``docs/`` are checked here.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 from markdown.extensions.toc import slugify
 
+from etl4all.settings import Settings
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+HOOK = REPO / "docs" / "hooks" / "settings_table.py"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -70,3 +76,25 @@ def test_a_readme_link_reaches_a_file_and_its_heading(link: str) -> None:
 )
 def test_both_slugs_follow_their_renderer(heading: str, anchor: str) -> None:
     assert github_slug(heading) == site_slug(heading) == anchor
+
+
+def settings_table() -> str:
+    """The configuration page's table, as the docs hook renders it."""
+    spec = importlib.util.spec_from_file_location("settings_table", HOOK)
+    assert spec and spec.loader
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    return str(hook.settings_table())
+
+
+def test_the_configuration_page_has_a_row_for_every_setting() -> None:
+    rows = {row.split(" | ")[0].strip("| `"): row for row in settings_table().splitlines()[2:]}
+    assert set(rows) == {field.name for field in dataclasses.fields(Settings)}
+    assert "`GOOGLE_MAPS_API_KEY` | `--google-key`" in rows["google_key"]
+    assert (
+        "`ETL4ALL_WAREHOUSE_URL` | `--warehouse` | `duckdb:///etl4all.duckdb`"
+        in rows["warehouse_url"]
+    )
+    assert "a flag only" in rows["accept_shrink"]
+    assert "street_address|route" in rows["result_type"]  # a pipe inside code stays one cell
+    assert all(row.count(" | ") == 4 for row in rows.values())
