@@ -1,34 +1,9 @@
 """Prometheus metrics of a worker (``run-stage --metrics-port PORT``).
 
-:func:`serve` defines the metrics and starts their HTTP endpoint (``/metrics``); until it is
-called, every ``count_*`` function does nothing, so the stages count unconditionally and a
-process that exposes no metrics pays nothing (and needs no ``prometheus-client``). Like
-logging, the metrics are process-wide: one endpoint per process, shared by its threads.
-
-The stages count where they already sum a batch up (a file parsed, a batch geocoded, a batch
-loaded, a message settled), never per row. Names follow Prometheus conventions:
-
-===========================================  ===================  ===========================
-metric                                       labels               counts
-===========================================  ===================  ===========================
-``etl4all_files_total``                      ``stage``            files read and parsed
-``etl4all_points_total``                     ``stage``            points read (extract) or
-                                                                  geocoded (transform)
-``etl4all_rejects_total``                    ``stage``,           records or points rejected
-                                             ``reason``
-``etl4all_geocoder_calls_total``             ``geocoder``         API calls made
-``etl4all_geocoder_cache_hits_total``        ``geocoder``         coordinates found cached
-``etl4all_geocoder_retries_total``           ``geocoder``         API calls retried
-``etl4all_rows_total``                       ``kind``             warehouse rows ``inserted``,
-                                                                  ``updated``, ``unchanged``
-``etl4all_batches_total``                    ``stage``,           messages ``acked``,
-                                             ``outcome``          ``dead_lettered``,
-                                                                  ``given_back``
-``etl4all_dead_lettered_total``              ``stage``            messages dead-lettered
-``etl4all_batch_retries_total``              ``stage``            in-process batch retries
-``etl4all_errors_total``                     ``stage``, ``kind``  errors met, by class name
-``etl4all_batch_duration_seconds``           ``stage``            time to handle one batch
-===========================================  ===================  ===========================
+:func:`serve` defines the metrics and starts their ``/metrics`` endpoint; until then every
+``count_*`` function does nothing, so the stages count unconditionally and a process without
+metrics pays nothing (and needs no ``prometheus-client``). The stages count where they sum a
+batch up, never per row. The metrics, their labels and alerts: docs/operations.md (Metrics).
 """
 
 from __future__ import annotations

@@ -1,50 +1,12 @@
 """RabbitMQ broker (``amqp://``): :class:`AmqpBroker` and its deliveries, on pika.
 
-URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS). Every pika
-URL option works (``heartbeat``, ``blocked_connection_timeout``, ``socket_timeout``,
-``stack_timeout``, ``connection_attempts``, ...). etl4all's own option
-``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``
-(default ``etl4all``), ``prefetch`` (1), ``max_deliveries`` (3), ``connect_timeout`` (30 s,
-``--connect-timeout``). Driver: pika (``pip install 'etl4all[rabbitmq]'``).
-
-Timeouts (defaults in :data:`~etl4all.broker.amqp_io.DEFAULTS`), so that a RabbitMQ that
-accepts connections and never answers is a :class:`~etl4all.errors.BrokerError` naming the
-host, the port and what timed out, never a hang:
-
-- ``socket_timeout`` (10 s): the TCP connection;
-- ``stack_timeout`` (15 s): the whole bring-up, TCP, TLS and the AMQP handshake;
-- ``connect_timeout``: at start, attempts are retried this long, each bounded by what is left
-  of it, so the start fails within about ``connect_timeout``;
-- ``heartbeat`` (30 s): a broker silent once connected is dropped after ``heartbeat`` + 5 s
-  and reconnected;
-- ``blocked_connection_timeout`` (60 s): a publish during a memory/disk alarm fails instead
-  of hanging.
-
-Topology: :class:`~etl4all.broker.queues.Topology` of ``prefix`` and ``max_deliveries``,
-declared at start and again after every reconnection: its queues (durable, with the
-arguments it lists) and ``{prefix}.dlx``, a durable fanout exchange bound to
-``{prefix}.dead``.
-
-Publishing: persistent messages, publisher confirms and ``mandatory=True``; ``publish``
-returns only once RabbitMQ confirmed; a nacked message raises
-:class:`~etl4all.errors.BrokerError`, an unroutable one
-:class:`~etl4all.errors.BrokerConfigError`.
-
-Heartbeats: pika services a BlockingConnection only while one of its methods runs, so a
-long handler would let the heartbeat lapse. The connection therefore lives in a private I/O
-thread (:class:`~etl4all.broker.amqp_io.IoThread`) that calls ``process_data_events`` every
-0.2 s; ``publish``, ``ack``, ``reject`` and ``depth`` are handed to that thread (woken with
-``add_callback_threadsafe``) and wait for its result, so the handler runs in the caller's
-thread as long as it likes. One connection is used by one thread only, as pika requires.
-Run one broker per consumer thread.
-
-Dead letters, written (``reject(requeue=False)``) and read (``dead_letters``, ``replay``):
-:mod:`etl4all.broker.amqp_dead`.
-
-Connection loss: the I/O thread reconnects with full-jitter backoff (:mod:`etl4all.retry`),
-redeclares the topology and its consumers. Deliveries from the lost channel were requeued by
-RabbitMQ; acking them is a logged no-op. Refused credentials and topology conflicts raise
-:class:`~etl4all.errors.BrokerConfigError` at once.
+URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS); every pika
+URL option works (timeouts: :data:`~etl4all.broker.amqp_io.DEFAULTS`), plus etl4all's own
+``reconnect_attempts`` (default 8). Options: ``prefix``, ``prefetch``, ``max_deliveries``,
+``connect_timeout``. Driver: pika (``pip install 'etl4all[rabbitmq]'``). Publishes are
+persistent, confirmed and ``mandatory``; the connection lives in a private I/O thread
+(:mod:`etl4all.broker.amqp_io`) that keeps heartbeats alive and reconnects; dead letters are
+:mod:`etl4all.broker.amqp_dead`. Timeouts, topology and why: docs/backends.md (Broker).
 """
 
 from __future__ import annotations

@@ -1,30 +1,11 @@
 """A RabbitMQ broker's dead letters, written and read: :class:`DeadLetters`, run in its I/O
 thread.
 
-Writing them: RabbitMQ's own dead-lettering (``basic.reject`` without requeue) cannot add a
-header, so ``reject(requeue=False, reason=...)`` republishes the message (confirmed) to
-``{prefix}.dlx`` with ``x-etl4all-error`` (the reason) and ``x-etl4all-queue``, then acks the
-original. A crash between the two leaves a duplicate dead letter, never a lost one. The
-queue's own delivery limit is the backstop for consumers that crash before they can reject:
-RabbitMQ dead-letters a message returned more than ``x-delivery-limit`` times (so after
-``max_deliveries + 1`` deliveries, one more than the worker allows itself, so the worker's
-dead letter with a reason normally comes first); those carry
-``x-first-death-reason: delivery_limit``. On RabbitMQ 3.x every return counts, including
-prefetched messages requeued when a consumer stops: keep ``prefetch`` small.
-
-Reading them (``dead_letters``, ``replay``): on a private channel, ``basic.get`` takes the
-messages ready in ``{prefix}.dead`` (as many as it held at the start), holding them
-unacknowledged; ``replay`` publishes each selected one (confirmed) to its work queue and only
-then acks it, so a failed publish loses nothing and a crash between the two leaves a
-duplicate, which the idempotent stages absorb. The rest are returned with one
-``basic.nack(multiple, requeue)``, which puts them back at the head of the quorum queue in
-their order. Each return counts as a delivery, and from RabbitMQ 4.0 a quorum queue without
-``x-delivery-limit`` gets a default limit of 20, past which a message with no dead-letter
-exchange (the dead-letter queue's case) is dropped: so a dead letter read
-``_REFRESH_AFTER`` times is republished fresh (confirmed, death headers kept) and the worn
-copy acked; it moves to the tail of the queue. A quorum queue applies returns a moment after
-the nack, so a read waits (at most 5 s) until the queue counts them again: a ``depth`` right
-after it (``etl4all status``) sees every dead letter.
+Written by republishing to ``{prefix}.dlx`` with the reason headers, then acking the original
+(RabbitMQ's own dead-lettering cannot add a header); read with ``basic.get`` and returned in
+their order with one ``basic.nack``; one returned ``_REFRESH_AFTER`` times is republished
+fresh, as RabbitMQ 4 drops a message after 20 returns. Why each step loses nothing:
+docs/backends.md (Broker, queues and dead letters).
 """
 
 from __future__ import annotations

@@ -1,33 +1,11 @@
 """The request rate of the API geocoders: a hard cap at ``qps`` and an adaptive rate below it.
 
-:func:`shared_limiter` hands every geocoder instance, thread and event loop of a process that
-calls the same endpoint at the same rate one :class:`RateLimiter`, so several consumers or
-stages in a process never add up to more than ``qps``. It never lets more than ``qps`` requests
-start in any 1-second window (keeping a small safety margin, see the class) and spaces them
-evenly instead of letting them out in bursts. aiolimiter is not used because an
-``AsyncLimiter`` is bound to one event loop, and its leaky bucket both allows an initial burst
-and loses capacity when the loop wakes up late.
-
-**The rate follows the real quota** (:class:`AdaptiveRate`, AIMD). A key's real quota may be
-lower than ``qps`` (a Google project with a lowered quota). An OVER_QUERY_LIMIT or HTTP 429
-answer to a request started after the last slow-down halves the rate (multiplicative
-decrease) and pauses every request for :data:`SLOW_DOWN_PAUSE` (or the server's
-``Retry-After``), so the server's own window drains; answers to requests started before it
-are the old rate's and change nothing. Each clean answer then raises the rate a little
-(additive increase): quickly back to :data:`RECOVER_TO` of the rate that was answered over
-the limit (the *peak*, the lowest such rate so far: the quota lies just below it), then
-slowly past it, up to ``qps``.
-Against a key whose quota is a quarter of ``qps`` the rate comes down in two slow-downs, then
-cycles between half the quota and the quota: one OVER_QUERY_LIMIT answer every 8 s or so
-(a few percent of the requests, the first seconds included) at about 70 % of the quota, and
-:class:`~etl4all.geocoders.base.RateReport` tells the quota found and the ``--qps`` to set
-(at which the key runs at 97 % of it with none). The rate never goes below
-:data:`MIN_SHARE` of ``qps``. The fleet's limiter (:mod:`etl4all.geocoders.fleet`) runs the
-same rules in Redis, shared by every transformer of the key.
-
-Timestamps are those of the limiter's clock (``time.monotonic`` here, injectable: the tests
-run in virtual time); :meth:`RateLimiter.acquire` returns the one of each start, and the HTTP
-runner hands it back with the answer.
+:func:`shared_limiter` gives every geocoder, thread and event loop of a process that calls the
+same endpoint at the same rate one :class:`RateLimiter`, which never lets more than ``qps``
+requests start in any 1-second window and spaces them evenly (aiolimiter's limiter is bound
+to one event loop and lets bursts out). :class:`AdaptiveRate` (AIMD) makes the rate follow the
+key's real quota: halved by an over-the-limit answer, raised back by clean ones. Timestamps
+come from an injectable clock. The rules and figures: docs/geocoding.md (Rate limit).
 """
 
 from __future__ import annotations
