@@ -6,7 +6,7 @@ SAMPLE  = .etl4all/sample
 SOURCE ?= $(SAMPLE)
 ARGS   ?=
 
-.PHONY: venv run sample test test-fast lint bench clean
+.PHONY: venv run sample test test-fast lint docs bench clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy etl4all
 
+## docs: the documentation site (mkdocs.yml, docs/) into site/; --strict fails on a broken
+## link or anchor between the pages
+docs: venv
+	$(BIN)/mkdocs build --strict
+
 ## bench: every benchmark against the DESIGN.md budget (~30 min; needs MariaDB, and RabbitMQ
 ## and Redis for scale.py); writes bench/results/*.json and docs/BENCHMARKS.md. Installs the
 ## bench extra (dlt, geopy: the anchors of bench/e2e.py) into .venv; `make test` never needs it
@@ -50,4 +55,4 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) .etl4all etl4all.duckdb .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .etl4all etl4all.duckdb .pytest_cache .mypy_cache .ruff_cache site

@@ -1,9 +1,5 @@
-"""The ``etl4all`` command line.
-
-Exit codes: 0 success, 1 an etl4all error (source, geocoder, broker, warehouse…),
-2 a configuration or usage error, 3 (``status`` only) dead letters wait in the dead-letter
-queue, so cron can alert (``etl4all dead-letters list`` shows them). Errors are reported as
-one line on stderr.
+"""The ``etl4all`` command line: the command group, with one module per group of commands in
+:mod:`etl4all.commands`. Errors are one line on stderr; exit codes: :mod:`etl4all.exits`.
 """
 
 from __future__ import annotations

@@ -1,38 +1,10 @@
 """Prometheus metrics of a worker (``run-stage --metrics-port PORT``), and its health probes.
 
-:func:`serve` starts their HTTP endpoint (``/metrics``), which also answers an orchestrator's
-probes (Kubernetes, ``deploy/``): ``/healthz`` (liveness) and ``/readyz`` (readiness) are
-``200 ok`` while the thread that runs the worker is alive, ``503`` once it ended while the
-process lingers (other threads still running). ``run-stage`` serves only after its start-up
-check reached every backend the stage uses, so nothing answers before that: readiness means
-the backends were checked. A worker alive but blocked is not seen: that would need a
-heartbeat from the consume loop. The metrics keep no count of their own: each scrape reads
-the process's record of counted events (:data:`etl4all.counts.PROCESS`), which the stages add
-to where they already sum a batch up (a file parsed, a batch geocoded, a batch loaded, a
-message settled), never per row. A process that exposes no metrics imports no
-``prometheus-client``. Names follow Prometheus conventions:
-
-===========================================  ===================  ===========================
-metric                                       labels               counts
-===========================================  ===================  ===========================
-``etl4all_files_total``                      ``stage``            files read and parsed
-``etl4all_points_total``                     ``stage``            points read (extract) or
-                                                                  geocoded (transform)
-``etl4all_rejects_total``                    ``stage``,           records or points rejected
-                                             ``reason``
-``etl4all_geocoder_calls_total``             ``geocoder``         API calls made
-``etl4all_geocoder_cache_hits_total``        ``geocoder``         coordinates found cached
-``etl4all_geocoder_retries_total``           ``geocoder``         API calls retried
-``etl4all_rows_total``                       ``kind``             warehouse rows ``inserted``,
-                                                                  ``updated``, ``unchanged``
-``etl4all_batches_total``                    ``stage``,           messages ``acked``,
-                                             ``outcome``          ``dead_lettered``,
-                                                                  ``given_back``
-``etl4all_dead_lettered_total``              ``stage``            messages dead-lettered
-``etl4all_batch_retries_total``              ``stage``            in-process batch retries
-``etl4all_errors_total``                     ``stage``, ``kind``  errors met, by class name
-``etl4all_batch_duration_seconds``           ``stage``            time to handle one batch
-===========================================  ===================  ===========================
+:func:`serve` starts the endpoint: ``/metrics`` reads the process's record of counted events
+(:data:`etl4all.counts.PROCESS`) at each scrape, so the metrics keep no count of their own;
+``/healthz`` and ``/readyz`` answer 200 while the worker thread is alive (served only after the
+start-up check). A process without metrics imports no ``prometheus-client``. The metrics,
+their labels, probes and alerts: docs/operations.md (Metrics).
 """
 
 from __future__ import annotations

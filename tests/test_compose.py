@@ -1,5 +1,7 @@
 """docker-compose.yml is valid, has every service of the runbook, and the runbook is true.
 
+The runbook is the section "Runbook: the docker-compose stack" of docs/operations.md.
+
 No docker-compose binary is needed: :mod:`compose_file` interpolates the file as Compose does
 and validates it against the Compose Specification's JSON schema (``tests/data``).
 """
@@ -53,9 +55,9 @@ def published(service: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def runbook() -> str:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("## Runbook: the docker-compose stack")
-    return readme[start : readme.index("\n## ", start + 1)]
+    page = (REPO / "docs" / "operations.md").read_text()
+    start = page.index("## Runbook: the docker-compose stack")
+    return page[start : page.index("\n## ", start + 1)]
 
 
 @pytest.mark.parametrize(

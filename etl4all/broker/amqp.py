@@ -1,57 +1,13 @@
 """RabbitMQ broker (``amqp://``): :class:`AmqpBroker` and its deliveries, on pika.
 
-URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS: see
-:func:`~etl4all.broker.amqp_io.parameters`). Every pika
-URL option works (``heartbeat``, ``blocked_connection_timeout``, ``socket_timeout``,
-``stack_timeout``, ``connection_attempts``, ...). etl4all's own option
-``reconnect_attempts`` (default 8) bounds the reconnection loop. Options: ``prefix``,
-``prefetch``, ``max_deliveries``, ``connect_timeout`` (``--connect-timeout``); their defaults
-and ranges are ``Settings``'. Driver: pika (``pip install 'etl4all[rabbitmq]'``).
-
-Timeouts (defaults in :data:`~etl4all.broker.amqp_io.DEFAULTS`), so that a RabbitMQ that
-accepts connections and never answers is a :class:`~etl4all.errors.BrokerError` naming the
-host, the port and what timed out, never a hang:
-
-- ``socket_timeout`` (10 s): the TCP connection;
-- ``stack_timeout`` (15 s): the whole bring-up, TCP, TLS and the AMQP handshake;
-- ``connect_timeout``: at start, attempts are retried this long, each bounded by what is left
-  of it, so the start fails within about ``connect_timeout``;
-- ``heartbeat`` (30 s): a broker silent once connected is dropped after ``heartbeat`` + 5 s
-  and reconnected;
-- ``blocked_connection_timeout`` (60 s): a publish during a memory/disk alarm fails instead
-  of hanging.
-
-Topology: :class:`~etl4all.broker.queues.Topology` of ``prefix`` and ``max_deliveries``,
-declared at start and again after every reconnection: its queues (durable, with the
-arguments it lists) and ``{prefix}.dlx``, a durable fanout exchange bound to
-``{prefix}.dead``.
-
-Publishing: persistent messages, publisher confirms and ``mandatory=True``; ``publish``
-returns only once RabbitMQ confirmed; a nacked message raises
-:class:`~etl4all.errors.BrokerError`, an unroutable one
-:class:`~etl4all.errors.BrokerConfigError`.
-
-The modules, by concern: this one is the backend and its data path (publish, consume, ack,
-reject); :mod:`etl4all.broker.amqp_io` the connection: the private I/O thread that owns it
-(and keeps its heartbeat while a handler runs), hands it every call, maps pika's errors and
-reconnects; :mod:`etl4all.broker.amqp_admin` the operator's path (queue counts, purge, and
-reading and replaying dead letters). Run one broker per consumer thread.
-
-Dead letters, written: RabbitMQ's own dead-lettering (``basic.reject`` without requeue)
-cannot add a header, so ``reject(requeue=False, reason=...)`` republishes the message
-(confirmed) to ``{prefix}.dlx`` with ``x-etl4all-error`` (the reason) and ``x-etl4all-queue``
-(:func:`~etl4all.broker.dead.buried_headers`), then acks the original. A crash between the
-two leaves a duplicate dead letter, never a lost one. The queue's own delivery limit is the
-backstop for consumers that crash before they can reject: RabbitMQ dead-letters a message
-returned more than ``x-delivery-limit`` times (so after ``max_deliveries + 1`` deliveries,
-one more than the worker allows itself, so the worker's dead letter with a reason normally
-comes first); those carry ``x-first-death-reason: delivery_limit``. On RabbitMQ 3.x every
-return counts, including prefetched messages requeued when a consumer stops: keep
-``prefetch`` small.
-
-Connection loss: once the I/O thread has reconnected, the topology and the consumers are
-declared again. Deliveries from the lost channel were requeued by RabbitMQ; acking them is a
-logged no-op.
+URL: ``amqp://user:password@host:5672/vhost?heartbeat=30`` (``amqps://`` for TLS); every pika
+URL option works (timeouts: :data:`~etl4all.broker.amqp_io.DEFAULTS`), plus etl4all's own
+``reconnect_attempts`` (default 8). Options: ``prefix``, ``prefetch``, ``max_deliveries``,
+``connect_timeout``. Driver: pika (``pip install 'etl4all[rabbitmq]'``). Publishes are
+persistent, confirmed and ``mandatory``; the connection lives in a private I/O thread
+(:mod:`etl4all.broker.amqp_io`) that keeps heartbeats alive and reconnects; queue counts,
+purges and reading dead letters are :mod:`etl4all.broker.amqp_admin`. Timeouts, topology and
+why: docs/backends.md (Broker).
 """
 
 from __future__ import annotations

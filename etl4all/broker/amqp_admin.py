@@ -1,23 +1,11 @@
-"""A RabbitMQ broker's operator's path: :class:`AmqpAdmin`, run in the broker's I/O thread.
+"""A RabbitMQ broker's operator's path: :class:`AmqpAdmin`, run in its I/O thread.
 
-Queue counts and purges (``depth``, ``consumers``, ``purge``) each use a private channel:
-a passive ``queue.declare`` reads the counts, so a queue that does not exist is a
-:class:`~etl4all.errors.BrokerConfigError`.
-
-Reading the dead letters (``dead_letters``, ``replay``): on a private channel, ``basic.get``
-takes the messages ready in ``{prefix}.dead`` (as many as it held at the start), holding them
-unacknowledged; ``replay`` publishes each selected one (confirmed) to its work queue and only
-then acks it, so a failed publish loses nothing and a crash between the two leaves a
-duplicate, which the idempotent stages absorb. The rest are returned with one
-``basic.nack(multiple, requeue)``, which puts them back at the head of the quorum queue in
-their order. Each return counts as a delivery, and from RabbitMQ 4.0 a quorum queue without
-``x-delivery-limit`` gets a default limit of 20, past which a message with no dead-letter
-exchange (the dead-letter queue's case) is dropped: so a dead letter read
-``_REFRESH_AFTER`` times is republished fresh (confirmed, death headers kept) and the worn
-copy acked; it moves to the tail of the queue. A quorum queue applies returns a moment after
-the nack, so a read waits (at most 5 s) until the queue counts them again: a ``depth`` right
-after it (``etl4all status``) sees every dead letter.
-"""
+Queue counts and purges each use a private channel (a passive ``queue.declare``). Dead letters
+are written by republishing to ``{prefix}.dlx`` with the reason headers, then acking the
+original (RabbitMQ's own dead-lettering cannot add a header); read with ``basic.get`` and
+returned in their order with one ``basic.nack``; one returned ``_REFRESH_AFTER`` times is
+republished fresh, as RabbitMQ 4 drops a message after 20 returns. Why each step loses nothing:
+docs/backends.md (Broker, queues and dead letters)."""
 
 from __future__ import annotations
 

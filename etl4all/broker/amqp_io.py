@@ -1,20 +1,10 @@
 """The pika side of the RabbitMQ broker: its I/O thread, error mapping and URL parameters.
 
-:class:`IoThread` owns the one pika BlockingConnection of an
-:class:`~etl4all.broker.amqp.AmqpBroker`. pika services a BlockingConnection only while one of
-its methods runs, so a long handler would let the heartbeat lapse; the connection therefore
-lives in a private thread that calls ``process_data_events`` every ``TICK`` seconds. Other
-threads hand it commands with :meth:`IoThread.call` (waking it with
-``add_callback_threadsafe``) and wait for their result, so one connection is used by one
-thread only, as pika requires. When the connection is lost the thread reconnects through
-:func:`etl4all.retry.retrying` (full-jitter backoff, ``reconnect_attempts`` retries); a
-:class:`~etl4all.errors.BrokerConfigError` (refused credentials, a topology conflict) ends it
-at once.
-
-:func:`mapped` is the one place that turns pika errors into
-:class:`~etl4all.errors.BrokerError` or, when retrying cannot help,
-:class:`~etl4all.errors.BrokerConfigError`; :func:`parameters` reads the broker URL and
-:func:`message_properties` builds the properties of a persistent message.
+:class:`IoThread` owns the one pika connection of an :class:`~etl4all.broker.amqp.AmqpBroker`
+and runs every command on it, since pika services a connection only while one of its methods
+runs and one connection serves one thread only; it reconnects with backoff. :func:`mapped` is
+the one place that turns pika errors into ``BrokerError`` or ``BrokerConfigError``. See
+docs/backends.md (Broker, queues and dead letters).
 """
 
 from __future__ import annotations

@@ -2,23 +2,9 @@
 
 URL: ``memory://`` (no query options). Options: ``prefix`` and ``max_deliveries`` (defaults
 ``Settings``'), as for :class:`~etl4all.broker.amqp.AmqpBroker`. No driver.
-Used by embedded mode and by the worker-loop tests; messages live only as long as the broker
-object.
-
-It holds the queues of :class:`~etl4all.broker.queues.Topology` and behaves like RabbitMQ's
-quorum queues:
-
-- publishing to a queue that is not in the topology raises
-  :class:`~etl4all.errors.BrokerConfigError` (RabbitMQ returns such a message as unroutable);
-- every delivery carries ``x-delivery-count`` (failed deliveries so far); a requeued message
-  comes back first with ``redelivered=True``;
-- ``reject(requeue=False, reason=...)`` moves the message to ``{prefix}.dead`` with the reason
-  in ``x-etl4all-error`` and the origin queue in ``x-etl4all-queue``;
-- a message requeued more than ``max_deliveries`` times (RabbitMQ's ``x-delivery-limit``) is
-  dead-lettered with ``x-first-death-reason: delivery_limit`` and ``x-first-death-queue``;
-- ``dead_letters()`` reads the dead-letter queue without taking anything; ``replay()`` moves
-  dead letters to the tail of their work queue (:mod:`etl4all.broker.dead`);
-- deliveries not settled when the broker closes are requeued, as when a channel closes.
+Used by embedded mode and the worker-loop tests; messages live as long as the broker object.
+How it mirrors RabbitMQ's quorum queues (delivery counts, dead letters, the delivery limit):
+docs/backends.md (Broker, queues and dead letters).
 """
 
 from __future__ import annotations

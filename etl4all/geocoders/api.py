@@ -1,21 +1,12 @@
 """Base of the API geocoders (as geopy's ``Geocoder``), and the helpers their mappings share.
 
-:class:`ApiGeocoder` does what every HTTP provider needs: it checks the endpoint URL, picks
-the QPS cap (the provider's default when unset), asks the run's quota (:mod:`etl4all.quota`:
-this process's, or the fleet's in Redis) for its endpoint's limiter, sets up the
-:class:`~etl4all.geocoders.runner.HttpRunner` with the options of :class:`HttpOptions`
-(defaults and ranges are :class:`~etl4all.settings.Settings`'),
-keeps the API key out of every error text, and implements ``reverse``, ``close`` and
-``repr``. A provider (``google.py``, ``nominatim.py``) keeps only its parameters
-(:meth:`ApiGeocoder.request_url`), its status table (:meth:`ApiGeocoder.interpret`) and its
-response mapping (the row builder).
-
-Timeouts (aiohttp's ``ClientTimeout``): ``connect_timeout`` (``--request-connect-timeout``)
-bounds opening a connection, ``timeout`` (``--request-timeout``) each wait for the answer's
-bytes, and a request lasts at most their sum.
-A server that accepts connections and never answers is thus a retryable
-:class:`~etl4all.errors.GeocodeTimeoutError` naming the host, port and what timed out, after
-``timeout``; the runner retries it as any outage (``max_attempts``), then fails the batch.
+:class:`ApiGeocoder` checks the endpoint URL, asks the run's quota (:mod:`etl4all.quota`) for
+its endpoint's limiter at the QPS cap, sets up the
+:class:`~etl4all.geocoders.runner.HttpRunner` with the options of :class:`HttpOptions` and
+keeps the API key out of every error text; a provider (``google.py``, ``nominatim.py``) keeps
+only its request URL, its status table and its row mapping. Timeouts: ``connect_timeout`` to
+connect, ``timeout`` for each wait for the answer, so a silent server is a retryable
+``GeocodeTimeoutError``. See docs/geocoding.md (How requests are made).
 """
 
 from __future__ import annotations

@@ -1,32 +1,11 @@
 """``google``: the Google Geocoding API (legacy web service), reverse geocoding.
 
-URL form (one request per coordinate)::
-
-    GET {url}?latlng=LAT,LNG&key=KEY&language=LANG[&result_type=T1|T2][&location_type=L]
-
-Options (keyword-only): ``key`` (required, never logged; ``GOOGLE_MAPS_API_KEY`` or
-``--google-key``), ``url`` (default :data:`DEFAULT_URL`; a URL with no path, like
-``http://127.0.0.1:8080``, gets Google's path ``/maps/api/geocode/json``; override for proxies
-and tests), ``language`` (default ``pt-BR``), ``result_type`` and ``location_type`` (filters
-applied by Google after the search), ``qps`` (default 40: below Google's 3,000 queries per
-minute), and the runner options of :class:`~etl4all.geocoders.api.HttpOptions`
-(``concurrency``, ``max_attempts``, ``timeout``, ``connect_timeout``, ``sleep``, ``quota``,
-``limiter``; timeouts: see :mod:`etl4all.geocoders.api`). Driver: aiohttp
-(base class :mod:`etl4all.geocoders.api`, requests run by :mod:`etl4all.geocoders.runner`).
-
-Status handling (:func:`interpret`, the one place that maps responses to outcomes):
-
-=====================================  ==============================================
-``OK``                                 address row (:func:`google_row`)
-``ZERO_RESULTS``                       row with null address, status ZERO_RESULTS
-``INVALID_REQUEST``                    failed row ``invalid_request``; the batch goes on
-``OVER_QUERY_LIMIT``, HTTP 429         RateLimitedError (retried with backoff)
-``OVER_QUERY_LIMIT`` (daily quota)     GeocodeQuotaError: the batch stops
-``OVER_DAILY_LIMIT``                   GeocodeQuotaError: the batch stops
-``REQUEST_DENIED``, HTTP 401/403       GeocodeAuthError: the batch stops
-``UNKNOWN_ERROR``, 5xx, non-JSON body  GeocodeUnavailableError (retried with backoff)
-other HTTP 4xx (wrong URL)             GeocodeEndpointError: the batch stops
-=====================================  ==============================================
+``GET {url}?latlng=LAT,LNG&key=KEY&language=LANG[&result_type=T1|T2][&location_type=L]``, one
+request per coordinate. Options (keyword-only): ``key`` (required, never logged), ``url``
+(default :data:`DEFAULT_URL`; a URL with no path gets Google's), ``language``, ``result_type``,
+``location_type``, ``qps`` (default 40, below Google's 3,000 a minute) and the runner options
+of :class:`~etl4all.geocoders.api.HttpOptions`. Driver: aiohttp. :func:`interpret` is the one
+place that maps answers to outcomes; its table is in docs/geocoding.md (Google).
 """
 
 from __future__ import annotations

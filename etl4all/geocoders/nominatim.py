@@ -1,27 +1,11 @@
 """``nominatim``: OpenStreetMap's Nominatim reverse API (public server or self-hosted).
 
-URL form (one request per coordinate)::
-
-    GET {url}/reverse?format=jsonv2&lat=LAT&lon=LON&addressdetails=1&accept-language=L
-
-Options (keyword-only): ``url`` (default :data:`DEFAULT_URL`), ``user_agent`` (sent as the
-User-Agent header; required by the public server's usage policy), ``language``, ``qps``
-(self-hosted only; default 50 requests/s), and the runner options of
-:class:`~etl4all.geocoders.api.HttpOptions` (``concurrency`` applies to a self-hosted server
-only; ``max_attempts``, ``timeout``, ``connect_timeout``, ``sleep``, ``quota``, ``limiter``;
-timeouts: see :mod:`etl4all.geocoders.api`). Driver: aiohttp (base class
-:mod:`etl4all.geocoders.api`, requests run by :mod:`etl4all.geocoders.runner`).
-
-The public server (``nominatim.openstreetmap.org``) allows at most 1 request per second, one
-at a time, from an application that identifies itself: against it this geocoder refuses to
-start without a ``user_agent`` and caps itself at 1 request/s and 1 in flight whatever the
-options say. Results are © OpenStreetMap contributors (ODbL): show the attribution.
-
-Status handling (:func:`interpret`): 200 → :func:`nominatim_row`; ``{"error": "Unable to
-geocode"}`` → a ZERO_RESULTS row; HTTP 400 → failed row ``invalid_request``; 403 →
-GeocodeAuthError (blocked: check the User-Agent and the usage policy); 429 →
-RateLimitedError; 5xx or a body that is not JSON → GeocodeUnavailableError (both retried);
-other 4xx → GeocodeEndpointError (wrong URL: the batch stops).
+``GET {url}/reverse?format=jsonv2&lat=LAT&lon=LON&addressdetails=1&accept-language=L``, one
+request per coordinate. Options (keyword-only): ``url`` (default :data:`DEFAULT_URL`),
+``user_agent``, ``language``, ``qps`` (self-hosted only; default 50) and the runner options of
+:class:`~etl4all.geocoders.api.HttpOptions`. Driver: aiohttp. Against the public server it
+refuses to start without a ``user_agent`` and caps itself at 1 request/s, one at a time, as
+its usage policy requires. Answers (:func:`interpret`): docs/geocoding.md (Nominatim).
 """
 
 from __future__ import annotations

@@ -1,42 +1,12 @@
 """The HTTP runner of the API geocoders: session, event loop, concurrency, retries, abort.
 
-A provider gives :meth:`HttpRunner.run` two functions: the request URL of one coordinate
-(:data:`UrlFn`) and the mapping of one response to an :data:`Outcome` (:class:`Interpret`: an
-address row, a :class:`Failed` key, or an ``errors.py`` exception). The runner does the rest:
-
-- **Rate.** Every request start waits for the shared limiter (the quota's:
-  :mod:`etl4all.quota.memory`, or the fleet's :mod:`etl4all.quota.redis`), and
-  every answer goes back to it with the start's stamp: an OVER_QUERY_LIMIT or HTTP 429 halves
-  the rate of the whole process (or fleet) and pauses it (``Retry-After``, else 1 s), clean
-  answers raise it back towards ``qps``, so the rate follows the key's real quota. A fleet's
-  daily cap (``DailyCapError``) aborts the batch like a used-up provider quota.
-- **Concurrency.** At most ``concurrency`` requests in flight (an ``asyncio.Semaphore``); a key
-  waiting in backoff holds no request slot. The runner's very first request goes out alone:
-  it proves the key (no start-up request for a fixed point is ever made), and a refused key
-  costs one request, not ``concurrency``.
-- **Retries.** One :class:`etl4all.retry.Policy` per runner (not a retrier per request), for
-  errors whose class is ``retryable`` (``RateLimitedError``, ``GeocodeUnavailableError``,
-  ``GeocodeTimeoutError``): full-jitter backoff, at least the server's ``Retry-After``, at most
-  ``max_attempts`` requests per key and ``max_retry_seconds`` per key.
-- **Abort.** A key whose retries are used up means the provider is unavailable: the whole
-  batch fails with that (retryable) error, so it is retried later rather than stored as
-  failed. A non-retryable ``GeocodeError`` (bad key, daily quota, wrong URL) fails it too.
-  Either way no new request starts, in-flight ones are cancelled and the error is raised out
-  of :meth:`HttpRunner.run`. Only a provider's per-coordinate answer (``INVALID_REQUEST``)
-  becomes a ``failed`` row.
-- **Pay once.** Answers are handed to ``on_results`` as they arrive (every
-  :data:`~etl4all.geocoders.outcomes.FLUSH_SECONDS`) and when the run ends, aborted or
-  interrupted (Ctrl-C) included, so the caller can cache them: a killed process loses at
-  most that many seconds of answers.
-- **Secrets.** Transport errors name the redacted URL only; every error text and failed row
-  has ``key=`` values, URL passwords and the ``scrub`` secrets blanked out.
-- **Event loop.** :meth:`HttpRunner.run` is synchronous: it runs its own event loop and aiohttp
-  session, in a helper thread when the calling thread already runs a loop.
-
-Logging: DEBUG per request and per retry (URL redacted with :func:`etl4all.urls.redact`);
-INFO when the rate is lowered; one WARNING per batch that needed retries, with the count by
-cause, and one per batch that lowered the rate below ``qps``, with the ``--qps`` to set.
-Coordinates are printed as they are sent (``-30.029928``), never as float reprs.
+A provider gives :meth:`HttpRunner.run` the request URL of one coordinate (:data:`UrlFn`) and
+the mapping of one response to an :data:`Outcome` (:class:`Interpret`); the runner does the
+rest: the rate (through the limiter), at most ``concurrency`` requests in flight (the first
+alone, to prove the key), retries under one :class:`etl4all.retry.Policy`, the batch aborted
+when a coordinate's retries run out, answers handed to ``on_results`` as they arrive (paid
+once), secrets blanked in every error. It runs its own event loop. Why each rule:
+docs/geocoding.md (How requests are made).
 """
 
 from __future__ import annotations

@@ -2,32 +2,10 @@
 
 Every command checks the backends it uses (:data:`RUN`, :data:`RUN_BROKER`, :data:`STAGES`)
 before it claims a file or takes a message, and ``etl4all check`` runs the same checks and
-prints one line per backend. A check opens its backend through :mod:`etl4all.runners.wiring`,
-as the command will, then:
-
-- ``source``: lists it once (each source of ``etl4all run``);
-- ``state``: counts the done files (Redis ``HLEN``, a SQLite ``COUNT``);
-- ``broker``: connects and declares the topology (what opening it does), reads a queue depth;
-- ``warehouse``: looks for its tables and columns (:meth:`WarehouseAdmin.missing_schema`); missing
-  ones are a ConfigError that names ``etl4all init-db`` (DuckDB makes them when it opens);
-- ``lookup``: pings it (the warehouse lookup has nothing of its own to ping);
-- ``geocoder``: built (its key, URL and options checked) and its host resolved; only
-  ``etl4all check`` makes a request, geocoding :data:`CHECK_POINT` through the same runner
-  and status table as a batch (one paid request, which ``--max-calls`` does not count; none
-  with ``--max-calls 0``). A command's own start-up check never pays: the key is proven by
-  its first real request, before anything of that batch is committed (a refused key is a
-  ConfigError that stops it). ``offline`` has nothing to check.
-
-A network backend's host name is resolved first: an unknown host is a ConfigError at once,
-not a connection retried with backoff; before that, its URL is checked to split where it
-should (:func:`etl4all.urls.check`: a password's unencoded ``/`` would make the user the host).
-
-A check creates no file: a SQLite state or DuckDB warehouse whose file does not exist yet is
-not opened (that would create it); the check only makes sure its folder can be written to.
-
-Verdicts: a :class:`~etl4all.errors.ConfigError` (missing or refused key, refused login,
-unknown host, missing tables, a wrong endpoint) is a configuration fault, exit code 2; any
-other :class:`~etl4all.errors.Etl4allError` (a server down, a used-up quota) is not, exit 1.
+prints one line per backend. A check opens its backend as the command will
+(:mod:`etl4all.runners.wiring`), creates no file and never pays (only ``etl4all check``
+geocodes :data:`CHECK_POINT`). A ``ConfigError`` is exit 2, any other ``Etl4allError`` exit 1.
+What each check does: docs/commands.md (etl4all check).
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """Re-geocode driver (``etl4all regeocode``): rows already in the warehouse, geocoded again.
 
-Rows are chosen by the geocoder that answered them and/or their ``geocode_status`` (for
-example every ``offline`` row after switching to Google). They are read a page of
-``batch_rows`` at a time (by ``id``: memory is bounded by a page), geocoded with the
-configured geocoder through the transform stage (dedup, the geocode cache, the ``--max-calls``
-budget) and loaded back through the load stage: the address columns take the new answer,
-ZERO_RESULTS included, while the provenance (file, line, distance, bearing) stays as it was.
-A row the geocoder cannot answer keeps its old address and gets a reject.
-
-The status ``failed`` chooses the points no geocoder answered: the geocode rejects
-(:data:`FAILED_REASONS`) whose coordinate has no row yet, whatever geocoder failed them. The
-coordinate is read back from the reject's text; the new row gets the reject's file and line
-but no distance or bearing, which a reject does not keep (``run --force-file NAME`` redoes a
-whole file instead).
-
-Pages are committed one by one: a run stopped by the budget, a refused key or the database
-leaves the pages before committed, and running it again pays nothing twice (the cache).
+Rows chosen by the geocoder that answered them and/or their ``geocode_status`` (``failed``:
+the geocode rejects, :data:`FAILED_REASONS`, whose coordinate has no row; it is read back from
+the reject's text) are read a page of ``batch_rows`` at a time (by ``id``), geocoded through
+the transform stage and loaded back through the load stage, page by page: the address columns
+take the new answer, the provenance stays. See docs/commands.md (etl4all regeocode).
 """
 
 from __future__ import annotations

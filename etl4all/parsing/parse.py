@@ -1,58 +1,12 @@
 """Parse data_points files: bytes in, a points frame and a rejects frame out.
 
-A record is three lines; the decimal at the end of a line is authoritative and the
-degrees-minutes-seconds text, when present, must agree with it within 0.0005°::
-
-    Latitude: 30°02′59″S   -30.04982864
-    Longitude: 51°12′05″W   -51.20150245
-    Distance: 2.2959 km  Bearing: 137.352°
-
-Labels (and ``km``, ``Bearing``) match in any case; blank lines are ignored. A line with a
-``Latitude:`` label after other text (files concatenated, the first without a final line
-break: ``… 137.352°Latitude: …``) is split before the label. Lines are grouped into records
-by their labels alone, each line by the lines before it:
-
-- a ``Latitude`` line always starts a record;
-- a ``Longitude`` line starts one unless the record above has no Longitude or Distance line
-  yet, and a ``Distance`` line starts one unless the record above has no Distance line yet
-  (a record holds each kind at most once, in this order);
-- a line with none of the three labels (garbage) starts a record at the start of the file
-  and right after a Longitude or Distance line (where a record may end); anywhere else it
-  joins the record above.
-
-So a garbage line inside a record (before its Longitude or Distance line) is part of it,
-consecutive garbage lines between two records are one record, and a Longitude line right
-after them joins them (they are taken for its unreadable Latitude line). A record that is a
-Latitude line, the Longitude line right after it and maybe a Distance line right after that,
-each in the format above, with the latitude in [-90, 90], the longitude in [-180, 180] and
-the DMS text agreeing, is *good*: it becomes a point. Any other record is *bad*, and a bad
-record is ONE reject: its file, its first line, its reasons and its text (all its lines).
-
-A record ends where the next one starts, so bad records never span a Latitude line: reading
-a file in pieces cut at Latitude lines gives the same rejects (:mod:`etl4all.parsing.reading`).
-
-Reasons, each found at one line of the record:
-    ``unrecognized``       a line with no label, or a labelled line not in the format; when it
-                           looks like a coordinate line, the reject's ``detail`` names the
-                           likely cause (a decimal comma, DMS text without the decimal value,
-                           another layout, NUL bytes). A file that is not text (gzip, zip,
-                           UTF-16…: :func:`not_text`) is one such reject, at line 1, its
-                           ``detail`` naming what the file is
-    ``out_of_range``       latitude outside [-90, 90] or longitude outside [-180, 180]
-    ``dms_mismatch``       the degrees-minutes-seconds text disagrees with the decimal
-    ``missing_longitude``  (at the Latitude line) the record has no Longitude line
-    ``missing_latitude``   (at a Longitude line) the record does not start with a Latitude line
-    ``orphan_distance``    (at a Distance line) the record has no Latitude or Longitude line
-
-A reject's ``reasons`` lists them all, comma-separated, in line order (and at one line in the
-order above); its ``reason``, the stable code to count by, is the first: the fault a reader
-meets first. Lines only ever append to the end of a record, so a record's first fault, and
-with it the reject's (file, line, reason) key, stays the same while its file grows.
-
-The work is done with Polars expressions over all lines at once: no Python loop per line.
-
-Where the complete records of a file still uploading end, and where a record starts, is
-:mod:`etl4all.parsing.records`.
+A record is a Latitude, a Longitude and maybe a Distance line, grouped by their labels alone;
+a record that is not a valid point is ONE reject with its reasons (``unrecognized``,
+``out_of_range``, ``dms_mismatch``, ``missing_longitude``, ``missing_latitude``,
+``orphan_distance``), the first of which, and so the reject's key, stays the same while its
+file grows. The work is Polars expressions over all lines at once, no Python loop per line.
+The format, the grouping rules and the reasons: docs/data.md (Input: data_points files);
+where records start and end in raw bytes: :mod:`etl4all.parsing.records`.
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
 """Where records start and end in the raw bytes of a data_points file (see :mod:`.parse`).
 
-A file that may still be uploading can end in the middle of a record, even in the middle of
-a number (``-51.201`` of ``-51.20150245``), which would read as a wrong but valid coordinate.
-:func:`complete_end` tells where the complete records end, with a few ``rfind`` calls from the
-end of the bytes. A record is complete once something follows that closes it:
-
-- the next record (a line starting with ``Latitude``, in any case), or
-- a closed ``Distance`` line after its Latitude line: one that ends with a line break, or,
-  as the very last line of the file, one that ends with the ``°`` of the bearing (the field
-  devices end their files without a line break).
-
-A last line without a line break is cut off (it may still grow) unless it is such a closed
-Distance line. What follows the offset (it starts at a line start) is the *incomplete tail*:
-the last record, or the cut-off last line after a complete record. Lines that are not records
-(garbage, stray lines) count as complete once their line break is there. The extract stage
-leaves the tail out until the file is final (see :mod:`etl4all.stages.extract`); a final
-file's tail is parsed as it is, into a point or a reject.
-
+A file still uploading can end mid-record, even mid-number (``-51.201`` of ``-51.20150245``),
+which would read as a wrong but valid coordinate. :func:`complete_end` tells where the
+complete records end (the next record or a closed Distance line follows), with a few ``rfind``
+calls from the end; the extract stage leaves the rest out until the file is final.
 :func:`last_record_start` tells where the last record starts, so that a file can be read in
-pieces cut there (:mod:`etl4all.parsing.reading`).
+pieces cut there. The rules: docs/configuration.md (Uploads that stall).
 """
 
 from __future__ import annotations

@@ -1,45 +1,12 @@
 """The request rate, the slow-down pause and the daily cap of a whole fleet, shared in Redis.
 
-:class:`RedisQuota` serves when the state URL is ``redis://`` or ``rediss://`` (its own
-client, on the same URL and ``prefix=``; driver: ``redis``, ``pip install 'etl4all[redis]'``):
-every transformer that calls the same provider with the same key and state URL shares one
-:class:`FleetLimiter` state in Redis, so five transformers with ``--qps 50`` together start
-at most 50 requests in any 1-second window, an OVER_QUERY_LIMIT or HTTP 429 seen by one slows
-all down, and ``--max-calls-per-day`` counts the fleet's calls.
-
-Every request start is one call of one Lua script (:data:`GRANT`; one more, :data:`COUNT`,
-with a daily cap), and every over-the-limit answer one call of another (:data:`CUT`); they
-read Redis's own clock (``TIME``), so the hosts of a fleet need no synchronised clocks. Keys,
-under ``{prefix}quota:{scope}``:
-
-- ``:rate`` (hash): the time of the fleet's next free start slot, and its adaptive rate (the
-  rules of :class:`~etl4all.quota.adaptive.AdaptiveRate`: halved by an over-the-limit
-  answer to a start after the last slow-down, raised back by clean answers, which each
-  process counts and sends with its next start); it expires after :data:`STATE_TTL_SECONDS`
-  unused. A start takes the next free slot: slots are ``1/rate`` apart, and never closer than
-  the in-process :class:`~etl4all.quota.memory.RateLimiter`'s at ``qps`` (``burst``
-  starts per ``window`` of 1.025 s, evenly spread). A slot is handed out at most
-  :data:`HORIZON` ahead: further ones are asked for again later (after a short random delay,
-  so no member of the fleet always asks first), and a slow-down reaches the starts at once.
-- ``:pause`` with a ``PX`` TTL: set by a slow-down (or a ``Retry-After``); no slot is handed
-  out before it expires.
-- ``:calls:{YYYY-MM-DD}`` (hash, UTC day): ``total`` and each process's starts, counted when
-  the start's slot comes (:data:`COUNT`, one more call, with ``--max-calls-per-day`` only);
-  past the cap a start is refused with :class:`~etl4all.errors.DailyCapError` (the batch is
-  given back to the queue and the worker stops).
-
-**Restarts are outages.** The scripts are redis-py ``Script`` objects: after a restart, a
-failover or a ``SCRIPT FLUSH`` the server's ``NOSCRIPT`` makes them load themselves again.
-Every key rebuilds itself: a missing rate is a fresh start at ``qps``, and each process
-writes its own starts of the day back into a day counter Redis forgot. While Redis does not
-answer, no request starts; the limiter asks again every :data:`OUTAGE_RETRY` seconds and
-gives up (a retryable ``StoreError``: the batch is retried later) only after
-:data:`OUTAGE_SECONDS`. Once Redis said "wait", no coroutine of the process asks again
-before that time is up.
-
-``scope`` is the provider name and a SHA-256 of the endpoint and API key: the key never
-appears in Redis in clear.
-"""
+:class:`RedisQuota` serves when the state URL is ``redis://`` or ``rediss://``: every
+transformer calling the same provider with the same key shares one :class:`FleetLimiter` state:
+``--qps`` and ``--max-calls-per-day`` are the fleet's, and a slow-down seen by one slows all.
+Each start is one Lua script call (:data:`GRANT`) on Redis's own clock, so hosts need no
+synchronised clocks; keys carry a SHA-256 of the endpoint and key, never the key. A Redis
+restart or ``SCRIPT FLUSH`` is an outage after which every key rebuilds itself. The keys and
+rules: docs/geocoding.md (How requests are made)."""
 
 from __future__ import annotations
 

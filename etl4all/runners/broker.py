@@ -1,20 +1,10 @@
 """Broker driver (``etl4all run-stage``, ``run --broker``): the same stages behind queues.
 
-- extract takes every settled file as a unit of work (:mod:`etl4all.stages.filework`) and
-  publishes its items, each confirmed by the broker before it is marked done: points to
-  ``etl4all.points``, parse rejects to ``etl4all.addresses``, and the prune of a file version
-  by keys (:mod:`etl4all.stages.prune`) to ``etl4all.addresses`` too, in key-range parts
-  (``prune``) and one ``prune_rejects`` message; long-running, it retries a failed poll with
-  backoff and reopens a broker that gave up;
-- transform consumes point batches, geocodes them and publishes addresses (and geocode
-  rejects) to ``etl4all.addresses`` before its input is acked;
-- load consumes those messages and applies each (:func:`etl4all.stages.load.apply`) before
-  acking.
-
-Every message carries the file version it belongs to (a ``version`` header), so the loader
-ignores work of a version older than one it has seen, in whatever order messages come.
-
-Every worker is stateless: run as many replicas of each stage as the load needs.
+extract publishes the items of each file's unit of work (points to ``etl4all.points``; parse
+rejects and the prune of its version to ``etl4all.addresses``) and marks the file done once
+the broker confirmed them; transform and load are :func:`~etl4all.stages.worker.run_worker`
+handlers around the same stage functions. Every message carries its file version, so the
+loader ignores work of an older one; every worker is stateless. See docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,38 +1,13 @@
 """Coordinate files from an FTP server, through ftputil.
 
-URL: ``ftp://user:password@host:21/dir?recursive=yes&timeout=30``
-
-- ``user`` defaults to ``anonymous``, the password to empty, the port to 21. Percent-encode
-  special characters of the user and password (``p%40ss`` for ``p@ss``).
-- ``dir`` is relative to the login folder, as curl reads FTP URLs; start it with ``%2F`` for
-  an absolute path (``ftp://host/%2Fsrv/in``). Empty: the login folder. It may also name a
-  single file, which is then taken whatever its name.
-- Query options: ``recursive`` (``yes``/``no``, default ``yes``: sub-folders are listed too, one
-  ``LIST`` per folder; ``FileRef.name`` is the ``/``-separated path relative to ``dir``),
-  ``timeout`` (seconds, default 30: for the TCP connection, for the server's greeting, for
-  each reply and for each read or write of a transfer; a server that accepts connections and
-  never answers is a :class:`~etl4all.errors.SourceError` naming the host, port and what
-  timed out, within about that long) and
-  ``utc_offset`` (hours, in quarters, between the server's listing times and UTC, default 0;
-  e.g. ``-3`` for a server that lists times in Brasília time).
-
-Constructor option: ``pattern`` (default ``*.txt``; see
-:func:`etl4all.sources.settle.name_matches`), which a single-file URL ignores.
-Driver: ``ftputil`` (``pip install 'etl4all[ftp]'``) over ``ftplib``, passive mode, UTF-8 paths.
-
-``FileRef.key`` is ``ftp://host:port/dir/name`` without credentials. Every
-:meth:`FtpSource.list_files` call is a fresh listing (ftputil's stat cache is cleared first).
-Sizes are exact; mtimes come from ``LIST`` and are precise to the minute for recent files (to
-the day for files older than six months), read as UTC: check settledness with
-:func:`etl4all.sources.settle.settled` on listings at least ``settle_seconds`` apart.
-
-ftputil hosts are not thread-safe: each thread gets its own connection, opened on first use
-and closed by :meth:`FtpSource.close`. A failed operation drops the calling thread's
-connection, so that a retry by the caller reconnects. Errors become a retryable
-:class:`~etl4all.errors.SourceError`, except a refused login (reply 530) and a ``dir`` that does
-not exist, which retrying cannot fix: :class:`~etl4all.errors.SourceConfigError`.
-
-``ftps://`` (the same over explicit TLS) is :mod:`etl4all.sources.ftps`.
+URL: ``ftp://user:password@host:21/dir?recursive=yes&timeout=30&utc_offset=0``: ``dir`` is
+relative to the login folder (``%2F`` for an absolute path) and may name a single file.
+Query options: ``recursive`` (default ``yes``), ``timeout`` (seconds, default 30: connecting,
+the greeting, each reply and each transfer read), ``utc_offset`` (hours between the server's
+listing times and UTC). Constructor option: ``pattern``. Driver: ``ftputil``
+(``pip install 'etl4all[ftp]'``), passive mode, one connection per thread, a fresh listing
+each call. A refused login or a missing folder is a ``SourceConfigError``, other errors a
+retryable ``SourceError``. More: docs/backends.md (Sources).
 """
 
 from __future__ import annotations

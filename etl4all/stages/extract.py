@@ -1,22 +1,11 @@
 """Extract stage: a source's files → units of work, one per file.
 
-A file is listed → settled (when polling: same size and mtime in two listings) → offered when
-not done with this size and mtime (:meth:`Extractor.pending`) → taken
-(:meth:`Extractor.take`): its :class:`~etl4all.stages.filework.FileWork` owns the rest of
-its life, from the claim to the done mark.
-
-Uploads that stall. Settling cannot tell a finished file from an upload paused for longer
-than ``settle_seconds``, and such a file may end in the middle of a record, even of a number.
-So a file is taken whole only once it is *final*: unchanged for ``final_seconds``, by its
-mtime or by how long the ledger has seen this content. Before that, only its complete records
-are read (:func:`etl4all.parsing.records.complete_end`) and its done mark says *partial*
-(``FileMark.partial_since``): :meth:`Extractor.pending` offers the file again as soon as it
-changes or becomes final, and then the cut-off tail is read as it is (a point or a reject).
-
-A *forced* file (``run --force``, ``--force-file NAME``) skips both done checks: it is read and
-loaded again whatever its mark says, which leaves the same rows (the load is idempotent) and
-pays nothing twice (the geocode cache answers); its claim still applies. A poller never
-forces: a forced file would be redone on every poll.
+A file is listed → settled (when polling: the same size and mtime in two listings) → offered
+when not done with this size and mtime (:meth:`Extractor.pending`) → taken
+(:meth:`Extractor.take`): its :class:`~etl4all.stages.filework.FileWork` owns the rest of its
+life. A file not final yet is read up to its last complete record and marked *partial*; a
+forced file skips the done checks, and a poller never forces. See docs/architecture.md (A
+file's life) and docs/configuration.md (Uploads that stall).
 """
 
 from __future__ import annotations

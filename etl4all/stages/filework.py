@@ -8,24 +8,8 @@ both drivers use it the same way::
             ...                         # apply or publish it
             work.done(item)             # its effects are committed downstream
 
-Entering claims the file (a :class:`~etl4all.stages.lease.Lease`, renewed by a heartbeat);
-leaving releases it, whatever happened. In between the work decides what the file needs:
-
-- nothing (*skipped*): done with this size and mtime, or with this content;
-- nothing (*busy*): another live worker holds the claim (:attr:`FileWork.holder` says who);
-- nothing (*held*): the file became empty or a strict prefix of the version loaded — an upload
-  in progress or a failed transfer far more often than a deliberate delete — so its rows stay
-  and :attr:`FileWork.held` says how many a prune would remove (``--accept-shrink NAME``
-  applies it); only a :class:`~etl4all.stages.prune.Revert` when a later version was cut
-  short, to drop what it loaded;
-- a new *version* (:func:`next_version`): its batches, then a :class:`~etl4all.stages.prune.Prune`
-  of what only its older versions held (none when the file only grew, or a broker driver
-  re-reads the same content).
-
-Marking the final item done marks the file done, with the version's mark; an interrupted file
-is simply done again, as every effect of an item is idempotent. Before a new version's first
-item, the mark of the version done says it is *unfinished* (``FileMark.unfinished``), so that
-a crash midway is never mistaken for the file being done as it was.
+In between the work finds the file skipped, busy, held (a shrink) or a new version. What each
+means and why: docs/architecture.md (A file's life).
 """
 
 from __future__ import annotations

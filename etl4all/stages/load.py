@@ -1,20 +1,10 @@
 """Load stage: what reaches the warehouse, applied by :func:`apply`, the one function both
 drivers call.
 
-A load item is one of:
-
-- :class:`Addresses`: geocoded rows of one file version. The lookup splits them into inserts
-  and updates with one query; the warehouse's unique key stays the truth, so a stale lookup
-  never creates a duplicate. New keys are recorded in the lookup only after the warehouse
-  committed them;
-- :class:`Rejects`: rows of one file version that could not be read or geocoded;
-- :class:`PrunePart`, :class:`PruneRejects` and :class:`Finalize`: a prune of a file
-  version, or one key range of it, and the end of a prune by keys, which deletes what its
-  parts marked (:mod:`etl4all.stages.prune`);
-- :class:`Undo`: drop what an unfinished version of a file added (a ``Revert``).
-
-Every item is idempotent, and an item of an older file version than the warehouse has seen
-changes nothing (it is *stale*).
+A load item is :class:`Addresses`, :class:`Rejects`, :class:`PrunePart`, :class:`PruneRejects`,
+:class:`Finalize` or :class:`Undo`. Every item is idempotent, and one of an older file version
+than the warehouse has seen changes nothing (it is *stale*). What each does:
+docs/architecture.md (A file's life).
 """
 
 from __future__ import annotations

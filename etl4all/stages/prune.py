@@ -1,24 +1,11 @@
 """Prune: the final item of a file version, removing what only the file's older versions held.
 
-The warehouse keeps, for every address row, which files hold its coordinate and as which
-version (``address_source``, see README.md, Guarantees). A prune of version ``v`` of file ``F``
-drops F's memberships that ``v`` lacks, and a row goes only when no file holds its coordinate
-any more; F's parse and geocode rejects older than ``v`` go too. A prune or a batch of an
-older version than the warehouse has seen for ``F`` changes nothing.
-
-A version whose work was cut short (a crash, a batch set aside) leaves its batches' rows; the
-next version's prune supersedes them, or, when the file is then held, a :class:`Revert`
-drops what only that unfinished version added (``first_version`` of a membership).
-
-Two forms, one per driver:
-
-- *by version* (``keys`` None): drop F's memberships older than ``v``. Right only once every
-  batch of ``v`` is loaded, which the embedded run guarantees: it applies a file's items in
-  order, in one process;
-- *by keys* (``keys``, the coordinates ``v`` holds): drop F's memberships of ``v`` or older
-  whose coordinate ``keys`` lacks. Right in any order with ``v``'s batches, as the broker
-  delivers them; cut into :class:`KeyRange` parts (:func:`key_ranges`) so that any file's
-  prune fits messages of bounded size, each part independent of the others.
+A prune of version ``v`` of file ``F`` drops F's memberships (``address_source``) that ``v``
+lacks; a row goes only when no file holds its coordinate any more. Two forms, one per driver:
+*by version* (``keys`` None: the embedded run, which applies a file's items in order) and *by
+keys* (the broker, in any order with ``v``'s batches, cut into :class:`KeyRange` parts).
+:class:`Revert` drops what an unfinished version added. Why: docs/architecture.md (A file's
+life) and docs/guarantees.md.
 """
 
 from __future__ import annotations

@@ -1,30 +1,11 @@
 """The generic loop of every services stage: consume → decode → handle → ack.
 
-``run_worker(broker, queue, handler, stop=...)`` takes one message at a time, decodes it
-(:func:`~etl4all.broker.batch.decode`) and calls ``handler(frame, headers)``, which does the
-stage's work including its downstream publish or commit. The message is acked only after the
-handler returned, so every effect is committed before RabbitMQ forgets it.
-
-Error policy (STYLE.md "Worker policy", issue 8's failure taxonomy):
-
-- a retryable :class:`~etl4all.errors.Etl4allError` (broker, store, warehouse or geocoder
-  outage) is transient: the worker keeps the message and retries it in process with
-  :mod:`etl4all.retry`'s backoff (capped at 10 s) for as long as it takes, so an outage of any
-  length dead-letters nothing. With ``retry_attempts`` set (``--once`` runs), a batch still
-  failing after that many calls is given back and the worker stops with the error;
-- a non-retryable Etl4allError (a bad message: ``DataError``) is dead-lettered with the
-  reason, logged in one ERROR line (its traceback at DEBUG), and the loop goes on;
-- a "circuit open" error (:data:`CIRCUIT_OPEN`: refused API key, quota or budget used up,
-  bad configuration, a non-retryable broker error) gives the message back and re-raises: the
-  worker stops so an operator can act, the batch waits in the queue;
-- any other exception is a bug: its traceback is logged and the message dead-lettered.
-
-"Given back" means republished to the same queue (confirmed) and then acked, so RabbitMQ does
-not count it as a failed delivery: only a worker that dies holding a message (killed, lost
-connection) counts towards the queue's delivery limit, after which the broker dead-letters it
-as poison. ``stop`` (set by :func:`install_signal_handlers` on SIGTERM/SIGINT) ends the loop
-after the current message, or gives a message waiting for a retry back; ``idle_timeout`` ends
-it once the queue has been empty that long (``--once``).
+``run_worker(broker, queue, handler, stop=...)`` takes one message at a time, decodes it and
+calls ``handler(frame, headers)``; the message is acked only after the handler returned, so
+every effect is committed before RabbitMQ forgets it. A retryable error is retried in process
+with backoff for as long as it lasts, a bad message is dead-lettered, a :data:`CIRCUIT_OPEN`
+error gives the message back and stops the worker, anything else is a bug, logged and
+dead-lettered. The policy and why: docs/architecture.md (A file's life).
 """
 
 from __future__ import annotations

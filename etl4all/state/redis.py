@@ -1,37 +1,12 @@
 """State in Redis: shared by every replica of the services mode.
 
 URL: ``redis://[:password@]host:6379/0?prefix=etl4all:`` (``rediss://`` for TLS). Options:
-``prefix`` (default ``etl4all:``; every key starts with it) and redis-py's connection options
-(``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval``…). Timeouts:
-``socket_connect_timeout`` (default 5 s) bounds the TCP connection, ``socket_timeout``
-(default 30 s) each wait for a reply, the first one (the connection's set-up) included; the
-driver does not retry, so a Redis that accepts connections and never answers is a
-:class:`~etl4all.errors.StoreError` naming the host, port and what timed out within about
-35 s. Driver: ``redis`` (``pip install 'etl4all[redis]'``); the client is thread-safe (a
-connection pool).
-
-Keys:
-
-- ``{prefix}claim:{file key}`` = token: a lease, ``SET NX PX``; released and renewed by Lua
-  scripts that compare the token first, so an expired lease taken over by another worker is
-  never deleted or extended by the old holder. A renewal takes a lease Redis forgot (a
-  restart, a failover, a flush) again: nobody else holds it.
-- ``{prefix}done`` (a hash): file key → its :class:`~etl4all.state.base.FileMark` as JSON
-  (older releases wrote ``size|mtime|sha256[|partial_since]``, still read); one ``HMGET``.
-- ``{prefix}geo:{scope}:{lat_key}:{lon_key}`` = JSON payload (:mod:`etl4all.state.payloads`)
-  with a ``PX`` TTL; read with ``MGET`` and written with ``SET PX``, pipelined.
-
-Errors: redis-py's errors become a retryable :class:`~etl4all.errors.StoreError`, except
-refused credentials or permissions and a database number the server does not have:
-:class:`~etl4all.errors.StoreConfigError`.
-
-Restarts: the scripts are redis-py ``Script`` objects, which load themselves again when the
-server answers ``NOSCRIPT`` (after a restart, a failover or a ``SCRIPT FLUSH``); a command
-that fails on the way is a retryable ``StoreError``, and the next one reconnects.
-
-The lease is an efficiency device (it avoids double downloads), not a correctness guarantee:
-a Redis failover or restart can lose it for a moment. The warehouse's unique key is the real
-guard.
+``prefix`` (default ``etl4all:``) and redis-py's connection options: ``socket_connect_timeout``
+(default 5 s) and ``socket_timeout`` (default 30 s, each reply). Driver: ``redis``
+(``pip install 'etl4all[redis]'``), thread-safe. Leases, done marks and the geocode cache are
+keys under the prefix; its scripts reload themselves after a restart. Refused credentials or a
+missing database number are a ``StoreConfigError``, other errors a retryable ``StoreError``.
+The keys and why: docs/backends.md (State).
 """
 
 from __future__ import annotations

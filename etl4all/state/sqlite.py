@@ -1,26 +1,10 @@
 """State in a local SQLite file: the embedded-mode default.
 
-URL: ``sqlite:///relative/state.db`` (to the working directory) or
-``sqlite:////absolute/state.db`` (:func:`etl4all.urls.file_path`). No
-query options. The parent folder is created. In-memory databases are refused, because every
-thread opens its own connection.
-
-Driver: the standard library's ``sqlite3``. The database runs in WAL mode with a 30 s busy
-timeout, and each thread gets its own connection, so several threads and several processes
-of one machine can share the file (not a network file system).
-
-Tables (created when missing):
-
-- ``done_files(key, size, mtime, sha256, done_at, partial_since, mark)``: files handed off
-  downstream; ``mark`` is the whole :class:`~etl4all.state.base.FileMark` as JSON (columns a
-  table made by an older version lacks are added).
-- ``claims(key, token, expires_at)``: leases; a claim is one ``INSERT … ON CONFLICT DO
-  UPDATE … WHERE expires_at <= now`` in a write transaction, so exactly one claimer wins.
-- ``geocode_cache(scope, lat_key, lon_key, payload, expires_at)``: JSON payloads
-  (:mod:`etl4all.state.payloads`); expired rows are ignored and purged on the next put.
-
-Times are wall-clock seconds (the ``clock``'s :meth:`~etl4all.clock.Clock.wall`, ``time.time()``
-by default), shared by the processes of the machine.
+URL: ``sqlite:///path/to/state.db`` (relative and absolute paths: docs/configuration.md,
+URLs); no query options; the parent folder is created; in-memory databases are refused (each
+thread opens its own connection). Driver: the standard library's ``sqlite3``, in WAL mode with
+a 30 s busy timeout, so the threads and processes of one machine share the file. Its tables:
+docs/backends.md (State).
 """
 
 from __future__ import annotations

@@ -1,31 +1,13 @@
 """MySQL / MariaDB warehouse, loaded with ``LOAD DATA LOCAL INFILE``.
 
 URL: ``mysql://user:password@host:3306/database`` (password URL-escaped). Query options:
-``connect_timeout`` (seconds, default 10: the TCP connection, then the greeting, login and
-session set-up), ``read_timeout`` and ``write_timeout`` (seconds, default 300: each wait for
-the server during a statement; long, so that a big ``LOAD DATA`` or a row lock wait still
-finishes, see :data:`~etl4all.warehouse.mysql_connection.QUERY_TIMEOUT`); TLS with ``ssl=true``
-or any of :mod:`etl4all.tls`'s options (``ssl_ca`` a CA file, default the system's store;
-``ssl_verify=false`` to skip the check, with a warning; ``ssl_cert``/``ssl_key`` a client
-certificate): the server's certificate and host name are verified, and a certificate refused
-is a ConfigError naming the host and why. A server that accepts
-connections and never answers is a :class:`~etl4all.errors.WarehouseError` naming the host,
-port and what timed out, after about twice ``connect_timeout``. Driver: PyMySQL
-(``pip install 'etl4all[mysql]'``); queries read through it too, as prepared statements
-(:mod:`etl4all.warehouse.mysql_read`), and the whole-table read through connectorx (the same
-extra; PyMySQL over TLS), whose connection pool gives up after 30 s.
-
-The server must allow ``LOAD DATA LOCAL`` (``local_infile=ON``); this is checked when the
-warehouse is built. ``local_infile`` is enabled on this class's own connection only, because
-the server decides which client file is sent: connect only to a server you trust.
-
-A load is one transaction of ``LOAD DATA`` statements, a staging table and a joined update,
-then the files' memberships (:mod:`etl4all.warehouse.mysql_load`); any warning fails it and
-nothing is committed. A prune drops a file's memberships and the rows nobody holds
-(:mod:`etl4all.warehouse.mysql_prune`). Both lock the file's row of ``source_file`` first
-(:mod:`etl4all.warehouse.mysql_files`), which orders a file's versions.
-Connecting and error mapping are in :mod:`etl4all.warehouse.mysql_connection`.
-"""
+``connect_timeout`` (default 10 s), ``read_timeout`` and ``write_timeout`` (default 300 s: each
+wait during a statement), the TLS options of :mod:`etl4all.tls`. Driver: PyMySQL (``pip install
+'etl4all[mysql]'``); queries read through :mod:`.mysql_read`, whole tables through connectorx
+(PyMySQL over TLS). The server must allow ``LOAD DATA LOCAL`` (checked when built). A load
+(:mod:`.mysql_load`) and a prune (:mod:`.mysql_prune`) lock the file's row first
+(:mod:`.mysql_files`); connecting and errors: :mod:`.mysql_connection`. More: docs/backends.md
+(Warehouses and the lookup)."""
 
 from __future__ import annotations
 

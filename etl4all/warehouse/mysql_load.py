@@ -1,30 +1,11 @@
 """MySQL bulk load in the caller's transaction: ``LOAD DATA LOCAL INFILE`` from TSV files.
 
-:func:`merge` loads a batch:
-
-1. the lookup's *inserts* go to ``address`` with one ``LOAD DATA`` from a TSV file (in a
-   private folder of :mod:`etl4all.warehouse.spool`, removed after the load);
-   rows the server skips as duplicates (a stale lookup) are staged with the updates;
-2. the *updates* go to a per-batch ``TEMPORARY`` staging table with a second ``LOAD DATA``;
-3. one joined ``UPDATE`` marks each staged row with the id it matches and whether its
-   address changed or its provenance is smaller; a second statement applies the marks,
-   so no assignment depends on the order MySQL evaluates a multi-table ``SET`` in;
-4. staged rows that matched nothing (a stale lookup) are inserted;
-5. the files' memberships (:func:`members`) go to ``address_source``: those of the
-   coordinates the first ``LOAD DATA`` inserted straight in with a third ``LOAD DATA`` (a
-   coordinate new to ``address`` is held by no file yet), the others with a ``LOAD DATA``
-   into a staging table and one upsert that keeps, per file and coordinate, the newest version
-   and within it the smallest line; in a file that had other versions, rows whose record moved
-   to another line follow it.
-
-:func:`merge_rejects` stages rejects the same way and inserts the new ones.
-
-:func:`find_keys` loads keys into a temporary table (:func:`keys_table`) and joins it with
-``address``.
-
-Every ``LOAD DATA`` is checked for its affected rows and its warning count: the server
-turns bad values into warnings under ``LOCAL``, so any warning fails the batch with the
-``SHOW WARNINGS`` text, and the caller commits nothing.
+:func:`merge` loads a batch: inserts straight into ``address``, updates through a staging
+table and one joined ``UPDATE``, then the files' memberships into ``address_source``;
+:func:`merge_rejects` stages rejects the same way; :func:`find_keys` joins keys with
+``address``. Every ``LOAD DATA`` is checked for its affected rows and warnings (bad values are
+only warnings under ``LOCAL``): any warning fails the batch. The steps and why:
+docs/backends.md (Warehouses and the lookup).
 """
 
 from __future__ import annotations

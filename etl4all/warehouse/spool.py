@@ -1,21 +1,9 @@
 """Private folders for the TSV files of ``LOAD DATA LOCAL``: they hold address data.
 
-Every load writes its files in a folder of its own, ``{spool}/etl4all-{uid}/load-{host}-{process}-
-{random}`` (``{spool}``: the ``spool_dir`` setting, ``$TMPDIR`` when set, else the system's
-temporary folder; one this user cannot write to is a ConfigError, never swapped for another
-folder), where ``{process}`` is the loader's pid and start time (``/proc``), so a reused pid
-is told apart. The per-user parent folder and each load folder are 0700 and each file is 0600
-(:func:`private_file`): no other user of the machine can read them. A load removes its folder
-when it ends, whatever happens.
-
-A loader killed mid-load leaves its folder behind. :func:`sweep`, run when a MySQL warehouse is
-opened, removes those of dead loaders: folders of this host whose process is gone, and any
-folder older than :data:`STALE_SECONDS` (a load takes seconds; this also covers loaders of
-other hosts sharing the folder, e.g. containers sharing ``/tmp``). A running loader's folder is
-never removed, so any number of loaders may share the machine.
-
-Errors of the spool name the local folder (:func:`writing`): a full disk here is this machine's
-to fix, not the database server's.
+Each load writes in a folder of its own under ``{spool}/etl4all-{uid}/`` (``spool_dir``),
+folders 0700 and files 0600, removed when the load ends; :func:`sweep` removes those of dead
+loaders when a MySQL warehouse opens. Errors name the local folder (:func:`writing`): a full
+disk here is this machine's to fix. See docs/backends.md (Warehouses and the lookup).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- Which files hold each coordinate, and as which version (see README.md, Guarantees).
+-- Which files hold each coordinate, and as which version (see docs/guarantees.md).
 -- A row of `address` goes only when no file holds its coordinate any more; a batch or a prune
 -- of an older version of a file than `source_file.version` changes nothing.
 -- No index on address_source: DuckDB joins it by hash, and an ART index would stay in memory.

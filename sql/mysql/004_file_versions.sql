@@ -1,4 +1,4 @@
--- Which files hold each coordinate, and as which version (see README.md, Guarantees).
+-- Which files hold each coordinate, and as which version (see docs/guarantees.md).
 -- A row of `address` goes only when no file holds its coordinate any more; a batch or a prune
 -- of an older version of a file than `source_file.version` changes nothing.
 -- File names compare byte by byte (utf8mb4_bin): A.txt and a.txt are two files.

@@ -143,7 +143,7 @@ class FileModel:
 
     def held(self) -> bool:
         """Whether its latest content is empty or a prefix of the loaded one as etl4all
-        tells it (README, Guarantees): shorter, the same first 64 bytes, and the same bytes
+        tells it (docs/guarantees.md): shorter, the same first 64 bytes, and the same bytes
         up to the last checkpoint of the loaded version it reaches."""
         loaded, content = self.loaded, self.content
         if loaded is None or content == loaded or len(content) >= len(loaded):
