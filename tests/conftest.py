@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from service_urls import SERVICE_URLS
 
+pytest_plugins = ["service_marks"]
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
