@@ -15,6 +15,7 @@ from pathlib import Path
 from private_redis import free_port
 
 TESTS = Path(__file__).resolve().parent
+PLUGIN = ("-p", "service_marks", "-p", "no:cacheprovider", "-o", "markers=redis")
 
 CASES = """
     import socket
@@ -54,8 +55,7 @@ def run_pytest(tmp_path: Path, *args: str) -> str:
         textwrap.dedent(CASES.format(port=port, other=free_port()))
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "service_marks", "-p", "no:cacheprovider"]
-        + ["-o", "markers=redis", "-rA", "-q", "test_cases.py", *args],
+        [sys.executable, "-m", "pytest", *PLUGIN, "-rA", "-q", "test_cases.py", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
