@@ -462,7 +462,7 @@ class Pipeline:
             "ETL4ALL_GEOCODER": "google",
             "ETL4ALL_GOOGLE_URL": self.api.google_url,
             "GOOGLE_MAPS_API_KEY": self.api.key or "",
-            "ETL4ALL_QPS": "200",
+            "ETL4ALL_QPS": "400",
             "ETL4ALL_CONCURRENCY": "8",
         }
         direct = {**self.env, "ETL4ALL_BROKER_URL": amqp_url, "ETL4ALL_WAREHOUSE_URL": mysql_url}
