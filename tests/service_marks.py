@@ -5,8 +5,9 @@
   ``make test-fast`` (``-m "not mysql and not redis and not rabbitmq"``) deselects it.
 - A test that opens a TCP connection from the test process to a service's port on loopback
   (the port of its ``ETL4ALL_TEST_<SERVICE>_URL``, or the service's usual one) without that
-  service's marker fails, loudly, at teardown: it would error, not be deselected, whenever
-  the service is down. Connections made by child processes are not seen.
+  service's marker fails, loudly, at teardown, if something listens there: it would error,
+  not be deselected, whenever the service is down. (Nothing listening: the test met a closed
+  port, which it may be testing.) Connections made by child processes are not seen.
 
 A plugin of the root ``conftest.py`` (``pytest_plugins``).
 """
@@ -45,6 +46,14 @@ def _ports() -> dict[int, str]:
 
 
 PORTS = _ports()
+CONNECT, CONNECT_EX = socket.socket.connect, socket.socket.connect_ex
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    """Whether something accepts connections at ``address`` now."""
+    with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as probe:
+        probe.settimeout(1)
+        return CONNECT_EX(probe, address) == 0
 
 
 def _loopback(host: object) -> bool:
@@ -65,25 +74,27 @@ def unmarked_service_connections(
     if allowed == set(USUAL_PORTS):
         yield
         return
-    seen: list[str] = []
+    seen: dict[tuple[str, int], str] = {}
 
     def watched(original: Callable[..., Any]) -> Callable[..., Any]:
         def connect(sock: socket.socket, address: Any) -> Any:
             if isinstance(address, tuple) and _loopback(address[0]):
                 service = PORTS.get(address[1])
                 if service is not None and service not in allowed:
-                    seen.append(f"{service} at {address[0]}:{address[1]}")
+                    seen[address[0], address[1]] = service
             return original(sock, address)
 
         return connect
 
-    monkeypatch.setattr(socket.socket, "connect", watched(socket.socket.connect))
-    monkeypatch.setattr(socket.socket, "connect_ex", watched(socket.socket.connect_ex))
+    monkeypatch.setattr(socket.socket, "connect", watched(CONNECT))
+    monkeypatch.setattr(socket.socket, "connect_ex", watched(CONNECT_EX))
     yield
-    if seen:
-        services = sorted({where.split()[0] for where in seen})
+    met = {address: service for address, service in seen.items() if _listening(address)}
+    if met:
+        services = sorted(set(met.values()))
+        where = ", ".join(f"{service} at {host}:{port}" for (host, port), service in met.items())
         pytest.fail(
-            f"connected to {', '.join(sorted(set(seen)))} without the marker "
+            f"connected to {where} without the marker "
             f"{', '.join(f'@pytest.mark.{s}' for s in services)}: `make test-fast` runs this "
             "test with the services down",
             pytrace=False,
