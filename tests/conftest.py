@@ -1,7 +1,8 @@
 """Shared fixtures: a clean environment, and the loopback services with unique names.
 
 Service URLs default to the development machine's services and can be overridden with
-``ETL4ALL_TEST_<SERVICE>_URL``. A service that is down fails its tests; it never skips them.
+``ETL4ALL_TEST_<SERVICE>_URL`` (see ``service_urls.py`` for every variable). A service that is
+down fails its tests; it never skips them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_urls import SERVICE_URLS
+from service_urls import MYSQL_PREFIX, SERVICE_URLS
+
+pytest_plugins = ["service_marks"]
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +50,7 @@ def unique() -> str:
 def mysql_url(unique: str) -> Iterator[str]:
     """URL of a fresh MySQL database, dropped after the test."""
     base = SERVICE_URLS["mysql"].rstrip("/")
-    name = f"etl4all_test_{unique}"
+    name = f"{MYSQL_PREFIX}{unique}"
     conn = _mysql_connect(base)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")

@@ -368,8 +368,8 @@ def test_a_percent_encoded_password_logs_in_to_redis(unique: str) -> None:
         name, enabled=True, passwords=[f"+{HARD}"], keys=[f"{prefix}*"], commands=["+@all"]
     )
     try:
-        where = _host_port(SERVICE_URLS["redis"])
-        with state.from_url(f"redis://{name}:{encoded(HARD)}@{where}/0?prefix={prefix}") as store:
+        where, db = _host_port(SERVICE_URLS["redis"]), yarl.URL(SERVICE_URLS["redis"]).path
+        with state.from_url(f"redis://{name}:{encoded(HARD)}@{where}{db}?prefix={prefix}") as store:
             token = store.claim("a", 5)
             assert token is not None and store.claim("a", 5) is None
             store.release("a", token)

@@ -72,6 +72,15 @@ POLL = 0.1
 """Seconds between two looks of a wait."""
 QUIET = 1.0
 """Seconds nothing may move (queues, rows, API calls) before the pipeline counts as idle."""
+FORGET = """
+local keys = redis.call('KEYS', ARGV[1])
+for i = 1, #keys, 1000 do
+  redis.call('DEL', unpack(keys, i, math.min(i + 999, #keys)))
+end
+return #keys
+"""
+"""Delete the keys that match ``ARGV[1]`` (the state's prefix, no glob character in it),
+atomically."""
 
 
 def figure(n: float) -> str:
@@ -390,6 +399,11 @@ class Probe:
         """The claim keys held now (each names its file)."""
         return [key.decode() for key in self.redis.keys(f"{self.prefix}claim:*")]
 
+    def forget_state(self) -> int:
+        """Delete every key of the pipeline's state at once (one Lua script: no worker writes
+        in between), as a FLUSHDB of a database of its own would; the keys deleted."""
+        return int(self.redis.eval(FORGET, 0, self.prefix + "*"))
+
     def dead_letters(self) -> list[str]:
         """The reasons of the first dead letters (a consumer of its own, closed after: every
         letter goes back to the queue)."""
@@ -448,7 +462,7 @@ class Pipeline:
             "ETL4ALL_GEOCODER": "google",
             "ETL4ALL_GOOGLE_URL": self.api.google_url,
             "GOOGLE_MAPS_API_KEY": self.api.key or "",
-            "ETL4ALL_QPS": "200",
+            "ETL4ALL_QPS": "400",
             "ETL4ALL_CONCURRENCY": "8",
         }
         direct = {**self.env, "ETL4ALL_BROKER_URL": amqp_url, "ETL4ALL_WAREHOUSE_URL": mysql_url}

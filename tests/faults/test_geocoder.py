@@ -1,7 +1,8 @@
 """Fault scenarios: the geocoding API fails.
 
-- down for 30 s (connections refused, open ones dropped), then back: the batch waits and is
-  done once the API answers again; nothing becomes a reject;
+- down for 10 s (connections refused, open ones dropped), longer than a request's retries
+  (``max_attempts`` 5: at most 7.5 s of backoff), then back: the batch waits and is done once
+  the API answers again; nothing becomes a reject;
 - 30 % HTTP 500 and 10 % OVER_QUERY_LIMIT answers: every coordinate is answered in the end;
   the bound counts the *answered* calls (OK, ZERO_RESULTS, INVALID_REQUEST: ≤ 1.05 × keys),
   and all calls against the same bound scaled by the failure rate (≤ 1.05 × keys / 0.6);
@@ -26,20 +27,22 @@ from etl4all.settings import Settings
 pytestmark = MARKS
 
 FAILURE_RATE = 0.4
+API_OUTAGE = 10
+"""Seconds the API is down."""
 
 
-def test_geocoder_down_for_thirty_seconds(pipeline: Pipeline) -> None:
+def test_geocoder_down_for_a_while(pipeline: Pipeline) -> None:
     pipeline.put_files(files=6, points=250, seed=61)
     pipeline.start()
     quarter = pipeline.expected().keys / 4
     pipeline.wait_for("a quarter of the API calls", lambda: pipeline.api.calls >= quarter, 60)
     pipeline.api.go_down()
     calls = pipeline.api.calls
-    pipeline.hold(30, "the API outage to end")
+    pipeline.hold(API_OUTAGE, "the API outage to end")
     pipeline.api.come_back()
     pipeline.drain()
     figures = pipeline.verify()
-    pipeline.report(f"down=30s calls_at_cut={figure(calls)} {figures}")
+    pipeline.report(f"down={API_OUTAGE}s calls_at_cut={figure(calls)} {figures}")
 
 
 def test_http_500_and_over_query_limit(pipeline: Pipeline) -> None:

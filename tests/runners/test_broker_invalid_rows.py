@@ -45,7 +45,11 @@ def rejects(url: str) -> list[tuple[str, int, str, str]]:
     parts = urlsplit(url)
     with (
         pymysql.connect(
-            host=parts.hostname, port=parts.port or 3306, user="root", database=parts.path[1:]
+            host=parts.hostname,
+            port=parts.port or 3306,
+            user=parts.username or "root",
+            password=parts.password or "",
+            database=parts.path[1:],
         ) as conn,
         conn.cursor() as cur,
     ):

@@ -166,11 +166,11 @@ def test_a_broker_that_gave_up_is_reopened_and_a_cut_file_is_redone(
         proxied = settings.replace(
             broker_url=proxy.url(url) + "?reconnect_attempts=0", batch_rows=10
         )
-        sample.write_sample(ftp.root, files=1, points=20_000, seed=3)
+        sample.write_sample(ftp.root, files=1, points=3_000, seed=3)
         running = Running(proxied)
         with wiring.open_broker(settings) as watcher:
             running.wait_until(lambda: watcher.depth(watcher.topology.points) > 0, "batches flow")
-        proxy.pause()  # frozen in the middle of the file's 2,000 batches
+            proxy.pause()  # frozen in the middle of the file's 300 batches
         assert done(settings) == 0
         proxy.cut()
         running.wait_until(lambda: len(warnings(caplog)) >= 2, "two polls have failed")
