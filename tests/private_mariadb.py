@@ -16,6 +16,7 @@ development machine), it allows ``LOAD DATA LOCAL`` and keeps no binary log; sto
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import subprocess
 import time
@@ -69,6 +70,11 @@ class PrivateMariaDb:
     def start(self) -> None:
         """Make the data folder, start the server and wait until it takes a login."""
         data, user = self.folder / "data", getpass.getuser()
+        # its own temporary folder: a server starting removes every #sql* file of its tmpdir,
+        # and in /tmp those are the shared server's temporary tables
+        tmp = self.folder / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {**os.environ, "TMPDIR": str(tmp)}
         subprocess.run(
             [
                 *(self.installer, "--no-defaults", f"--datadir={data}", f"--user={user}"),
@@ -76,6 +82,7 @@ class PrivateMariaDb:
             ],
             check=True,
             capture_output=True,
+            env=env,
         )
         tls = []
         if self.tls is not None:
@@ -88,8 +95,9 @@ class PrivateMariaDb:
                 *(f"--port={self.port}", "--bind-address=127.0.0.1"),
                 *(f"--socket={self.folder / 'mariadb.sock'}", f"--pid-file={self.folder / 'pid'}"),
                 *("--local-infile=1", "--skip-log-bin", "--innodb-buffer-pool-size=16M"),
-                *(f"--log-error={log}", *tls),
+                *(f"--log-error={log}", f"--tmpdir={tmp}", *tls),
             ],
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
