@@ -243,20 +243,6 @@ class PostgresWarehouse(SqlWarehouse):
                     return 0
             return postgres_load.merge_rejects(cur, rejects, files, version)
 
-    def count(self) -> int:
-        """Rows in the address table."""
-        with self._transaction("counting rows") as cur:
-            cur.execute("SELECT COUNT(*) FROM address")
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
-
-    def last_loaded(self) -> dt.datetime | None:
-        """The latest ``updated_at`` (UTC)."""
-        with self._transaction("reading the last load time") as cur:
-            cur.execute("SELECT MAX(updated_at) FROM address")
-            row = cur.fetchone()
-        return row[0].replace(tzinfo=dt.UTC) if row and row[0] else None
-
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id``, through connectorx."""
         return postgres_read.read_table(self._dsn)

@@ -291,6 +291,18 @@ class SqlWarehouse(Closing):
         """The rows of one query with ``?`` marks, as a frame (the backend's one read path)."""
         raise NotImplementedError
 
+    def count(self) -> int:
+        """Rows in the address table."""
+        return int(self._query("counting rows", "SELECT COUNT(*) AS n FROM address", []).item())
+
+    def last_loaded(self) -> dt.datetime | None:
+        """The latest ``updated_at`` (UTC)."""
+        sql = "SELECT MAX(updated_at) AS t FROM address"
+        latest = self._query("reading the last load time", sql, []).item()
+        if latest is None:
+            return None
+        return latest.replace(tzinfo=dt.UTC) if latest.tzinfo is None else latest.astimezone(dt.UTC)
+
     def prune(
         self,
         source: str,
