@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import BinaryIO, Protocol, Self, runtime_checkable
 
+from etl4all.closing import Closing
+
 
 @dataclasses.dataclass(frozen=True)
 class FileRef:
@@ -51,3 +53,19 @@ class Source(Protocol):
     def __exit__(self, *exc: object) -> None:
         """Close."""
         ...
+
+
+class Downloading(Closing):
+    """A remote source whose :meth:`read` is its :meth:`open` (a temporary file) read whole."""
+
+    def open(self, ref: FileRef) -> BinaryIO:
+        raise NotImplementedError
+
+    def read(self, ref: FileRef) -> bytes:
+        """Download ``ref`` into memory.
+
+        Raises:
+            SourceError: connection or transfer failed, or the file is gone.
+        """
+        with self.open(ref) as local:
+            return local.read()

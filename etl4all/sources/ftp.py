@@ -32,11 +32,10 @@ with warnings.catch_warnings():
     import ftputil.session
 
 from etl4all import urls
-from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.perthread import PerThread
 from etl4all.sources import url_options
-from etl4all.sources.base import FileRef
+from etl4all.sources.base import Downloading, FileRef
 from etl4all.sources.settle import name_matches
 from etl4all.timeouts import timed_out
 
@@ -60,7 +59,7 @@ class _PhaseTimeout(TimeoutError):
     """A timeout while connecting or logging in; its text says which (ftputil wraps it)."""
 
 
-class FtpSource(Closing):
+class FtpSource(Downloading):
     """Files of a folder (or one file) on an FTP server."""
 
     scheme: ClassVar[str] = "ftp"
@@ -143,15 +142,6 @@ class FtpSource(Closing):
         refs.sort(key=lambda ref: ref.name)
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
-
-    def read(self, ref: FileRef) -> bytes:
-        """Download ``ref`` into memory.
-
-        Raises:
-            SourceError: connection or transfer failed, or the file is gone.
-        """
-        with self.open(ref) as local:
-            return local.read()
 
     def open(self, ref: FileRef) -> BinaryIO:
         """Download ``ref`` into a temporary file (on disk, not in memory), opened at its start.

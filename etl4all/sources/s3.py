@@ -44,9 +44,8 @@ import botocore.config
 import botocore.exceptions
 
 from etl4all import urls
-from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
-from etl4all.sources.base import FileRef
+from etl4all.sources.base import Downloading, FileRef
 from etl4all.sources.settle import name_matches
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ _REFUSED = {
 _GONE = ("NoSuchKey", "404", "NotFound")
 
 
-class S3Source(Closing):
+class S3Source(Downloading):
     """Objects under a prefix of an S3 bucket (or one object)."""
 
     def __init__(self, *, url: str, pattern: str = "*.txt") -> None:
@@ -131,15 +130,6 @@ class S3Source(Closing):
         )
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
-
-    def read(self, ref: FileRef) -> bytes:
-        """Download ``ref`` into memory.
-
-        Raises:
-            SourceError: the store failed, or the object is gone.
-        """
-        with self.open(ref) as local:
-            return local.read()
 
     def open(self, ref: FileRef) -> BinaryIO:
         """Download ``ref`` into a temporary file (on disk, not in memory), opened at its start.

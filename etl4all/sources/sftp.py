@@ -46,10 +46,9 @@ from urllib.parse import quote
 import asyncssh
 
 from etl4all import urls
-from etl4all.closing import Closing
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.sources import url_options
-from etl4all.sources.base import FileRef
+from etl4all.sources.base import Downloading, FileRef
 from etl4all.sources.settle import name_matches
 from etl4all.timeouts import timed_out
 
@@ -66,7 +65,7 @@ _CONNECTION_GONE = (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection)
 file, permission denied)."""
 
 
-class SftpSource(Closing):
+class SftpSource(Downloading):
     """Files of a folder (or one file) on an SSH server, over SFTP."""
 
     def __init__(self, *, url: str, pattern: str = "*.txt") -> None:
@@ -127,15 +126,6 @@ class SftpSource(Closing):
         refs.sort(key=lambda ref: ref.name)
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
-
-    def read(self, ref: FileRef) -> bytes:
-        """Download ``ref`` into memory.
-
-        Raises:
-            SourceError: connection or transfer failed, or the file is gone.
-        """
-        with self.open(ref) as local:
-            return local.read()
 
     def open(self, ref: FileRef) -> BinaryIO:
         """Download ``ref`` into a temporary file (on disk, not in memory), opened at its start.
