@@ -24,11 +24,12 @@ run: venv
 	fi
 	$(BIN)/etl4all run $(SOURCE) $(ARGS)
 
-## test: the whole test suite (needs MariaDB, Redis and RabbitMQ on loopback), on two
-## pytest-xdist workers: the fault scenarios, which wait out real outages, run one after
-## another on one worker while the other runs the rest
+## test: the whole test suite (needs MariaDB, PostgreSQL, Redis and RabbitMQ on loopback), on
+## four pytest-xdist workers (most tests wait on servers and subprocesses, not the CPU): the
+## fault scenarios, which wait out real outages, run in two queues of one worker each while
+## the other workers run the rest
 test: venv
-	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
+	$(BIN)/pytest -n 4 --dist loadgroup $(ARGS)
 
 ## test-fast: unit tests only, no services
 test-fast: venv

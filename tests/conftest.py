@@ -116,12 +116,18 @@ def amqp_url() -> str:
     return SERVICE_URLS["rabbitmq"]
 
 
+_FAULT_GROUPS = {"test_outages": "faults-a", "test_kill": "faults-a", "test_replicas": "faults-a"}
+"""The fault scenarios' two queues (the rest are ``faults-b``), about equally long."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With ``-n`` (pytest-xdist), the fault scenarios run one after another on one worker:
-    they wait out real outages, so the other worker runs the rest of the suite meanwhile."""
+    """With ``-n`` (pytest-xdist), the fault scenarios run in two queues, each one after
+    another on one worker: they wait out real outages, so the other workers run the rest of
+    the suite meanwhile."""
     for item in items:
         if item.get_closest_marker("faults"):
-            item.add_marker(pytest.mark.xdist_group("faults"))
+            group = _FAULT_GROUPS.get(item.path.stem, "faults-b")
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 _FIGURES: list[tuple[str, str]] = []
