@@ -14,23 +14,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import polars as pl
 import pymysql
 import pymysql.cursors
 
-from etl4all import frames
-from etl4all.errors import DataError, WarehouseError
+from etl4all.errors import WarehouseError
 from etl4all.warehouse import ddl, mysql_files, mysql_load, mysql_prune, mysql_read, spool
 from etl4all.warehouse.mysql_connection import Dsn, connect, errors
-from etl4all.warehouse.table import SqlWarehouse
+from etl4all.warehouse.server import ServerWarehouse
 
 _DUPLICATE_COLUMN = 1060
 """MySQL's ER_DUP_FIELDNAME: the column an ``ADD COLUMN`` adds is already there."""
 
 
-class MySqlWarehouse(SqlWarehouse):
+class MySqlWarehouse(ServerWarehouse):
     """The address table in MySQL or MariaDB; a context manager.
 
     Args:
@@ -44,6 +44,10 @@ class MySqlWarehouse(SqlWarehouse):
             that is not this user's (checked first, before connecting).
         WarehouseError: the server cannot be reached.
     """
+
+    _file_rows: ClassVar[ModuleType] = mysql_files
+    _prunes: ClassVar[ModuleType] = mysql_prune
+    _loads: ClassVar[ModuleType] = mysql_load
 
     def __init__(self, *, url: str, spool_dir: str | None = None) -> None:
         self._dsn = Dsn.parse(url)
@@ -133,16 +137,6 @@ class MySqlWarehouse(SqlWarehouse):
                 cur, new, known, held, url=self._url, moved=moved, spool_root=self._spool
             )
 
-    def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:
-        """``name → (id, version)`` of files ``names``, registered when new."""
-        with self._transaction("looking up files") as cur:
-            found = mysql_files.ids(cur, names)
-        if missing := [name for name in names if name not in found]:
-            with self._transaction(f"registering {len(missing)} files") as cur:
-                mysql_files.register(cur, missing)
-                found.update(mysql_files.ids(cur, missing))
-        return found
-
     def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
         with self._transaction(f"looking up {keys.height} answers") as cur:
             return mysql_load.find_answers(
@@ -170,50 +164,9 @@ class MySqlWarehouse(SqlWarehouse):
                 cur, file_id, source, version, keep, bounds, url=self._url, spool_root=self._spool
             )
 
-    def finalize(self, source: str, version: int) -> int:
-        """:func:`mysql_prune.finalize` in one transaction, the file's row locked first."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"finalizing {source}") as cur:
-            row = mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
-            if row.void:
-                return 0
-            return mysql_prune.finalize(cur, file_id, source, version)
-
-    def revert(self, source: str, version: int, to: int) -> int:
-        """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"reverting {source}") as cur:
-            row = mysql_files.lock(cur, file_id, version, current=current, revert_to=to)
-            if row.stale:
-                return 0
-            return mysql_prune.revert(cur, file_id, source, to)
-
-    def prune_rejects(self, source: str, version: int) -> int:
-        """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"pruning the rejects of {source}") as cur:
-            mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
-            return mysql_prune.prune_rejects(cur, source, version)
-
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
         with self._transaction(what) as cur:
             return mysql_read.query(cur, sql, params)
-
-    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
-        """Record rejects in the ``reject`` table (staged, then one insert); rows added."""
-        if rejects.is_empty():
-            return 0
-        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
-        sources = rejects.get_column("source").unique().to_list()
-        if version is not None and len(sources) != 1:
-            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
-        files = self._files(sources)
-        with self._transaction(f"recording {rejects.height} rejects") as cur:
-            if version is not None:
-                file_id, current = files[sources[0]]
-                if mysql_files.lock(cur, file_id, version, current=current).stale:
-                    return 0
-            return mysql_load.merge_rejects(cur, rejects, files, version)
 
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64;

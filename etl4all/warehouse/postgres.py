@@ -26,17 +26,17 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import polars as pl
 import psycopg
 from psycopg import sql
 
-from etl4all import frames
-from etl4all.errors import ConfigError, DataError, WarehouseError
+from etl4all.errors import ConfigError, WarehouseError
 from etl4all.warehouse import ddl, postgres_files, postgres_load, postgres_prune, postgres_read
 from etl4all.warehouse.postgres_connection import Dsn, connect, errors, missing_database
-from etl4all.warehouse.table import SqlWarehouse
+from etl4all.warehouse.server import ServerWarehouse
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ _NO_POSTGIS = (
 )
 
 
-class PostgresWarehouse(SqlWarehouse):
+class PostgresWarehouse(ServerWarehouse):
     """The address table in PostgreSQL; a context manager.
 
     Args:
@@ -62,6 +62,10 @@ class PostgresWarehouse(SqlWarehouse):
             :meth:`init`).
         WarehouseError: the server cannot be reached.
     """
+
+    _file_rows: ClassVar[ModuleType] = postgres_files
+    _prunes: ClassVar[ModuleType] = postgres_prune
+    _loads: ClassVar[ModuleType] = postgres_load
 
     def __init__(self, *, url: str) -> None:
         self._dsn = Dsn.parse(url)
@@ -157,16 +161,6 @@ class PostgresWarehouse(SqlWarehouse):
             rows = pl.concat([new, known])
             return postgres_load.merge(cur, rows, version=version, moved=moved)
 
-    def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:
-        """``name → (id, version)`` of files ``names``, registered when new."""
-        with self._transaction("looking up files") as cur:
-            found = postgres_files.ids(cur, names)
-        if missing := [name for name in names if name not in found]:
-            with self._transaction(f"registering {len(missing)} files") as cur:
-                postgres_files.register(cur, missing)
-                found.update(postgres_files.ids(cur, missing))
-        return found
-
     def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
         with self._transaction(f"looking up {keys.height} answers") as cur:
             return postgres_load.find_answers(cur, keys, geocoder, since)
@@ -190,31 +184,6 @@ class PostgresWarehouse(SqlWarehouse):
                 return 0  # by keys, it only marks what its own version and older ones hold
             return postgres_prune.prune(cur, file_id, source, version, keep, bounds)
 
-    def finalize(self, source: str, version: int) -> int:
-        """:func:`postgres_prune.finalize` in one transaction, the file's row locked first."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"finalizing {source}") as cur:
-            row = postgres_files.lock(cur, file_id, version, current=current, exclusive=True)
-            if row.void:
-                return 0
-            return postgres_prune.finalize(cur, file_id, source, version)
-
-    def revert(self, source: str, version: int, to: int) -> int:
-        """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"reverting {source}") as cur:
-            row = postgres_files.lock(cur, file_id, version, current=current, revert_to=to)
-            if row.stale:
-                return 0
-            return postgres_prune.revert(cur, file_id, source, to)
-
-    def prune_rejects(self, source: str, version: int) -> int:
-        """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"pruning the rejects of {source}") as cur:
-            postgres_files.lock(cur, file_id, version, current=current, exclusive=True)
-            return postgres_prune.prune_rejects(cur, source, version)
-
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
         with self._transaction(what) as cur:
             return postgres_read.query(cur, sql, params)
@@ -226,22 +195,6 @@ class PostgresWarehouse(SqlWarehouse):
         of :meth:`read` (the PostGIS geometry stays in the database)."""
         found = super().select(table, where, after_id=after_id, limit=limit)
         return found.drop(postgres_read.GEOMETRY, strict=False)
-
-    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
-        """Record rejects in the ``reject`` table (``COPY``, then one insert); rows added."""
-        if rejects.is_empty():
-            return 0
-        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
-        sources = rejects.get_column("source").unique().to_list()
-        if version is not None and len(sources) != 1:
-            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
-        files = self._files(sources)
-        with self._transaction(f"recording {rejects.height} rejects") as cur:
-            if version is not None:
-                file_id, current = files[sources[0]]
-                if postgres_files.lock(cur, file_id, version, current=current).stale:
-                    return 0
-            return postgres_load.merge_rejects(cur, rejects, files, version)
 
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id``, through connectorx."""

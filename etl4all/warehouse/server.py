@@ -1,0 +1,81 @@
+"""What the warehouses on a database server (MySQL, PostgreSQL) share: the methods that lock
+a file's ``source_file`` row in their transaction and call the backend's SQL of it."""
+
+from __future__ import annotations
+
+import contextlib
+from types import ModuleType
+from typing import Any, ClassVar
+
+import polars as pl
+
+from etl4all import frames
+from etl4all.errors import DataError
+from etl4all.warehouse.table import SqlWarehouse
+
+
+class ServerWarehouse(SqlWarehouse):
+    """A :class:`SqlWarehouse` whose backend names its modules of file rows, prunes and loads
+    (same functions, each in its dialect) and runs them in :meth:`_transaction`."""
+
+    _file_rows: ClassVar[ModuleType]
+    """The backend's SQL of ``source_file`` rows: ``ids``, ``register``, ``lock``."""
+    _prunes: ClassVar[ModuleType]
+    """Its SQL of ``finalize``, ``revert`` and ``prune_rejects``."""
+    _loads: ClassVar[ModuleType]
+    """Its SQL of ``merge_rejects``."""
+
+    def _transaction(self, what: str) -> contextlib.AbstractContextManager[Any]:
+        """A cursor in one transaction, committed on success; errors mapped (``what``)."""
+        raise NotImplementedError
+
+    def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        """``name → (id, version)`` of files ``names``, registered when new."""
+        with self._transaction("looking up files") as cur:
+            found: dict[str, tuple[int, int]] = self._file_rows.ids(cur, names)
+        if missing := [name for name in names if name not in found]:
+            with self._transaction(f"registering {len(missing)} files") as cur:
+                self._file_rows.register(cur, missing)
+                found.update(self._file_rows.ids(cur, missing))
+        return found
+
+    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
+        """Record rejects in the ``reject`` table (bulk-loaded, then one insert); rows added."""
+        if rejects.is_empty():
+            return 0
+        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
+        sources = rejects.get_column("source").unique().to_list()
+        if version is not None and len(sources) != 1:
+            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
+        files = self._files(sources)
+        with self._transaction(f"recording {rejects.height} rejects") as cur:
+            if version is not None:
+                file_id, current = files[sources[0]]
+                if self._file_rows.lock(cur, file_id, version, current=current).stale:
+                    return 0
+            return int(self._loads.merge_rejects(cur, rejects, files, version))
+
+    def finalize(self, source: str, version: int) -> int:
+        """The backend's ``finalize`` in one transaction, the file's row locked first."""
+        file_id, current = self._files([source])[source]
+        with self._transaction(f"finalizing {source}") as cur:
+            row = self._file_rows.lock(cur, file_id, version, current=current, exclusive=True)
+            if row.void:
+                return 0
+            return int(self._prunes.finalize(cur, file_id, source, version))
+
+    def revert(self, source: str, version: int, to: int) -> int:
+        """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
+        file_id, current = self._files([source])[source]
+        with self._transaction(f"reverting {source}") as cur:
+            row = self._file_rows.lock(cur, file_id, version, current=current, revert_to=to)
+            if row.stale:
+                return 0
+            return int(self._prunes.revert(cur, file_id, source, to))
+
+    def prune_rejects(self, source: str, version: int) -> int:
+        """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
+        file_id, current = self._files([source])[source]
+        with self._transaction(f"pruning the rejects of {source}") as cur:
+            self._file_rows.lock(cur, file_id, version, current=current, exclusive=True)
+            return int(self._prunes.prune_rejects(cur, source, version))
