@@ -125,6 +125,10 @@ class PrivateRedis:
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from exc
                 time.sleep(0.02)
 
+    def running(self) -> bool:
+        """Whether the server was started and not stopped."""
+        return self._process is not None
+
     def stop(self) -> None:
         """Stop the server; connections to it are refused until :meth:`start`."""
         if self._process is None:

@@ -10,7 +10,6 @@ RabbitMQ prefetch 1) whose queues are deleted after the test.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,10 +136,9 @@ class BrokerContract(BrokerFixtures):
         assert list(deliveries) == []  # nothing more came to this consumer
         assert broker.depth(points) == 2  # the others wait in the queue, never delivered
 
+    @pytest.mark.timeout(60)  # a consume that ignores its idle timeout never returns
     def test_consume_stops_after_idle_timeout(self, broker: Any, points: str) -> None:
-        started = time.monotonic()
         assert take(broker, points, timeout=0.3) == []
-        assert time.monotonic() - started < 3
 
     def test_reject_with_requeue_redelivers(self, broker: Any, points: str, dead: str) -> None:
         broker.publish(points, b"again", {"batch_id": "b1"})
