@@ -17,7 +17,6 @@ memberships in set-based ``DELETE`` statements and the rows nobody holds any mor
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterator, Sequence
@@ -29,7 +28,8 @@ import polars as pl
 
 from etl4all import frames, urls
 from etl4all.errors import ConfigError, DataError, WarehouseError
-from etl4all.warehouse import ddl, table
+from etl4all.warehouse import ddl, file_versions, table
+from etl4all.warehouse.file_versions import FileRow
 
 _STAGE = "_etl4all_stage"
 _INCOMING = "_etl4all_incoming"
@@ -580,20 +580,6 @@ def _frame(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
     return pl.DataFrame(relation)
 
 
-@dataclasses.dataclass(frozen=True)
-class _File:
-    """A file's row of ``source_file``, as a load or a prune of one of its versions sees it."""
-
-    id: int
-    stale: bool
-    """The warehouse has seen a newer version, or a revert voided this one: a load changes
-    nothing."""
-    replaced: bool
-    """The file has had other versions (rows may have moved to other lines)."""
-    void: bool = False
-    """A revert voided this version: nothing of it applies, not even a prune by keys."""
-
-
 def _drop_lost(
     con: duckdb.DuckDBPyConnection, file_id: int, source: str, *, finalized: bool = False
 ) -> int:
@@ -611,23 +597,23 @@ def _drop_lost(
 
 def _file_version(
     con: duckdb.DuckDBPyConnection, name: str, version: int, *, revert_to: int | None = None
-) -> _File:
+) -> FileRow:
     """File ``name``'s row, raised to ``version`` (created at it when missing); with
     ``revert_to``, set back to that version, the versions up to ``version`` voided
-    (:func:`etl4all.warehouse.table.is_stale`)."""
+    (:func:`etl4all.warehouse.file_versions.seen`)."""
     found = con.execute(_FILE_SQL, {"name": name}).fetchall()
     if not found:
         (row,) = con.execute(_NEW_FILE_SQL, {"name": name, "version": version}).fetchall()
-        return _File(int(row[0]), stale=False, replaced=False)
+        return FileRow(int(row[0]), stale=False, replaced=False)
     file_id, stored, replaced, void_from, void_to = found[0]
-    if table.is_stale(version, stored, void_from, void_to):
-        void = table.is_void(version, void_from, void_to)
-        return _File(int(file_id), stale=True, replaced=bool(replaced), void=void)
+    file = file_versions.seen(int(file_id), version, stored, replaced, void_from, void_to)
+    if file.stale:
+        return file
     if revert_to is not None:
         con.execute(_REVERT_FILE_SQL, {"id": file_id, "to": revert_to, "version": version})
     else:
         con.execute(_BUMP_SQL, {"id": file_id, "version": version})
-    return _File(int(file_id), stale=False, replaced=bool(replaced) or 0 < stored < version)
+    return file
 
 
 def _count(relation: duckdb.DuckDBPyConnection) -> int:

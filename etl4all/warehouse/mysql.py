@@ -12,7 +12,6 @@ wait during a statement), the TLS options of :mod:`etl4all.tls`. Driver: PyMySQL
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, ClassVar
@@ -48,6 +47,7 @@ class MySqlWarehouse(ServerWarehouse):
     _file_rows: ClassVar[ModuleType] = mysql_files
     _prunes: ClassVar[ModuleType] = mysql_prune
     _loads: ClassVar[ModuleType] = mysql_load
+    _reads: ClassVar[ModuleType] = mysql_read
 
     def __init__(self, *, url: str, spool_dir: str | None = None) -> None:
         self._dsn = Dsn.parse(url)
@@ -125,7 +125,7 @@ class MySqlWarehouse(ServerWarehouse):
             moved = None
             if version is not None:
                 file_id, current = files[sources[0]]
-                row = mysql_files.lock(cur, file_id, version, current=current)
+                row = self._lock(cur, file_id, version, current=current)
                 if row.stale:
                     return None
                 moved = sources[0] if row.replaced else None
@@ -137,36 +137,8 @@ class MySqlWarehouse(ServerWarehouse):
                 cur, new, known, held, url=self._url, moved=moved, spool_root=self._spool
             )
 
-    def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
-        with self._transaction(f"looking up {keys.height} answers") as cur:
-            return mysql_load.find_answers(
-                cur, keys, geocoder, since, url=self._url, spool_root=self._spool
-            )
-
-    def _find(self, keys: pl.DataFrame) -> pl.Series:
-        with self._transaction(f"looking up {keys.height} keys") as cur:
-            return mysql_load.find_keys(cur, keys, url=self._url, spool_root=self._spool)
-
-    def _prune(
-        self,
-        source: str,
-        version: int,
-        keep: pl.DataFrame | None,
-        bounds: tuple[str, str, str, str],
-    ) -> int:
-        """:func:`mysql_prune.prune` in one transaction, the file's row locked first."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"pruning {source}") as cur:
-            row = mysql_files.lock(cur, file_id, version, current=current, exclusive=True)
-            if row.void or (row.stale and keep is None):
-                return 0  # by keys, it only marks what its own version and older ones hold
-            return mysql_prune.prune(
-                cur, file_id, source, version, keep, bounds, url=self._url, spool_root=self._spool
-            )
-
-    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
-        with self._transaction(what) as cur:
-            return mysql_read.query(cur, sql, params)
+    def _staging(self) -> dict[str, Any]:
+        return {"url": self._url, "spool_root": self._spool}
 
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id``, through connectorx (DECIMAL as Float64;

@@ -22,7 +22,7 @@ import pymysql
 import pymysql.cursors
 
 from etl4all.errors import DataError
-from etl4all.warehouse import spool, table
+from etl4all.warehouse import bulk_text, file_versions, spool, table
 
 _FIELDS = (
     "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
@@ -104,27 +104,6 @@ _REJECT_SQL = (
 )
 
 
-def escape_tsv(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` as strings in ``LOAD DATA``'s default escaping (vectorized).
-
-    Backslash, TAB, LF, CR and NUL inside strings are escaped; NULL becomes ``\\N``;
-    datetimes become ``YYYY-MM-DD HH:MM:SS.ffffff``; numbers their shortest exact text.
-    """
-    specials = ["\\", "\t", "\n", "\r", "\x00"]
-    escaped = ["\\\\", "\\t", "\\n", "\\r", "\\0"]
-    columns = []
-    for name, dtype in frame.schema.items():
-        col = pl.col(name)
-        if dtype == pl.String:
-            col = col.str.replace_many(specials, escaped)
-        elif isinstance(dtype, pl.Datetime):
-            col = col.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
-        else:
-            col = col.cast(pl.String)
-        columns.append(col.fill_null("\\N").alias(name))
-    return frame.select(columns)
-
-
 def write_tsv(frame: pl.DataFrame, path: Path) -> int:
     """Write ``frame`` as a new ``LOAD DATA`` TSV file (no header, mode 0600); the rows
     written.
@@ -134,11 +113,9 @@ def write_tsv(frame: pl.DataFrame, path: Path) -> int:
         WarehouseError: writing failed for another reason (a full disk): the message names
             the local folder.
     """
-    rows = escape_tsv(frame)
+    rows = bulk_text.escaped(frame, nul=True)
     with spool.writing(path, f"writing {path.name}"), open(spool.private_file(path), "wb") as out:
-        rows.write_csv(
-            out, separator="\t", include_header=False, quote_style="never", line_terminator="\n"
-        )
+        bulk_text.write(rows, out)
     return frame.height
 
 
@@ -154,12 +131,7 @@ def members(
     file (``files``: name → (id, current version)) holds its coordinates at ``version``, or
     at its current version when None."""
     ids = {name: file_id for name, (file_id, _) in files.items()}
-    versions = {name: current for name, (_, current) in files.items()}
-    at = (
-        pl.lit(version, pl.Int64)
-        if version is not None
-        else pl.col("source_file").replace_strict(versions, return_dtype=pl.Int64)
-    )
+    at = file_versions.recorded_at(files, version, "source_file")
     return rows.select(
         pl.col("source_file").replace_strict(ids, return_dtype=pl.Int64).alias("file_id"),
         "latitude",
@@ -263,12 +235,7 @@ def merge_rejects(
     """Record ``rejects`` (``frames.REJECTS_SCHEMA``) at ``version`` (None: their files'
     current versions, ``files``: name → (id, version)); a reject already there is kept, at
     the newer version. Returns the rows added."""
-    versions = {name: current for name, (_, current) in files.items()}
-    at = (
-        pl.lit(version, pl.Int64)
-        if version is not None
-        else pl.col("source").replace_strict(versions, return_dtype=pl.Int64)
-    )
+    at = file_versions.recorded_at(files, version, "source")
     rows = rejects.with_columns(at.alias("version")).select(_REJECT_COLUMNS).rows()
     stage = f"_etl4all_rejects_{uuid.uuid4().hex[:16]}"
     cur.execute(

@@ -23,11 +23,10 @@ then ``COPY`` and the merges of :mod:`etl4all.warehouse.postgres_load`; a prune 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import polars as pl
 import psycopg
@@ -66,6 +65,7 @@ class PostgresWarehouse(ServerWarehouse):
     _file_rows: ClassVar[ModuleType] = postgres_files
     _prunes: ClassVar[ModuleType] = postgres_prune
     _loads: ClassVar[ModuleType] = postgres_load
+    _reads: ClassVar[ModuleType] = postgres_read
 
     def __init__(self, *, url: str) -> None:
         self._dsn = Dsn.parse(url)
@@ -154,39 +154,12 @@ class PostgresWarehouse(ServerWarehouse):
             moved = None
             if version is not None:
                 file_id, current = files[sources[0]]
-                row = postgres_files.lock(cur, file_id, version, current=current)
+                row = self._lock(cur, file_id, version, current=current)
                 if row.stale:
                     return None
                 moved = (file_id, sources[0]) if row.replaced else None
             rows = pl.concat([new, known])
             return postgres_load.merge(cur, rows, version=version, moved=moved)
-
-    def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
-        with self._transaction(f"looking up {keys.height} answers") as cur:
-            return postgres_load.find_answers(cur, keys, geocoder, since)
-
-    def _find(self, keys: pl.DataFrame) -> pl.Series:
-        with self._transaction(f"looking up {keys.height} keys") as cur:
-            return postgres_load.find_keys(cur, keys)
-
-    def _prune(
-        self,
-        source: str,
-        version: int,
-        keep: pl.DataFrame | None,
-        bounds: tuple[str, str, str, str],
-    ) -> int:
-        """:func:`postgres_prune.prune` in one transaction, the file's row locked first."""
-        file_id, current = self._files([source])[source]
-        with self._transaction(f"pruning {source}") as cur:
-            row = postgres_files.lock(cur, file_id, version, current=current, exclusive=True)
-            if row.void or (row.stale and keep is None):
-                return 0  # by keys, it only marks what its own version and older ones hold
-            return postgres_prune.prune(cur, file_id, source, version, keep, bounds)
-
-    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
-        with self._transaction(what) as cur:
-            return postgres_read.query(cur, sql, params)
 
     def select(
         self, table: str, where: Mapping[str, Sequence[str]], *, after_id: int, limit: int

@@ -5,7 +5,8 @@ then merges driven by the unique indexes.
 row is matched on the coordinate's unique index):
 
 1. all rows go to a temporary staging table (dropped at commit) with one ``COPY`` in text
-   format, the frame encoded by Polars (:func:`copy_text`), so no Python loop touches a row;
+   format, the frame encoded by Polars (:mod:`etl4all.warehouse.bulk_text`), so no Python
+   loop touches a row;
 2. ``INSERT … SELECT … ON CONFLICT (latitude, longitude) DO NOTHING`` inserts the new
    coordinates in key order (a coordinate another loader inserts meanwhile waits for it,
    then is skipped; two loaders wait on each other's keys in one order, never in a cycle);
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 import polars as pl
 import psycopg
 
-from etl4all.warehouse import table
+from etl4all.warehouse import bulk_text, file_versions, table
 
 STAGE = "_etl4all_stage"
 KEYS = "_etl4all_keys"
@@ -99,33 +100,12 @@ _REJECT_SQL = (
 )
 
 
-def copy_text(frame: pl.DataFrame) -> bytes:
-    """``frame`` in ``COPY``'s text format (vectorized): TAB-separated, ``\\N`` for NULL,
-    backslash, TAB, LF and CR inside strings escaped, times as ``YYYY-MM-DD HH:MM:SS.ffffff``,
-    numbers in their shortest exact text. (A NUL byte is refused by the server: PostgreSQL
-    text holds none.)"""
-    specials, escaped = ["\\", "\t", "\n", "\r"], ["\\\\", "\\t", "\\n", "\\r"]
-    columns = []
-    for name, dtype in frame.schema.items():
-        col = pl.col(name)
-        if dtype == pl.String:
-            col = col.str.replace_many(specials, escaped)
-        elif isinstance(dtype, pl.Datetime):
-            col = col.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
-        else:
-            col = col.cast(pl.String)
-        columns.append(col.fill_null("\\N").alias(name))
-    out = io.BytesIO()
-    frame.select(columns).write_csv(
-        out, separator="\t", include_header=False, quote_style="never", line_terminator="\n"
-    )
-    return out.getvalue()
-
-
 def copy_in(cur: psycopg.Cursor, frame: pl.DataFrame, into: str, columns: Sequence[str]) -> None:
     """``COPY`` ``frame`` (its columns in the order of ``columns``) into table ``into``."""
+    text = io.BytesIO()
+    bulk_text.write(bulk_text.escaped(frame, nul=False), text)
     with cur.copy(f"COPY {into} ({', '.join(columns)}) FROM STDIN") as copy:
-        copy.write(copy_text(frame))
+        copy.write(text.getvalue())
 
 
 def merge(
@@ -164,12 +144,7 @@ def merge_rejects(
     """Record ``rejects`` (``frames.REJECTS_SCHEMA``) at ``version`` (None: their files'
     current versions, ``files``: name → (id, version)); a reject already there is kept, at
     the newer version. Returns the rows added."""
-    versions = {name: current for name, (_, current) in files.items()}
-    at = (
-        pl.lit(version, pl.Int64)
-        if version is not None
-        else pl.col("source").replace_strict(versions, return_dtype=pl.Int64)
-    )
+    at = file_versions.recorded_at(files, version, "source")
     rows = rejects.with_columns(at.alias("version")).select(_REJECT_COLUMNS)
     cur.execute(
         f'CREATE TEMPORARY TABLE {_REJECTS} (source TEXT COLLATE "C" NOT NULL,'

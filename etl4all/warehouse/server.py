@@ -4,6 +4,7 @@ a file's ``source_file`` row in their transaction and call the backend's SQL of 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -11,23 +12,38 @@ import polars as pl
 
 from etl4all import frames
 from etl4all.errors import DataError
+from etl4all.warehouse import file_versions
+from etl4all.warehouse.file_versions import FileRow
 from etl4all.warehouse.table import SqlWarehouse
 
 
 class ServerWarehouse(SqlWarehouse):
-    """A :class:`SqlWarehouse` whose backend names its modules of file rows, prunes and loads
-    (same functions, each in its dialect) and runs them in :meth:`_transaction`."""
+    """A :class:`SqlWarehouse` whose backend names its modules of file rows, prunes, loads and
+    reads (same functions, each in its dialect) and runs them in :meth:`_transaction`."""
 
     _file_rows: ClassVar[ModuleType]
-    """The backend's SQL of ``source_file`` rows: ``ids``, ``register``, ``lock``."""
+    """The backend's SQL of ``source_file`` rows: ``ids``, ``register``, the ``SHARE`` lock."""
     _prunes: ClassVar[ModuleType]
-    """Its SQL of ``finalize``, ``revert`` and ``prune_rejects``."""
+    """Its SQL of ``prune``, ``finalize``, ``revert`` and ``prune_rejects``."""
     _loads: ClassVar[ModuleType]
-    """Its SQL of ``merge_rejects``."""
+    """Its SQL of ``merge_rejects``, ``find_keys`` and ``find_answers``."""
+    _reads: ClassVar[ModuleType]
+    """Its ``query``."""
 
     def _transaction(self, what: str) -> contextlib.AbstractContextManager[Any]:
         """A cursor in one transaction, committed on success; errors mapped (``what``)."""
         raise NotImplementedError
+
+    def _staging(self) -> dict[str, Any]:
+        """What the backend's loads, look-ups and prunes take besides the cursor and the data
+        (MySQL: where its ``LOAD DATA`` files go)."""
+        return {}
+
+    def _lock(self, cur: Any, file_id: int, version: int, *, current: int, **how: Any) -> FileRow:
+        """:func:`file_versions.lock` in the backend's dialect."""
+        return file_versions.lock(
+            cur, file_id, version, current=current, share=self._file_rows.SHARE, **how
+        )
 
     def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:
         """``name → (id, version)`` of files ``names``, registered when new."""
@@ -51,7 +67,7 @@ class ServerWarehouse(SqlWarehouse):
         with self._transaction(f"recording {rejects.height} rejects") as cur:
             if version is not None:
                 file_id, current = files[sources[0]]
-                if self._file_rows.lock(cur, file_id, version, current=current).stale:
+                if self._lock(cur, file_id, version, current=current).stale:
                     return 0
             return int(self._loads.merge_rejects(cur, rejects, files, version))
 
@@ -59,7 +75,7 @@ class ServerWarehouse(SqlWarehouse):
         """The backend's ``finalize`` in one transaction, the file's row locked first."""
         file_id, current = self._files([source])[source]
         with self._transaction(f"finalizing {source}") as cur:
-            row = self._file_rows.lock(cur, file_id, version, current=current, exclusive=True)
+            row = self._lock(cur, file_id, version, current=current, exclusive=True)
             if row.void:
                 return 0
             return int(self._prunes.finalize(cur, file_id, source, version))
@@ -68,7 +84,7 @@ class ServerWarehouse(SqlWarehouse):
         """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
         file_id, current = self._files([source])[source]
         with self._transaction(f"reverting {source}") as cur:
-            row = self._file_rows.lock(cur, file_id, version, current=current, revert_to=to)
+            row = self._lock(cur, file_id, version, current=current, revert_to=to)
             if row.stale:
                 return 0
             return int(self._prunes.revert(cur, file_id, source, to))
@@ -77,5 +93,39 @@ class ServerWarehouse(SqlWarehouse):
         """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
         file_id, current = self._files([source])[source]
         with self._transaction(f"pruning the rejects of {source}") as cur:
-            self._file_rows.lock(cur, file_id, version, current=current, exclusive=True)
+            self._lock(cur, file_id, version, current=current, exclusive=True)
             return int(self._prunes.prune_rejects(cur, source, version))
+
+    def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
+        with self._transaction(f"looking up {keys.height} answers") as cur:
+            found: pl.DataFrame = self._loads.find_answers(
+                cur, keys, geocoder, since, **self._staging()
+            )
+            return found
+
+    def _find(self, keys: pl.DataFrame) -> pl.Series:
+        with self._transaction(f"looking up {keys.height} keys") as cur:
+            found: pl.Series = self._loads.find_keys(cur, keys, **self._staging())
+            return found
+
+    def _prune(
+        self,
+        source: str,
+        version: int,
+        keep: pl.DataFrame | None,
+        bounds: tuple[str, str, str, str],
+    ) -> int:
+        """The backend's ``prune`` in one transaction, the file's row locked first."""
+        file_id, current = self._files([source])[source]
+        with self._transaction(f"pruning {source}") as cur:
+            row = self._lock(cur, file_id, version, current=current, exclusive=True)
+            if row.void or (row.stale and keep is None):
+                return 0  # by keys, it only marks what its own version and older ones hold
+            return int(
+                self._prunes.prune(cur, file_id, source, version, keep, bounds, **self._staging())
+            )
+
+    def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
+        with self._transaction(what) as cur:
+            found: pl.DataFrame = self._reads.query(cur, sql, params)
+            return found

@@ -95,18 +95,6 @@ def load_rows(inserts: pl.DataFrame, updates: pl.DataFrame) -> tuple[pl.DataFram
     )
 
 
-def is_void(version: int, void_from: int | None, void_to: int | None) -> bool:
-    """Whether a revert voided ``version`` of a file: it lies strictly between ``void_from``
-    (the version kept, whose late work still applies) and ``void_to`` (the revert's own)."""
-    return void_from is not None and void_to is not None and void_from < version < void_to
-
-
-def is_stale(version: int, stored: int, void_from: int | None, void_to: int | None) -> bool:
-    """Whether a load of ``version`` of a file changes nothing: the warehouse has seen a
-    newer version (``stored``), or a revert voided it (:func:`is_void`)."""
-    return version < stored or is_void(version, void_from, void_to)
-
-
 def key_frame(keys: pl.Series) -> pl.DataFrame:
     """``keys`` (canonical coordinate strings) as columns ``key``, ``latitude``, ``longitude``.
 
