@@ -11,7 +11,8 @@ A load registers the rows as an Arrow table and runs set-based SQL in one transa
 one ``UPDATE ... FROM`` stage for known coordinates, one ``INSERT ... SELECT`` for new ones,
 then the files' memberships (``address_source``, replaced by key). A prune drops a file's
 memberships in set-based ``DELETE`` statements and the rows nobody holds any more
-(:mod:`etl4all.stages.prune`).
+(:mod:`etl4all.stages.prune`). Opening the file and its errors: :mod:`.duckdb_connection`;
+reads: :mod:`.duckdb_read`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from etl4all import frames, urls
-from etl4all.errors import ConfigError, DataError, WarehouseError
-from etl4all.warehouse import ddl, file_versions, table
+from etl4all import frames
+from etl4all.errors import ConfigError, DataError
+from etl4all.warehouse import ddl, duckdb_read, file_versions, table
+from etl4all.warehouse.duckdb_connection import WRITABLE_HINT, errors, opening, path_of
 from etl4all.warehouse.file_versions import FileRow
 
 _STAGE = "_etl4all_stage"
@@ -36,81 +37,6 @@ _INCOMING = "_etl4all_incoming"
 _KEYS = "_etl4all_keys"
 _MEMBERS = "_etl4all_members"
 _LOST = "_etl4all_lost"
-
-_DATA_ERRORS = (
-    duckdb.ConversionException,
-    duckdb.OutOfRangeException,
-    duckdb.ConstraintException,
-    duckdb.TypeMismatchException,
-    duckdb.InvalidInputException,
-)
-_RETRYABLE_ERRORS = (
-    duckdb.TransactionException,
-    duckdb.IOException,
-    duckdb.ConnectionException,
-    duckdb.OutOfMemoryException,
-    duckdb.InterruptException,
-)
-
-
-_REFUSED = ("Permission denied", "Read-only file system", "Operation not permitted")
-"""What an ``IOException`` says when this user may not write the file or its folder: a
-configuration fault (exit 2), which no retry fixes."""
-_LOCKED = "Could not set lock"
-"""What an ``IOException`` at opening says when another process holds the file: retryable."""
-_DISK_FULL = "No space left"
-
-
-@contextlib.contextmanager
-def _errors(what: str, url: str) -> Iterator[None]:
-    """Translate duckdb errors raised by ``what`` on ``url`` into etl4all errors."""
-    try:
-        yield
-    except _DATA_ERRORS as exc:
-        raise DataError(f"{what} on {url}: the table refused a value: {exc}") from exc
-    except duckdb.CatalogException as exc:
-        raise ConfigError(f"{what} on {url}: {exc}; run `etl4all init-db` first") from exc
-    except duckdb.IOException as exc:
-        if any(text in str(exc) for text in _REFUSED):
-            raise ConfigError(f"{what} on {url} failed: {exc}; {_WRITABLE_HINT}") from exc
-        raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
-    except _RETRYABLE_ERRORS as exc:
-        raise WarehouseError(f"{what} on {url} failed: {exc}; retry later") from exc
-
-
-_WRITABLE_HINT = (
-    "make the file and its folder writable for this user (DuckDB writes a .wal file beside "
-    "it), or give --warehouse a duckdb:///path in a folder it can write to"
-)
-
-
-@contextlib.contextmanager
-def _opening(url: str, path: Path) -> Iterator[None]:
-    """Translate the errors of opening the file at ``path``: a file another process holds
-    or a full disk is an outage (retryable); any other failure to open it (not a DuckDB
-    file, a folder, no permission) is a configuration fault that no retry fixes."""
-    try:
-        yield
-    except duckdb.IOException as exc:
-        text = str(exc)
-        if _LOCKED in text or _DISK_FULL in text:
-            raise WarehouseError(f"opening {url} failed: {exc}; retry later") from exc
-        if path.is_file() and not any(refused in text for refused in _REFUSED):
-            hint = (
-                f"{path} is not a DuckDB database (or one of a newer DuckDB): give --warehouse "
-                "the path of a DuckDB file, or of none (it is created), or move this one aside"
-            )
-        elif path.is_dir():
-            hint = f"{path} is a folder: give --warehouse the path of a file in it"
-        else:
-            hint = _WRITABLE_HINT
-        raise ConfigError(f"cannot open the DuckDB warehouse {url}: {exc}; {hint}") from exc
-    except (duckdb.SerializationException, duckdb.InvalidInputException) as exc:
-        raise ConfigError(
-            f"cannot open the DuckDB warehouse {url}: {exc}; is {path} a DuckDB file of this "
-            "DuckDB version?"
-        ) from exc
-
 
 _CHANGED = table.changed_sql("{s} IS DISTINCT FROM {a}")
 _SMALLER = table.smaller_sql()
@@ -275,17 +201,6 @@ ON CONFLICT DO NOTHING
 """
 
 
-def _path(url: str) -> Path:
-    """The file of a ``duckdb:///path`` URL.
-
-    Raises:
-        ConfigError: not a duckdb URL, or no file in it.
-    """
-    if urls.scheme_of(url) != "duckdb":
-        raise ConfigError(f"{urls.redact(url)} is not a duckdb:///path URL")
-    return Path(urls.file_path(url))
-
-
 class DuckdbWarehouse(table.SqlWarehouse):
     """The address table in a DuckDB file; a context manager.
 
@@ -300,7 +215,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
 
     def __init__(self, *, url: str) -> None:
         self._url = url
-        self.path = _path(url)
+        self.path = path_of(url)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -309,9 +224,9 @@ class DuckdbWarehouse(table.SqlWarehouse):
             # DuckDB could open a file there, then fail on its first write (the .wal file)
             raise ConfigError(
                 f"cannot use the DuckDB warehouse {url}: this user cannot write to its folder "
-                f"{self.path.parent}; {_WRITABLE_HINT}"
+                f"{self.path.parent}; {WRITABLE_HINT}"
             )
-        with _opening(url, self.path):
+        with opening(url, self.path):
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path))
         self.init()
 
@@ -324,7 +239,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
         """Create the tables from ``sql/duckdb/`` (idempotent), and fill ``address_source``
         once for rows loaded before file versions (``sql/duckdb/upgrade/``)."""
         con = self._connection()
-        with _errors("creating the tables", self._url):
+        with errors("creating the tables", self._url):
             for statement in ddl.statements("duckdb"):
                 con.execute(statement)
             counts = con.execute(
@@ -336,7 +251,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
 
     def missing_schema(self) -> list[str]:
         """What ``sql/duckdb/`` makes that the file lacks (none: it is made when it opens)."""
-        with _errors("looking for the tables", self._url):
+        with errors("looking for the tables", self._url):
             rows = (
                 self._connection()
                 .execute("SELECT table_name, column_name FROM duckdb_columns()")
@@ -353,7 +268,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         con = self._connection()
         what = f"loading {rows.height} rows"
-        with _errors(what, self._url), self._registered(rows), self._transaction(con):
+        with errors(what, self._url), self._registered(rows), self._transaction(con):
             file = None if version is None else _file_version(con, sources[0], version)
             if file is not None and file.stale:
                 return None
@@ -393,13 +308,15 @@ class DuckdbWarehouse(table.SqlWarehouse):
 
     def _answers(self, keys: pl.DataFrame, geocoder: str, since: dt.datetime) -> pl.DataFrame:
         con = self._connection()
-        with _errors(f"looking up {keys.height} answers", self._url), self._registered(keys, _KEYS):
-            return _frame(con.sql(_ANSWERS_SQL, params={"geocoder": geocoder, "since": since}))
+        with errors(f"looking up {keys.height} answers", self._url), self._registered(keys, _KEYS):
+            return duckdb_read.frame(
+                con.sql(_ANSWERS_SQL, params={"geocoder": geocoder, "since": since})
+            )
 
     def _find(self, keys: pl.DataFrame) -> pl.Series:
         con = self._connection()
-        with _errors(f"looking up {keys.height} keys", self._url), self._registered(keys, _KEYS):
-            return _frame(con.sql(_FIND_SQL)).get_column("key")
+        with errors(f"looking up {keys.height} keys", self._url), self._registered(keys, _KEYS):
+            return duckdb_read.frame(con.sql(_FIND_SQL)).get_column("key")
 
     def _prune(
         self,
@@ -413,7 +330,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
         for :meth:`finalize` to drop (at once when it came already)."""
         names = ("low_lat", "low_lon", "high_lat", "high_lon")
         con = self._connection()
-        with _errors(f"pruning {source}", self._url), contextlib.ExitStack() as stack:
+        with errors(f"pruning {source}", self._url), contextlib.ExitStack() as stack:
             if keep is not None:
                 stack.enter_context(self._registered(keep, _KEYS))
             stack.enter_context(self._transaction(con))
@@ -430,7 +347,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
     def revert(self, source: str, version: int, to: int) -> int:
         """Drop what only the versions of ``source`` after ``to`` added; the rows deleted."""
         con = self._connection()
-        with _errors(f"reverting {source}", self._url), self._transaction(con):
+        with errors(f"reverting {source}", self._url), self._transaction(con):
             file = _file_version(con, source, version, revert_to=to)
             if file.stale:
                 return 0
@@ -444,7 +361,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
         """Delete what the prunes by keys of ``source`` up to ``version`` marked, and the
         rejects older than ``version``; the address rows deleted."""
         con = self._connection()
-        with _errors(f"finalizing {source}", self._url), self._transaction(con):
+        with errors(f"finalizing {source}", self._url), self._transaction(con):
             file = _file_version(con, source, version)
             if file.void:
                 return 0
@@ -456,13 +373,13 @@ class DuckdbWarehouse(table.SqlWarehouse):
     def prune_rejects(self, source: str, version: int) -> int:
         """Delete the rejects of ``source`` older than ``version``; the rows deleted."""
         con = self._connection()
-        with _errors(f"pruning the rejects of {source}", self._url), self._transaction(con):
+        with errors(f"pruning the rejects of {source}", self._url), self._transaction(con):
             _file_version(con, source, version)  # older ones only: right even when stale
             return _count(con.execute(_PRUNE_REJECTS_SQL, {"name": source, "version": version}))
 
     def _query(self, what: str, sql: str, params: list[Any]) -> pl.DataFrame:
-        with _errors(what, self._url):
-            return _frame(self._connection().sql(sql, params=params))
+        with errors(what, self._url):
+            return duckdb_read.frame(self._connection().sql(sql, params=params))
 
     def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
         """Record rejects in the ``reject`` table; the number of rows added."""
@@ -474,7 +391,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
             raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
         con = self._connection()
         what = f"recording {rejects.height} rejects"
-        with _errors(what, self._url), self._registered(rejects), self._transaction(con):
+        with errors(what, self._url), self._registered(rejects), self._transaction(con):
             if version is not None and _file_version(con, sources[0], version).stale:
                 return 0
             con.execute(_REJECT_VERSION_SQL, {"version": version})
@@ -482,12 +399,12 @@ class DuckdbWarehouse(table.SqlWarehouse):
 
     def count(self) -> int:
         """Rows in the address table."""
-        with _errors("counting rows", self._url):
+        with errors("counting rows", self._url):
             return _count(self._connection().execute("SELECT count(*) FROM address"))
 
     def last_loaded(self) -> dt.datetime | None:
         """The latest ``updated_at`` (UTC)."""
-        with _errors("reading the last load time", self._url):
+        with errors("reading the last load time", self._url):
             rows = self._connection().execute("SELECT max(updated_at) FROM address").fetchall()
         last = rows[0][0] if rows else None
         if last is None:
@@ -496,7 +413,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
 
     def read(self) -> pl.DataFrame:
         """The whole address table ordered by ``id`` (coordinates as Float64, UTC times)."""
-        return _read(self._connection(), self._url)
+        return duckdb_read.read_table(self._connection(), self._url)
 
     @classmethod
     def read_url(cls, url: str) -> pl.DataFrame:
@@ -506,61 +423,18 @@ class DuckdbWarehouse(table.SqlWarehouse):
             ConfigError: a bad URL, or no address table in the file.
             WarehouseError: the file is missing or locked by a writer.
         """
-        path = _path(url)
-        if not path.exists():
-            raise WarehouseError(f"opening {url} failed: no such file {path}")
-        with _opening(url, path), duckdb.connect(str(path), read_only=True) as con:
-            return _read(con, url)
+        return duckdb_read.read_file(url)
 
     @classmethod
-    def reader(cls, url: str) -> DuckdbReader:
-        """A read-only session on the file at ``url`` (:class:`DuckdbReader`)."""
-        return DuckdbReader(url)
+    def reader(cls, url: str) -> duckdb_read.DuckdbReader:
+        """A read-only session on the file at ``url`` (:class:`duckdb_read.DuckdbReader`)."""
+        return duckdb_read.DuckdbReader(url)
 
     def close(self) -> None:
         """Close the database file."""
         if self._con is not None:
             self._con.close()
             self._con = None
-
-
-class DuckdbReader:
-    """A read-only UTC connection on the DuckDB file at ``url``.
-
-    Raises:
-        ConfigError: a bad URL, or no such file.
-        WarehouseError: the file cannot be opened (locked by a writer).
-    """
-
-    def __init__(self, url: str) -> None:
-        self._url = urls.redact(url)
-        path = _path(url)
-        if not path.is_file():
-            raise ConfigError(f"{self._url}: no such DuckDB file ({path}); run `etl4all run`")
-        try:
-            self._con = duckdb.connect(str(path), read_only=True)
-            self._con.execute("SET TimeZone = 'UTC'")
-        except duckdb.Error as exc:
-            raise WarehouseError(f"opening {self._url} failed: {exc}; retry later") from exc
-
-    def run(self, sql: str, params: Sequence[int | float | str]) -> pl.DataFrame:
-        """The rows of ``sql`` with ``params`` bound to its ``?`` marks."""
-        try:
-            return _frame(self._con.sql(sql, params=list(params)))
-        except duckdb.CatalogException as exc:
-            raise ConfigError(f"{self._url}: {exc}; run `etl4all init-db` first") from exc
-        except duckdb.Error as exc:
-            raise WarehouseError(f"querying {self._url} failed: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._con.close()
-
-
-def _read(con: duckdb.DuckDBPyConnection, url: str) -> pl.DataFrame:
-    """The address table through ``con``, in the common shape."""
-    with _errors("reading the table", url):
-        return table.table_frame(_frame(con.sql(table.READ_SQL)))
 
 
 class _ArrowStream:
@@ -573,11 +447,6 @@ class _ArrowStream:
 
     def __arrow_c_stream__(self, requested_schema: object = None) -> object:
         return self._frame.__arrow_c_stream__(requested_schema)
-
-
-def _frame(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
-    """The rows of ``relation`` as a Polars frame, through the Arrow C stream (no PyArrow)."""
-    return pl.DataFrame(relation)
 
 
 def _drop_lost(
