@@ -23,7 +23,7 @@ from typing import Any
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from etl4all import urls
-from etl4all.broker import amqp_admin, amqp_io
+from etl4all.broker import amqp_admin, amqp_errors, amqp_io
 from etl4all.broker.base import BATCH_ID_HEADER
 from etl4all.broker.dead import DeadLetter, Replayed, Select, buried_headers
 from etl4all.broker.queues import Topology
@@ -246,7 +246,7 @@ class AmqpBroker(Closing):
     def _declare(self, conn: BlockingConnection) -> None:
         """Declare the topology on a new connection and reopen the consumers."""
         topology = self.topology
-        with amqp_io.mapped(self.url, "declaring the queues"):
+        with amqp_errors.mapped(self.url, "declaring the queues"):
             channel = conn.channel()
             channel.exchange_declare(topology.dead_letter_exchange, "fanout", durable=True)
             for spec in topology.queues:
@@ -271,7 +271,8 @@ class AmqpBroker(Closing):
 
     def _publish(self, exchange: str, key: str, body: bytes, properties: Any) -> None:
         started = time.monotonic()
-        with amqp_io.mapped(self.url, f"publishing batch {properties.message_id or '?'} to {key}"):
+        what = f"publishing batch {properties.message_id or '?'} to {key}"
+        with amqp_errors.mapped(self.url, what):
             if self._publisher is None or not self._publisher.is_open:
                 self._publisher = self._io.live().channel()
                 self._publisher.confirm_delivery()
@@ -287,7 +288,7 @@ class AmqpBroker(Closing):
         return consumer
 
     def _open_consumer(self, consumer: _Consumer) -> None:
-        with amqp_io.mapped(self.url, f"consuming from {consumer.queue}"):
+        with amqp_errors.mapped(self.url, f"consuming from {consumer.queue}"):
             channel = self._io.live().channel()
             channel.basic_qos(prefetch_count=self._prefetch)
 
@@ -311,7 +312,7 @@ class AmqpBroker(Closing):
         consumer = self._consumers.pop(queue, None)  # not reopened by _check_consumers
         if consumer is None or consumer.channel is None or not consumer.channel.is_open:
             return
-        with amqp_io.mapped(self.url, f"cancelling the consumer of {queue}"):
+        with amqp_errors.mapped(self.url, f"cancelling the consumer of {queue}"):
             consumer.channel.basic_cancel(consumer.tag)
 
     def _check_consumers(self) -> None:
@@ -344,7 +345,7 @@ class AmqpBroker(Closing):
     def _settle(self, delivery: AmqpDelivery, requeue: bool | None) -> None:
         if self._stale(delivery):
             return
-        with amqp_io.mapped(self.url, f"settling a delivery from {delivery._consumer.queue}"):
+        with amqp_errors.mapped(self.url, f"settling a delivery from {delivery._consumer.queue}"):
             if requeue is None:
                 delivery._channel.basic_ack(delivery._tag)
             else:
@@ -359,7 +360,7 @@ class AmqpBroker(Closing):
             self._settle(delivery, None)
 
     def _delete_topology(self) -> None:
-        with amqp_io.mapped(self.url, "deleting the queues"):
+        with amqp_errors.mapped(self.url, "deleting the queues"):
             for consumer in self._consumers.values():
                 if consumer.channel is not None and consumer.channel.is_open:
                     consumer.channel.close()

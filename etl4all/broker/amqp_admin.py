@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from etl4all.broker import amqp_io
+from etl4all.broker import amqp_errors, amqp_io
 from etl4all.broker.base import DELIVERY_COUNT_HEADER
 from etl4all.broker.dead import DeadLetter, Replayed, Select, replay_headers
 from etl4all.broker.queues import Topology
@@ -54,7 +54,7 @@ class AmqpAdmin:
     def queue(self, queue: str, action: Literal["depth", "consumers", "purge"]) -> int:
         """Messages ready in ``queue`` (``depth``), its consumers (``consumers``), or the
         ready messages dropped (``purge``)."""
-        with amqp_io.mapped(self._url, f"{action} of {queue}"):
+        with amqp_errors.mapped(self._url, f"{action} of {queue}"):
             channel = self._live().channel()
             try:
                 if action == "purge":
@@ -72,7 +72,7 @@ class AmqpAdmin:
         queue, work_queues = self._topology.dead, self._topology.work_queues
         kept: list[DeadLetter] = []
         replayed = Replayed()
-        with amqp_io.mapped(self._url, f"reading the dead letters of {queue}"):
+        with amqp_errors.mapped(self._url, f"reading the dead letters of {queue}"):
             channel = self._live().channel()
             ready = channel.queue_declare(queue, passive=True).method.message_count
             try:

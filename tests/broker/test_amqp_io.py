@@ -11,7 +11,7 @@ import pytest
 from virtual_clock import VirtualClock
 
 from etl4all import urls
-from etl4all.broker import amqp_io
+from etl4all.broker import amqp_errors, amqp_io
 from etl4all.broker.amqp import AmqpBroker
 from etl4all.errors import BrokerConfigError, BrokerError, ConfigError
 
@@ -33,7 +33,8 @@ URL = "amqp://guest:s3cret@127.0.0.1:5672/"
     ],
 )
 def test_faults_retrying_cannot_fix_are_config_errors(error: px.AMQPError, hint: str) -> None:
-    with pytest.raises(BrokerConfigError, match=hint) as info, amqp_io.mapped(URL, "connecting"):
+    connecting = amqp_errors.mapped(URL, "connecting")
+    with pytest.raises(BrokerConfigError, match=hint) as info, connecting:
         raise error
     assert isinstance(info.value, ConfigError)
     assert type(info.value).retryable is False
@@ -53,7 +54,8 @@ def test_faults_retrying_cannot_fix_are_config_errors(error: px.AMQPError, hint:
     ],
 )
 def test_other_faults_are_retryable(error: px.AMQPError) -> None:
-    with pytest.raises(BrokerError, match="retrying") as info, amqp_io.mapped(URL, "publishing"):
+    publishing = amqp_errors.mapped(URL, "publishing")
+    with pytest.raises(BrokerError, match="retrying") as info, publishing:
         raise error
     assert type(info.value) is BrokerError
     assert type(info.value).retryable is True
@@ -61,7 +63,7 @@ def test_other_faults_are_retryable(error: px.AMQPError) -> None:
 
 def test_a_cut_connection_is_called_a_cut_not_a_protocol_error() -> None:
     """Issue 17, item 11: a broker cut was logged as ``IncompatibleProtocolError``."""
-    with pytest.raises(BrokerError) as info, amqp_io.mapped(URL, "connecting"):
+    with pytest.raises(BrokerError) as info, amqp_errors.mapped(URL, "connecting"):
         raise px.IncompatibleProtocolError("StreamLostError: ('Transport indicated EOF',)")
     assert "connecting failed: the connection was cut (" in str(info.value)
     assert "IncompatibleProtocolError:" not in str(info.value) and info.value.retryable
