@@ -6,7 +6,8 @@ a record that is not a valid point is ONE reject with its reasons (``unrecognize
 ``orphan_distance``), the first of which, and so the reject's key, stays the same while its
 file grows. The work is Polars expressions over all lines at once, no Python loop per line.
 The format, the grouping rules and the reasons: docs/data.md (Input: data_points files);
-where records start and end in raw bytes: :mod:`etl4all.parsing.records`.
+the line patterns: :mod:`.lines`; the rejects' reasons and details: :mod:`.rejects`; where
+records start and end in raw bytes: :mod:`.records`.
 """
 
 from __future__ import annotations
@@ -16,76 +17,9 @@ from typing import NamedTuple
 import polars as pl
 
 from etl4all import frames
+from etl4all.parsing import rejects
+from etl4all.parsing.lines import DIST_LINE, LAT_LINE, LON_LINE, OTHER_LINE, PATTERNS, off
 from etl4all.parsing.records import BOM
-
-DMS_TOLERANCE = 0.0005
-"""Degrees the DMS text may differ from the decimal value (a rounded second is 0.00014°)."""
-
-REASONS = (
-    "unrecognized",
-    "out_of_range",
-    "dms_mismatch",
-    "missing_longitude",
-    "missing_latitude",
-    "orphan_distance",
-)
-"""Every reason a parse reject can have, in their order of precedence at one line."""
-
-# ASCII classes ([0-9], [ \t]) keep the regex engine several times faster than \d and \s, and
-# so does a mandatory DMS part: lines without DMS text go through a second, rarer pattern.
-_SP = "[ \t]"
-_NUM = r"([-+]?[0-9]+(?:\.[0-9]+)?)"
-_DMS = (
-    rf"([0-9]{{1,3}}){_SP}*°{_SP}*([0-9]{{1,2}}){_SP}*[′']{_SP}*"
-    rf"([0-9]{{1,2}}(?:\.[0-9]+)?){_SP}*(?:″|''|\"){_SP}*(HEMI){_SP}+"
-)
-_PATTERNS = {
-    "lat": (
-        "Latitude",
-        rf"^Latitude{_SP}*:{_SP}*" + _DMS.replace("HEMI", "[NSns]") + _NUM + "$",
-        rf"^Latitude{_SP}*:{_SP}*()()()(){_NUM}$",
-    ),
-    "lon": (
-        "Longitude",
-        rf"^Longitude{_SP}*:{_SP}*" + _DMS.replace("HEMI", "[EWew]") + _NUM + "$",
-        rf"^Longitude{_SP}*:{_SP}*()()()(){_NUM}$",
-    ),
-    "dist": (
-        "Distance",
-        rf"^Distance{_SP}*:{_SP}*{_NUM}{_SP}*(?i:km){_SP}+(?i:Bearing){_SP}*:{_SP}*{_NUM}{_SP}*°?$",
-        None,
-    ),
-}
-"""Per line kind: its label, its regex, and the regex for the variant without DMS text.
-A label in another case is put in this one first (:func:`_canonical_labels`)."""
-_LAT, _LON = r"^(?i:Latitude)", r"^(?i:Longitude)"
-_DETAILS = (
-    (
-        r"\x00",
-        "NUL bytes (shown as \u2400): the file holds binary data or zero padding, e.g. a copy "
-        "cut short",
-    ),
-    (
-        rf"(?:{_LAT}|{_LON}){_SP}*:.*[0-9],[0-9]",
-        "decimal comma: write -30.04982864, not -30,04982864",
-    ),
-    (
-        rf"(?:{_LAT}|{_LON}){_SP}*:{_SP}*"
-        + _DMS.replace("HEMI", "[NSEWnsew]").removesuffix("+")
-        + "*$",
-        "DMS text only: the decimal value must follow it, as in 30°02′59″S -30.04982864",
-    ),
-    (
-        rf"(?:{_LAT}|{_LON}|^(?i:Distance)){_SP}*:",
-        "labelled line in another layout than 'Latitude: [30°02′59″S] -30.04982864'",
-    ),
-)
-"""Why an ``unrecognized`` line was not read, when it looks like one that could have been: the
-first pattern that matches names the likely cause (the reject's ``detail``)."""
-_OTHER_LINE, _LAT_LINE, _LON_LINE, _DIST_LINE = 0, 1, 2, 3
-"""Line labels (none, Latitude, Longitude, Distance), as small integers: cheaper to shift and
-compare than strings; a line's label says which record it belongs to, its format whether it
-is read."""
 
 
 class Parsed(NamedTuple):
@@ -181,9 +115,9 @@ def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
     in_good = (
         pl.col("good")
         | pl.col("good").shift(1, fill_value=False)
-        | (pl.col("good").shift(2, fill_value=False) & (pl.col("label") == _DIST_LINE))
+        | (pl.col("good").shift(2, fill_value=False) & (pl.col("label") == DIST_LINE))
     )
-    dist_row = (pl.col("label").shift(-2) == _DIST_LINE).fill_null(False)
+    dist_row = (pl.col("label").shift(-2) == DIST_LINE).fill_null(False)
     good = pl.col("good")
     points = rows.select(
         pl.lit(source).alias("source"),
@@ -196,7 +130,7 @@ def parse_lines(lines: pl.DataFrame, source: str) -> Parsed:
     bad = rows.with_columns(fresh=in_good.shift(1, fill_value=True)).filter(~in_good)
     return Parsed(
         frames.cast_frame(points, frames.POINTS_SCHEMA),
-        frames.cast_frame(_rejects(bad, source), frames.REJECTS_SCHEMA),
+        frames.cast_frame(rejects.per_record(bad, source), frames.REJECTS_SCHEMA),
     )
 
 
@@ -220,7 +154,7 @@ def _unglued(lines: pl.DataFrame) -> pl.DataFrame:
 
 def _fields(text: pl.Series) -> tuple[list[pl.Series], pl.Series]:
     """Values of each line kind, full length, null where a line is not of that kind (or not
-    in its format); and each line's label (:data:`_LAT_LINE`... or :data:`_OTHER_LINE`).
+    in its format); and each line's label (:data:`LAT_LINE`... or :data:`OTHER_LINE`).
 
     Each regex runs only on the lines that start with its label, the kinds in parallel;
     the results are scattered back to their rows.
@@ -230,15 +164,15 @@ def _fields(text: pl.Series) -> tuple[list[pl.Series], pl.Series]:
     if unlabelled.len():
         text = _canonical_labels(text, unlabelled)
         starts = _labelled(text)
-    where = {kind: starts[kind].arg_true() for kind in _PATTERNS}
+    where = {kind: starts[kind].arg_true() for kind in PATTERNS}
     lines = {kind: text.gather(rows) for kind, rows in where.items()}
     lat, lon, dist = (
-        _with_plain(found, lines[kind], _PATTERNS[kind][2])
+        _with_plain(found, lines[kind], PATTERNS[kind][2])
         for kind, found in zip(
-            _PATTERNS,
+            PATTERNS,
             pl.collect_all(
                 lines[kind].to_frame().lazy().select(pl.col("text").str.extract_groups(regex))
-                for kind, (_, regex, _) in _PATTERNS.items()
+                for kind, (_, regex, _) in PATTERNS.items()
             ),
             strict=True,
         )
@@ -249,8 +183,8 @@ def _fields(text: pl.Series) -> tuple[list[pl.Series], pl.Series]:
         "dist": dist.select(_number("1").alias("dist"), _number("2").alias("bearing")),
     }
     empty = pl.repeat(None, len(text), dtype=pl.Float64, eager=True)
-    label = pl.repeat(_OTHER_LINE, len(text), dtype=pl.UInt8, eager=True).alias("label")
-    for kind, code in (("lat", _LAT_LINE), ("lon", _LON_LINE), ("dist", _DIST_LINE)):
+    label = pl.repeat(OTHER_LINE, len(text), dtype=pl.UInt8, eager=True).alias("label")
+    for kind, code in (("lat", LAT_LINE), ("lon", LON_LINE), ("dist", DIST_LINE)):
         label = label.scatter(where[kind], code)
     return [
         empty.alias(values.name).scatter(where[kind], values)
@@ -260,15 +194,15 @@ def _fields(text: pl.Series) -> tuple[list[pl.Series], pl.Series]:
 
 
 def _labelled(text: pl.Series) -> dict[str, pl.Series]:
-    """Per line kind, whether each line starts with its label (as written in :data:`_PATTERNS`)."""
-    return {kind: text.str.starts_with(label) for kind, (label, *_) in _PATTERNS.items()}
+    """Per line kind, whether each line starts with its label (as written in :data:`PATTERNS`)."""
+    return {kind: text.str.starts_with(label) for kind, (label, *_) in PATTERNS.items()}
 
 
 def _canonical_labels(text: pl.Series, rows: pl.Series) -> pl.Series:
-    """``text`` with the label of the lines at ``rows`` put in the case of :data:`_PATTERNS`
+    """``text`` with the label of the lines at ``rows`` put in the case of :data:`PATTERNS`
     where it is in another (``LATITUDE:``, ``distance:``); other lines stay as they are."""
     odd = text.gather(rows)
-    for label, *_ in _PATTERNS.values():
+    for label, *_ in PATTERNS.values():
         odd = odd.str.replace(f"^(?i:{label})", label)
     return text.scatter(rows, odd)
 
@@ -303,151 +237,13 @@ def _good() -> pl.Expr:
     line right after it, a readable Distance line or none after that, values in range and
     the DMS text (when given) agreeing with them."""
     lat, lon = pl.col("lat"), pl.col("lon").shift(-1)
-    dist_row = pl.col("label").shift(-2) == _DIST_LINE
+    dist_row = pl.col("label").shift(-2) == DIST_LINE
     return (
         lat.is_not_null()
         & lon.is_not_null()
         & (~dist_row | pl.col("dist").shift(-2).is_not_null()).fill_null(True)
         & (lat.abs() <= 90)
         & (lon.abs() <= 180)
-        & ~_off("lat_dms", lat)
-        & ~_off(pl.col("lon_dms").shift(-1), lon)
+        & ~off("lat_dms", lat)
+        & ~off(pl.col("lon_dms").shift(-1), lon)
     ).fill_null(False)
-
-
-def _off(dms: str | pl.Expr, value: pl.Expr) -> pl.Expr:
-    """Whether DMS text and decimal disagree (false where there is no DMS text)."""
-    dms = pl.col(dms) if isinstance(dms, str) else dms
-    return ((dms - value).abs() > DMS_TOLERANCE).fill_null(False)
-
-
-def _rejects(bad: pl.DataFrame, source: str) -> pl.DataFrame:
-    """One reject per bad record, from the rows that are in no good record (in line order,
-    ``fresh`` where the row before ends a good record or there is none)."""
-    if bad.is_empty():
-        return frames.empty(frames.REJECTS_SCHEMA)
-    records = _records(bad)
-    reasons = _reasons(records)
-    return records.filter(pl.col("start")).select(
-        pl.lit(source).alias("source"),
-        "line",
-        reason=reasons.str.extract("^([a-z_]+)"),
-        text=frames.reject_text(
-            pl.lit(_join_runs(records.get_column("text"), records.get_column("start"), "\n"))
-        ),
-        detail=_record_details(records, reasons.len()),
-        reasons=reasons,
-    )
-
-
-def _records(bad: pl.DataFrame) -> pl.DataFrame:
-    """``bad`` with where each record starts (``start``), its number (``record``, from 1),
-    and each row's faults: a boolean column per reason (see the module docstring)."""
-    label = pl.col("label")
-    garbage_starts = (label == _OTHER_LINE) & (
-        pl.col("fresh") | label.shift(1).is_in([_LON_LINE, _DIST_LINE])
-    )
-    marker = pl.when(label != _OTHER_LINE).then(label).when(garbage_starts).then(_OTHER_LINE)
-    above = marker.shift(1).forward_fill()  # the kind of the record above, as far as it got
-    starts = (
-        pl.col("fresh")  # after a good record (or at the start), whatever the label
-        | garbage_starts
-        | (label == _LAT_LINE)
-        | ((label == _LON_LINE) & (above >= _LON_LINE))
-        | ((label == _DIST_LINE) & (above >= _DIST_LINE))
-    )
-    start = pl.col("start")
-    lons = (label == _LON_LINE).cast(pl.UInt32)
-    first = pl.when(start).then(label).forward_fill()  # the label of the record's first line
-    has_lon = (  # Longitude lines up to the record's end > up to its start
-        pl.when(start.shift(-1, fill_value=True)).then(lons.cum_sum()).backward_fill()
-        > pl.when(start).then(lons.cum_sum() - lons).forward_fill()
-    )
-    return (
-        bad.with_columns(start=starts)
-        .with_columns(record=start.cum_sum(), first=first, has_lon=has_lon)
-        .with_columns(
-            unrecognized=pl.coalesce("lat", "lon", "dist").is_null(),
-            out_of_range=((pl.col("lat").abs() > 90) | (pl.col("lon").abs() > 180)).fill_null(
-                False
-            ),
-            dms_mismatch=_off("lat_dms", pl.col("lat")) | _off("lon_dms", pl.col("lon")),
-            missing_longitude=(label == _LAT_LINE) & ~pl.col("has_lon"),
-            missing_latitude=(label == _LON_LINE) & (pl.col("first") != _LAT_LINE),
-            orphan_distance=(label == _DIST_LINE)
-            & (pl.col("first") != _LAT_LINE)
-            & ~pl.col("has_lon"),
-        )
-    )
-
-
-def _reasons(records: pl.DataFrame) -> pl.Series:
-    """Each record's reasons, comma-separated: in line order, and at one line in the order
-    of :data:`REASONS`, each reason where it is first found."""
-    new = pl.sum_horizontal(  # the faults first found in its record at each line, as bits
-        _first_in_record(reason).cast(pl.UInt8) * (1 << bit)
-        for bit, reason in enumerate(REASONS)
-        if records.get_column(reason).any()
-    )
-    # a bad record always has a fault (else it would be good): each has rows listed here
-    listed = records.select("record", new=new).filter(pl.col("new") > 0)
-    return _join_runs(
-        listed.get_column("new").replace_strict(_REASON_LISTS, return_dtype=pl.String),
-        listed.select(pl.col("record").diff().fill_null(1) > 0).to_series(),
-        ",",
-    )
-
-
-def _record_details(records: pl.DataFrame, count: int) -> pl.Series:
-    """Per record, the likely cause of its first unrecognized line that has one, else null."""
-    nul = pl.col("text").str.contains("\x00", literal=True)  # a label NUL bytes broke, too
-    labelled = pl.col("unrecognized") & ((pl.col("label") != _OTHER_LINE) | nul)
-    found = records.select("record", detail=_detail(records, labelled))
-    explained = found.filter(pl.col("detail").is_not_null()).unique(
-        "record", keep="first", maintain_order=True
-    )
-    return pl.repeat(None, count, dtype=pl.String, eager=True).scatter(
-        explained.get_column("record") - 1, explained.get_column("detail")
-    )
-
-
-_REASON_LISTS = {
-    mask: ",".join(reason for bit, reason in enumerate(REASONS) if mask & (1 << bit))
-    for mask in range(1, 1 << len(REASONS))
-}
-"""The reasons of a line, comma-separated, by the bit mask of their places in REASONS."""
-
-
-def _first_in_record(reason: str) -> pl.Expr:
-    """Whether a row has the fault ``reason`` and no row before it in its record has (rows
-    numbered by ``record``): a reason is listed once, where it is first found."""
-    fault, record = pl.col(reason), pl.col("record")
-    last_with_it = pl.when(fault).then(record).forward_fill().shift(1)
-    return fault & (last_with_it != record).fill_null(True)
-
-
-def _join_runs(texts: pl.Series, starts: pl.Series, separator: str) -> pl.Series:
-    """The strings of each run of ``texts`` joined with ``separator``, a run starting at
-    each true of ``starts`` (the first is true)."""
-    return (
-        pl.DataFrame({"run": starts.cum_sum(), "text": texts})
-        .group_by("run", maintain_order=True)
-        .agg(pl.col("text").str.join(separator))
-        .get_column("text")
-    )
-
-
-def _detail(rows: pl.DataFrame, labelled_unrecognized: pl.Expr) -> pl.Series:
-    """The likely cause of each ``unrecognized`` labelled line of ``rows`` (see
-    :data:`_DETAILS`), else null; the patterns run only on those lines (all start with a
-    label, or hold NUL bytes)."""
-    where = rows.select(labelled_unrecognized).to_series().arg_true()
-    details = pl.repeat(None, rows.height, dtype=pl.String, eager=True)
-    if not where.len():
-        return details
-    text = pl.col("text")
-    found = pl.lit(None, dtype=pl.String)
-    for pattern, detail in reversed(_DETAILS):
-        found = pl.when(text.str.contains(pattern)).then(pl.lit(detail)).otherwise(found)
-    texts = rows.get_column("text").gather(where).to_frame()
-    return details.scatter(where, texts.select(found).to_series())

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from etl4all import frames
-from etl4all.parsing.parse import REASONS, not_text, parse, split_lines
+from etl4all.parsing.parse import not_text, parse, split_lines
 from etl4all.parsing.records import complete_end
+from etl4all.parsing.rejects import REASONS
 
 LAT = "Latitude: 30°02′59″S   -30.04982864"
 LON = "Longitude: 51°12′05″W   -51.20150245"
