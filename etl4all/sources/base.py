@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import BinaryIO, Protocol, Self, runtime_checkable
+import logging
+import tempfile
+from typing import IO, BinaryIO, Protocol, Self, runtime_checkable
 
 from etl4all.closing import Closing
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +61,34 @@ class Source(Protocol):
 
 
 class Downloading(Closing):
-    """A remote source whose :meth:`read` is its :meth:`open` (a temporary file) read whole."""
+    """A remote source that reads a file by downloading it (:meth:`_fetch`) into a temporary
+    file, on disk rather than in memory; :meth:`read` reads that file whole."""
+
+    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
+        """Write the content of ``ref`` to ``local``."""
+        raise NotImplementedError
+
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        """Translate the client's errors during ``action`` into ``SourceError``."""
+        raise NotImplementedError
 
     def open(self, ref: FileRef) -> BinaryIO:
-        raise NotImplementedError
+        """Download ``ref`` into a temporary file, opened at its start; the caller closes it.
+
+        Raises:
+            SourceError: connection or transfer failed, or the file is gone.
+        """
+        local = tempfile.TemporaryFile(prefix="etl4all-download-")  # noqa: SIM115
+        try:
+            with self._errors(f"download of {ref.name}"):
+                self._fetch(ref, local)
+        except BaseException:
+            local.close()
+            raise
+        if (size := local.tell()) != ref.size:
+            log.debug("%s changed since listed: %d bytes, listed %d", ref.key, size, ref.size)
+        local.seek(0)
+        return local
 
     def read(self, ref: FileRef) -> bytes:
         """Download ``ref`` into memory.

@@ -18,10 +18,9 @@ import logging
 import posixpath
 import shutil
 import stat
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, ClassVar, TypeVar
+from typing import IO, Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 with warnings.catch_warnings():
@@ -143,31 +142,15 @@ class FtpSource(Downloading):
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
 
-    def open(self, ref: FileRef) -> BinaryIO:
-        """Download ``ref`` into a temporary file (on disk, not in memory), opened at its start.
-
-        Raises:
-            SourceError: connection or transfer failed, or the file is gone.
-        """
-        local = tempfile.TemporaryFile(prefix="etl4all-ftp-")  # noqa: SIM115 (the caller closes)
-        try:
-            with self._errors(f"download of {ref.name}"):
-                host = self._hosts.get()
-                root = self._root_of(host)
-                # a single-file URL's key, maybe after the warehouse scope (ExtractConfig.scoped)
-                single = ref.key.endswith(self._base_key)
-                path = root if single else posixpath.join(root, ref.name)
-                log.debug("RETR %s from %s", path, self._safe_url)
-                with host.open(path, "rb") as remote:
-                    shutil.copyfileobj(remote, local, _COPY_BYTES)
-        except BaseException:
-            local.close()
-            raise
-        size = local.tell()
-        if size != ref.size:
-            log.debug("%s changed since listed: %d bytes, listed %d", ref.key, size, ref.size)
-        local.seek(0)
-        return local
+    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
+        host = self._hosts.get()
+        root = self._root_of(host)
+        # a single-file URL's key, maybe after the warehouse scope (ExtractConfig.scoped)
+        single = ref.key.endswith(self._base_key)
+        path = root if single else posixpath.join(root, ref.name)
+        log.debug("RETR %s from %s", path, self._safe_url)
+        with host.open(path, "rb") as remote:
+            shutil.copyfileobj(remote, local, _COPY_BYTES)
 
     def close(self) -> None:
         """Close the connections of every thread."""

@@ -33,10 +33,9 @@ import contextlib
 import logging
 import posixpath
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any
 from urllib.parse import quote
 
 import boto3
@@ -131,25 +130,12 @@ class S3Source(Downloading):
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
 
-    def open(self, ref: FileRef) -> BinaryIO:
-        """Download ``ref`` into a temporary file (on disk, not in memory), opened at its start.
-
-        Raises:
-            SourceError: the store failed, or the object is gone.
-        """
+    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
         key = self._prefix if self._single else self._folder + ref.name
-        local = tempfile.TemporaryFile(prefix="etl4all-s3-")  # noqa: SIM115 (the caller closes)
-        try:
-            with self._errors(f"download of {ref.name}"):
-                log.debug("GET %s from %s", key, self._safe_url)
-                body = self._s3().get_object(Bucket=self._bucket, Key=key)["Body"]
-                with contextlib.closing(body):
-                    shutil.copyfileobj(body, local, _COPY_BYTES)
-        except BaseException:
-            local.close()
-            raise
-        local.seek(0)
-        return local
+        log.debug("GET %s from %s", key, self._safe_url)
+        body = self._s3().get_object(Bucket=self._bucket, Key=key)["Body"]
+        with contextlib.closing(body):
+            shutil.copyfileobj(body, local, _COPY_BYTES)
 
     def close(self) -> None:
         """Close the client's connections."""

@@ -37,10 +37,9 @@ import contextlib
 import logging
 import os
 import posixpath
-import tempfile
 import threading
 from collections.abc import Coroutine, Iterator
-from typing import IO, Any, BinaryIO, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 from urllib.parse import quote
 
 import asyncssh
@@ -127,24 +126,8 @@ class SftpSource(Downloading):
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
 
-    def open(self, ref: FileRef) -> BinaryIO:
-        """Download ``ref`` into a temporary file (on disk, not in memory), opened at its start.
-
-        Raises:
-            SourceError: connection or transfer failed, or the file is gone.
-        """
-        local = tempfile.TemporaryFile(prefix="etl4all-sftp-")  # noqa: SIM115 (the caller closes)
-        try:
-            with self._errors(f"download of {ref.name}"):
-                self._run(self._download(ref, local))
-        except BaseException:
-            local.close()
-            raise
-        size = local.tell()
-        if size != ref.size:
-            log.debug("%s changed since listed: %d bytes, listed %d", ref.key, size, ref.size)
-        local.seek(0)
-        return local
+    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
+        self._run(self._download(ref, local))
 
     def close(self) -> None:
         """Close the connection and stop the event loop thread."""
