@@ -26,8 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from etl4all import frames
-from etl4all.errors import ConfigError, DataError
+from etl4all.errors import ConfigError
 from etl4all.warehouse import ddl, duckdb_read, file_versions, table
 from etl4all.warehouse.duckdb_connection import WRITABLE_HINT, errors, opening, path_of
 from etl4all.warehouse.file_versions import FileRow
@@ -381,14 +380,7 @@ class DuckdbWarehouse(table.SqlWarehouse):
         with errors(what, self._url):
             return duckdb_read.frame(self._connection().sql(sql, params=params))
 
-    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
-        """Record rejects in the ``reject`` table; the number of rows added."""
-        if rejects.is_empty():
-            return 0
-        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
-        sources = rejects.get_column("source").unique().to_list()
-        if version is not None and len(sources) != 1:
-            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
+    def _load_rejects(self, rejects: pl.DataFrame, sources: list[str], version: int | None) -> int:
         con = self._connection()
         what = f"recording {rejects.height} rejects"
         with errors(what, self._url), self._registered(rejects), self._transaction(con):

@@ -10,8 +10,6 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from etl4all import frames
-from etl4all.errors import DataError
 from etl4all.warehouse import file_versions
 from etl4all.warehouse.file_versions import FileRow
 from etl4all.warehouse.table import SqlWarehouse
@@ -55,14 +53,8 @@ class ServerWarehouse(SqlWarehouse):
                 found.update(self._file_rows.ids(cur, missing))
         return found
 
-    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
-        """Record rejects in the ``reject`` table (bulk-loaded, then one insert); rows added."""
-        if rejects.is_empty():
-            return 0
-        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
-        sources = rejects.get_column("source").unique().to_list()
-        if version is not None and len(sources) != 1:
-            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
+    def _load_rejects(self, rejects: pl.DataFrame, sources: list[str], version: int | None) -> int:
+        """Bulk-loaded, then one insert."""
         files = self._files(sources)
         with self._transaction(f"recording {rejects.height} rejects") as cur:
             if version is not None:

@@ -322,6 +322,26 @@ class SqlWarehouse(Closing):
         transaction; nothing when the file has a newer version."""
         raise NotImplementedError
 
+    def load_rejects(self, rejects: pl.DataFrame, *, version: int | None = None) -> int:
+        """Record rejects in the ``reject`` table; the rows added (see the ``Warehouse``
+        protocol).
+
+        Raises:
+            DataError: rejects of one file version (``version`` given) from several files.
+        """
+        if rejects.is_empty():
+            return 0
+        rejects = frames.cast_frame(rejects, frames.REJECTS_SCHEMA)  # fills a missing detail
+        sources = rejects.get_column("source").unique().to_list()
+        if version is not None and len(sources) != 1:
+            raise DataError(f"rejects of one file version come from one file, not {sources[:3]}")
+        return self._load_rejects(rejects, sources, version)
+
+    def _load_rejects(self, rejects: pl.DataFrame, sources: list[str], version: int | None) -> int:
+        """Record ``rejects`` of files ``sources`` in one transaction; nothing when
+        ``version`` is given and stale."""
+        raise NotImplementedError
+
     def _merge(
         self, new: pl.DataFrame, known: pl.DataFrame, sources: list[str], version: int | None
     ) -> tuple[int, int] | None:
