@@ -36,6 +36,7 @@ from etl4all.sources.ftp import FtpSource
 from etl4all.state.redis import RedisState
 from etl4all.timeouts import timed_out
 from etl4all.warehouse.mysql import MySqlWarehouse
+from etl4all.warehouse.postgres import PostgresWarehouse
 
 BOUND = 20.0
 """Seconds any call below may take at most: its timeouts (1 s or less, a few attempts) plus
@@ -74,6 +75,16 @@ def test_mysql(accept: bool, what: str) -> None:
             bounded(BOUND, lambda: MySqlWarehouse(url=url))
     text = one_line(info.value, server, what, "connect_timeout")
     assert text.startswith(f"connecting on mysql://root:***@127.0.0.1:{server.port}/etl4all")
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_postgresql(accept: bool) -> None:
+    with SilentServer(accept=accept) as server:
+        url = server.url("postgresql", "/etl4all?connect_timeout=1", f"etl:{SECRET}")
+        with pytest.raises(WarehouseError) as info:
+            bounded(BOUND, lambda: PostgresWarehouse(url=url))
+    text = one_line(info.value, server, "did not complete the connection", "connect_timeout")
+    assert text.startswith(f"connecting on postgresql://etl:***@127.0.0.1:{server.port}/etl4all")
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ URL: ``postgresql://user:password@host:5432/database`` (or ``postgres://``; pass
 URL-escaped; no password: libpq's ``~/.pgpass`` or trust). Query options go to libpq as they
 are: ``connect_timeout`` (whole seconds, default 10), ``sslmode``, ``sslrootcert``, ``sslcert``,
 ``sslkey`` (without ``sslmode``, libpq's ``prefer``: TLS when the server offers it, its
-certificate unchecked; in production give ``sslmode=verify-full`` and ``sslrootcert``).
+certificate unchecked; in production give ``sslmode=verify-full`` and ``sslrootcert``); and
+etl4all's ``statement_timeout`` and ``lock_timeout`` (seconds, default 300 and 50).
 Driver: psycopg 3 (``pip install 'etl4all[postgres]'``); the whole-table read
 through connectorx (the same extra).
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from etl4all import warehouse as warehouse_role
 from etl4all.cli import cli
-from etl4all.errors import ConfigError, DataError
+from etl4all.errors import ConfigError, DataError, WarehouseError
 from etl4all.report.queries import AnalysisDatabase
 from etl4all.warehouse.base import LoadResult
 from etl4all.warehouse.postgres import PostgresWarehouse
@@ -171,6 +171,40 @@ def test_an_unknown_role_is_a_config_error_without_the_password(postgres_url: st
 def test_unknown_options_are_refused(postgres_url: str) -> None:
     with pytest.raises(ConfigError, match="unknown options"):
         PostgresWarehouse(url=postgres_url + "?read_timeout=3")
+
+
+def test_a_statement_past_its_timeout_fails_in_one_retryable_line(
+    postgres_url: str, warehouse: PostgresWarehouse
+) -> None:
+    reader = PostgresWarehouse.reader(postgres_url + "?statement_timeout=0.2")
+    try:
+        with pytest.raises(WarehouseError) as info:
+            reader.run("SELECT pg_sleep(60)", [])
+        assert reader.run("SELECT 1 AS one", []).item() == 1  # the session goes on
+    finally:
+        reader.close()
+    text = str(info.value)
+    assert type(info.value).retryable and "\n" not in text
+    assert "did not finish within 0.2 s (statement_timeout)" in text
+
+
+def test_a_load_behind_a_transaction_that_never_ends_fails_retryably(
+    postgres_url: str, warehouse: PostgresWarehouse
+) -> None:
+    warehouse.load(addresses(2), NONE)
+    with psycopg.connect(postgres_url) as holder:  # its transaction holds the lock until exit
+        holder.execute("LOCK TABLE address IN ACCESS EXCLUSIVE MODE")
+        late = pytest.raises(WarehouseError, match=r"within 0\.2 s \(lock_timeout\)")
+        with PostgresWarehouse(url=postgres_url + "?lock_timeout=0.2") as blocked, late:
+            blocked.load(addresses(3, offset=10), NONE)
+    assert stored(warehouse).height == 2  # nothing of the batch was committed
+    assert warehouse.load(addresses(3, offset=10), NONE) == LoadResult(inserted=3)
+
+
+@pytest.mark.parametrize("query", ["statement_timeout=soon", "lock_timeout=-1"])
+def test_timeouts_must_be_seconds(query: str) -> None:
+    with pytest.raises(ConfigError, match="must be seconds"):
+        Dsn.parse(f"postgresql://etl@db.example/w?{query}")
 
 
 def test_a_tls_set_up_that_cannot_verify_is_a_config_error(
