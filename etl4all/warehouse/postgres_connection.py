@@ -145,7 +145,8 @@ def errors(what: str, dsn: Dsn) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         state = exc.sqlstate or ""
-        said = urls.redact(str(exc).strip()) or type(exc).__name__
+        lines = (line.strip() for line in str(exc).splitlines())  # libpq's hints: a line each
+        said = urls.redact(" ".join(line for line in lines if line)) or type(exc).__name__
         text = f"{what} on {dsn.url} failed: {said}"
         if state in _SETUP or (not state and missing_database(exc)):
             raise ConfigError(f"{text}; create them with `etl4all init-db`") from exc
