@@ -7,7 +7,8 @@ are: ``connect_timeout`` (whole seconds, default 10), ``sslmode``, ``sslrootcert
 certificate unchecked; in production give ``sslmode=verify-full`` and ``sslrootcert``); and
 etl4all's ``statement_timeout`` and ``lock_timeout`` (seconds, default 300 and 50).
 Driver: psycopg 3 (``pip install 'etl4all[postgres]'``); the whole-table read
-through connectorx (the same extra).
+through connectorx (the same extra), or psycopg when the URL names a certificate file or a
+``verify-*`` mode, which connectorx cannot take.
 
 ``init-db`` creates the database when it is missing (the user needs ``CREATEDB``), then the
 tables from ``sql/postgres/``. When ``CREATE EXTENSION IF NOT EXISTS postgis`` succeeds (the
@@ -171,12 +172,13 @@ class PostgresWarehouse(ServerWarehouse):
         return found.drop(postgres_read.GEOMETRY, strict=False)
 
     def read(self) -> pl.DataFrame:
-        """The whole address table ordered by ``id``, through connectorx."""
+        """The whole address table ordered by ``id``, through connectorx (psycopg over
+        verified TLS: :func:`postgres_read.read_table`)."""
         return postgres_read.read_table(self._dsn)
 
     @classmethod
     def read_url(cls, url: str) -> pl.DataFrame:
-        """The address table at ``url`` through connectorx; no psycopg connection is opened.
+        """The address table at ``url`` through connectorx (psycopg over verified TLS).
 
         Raises:
             ConfigError: a bad URL, or no such database or table.

@@ -46,6 +46,9 @@ _NO_DATABASE = "does not exist"
 _TLS = ("SSL", "certificate")
 """What libpq's refusals of a TLS set-up say (no SSL on the server, a certificate that does
 not verify, a CA file missing): the URL's ``ssl*`` options or the server are to be fixed."""
+_HBA = "pg_hba.conf"
+"""What the server's refusal by its ``pg_hba.conf`` says (e.g. a plain connection to a server
+that demands TLS): retrying cannot help."""
 _SETUP = {"42P01", "42703", "3D000", "3F000"}
 """No such table, column, database or schema: ``etl4all init-db`` makes them."""
 _GRANTS = {"42501"}
@@ -173,7 +176,8 @@ def errors(what: str, dsn: Dsn) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         state = exc.sqlstate or ""
-        said = urls.redact(str(exc).strip()) or type(exc).__name__
+        lines = (line.strip() for line in str(exc).splitlines())  # libpq's hints: a line each
+        said = urls.redact(" ".join(line for line in lines if line)) or type(exc).__name__
         text = f"{what} on {dsn.url} failed: {said}"
         if state in _SETUP or (not state and missing_database(exc)):
             raise ConfigError(f"{text}; create them with `etl4all init-db`") from exc
@@ -181,6 +185,8 @@ def errors(what: str, dsn: Dsn) -> Iterator[None]:
             raise ConfigError(f"{text}; check the user and password in the URL") from exc
         if not state and any(tls in said for tls in _TLS):
             raise ConfigError(f"{text}; check the URL's sslmode and sslrootcert") from exc
+        if not state and _HBA in said:
+            raise ConfigError(f"{text}; check the URL's sslmode, user and database") from exc
         if state in _GRANTS:
             raise ConfigError(f"{text}; check the user's grants on the server") from exc
         if state in _TIMEOUTS and _TIMEOUTS[state].replace("_", " ") in said:

@@ -7,7 +7,10 @@ quoted names and comments alone) and go to the server with their values through 
 unchanged. Column types come from the server's description of the result, so an empty column
 has its type too; a ``NUMERIC`` without a declared scale (a sum, a minimum) takes the scale of
 its values (whole numbers as Int64). The whole table goes through connectorx, which streams
-straight into Arrow. :class:`PostgresReader` is the read-only session the report opens.
+straight into Arrow, except over verified TLS: connectorx's ``sslmode`` knows only
+``disable``, ``prefer`` and ``require`` and it takes no certificate file, so such a warehouse is
+read through psycopg, verified as its other connections are. :class:`PostgresReader` is the
+read-only session the report opens.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ _FLOATS = {"float4", "float8"}
 _TIMES = {"timestamp", "timestamptz", "date"}
 GEOMETRY = "geom"
 """The PostGIS column of ``address`` (when the extension is there), left out of its reads."""
+_CONNECTORX_MODES = {"disable", "prefer", "require"}
+"""The ``sslmode`` values connectorx takes (libpq's default ``prefer`` among them)."""
+_CERTIFICATE_FILES = {"sslrootcert", "sslcert", "sslkey"}
 READ_SQL = f"SELECT id, {', '.join(table.COLUMNS)}, created_at, updated_at FROM address ORDER BY id"
 """The whole-table read, in the common column order, without the geometry."""
 
@@ -113,14 +119,32 @@ class PostgresReader:
         self._conn.close()
 
 
+def _connectorx_reads(dsn: Dsn) -> bool:
+    """Whether connectorx connects to ``dsn`` as libpq would: no certificate file, a mode it
+    knows."""
+    options = dict(dsn.options)
+    mode = options.get("sslmode", "prefer")
+    return mode in _CONNECTORX_MODES and not _CERTIFICATE_FILES & options.keys()
+
+
 def read_table(dsn: Dsn) -> pl.DataFrame:
-    """The address table through connectorx, in the common shape (NUMERIC as Float64).
+    """The address table through connectorx (psycopg over TLS connectorx cannot verify), in
+    the common shape (NUMERIC as Float64).
 
     Raises:
         ConfigError: no such database or table.
         MissingDependencyError: connectorx is not installed (``pip install 'etl4all[postgres]'``).
         WarehouseError: the database could not be read.
     """
+    if not _connectorx_reads(dsn):
+        with (
+            errors("reading the address table", dsn),
+            connect(dsn, autocommit=True, read_only=True) as conn,
+            conn.cursor() as cur,
+        ):
+            frame = query(cur, READ_SQL, ())
+        # the one INTEGER column, typed as connectorx types it
+        return table.table_frame(frame.cast({"source_line": pl.Int32}))
     try:
         cx = importlib.import_module("connectorx")
     except ModuleNotFoundError as exc:
