@@ -1,13 +1,14 @@
 """Service markers that cannot be forgotten: derived from the fixtures, enforced on the sockets.
 
-- A test that uses the ``mysql_url``, ``redis_url`` or ``amqp_url`` fixture (directly or
-  through another fixture) carries the ``mysql``, ``redis`` or ``rabbitmq`` marker, so
-  ``make test-fast`` (``-m "not mysql and not redis and not rabbitmq"``) deselects it.
+- A test that uses the ``mysql_url``, ``postgres_url``, ``redis_url`` or ``amqp_url``
+  fixture (directly or through another fixture) carries the ``mysql``, ``postgres``,
+  ``redis`` or ``rabbitmq`` marker, so ``make test-fast`` deselects it.
 - A test that opens a TCP connection from the test process to a service's port on loopback
   (the port of its ``ETL4ALL_TEST_<SERVICE>_URL``, or the service's usual one) without that
   service's marker fails, loudly, at teardown, if something listens there: it would error,
   not be deselected, whenever the service is down. (Nothing listening: the test met a closed
-  port, which it may be testing.) Connections made by child processes are not seen.
+  port, which it may be testing.) Connections made by child processes, or by libpq (C, for
+  PostgreSQL), are not seen.
 
 A plugin of the root ``conftest.py`` (``pytest_plugins``).
 """
@@ -23,9 +24,14 @@ from urllib.parse import urlsplit
 import pytest
 from service_urls import SERVICE_URLS
 
-FIXTURES = {"mysql_url": "mysql", "redis_url": "redis", "amqp_url": "rabbitmq"}
+FIXTURES = {
+    "mysql_url": "mysql",
+    "postgres_url": "postgres",
+    "redis_url": "redis",
+    "amqp_url": "rabbitmq",
+}
 """Fixture name → the marker of the service it needs."""
-USUAL_PORTS = {"mysql": 3306, "redis": 6379, "rabbitmq": 5672}
+USUAL_PORTS = {"mysql": 3306, "postgres": 5432, "redis": 6379, "rabbitmq": 5672}
 
 
 @pytest.hookimpl(tryfirst=True)
