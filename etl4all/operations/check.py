@@ -104,7 +104,8 @@ class Result:
         """``ok   geocoder google https://… (1 request)`` or ``FAIL warehouse mysql://…: why``."""
         if self.ok:
             return f"ok   {self.role} {self.target} ({self.detail})"
-        return f"FAIL {self.role} {self.target}: {self.detail.removeprefix(self.target + ': ')}"
+        why = self.detail.removeprefix(self.target + ": ").replace(f" on {self.target} ", " ")
+        return f"FAIL {self.role} {self.target}: {why}"
 
 
 def run_checks(

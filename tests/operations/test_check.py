@@ -191,6 +191,8 @@ def test_mysql_refused_password_and_server_down(settings: Settings, mysql_url: s
     down = f"mysql://root@127.0.0.1:{closed_port()}/etl4all?connect_timeout=2"
     result = only(check.run_checks(settings.replace(warehouse_url=down), ["warehouse"]))
     assert isinstance(result.error, WarehouseError) and not result.config_fault
+    assert result.line().count(down) == 1  # the URL is named once: "connecting failed: …"
+    assert f"FAIL warehouse {down}: connecting failed: " in result.line()
 
 
 @pytest.mark.redis
