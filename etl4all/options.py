@@ -343,6 +343,14 @@ OPERATIONS = group(
         "as the metrics name files and hosts); 0.0.0.0 for a scraper on another machine or "
         "outside a container (docker-compose.yml sets it).",
     ),
+    setting(
+        "stall_seconds",
+        "--stall-seconds",
+        help="With --metrics-port: the liveness probe /healthz fails once the worker made no "
+        "progress (no poll, no geocoding answer, no piece of a file) for this many seconds "
+        "(default {default}; 0: never), so Kubernetes restarts a stuck worker and its batch "
+        "goes back to the queue. Every call has a timeout: a healthy worker never waits so long.",
+    ),
 )
 
 WORKER = group(

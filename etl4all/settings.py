@@ -185,6 +185,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     """Address the ``/metrics`` endpoint listens on: this machine only by default (the
     metrics name files and hosts); ``0.0.0.0`` in a container, for a scraper outside it."""
+    stall_seconds: float = _within(NOT_NEGATIVE, 900.0)
+    """Seconds without progress after which the ``/healthz`` probe fails (0: never); see
+    :mod:`etl4all.liveness`."""
     spool_dir: str | None = None
     """Folder of the MySQL loader's ``LOAD DATA`` files (in its ``etl4all-<uid>`` subfolder);
     default ``$TMPDIR``, else the system's temporary folder. One that cannot be written to is

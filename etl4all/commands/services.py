@@ -47,7 +47,7 @@ def run_stage(stage: str, pipeline: str | None, verbose: int, quiet: bool, **fla
         raise ConfigError("run-stage needs a broker: --broker amqp://... or ETL4ALL_BROKER_URL")
     check.require(settings, check.stage_roles(stage, settings))  # before any message is taken
     if settings.metrics_port is not None:
-        metrics.serve(settings.metrics_port, settings.metrics_host)
+        metrics.serve(settings.metrics_port, settings.metrics_host, settings.stall_seconds)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     stop = threading.Event()
     restore = install_signal_handlers(stop)

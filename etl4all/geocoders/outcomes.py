@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from etl4all import liveness
 from etl4all.errors import GeocodeError
 from etl4all.geocoders.base import FAILED_SCHEMA, RESULT_SCHEMA, ResultSink
 
@@ -68,6 +69,7 @@ class RunState:
 
     def add(self, lat: float, lon: float, outcome: Outcome, name: str) -> None:
         """Append one key's outcome to the output columns."""
+        liveness.PROCESS.progressed()
         if isinstance(outcome, Failed):
             for column, value in zip(
                 FAILED_SCHEMA, (lat, lon, outcome.reason, outcome.text), strict=True

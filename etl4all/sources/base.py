@@ -8,6 +8,7 @@ import logging
 import tempfile
 from typing import IO, BinaryIO, Protocol, Self, runtime_checkable
 
+from etl4all import liveness
 from etl4all.closing import Closing
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,19 @@ class Source(Protocol):
         ...
 
 
+class Writes(Protocol):
+    """Where a download writes its pieces."""
+
+    def write(self, data: bytes, /) -> int:
+        """Write ``data``; the bytes written."""
+        ...
+
+
 class Downloading(Closing):
     """A remote source that reads a file by downloading it (:meth:`_fetch`) into a temporary
     file, on disk rather than in memory; :meth:`read` reads that file whole."""
 
-    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
+    def _fetch(self, ref: FileRef, local: Writes) -> None:
         """Write the content of ``ref`` to ``local``."""
         raise NotImplementedError
 
@@ -81,7 +90,7 @@ class Downloading(Closing):
         local = tempfile.TemporaryFile(prefix="etl4all-download-")  # noqa: SIM115
         try:
             with self._errors(f"download of {ref.name}"):
-                self._fetch(ref, local)
+                self._fetch(ref, _Progressing(local))
         except BaseException:
             local.close()
             raise
@@ -98,3 +107,15 @@ class Downloading(Closing):
         """
         with self.open(ref) as local:
             return local.read()
+
+
+class _Progressing:
+    """A file being downloaded, each piece written a step of progress (a big file on a slow
+    link is work, not a stall: :mod:`etl4all.liveness`)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    def write(self, data: bytes) -> int:
+        liveness.PROCESS.progressed()
+        return self._file.write(data)

@@ -20,7 +20,7 @@ import shutil
 import stat
 import warnings
 from collections.abc import Callable, Iterator
-from typing import IO, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 with warnings.catch_warnings():
@@ -34,7 +34,7 @@ from etl4all import urls
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.perthread import PerThread
 from etl4all.sources import url_options
-from etl4all.sources.base import Downloading, FileRef
+from etl4all.sources.base import Downloading, FileRef, Writes
 from etl4all.sources.settle import name_matches
 from etl4all.timeouts import timed_out
 
@@ -142,7 +142,7 @@ class FtpSource(Downloading):
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
 
-    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
+    def _fetch(self, ref: FileRef, local: Writes) -> None:
         host = self._hosts.get()
         root = self._root_of(host)
         # a single-file URL's key, maybe after the warehouse scope (ExtractConfig.scoped)

@@ -35,7 +35,7 @@ import posixpath
 import shutil
 import threading
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 
 import boto3
@@ -44,7 +44,7 @@ import botocore.exceptions
 
 from etl4all import urls
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
-from etl4all.sources.base import Downloading, FileRef
+from etl4all.sources.base import Downloading, FileRef, Writes
 from etl4all.sources.settle import name_matches
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class S3Source(Downloading):
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
 
-    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
+    def _fetch(self, ref: FileRef, local: Writes) -> None:
         key = self._prefix if self._single else self._folder + ref.name
         log.debug("GET %s from %s", key, self._safe_url)
         body = self._s3().get_object(Bucket=self._bucket, Key=key)["Body"]

@@ -39,7 +39,7 @@ import os
 import posixpath
 import threading
 from collections.abc import Coroutine, Iterator
-from typing import IO, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import asyncssh
@@ -47,7 +47,7 @@ import asyncssh
 from etl4all import urls
 from etl4all.errors import ConfigError, SourceConfigError, SourceError
 from etl4all.sources import url_options
-from etl4all.sources.base import Downloading, FileRef
+from etl4all.sources.base import Downloading, FileRef, Writes
 from etl4all.sources.settle import name_matches
 from etl4all.timeouts import timed_out
 
@@ -126,7 +126,7 @@ class SftpSource(Downloading):
         log.debug("listed %d files on %s", len(refs), self._safe_url)
         return refs
 
-    def _fetch(self, ref: FileRef, local: IO[bytes]) -> None:
+    def _fetch(self, ref: FileRef, local: Writes) -> None:
         self._run(self._download(ref, local))
 
     def close(self) -> None:
@@ -231,7 +231,7 @@ class SftpSource(Downloading):
             files += found
         return files
 
-    async def _download(self, ref: FileRef, local: IO[bytes]) -> None:
+    async def _download(self, ref: FileRef, local: Writes) -> None:
         sftp = await self._client()
         root = await self._root_of(sftp)
         # a single-file URL's key, maybe after the warehouse scope (ExtractConfig.scoped)

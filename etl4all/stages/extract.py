@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from etl4all import retry
+from etl4all import liveness, retry
 from etl4all.clock import REAL, Clock
 from etl4all.counts import PROCESS, Counts
 from etl4all.errors import ConfigError, Etl4allError
@@ -110,6 +110,7 @@ class Extractor:
         def one_poll() -> None:
             nonlocal previous
             listing = self.listing()
+            liveness.PROCESS.progressed()
             if previous is None:
                 polling.check_forced(config.force_files, listing)
             if previous is not None:

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import polars as pl
 
+from etl4all import liveness
 from etl4all.clock import Clock
 from etl4all.counts import Counts
 from etl4all.parsing import parse, reading
@@ -316,6 +317,7 @@ class FileWork:
         held: PointBatch | None = None
         count = 0
         for item in batches:
+            liveness.PROCESS.progressed()
             count += 1
             if plan.prune == "keys":
                 kept.append(item.points.select("latitude", "longitude"))

@@ -21,7 +21,7 @@ from typing import Any
 
 import tenacity
 
-from etl4all import retry
+from etl4all import liveness, retry
 from etl4all.broker import batch
 from etl4all.broker.base import (
     BATCH_ID_HEADER,
@@ -155,11 +155,13 @@ def run_worker(
     last = clock.monotonic()
     log.info("worker consuming %s", queue)
     while not stop.is_set():
+        liveness.PROCESS.progressed()  # a turn of the loop: at least every ``poll`` seconds
         wait = poll
         if idle_timeout is not None:
             wait = min(poll, idle_timeout - (clock.monotonic() - last))
         for delivery in broker.consume(queue, timeout=max(wait, 0.05)):
             _process(broker, delivery, handler, decode, stop, policy, stats)
+            liveness.PROCESS.progressed()
             last = clock.monotonic()
             if stop.is_set():
                 break

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from virtual_clock import VirtualClock
 
-from etl4all import frames
+from etl4all import frames, liveness
 from etl4all.broker import batch
 from etl4all.broker.base import ERROR_HEADER, QUEUE_HEADER
 from etl4all.broker.memory import MemoryBroker
@@ -25,6 +25,7 @@ from etl4all.errors import (
     GeocodeQuotaError,
     WarehouseError,
 )
+from etl4all.liveness import Liveness
 from etl4all.settings import Settings
 from etl4all.stages.worker import install_signal_handlers, run_worker
 
@@ -353,3 +354,31 @@ def test_a_bug_still_logs_its_traceback_at_error(
         run(broker, buggy, settings)
     (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "bug while handling batch f-00000" in error.getMessage() and error.exc_info
+
+
+def test_every_turn_of_the_loop_is_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = VirtualClock()
+    monkeypatch.setattr(liveness, "PROCESS", Liveness(clock))
+    silences: list[float] = []
+
+    class Watched(ClockedBroker):
+        def consume(self, queue: str, timeout: float | None = None) -> Iterator[Any]:
+            silences.append(liveness.PROCESS.silent_for())
+            yield from super().consume(queue, timeout)
+
+    def slow(frame: Any, headers: Any) -> None:  # a batch that takes ten minutes
+        clock.sleep(600)
+
+    with MemoryBroker(prefix="t", max_deliveries=3) as broker:
+        publish(broker, 2)
+        stats = run_worker(
+            Watched(broker, clock),
+            POINTS,
+            slow,
+            stop=threading.Event(),
+            clock=clock,
+            idle_timeout=5,
+            poll=1,
+        )
+    assert stats.acked == 2 and len(silences) >= 3
+    assert max(silences) == 0  # each wait for a message starts right after progress
