@@ -37,10 +37,26 @@ class ServerWarehouse(SqlWarehouse):
         (MySQL: where its ``LOAD DATA`` files go)."""
         return {}
 
-    def _lock(self, cur: Any, file_id: int, version: int, *, current: int, **how: Any) -> FileRow:
+    def _lock(
+        self,
+        cur: Any,
+        file_id: int,
+        version: int,
+        *,
+        current: int,
+        exclusive: bool = False,
+        revert_to: int | None = None,
+    ) -> FileRow:
         """:func:`file_versions.lock` in the backend's dialect."""
+        share = self._file_rows.SHARE
         return file_versions.lock(
-            cur, file_id, version, current=current, share=self._file_rows.SHARE, **how
+            cur,
+            file_id,
+            version,
+            current=current,
+            share=share,
+            exclusive=exclusive,
+            revert_to=revert_to,
         )
 
     def _files(self, names: list[str]) -> dict[str, tuple[int, int]]:
