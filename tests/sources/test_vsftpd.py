@@ -16,8 +16,9 @@ from private_tls import TlsFiles
 from private_vsftpd import PASSWORD, USER, PrivateVsftpd
 from test_remote_runs import loads_once_then_skips, served_sample
 
-from etl4all import sources
-from etl4all.errors import SourceConfigError
+from etl4all import sources, urls
+from etl4all.errors import SourceConfigError, SourceError
+from etl4all.sources.ftps import FtpsSource
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,30 @@ def test_vsftpd_refuses_a_data_connection_without_session_reuse(
             plain_tls.nlst()
     finally:
         plain_tls.close()
+
+
+class _NoReuseFtpsSource(FtpsSource):
+    """An FTPS source whose data connections start new TLS sessions (a bare ``FTP_TLS``'s)."""
+
+    def _session_class(self, parsed: urls.Url) -> type[ftplib.FTP]:
+        class NoReuse(super()._session_class(parsed)):  # type: ignore[misc]
+            ntransfercmd = ftplib.FTP_TLS.ntransfercmd
+
+        return NoReuse
+
+
+def test_the_reply_of_a_server_that_hangs_up_is_in_the_error(
+    ftps_vsftpd: PrivateVsftpd, folder: str
+) -> None:
+    """vsftpd closes the session after its ``522``: ftputil's ``CWD`` back then meets EOF, and
+    its wrapper of that has no text; the error names the reply, not ftputil's version."""
+    (ftps_vsftpd.root / folder).mkdir()
+    source = _NoReuseFtpsSource(url=url_in(ftps_vsftpd, folder))
+    with source, pytest.raises(SourceError) as info:
+        source.list_files()
+    text = str(info.value)
+    assert "522 SSL connection failed: session reuse required" in text, text
+    assert "Debugging info" not in text and "\n" not in text
 
 
 @pytest.mark.parametrize("kind", ["ftps", "ftp"])
