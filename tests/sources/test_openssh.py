@@ -1,6 +1,6 @@
 """SftpSource against a real OpenSSH sshd with Debian's sftp-server on loopback: the Source
 contract, host key and client key types, the ``ssh-keyscan`` line the docs tell users to
-add, symbolic links, a file changed after its listing, and ``etl4all run``
+add, symbolic links, a file changed after its listing, a missing folder, and ``etl4all run``
 end to end. One server per module (``private_sshd.py``); logins by the user's key."""
 
 from __future__ import annotations
@@ -143,6 +143,17 @@ def test_a_file_changed_after_its_listing_is_read_as_it_is_now(
         with source.open(ref) as file:
             assert file.read() == b"Latitude: 1\r\nLongitude: 2\r\n"
         assert ref.size == 13 and source.list_files()[0].size == 27
+
+
+@pytest.mark.parametrize("path", ["/~/{folder}/in", "{home}/{folder}/in"])
+def test_a_missing_folder_is_a_config_error(
+    sshd: PrivateSshd, keyed: Path, folder: str, path: str
+) -> None:
+    url = f"{sshd.url}{path.format(folder=folder, home=sshd.home)}"
+    source = sources.from_url(f"{url}?known_hosts={sshd.known_hosts()}")
+    with source, pytest.raises(SourceConfigError, match="no such folder or file") as info:
+        source.list_files()
+    assert not info.value.retryable
 
 
 def test_run_loads_once_then_skips(
