@@ -18,6 +18,9 @@ from test_remote_runs import loads_once_then_skips, served_sample
 from etl4all import sources
 from etl4all.errors import SourceConfigError
 
+pytestmark = pytest.mark.xdist_group("openssh")
+"""One worker runs the module (with ``-n``): one server, started once."""
+
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSshd]:

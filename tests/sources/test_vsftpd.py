@@ -20,6 +20,9 @@ from etl4all import sources, urls
 from etl4all.errors import SourceConfigError, SourceError
 from etl4all.sources.ftps import FtpsSource
 
+pytestmark = pytest.mark.xdist_group("vsftpd")
+"""One worker runs the module (with ``-n``): one server, started once."""
+
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
