@@ -208,7 +208,7 @@ class FtpSource(Downloading):
             yield
         except FTP_ERRORS as exc:
             self._drop_host()
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = _reason(exc)
             timeout = cause_in(exc, TimeoutError)
             if timeout is not None:
                 if not isinstance(timeout, _PhaseTimeout):  # a reply or a transfer
@@ -253,6 +253,23 @@ def cause_in(exc: BaseException, kind: type[_E]) -> _E | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the first error with a text behind ``exc``: the server's reply when
+    there is one. ftputil's wrapper of an error met while it recovered from another (a
+    ``CWD`` back after a server replied and hung up, as vsftpd does after ``522``) has none."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            break
+        text = seen.strerror if isinstance(seen, ftputil.error.FTPError) else str(seen)
+        if text and text.strip():
+            return text.strip().splitlines()[0]
+        seen = seen.__cause__ or seen.__context__
+    if cause_in(exc, EOFError) is not None:
+        return "the server closed the connection"
+    return type(exc).__name__
 
 
 def _session_factory(port: int, timeout: float, base: type[ftplib.FTP]) -> Callable[..., Any]:

@@ -183,7 +183,10 @@ class SftpSource(Downloading):
     async def _root_of(self, sftp: asyncssh.SFTPClient) -> str:
         """The absolute path of the URL's path (relative ones start at the login folder)."""
         if self._root is None:
-            self._root = await sftp.realpath(self._dir)
+            try:
+                self._root = await sftp.realpath(self._dir)
+            except asyncssh.SFTPNoSuchFile:  # OpenSSH's sftp-server: the path must exist
+                raise self._no_such(self._dir) from None
         return self._root
 
     async def _list(self) -> list[FileRef]:
@@ -197,10 +200,7 @@ class SftpSource(Downloading):
         if attrs is not None and attrs.type == asyncssh.FILEXFER_TYPE_REGULAR:
             return [self._ref(self._base_key, posixpath.basename(root), attrs)]
         if attrs is None or attrs.type != asyncssh.FILEXFER_TYPE_DIRECTORY:
-            raise SourceConfigError(
-                f"no such folder or file {root!r} on {self._safe_url}: check the path in the "
-                "URL (absolute; /~/in for in in the login folder)"
-            )
+            raise self._no_such(root)
         found = await self._walk(sftp, root, "")
         return [
             self._ref(f"{self._base_key}/{quote(name)}", name, attrs)
@@ -241,6 +241,12 @@ class SftpSource(Downloading):
         async with sftp.open(path, "rb") as remote:
             while chunk := await remote.read(_COPY_BYTES):
                 local.write(cast(bytes, chunk))
+
+    def _no_such(self, path: str) -> SourceConfigError:
+        return SourceConfigError(
+            f"no such folder or file {path!r} on {self._safe_url}: check the path in the "
+            "URL (absolute; /~/in for in in the login folder)"
+        )
 
     @staticmethod
     def _ref(key: str, name: str, attrs: asyncssh.SFTPAttrs) -> FileRef:
