@@ -52,6 +52,9 @@ FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.a
 """Every driver error the source translates into :class:`SourceError`."""
 LOGIN_REFUSED = "530"
 """The FTP reply to a refused login: a :class:`SourceConfigError`, not retried."""
+_NEEDS_TLS = "encrypt"
+"""What a server that demands TLS says to a plain session (vsftpd: ``530 Non-anonymous
+sessions must use encryption.``, ``522 Data connections must be encrypted.``)."""
 
 
 class _PhaseTimeout(TimeoutError):
@@ -217,6 +220,11 @@ class FtpSource(Downloading):
                 raise SourceError(
                     f"FTP {action} failed on {self._safe_url}: {text}; retry later (is the "
                     "server up and answering?)"
+                ) from exc
+            if _NEEDS_TLS in text.lower() and text[:3] in ("530", "522", "534"):
+                raise SourceConfigError(
+                    f"FTP {action} failed on {self._safe_url}: {urls.redact(text)}; the server "
+                    "requires TLS: use an ftps:// URL"
                 ) from exc
             if text.startswith(LOGIN_REFUSED):
                 raise SourceConfigError(

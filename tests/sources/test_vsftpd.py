@@ -141,6 +141,17 @@ def test_a_missing_folder_is_a_config_error(
     assert not info.value.retryable and PASSWORD not in str(info.value)
 
 
+def test_a_plain_session_to_a_server_that_requires_tls_is_told_to_use_ftps(
+    ftps_vsftpd: PrivateVsftpd, folder: str
+) -> None:
+    plain = ftps_vsftpd.url.replace("ftps://", "ftp://", 1) + folder
+    with sources.from_url(plain) as source, pytest.raises(SourceConfigError) as info:
+        source.list_files()
+    text = str(info.value)
+    assert "530 Anonymous sessions must use encryption." in text, text
+    assert "use an ftps:// URL" in text and PASSWORD not in text and not info.value.retryable
+
+
 @pytest.mark.parametrize("kind", ["ftps", "ftp"])
 def test_run_loads_once_then_skips(
     kind: str, request: pytest.FixtureRequest, folder: str, tmp_path: Path
