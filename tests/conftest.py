@@ -7,6 +7,7 @@ down fails its tests; it never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -79,13 +80,40 @@ def _mysql_connect(base: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def postgres_url(unique: str) -> Iterator[str]:
-    """URL of a fresh PostgreSQL database, dropped after the test (with its sessions)."""
+    """URL of a fresh, empty PostgreSQL database, dropped after the test (with its sessions)."""
+    with _postgres_database(f"etl4all_test_{unique}") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database with what ``init-db`` makes (PostGIS too, the slow part), once per test
+    process: the template of :func:`postgres_ready_url`; dropped at the end."""
+    from etl4all.warehouse.postgres import PostgresWarehouse
+
+    name = f"etl4all_test_template_{uuid.uuid4().hex[:10]}"
+    with _postgres_database(name) as url:
+        with PostgresWarehouse(url=url) as warehouse:
+            warehouse.init()
+        yield name
+
+
+@pytest.fixture
+def postgres_ready_url(postgres_template: str, unique: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database as ``init-db`` leaves it, dropped after the test."""
+    with _postgres_database(f"etl4all_test_{unique}", template=postgres_template) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _postgres_database(name: str, template: str | None = None) -> Iterator[str]:
+    """Create database ``name`` (a copy of ``template``), yield its URL, drop it."""
     import psycopg
 
     base = SERVICE_URLS["postgres"].rstrip("/")
-    name = f"etl4all_test_{unique}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
         try:
             yield f"{base}/{name}"
         finally:

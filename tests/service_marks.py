@@ -27,6 +27,7 @@ from service_urls import SERVICE_URLS
 FIXTURES = {
     "mysql_url": "mysql",
     "postgres_url": "postgres",
+    "postgres_template": "postgres",
     "redis_url": "redis",
     "amqp_url": "rabbitmq",
 }

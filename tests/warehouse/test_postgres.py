@@ -39,8 +39,8 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def warehouse(postgres_url: str) -> Iterator[PostgresWarehouse]:
-    with PostgresWarehouse(url=postgres_url) as warehouse:
+def warehouse(postgres_ready_url: str) -> Iterator[PostgresWarehouse]:
+    with PostgresWarehouse(url=postgres_ready_url) as warehouse:
         warehouse.init()
         yield warehouse
 
@@ -68,8 +68,8 @@ def test_from_url_and_init_twice(postgres_url: str) -> None:
         assert warehouse.count() == 2
 
 
-def test_init_creates_the_database(postgres_url: str) -> None:
-    url = postgres_url + "_new"
+def test_init_creates_the_database(postgres_ready_url: str) -> None:
+    url = postgres_ready_url + "_new"
     try:
         with PostgresWarehouse(url=url) as warehouse:
             assert warehouse.missing_schema() == [
@@ -84,7 +84,7 @@ def test_init_creates_the_database(postgres_url: str) -> None:
             assert warehouse.missing_schema() == []
             assert warehouse.count() == 0
     finally:
-        with _admin(postgres_url) as admin:
+        with _admin(postgres_ready_url) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
 
 
@@ -147,10 +147,10 @@ def test_copy_escaping_round_trips(
 
 
 def test_read_warehouse_gives_the_common_shape(
-    warehouse: PostgresWarehouse, postgres_url: str
+    warehouse: PostgresWarehouse, postgres_ready_url: str
 ) -> None:
     warehouse.load(addresses(3), NONE)
-    frame = read_warehouse(postgres_url)
+    frame = read_warehouse(postgres_ready_url)
     assert frame.height == 3
     assert frame.columns == warehouse.select("address", {}, after_id=0, limit=9).columns
     assert frame.columns[:3] == ["id", "latitude", "longitude"]
@@ -160,23 +160,23 @@ def test_read_warehouse_gives_the_common_shape(
     assert frame["street"].to_list() == ["Rua dos Andradas"] * 3
 
 
-def test_an_unknown_role_is_a_config_error_without_the_password(postgres_url: str) -> None:
-    parts = urlsplit(postgres_url)
+def test_an_unknown_role_is_a_config_error_without_the_password(postgres_ready_url: str) -> None:
+    parts = urlsplit(postgres_ready_url)
     url = f"postgresql://nobody_etl4all:s3cret@{parts.hostname}:{parts.port}{parts.path}"
     with pytest.raises(ConfigError, match="user and password") as info:
         PostgresWarehouse(url=url)
     assert "s3cret" not in str(info.value)
 
 
-def test_unknown_options_are_refused(postgres_url: str) -> None:
+def test_unknown_options_are_refused(postgres_ready_url: str) -> None:
     with pytest.raises(ConfigError, match="unknown options"):
-        PostgresWarehouse(url=postgres_url + "?read_timeout=3")
+        PostgresWarehouse(url=postgres_ready_url + "?read_timeout=3")
 
 
 def test_a_statement_past_its_timeout_fails_in_one_retryable_line(
-    postgres_url: str, warehouse: PostgresWarehouse
+    postgres_ready_url: str, warehouse: PostgresWarehouse
 ) -> None:
-    reader = PostgresWarehouse.reader(postgres_url + "?statement_timeout=0.2")
+    reader = PostgresWarehouse.reader(postgres_ready_url + "?statement_timeout=0.2")
     try:
         with pytest.raises(WarehouseError) as info:
             reader.run("SELECT pg_sleep(60)", [])
@@ -189,13 +189,13 @@ def test_a_statement_past_its_timeout_fails_in_one_retryable_line(
 
 
 def test_a_load_behind_a_transaction_that_never_ends_fails_retryably(
-    postgres_url: str, warehouse: PostgresWarehouse
+    postgres_ready_url: str, warehouse: PostgresWarehouse
 ) -> None:
     warehouse.load(addresses(2), NONE)
-    with psycopg.connect(postgres_url) as holder:  # its transaction holds the lock until exit
+    with psycopg.connect(postgres_ready_url) as holder:  # its transaction holds the lock until exit
         holder.execute("LOCK TABLE address IN ACCESS EXCLUSIVE MODE")
         late = pytest.raises(WarehouseError, match=r"within 0\.2 s \(lock_timeout\)")
-        with PostgresWarehouse(url=postgres_url + "?lock_timeout=0.2") as blocked, late:
+        with PostgresWarehouse(url=postgres_ready_url + "?lock_timeout=0.2") as blocked, late:
             blocked.load(addresses(3, offset=10), NONE)
     assert stored(warehouse).height == 2  # nothing of the batch was committed
     assert warehouse.load(addresses(3, offset=10), NONE) == LoadResult(inserted=3)
@@ -208,10 +208,10 @@ def test_timeouts_must_be_seconds(query: str) -> None:
 
 
 def test_a_tls_set_up_that_cannot_verify_is_a_config_error(
-    postgres_url: str, tmp_path: Path
+    postgres_ready_url: str, tmp_path: Path
 ) -> None:
     """No CA file (or a server without TLS): it fails at once, saying why, not "retry"."""
-    url = f"{postgres_url}?sslmode=verify-full&sslrootcert={tmp_path}/no-ca.pem"
+    url = f"{postgres_ready_url}?sslmode=verify-full&sslrootcert={tmp_path}/no-ca.pem"
     with pytest.raises(ConfigError, match="sslmode"):
         PostgresWarehouse(url=url)
 
@@ -240,10 +240,10 @@ def test_marks_become_numbered_outside_literals_and_comments() -> None:
 
 
 def test_the_reader_binds_marks_and_types_an_empty_result(
-    postgres_url: str, warehouse: PostgresWarehouse
+    postgres_ready_url: str, warehouse: PostgresWarehouse
 ) -> None:
     warehouse.load(addresses(3), NONE)
-    reader = PostgresWarehouse.reader(postgres_url)
+    reader = PostgresWarehouse.reader(postgres_ready_url)
     try:
         sql = "SELECT id, latitude, created_at FROM address WHERE source_file = ? ORDER BY id"
         found = reader.run(sql, ["data_points_1.txt"])
@@ -260,8 +260,8 @@ def test_the_reader_binds_marks_and_types_an_empty_result(
     assert sums.row(0) == (sum(found["id"]), found["latitude"].min())
 
 
-def test_the_reader_is_read_only(postgres_url: str, warehouse: PostgresWarehouse) -> None:
-    reader = PostgresWarehouse.reader(postgres_url)
+def test_the_reader_is_read_only(postgres_ready_url: str, warehouse: PostgresWarehouse) -> None:
+    reader = PostgresWarehouse.reader(postgres_ready_url)
     try:
         with pytest.raises(Exception, match="read-only"):
             reader.run("DELETE FROM address", [])
@@ -283,12 +283,12 @@ def test_postgis_gives_the_address_table_an_indexed_point(warehouse: PostgresWar
 
 
 def test_postgis_queries_find_the_nearest_points_and_those_in_a_polygon(
-    warehouse: PostgresWarehouse, postgres_url: str
+    warehouse: PostgresWarehouse, postgres_ready_url: str
 ) -> None:
     rows = addresses(50)  # a line of points 1e-8 degrees apart, going south-east
     far = addresses(1, offset=10_000_000).with_columns(latitude=pl.lit(-23.5), longitude=-46.6)
     warehouse.load(pl.concat([rows, far]), NONE)
-    with AnalysisDatabase(url=postgres_url) as db:
+    with AnalysisDatabase(url=postgres_ready_url) as db:
         nearest = db.run("postgis/nearest_points", -51.20150245, -30.04982864, 3)
         inside = db.run(
             "postgis/points_within",
@@ -304,22 +304,22 @@ def test_postgis_queries_find_the_nearest_points_and_those_in_a_polygon(
 
 
 def test_an_embedded_run_loads_into_postgresql_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_ready_url: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    assert runner.invoke(cli, ["init-db", "--warehouse", postgres_url]).exit_code == 0
+    assert runner.invoke(cli, ["init-db", "--warehouse", postgres_ready_url]).exit_code == 0
     runner.invoke(cli, ["sample", "in", "--files", "3", "--points", "100"], catch_exceptions=False)
-    run = ["run", "in", "-q", "--warehouse", postgres_url, "--final-seconds", "0"]
+    run = ["run", "in", "-q", "--warehouse", postgres_ready_url, "--final-seconds", "0"]
     first = runner.invoke(cli, run)
     assert first.exit_code == 0, first.output
     assert "3 processed" in first.output
-    loaded = read_warehouse(postgres_url)
+    loaded = read_warehouse(postgres_ready_url)
     assert loaded.height > 0 and loaded["geocoder"].unique().to_list() == ["offline"]
     again = runner.invoke(cli, run)
     assert again.exit_code == 0, again.output
     assert "0 processed, 3 skipped" in again.output
-    assert read_warehouse(postgres_url).equals(loaded)
+    assert read_warehouse(postgres_ready_url).equals(loaded)
 
 
 def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -335,14 +335,14 @@ def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPat
 
 
 def test_loaders_racing_on_the_same_coordinates_lose_nothing(
-    warehouse: PostgresWarehouse, postgres_url: str
+    warehouse: PostgresWarehouse, postgres_ready_url: str
 ) -> None:
     """Two loaders insert the same new coordinates at once (each for its own file): one
     inserts each row, the other waits on the unique index and merges; every file holds all."""
     from concurrent.futures import ThreadPoolExecutor
 
     def load(source: str) -> list[LoadResult]:
-        with PostgresWarehouse(url=postgres_url) as mine:
+        with PostgresWarehouse(url=postgres_ready_url) as mine:
             parts = range(4) if source == "a.txt" else reversed(range(4))
             return [  # in opposite orders
                 mine.load(rows if source == "a.txt" else rows.reverse(), NONE, version=1)
