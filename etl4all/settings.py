@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import tomllib
 import types
@@ -25,6 +26,8 @@ from typing import Any
 
 from etl4all import urls
 from etl4all.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SECRET_ENV = {"google_key": "GOOGLE_MAPS_API_KEY"}
 """Fields read from a variable that is not ``ETL4ALL_<NAME>``."""
@@ -216,6 +219,7 @@ class Settings:
             name = SECRET_ENV.get(field.name, f"ETL4ALL_{field.name.upper()}")
             if environ.get(name, "") != "":
                 values[field.name] = _value(field.name, environ[name], where=name)
+        _warn_of_misspelt(environ)
         if "spool_dir" not in values and environ.get("TMPDIR", "") != "":
             values["spool_dir"] = environ["TMPDIR"]  # what the spool's docs promise
         for name, value in (overrides or {}).items():
@@ -312,6 +316,19 @@ def _read_pipeline(path: Path) -> dict[str, Any]:
         if name not in FIELDS:
             raise ConfigError(f"{where}: unknown setting {name!r}{_nearest(name)}")
     return {name: _value(name, value, where=where) for name, value in table.items()}
+
+
+def _warn_of_misspelt(environ: Mapping[str, str]) -> None:
+    """Warn of each ``ETL4ALL_*`` variable that is no setting but nearly one (``ETL4ALL_QSP``):
+    a typo would leave the default in force. Only near ones: the docker-compose file's ports
+    and the tests' URLs share the prefix."""
+    known = {f"ETL4ALL_{name.upper()}" for name in FIELDS if name not in FLAGS_ONLY}
+    for variable in environ:
+        if not variable.startswith("ETL4ALL_") or variable in known:
+            continue
+        near = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
+        if near:
+            log.warning("%s is not a setting, and is ignored; did you mean %s?", variable, near[0])
 
 
 def _nearest(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import logging
 import math
 from pathlib import Path
 
@@ -273,3 +274,22 @@ def test_every_bounded_field_refuses_a_value_out_of_its_range(name: str) -> None
         with pytest.raises(ConfigError, match=f"^{name} must "):
             Settings().replace(**{name: value})
     assert Settings().replace(**{name: FIELDS[name].default}) == Settings()
+
+
+def test_a_misspelt_variable_is_warned_of_and_other_etl4all_variables_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    environ = {
+        "ETL4ALL_QSP": "40",  # a typo: the default qps would stay in force
+        "ETL4ALL_WAREHOUSE": "mysql://db/w",
+        "ETL4ALL_QPS": "20",
+        "ETL4ALL_MYSQL_PORT": "3307",  # docker-compose's, and the tests' own
+        "ETL4ALL_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "ETL4ALL_PIPELINE": "pipelines/local.toml",
+    }
+    with caplog.at_level(logging.WARNING, logger="etl4all.settings"):
+        assert Settings.load(environ=environ).qps == 20
+    assert sorted(record.getMessage() for record in caplog.records) == [
+        "ETL4ALL_QSP is not a setting, and is ignored; did you mean ETL4ALL_QPS?",
+        "ETL4ALL_WAREHOUSE is not a setting, and is ignored; did you mean ETL4ALL_WAREHOUSE_URL?",
+    ]
