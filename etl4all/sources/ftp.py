@@ -16,6 +16,7 @@ import contextlib
 import ftplib
 import logging
 import posixpath
+import re
 import shutil
 import stat
 import warnings
@@ -52,9 +53,12 @@ FTP_ERRORS: tuple[type[BaseException], ...] = (ftputil.error.FTPError, *ftplib.a
 """Every driver error the source translates into :class:`SourceError`."""
 LOGIN_REFUSED = "530"
 """The FTP reply to a refused login: a :class:`SourceConfigError`, not retried."""
-_NEEDS_TLS = "encrypt"
-"""What a server that demands TLS says to a plain session (vsftpd: ``530 Non-anonymous
-sessions must use encryption.``, ``522 Data connections must be encrypted.``)."""
+_NEEDS_TLS = re.compile(r"(?i)\b(ssl|tls|encrypt\w*)\b")
+"""What a server that demands TLS says when refusing a plain session (vsftpd: ``530
+Non-anonymous sessions must use encryption.``, ``522 Data connections must be encrypted.``;
+ProFTPD: ``550 SSL/TLS required on the control channel``)."""
+_REFUSALS = ("521", "522", "530", "534", "550")
+"""The reply codes such a refusal comes with."""
 
 
 class _PhaseTimeout(TimeoutError):
@@ -221,7 +225,8 @@ class FtpSource(Downloading):
                     f"FTP {action} failed on {self._safe_url}: {text}; retry later (is the "
                     "server up and answering?)"
                 ) from exc
-            if _NEEDS_TLS in text.lower() and text[:3] in ("530", "522", "534"):
+            plain = self.scheme == "ftp"
+            if plain and text[:3] in _REFUSALS and _NEEDS_TLS.search(text):
                 raise SourceConfigError(
                     f"FTP {action} failed on {self._safe_url}: {urls.redact(text)}; the server "
                     "requires TLS: use an ftps:// URL"

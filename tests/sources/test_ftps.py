@@ -13,7 +13,7 @@ from contracts.source import SourceContract
 from ftp_server import FtpTestServer
 
 from etl4all import sources
-from etl4all.errors import ConfigError, SourceConfigError, SourceError
+from etl4all.errors import ConfigError, SourceConfigError
 from etl4all.sources.ftps import FtpsSource
 
 
@@ -91,8 +91,11 @@ def test_verify_no_skips_the_check_only_when_asked(ftps_server: FtpTestServer) -
 
 def test_a_plain_ftp_client_is_refused_by_a_tls_only_server(ftps_server: FtpTestServer) -> None:
     plain = ftps_server.url.replace("ftps://", "ftp://")
-    with sources.from_url(plain) as source, pytest.raises(SourceError, match="TLS required"):
+    with sources.from_url(plain) as source, pytest.raises(SourceConfigError) as info:
         source.list_files()  # the server requires TLS: ftp:// stays plain, never upgraded
+    # pyftpdlib says it as ProFTPD does: "550 SSL/TLS required on the control channel"
+    assert "TLS required" in str(info.value) and "use an ftps:// URL" in str(info.value)
+    assert not info.value.retryable
 
 
 @pytest.mark.parametrize(
