@@ -23,18 +23,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
-from private_redis import free_port
+from private_server import PrivateServer
 from private_tls import TlsFiles
 
 BIN = Path("/usr/lib/postgresql/15/bin")
-START_SECONDS = 60.0
-"""How long the server may take to accept a login after it is started."""
-STOP_SECONDS = 30.0
 SERVER_USER = "postgres"
 """The OS user the server runs as when the tests run as root (and its superuser's name)."""
 HBA = """\
@@ -44,29 +39,23 @@ hostnossl all all 127.0.0.1/32 reject
 """
 
 
-class PrivatePostgres:
-    """A ``postgres`` child process on ``127.0.0.1``; a context manager (stops it)."""
+class PrivatePostgres(PrivateServer):
+    """A ``postgres`` child process on ``127.0.0.1``, ready once it takes a login."""
+
+    name = "postgres"
+    log_name = "postgres.log"
+    start_seconds = 60.0
+    stop_signal = signal.SIGINT  # a fast shutdown
+    stop_group = False  # the postmaster stops its own processes
+    stop_seconds = 30.0
 
     def __init__(self, tls: TlsFiles, *, expired: bool = False) -> None:
         if not (BIN / "initdb").exists():
             raise RuntimeError(f"{BIN}/initdb is needed by the TLS tests: install postgresql-15")
+        super().__init__(None)  # a new folder at each start: prepare()
         self.tls = tls
         self.expired = expired
-        self.port = free_port()
-        self.folder = Path()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> PrivatePostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._tls_settings: list[str] = []
 
     def url(self, database: str, query: str = "", *, host: str = "127.0.0.1") -> str:
         """A warehouse URL on this server, as the superuser."""
@@ -84,44 +73,36 @@ class PrivatePostgres:
             connect_timeout=5,
         )
 
-    def start(self) -> None:
-        """Make the cluster, start the server and wait until it takes a login."""
-        self.folder = Path(tempfile.mkdtemp(prefix="etl4all-pg-"))
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
+    def _as_user(self) -> list[str]:
+        """The command prefix that runs as :data:`SERVER_USER` under root (none otherwise)."""
+        if os.geteuid() != 0:
+            return []
+        setpriv = ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}"]
+        return [*setpriv, "--init-groups", "--"]
 
-    def _start(self) -> None:
-        data, log = self.folder / "data", self.folder / "postgres.log"
-        as_user: list[str] = []
+    def prepare(self) -> None:
+        """Make the folder (the server user's) and the cluster."""
+        self.folder = Path(tempfile.mkdtemp(prefix="etl4all-pg-"))
         if os.geteuid() == 0:
-            as_user = ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}"]
-            as_user += ["--init-groups", "--"]
             os.chown(self.folder, *_ids())
+        data = self.folder / "data"
         initdb = [BIN / "initdb", "--no-sync", "-A", "trust", "-U", SERVER_USER, "-D", data]
-        subprocess.run([*as_user, *initdb], check=True, capture_output=True)
+        subprocess.run([*self._as_user(), *initdb], check=True, capture_output=True)
         (data / "pg_hba.conf").write_text(HBA)
+        self._tls_settings = self._certificates()
+
+    def command(self) -> list[str]:
         settings = ["listen_addresses=127.0.0.1", f"port={self.port}", "fsync=off", "ssl=on"]
-        settings += [f"unix_socket_directories={self.folder}", *self._certificates()]
-        with log.open("wb") as said:
-            self._process = subprocess.Popen(
-                [*as_user, BIN / "postgres", "-D", data, *(f"-c{s}" for s in settings)],
-                stdout=subprocess.DEVNULL,
-                stderr=said,
-            )
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                self.admin().close()
-                return
-            except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline or self._process.poll() is not None:
-                    raise RuntimeError(
-                        f"postgres did not start:\n{log.read_text()[-2000:]}"
-                    ) from exc
-                time.sleep(0.05)
+        settings += [f"unix_socket_directories={self.folder}", *self._tls_settings]
+        postgres = [str(BIN / "postgres"), "-D", str(self.folder / "data")]
+        return [*self._as_user(), *postgres, *(f"-c{s}" for s in settings)]
+
+    def ready(self) -> bool:
+        try:
+            self.admin().close()
+            return True
+        except psycopg.OperationalError:
+            return False
 
     def _certificates(self) -> list[str]:
         """The server's TLS settings, their files copied into the folder: the key must be
@@ -141,14 +122,7 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         """Shut the server down (SIGINT: a fast shutdown) and remove its folder."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGINT)
-            try:
-                self._process.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(10)
-            self._process = None
+        super().stop()
         if self.folder != Path():
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = Path()

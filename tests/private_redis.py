@@ -21,28 +21,17 @@ forgets every key and script, as a failover to an empty replica would.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
+from private_server import PrivateServer
 from private_tls import TlsFiles
 
-START_SECONDS = 10.0
-"""How long the server may take to answer PING after it is started."""
 
+class PrivateRedis(PrivateServer):
+    """A ``redis-server`` child process on ``127.0.0.1``, ready once it answers PING."""
 
-def free_port() -> int:
-    """A TCP port nobody listens on now (loopback)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class PrivateRedis:
-    """A ``redis-server`` child process on ``127.0.0.1``; a context manager (stops it)."""
+    name = "redis-server"
 
     def __init__(
         self, folder: Path, *, tls: TlsFiles | None = None, client_certs: bool = False
@@ -50,24 +39,10 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: the restart tests need it")
+        super().__init__(folder)
         self.binary = binary
-        self.folder = folder
         self.tls = tls
         self.client_certs = client_certs
-        self.port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> PrivateRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def url(self, prefix: str = "etl4all-test:") -> str:
         """A state URL on this server (``rediss://``, trusting the test CA, with TLS)."""
@@ -88,55 +63,25 @@ class PrivateRedis:
             )
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
 
-    def start(self) -> None:
-        """Start the server (empty) and wait until it answers."""
+    def command(self) -> list[str]:
+        """An empty server that keeps nothing on disk."""
         listen = ["--port", str(self.port)]
         if self.tls is not None:
             asked = "yes" if self.client_certs else "no"
             listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", asked]
             listen += ["--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)]
             listen += ["--tls-ca-cert-file", str(self.tls.ca)]
-        self._process = subprocess.Popen(
-            [
-                self.binary,
-                *listen,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                with self.client() as client:
-                    client.ping()
-                return
-            except redis.ConnectionError as exc:
-                if time.monotonic() > deadline or self._process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from exc
-                time.sleep(0.02)
+        return [
+            self.binary,
+            *listen,
+            *("--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--daemonize", "no", "--dir", str(self.folder)),
+        ]
 
-    def running(self) -> bool:
-        """Whether the server was started and not stopped."""
-        return self._process is not None
-
-    def stop(self) -> None:
-        """Stop the server; connections to it are refused until :meth:`start`."""
-        if self._process is None:
-            return
-        self._process.terminate()
+    def ready(self) -> bool:
         try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(10)
-        self._process = None
+            with self.client() as client:
+                client.ping()
+            return True
+        except redis.ConnectionError:
+            return False

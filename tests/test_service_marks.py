@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from private_redis import free_port
+from private_server import free_port
 
 TESTS = Path(__file__).resolve().parent
 PLUGIN = ("-p", "service_marks", "-p", "no:cacheprovider", "-o", "markers=redis")

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from private_daemon import PrivateDaemon
+from private_server import PrivateServer
 
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 """Debian's sftp-server, the ``Subsystem sftp`` of its default sshd_config."""
@@ -29,9 +29,10 @@ HOST_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 CLIENT_KEY_TYPES = ("ed25519", "rsa")
 
 
-class PrivateSshd(PrivateDaemon):
+class PrivateSshd(PrivateServer):
     """``sshd -D -e -f CONFIG`` on ``127.0.0.1``, key login for the current user."""
 
+    name = "sshd"
     banner = b"SSH-2.0-"
 
     def __init__(self, folder: Path) -> None:

@@ -20,16 +20,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from private_daemon import PrivateDaemon
+from private_server import PrivateServer
 from private_tls import TlsFiles
 
 USER = "anonymous"
 PASSWORD = "etl4all@example.org"
 
 
-class PrivateVsftpd(PrivateDaemon):
+class PrivateVsftpd(PrivateServer):
     """``vsftpd`` in the foreground (``listen=YES``, ``background=NO``) on ``127.0.0.1``."""
 
+    name = "vsftpd"
     banner = b"220 "
 
     def __init__(
